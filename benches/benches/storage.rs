@@ -1,0 +1,2 @@
+//! Storage benchmarks (filled in below).
+fn main() {}

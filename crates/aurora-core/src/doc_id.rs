@@ -1,0 +1,165 @@
+//! [`DocId`]: the identity of a document within its collection.
+
+use crate::CoreError;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Longest caller-chosen text id, in bytes.
+pub const MAX_TEXT_ID_LEN: usize = 512;
+
+/// A document id: a UUID (v7, time-ordered, by default) or a caller-chosen
+/// string.
+///
+/// Ids have a byte encoding ([`DocId::to_key_bytes`]) whose order matches
+/// [`Ord`]: UUID ids sort before text ids, UUIDs by their bytes (so v7 ids
+/// sort by creation time), text ids by their UTF-8 bytes.
+///
+/// ```
+/// use aurora_core::DocId;
+/// let a = DocId::new();
+/// let b = DocId::new();
+/// assert!(a < b, "v7 ids are time-ordered");
+/// let named = DocId::parse("user-42").unwrap();
+/// assert_eq!(named.to_string(), "user-42");
+/// assert_eq!(DocId::from_key_bytes(&named.to_key_bytes()).unwrap(), named);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum DocId {
+    /// A UUID id; [`DocId::new`] makes a v7 one.
+    Uuid(Uuid),
+    /// A caller-chosen text id (non-empty, at most 512 bytes, no NUL).
+    Text(Arc<str>),
+}
+
+impl DocId {
+    /// A fresh, time-ordered UUID v7 id.
+    pub fn new() -> Self {
+        DocId::Uuid(Uuid::now_v7())
+    }
+
+    /// Parses an id: a string that is a UUID becomes a UUID id, any other
+    /// valid string a text id.
+    pub fn parse(s: &str) -> Result<Self, CoreError> {
+        if let Ok(u) = Uuid::try_parse(s) {
+            return Ok(DocId::Uuid(u));
+        }
+        Self::text(s)
+    }
+
+    /// A text id, taken as given (even if it looks like a UUID).
+    pub fn text(s: &str) -> Result<Self, CoreError> {
+        let reason = if s.is_empty() {
+            Some("must not be empty")
+        } else if s.len() > MAX_TEXT_ID_LEN {
+            Some("longer than 512 bytes")
+        } else if s.contains('\0') {
+            Some("contains a NUL character")
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => Err(CoreError::InvalidDocId {
+                id: s.chars().take(64).collect(),
+                reason,
+            }),
+            None => Ok(DocId::Text(Arc::from(s))),
+        }
+    }
+
+    /// The order-preserving byte encoding used in storage keys.
+    pub fn to_key_bytes(&self) -> Vec<u8> {
+        match self {
+            DocId::Uuid(u) => {
+                let mut out = Vec::with_capacity(17);
+                out.push(1);
+                out.extend_from_slice(u.as_bytes());
+                out
+            }
+            DocId::Text(s) => {
+                let mut out = Vec::with_capacity(1 + s.len());
+                out.push(2);
+                out.extend_from_slice(s.as_bytes());
+                out
+            }
+        }
+    }
+
+    /// Decodes [`DocId::to_key_bytes`].
+    pub fn from_key_bytes(bytes: &[u8]) -> Result<Self, CoreError> {
+        let bad = |reason| CoreError::InvalidDocId {
+            id: format!("{bytes:02x?}"),
+            reason,
+        };
+        match bytes.split_first() {
+            Some((1, rest)) => Uuid::from_slice(rest)
+                .map(DocId::Uuid)
+                .map_err(|_| bad("uuid key is not 16 bytes")),
+            Some((2, rest)) => {
+                let s = std::str::from_utf8(rest).map_err(|_| bad("text key is not UTF-8"))?;
+                Self::text(s)
+            }
+            _ => Err(bad("unknown id tag")),
+        }
+    }
+}
+
+impl Default for DocId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl From<Uuid> for DocId {
+    fn from(u: Uuid) -> Self {
+        DocId::Uuid(u)
+    }
+}
+
+impl fmt::Display for DocId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DocId::Uuid(u) => u.fmt(f),
+            DocId::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::str::FromStr for DocId {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, CoreError> {
+        Self::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn rejects_bad_text_ids() {
+        assert!(DocId::text("").is_err());
+        assert!(DocId::text("a\0b").is_err());
+        assert!(DocId::text(&"x".repeat(513)).is_err());
+        assert!(DocId::from_key_bytes(&[9, 1]).is_err());
+        assert!(DocId::from_key_bytes(&[1, 1, 2]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn key_bytes_preserve_order(a in "[a-z0-9-]{1,20}", b in "[a-z0-9-]{1,20}", ua: u128, ub: u128) {
+            let ids = [
+                DocId::text(&a).unwrap(), DocId::text(&b).unwrap(),
+                DocId::Uuid(Uuid::from_u128(ua)), DocId::Uuid(Uuid::from_u128(ub)),
+            ];
+            for x in &ids {
+                prop_assert_eq!(&DocId::from_key_bytes(&x.to_key_bytes()).unwrap(), x);
+                for y in &ids {
+                    prop_assert_eq!(x.cmp(y), x.to_key_bytes().cmp(&y.to_key_bytes()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! [`Document`]: an id plus named fields.
+
+use crate::{CoreError, DocId, Fields, Value};
+use serde::{Deserialize, Serialize};
+
+/// A document: an id plus named fields.
+///
+/// Build one with [`doc!`](crate::doc), from a map, or from any serde type
+/// with [`Document::from_serde`]; read it back into a struct with
+/// [`Document::decode`].
+///
+/// ```
+/// use aurora_core::{doc, Document};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, PartialEq, Debug)]
+/// struct User { name: String, age: u32 }
+///
+/// let user = User { name: "Alice".into(), age: 30 };
+/// let d = Document::from_serde(&user).unwrap();
+/// assert_eq!(d.get("name").and_then(|v| v.as_str()), Some("Alice"));
+/// assert_eq!(d.decode::<User>().unwrap(), user);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Document {
+    /// The document's id.
+    pub id: DocId,
+    /// The document's fields, ordered by name.
+    pub fields: Fields,
+}
+
+impl Document {
+    /// An empty document with a fresh id.
+    pub fn new() -> Self {
+        Self::with_id(DocId::new())
+    }
+
+    /// An empty document with the given id.
+    pub fn with_id(id: DocId) -> Self {
+        Self {
+            id,
+            fields: Fields::new(),
+        }
+    }
+
+    /// A document with a fresh id whose fields are those of `value`, which
+    /// must serialize to a map (a struct, a map, `serde_json::json!({..})`).
+    pub fn from_serde<T: Serialize + ?Sized>(value: &T) -> Result<Self, CoreError> {
+        match Value::from_serde(value)? {
+            Value::Object(fields) => Ok(Self {
+                id: DocId::new(),
+                fields,
+            }),
+            other => Err(CoreError::Conversion(format!(
+                "a document must be built from a map or struct, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    /// Decodes the fields into a `Deserialize` type (the id is not included;
+    /// see [`Document::decode_with_id`]).
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, CoreError> {
+        let json = serde_json::Value::Object(
+            self.fields
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
+                .collect(),
+        );
+        serde_json::from_value(json).map_err(|source| CoreError::Serde {
+            what: format!("document {} into {}", self.id, std::any::type_name::<T>()),
+            source,
+        })
+    }
+
+    /// Like [`Document::decode`], with the id added as the string field `id_field`.
+    pub fn decode_with_id<T: serde::de::DeserializeOwned>(
+        &self,
+        id_field: &str,
+    ) -> Result<T, CoreError> {
+        let mut d = self.clone();
+        d.fields
+            .insert(id_field.to_string(), Value::String(self.id.to_string()));
+        d.decode()
+    }
+
+    /// Replaces the id, returning the document (builder style).
+    pub fn id(mut self, id: DocId) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// The top-level field `name`.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.fields.get(name)
+    }
+
+    /// Follows a dotted path (`"address.city"`, `"tags.0"`).
+    pub fn get_path(&self, path: &str) -> Option<&Value> {
+        let (head, rest) = path.split_once('.').unwrap_or((path, ""));
+        self.fields.get(head)?.get_path(rest)
+    }
+
+    /// Sets the top-level field `name`, returning the previous value.
+    pub fn set(&mut self, name: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
+        self.fields.insert(name.into(), value.into())
+    }
+
+    /// Removes the top-level field `name`.
+    pub fn remove(&mut self, name: &str) -> Option<Value> {
+        self.fields.remove(name)
+    }
+
+    /// An estimate of the bytes this document occupies in memory.
+    pub fn approx_size(&self) -> usize {
+        let id = match &self.id {
+            DocId::Uuid(_) => 0,
+            DocId::Text(s) => s.len(),
+        };
+        std::mem::size_of::<Self>()
+            + id
+            + self
+                .fields
+                .iter()
+                .map(|(k, v)| k.capacity() + v.approx_size() + 3 * std::mem::size_of::<usize>())
+                .sum::<usize>()
+    }
+}
+
+impl From<Fields> for Document {
+    fn from(fields: Fields) -> Self {
+        Self {
+            id: DocId::new(),
+            fields,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc;
+
+    #[test]
+    fn from_serde_rejects_non_maps() {
+        assert!(Document::from_serde(&5).is_err());
+        assert!(Document::from_serde(&vec![1, 2]).is_err());
+    }
+
+    #[test]
+    fn decode_reports_the_document() {
+        let d = doc! { "age": "not a number" };
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct T {
+            age: u32,
+        }
+        let err = d.decode::<T>().unwrap_err().to_string();
+        assert!(err.contains(&d.id.to_string()), "{err}");
+    }
+
+    #[test]
+    fn paths_reach_nested_fields() {
+        let d = doc! { "address": { "city": "Oslo", "zip": [1, 2] } };
+        assert_eq!(d.get_path("address.city"), Some(&Value::from("Oslo")));
+        assert_eq!(d.get_path("address.zip.1"), Some(&Value::Int(2)));
+        assert_eq!(d.get_path("address.nope"), None);
+        assert_eq!(d.get_path("address.city.x"), None);
+    }
+
+    #[test]
+    fn postcard_round_trip_keeps_types() {
+        let d = doc! { "i": 1, "f": 1.0, "u": uuid::Uuid::nil(), "b": Value::bytes(vec![1u8, 2]),
+        "t": crate::Timestamp::from_micros(5), "n": null };
+        let bytes = postcard::to_allocvec(&d).unwrap();
+        let back: Document = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, d);
+        assert!(matches!(back.get("f"), Some(Value::Float(_))));
+        assert!(matches!(back.get("u"), Some(Value::Uuid(_))));
+    }
+}

@@ -1,0 +1,151 @@
+//! Write batches: the unit of atomic commit, with optional revision
+//! conditions (compare-and-swap).
+
+/// A commit revision. Revisions start at 1 and increase by one per committed
+/// batch; `0` means "never written" (or deleted) in [`Condition`]s.
+pub type Revision = u64;
+
+/// One write in a [`Batch`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Op {
+    /// Set `key` to `value`.
+    Put {
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// Remove `key` (a no-op if absent, but still a recorded write).
+    Delete {
+        /// The key.
+        key: Vec<u8>,
+    },
+}
+
+impl Op {
+    /// The key this operation writes.
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Op::Put { key, .. } | Op::Delete { key } => key,
+        }
+    }
+
+    /// The value written, `None` for a delete.
+    pub fn value(&self) -> Option<&[u8]> {
+        match self {
+            Op::Put { value, .. } => Some(value),
+            Op::Delete { .. } => None,
+        }
+    }
+}
+
+/// A precondition on a key's revision, checked atomically with the commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The revision that last wrote the key's live value; `0` means the key
+    /// must be absent.
+    pub revision: Revision,
+}
+
+/// An atomic group of writes: all of them become visible and durable
+/// together, or none does.
+///
+/// ```
+/// use aurora_storage::Batch;
+/// let mut b = Batch::new();
+/// b.put(b"a".to_vec(), b"1".to_vec()).delete(b"b".to_vec()).require_absent(b"c".to_vec());
+/// assert_eq!(b.ops().len(), 2);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub(crate) ops: Vec<Op>,
+    pub(crate) conditions: Vec<Condition>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a put.
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
+        self.ops.push(Op::Put {
+            key: key.into(),
+            value: value.into(),
+        });
+        self
+    }
+
+    /// Adds a delete.
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>) -> &mut Self {
+        self.ops.push(Op::Delete { key: key.into() });
+        self
+    }
+
+    /// Requires `key`'s live value to have been written at `revision`.
+    pub fn require_revision(&mut self, key: impl Into<Vec<u8>>, revision: Revision) -> &mut Self {
+        self.conditions.push(Condition {
+            key: key.into(),
+            revision,
+        });
+        self
+    }
+
+    /// Requires `key` to be absent.
+    pub fn require_absent(&mut self, key: impl Into<Vec<u8>>) -> &mut Self {
+        self.require_revision(key, 0)
+    }
+
+    /// The writes, in order.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// The preconditions.
+    pub fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+
+    /// Whether the batch writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Total bytes of keys and values.
+    pub fn byte_size(&self) -> usize {
+        self.ops
+            .iter()
+            .map(|op| op.key().len() + op.value().map_or(0, <[u8]>::len))
+            .sum()
+    }
+}
+
+/// The result of a commit whose I/O succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum CommitOutcome {
+    /// Committed at this revision.
+    Committed(Revision),
+    /// A [`Condition`] did not hold; nothing was written.
+    ConditionFailed {
+        /// The key whose condition failed.
+        key: Vec<u8>,
+        /// The revision the condition expected.
+        expected: Revision,
+        /// The key's actual revision (`0` if absent).
+        actual: Revision,
+    },
+}
+
+impl CommitOutcome {
+    /// The commit revision, if committed.
+    pub fn revision(&self) -> Option<Revision> {
+        match self {
+            CommitOutcome::Committed(r) => Some(*r),
+            CommitOutcome::ConditionFailed { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! [`SledStore`]: the [`ColdStore`] on sled 0.34.
+//!
+//! Layout in sled's default tree: user keys are stored under the prefix
+//! `0x01`; the applied revision under the meta key `0x00 "applied"`.
+//! Values are `[FORMAT_VERSION][revision: u64 BE][kind: 0 tombstone | 1 live][bytes]`.
+//!
+//! sled's own periodic flush is disabled: durability comes from Aurora's
+//! WAL, and [`ColdStore::flush`] is called at checkpoints.
+
+use super::{ColdStore, ScanIter, Versioned};
+use crate::batch::Revision;
+use crate::error::{printable_key, Result, StorageError};
+use crate::format::FORMAT_VERSION;
+use std::ops::Bound;
+use std::path::Path;
+
+const DATA: u8 = 0x01;
+const META_APPLIED: &[u8] = b"\x00applied";
+const HEADER: usize = 1 + 8 + 1;
+
+/// The sled-backed cold store.
+pub(crate) struct SledStore {
+    db: sled::Db,
+}
+
+impl SledStore {
+    /// Opens (or creates) a sled database at `path`.
+    pub(crate) fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| StorageError::backend(format!("opening sled at {}", path.display()), e))?;
+        Ok(Self { db })
+    }
+}
+
+fn data_key(key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.push(DATA);
+    k.extend_from_slice(key);
+    k
+}
+
+fn encode_versioned(v: &Versioned) -> Vec<u8> {
+    let body = v.value.as_deref().unwrap_or(&[]);
+    let mut out = Vec::with_capacity(HEADER + body.len());
+    out.push(FORMAT_VERSION);
+    out.extend_from_slice(&v.revision.to_be_bytes());
+    out.push(u8::from(v.value.is_some()));
+    out.extend_from_slice(body);
+    out
+}
+
+fn decode_versioned(key: &[u8], raw: &[u8]) -> Result<Versioned> {
+    let corrupt = |reason: &str| StorageError::Corrupt {
+        key: printable_key(key),
+        reason: reason.into(),
+    };
+    if raw.len() < HEADER {
+        return Err(corrupt("stored value shorter than its header"));
+    }
+    if raw[0] != FORMAT_VERSION {
+        return Err(StorageError::UnknownFormat {
+            key: printable_key(key),
+            version: raw[0],
+            supported: FORMAT_VERSION,
+        });
+    }
+    let mut rev = [0u8; 8];
+    rev.copy_from_slice(&raw[1..9]);
+    let value = match raw[9] {
+        0 => None,
+        1 => Some(raw[HEADER..].to_vec()),
+        _ => return Err(corrupt("unknown value kind")),
+    };
+    Ok(Versioned {
+        revision: u64::from_be_bytes(rev),
+        value,
+    })
+}
+
+fn bound_key(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
+    match b {
+        Bound::Included(k) => Bound::Included(data_key(k)),
+        Bound::Excluded(k) => Bound::Excluded(data_key(k)),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+impl ColdStore for SledStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Versioned>> {
+        let raw = self
+            .db
+            .get(data_key(key))
+            .map_err(|e| StorageError::backend(format!("reading key {}", printable_key(key)), e))?;
+        raw.map(|r| decode_versioned(key, &r)).transpose()
+    }
+
+    fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> ScanIter {
+        let start = match bound_key(start) {
+            Bound::Unbounded => Bound::Included(vec![DATA]),
+            b => b,
+        };
+        let end = match bound_key(end) {
+            Bound::Unbounded => Bound::Excluded(vec![DATA + 1]),
+            b => b,
+        };
+        if matches!((&start, &end), (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) if s > e)
+        {
+            return Box::new(std::iter::empty());
+        }
+        Box::new(self.db.range::<Vec<u8>, _>((start, end)).map(|item| {
+            let (k, v) = item.map_err(|e| StorageError::backend("scanning", e))?;
+            let key = k[1..].to_vec();
+            let versioned = decode_versioned(&key, &v)?;
+            Ok((key, versioned))
+        }))
+    }
+
+    fn apply(&self, last: Revision, writes: Vec<(Vec<u8>, Versioned)>) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for (key, v) in &writes {
+            batch.insert(data_key(key), encode_versioned(v));
+        }
+        batch.insert(META_APPLIED, &last.to_be_bytes());
+        self.db
+            .apply_batch(batch)
+            .map_err(|e| StorageError::backend(format!("applying revision {last}"), e))
+    }
+
+    fn applied_revision(&self) -> Result<Revision> {
+        match self
+            .db
+            .get(META_APPLIED)
+            .map_err(|e| StorageError::backend("reading applied revision", e))?
+        {
+            None => Ok(0),
+            Some(raw) => {
+                let bytes: [u8; 8] =
+                    raw.as_ref().try_into().map_err(|_| StorageError::Corrupt {
+                        key: printable_key(META_APPLIED),
+                        reason: "applied revision is not 8 bytes".into(),
+                    })?;
+                Ok(u64::from_be_bytes(bytes))
+            }
+        }
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.db
+            .flush()
+            .map(drop)
+            .map_err(|e| StorageError::backend("flushing sled", e))
+    }
+
+    fn purge_tombstones(&self, horizon: Revision) -> Result<usize> {
+        let mut removed = 0;
+        for item in self.db.range::<&[u8], _>(&[DATA][..]..&[DATA + 1][..]) {
+            let (k, v) = item.map_err(|e| StorageError::backend("scanning for tombstones", e))?;
+            let versioned = decode_versioned(&k[1..], &v)?;
+            if versioned.value.is_none() && versioned.revision <= horizon {
+                let swapped = self
+                    .db
+                    .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
+                    .map_err(|e| StorageError::backend("purging a tombstone", e))?;
+                removed += usize::from(swapped.is_ok());
+            }
+        }
+        Ok(removed)
+    }
+
+    fn disk_bytes(&self) -> Result<u64> {
+        self.db
+            .size_on_disk()
+            .map_err(|e| StorageError::backend("measuring disk size", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versioned_round_trip_and_corruption() {
+        for v in [
+            Versioned {
+                revision: 7,
+                value: Some(b"abc".to_vec()),
+            },
+            Versioned {
+                revision: u64::MAX,
+                value: None,
+            },
+            Versioned {
+                revision: 1,
+                value: Some(vec![]),
+            },
+        ] {
+            assert_eq!(decode_versioned(b"k", &encode_versioned(&v)).unwrap(), v);
+        }
+        let mut raw = encode_versioned(&Versioned {
+            revision: 1,
+            value: Some(vec![1]),
+        });
+        raw[0] = 42;
+        assert!(matches!(
+            decode_versioned(b"k", &raw),
+            Err(StorageError::UnknownFormat { version: 42, .. })
+        ));
+        assert!(matches!(
+            decode_versioned(b"k", &raw[..4]),
+            Err(StorageError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn apply_scan_and_purge() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(s.applied_revision().unwrap(), 0);
+        s.apply(
+            2,
+            vec![
+                (
+                    b"a".to_vec(),
+                    Versioned {
+                        revision: 1,
+                        value: Some(b"1".to_vec()),
+                    },
+                ),
+                (
+                    b"b".to_vec(),
+                    Versioned {
+                        revision: 2,
+                        value: None,
+                    },
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.applied_revision().unwrap(), 2);
+        let all: Vec<_> = s
+            .scan(Bound::Unbounded, Bound::Unbounded)
+            .map(|r| r.unwrap().0)
+            .collect();
+        assert_eq!(all, vec![b"a".to_vec(), b"b".to_vec()]);
+        let from_b: Vec<_> = s
+            .scan(Bound::Included(b"b"), Bound::Unbounded)
+            .map(|r| r.unwrap().0)
+            .collect();
+        assert_eq!(from_b, vec![b"b".to_vec()]);
+        assert_eq!(s.purge_tombstones(1).unwrap(), 0);
+        assert_eq!(s.purge_tombstones(2).unwrap(), 1);
+        assert_eq!(s.get(b"b").unwrap(), None);
+        assert!(s.get(b"a").unwrap().is_some());
+    }
+}

@@ -1,0 +1,115 @@
+//! [`StoreConfig`] and [`Durability`]: what the engine promises and how it
+//! is tuned.
+
+use crate::error::{Result, StorageError};
+use std::time::Duration;
+
+/// When a commit is acknowledged, and so which acknowledged writes survive
+/// which failure. `docs/durability.md` states the promises in full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Durability {
+    /// Acknowledged only after the WAL record is on stable storage (fsync).
+    /// Concurrent committers share one fsync (group commit). Survives
+    /// process kills and power loss with nothing lost.
+    Strict,
+    /// Acknowledged after the WAL record is written to the OS; the WAL is
+    /// fsynced at least every [`StoreConfig::sync_interval`]. Survives a
+    /// killed process with nothing lost; a power loss loses at most the last
+    /// interval.
+    #[default]
+    Balanced,
+    /// Acknowledged once applied in memory; WAL records are written to the
+    /// OS when [`StoreConfig::write_buffer_size`] records are pending or
+    /// every [`StoreConfig::write_buffer_flush_interval`], whichever comes
+    /// first. A killed process loses at most that window; recovery always
+    /// yields a prefix of the commit history.
+    Buffered,
+}
+
+/// Tuning of a [`Store`](crate::Store). Start from `StoreConfig::default()`
+/// and change what you need; [`StoreConfig::validate`] runs at open.
+///
+/// ```
+/// use aurora_storage::{Durability, StoreConfig};
+/// let cfg = StoreConfig { durability: Durability::Strict, ..StoreConfig::default() };
+/// assert!(cfg.validate().is_ok());
+/// let bad = StoreConfig { write_buffer_size: 0, ..StoreConfig::default() };
+/// assert!(bad.validate().unwrap_err().to_string().contains("write_buffer_size"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// The durability mode (default [`Durability::Balanced`]).
+    pub durability: Durability,
+    /// Longest time between WAL fsyncs in `Balanced` and `Buffered` modes (default 100 ms).
+    pub sync_interval: Duration,
+    /// `Buffered` mode: records pending before they are written to the OS (default 1000).
+    pub write_buffer_size: usize,
+    /// `Buffered` mode: longest time a record stays pending (default 10 ms).
+    pub write_buffer_flush_interval: Duration,
+    /// Page cache of the cold store, in MiB (default 512).
+    pub cold_cache_capacity_mb: usize,
+    /// How often the cold store is flushed and the WAL trimmed (default 1 s).
+    pub checkpoint_interval: Duration,
+    /// Size at which a WAL segment is closed and a new one started (default 64 MiB).
+    pub wal_segment_bytes: u64,
+    /// Largest key accepted (default 64 KiB).
+    pub max_key_bytes: usize,
+    /// Largest value accepted (default 16 MiB).
+    pub max_value_bytes: usize,
+    /// Deletes after which tombstones are purged at the next checkpoint (default 10 000).
+    pub tombstone_purge_threshold: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Balanced,
+            sync_interval: Duration::from_millis(100),
+            write_buffer_size: 1000,
+            write_buffer_flush_interval: Duration::from_millis(10),
+            cold_cache_capacity_mb: 512,
+            checkpoint_interval: Duration::from_secs(1),
+            wal_segment_bytes: 64 << 20,
+            max_key_bytes: 64 << 10,
+            max_value_bytes: 16 << 20,
+            tombstone_purge_threshold: 10_000,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Checks every setting, naming the first invalid one.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |setting, reason: &str| {
+            Err(StorageError::InvalidConfig {
+                setting,
+                reason: reason.into(),
+            })
+        };
+        if self.sync_interval.is_zero() {
+            return bad("sync_interval", "must be greater than zero");
+        }
+        if self.write_buffer_size == 0 {
+            return bad("write_buffer_size", "must be at least 1");
+        }
+        if self.write_buffer_flush_interval.is_zero() {
+            return bad("write_buffer_flush_interval", "must be greater than zero");
+        }
+        if self.cold_cache_capacity_mb == 0 {
+            return bad("cold_cache_capacity_mb", "must be at least 1");
+        }
+        if self.checkpoint_interval.is_zero() {
+            return bad("checkpoint_interval", "must be greater than zero");
+        }
+        if self.wal_segment_bytes < 4096 {
+            return bad("wal_segment_bytes", "must be at least 4096");
+        }
+        if self.max_key_bytes == 0 || self.max_key_bytes > (1 << 20) {
+            return bad("max_key_bytes", "must be between 1 and 1 MiB");
+        }
+        if self.max_value_bytes == 0 || self.max_value_bytes > (1 << 30) {
+            return bad("max_value_bytes", "must be between 1 and 1 GiB");
+        }
+        Ok(())
+    }
+}

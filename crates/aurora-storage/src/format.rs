@@ -1,0 +1,69 @@
+//! Versioned encodings: every stored value and every WAL record starts with
+//! a format-version byte, because postcard is not self-describing.
+
+use crate::error::{printable_key, Result, StorageError};
+use serde::{de::DeserializeOwned, Serialize};
+
+/// The on-disk format version this build writes and reads.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// Encodes `value` as `[FORMAT_VERSION] ++ postcard(value)`.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    let mut out = vec![FORMAT_VERSION];
+    postcard::to_io(value, &mut out).map_err(|e| StorageError::Corrupt {
+        key: "<encoding>".into(),
+        reason: format!("cannot encode: {e}"),
+    })?;
+    Ok(out)
+}
+
+/// Decodes [`encode`]'s output; `key` names the value in errors.
+pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
+    let (&version, body) = bytes.split_first().ok_or_else(|| StorageError::Corrupt {
+        key: printable_key(key),
+        reason: "empty value".into(),
+    })?;
+    if version != FORMAT_VERSION {
+        return Err(StorageError::UnknownFormat {
+            key: printable_key(key),
+            version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    postcard::from_bytes(body).map_err(|e| StorageError::Corrupt {
+        key: printable_key(key),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aurora_core::doc;
+
+    #[test]
+    fn round_trip_and_typed_errors() {
+        let d = doc! { "a": 1 };
+        let bytes = encode(&d).unwrap();
+        assert_eq!(bytes[0], FORMAT_VERSION);
+        let back: aurora_core::Document = decode(b"k", &bytes).unwrap();
+        assert_eq!(back, d);
+
+        let mut future = bytes.clone();
+        future[0] = 99;
+        let err = decode::<aurora_core::Document>(b"users/1", &future).unwrap_err();
+        assert!(
+            matches!(err, StorageError::UnknownFormat { version: 99, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("users/1"));
+
+        let err = decode::<aurora_core::Document>(b"k\x01", &bytes[..3]).unwrap_err();
+        assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("k\\x01"));
+        assert!(matches!(
+            decode::<u8>(b"k", &[]),
+            Err(StorageError::Corrupt { .. })
+        ));
+    }
+}

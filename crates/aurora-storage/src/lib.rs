@@ -1,0 +1,39 @@
+//! Aurora's storage engine.
+//!
+//! - [`Store`]: an ordered key-value store made of a write-ahead log with
+//!   **group commit** in front of a **cold store** (sled 0.34, behind the
+//!   [`ColdStore`] trait). Commits are atomic [`Batch`]es that may carry
+//!   compare-and-swap [`Condition`]s on key revisions; every commit gets the
+//!   next [`Revision`].
+//! - [`Durability`]: `Strict`, `Balanced` (default) and `Buffered`; see
+//!   `docs/durability.md` for exactly which writes survive which crash.
+//! - [`HotCache`]: the in-memory cache of decoded documents with size
+//!   accounting, TTLs and sampled LRU/LFU/Hybrid eviction.
+//! - [`DocumentStore`]: documents by collection and id, read through the
+//!   hot cache (hot → cold → promote).
+//!
+//! Architecture invariant: this is the only crate that names `sled`; no sled
+//! type appears in its public API.
+
+mod batch;
+pub mod cold;
+mod commit;
+mod config;
+mod documents;
+mod engine;
+mod error;
+pub mod format;
+pub mod hot;
+mod lock;
+mod maintenance;
+mod store;
+mod wal;
+
+pub use batch::{Batch, CommitOutcome, Condition, Op, Revision};
+pub use cold::{ColdStore, Versioned};
+pub use commit::CommitHook;
+pub use config::{Durability, StoreConfig};
+pub use documents::{DocumentStore, DocumentStoreConfig};
+pub use error::{printable_key, Result, StorageError};
+pub use hot::{CacheStats, EvictionPolicy, HotCache};
+pub use store::{prefix_successor, Store};

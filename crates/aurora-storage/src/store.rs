@@ -1,0 +1,316 @@
+//! [`Store`]: the handle users hold on an open storage directory.
+
+use crate::batch::{Batch, CommitOutcome, Revision};
+use crate::cold::ScanIter;
+use crate::commit::{CommitHook, Pending};
+use crate::config::StoreConfig;
+use crate::engine::Engine;
+use crate::error::{printable_key, Result, StorageError};
+use crate::maintenance::Maintenance;
+use parking_lot::Mutex;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+/// An open storage directory: a WAL in front of the cold store, with group
+/// commit and the configured [`Durability`](crate::Durability).
+///
+/// `Store` is a cheap, cloneable handle (`Send + Sync`). The directory is
+/// locked while any handle is alive; [`Store::close`] (or dropping the last
+/// handle) drains commits, syncs, stops the maintenance thread and releases
+/// the lock. After `close`, every call fails with [`StorageError::Closed`].
+///
+/// ```
+/// use aurora_storage::{Batch, Store, StoreConfig};
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path(), StoreConfig::default())?;
+/// let rev = store.put(b"greeting", b"hello")?;
+/// assert_eq!(store.get(b"greeting")?.as_deref(), Some(&b"hello"[..]));
+///
+/// // Compare-and-swap on the key's revision:
+/// let mut b = Batch::new();
+/// b.require_revision(b"greeting".to_vec(), rev).put(b"greeting".to_vec(), b"hi".to_vec());
+/// assert!(store.commit(b)?.revision().is_some());
+/// store.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    owner: Arc<Owner>,
+}
+
+/// Owns the engine and its maintenance thread; dropping the last handle closes.
+struct Owner {
+    engine: Arc<Engine>,
+    maintenance: Mutex<Option<Maintenance>>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        if let Err(e) = shutdown(&self.engine, &self.maintenance) {
+            tracing::error!(error = %e, "closing store on drop failed");
+        }
+    }
+}
+
+fn shutdown(engine: &Engine, maintenance: &Mutex<Option<Maintenance>>) -> Result<()> {
+    if let Some(mut m) = maintenance.lock().take() {
+        m.stop();
+    }
+    engine.close()
+}
+
+impl Store {
+    /// Opens (creating if needed) the storage directory `dir`, recovering
+    /// from the WAL. Fails with [`StorageError::Locked`] if another process
+    /// or handle has it open, and with [`StorageError::InvalidConfig`] for a
+    /// bad setting.
+    pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Self> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
+        let engine = Arc::new(Engine::open(dir, config)?);
+        let maintenance = Maintenance::start(Arc::clone(&engine))
+            .map_err(|e| StorageError::io("starting the maintenance thread", e))?;
+        Ok(Self {
+            owner: Arc::new(Owner {
+                engine,
+                maintenance: Mutex::new(Some(maintenance)),
+            }),
+        })
+    }
+
+    fn engine(&self) -> &Engine {
+        &self.owner.engine
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.engine().config
+    }
+
+    /// The directory the store lives in.
+    pub fn path(&self) -> &Path {
+        &self.engine().dir
+    }
+
+    fn check_sizes(&self, batch: &Batch) -> Result<()> {
+        let cfg = self.config();
+        for op in batch.ops() {
+            if op.key().len() > cfg.max_key_bytes {
+                return Err(StorageError::TooLarge {
+                    what: "key",
+                    size: op.key().len(),
+                    limit: cfg.max_key_bytes,
+                });
+            }
+            if let Some(v) = op.value().filter(|v| v.len() > cfg.max_value_bytes) {
+                return Err(StorageError::TooLarge {
+                    what: "value",
+                    size: v.len(),
+                    limit: cfg.max_value_bytes,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits `batch` atomically. Returns when the durability mode's
+    /// promise holds. A failed [`Condition`](crate::Condition) is an
+    /// `Ok(CommitOutcome::ConditionFailed)`, and then nothing was written.
+    pub fn commit(&self, batch: Batch) -> Result<CommitOutcome> {
+        self.commit_with(batch, None)
+    }
+
+    /// Like [`Store::commit`], and runs `hook` with the commit's revision
+    /// right after the batch is applied, in commit order with every other
+    /// hook. Keep hooks short: they run while other committers wait.
+    pub fn commit_with(&self, batch: Batch, hook: Option<CommitHook>) -> Result<CommitOutcome> {
+        self.check_sizes(&batch)?;
+        let _span = tracing::debug_span!("commit", ops = batch.ops().len()).entered();
+        self.engine().commit(Pending { batch, hook })
+    }
+
+    /// Sets one key; returns the commit revision.
+    pub fn put(&self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Result<Revision> {
+        let mut b = Batch::new();
+        b.put(key, value);
+        self.commit_unconditional(b)
+    }
+
+    /// Deletes one key; returns the commit revision.
+    pub fn delete(&self, key: impl Into<Vec<u8>>) -> Result<Revision> {
+        let mut b = Batch::new();
+        b.delete(key);
+        self.commit_unconditional(b)
+    }
+
+    fn commit_unconditional(&self, b: Batch) -> Result<Revision> {
+        match self.commit(b)? {
+            CommitOutcome::Committed(r) => Ok(r),
+            CommitOutcome::ConditionFailed { key, .. } => Err(StorageError::Corrupt {
+                key: printable_key(&key),
+                reason: "a batch without conditions failed a condition".into(),
+            }),
+        }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.engine().is_closed() {
+            return Err(StorageError::Closed);
+        }
+        Ok(())
+    }
+
+    /// The current value of `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.get_versioned(key)?.map(|(_, v)| v))
+    }
+
+    /// The current value of `key` with the revision that wrote it.
+    pub fn get_versioned(&self, key: &[u8]) -> Result<Option<(Revision, Vec<u8>)>> {
+        self.check_open()?;
+        let v = self.engine().with_cold(|c| c.get(key))?;
+        Ok(v.and_then(|v| v.value.map(|value| (v.revision, value))))
+    }
+
+    /// The value `key` had at `revision`, or [`StorageError::Compacted`] if
+    /// that state is no longer retained (only the latest version of each key
+    /// is kept; tombstones until purged).
+    pub fn get_at(&self, key: &[u8], revision: Revision) -> Result<Option<Vec<u8>>> {
+        self.check_open()?;
+        let engine = self.engine();
+        let oldest = engine.oldest_readable();
+        let current = engine.revision();
+        if revision < oldest || revision > current {
+            return Err(StorageError::Compacted {
+                key: printable_key(key),
+                requested: revision,
+                oldest,
+            });
+        }
+        match engine.with_cold(|c| c.get(key))? {
+            None => Ok(None),
+            Some(v) if v.revision <= revision => Ok(v.value),
+            Some(_) => Err(StorageError::Compacted {
+                key: printable_key(key),
+                requested: revision,
+                oldest,
+            }),
+        }
+    }
+
+    /// Live keys and values in `[start, end)` (bounds as given), in key order.
+    pub fn range(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+    ) -> Result<impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>> {
+        self.check_open()?;
+        let iter: ScanIter = self.engine().cold()?.scan(start, end);
+        Ok(iter.filter_map(|item| match item {
+            Ok((k, v)) => v.value.map(|value| Ok((k, value))),
+            Err(e) => Some(Err(e)),
+        }))
+    }
+
+    /// Live keys and values starting with `prefix`, in key order.
+    pub fn scan_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> Result<impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>> {
+        let end = prefix_successor(prefix);
+        let end_bound = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        self.range(Bound::Included(prefix), end_bound)
+    }
+
+    /// The revision of the last applied commit (visible to reads).
+    pub fn revision(&self) -> Revision {
+        self.engine().revision()
+    }
+
+    /// The highest revision known to be on stable storage.
+    pub fn durable_revision(&self) -> Revision {
+        self.engine().synced_revision()
+    }
+
+    /// Writes out and fsyncs the WAL now: afterwards every write acknowledged
+    /// so far survives power loss, whatever the mode. Returns the durable revision.
+    pub fn sync(&self) -> Result<Revision> {
+        self.check_open()?;
+        self.engine().sync()
+    }
+
+    /// Flushes the cold store and trims the WAL now (the maintenance thread
+    /// does this every `checkpoint_interval`).
+    pub fn checkpoint(&self) -> Result<()> {
+        self.check_open()?;
+        self.engine().checkpoint()
+    }
+
+    /// Bytes on disk: the cold store plus the WAL.
+    pub fn disk_bytes(&self) -> Result<u64> {
+        self.check_open()?;
+        let cold = self.engine().with_cold(|c| c.disk_bytes())?;
+        let wal: u64 = crate::wal::list_segments(&self.path().join("wal"))?
+            .iter()
+            .filter_map(|(_, p)| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        Ok(cold + wal)
+    }
+
+    /// Bytes written to the WAL since open.
+    pub fn wal_bytes_written(&self) -> u64 {
+        self.engine().wal_bytes()
+    }
+
+    /// Whether the store was closed.
+    pub fn is_closed(&self) -> bool {
+        self.engine().is_closed()
+    }
+
+    /// Drains in-flight commits, syncs the WAL, flushes the cold store, stops
+    /// the maintenance thread and releases the directory lock, even while
+    /// other handles exist (they then get [`StorageError::Closed`]).
+    /// Closing twice is fine.
+    pub fn close(&self) -> Result<()> {
+        shutdown(&self.owner.engine, &self.owner.maintenance)
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path())
+            .field("revision", &self.revision())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`, or
+/// `None` if there is none (the prefix is empty or all `0xFF`).
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_successor_cases() {
+        assert_eq!(prefix_successor(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_successor(&[1, 0xFF]), Some(vec![2]));
+        assert_eq!(prefix_successor(&[0xFF, 0xFF]), None);
+        assert_eq!(prefix_successor(b""), None);
+    }
+}

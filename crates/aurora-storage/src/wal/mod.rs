@@ -1,0 +1,148 @@
+//! The write-ahead log: numbered segment files of framed records.
+//!
+//! A segment is named after the first revision it may hold
+//! (`wal/00000000000000000042.log`). Records are appended in revision order;
+//! a segment is synced before the next one is created, so after a crash only
+//! the newest segment can have a torn tail. Segments whose records are all
+//! contained in a flushed cold store are deleted at checkpoints.
+
+pub(crate) mod frame;
+pub(crate) mod replay;
+
+use crate::batch::{Op, Revision};
+use crate::error::{Result, StorageError};
+use crate::format;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Segment files of `dir`, sorted by first revision.
+pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(Revision, PathBuf)>> {
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| StorageError::io(format!("listing {}", dir.display()), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| StorageError::io(format!("listing {}", dir.display()), e))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".log")) else {
+            continue;
+        };
+        if let Ok(first) = stem.parse::<Revision>() {
+            out.push((first, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+pub(crate) fn segment_path(dir: &Path, first: Revision) -> PathBuf {
+    dir.join(format!("{first:020}.log"))
+}
+
+/// Fsyncs a directory so that file creations and removals in it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StorageError::io(format!("syncing directory {}", dir.display()), e))
+}
+
+/// The appending end of the log. Encoded records collect in `buf` until
+/// [`WalWriter::write_out`] hands them to the OS.
+pub(crate) struct WalWriter {
+    dir: PathBuf,
+    file: Arc<File>,
+    len: u64,
+    segment_bytes: u64,
+    buf: Vec<u8>,
+    buf_first: Option<Revision>,
+    buf_last: Revision,
+    buf_records: usize,
+    written: Revision,
+    written_bytes: u64,
+}
+
+impl WalWriter {
+    /// Starts a fresh segment whose first record will be `first`.
+    pub(crate) fn create(dir: &Path, first: Revision, segment_bytes: u64) -> Result<Self> {
+        let file = Self::new_segment(dir, first)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            file: Arc::new(file),
+            len: 0,
+            segment_bytes,
+            buf: Vec::with_capacity(64 * 1024),
+            buf_first: None,
+            buf_last: first.saturating_sub(1),
+            buf_records: 0,
+            written: first.saturating_sub(1),
+            written_bytes: 0,
+        })
+    }
+
+    fn new_segment(dir: &Path, first: Revision) -> Result<File> {
+        let path = segment_path(dir, first);
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| StorageError::io(format!("creating WAL segment {}", path.display()), e))?;
+        sync_dir(dir)?;
+        Ok(file)
+    }
+
+    /// Encodes a record into the buffer.
+    pub(crate) fn append(&mut self, revision: Revision, ops: &[Op]) -> Result<()> {
+        let payload = format::encode(&frame::RecordRef { revision, ops })?;
+        frame::write_frame(&mut self.buf, &payload);
+        self.buf_first.get_or_insert(revision);
+        self.buf_last = revision;
+        self.buf_records += 1;
+        Ok(())
+    }
+
+    /// Records buffered and not yet written to the OS.
+    pub(crate) fn buffered_records(&self) -> usize {
+        self.buf_records
+    }
+
+    /// Writes the buffer to the OS (no fsync), rotating to a new segment
+    /// first if the active one is full.
+    pub(crate) fn write_out(&mut self) -> Result<()> {
+        let Some(first) = self.buf_first else {
+            return Ok(());
+        };
+        if self.len >= self.segment_bytes {
+            self.file
+                .sync_data()
+                .map_err(|e| StorageError::io("syncing a full WAL segment", e))?;
+            self.file = Arc::new(Self::new_segment(&self.dir, first)?);
+            self.len = 0;
+        }
+        (&*self.file).write_all(&self.buf).map_err(|e| {
+            StorageError::io(
+                format!("writing WAL records up to revision {}", self.buf_last),
+                e,
+            )
+        })?;
+        self.len += self.buf.len() as u64;
+        self.written_bytes += self.buf.len() as u64;
+        self.written = self.buf_last;
+        self.buf.clear();
+        self.buf_first = None;
+        self.buf_records = 0;
+        Ok(())
+    }
+
+    /// The active segment and the last revision written to it, for an fsync
+    /// done without holding the writer.
+    pub(crate) fn sync_target(&self) -> (Arc<File>, Revision) {
+        (Arc::clone(&self.file), self.written)
+    }
+
+    /// Total bytes written since this writer was created.
+    pub(crate) fn written_bytes(&self) -> u64 {
+        self.written_bytes
+    }
+}
