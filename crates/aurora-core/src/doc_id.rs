@@ -60,10 +60,7 @@ impl DocId {
             None
         };
         match reason {
-            Some(reason) => Err(CoreError::InvalidDocId {
-                id: s.chars().take(64).collect(),
-                reason,
-            }),
+            Some(reason) => Err(CoreError::InvalidDocId { id: s.chars().take(64).collect(), reason }),
             None => Ok(DocId::Text(Arc::from(s))),
         }
     }
@@ -88,14 +85,9 @@ impl DocId {
 
     /// Decodes [`DocId::to_key_bytes`].
     pub fn from_key_bytes(bytes: &[u8]) -> Result<Self, CoreError> {
-        let bad = |reason| CoreError::InvalidDocId {
-            id: format!("{bytes:02x?}"),
-            reason,
-        };
+        let bad = |reason| CoreError::InvalidDocId { id: format!("{bytes:02x?}"), reason };
         match bytes.split_first() {
-            Some((1, rest)) => Uuid::from_slice(rest)
-                .map(DocId::Uuid)
-                .map_err(|_| bad("uuid key is not 16 bytes")),
+            Some((1, rest)) => Uuid::from_slice(rest).map(DocId::Uuid).map_err(|_| bad("uuid key is not 16 bytes")),
             Some((2, rest)) => {
                 let s = std::str::from_utf8(rest).map_err(|_| bad("text key is not UTF-8"))?;
                 Self::text(s)

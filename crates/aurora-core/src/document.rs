@@ -37,20 +37,14 @@ impl Document {
 
     /// An empty document with the given id.
     pub fn with_id(id: DocId) -> Self {
-        Self {
-            id,
-            fields: Fields::new(),
-        }
+        Self { id, fields: Fields::new() }
     }
 
     /// A document with a fresh id whose fields are those of `value`, which
     /// must serialize to a map (a struct, a map, `serde_json::json!({..})`).
     pub fn from_serde<T: Serialize + ?Sized>(value: &T) -> Result<Self, CoreError> {
         match Value::from_serde(value)? {
-            Value::Object(fields) => Ok(Self {
-                id: DocId::new(),
-                fields,
-            }),
+            Value::Object(fields) => Ok(Self { id: DocId::new(), fields }),
             other => Err(CoreError::Conversion(format!(
                 "a document must be built from a map or struct, got {}",
                 other.type_name()
@@ -62,10 +56,7 @@ impl Document {
     /// see [`Document::decode_with_id`]).
     pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, CoreError> {
         let json = serde_json::Value::Object(
-            self.fields
-                .iter()
-                .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
-                .collect(),
+            self.fields.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone()))).collect(),
         );
         serde_json::from_value(json).map_err(|source| CoreError::Serde {
             what: format!("document {} into {}", self.id, std::any::type_name::<T>()),
@@ -74,13 +65,9 @@ impl Document {
     }
 
     /// Like [`Document::decode`], with the id added as the string field `id_field`.
-    pub fn decode_with_id<T: serde::de::DeserializeOwned>(
-        &self,
-        id_field: &str,
-    ) -> Result<T, CoreError> {
+    pub fn decode_with_id<T: serde::de::DeserializeOwned>(&self, id_field: &str) -> Result<T, CoreError> {
         let mut d = self.clone();
-        d.fields
-            .insert(id_field.to_string(), Value::String(self.id.to_string()));
+        d.fields.insert(id_field.to_string(), Value::String(self.id.to_string()));
         d.decode()
     }
 
@@ -129,10 +116,7 @@ impl Document {
 
 impl From<Fields> for Document {
     fn from(fields: Fields) -> Self {
-        Self {
-            id: DocId::new(),
-            fields,
-        }
+        Self { id: DocId::new(), fields }
     }
 }
 

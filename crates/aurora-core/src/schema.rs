@@ -95,12 +95,7 @@ pub struct FieldDefinition {
 impl FieldDefinition {
     /// A required, unindexed field of the given type.
     pub const fn new(field_type: FieldType) -> Self {
-        Self {
-            field_type,
-            unique: false,
-            indexed: false,
-            nullable: false,
-        }
+        Self { field_type, unique: false, indexed: false, nullable: false }
     }
 
     /// Marks the field indexed.

@@ -71,13 +71,7 @@ impl fmt::Display for Timestamp {
         let days = secs.div_euclid(86_400);
         let sod = secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-            sod / 3600,
-            (sod % 3600) / 60,
-            sod % 60
-        )
+        write!(f, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", sod / 3600, (sod % 3600) / 60, sod % 60)
     }
 }
 
@@ -101,18 +95,9 @@ mod tests {
 
     #[test]
     fn formats_rfc3339() {
-        assert_eq!(
-            Timestamp::from_micros(0).to_string(),
-            "1970-01-01T00:00:00.000000Z"
-        );
-        assert_eq!(
-            Timestamp::from_micros(1_704_164_645_000_006).to_string(),
-            "2024-01-02T03:04:05.000006Z"
-        );
-        assert_eq!(
-            Timestamp::from_micros(-1).to_string(),
-            "1969-12-31T23:59:59.999999Z"
-        );
+        assert_eq!(Timestamp::from_micros(0).to_string(), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(Timestamp::from_micros(1_704_164_645_000_006).to_string(), "2024-01-02T03:04:05.000006Z");
+        assert_eq!(Timestamp::from_micros(-1).to_string(), "1969-12-31T23:59:59.999999Z");
     }
 
     #[test]

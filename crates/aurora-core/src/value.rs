@@ -160,10 +160,9 @@ impl Value {
                 Value::String(s) => s.capacity(),
                 Value::Bytes(b) => b.capacity(),
                 Value::Array(a) => a.iter().map(Value::approx_size).sum(),
-                Value::Object(o) => o
-                    .iter()
-                    .map(|(k, v)| k.capacity() + v.approx_size() + 3 * std::mem::size_of::<usize>())
-                    .sum(),
+                Value::Object(o) => {
+                    o.iter().map(|(k, v)| k.capacity() + v.approx_size() + 3 * std::mem::size_of::<usize>()).sum()
+                }
                 _ => 0,
             }
     }

@@ -60,9 +60,7 @@ impl<V: Into<Value>, S> From<HashMap<String, V, S>> for Value {
 impl TryFrom<u64> for Value {
     type Error = CoreError;
     fn try_from(v: u64) -> Result<Self, CoreError> {
-        i64::try_from(v)
-            .map(Value::Int)
-            .map_err(|_| CoreError::Conversion(format!("{v} does not fit in an i64")))
+        i64::try_from(v).map(Value::Int).map_err(|_| CoreError::Conversion(format!("{v} does not fit in an i64")))
     }
 }
 
@@ -79,9 +77,7 @@ impl From<serde_json::Value> for Value {
             },
             J::String(s) => Value::String(s),
             J::Array(a) => Value::Array(a.into_iter().map(Value::from).collect()),
-            J::Object(o) => {
-                Value::Object(o.into_iter().map(|(k, v)| (k, Value::from(v))).collect())
-            }
+            J::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, Value::from(v))).collect()),
         }
     }
 }
@@ -113,31 +109,20 @@ impl Value {
     pub fn from_serde<T: serde::Serialize + ?Sized>(v: &T) -> Result<Value, CoreError> {
         serde_json::to_value(v)
             .map(Value::from)
-            .map_err(|source| CoreError::Serde {
-                what: std::any::type_name::<T>().to_string(),
-                source,
-            })
+            .map_err(|source| CoreError::Serde { what: std::any::type_name::<T>().to_string(), source })
     }
 
     /// Converts this value into any `Deserialize` type.
     pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, CoreError> {
-        serde_json::from_value(serde_json::Value::from(self.clone())).map_err(|source| {
-            CoreError::Serde {
-                what: std::any::type_name::<T>().to_string(),
-                source,
-            }
-        })
+        serde_json::from_value(serde_json::Value::from(self.clone()))
+            .map_err(|source| CoreError::Serde { what: std::any::type_name::<T>().to_string(), source })
     }
 }
 
 /// Builds an object from `(key, value)` pairs.
 impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Value {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Value::Object(
-            iter.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect::<Fields>(),
-        )
+        Value::Object(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect::<Fields>())
     }
 }
 
@@ -157,14 +142,8 @@ mod tests {
     #[test]
     fn special_types_to_json() {
         let u = Uuid::nil();
-        assert_eq!(
-            serde_json::Value::from(Value::from(u)),
-            serde_json::json!(u.to_string())
-        );
-        assert_eq!(
-            serde_json::Value::from(Value::Float(f64::NAN)),
-            serde_json::Value::Null
-        );
+        assert_eq!(serde_json::Value::from(Value::from(u)), serde_json::json!(u.to_string()));
+        assert_eq!(serde_json::Value::from(Value::Float(f64::NAN)), serde_json::Value::Null);
         assert_eq!(
             serde_json::Value::from(Value::Timestamp(Timestamp::from_micros(0))),
             serde_json::json!("1970-01-01T00:00:00.000000Z")

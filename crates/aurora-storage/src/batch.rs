@@ -72,10 +72,7 @@ impl Batch {
 
     /// Adds a put.
     pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
-        self.ops.push(Op::Put {
-            key: key.into(),
-            value: value.into(),
-        });
+        self.ops.push(Op::Put { key: key.into(), value: value.into() });
         self
     }
 
@@ -87,10 +84,7 @@ impl Batch {
 
     /// Requires `key`'s live value to have been written at `revision`.
     pub fn require_revision(&mut self, key: impl Into<Vec<u8>>, revision: Revision) -> &mut Self {
-        self.conditions.push(Condition {
-            key: key.into(),
-            revision,
-        });
+        self.conditions.push(Condition { key: key.into(), revision });
         self
     }
 
@@ -116,10 +110,7 @@ impl Batch {
 
     /// Total bytes of keys and values.
     pub fn byte_size(&self) -> usize {
-        self.ops
-            .iter()
-            .map(|op| op.key().len() + op.value().map_or(0, <[u8]>::len))
-            .sum()
+        self.ops.iter().map(|op| op.key().len() + op.value().map_or(0, <[u8]>::len)).sum()
     }
 }
 

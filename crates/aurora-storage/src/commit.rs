@@ -53,9 +53,7 @@ impl Drop for LeaderGuard<'_> {
         let mut results = self.results.take().unwrap_or_default().into_iter();
         let mut q = self.gc.queue.lock();
         for slot in &self.group {
-            let r = results
-                .next()
-                .unwrap_or_else(|| Err(StorageError::Poisoned("commit leader failed".into())));
+            let r = results.next().unwrap_or_else(|| Err(StorageError::Poisoned("commit leader failed".into())));
             *slot.result.lock() = Some(r);
         }
         q.leader = false;
@@ -73,10 +71,7 @@ impl GroupCommit {
         pending: Pending,
         process: impl FnOnce(Vec<Pending>) -> Vec<Result<CommitOutcome>>,
     ) -> Result<CommitOutcome> {
-        let slot = Arc::new(Slot {
-            input: Mutex::new(Some(pending)),
-            result: Mutex::new(None),
-        });
+        let slot = Arc::new(Slot { input: Mutex::new(Some(pending)), result: Mutex::new(None) });
         let mut q = self.queue.lock();
         q.slots.push_back(Arc::clone(&slot));
         loop {
@@ -92,16 +87,8 @@ impl GroupCommit {
         let n = q.slots.len().min(MAX_GROUP);
         let group: Vec<Arc<Slot>> = q.slots.drain(..n).collect();
         drop(q);
-        let mut guard = LeaderGuard {
-            gc: self,
-            group,
-            results: None,
-        };
-        let inputs: Vec<Pending> = guard
-            .group
-            .iter()
-            .filter_map(|s| s.input.lock().take())
-            .collect();
+        let mut guard = LeaderGuard { gc: self, group, results: None };
+        let inputs: Vec<Pending> = guard.group.iter().filter_map(|s| s.input.lock().take()).collect();
         guard.results = Some(process(inputs));
         drop(guard);
         let mine = slot.result.lock().take();
@@ -133,20 +120,13 @@ mod tests {
                 std::thread::spawn(move || {
                     (0..200)
                         .map(|_| {
-                            let p = Pending {
-                                batch: Batch::new(),
-                                hook: None,
-                            };
+                            let p = Pending { batch: Batch::new(), hook: None };
                             gc.submit(p, |inputs| {
                                 groups.fetch_add(1, Ordering::Relaxed);
                                 std::thread::sleep(std::time::Duration::from_micros(50));
                                 inputs
                                     .iter()
-                                    .map(|_| {
-                                        Ok(CommitOutcome::Committed(
-                                            next.fetch_add(1, Ordering::SeqCst) + 1,
-                                        ))
-                                    })
+                                    .map(|_| Ok(CommitOutcome::Committed(next.fetch_add(1, Ordering::SeqCst) + 1)))
                                     .collect()
                             })
                             .unwrap()
@@ -157,20 +137,10 @@ mod tests {
                 })
             })
             .collect();
-        let mut all: Vec<u64> = threads
-            .into_iter()
-            .flat_map(|t| t.join().unwrap())
-            .collect();
+        let mut all: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
         all.sort();
-        assert_eq!(
-            all,
-            (1..=3200).collect::<Vec<_>>(),
-            "every commit got a distinct result"
-        );
-        assert!(
-            groups.load(Ordering::Relaxed) < 3200,
-            "some commits shared a group"
-        );
+        assert_eq!(all, (1..=3200).collect::<Vec<_>>(), "every commit got a distinct result");
+        assert!(groups.load(Ordering::Relaxed) < 3200, "some commits shared a group");
         gc.wait_idle();
     }
 }

@@ -80,12 +80,7 @@ impl Default for StoreConfig {
 impl StoreConfig {
     /// Checks every setting, naming the first invalid one.
     pub fn validate(&self) -> Result<()> {
-        let bad = |setting, reason: &str| {
-            Err(StorageError::InvalidConfig {
-                setting,
-                reason: reason.into(),
-            })
-        };
+        let bad = |setting, reason: &str| Err(StorageError::InvalidConfig { setting, reason: reason.into() });
         if self.sync_interval.is_zero() {
             return bad("sync_interval", "must be greater than zero");
         }

@@ -35,11 +35,7 @@ pub struct DocumentStoreConfig {
 
 impl Default for DocumentStoreConfig {
     fn default() -> Self {
-        Self {
-            hot_cache_size_mb: 128,
-            eviction_policy: EvictionPolicy::Hybrid,
-            cache_ttl: None,
-        }
+        Self { hot_cache_size_mb: 128, eviction_policy: EvictionPolicy::Hybrid, cache_ttl: None }
     }
 }
 
@@ -99,21 +95,14 @@ pub fn validate_collection_name(name: &str) -> Result<()> {
         None
     };
     match reason {
-        Some(reason) => Err(StorageError::InvalidName {
-            name: name.chars().take(64).collect(),
-            reason,
-        }),
+        Some(reason) => Err(StorageError::InvalidName { name: name.chars().take(64).collect(), reason }),
         None => Ok(()),
     }
 }
 
 impl DocumentStore {
     /// Opens a store at `dir` and wraps it.
-    pub fn open(
-        dir: impl AsRef<Path>,
-        store: StoreConfig,
-        docs: DocumentStoreConfig,
-    ) -> Result<Self> {
+    pub fn open(dir: impl AsRef<Path>, store: StoreConfig, docs: DocumentStoreConfig) -> Result<Self> {
         Ok(Self::new(Store::open(dir, store)?, docs))
     }
 
@@ -122,10 +111,7 @@ impl DocumentStore {
         let stripes: Vec<Mutex<()>> = (0..STRIPES).map(|_| Mutex::new(())).collect();
         Self {
             store,
-            cache: Arc::new(HotCache::new(
-                config.hot_cache_size_mb << 20,
-                config.eviction_policy,
-            )),
+            cache: Arc::new(HotCache::new(config.hot_cache_size_mb << 20, config.eviction_policy)),
             stripes: stripes.into(),
             ttl: config.cache_ttl,
         }
@@ -188,18 +174,12 @@ impl DocumentStore {
     }
 
     fn commit_cached(&self, batch: Batch, cached: Vec<(Vec<u8>, Cached)>) -> Result<Revision> {
-        let hooks: Vec<CommitHook> = cached
-            .into_iter()
-            .map(|(k, v)| self.cache_hook(k, v))
-            .collect();
+        let hooks: Vec<CommitHook> = cached.into_iter().map(|(k, v)| self.cache_hook(k, v)).collect();
         let hook: CommitHook = Box::new(move |rev| hooks.into_iter().for_each(|h| h(rev)));
-        self.store
-            .commit_with(batch, Some(hook))?
-            .revision()
-            .ok_or_else(|| StorageError::Corrupt {
-                key: "<document batch>".into(),
-                reason: "an unconditional batch failed a condition".into(),
-            })
+        self.store.commit_with(batch, Some(hook))?.revision().ok_or_else(|| StorageError::Corrupt {
+            key: "<document batch>".into(),
+            reason: "an unconditional batch failed a condition".into(),
+        })
     }
 
     /// The document, from the hot cache or the cold store.
@@ -232,8 +212,7 @@ impl DocumentStore {
         let end = prefix_successor(&prefix);
         let iter = self.store.range(
             std::ops::Bound::Included(&prefix),
-            end.as_deref()
-                .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
+            end.as_deref().map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
         )?;
         Ok(iter.map(|item| item.and_then(|(k, v)| format::decode::<Document>(&k, &v))))
     }
@@ -241,17 +220,12 @@ impl DocumentStore {
 
 /// FNV-1a of the key, modulo the stripe count.
 fn stripe_index(key: &[u8], n: usize) -> usize {
-    let h = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-    });
+    let h = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3));
     (h as usize) % n
 }
 
 impl std::fmt::Debug for DocumentStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DocumentStore")
-            .field("store", &self.store)
-            .field("cache", &self.cache)
-            .finish()
+        f.debug_struct("DocumentStore").field("store", &self.store).field("cache", &self.cache).finish()
     }
 }

@@ -48,10 +48,7 @@ impl Engine {
         std::fs::create_dir_all(&wal_dir)
             .map_err(|e| StorageError::io(format!("creating {}", wal_dir.display()), e))?;
         let lock = DirLock::acquire(dir)?;
-        let cold = SledStore::open(
-            &dir.join("cold"),
-            (config.cold_cache_capacity_mb as u64) << 20,
-        )?;
+        let cold = SledStore::open(&dir.join("cold"), (config.cold_cache_capacity_mb as u64) << 20)?;
         let applied = cold.applied_revision()?;
         let records = wal::replay::replay(&wal_dir, applied)?;
         let replayed = records.len();
@@ -66,9 +63,8 @@ impl Engine {
         }
         cold.flush()?;
         for (_, path) in wal::list_segments(&wal_dir)? {
-            std::fs::remove_file(&path).map_err(|e| {
-                StorageError::io(format!("removing replayed segment {}", path.display()), e)
-            })?;
+            std::fs::remove_file(&path)
+                .map_err(|e| StorageError::io(format!("removing replayed segment {}", path.display()), e))?;
         }
         let writer = WalWriter::create(&wal_dir, revision + 1, config.wal_segment_bytes)?;
         tracing::info!(dir = %dir.display(), revision, replayed, durability = ?config.durability, "opened store");
@@ -139,8 +135,7 @@ impl Engine {
         if self.is_closed() {
             return Err(StorageError::Closed);
         }
-        self.commits
-            .submit(pending, |group| self.process_group(group))
+        self.commits.submit(pending, |group| self.process_group(group))
     }
 
     /// The leader's work: check conditions, log, make durable per the mode,
@@ -176,10 +171,7 @@ impl Engine {
                     }
                     for op in batch.ops {
                         if track_overlay {
-                            overlay.insert(
-                                op.key().to_vec(),
-                                if op.value().is_some() { rev } else { 0 },
-                            );
+                            overlay.insert(op.key().to_vec(), if op.value().is_some() { rev } else { 0 });
                         }
                         deletes += usize::from(op.value().is_none());
                         writes.push(versioned(op, rev));
@@ -195,13 +187,10 @@ impl Engine {
         let io = match self.config.durability {
             Durability::Strict => wal.write_out().and_then(|()| {
                 let (file, _) = wal.sync_target();
-                file.sync_data()
-                    .map_err(|e| StorageError::io("syncing the WAL", e))
+                file.sync_data().map_err(|e| StorageError::io("syncing the WAL", e))
             }),
             Durability::Balanced => wal.write_out(),
-            Durability::Buffered if wal.buffered_records() >= self.config.write_buffer_size => {
-                wal.write_out()
-            }
+            Durability::Buffered if wal.buffered_records() >= self.config.write_buffer_size => wal.write_out(),
             Durability::Buffered => Ok(()),
         };
         let applied = io.and_then(|()| cold.apply(rev, writes));
@@ -219,8 +208,7 @@ impl Engine {
         if self.config.durability == Durability::Strict {
             self.synced.fetch_max(rev, Ordering::AcqRel);
         }
-        self.deletes_since_purge
-            .fetch_add(deletes, Ordering::Relaxed);
+        self.deletes_since_purge.fetch_add(deletes, Ordering::Relaxed);
         drop(wal);
         drop(guard);
         for (r, hook) in hooks {
@@ -249,8 +237,7 @@ impl Engine {
             wal.sync_target()
         };
         if written > self.synced_revision() {
-            file.sync_data()
-                .map_err(|e| self.poison_with(&StorageError::io("syncing the WAL", e)))?;
+            file.sync_data().map_err(|e| self.poison_with(&StorageError::io("syncing the WAL", e)))?;
             self.synced.fetch_max(written, Ordering::AcqRel);
         }
         Ok(self.synced_revision())
@@ -267,16 +254,11 @@ impl Engine {
         for pair in segments.windows(2) {
             let ((_, path), (next_first, _)) = (&pair[0], &pair[1]);
             if *next_first <= rev + 1 {
-                std::fs::remove_file(path).map_err(|e| {
-                    StorageError::io(
-                        format!("removing checkpointed segment {}", path.display()),
-                        e,
-                    )
-                })?;
+                std::fs::remove_file(path)
+                    .map_err(|e| StorageError::io(format!("removing checkpointed segment {}", path.display()), e))?;
             }
         }
-        if self.deletes_since_purge.load(Ordering::Relaxed) >= self.config.tombstone_purge_threshold
-        {
+        if self.deletes_since_purge.load(Ordering::Relaxed) >= self.config.tombstone_purge_threshold {
             self.deletes_since_purge.store(0, Ordering::Relaxed);
             let removed = cold.purge_tombstones(rev)?;
             self.oldest_readable.fetch_max(rev, Ordering::AcqRel);
@@ -297,11 +279,7 @@ impl Engine {
             return Ok(());
         }
         self.commits.wait_idle();
-        let synced = if self.poisoned().is_none() {
-            self.sync().map(drop)
-        } else {
-            Ok(())
-        };
+        let synced = if self.poisoned().is_none() { self.sync().map(drop) } else { Ok(()) };
         let flushed = self.cold.read().as_ref().map_or(Ok(()), |c| c.flush());
         drop(self.cold.write().take());
         drop(self.lock.lock().take());
@@ -312,37 +290,18 @@ impl Engine {
 
 fn versioned(op: Op, revision: Revision) -> (Vec<u8>, Versioned) {
     match op {
-        Op::Put { key, value } => (
-            key,
-            Versioned {
-                revision,
-                value: Some(value),
-            },
-        ),
-        Op::Delete { key } => (
-            key,
-            Versioned {
-                revision,
-                value: None,
-            },
-        ),
+        Op::Put { key, value } => (key, Versioned { revision, value: Some(value) }),
+        Op::Delete { key } => (key, Versioned { revision, value: None }),
     }
 }
 
 /// The live revision of a key: earlier writes of the same group first, then
 /// the cold store; tombstones count as absent (0).
-fn live_revision(
-    cold: &dyn ColdStore,
-    key: &[u8],
-    overlay: &HashMap<Vec<u8>, Revision>,
-) -> Result<Revision> {
+fn live_revision(cold: &dyn ColdStore, key: &[u8], overlay: &HashMap<Vec<u8>, Revision>) -> Result<Revision> {
     if let Some(r) = overlay.get(key) {
         return Ok(*r);
     }
-    Ok(cold
-        .get(key)?
-        .filter(|v| v.value.is_some())
-        .map_or(0, |v| v.revision))
+    Ok(cold.get(key)?.filter(|v| v.value.is_some()).map_or(0, |v| v.revision))
 }
 
 fn check_conditions(
@@ -353,11 +312,7 @@ fn check_conditions(
     for c in conditions {
         let actual = live_revision(cold, &c.key, overlay)?;
         if actual != c.revision {
-            return Ok(Some(CommitOutcome::ConditionFailed {
-                key: c.key.clone(),
-                expected: c.revision,
-                actual,
-            }));
+            return Ok(Some(CommitOutcome::ConditionFailed { key: c.key.clone(), expected: c.revision, actual }));
         }
     }
     Ok(None)

@@ -44,9 +44,7 @@ pub enum StorageError {
         reason: String,
     },
     /// A stored value was written by a format version this build does not know.
-    #[error(
-        "unknown format version {version} at key {key} (this build reads version {supported})"
-    )]
+    #[error("unknown format version {version} at key {key} (this build reads version {supported})")]
     UnknownFormat {
         /// The key, rendered printable.
         key: String,
@@ -117,17 +115,11 @@ pub enum StorageError {
 
 impl StorageError {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        StorageError::Io {
-            context: context.into(),
-            source,
-        }
+        StorageError::Io { context: context.into(), source }
     }
 
     pub(crate) fn backend(context: impl Into<String>, err: impl std::fmt::Display) -> Self {
-        StorageError::Backend {
-            context: context.into(),
-            message: err.to_string(),
-        }
+        StorageError::Backend { context: context.into(), message: err.to_string() }
     }
 }
 

@@ -10,30 +10,20 @@ pub const FORMAT_VERSION: u8 = 1;
 /// Encodes `value` as `[FORMAT_VERSION] ++ postcard(value)`.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     let mut out = vec![FORMAT_VERSION];
-    postcard::to_io(value, &mut out).map_err(|e| StorageError::Corrupt {
-        key: "<encoding>".into(),
-        reason: format!("cannot encode: {e}"),
-    })?;
+    postcard::to_io(value, &mut out)
+        .map_err(|e| StorageError::Corrupt { key: "<encoding>".into(), reason: format!("cannot encode: {e}") })?;
     Ok(out)
 }
 
 /// Decodes [`encode`]'s output; `key` names the value in errors.
 pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
-    let (&version, body) = bytes.split_first().ok_or_else(|| StorageError::Corrupt {
-        key: printable_key(key),
-        reason: "empty value".into(),
-    })?;
+    let (&version, body) = bytes
+        .split_first()
+        .ok_or_else(|| StorageError::Corrupt { key: printable_key(key), reason: "empty value".into() })?;
     if version != FORMAT_VERSION {
-        return Err(StorageError::UnknownFormat {
-            key: printable_key(key),
-            version,
-            supported: FORMAT_VERSION,
-        });
+        return Err(StorageError::UnknownFormat { key: printable_key(key), version, supported: FORMAT_VERSION });
     }
-    postcard::from_bytes(body).map_err(|e| StorageError::Corrupt {
-        key: printable_key(key),
-        reason: e.to_string(),
-    })
+    postcard::from_bytes(body).map_err(|e| StorageError::Corrupt { key: printable_key(key), reason: e.to_string() })
 }
 
 #[cfg(test)]
@@ -52,18 +42,12 @@ mod tests {
         let mut future = bytes.clone();
         future[0] = 99;
         let err = decode::<aurora_core::Document>(b"users/1", &future).unwrap_err();
-        assert!(
-            matches!(err, StorageError::UnknownFormat { version: 99, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, StorageError::UnknownFormat { version: 99, .. }), "{err}");
         assert!(err.to_string().contains("users/1"));
 
         let err = decode::<aurora_core::Document>(b"k\x01", &bytes[..3]).unwrap_err();
         assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
         assert!(err.to_string().contains("k\\x01"));
-        assert!(matches!(
-            decode::<u8>(b"k", &[]),
-            Err(StorageError::Corrupt { .. })
-        ));
+        assert!(matches!(decode::<u8>(b"k", &[]), Err(StorageError::Corrupt { .. })));
     }
 }

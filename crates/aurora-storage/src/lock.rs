@@ -22,12 +22,8 @@ impl DirLock {
             .map_err(|e| StorageError::io(format!("opening lock file {}", path.display()), e))?;
         match file.try_lock() {
             Ok(()) => Ok(Self { _file: file }),
-            Err(TryLockError::WouldBlock) => Err(StorageError::Locked {
-                path: dir.to_path_buf(),
-            }),
-            Err(TryLockError::Error(e)) => {
-                Err(StorageError::io(format!("locking {}", path.display()), e))
-            }
+            Err(TryLockError::WouldBlock) => Err(StorageError::Locked { path: dir.to_path_buf() }),
+            Err(TryLockError::Error(e)) => Err(StorageError::io(format!("locking {}", path.display()), e)),
         }
     }
 }
@@ -40,10 +36,7 @@ mod tests {
     fn second_lock_fails_until_first_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let first = DirLock::acquire(dir.path()).unwrap();
-        assert!(matches!(
-            DirLock::acquire(dir.path()),
-            Err(StorageError::Locked { .. })
-        ));
+        assert!(matches!(DirLock::acquire(dir.path()), Err(StorageError::Locked { .. })));
         drop(first);
         assert!(DirLock::acquire(dir.path()).is_ok());
     }

@@ -24,16 +24,11 @@ pub(crate) struct Maintenance {
 impl Maintenance {
     pub(crate) fn start(engine: Arc<Engine>) -> std::io::Result<Self> {
         let stop = Arc::new(Stop::default());
-        let thread = std::thread::Builder::new()
-            .name("aurora-maintenance".into())
-            .spawn({
-                let stop = Arc::clone(&stop);
-                move || run(&engine, &stop)
-            })?;
-        Ok(Self {
-            stop,
-            thread: Some(thread),
-        })
+        let thread = std::thread::Builder::new().name("aurora-maintenance".into()).spawn({
+            let stop = Arc::clone(&stop);
+            move || run(&engine, &stop)
+        })?;
+        Ok(Self { stop, thread: Some(thread) })
     }
 
     /// Signals the thread and waits for it to finish its current step.
@@ -62,10 +57,7 @@ struct Duty {
 
 impl Duty {
     fn new(every: Duration, now: Instant) -> Self {
-        Self {
-            every,
-            next: now + every,
-        }
+        Self { every, next: now + every }
     }
 
     fn due(&mut self, now: Instant) -> bool {
@@ -80,10 +72,8 @@ impl Duty {
 fn run(engine: &Engine, stop: &Stop) {
     let cfg = &engine.config;
     let now = Instant::now();
-    let mut flush = (cfg.durability == Durability::Buffered)
-        .then(|| Duty::new(cfg.write_buffer_flush_interval, now));
-    let mut sync =
-        (cfg.durability != Durability::Strict).then(|| Duty::new(cfg.sync_interval, now));
+    let mut flush = (cfg.durability == Durability::Buffered).then(|| Duty::new(cfg.write_buffer_flush_interval, now));
+    let mut sync = (cfg.durability != Durability::Strict).then(|| Duty::new(cfg.sync_interval, now));
     let mut checkpoint = Duty::new(cfg.checkpoint_interval, now);
     let mut last_checkpointed = engine.revision();
     loop {
@@ -108,8 +98,7 @@ fn run(engine: &Engine, stop: &Stop) {
                 tracing::error!(error = %e, "write buffer flush failed");
             }
         }
-        if sync.as_mut().is_some_and(|d| d.due(now)) && engine.synced_revision() < engine.revision()
-        {
+        if sync.as_mut().is_some_and(|d| d.due(now)) && engine.synced_revision() < engine.revision() {
             if let Err(e) = engine.sync() {
                 tracing::error!(error = %e, "WAL sync failed");
             }

@@ -67,17 +67,11 @@ impl Store {
     /// bad setting.
     pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Self> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
+        std::fs::create_dir_all(dir).map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
         let engine = Arc::new(Engine::open(dir, config)?);
         let maintenance = Maintenance::start(Arc::clone(&engine))
             .map_err(|e| StorageError::io("starting the maintenance thread", e))?;
-        Ok(Self {
-            owner: Arc::new(Owner {
-                engine,
-                maintenance: Mutex::new(Some(maintenance)),
-            }),
-        })
+        Ok(Self { owner: Arc::new(Owner { engine, maintenance: Mutex::new(Some(maintenance)) }) })
     }
 
     fn engine(&self) -> &Engine {
@@ -98,18 +92,10 @@ impl Store {
         let cfg = self.config();
         for op in batch.ops() {
             if op.key().len() > cfg.max_key_bytes {
-                return Err(StorageError::TooLarge {
-                    what: "key",
-                    size: op.key().len(),
-                    limit: cfg.max_key_bytes,
-                });
+                return Err(StorageError::TooLarge { what: "key", size: op.key().len(), limit: cfg.max_key_bytes });
             }
             if let Some(v) = op.value().filter(|v| v.len() > cfg.max_value_bytes) {
-                return Err(StorageError::TooLarge {
-                    what: "value",
-                    size: v.len(),
-                    limit: cfg.max_value_bytes,
-                });
+                return Err(StorageError::TooLarge { what: "value", size: v.len(), limit: cfg.max_value_bytes });
             }
         }
         Ok(())
@@ -183,20 +169,12 @@ impl Store {
         let oldest = engine.oldest_readable();
         let current = engine.revision();
         if revision < oldest || revision > current {
-            return Err(StorageError::Compacted {
-                key: printable_key(key),
-                requested: revision,
-                oldest,
-            });
+            return Err(StorageError::Compacted { key: printable_key(key), requested: revision, oldest });
         }
         match engine.with_cold(|c| c.get(key))? {
             None => Ok(None),
             Some(v) if v.revision <= revision => Ok(v.value),
-            Some(_) => Err(StorageError::Compacted {
-                key: printable_key(key),
-                requested: revision,
-                oldest,
-            }),
+            Some(_) => Err(StorageError::Compacted { key: printable_key(key), requested: revision, oldest }),
         }
     }
 
@@ -215,10 +193,7 @@ impl Store {
     }
 
     /// Live keys and values starting with `prefix`, in key order.
-    pub fn scan_prefix(
-        &self,
-        prefix: &[u8],
-    ) -> Result<impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>> {
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>> {
         let end = prefix_successor(prefix);
         let end_bound = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         self.range(Bound::Included(prefix), end_bound)

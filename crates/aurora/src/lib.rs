@@ -35,9 +35,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[doc(inline)]
-pub use aurora_core::{
-    doc, value, CoreError, DocId, Document, FieldDefinition, FieldType, Fields, Timestamp, Value,
-};
+pub use aurora_core::{doc, value, CoreError, DocId, Document, FieldDefinition, FieldType, Fields, Timestamp, Value};
 
 /// The storage engine (`aurora-storage`): WAL, durability modes, cold store, hot cache.
 #[cfg(feature = "storage")]

@@ -13,10 +13,13 @@ use crate::error::{printable_key, Result, StorageError};
 use crate::format::FORMAT_VERSION;
 use std::ops::Bound;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 const DATA: u8 = 0x01;
 const META_APPLIED: &[u8] = b"\x00applied";
 const HEADER: usize = 1 + 8 + 1;
+/// How long opening waits for sled's own lock to be released.
+const SLED_LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// The sled-backed cold store.
 pub(crate) struct SledStore {
@@ -25,15 +28,29 @@ pub(crate) struct SledStore {
 
 impl SledStore {
     /// Opens (or creates) a sled database at `path`.
+    ///
+    /// sled releases its own file lock from background threads a moment
+    /// after the last handle drops. The caller holds Aurora's directory lock,
+    /// so a held sled lock can only be our own previous instance winding
+    /// down: opening retries for up to [`SLED_LOCK_WAIT`].
     pub(crate) fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
             .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| StorageError::backend(format!("opening sled at {}", path.display()), e))?;
-        Ok(Self { db })
+            .flush_every_ms(None);
+        let started = Instant::now();
+        loop {
+            match config.open() {
+                Ok(db) => return Ok(Self { db }),
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock") && started.elapsed() < SLED_LOCK_WAIT =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(StorageError::backend(format!("opening sled at {}", path.display()), e)),
+            }
+        }
     }
 }
 
@@ -55,10 +72,7 @@ fn encode_versioned(v: &Versioned) -> Vec<u8> {
 }
 
 fn decode_versioned(key: &[u8], raw: &[u8]) -> Result<Versioned> {
-    let corrupt = |reason: &str| StorageError::Corrupt {
-        key: printable_key(key),
-        reason: reason.into(),
-    };
+    let corrupt = |reason: &str| StorageError::Corrupt { key: printable_key(key), reason: reason.into() };
     if raw.len() < HEADER {
         return Err(corrupt("stored value shorter than its header"));
     }
@@ -76,10 +90,7 @@ fn decode_versioned(key: &[u8], raw: &[u8]) -> Result<Versioned> {
         1 => Some(raw[HEADER..].to_vec()),
         _ => return Err(corrupt("unknown value kind")),
     };
-    Ok(Versioned {
-        revision: u64::from_be_bytes(rev),
-        value,
-    })
+    Ok(Versioned { revision: u64::from_be_bytes(rev), value })
 }
 
 fn bound_key(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
@@ -126,34 +137,24 @@ impl ColdStore for SledStore {
             batch.insert(data_key(key), encode_versioned(v));
         }
         batch.insert(META_APPLIED, &last.to_be_bytes());
-        self.db
-            .apply_batch(batch)
-            .map_err(|e| StorageError::backend(format!("applying revision {last}"), e))
+        self.db.apply_batch(batch).map_err(|e| StorageError::backend(format!("applying revision {last}"), e))
     }
 
     fn applied_revision(&self) -> Result<Revision> {
-        match self
-            .db
-            .get(META_APPLIED)
-            .map_err(|e| StorageError::backend("reading applied revision", e))?
-        {
+        match self.db.get(META_APPLIED).map_err(|e| StorageError::backend("reading applied revision", e))? {
             None => Ok(0),
             Some(raw) => {
-                let bytes: [u8; 8] =
-                    raw.as_ref().try_into().map_err(|_| StorageError::Corrupt {
-                        key: printable_key(META_APPLIED),
-                        reason: "applied revision is not 8 bytes".into(),
-                    })?;
+                let bytes: [u8; 8] = raw.as_ref().try_into().map_err(|_| StorageError::Corrupt {
+                    key: printable_key(META_APPLIED),
+                    reason: "applied revision is not 8 bytes".into(),
+                })?;
                 Ok(u64::from_be_bytes(bytes))
             }
         }
     }
 
     fn flush(&self) -> Result<()> {
-        self.db
-            .flush()
-            .map(drop)
-            .map_err(|e| StorageError::backend("flushing sled", e))
+        self.db.flush().map(drop).map_err(|e| StorageError::backend("flushing sled", e))
     }
 
     fn purge_tombstones(&self, horizon: Revision) -> Result<usize> {
@@ -173,9 +174,7 @@ impl ColdStore for SledStore {
     }
 
     fn disk_bytes(&self) -> Result<u64> {
-        self.db
-            .size_on_disk()
-            .map_err(|e| StorageError::backend("measuring disk size", e))
+        self.db.size_on_disk().map_err(|e| StorageError::backend("measuring disk size", e))
     }
 }
 
@@ -186,34 +185,16 @@ mod tests {
     #[test]
     fn versioned_round_trip_and_corruption() {
         for v in [
-            Versioned {
-                revision: 7,
-                value: Some(b"abc".to_vec()),
-            },
-            Versioned {
-                revision: u64::MAX,
-                value: None,
-            },
-            Versioned {
-                revision: 1,
-                value: Some(vec![]),
-            },
+            Versioned { revision: 7, value: Some(b"abc".to_vec()) },
+            Versioned { revision: u64::MAX, value: None },
+            Versioned { revision: 1, value: Some(vec![]) },
         ] {
             assert_eq!(decode_versioned(b"k", &encode_versioned(&v)).unwrap(), v);
         }
-        let mut raw = encode_versioned(&Versioned {
-            revision: 1,
-            value: Some(vec![1]),
-        });
+        let mut raw = encode_versioned(&Versioned { revision: 1, value: Some(vec![1]) });
         raw[0] = 42;
-        assert!(matches!(
-            decode_versioned(b"k", &raw),
-            Err(StorageError::UnknownFormat { version: 42, .. })
-        ));
-        assert!(matches!(
-            decode_versioned(b"k", &raw[..4]),
-            Err(StorageError::Corrupt { .. })
-        ));
+        assert!(matches!(decode_versioned(b"k", &raw), Err(StorageError::UnknownFormat { version: 42, .. })));
+        assert!(matches!(decode_versioned(b"k", &raw[..4]), Err(StorageError::Corrupt { .. })));
     }
 
     #[test]
@@ -224,33 +205,15 @@ mod tests {
         s.apply(
             2,
             vec![
-                (
-                    b"a".to_vec(),
-                    Versioned {
-                        revision: 1,
-                        value: Some(b"1".to_vec()),
-                    },
-                ),
-                (
-                    b"b".to_vec(),
-                    Versioned {
-                        revision: 2,
-                        value: None,
-                    },
-                ),
+                (b"a".to_vec(), Versioned { revision: 1, value: Some(b"1".to_vec()) }),
+                (b"b".to_vec(), Versioned { revision: 2, value: None }),
             ],
         )
         .unwrap();
         assert_eq!(s.applied_revision().unwrap(), 2);
-        let all: Vec<_> = s
-            .scan(Bound::Unbounded, Bound::Unbounded)
-            .map(|r| r.unwrap().0)
-            .collect();
+        let all: Vec<_> = s.scan(Bound::Unbounded, Bound::Unbounded).map(|r| r.unwrap().0).collect();
         assert_eq!(all, vec![b"a".to_vec(), b"b".to_vec()]);
-        let from_b: Vec<_> = s
-            .scan(Bound::Included(b"b"), Bound::Unbounded)
-            .map(|r| r.unwrap().0)
-            .collect();
+        let from_b: Vec<_> = s.scan(Bound::Included(b"b"), Bound::Unbounded).map(|r| r.unwrap().0).collect();
         assert_eq!(from_b, vec![b"b".to_vec()]);
         assert_eq!(s.purge_tombstones(1).unwrap(), 0);
         assert_eq!(s.purge_tombstones(2).unwrap(), 1);

@@ -100,9 +100,7 @@ impl<V: Clone> HotCache<V> {
             self.remove_expired(key);
             return None;
         }
-        entry
-            .last_access
-            .store(self.clock.load(Ordering::Relaxed), Ordering::Relaxed);
+        entry.last_access.store(self.clock.load(Ordering::Relaxed), Ordering::Relaxed);
         if entry.hits.load(Ordering::Relaxed) < u32::MAX {
             entry.hits.fetch_add(1, Ordering::Relaxed);
         }
@@ -120,14 +118,7 @@ impl<V: Clone> HotCache<V> {
     /// unless a newer revision is cached. Returns whether it was stored.
     /// A value too large for the cache is not stored, and an older cached
     /// value of the key is dropped so that it cannot be served stale.
-    pub fn insert(
-        &self,
-        key: &[u8],
-        value: V,
-        size: usize,
-        revision: u64,
-        ttl: Option<Duration>,
-    ) -> bool {
+    pub fn insert(&self, key: &[u8], value: V, size: usize, revision: u64, ttl: Option<Duration>) -> bool {
         let charge = size + key.len() + ENTRY_OVERHEAD;
         if charge > self.capacity {
             self.remove_up_to(key, revision);
@@ -197,10 +188,7 @@ impl<V: Clone> HotCache<V> {
         let mut probes = 0;
         // Stale slots found on the way are removed, so the extra probes
         // needed while no live candidate is found are paid for by inserts.
-        while !ring.is_empty()
-            && candidates.len() < SAMPLES
-            && (probes < PROBES || candidates.is_empty())
-        {
+        while !ring.is_empty() && candidates.len() < SAMPLES && (probes < PROBES || candidates.is_empty()) {
             probes += 1;
             let i = fastrand::usize(..ring.len());
             let live = self
@@ -251,9 +239,7 @@ impl<V: Clone> HotCache<V> {
             }
             keep
         });
-        self.counters
-            .expirations
-            .fetch_add(removed as u64, Ordering::Relaxed);
+        self.counters.expirations.fetch_add(removed as u64, Ordering::Relaxed);
         removed
     }
 
@@ -278,11 +264,7 @@ impl<V: Clone> HotCache<V> {
 
     /// Counters and sizes.
     pub fn stats(&self) -> CacheStats {
-        self.counters.snapshot(
-            self.map.len(),
-            self.used.load(Ordering::Relaxed),
-            self.capacity,
-        )
+        self.counters.snapshot(self.map.len(), self.used.load(Ordering::Relaxed), self.capacity)
     }
 }
 

@@ -72,10 +72,7 @@ fn hybrid_evicts_expired_first() {
         c.insert(&key(i), i, 0, 1, None);
     }
     let unexpired_kept = (25..60).filter(|i| c.peek(&key(*i)).is_some()).count();
-    assert!(
-        unexpired_kept >= 33,
-        "expired entries should go first, kept {unexpired_kept} of 35"
-    );
+    assert!(unexpired_kept >= 33, "expired entries should go first, kept {unexpired_kept} of 35");
 }
 
 #[test]

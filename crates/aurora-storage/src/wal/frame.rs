@@ -25,9 +25,7 @@ pub(crate) struct Record {
 
 /// Appends a framed payload to `out`.
 pub(crate) fn write_frame(out: &mut Vec<u8>, payload: &[u8]) {
-    let len = u32::try_from(payload.len())
-        .unwrap_or(u32::MAX)
-        .to_le_bytes();
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX).to_le_bytes();
     out.extend_from_slice(&len);
     out.extend_from_slice(&crc32fast::hash(&len).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
@@ -75,10 +73,7 @@ pub(crate) fn read_frame(data: &[u8], at: usize) -> Frame<'_> {
     if crc32fast::hash(payload) != u32_at(data, at + 8) {
         return Frame::BadPayload { next: start + len };
     }
-    Frame::Valid {
-        payload,
-        next: start + len,
-    }
+    Frame::Valid { payload, next: start + len }
 }
 
 #[cfg(test)]
@@ -90,14 +85,9 @@ mod tests {
         let mut buf = Vec::new();
         write_frame(&mut buf, b"hello");
         write_frame(&mut buf, b"");
-        let Frame::Valid { payload, next } = read_frame(&buf, 0) else {
-            panic!("first frame")
-        };
+        let Frame::Valid { payload, next } = read_frame(&buf, 0) else { panic!("first frame") };
         assert_eq!(payload, b"hello");
-        assert!(matches!(
-            read_frame(&buf, next),
-            Frame::Valid { payload: b"", .. }
-        ));
+        assert!(matches!(read_frame(&buf, next), Frame::Valid { payload: b"", .. }));
         assert_eq!(read_frame(&buf, buf.len()), Frame::End);
 
         let mut torn = buf.clone();
@@ -106,9 +96,7 @@ mod tests {
 
         let mut flipped = buf.clone();
         flipped[HEADER_LEN + 1] ^= 0x10;
-        assert!(
-            matches!(read_frame(&flipped, 0), Frame::BadPayload { next } if next == HEADER_LEN + 5)
-        );
+        assert!(matches!(read_frame(&flipped, 0), Frame::BadPayload { next } if next == HEADER_LEN + 5));
 
         let mut bad_len = buf.clone();
         bad_len[0] ^= 0x01;

@@ -20,8 +20,7 @@ use std::sync::Arc;
 /// Segment files of `dir`, sorted by first revision.
 pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(Revision, PathBuf)>> {
     let mut out = Vec::new();
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| StorageError::io(format!("listing {}", dir.display()), e))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| StorageError::io(format!("listing {}", dir.display()), e))?;
     for entry in entries {
         let entry = entry.map_err(|e| StorageError::io(format!("listing {}", dir.display()), e))?;
         let name = entry.file_name();
@@ -114,18 +113,13 @@ impl WalWriter {
             return Ok(());
         };
         if self.len >= self.segment_bytes {
-            self.file
-                .sync_data()
-                .map_err(|e| StorageError::io("syncing a full WAL segment", e))?;
+            self.file.sync_data().map_err(|e| StorageError::io("syncing a full WAL segment", e))?;
             self.file = Arc::new(Self::new_segment(&self.dir, first)?);
             self.len = 0;
         }
-        (&*self.file).write_all(&self.buf).map_err(|e| {
-            StorageError::io(
-                format!("writing WAL records up to revision {}", self.buf_last),
-                e,
-            )
-        })?;
+        (&*self.file)
+            .write_all(&self.buf)
+            .map_err(|e| StorageError::io(format!("writing WAL records up to revision {}", self.buf_last), e))?;
         self.len += self.buf.len() as u64;
         self.written_bytes += self.buf.len() as u64;
         self.written = self.buf_last;

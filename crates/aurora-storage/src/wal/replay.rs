@@ -36,10 +36,7 @@ pub(crate) fn scan_segment(path: &Path, data: &[u8]) -> Result<SegmentScan> {
                 // A damaged record followed by an intact one is not a torn
                 // tail: truncating would drop acknowledged records.
                 if matches!(read_frame(data, next), Frame::Valid { .. }) {
-                    return Err(corrupt(
-                        at,
-                        "record checksum mismatch before intact records".into(),
-                    ));
+                    return Err(corrupt(at, "record checksum mismatch before intact records".into()));
                 }
                 break Some("record checksum mismatch");
             }
@@ -47,10 +44,7 @@ pub(crate) fn scan_segment(path: &Path, data: &[u8]) -> Result<SegmentScan> {
                 let record: Record = format::decode(format!("wal@{at}").as_bytes(), payload)?;
                 if let Some(prev) = records.last().map(|r: &Record| r.revision) {
                     if record.revision <= prev {
-                        return Err(corrupt(
-                            at,
-                            format!("revision {} after {prev}", record.revision),
-                        ));
+                        return Err(corrupt(at, format!("revision {} after {prev}", record.revision)));
                     }
                 }
                 records.push(record);
@@ -58,11 +52,7 @@ pub(crate) fn scan_segment(path: &Path, data: &[u8]) -> Result<SegmentScan> {
             }
         }
     };
-    Ok(SegmentScan {
-        records,
-        valid_len: at as u64,
-        torn,
-    })
+    Ok(SegmentScan { records, valid_len: at as u64, torn })
 }
 
 /// Reads all segments of `dir` in order and returns the records after
@@ -73,8 +63,7 @@ pub(crate) fn replay(dir: &Path, after: Revision) -> Result<Vec<Record>> {
     let mut out = Vec::new();
     let count = segments.len();
     for (i, (_, path)) in segments.into_iter().enumerate() {
-        let data = std::fs::read(&path)
-            .map_err(|e| StorageError::io(format!("reading {}", path.display()), e))?;
+        let data = std::fs::read(&path).map_err(|e| StorageError::io(format!("reading {}", path.display()), e))?;
         let scan = scan_segment(&path, &data)?;
         if let Some(reason) = scan.torn {
             if i + 1 != count {
@@ -86,10 +75,7 @@ pub(crate) fn replay(dir: &Path, after: Revision) -> Result<Vec<Record>> {
             }
             truncate_tail(&path, scan.valid_len, data.len() as u64, reason)?;
         }
-        if let (Some(prev), Some(first)) = (
-            out.last().map(|r: &Record| r.revision),
-            scan.records.first(),
-        ) {
+        if let (Some(prev), Some(first)) = (out.last().map(|r: &Record| r.revision), scan.records.first()) {
             if first.revision <= prev {
                 return Err(StorageError::WalCorrupt {
                     segment: path,
@@ -108,12 +94,7 @@ fn truncate_tail(path: &PathBuf, valid: u64, total: u64, reason: &str) -> Result
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(path)
-        .map_err(|e| {
-            StorageError::io(
-                format!("opening {} to cut its torn tail", path.display()),
-                e,
-            )
-        })?;
+        .map_err(|e| StorageError::io(format!("opening {} to cut its torn tail", path.display()), e))?;
     f.set_len(valid)
         .and_then(|()| f.sync_all())
         .map_err(|e| StorageError::io(format!("cutting the torn tail of {}", path.display()), e))
@@ -126,15 +107,8 @@ mod tests {
     use crate::batch::Op;
 
     fn record(rev: Revision) -> Vec<u8> {
-        let ops = [Op::Put {
-            key: format!("k{rev}").into_bytes(),
-            value: vec![rev as u8; 10],
-        }];
-        let payload = format::encode(&RecordRef {
-            revision: rev,
-            ops: &ops,
-        })
-        .unwrap();
+        let ops = [Op::Put { key: format!("k{rev}").into_bytes(), value: vec![rev as u8; 10] }];
+        let payload = format::encode(&RecordRef { revision: rev, ops: &ops }).unwrap();
         let mut out = Vec::new();
         write_frame(&mut out, &payload);
         out
@@ -175,10 +149,7 @@ mod tests {
         let mut data = segment(&[1, 2, 3]);
         data[HEADER_LEN + 2] ^= 0x04;
         let err = scan_segment(Path::new("seg"), &data).unwrap_err();
-        assert!(
-            matches!(err, StorageError::WalCorrupt { offset: 0, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, StorageError::WalCorrupt { offset: 0, .. }), "{err}");
     }
 
     #[test]
@@ -189,23 +160,13 @@ mod tests {
         newest.extend_from_slice(&[7, 7, 7]);
         let newest_path = super::super::segment_path(dir.path(), 3);
         std::fs::write(&newest_path, &newest).unwrap();
-        let got: Vec<_> = replay(dir.path(), 1)
-            .unwrap()
-            .into_iter()
-            .map(|r| r.revision)
-            .collect();
+        let got: Vec<_> = replay(dir.path(), 1).unwrap().into_iter().map(|r| r.revision).collect();
         assert_eq!(got, vec![2, 3, 4]);
-        assert_eq!(
-            std::fs::metadata(&newest_path).unwrap().len(),
-            newest.len() as u64 - 3
-        );
+        assert_eq!(std::fs::metadata(&newest_path).unwrap().len(), newest.len() as u64 - 3);
 
         let mut old = segment(&[1, 2]);
         old.truncate(old.len() - 1);
         std::fs::write(super::super::segment_path(dir.path(), 1), old).unwrap();
-        assert!(matches!(
-            replay(dir.path(), 0),
-            Err(StorageError::WalCorrupt { .. })
-        ));
+        assert!(matches!(replay(dir.path(), 0), Err(StorageError::WalCorrupt { .. })));
     }
 }

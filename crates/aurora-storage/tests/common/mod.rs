@@ -1,0 +1,42 @@
+//! Helpers shared by the storage integration tests (included with `mod common;`).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use aurora_storage::{Durability, Store, StoreConfig};
+use std::path::Path;
+use std::time::Duration;
+
+/// A config for tests: the given mode, small caches, no periodic checkpoint
+/// (tests call `checkpoint()` themselves).
+pub fn config(durability: Durability) -> StoreConfig {
+    StoreConfig {
+        durability,
+        cold_cache_capacity_mb: 8,
+        checkpoint_interval: Duration::from_secs(3600),
+        ..StoreConfig::default()
+    }
+}
+
+/// Copies a database directory as a killed process would leave it: the
+/// bytes every `write()` handed to the OS, nothing of the process's memory.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Every live key and value of the store, in order.
+pub fn dump(store: &Store) -> Vec<(Vec<u8>, Vec<u8>)> {
+    store.scan_prefix(b"").unwrap().map(Result::unwrap).collect()
+}
+
+/// How many proptest cases to run: `AURORA_PROPTEST_CASES`, or `default`.
+pub fn cases(default: u32) -> u32 {
+    std::env::var("AURORA_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}

@@ -1,0 +1,165 @@
+//! Open, close, locking, limits and bad input on a real on-disk store.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use aurora_storage::{Batch, CommitOutcome, Durability, StorageError, Store, StoreConfig};
+use std::ops::Bound;
+
+#[test]
+fn second_open_of_a_directory_is_refused_until_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), common::config(Durability::Balanced)).unwrap();
+    let err = Store::open(dir.path(), common::config(Durability::Balanced)).unwrap_err();
+    assert!(matches!(err, StorageError::Locked { .. }), "{err}");
+    let clone = store.clone();
+    store.close().unwrap();
+    assert!(matches!(clone.get(b"k"), Err(StorageError::Closed)));
+    assert!(matches!(clone.put("k", "v"), Err(StorageError::Closed)));
+    assert!(clone.close().is_ok(), "closing twice is fine");
+    let reopened = Store::open(dir.path(), common::config(Durability::Balanced)).unwrap();
+    drop(reopened);
+    // Dropping the last handle releases the lock right away.
+    Store::open(dir.path(), common::config(Durability::Balanced)).unwrap();
+}
+
+#[test]
+fn data_survives_clean_reopen_in_every_mode() {
+    for mode in [Durability::Strict, Durability::Balanced, Durability::Buffered] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), common::config(mode)).unwrap();
+        for i in 0..100u32 {
+            store.put(i.to_be_bytes(), vec![1; 100]).unwrap();
+        }
+        store.delete(5u32.to_be_bytes()).unwrap();
+        drop(store);
+        let store = Store::open(dir.path(), common::config(mode)).unwrap();
+        assert_eq!(common::dump(&store).len(), 99, "{mode:?}");
+        assert_eq!(store.revision(), 101);
+    }
+}
+
+#[test]
+fn oversized_keys_and_values_are_rejected_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig { max_key_bytes: 16, max_value_bytes: 64, ..common::config(Durability::Balanced) };
+    let store = Store::open(dir.path(), cfg).unwrap();
+    let mut b = Batch::new();
+    b.put("ok", "fine").put("k", vec![0u8; 65]);
+    let err = store.commit(b).unwrap_err();
+    assert!(matches!(err, StorageError::TooLarge { what: "value", size: 65, limit: 64 }), "{err}");
+    let err = store.put(vec![b'x'; 17], "v").unwrap_err();
+    assert!(matches!(err, StorageError::TooLarge { what: "key", .. }), "{err}");
+    assert!(common::dump(&store).is_empty());
+    assert_eq!(store.revision(), 0);
+}
+
+#[test]
+fn invalid_config_names_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig { sync_interval: std::time::Duration::ZERO, ..StoreConfig::default() };
+    let err = Store::open(dir.path(), cfg).unwrap_err();
+    assert!(err.to_string().contains("sync_interval"), "{err}");
+}
+
+#[test]
+fn conditions_are_checked_atomically_within_a_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), common::config(Durability::Strict)).unwrap();
+    // Many threads race to create the same key with require_absent: exactly one wins.
+    let winners: usize = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut b = Batch::new();
+                b.require_absent("claim").put("claim", format!("thread {t}"));
+                usize::from(matches!(store.commit(b).unwrap(), CommitOutcome::Committed(_)))
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .sum();
+    assert_eq!(winners, 1);
+    let (rev, _) = store.get_versioned(b"claim").unwrap().unwrap();
+    let mut stale = Batch::new();
+    stale.require_revision("claim", rev - 1).put("claim", "late");
+    assert_eq!(
+        store.commit(stale).unwrap(),
+        CommitOutcome::ConditionFailed { key: b"claim".to_vec(), expected: rev - 1, actual: rev }
+    );
+}
+
+#[test]
+fn group_commit_shares_fsyncs_between_concurrent_strict_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), common::config(Durability::Strict)).unwrap();
+    let threads: Vec<_> = (0..16u32)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..50u32 {
+                    store.put([t.to_be_bytes(), i.to_be_bytes()].concat(), "v").unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(store.revision(), 800);
+    assert_eq!(store.durable_revision(), 800);
+    assert_eq!(common::dump(&store).len(), 800);
+}
+
+#[test]
+fn ranges_and_get_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), common::config(Durability::Balanced)).unwrap();
+    let r1 = store.put("a", "1").unwrap();
+    store.put("b", "2").unwrap();
+    let r3 = store.put("c", "3").unwrap();
+    let got: Vec<_> =
+        store.range(Bound::Excluded(b"a"), Bound::Included(b"c")).unwrap().map(|kv| kv.unwrap().0).collect();
+    assert_eq!(got, vec![b"b".to_vec(), b"c".to_vec()]);
+    assert_eq!(store.get_at(b"a", r1).unwrap(), Some(b"1".to_vec()));
+    assert_eq!(store.get_at(b"c", r1).unwrap_err().to_string().contains("no longer retained"), true);
+    let r4 = store.delete("a").unwrap();
+    assert_eq!(store.get_at(b"a", r4).unwrap(), None);
+    assert!(matches!(store.get_at(b"a", r3), Err(StorageError::Compacted { .. })));
+    assert!(matches!(store.get_at(b"a", r4 + 1), Err(StorageError::Compacted { .. })), "future revision");
+}
+
+#[test]
+fn wal_is_trimmed_by_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig { wal_segment_bytes: 4096, ..common::config(Durability::Balanced) };
+    let store = Store::open(dir.path(), cfg).unwrap();
+    for i in 0..2000u32 {
+        store.put(i.to_be_bytes(), vec![7u8; 64]).unwrap();
+    }
+    let segments = || std::fs::read_dir(dir.path().join("wal")).unwrap().count();
+    assert!(segments() > 10, "segments rotate");
+    store.checkpoint().unwrap();
+    assert_eq!(segments(), 1, "only the active segment remains after a checkpoint");
+    drop(store);
+    let store = Store::open(dir.path(), common::config(Durability::Balanced)).unwrap();
+    assert_eq!(common::dump(&store).len(), 2000);
+}
+
+#[test]
+fn tombstones_are_purged_after_the_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig { tombstone_purge_threshold: 10, ..common::config(Durability::Balanced) };
+    let store = Store::open(dir.path(), cfg).unwrap();
+    for i in 0..20u32 {
+        store.put(i.to_be_bytes(), "v").unwrap();
+        store.delete(i.to_be_bytes()).unwrap();
+    }
+    let before = store.disk_bytes().unwrap();
+    store.checkpoint().unwrap();
+    assert!(common::dump(&store).is_empty());
+    // Reads at revisions before the purge horizon are refused, not wrong.
+    assert!(matches!(store.get_at(&0u32.to_be_bytes(), 1), Err(StorageError::Compacted { .. })));
+    assert!(before > 0);
+}
