@@ -56,7 +56,7 @@ fn ci() -> ExitCode {
 }
 
 fn bench(quick: bool) -> ExitCode {
-    let mut args = vec!["bench", "-p", "aurora-benches", "--"];
+    let mut args = vec!["bench", "-p", "aurora-benches", "--benches", "--"];
     if quick {
         args.extend(["--warm-up-time", "1", "--measurement-time", "2", "--sample-size", "10"]);
     }
