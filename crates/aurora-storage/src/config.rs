@@ -58,6 +58,11 @@ pub struct StoreConfig {
     pub max_value_bytes: usize,
     /// Deletes after which tombstones are purged at the next checkpoint (default 10 000).
     pub tombstone_purge_threshold: usize,
+    /// Memtable size at which the applier moves it into the cold store
+    /// early (default 8 MiB; otherwise every `sync_interval`).
+    pub memtable_flush_bytes: usize,
+    /// Memtable size at which commits wait for the applier (default 64 MiB).
+    pub memtable_max_bytes: usize,
 }
 
 impl Default for StoreConfig {
@@ -73,6 +78,8 @@ impl Default for StoreConfig {
             max_key_bytes: 64 << 10,
             max_value_bytes: 16 << 20,
             tombstone_purge_threshold: 10_000,
+            memtable_flush_bytes: 8 << 20,
+            memtable_max_bytes: 64 << 20,
         }
     }
 }
@@ -104,6 +111,12 @@ impl StoreConfig {
         }
         if self.max_value_bytes == 0 || self.max_value_bytes > (1 << 30) {
             return bad("max_value_bytes", "must be between 1 and 1 GiB");
+        }
+        if self.memtable_flush_bytes == 0 {
+            return bad("memtable_flush_bytes", "must be at least 1");
+        }
+        if self.memtable_max_bytes < self.memtable_flush_bytes {
+            return bad("memtable_max_bytes", "must be at least memtable_flush_bytes");
         }
         Ok(())
     }

@@ -1,22 +1,33 @@
 //! The engine behind a [`Store`](crate::Store): recovery, the commit path,
-//! WAL syncing and checkpoints. Shared by the user's handles and the
-//! maintenance thread.
+//! the memtable, applying to the cold store, WAL syncing and checkpoints.
+//! Shared by the user's handles and the background threads.
+//!
+//! The write path, in order:
+//! 1. the group-commit leader checks conditions and appends WAL records;
+//! 2. it writes them to the OS (`Balanced`, `Strict`) and fsyncs (`Strict`);
+//! 3. it inserts the writes into the memtable and publishes the revision
+//!    (now visible to reads) and acknowledges;
+//! 4. the applier freezes the memtable, fsyncs the WAL up to it, applies it
+//!    to the cold store, and releases it;
+//! 5. a checkpoint records the applied revision in the cold store, flushes
+//!    it, and deletes the WAL segments it covers.
 
-use crate::batch::{CommitOutcome, Op, Revision};
-use crate::cold::{sled_store::SledStore, ColdStore, Versioned};
+use crate::batch::{CommitOutcome, Condition, Op, Revision};
+use crate::cold::{sled_store::SledStore, ColdStore, ScanItem, Versioned};
 use crate::commit::{GroupCommit, Pending};
 use crate::config::{Durability, StoreConfig};
 use crate::error::{Result, StorageError};
 use crate::lock::DirLock;
+use crate::memtable::Memtable;
+use crate::merge::Merge;
 use crate::wal::{self, WalWriter};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-
-/// Records replayed per cold-store batch during recovery.
-const REPLAY_CHUNK: usize = 4096;
+use std::time::Duration;
 
 pub(crate) struct Engine {
     pub(crate) config: StoreConfig,
@@ -25,13 +36,22 @@ pub(crate) struct Engine {
     /// `None` once closed. Declared before `lock` so it is released first.
     cold: RwLock<Option<Arc<dyn ColdStore>>>,
     wal: Mutex<WalWriter>,
+    memtable: RwLock<Memtable>,
+    /// Signalled when the memtable is released (writers waiting for room)
+    /// or when the applier has work.
+    pub(crate) signal: Signal,
     commits: GroupCommit,
     checkpoint_lock: Mutex<()>,
-    /// Highest revision applied and visible to reads.
+    /// One applier cycle at a time (the applier thread, or a caller of
+    /// [`Engine::checkpoint_all`] / close).
+    apply_lock: Mutex<()>,
+    /// Highest revision committed and visible to reads.
     revision: AtomicU64,
     /// Highest revision known to be on stable storage.
     synced: AtomicU64,
-    /// Oldest revision [`Engine::get_at`] can answer for.
+    /// Highest revision whose writes the cold store holds.
+    applied: AtomicU64,
+    /// Oldest revision [`Store::get_at`](crate::Store::get_at) can answer for.
     oldest_readable: AtomicU64,
     deletes_since_purge: AtomicUsize,
     closed: AtomicBool,
@@ -39,45 +59,75 @@ pub(crate) struct Engine {
     lock: Mutex<Option<DirLock>>,
 }
 
+/// A condition variable with a flag, for "there is work" / "there is room".
+#[derive(Default)]
+pub(crate) struct Signal {
+    flag: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Signal {
+    pub(crate) fn raise(&self) {
+        *self.flag.lock() = true;
+        self.cv.notify_all();
+    }
+
+    /// Waits until raised or `timeout` passes; clears the flag.
+    pub(crate) fn wait(&self, timeout: Duration) {
+        let mut flag = self.flag.lock();
+        if !*flag {
+            self.cv.wait_for(&mut flag, timeout);
+        }
+        *flag = false;
+    }
+}
+
+/// Records replayed per cold-store write during recovery.
+const REPLAY_CHUNK: usize = 4096;
+
 impl Engine {
-    /// Opens `dir`: takes the lock, opens the cold store, replays the WAL,
-    /// checkpoints, and starts a fresh WAL segment.
+    /// Opens `dir`: takes the lock, opens the cold store, replays the WAL
+    /// past the checkpoint, checkpoints, and starts a fresh WAL segment.
     pub(crate) fn open(dir: &Path, config: StoreConfig) -> Result<Self> {
         config.validate()?;
         let wal_dir = dir.join("wal");
         std::fs::create_dir_all(&wal_dir)
             .map_err(|e| StorageError::io(format!("creating {}", wal_dir.display()), e))?;
         let lock = DirLock::acquire(dir)?;
+        let _span = tracing::info_span!("recover", dir = %dir.display()).entered();
         let cold = SledStore::open(&dir.join("cold"), (config.cold_cache_capacity_mb as u64) << 20)?;
-        let applied = cold.applied_revision()?;
-        let records = wal::replay::replay(&wal_dir, applied)?;
+        let checkpoint = cold.checkpoint()?;
+        let records = wal::replay::replay(&wal_dir, checkpoint)?;
         let replayed = records.len();
-        let mut revision = applied;
+        let mut revision = checkpoint;
         for chunk in records.chunks(REPLAY_CHUNK) {
-            let mut writes = Vec::new();
-            for rec in chunk {
-                writes.extend(rec.ops.iter().map(|op| versioned(op.clone(), rec.revision)));
-                revision = rec.revision;
-            }
-            cold.apply(revision, writes)?;
+            let writes: Vec<(Vec<u8>, Versioned)> =
+                chunk.iter().flat_map(|rec| rec.ops.iter().map(|op| versioned(op.clone(), rec.revision))).collect();
+            cold.apply(&mut writes.iter().map(|(k, v)| (k.as_slice(), v)))?;
+            revision = chunk.last().map_or(revision, |r| r.revision);
         }
+        cold.set_checkpoint(revision)?;
         cold.flush()?;
         for (_, path) in wal::list_segments(&wal_dir)? {
             std::fs::remove_file(&path)
                 .map_err(|e| StorageError::io(format!("removing replayed segment {}", path.display()), e))?;
         }
         let writer = WalWriter::create(&wal_dir, revision + 1, config.wal_segment_bytes)?;
-        tracing::info!(dir = %dir.display(), revision, replayed, durability = ?config.durability, "opened store");
+        tracing::info!(revision, checkpoint, replayed, durability = ?config.durability, "opened store");
         Ok(Self {
             config,
             dir: dir.to_path_buf(),
             wal_dir,
             cold: RwLock::new(Some(Arc::new(cold))),
             wal: Mutex::new(writer),
+            memtable: RwLock::new(Memtable::default()),
+            signal: Signal::default(),
             commits: GroupCommit::default(),
             checkpoint_lock: Mutex::new(()),
+            apply_lock: Mutex::new(()),
             revision: AtomicU64::new(revision),
             synced: AtomicU64::new(revision),
+            applied: AtomicU64::new(revision),
             oldest_readable: AtomicU64::new(revision),
             deletes_since_purge: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
@@ -111,9 +161,23 @@ impl Engine {
         }
     }
 
-    /// A shared handle on the cold store (for iterators that outlive a call).
-    pub(crate) fn cold(&self) -> Result<Arc<dyn ColdStore>> {
+    fn cold(&self) -> Result<Arc<dyn ColdStore>> {
         self.cold.read().clone().ok_or(StorageError::Closed)
+    }
+
+    /// The newest version of `key`: memtable first, then the cold store.
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Versioned>> {
+        if let Some(v) = self.memtable.read().get(key) {
+            return Ok(Some(v));
+        }
+        self.with_cold(|c| c.get(key))
+    }
+
+    /// Newest versions in a range (tombstones included), in key order.
+    pub(crate) fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Result<impl Iterator<Item = ScanItem>> {
+        let hot = self.memtable.read().range(start, end);
+        let cold = self.cold()?.scan(start, end);
+        Ok(Merge::new(hot, cold))
     }
 
     fn poisoned(&self) -> Option<String> {
@@ -138,18 +202,22 @@ impl Engine {
         self.commits.submit(pending, |group| self.process_group(group))
     }
 
+    /// Waits while the memtable is over its limit and the applier is busy.
+    fn wait_for_room(&self) {
+        while self.memtable.read().active_bytes() >= self.config.memtable_max_bytes && !self.is_closed() {
+            self.signal.raise();
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
     /// The leader's work: check conditions, log, make durable per the mode,
-    /// apply to the cold store, publish the revision, run hooks.
+    /// insert into the memtable, publish the revision, run hooks.
     fn process_group(&self, group: Vec<Pending>) -> Vec<Result<CommitOutcome>> {
         let n = group.len();
-        let fail_all = |e: &dyn Fn() -> StorageError| (0..n).map(|_| Err(e())).collect();
         if let Some(msg) = self.poisoned() {
-            return fail_all(&|| StorageError::Poisoned(msg.clone()));
+            return (0..n).map(|_| Err(StorageError::Poisoned(msg.clone()))).collect();
         }
-        let guard = self.cold.read();
-        let Some(cold) = guard.as_deref() else {
-            return fail_all(&|| StorageError::Closed);
-        };
+        self.wait_for_room();
         let mut wal = self.wal.lock();
         let track_overlay = group.iter().any(|p| !p.batch.conditions.is_empty());
         let mut overlay: HashMap<Vec<u8>, Revision> = HashMap::new();
@@ -159,16 +227,15 @@ impl Engine {
         let mut hooks = Vec::with_capacity(n);
         let mut deletes = 0;
         for Pending { batch, hook } in group {
-            match check_conditions(cold, &batch.conditions, &overlay) {
+            match self.check_conditions(&batch.conditions, &overlay) {
                 Err(e) => outcomes.push(Err(e)),
                 Ok(Some(failed)) => outcomes.push(Ok(failed)),
                 Ok(None) => {
-                    rev += 1;
-                    if let Err(e) = wal.append(rev, &batch.ops) {
-                        rev -= 1;
+                    if let Err(e) = wal.append(rev + 1, &batch.ops) {
                         outcomes.push(Err(e));
                         continue;
                     }
+                    rev += 1;
                     for op in batch.ops {
                         if track_overlay {
                             overlay.insert(op.key().to_vec(), if op.value().is_some() { rev } else { 0 });
@@ -193,8 +260,7 @@ impl Engine {
             Durability::Buffered if wal.buffered_records() >= self.config.write_buffer_size => wal.write_out(),
             Durability::Buffered => Ok(()),
         };
-        let applied = io.and_then(|()| cold.apply(rev, writes));
-        if let Err(e) = applied {
+        if let Err(e) = io {
             let msg = self.poison_msg(&e);
             return outcomes
                 .into_iter()
@@ -204,19 +270,74 @@ impl Engine {
                 })
                 .collect();
         }
-        self.revision.store(rev, Ordering::Release);
         if self.config.durability == Durability::Strict {
             self.synced.fetch_max(rev, Ordering::AcqRel);
         }
-        self.deletes_since_purge.fetch_add(deletes, Ordering::Relaxed);
+        let full = {
+            let mut mt = self.memtable.write();
+            mt.insert(writes);
+            self.revision.store(rev, Ordering::Release);
+            mt.active_bytes() >= self.config.memtable_flush_bytes
+        };
         drop(wal);
-        drop(guard);
+        if full {
+            self.signal.raise();
+        }
+        self.deletes_since_purge.fetch_add(deletes, Ordering::Relaxed);
         for (r, hook) in hooks {
             if let Some(hook) = hook {
                 hook(r);
             }
         }
         outcomes
+    }
+
+    /// The live revision of a key (0 if absent): earlier writes of the same
+    /// group first, then the memtable and the cold store.
+    fn live_revision(&self, key: &[u8], overlay: &HashMap<Vec<u8>, Revision>) -> Result<Revision> {
+        if let Some(r) = overlay.get(key) {
+            return Ok(*r);
+        }
+        Ok(self.get(key)?.filter(|v| v.value.is_some()).map_or(0, |v| v.revision))
+    }
+
+    fn check_conditions(
+        &self,
+        conditions: &[Condition],
+        overlay: &HashMap<Vec<u8>, Revision>,
+    ) -> Result<Option<CommitOutcome>> {
+        for c in conditions {
+            let actual = self.live_revision(&c.key, overlay)?;
+            if actual != c.revision {
+                return Ok(Some(CommitOutcome::ConditionFailed { key: c.key.clone(), expected: c.revision, actual }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// One applier cycle: freeze the memtable, make the WAL durable up to
+    /// it, apply it to the cold store, release it. Returns whether there was
+    /// anything to apply.
+    pub(crate) fn apply_once(&self) -> Result<bool> {
+        let _one_at_a_time = self.apply_lock.lock();
+        let (table, upto, file, written) = {
+            let mut wal = self.wal.lock();
+            wal.write_out().map_err(|e| self.poison_with(&e))?;
+            let (file, written) = wal.sync_target();
+            let Some(table) = self.memtable.write().freeze() else { return Ok(false) };
+            (table, self.revision(), file, written)
+        };
+        if self.synced_revision() < upto {
+            file.sync_data().map_err(|e| self.poison_with(&StorageError::io("syncing the WAL", e)))?;
+            self.synced.fetch_max(written, Ordering::AcqRel);
+        }
+        let applied = self.with_cold(|c| c.apply(&mut table.iter().map(|(k, v)| (k.as_slice(), v))));
+        if let Err(e) = applied {
+            return Err(self.poison_with(&e));
+        }
+        self.applied.fetch_max(upto, Ordering::AcqRel);
+        self.memtable.write().release_frozen();
+        Ok(true)
     }
 
     /// Writes buffered WAL records to the OS (`Buffered` mode's flush).
@@ -243,28 +364,36 @@ impl Engine {
         Ok(self.synced_revision())
     }
 
-    /// Flushes the cold store and deletes WAL segments it now covers; purges
-    /// tombstones when enough deletes accumulated.
+    /// Records the applied revision in the cold store, flushes it, and
+    /// deletes the WAL segments it covers; purges tombstones when enough
+    /// deletes accumulated.
     pub(crate) fn checkpoint(&self) -> Result<()> {
         let _one_at_a_time = self.checkpoint_lock.lock();
+        let _span = tracing::debug_span!("checkpoint").entered();
         let cold = self.cold()?;
-        let rev = self.revision();
+        let applied = self.applied.load(Ordering::Acquire);
+        cold.set_checkpoint(applied)?;
         cold.flush()?;
         let segments = wal::list_segments(&self.wal_dir)?;
         for pair in segments.windows(2) {
             let ((_, path), (next_first, _)) = (&pair[0], &pair[1]);
-            if *next_first <= rev + 1 {
+            if *next_first <= applied + 1 {
                 std::fs::remove_file(path)
                     .map_err(|e| StorageError::io(format!("removing checkpointed segment {}", path.display()), e))?;
             }
         }
         if self.deletes_since_purge.load(Ordering::Relaxed) >= self.config.tombstone_purge_threshold {
             self.deletes_since_purge.store(0, Ordering::Relaxed);
-            let removed = cold.purge_tombstones(rev)?;
-            self.oldest_readable.fetch_max(rev, Ordering::AcqRel);
-            tracing::debug!(removed, horizon = rev, "purged tombstones");
+            let removed = cold.purge_tombstones(applied)?;
+            self.oldest_readable.fetch_max(applied, Ordering::AcqRel);
+            tracing::debug!(removed, horizon = applied, "purged tombstones");
         }
         Ok(())
+    }
+
+    /// The highest revision the cold store holds.
+    pub(crate) fn applied_revision(&self) -> Revision {
+        self.applied.load(Ordering::Acquire)
     }
 
     /// Bytes written to the WAL since open.
@@ -272,19 +401,26 @@ impl Engine {
         self.wal.lock().written_bytes()
     }
 
-    /// Stops accepting commits, drains in-flight ones, syncs, flushes and
-    /// releases the cold store and the directory lock. Idempotent.
+    /// Stops accepting commits, drains in-flight ones, applies and
+    /// checkpoints everything, and releases the cold store and the directory
+    /// lock. Background threads must be stopped first. Idempotent.
     pub(crate) fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         self.commits.wait_idle();
-        let synced = if self.poisoned().is_none() { self.sync().map(drop) } else { Ok(()) };
-        let flushed = self.cold.read().as_ref().map_or(Ok(()), |c| c.flush());
+        let drained = if self.poisoned().is_none() { self.checkpoint_all() } else { Ok(()) };
         drop(self.cold.write().take());
         drop(self.lock.lock().take());
         tracing::info!(dir = %self.dir.display(), revision = self.revision(), "closed store");
-        synced.and(flushed)
+        drained
+    }
+
+    /// Applies everything committed so far to the cold store, then checkpoints.
+    pub(crate) fn checkpoint_all(&self) -> Result<()> {
+        while self.apply_once()? {}
+        self.sync()?;
+        self.checkpoint()
     }
 }
 
@@ -293,27 +429,4 @@ fn versioned(op: Op, revision: Revision) -> (Vec<u8>, Versioned) {
         Op::Put { key, value } => (key, Versioned { revision, value: Some(value) }),
         Op::Delete { key } => (key, Versioned { revision, value: None }),
     }
-}
-
-/// The live revision of a key: earlier writes of the same group first, then
-/// the cold store; tombstones count as absent (0).
-fn live_revision(cold: &dyn ColdStore, key: &[u8], overlay: &HashMap<Vec<u8>, Revision>) -> Result<Revision> {
-    if let Some(r) = overlay.get(key) {
-        return Ok(*r);
-    }
-    Ok(cold.get(key)?.filter(|v| v.value.is_some()).map_or(0, |v| v.revision))
-}
-
-fn check_conditions(
-    cold: &dyn ColdStore,
-    conditions: &[crate::batch::Condition],
-    overlay: &HashMap<Vec<u8>, Revision>,
-) -> Result<Option<CommitOutcome>> {
-    for c in conditions {
-        let actual = live_revision(cold, &c.key, overlay)?;
-        if actual != c.revision {
-            return Ok(Some(CommitOutcome::ConditionFailed { key: c.key.clone(), expected: c.revision, actual }));
-        }
-    }
-    Ok(None)
 }

@@ -26,6 +26,8 @@ pub mod format;
 pub mod hot;
 mod lock;
 mod maintenance;
+mod memtable;
+mod merge;
 mod store;
 mod wal;
 

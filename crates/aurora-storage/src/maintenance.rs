@@ -1,51 +1,94 @@
-//! The maintenance thread: flushes the `Buffered` write buffer, fsyncs the
-//! WAL in `Balanced`/`Buffered` modes, and checkpoints. Owned by the store
-//! handle and stopped (and joined) on close or drop.
+//! The store's background threads, owned by the store handle and stopped
+//! (and joined) on close or drop:
+//!
+//! - the **applier** moves the memtable into the cold store whenever it
+//!   passes `memtable_flush_bytes`, and at least every `sync_interval` —
+//!   fsyncing the WAL first, which is also what bounds `Balanced`'s
+//!   power-loss window;
+//! - the **maintenance** thread flushes `Buffered` mode's write buffer every
+//!   `write_buffer_flush_interval` and checkpoints every `checkpoint_interval`.
 
 use crate::config::Durability;
 use crate::engine::Engine;
 use parking_lot::{Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 #[derive(Default)]
 struct Stop {
-    stopped: Mutex<bool>,
+    stopped: AtomicBool,
+    lock: Mutex<()>,
     cv: Condvar,
 }
 
-/// A running maintenance thread.
-pub(crate) struct Maintenance {
-    stop: Arc<Stop>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Maintenance {
-    pub(crate) fn start(engine: Arc<Engine>) -> std::io::Result<Self> {
-        let stop = Arc::new(Stop::default());
-        let thread = std::thread::Builder::new().name("aurora-maintenance".into()).spawn({
-            let stop = Arc::clone(&stop);
-            move || run(&engine, &stop)
-        })?;
-        Ok(Self { stop, thread: Some(thread) })
+impl Stop {
+    fn is_set(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
     }
 
-    /// Signals the thread and waits for it to finish its current step.
+    /// Sleeps until `deadline` or until stopped; returns whether stopped.
+    fn sleep_until(&self, deadline: Instant) -> bool {
+        let mut guard = self.lock.lock();
+        if !self.is_set() {
+            self.cv.wait_until(&mut guard, deadline);
+        }
+        self.is_set()
+    }
+}
+
+/// The running background threads of one store.
+pub(crate) struct Background {
+    engine: Arc<Engine>,
+    stop: Arc<Stop>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Background {
+    pub(crate) fn start(engine: Arc<Engine>) -> std::io::Result<Self> {
+        let stop = Arc::new(Stop::default());
+        let mut this = Self { engine: Arc::clone(&engine), stop: Arc::clone(&stop), threads: Vec::new() };
+        let spawn = |name: &str, body: fn(&Engine, &Stop)| {
+            let (engine, stop) = (Arc::clone(&engine), Arc::clone(&stop));
+            std::thread::Builder::new().name(name.into()).spawn(move || body(&engine, &stop))
+        };
+        this.threads.push(spawn("aurora-applier", run_applier)?);
+        this.threads.push(spawn("aurora-maintenance", run_maintenance)?);
+        Ok(this)
+    }
+
+    /// Signals the threads and waits for them to finish their current step.
     pub(crate) fn stop(&mut self) {
-        *self.stop.stopped.lock() = true;
-        self.stop.cv.notify_all();
-        if let Some(t) = self.thread.take() {
+        self.stop.stopped.store(true, Ordering::Release);
+        {
+            let _guard = self.stop.lock.lock();
+            self.stop.cv.notify_all();
+        }
+        self.engine.signal.raise();
+        for t in self.threads.drain(..) {
             if t.join().is_err() {
-                tracing::error!("maintenance thread panicked");
+                tracing::error!("a storage background thread panicked");
             }
         }
     }
 }
 
-impl Drop for Maintenance {
+impl Drop for Background {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+fn run_applier(engine: &Engine, stop: &Stop) {
+    while !stop.is_set() {
+        engine.signal.wait(engine.config.sync_interval);
+        if stop.is_set() {
+            return;
+        }
+        if let Err(e) = engine.apply_once() {
+            tracing::error!(error = %e, "applying the memtable failed");
+        }
     }
 }
 
@@ -69,28 +112,16 @@ impl Duty {
     }
 }
 
-fn run(engine: &Engine, stop: &Stop) {
+fn run_maintenance(engine: &Engine, stop: &Stop) {
     let cfg = &engine.config;
     let now = Instant::now();
     let mut flush = (cfg.durability == Durability::Buffered).then(|| Duty::new(cfg.write_buffer_flush_interval, now));
-    let mut sync = (cfg.durability != Durability::Strict).then(|| Duty::new(cfg.sync_interval, now));
     let mut checkpoint = Duty::new(cfg.checkpoint_interval, now);
-    let mut last_checkpointed = engine.revision();
+    let mut last_checkpointed = engine.applied_revision();
     loop {
-        let next = [flush.as_ref(), sync.as_ref(), Some(&checkpoint)]
-            .into_iter()
-            .flatten()
-            .map(|d| d.next)
-            .min()
-            .unwrap_or(now);
-        {
-            let mut stopped = stop.stopped.lock();
-            if !*stopped {
-                stop.cv.wait_until(&mut stopped, next);
-            }
-            if *stopped {
-                return;
-            }
+        let next = flush.as_ref().map_or(checkpoint.next, |f| f.next.min(checkpoint.next));
+        if stop.sleep_until(next) {
+            return;
         }
         let now = Instant::now();
         if flush.as_mut().is_some_and(|d| d.due(now)) {
@@ -98,13 +129,8 @@ fn run(engine: &Engine, stop: &Stop) {
                 tracing::error!(error = %e, "write buffer flush failed");
             }
         }
-        if sync.as_mut().is_some_and(|d| d.due(now)) && engine.synced_revision() < engine.revision() {
-            if let Err(e) = engine.sync() {
-                tracing::error!(error = %e, "WAL sync failed");
-            }
-        }
-        if checkpoint.due(now) && engine.revision() != last_checkpointed {
-            last_checkpointed = engine.revision();
+        if checkpoint.due(now) && engine.applied_revision() != last_checkpointed {
+            last_checkpointed = engine.applied_revision();
             if let Err(e) = engine.checkpoint() {
                 tracing::error!(error = %e, "checkpoint failed");
             }

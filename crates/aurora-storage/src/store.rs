@@ -1,12 +1,11 @@
 //! [`Store`]: the handle users hold on an open storage directory.
 
 use crate::batch::{Batch, CommitOutcome, Revision};
-use crate::cold::ScanIter;
 use crate::commit::{CommitHook, Pending};
 use crate::config::StoreConfig;
 use crate::engine::Engine;
 use crate::error::{printable_key, Result, StorageError};
-use crate::maintenance::Maintenance;
+use crate::maintenance::Background;
 use parking_lot::Mutex;
 use std::ops::Bound;
 use std::path::Path;
@@ -42,20 +41,20 @@ pub struct Store {
 /// Owns the engine and its maintenance thread; dropping the last handle closes.
 struct Owner {
     engine: Arc<Engine>,
-    maintenance: Mutex<Option<Maintenance>>,
+    background: Mutex<Option<Background>>,
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        if let Err(e) = shutdown(&self.engine, &self.maintenance) {
+        if let Err(e) = shutdown(&self.engine, &self.background) {
             tracing::error!(error = %e, "closing store on drop failed");
         }
     }
 }
 
-fn shutdown(engine: &Engine, maintenance: &Mutex<Option<Maintenance>>) -> Result<()> {
-    if let Some(mut m) = maintenance.lock().take() {
-        m.stop();
+fn shutdown(engine: &Engine, background: &Mutex<Option<Background>>) -> Result<()> {
+    if let Some(mut threads) = background.lock().take() {
+        threads.stop();
     }
     engine.close()
 }
@@ -69,9 +68,9 @@ impl Store {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
         let engine = Arc::new(Engine::open(dir, config)?);
-        let maintenance = Maintenance::start(Arc::clone(&engine))
-            .map_err(|e| StorageError::io("starting the maintenance thread", e))?;
-        Ok(Self { owner: Arc::new(Owner { engine, maintenance: Mutex::new(Some(maintenance)) }) })
+        let background = Background::start(Arc::clone(&engine))
+            .map_err(|e| StorageError::io("starting the storage background threads", e))?;
+        Ok(Self { owner: Arc::new(Owner { engine, background: Mutex::new(Some(background)) }) })
     }
 
     fn engine(&self) -> &Engine {
@@ -156,7 +155,7 @@ impl Store {
     /// The current value of `key` with the revision that wrote it.
     pub fn get_versioned(&self, key: &[u8]) -> Result<Option<(Revision, Vec<u8>)>> {
         self.check_open()?;
-        let v = self.engine().with_cold(|c| c.get(key))?;
+        let v = self.engine().get(key)?;
         Ok(v.and_then(|v| v.value.map(|value| (v.revision, value))))
     }
 
@@ -171,7 +170,7 @@ impl Store {
         if revision < oldest || revision > current {
             return Err(StorageError::Compacted { key: printable_key(key), requested: revision, oldest });
         }
-        match engine.with_cold(|c| c.get(key))? {
+        match engine.get(key)? {
             None => Ok(None),
             Some(v) if v.revision <= revision => Ok(v.value),
             Some(_) => Err(StorageError::Compacted { key: printable_key(key), requested: revision, oldest }),
@@ -185,8 +184,7 @@ impl Store {
         end: Bound<&[u8]>,
     ) -> Result<impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>> {
         self.check_open()?;
-        let iter: ScanIter = self.engine().cold()?.scan(start, end);
-        Ok(iter.filter_map(|item| match item {
+        Ok(self.engine().scan(start, end)?.filter_map(|item| match item {
             Ok((k, v)) => v.value.map(|value| Ok((k, value))),
             Err(e) => Some(Err(e)),
         }))
@@ -216,11 +214,11 @@ impl Store {
         self.engine().sync()
     }
 
-    /// Flushes the cold store and trims the WAL now (the maintenance thread
-    /// does this every `checkpoint_interval`).
+    /// Applies every committed write to the cold store, flushes it and trims
+    /// the WAL now (the background threads do this continuously).
     pub fn checkpoint(&self) -> Result<()> {
         self.check_open()?;
-        self.engine().checkpoint()
+        self.engine().checkpoint_all()
     }
 
     /// Bytes on disk: the cold store plus the WAL.
@@ -250,7 +248,7 @@ impl Store {
     /// other handles exist (they then get [`StorageError::Closed`]).
     /// Closing twice is fine.
     pub fn close(&self) -> Result<()> {
-        shutdown(&self.owner.engine, &self.owner.maintenance)
+        shutdown(&self.owner.engine, &self.owner.background)
     }
 }
 

@@ -1,12 +1,11 @@
 //! The cold store: the persistent, ordered key-value backend beneath the WAL.
 //!
 //! [`ColdStore`] is the seam between Aurora and a concrete engine. Today the
-//! only implementation is [`SledStore`](sled_store::SledStore); no `sled`
-//! type crosses this module. The trait is shaped after etcd's data model so
-//! that a replicated backend fits later: every key carries the revision that
-//! last wrote it, deletes leave revisioned tombstones until compaction, and
-//! groups of writes are applied atomically together with the highest
-//! revision they contain.
+//! only implementation is the sled 0.34 one (`sled_store`); no `sled` type
+//! crosses this module. Values carry the revision that wrote them and
+//! deletes leave revisioned tombstones until purged — etcd's data model, so
+//! that revision-named reads and compare-and-swap mean the same thing on a
+//! replicated backend later (see ARCHITECTURE.md for how one fits).
 
 pub(crate) mod sled_store;
 
@@ -33,10 +32,12 @@ pub type ScanIter = Box<dyn Iterator<Item = ScanItem> + Send>;
 
 /// A persistent, ordered key-value store with revisioned values.
 ///
-/// Implementations must make [`ColdStore::apply`] atomic (all writes of one
-/// call or none survive a crash) and must recover, after a crash, to the
-/// state of some prefix of the `apply` calls, with
-/// [`ColdStore::applied_revision`] telling which.
+/// The engine in front of it owns atomicity and durability: every write
+/// reaches a `ColdStore` only after its WAL record is on stable storage, so
+/// [`ColdStore::apply`] need not be atomic and the store may persist its
+/// writes at any moment. What it must guarantee: after [`ColdStore::flush`]
+/// returns, everything applied before it (including the checkpoint
+/// revision) survives a crash.
 pub trait ColdStore: Send + Sync + 'static {
     /// The latest version of `key`, tombstones included.
     fn get(&self, key: &[u8]) -> Result<Option<Versioned>>;
@@ -44,12 +45,15 @@ pub trait ColdStore: Send + Sync + 'static {
     /// Latest versions of the keys in a range, in key order, tombstones included.
     fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> ScanIter;
 
-    /// Atomically writes `writes` (each with its own revision) and records
-    /// `last` as the applied revision.
-    fn apply(&self, last: Revision, writes: Vec<(Vec<u8>, Versioned)>) -> Result<()>;
+    /// Writes each `(key, version)`; a version replaces the key's current one.
+    fn apply(&self, writes: &mut dyn Iterator<Item = (&[u8], &Versioned)>) -> Result<()>;
 
-    /// The highest revision whose writes this store holds.
-    fn applied_revision(&self) -> Result<Revision>;
+    /// Records that every revision up to `revision` has been applied; made
+    /// durable by the next [`ColdStore::flush`].
+    fn set_checkpoint(&self, revision: Revision) -> Result<()>;
+
+    /// The last checkpoint revision that was flushed (0 for a new store).
+    fn checkpoint(&self) -> Result<Revision>;
 
     /// Makes everything applied so far durable.
     fn flush(&self) -> Result<()>;

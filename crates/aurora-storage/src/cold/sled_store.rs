@@ -1,7 +1,10 @@
 //! [`SledStore`]: the [`ColdStore`] on sled 0.34.
 //!
 //! Layout in sled's default tree: user keys are stored under the prefix
-//! `0x01`; the applied revision under the meta key `0x00 "applied"`.
+//! `0x01`; the checkpoint revision under the meta key `0x00 "checkpoint"`.
+//! Writes are plain inserts: sled 0.34's atomic batches seal an I/O buffer
+//! each (a `pwrite` + `sync_file_range` per batch), which is what made its
+//! flushes take seconds; atomicity comes from Aurora's WAL instead.
 //! Values are `[FORMAT_VERSION][revision: u64 BE][kind: 0 tombstone | 1 live][bytes]`.
 //!
 //! sled's own periodic flush is disabled: durability comes from Aurora's
@@ -16,7 +19,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 const DATA: u8 = 0x01;
-const META_APPLIED: &[u8] = b"\x00applied";
+const META_CHECKPOINT: &[u8] = b"\x00checkpoint";
 const HEADER: usize = 1 + 8 + 1;
 /// How long opening waits for sled's own lock to be released.
 const SLED_LOCK_WAIT: Duration = Duration::from_secs(5);
@@ -131,22 +134,29 @@ impl ColdStore for SledStore {
         }))
     }
 
-    fn apply(&self, last: Revision, writes: Vec<(Vec<u8>, Versioned)>) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        for (key, v) in &writes {
-            batch.insert(data_key(key), encode_versioned(v));
+    fn apply(&self, writes: &mut dyn Iterator<Item = (&[u8], &Versioned)>) -> Result<()> {
+        for (key, v) in writes {
+            self.db
+                .insert(data_key(key), encode_versioned(v))
+                .map_err(|e| StorageError::backend(format!("writing key {}", printable_key(key)), e))?;
         }
-        batch.insert(META_APPLIED, &last.to_be_bytes());
-        self.db.apply_batch(batch).map_err(|e| StorageError::backend(format!("applying revision {last}"), e))
+        Ok(())
     }
 
-    fn applied_revision(&self) -> Result<Revision> {
-        match self.db.get(META_APPLIED).map_err(|e| StorageError::backend("reading applied revision", e))? {
+    fn set_checkpoint(&self, revision: Revision) -> Result<()> {
+        self.db
+            .insert(META_CHECKPOINT, &revision.to_be_bytes())
+            .map(drop)
+            .map_err(|e| StorageError::backend("recording the checkpoint revision", e))
+    }
+
+    fn checkpoint(&self) -> Result<Revision> {
+        match self.db.get(META_CHECKPOINT).map_err(|e| StorageError::backend("reading the checkpoint revision", e))? {
             None => Ok(0),
             Some(raw) => {
                 let bytes: [u8; 8] = raw.as_ref().try_into().map_err(|_| StorageError::Corrupt {
-                    key: printable_key(META_APPLIED),
-                    reason: "applied revision is not 8 bytes".into(),
+                    key: printable_key(META_CHECKPOINT),
+                    reason: "checkpoint revision is not 8 bytes".into(),
                 })?;
                 Ok(u64::from_be_bytes(bytes))
             }
@@ -201,16 +211,14 @@ mod tests {
     fn apply_scan_and_purge() {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStore::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(s.applied_revision().unwrap(), 0);
-        s.apply(
-            2,
-            vec![
-                (b"a".to_vec(), Versioned { revision: 1, value: Some(b"1".to_vec()) }),
-                (b"b".to_vec(), Versioned { revision: 2, value: None }),
-            ],
-        )
-        .unwrap();
-        assert_eq!(s.applied_revision().unwrap(), 2);
+        assert_eq!(s.checkpoint().unwrap(), 0);
+        let writes = [
+            (b"a".to_vec(), Versioned { revision: 1, value: Some(b"1".to_vec()) }),
+            (b"b".to_vec(), Versioned { revision: 2, value: None }),
+        ];
+        s.apply(&mut writes.iter().map(|(k, v)| (k.as_slice(), v))).unwrap();
+        s.set_checkpoint(2).unwrap();
+        assert_eq!(s.checkpoint().unwrap(), 2);
         let all: Vec<_> = s.scan(Bound::Unbounded, Bound::Unbounded).map(|r| r.unwrap().0).collect();
         assert_eq!(all, vec![b"a".to_vec(), b"b".to_vec()]);
         let from_b: Vec<_> = s.scan(Bound::Included(b"b"), Bound::Unbounded).map(|r| r.unwrap().0).collect();

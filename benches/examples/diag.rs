@@ -1,0 +1,37 @@
+//! Diagnostic: put latency distribution per durability mode.
+#![allow(missing_docs, clippy::unwrap_used)]
+use aurora_benches::user;
+use aurora_storage::{DocumentStore, DocumentStoreConfig, Durability, StoreConfig};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let ckpt: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    for mode in [Durability::Buffered, Durability::Balanced, Durability::Strict] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig {
+            durability: mode,
+            checkpoint_interval: Duration::from_millis(ckpt),
+            ..StoreConfig::default()
+        };
+        let docs = DocumentStore::open(dir.path(), cfg, DocumentStoreConfig::default()).unwrap();
+        let n = if mode == Durability::Strict { 2000 } else { 100_000 };
+        let mut lat = Vec::with_capacity(n);
+        let start = Instant::now();
+        for i in 0..n as u64 {
+            let t = Instant::now();
+            docs.put("users", &user(i)).unwrap();
+            lat.push(t.elapsed());
+        }
+        let total = start.elapsed();
+        lat.sort();
+        let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+        println!(
+            "{mode:?}: {:.0} ops/s p50 {:?} p99 {:?} p999 {:?} max {:?}",
+            n as f64 / total.as_secs_f64(),
+            p(0.5),
+            p(0.99),
+            p(0.999),
+            p(1.0)
+        );
+    }
+}
