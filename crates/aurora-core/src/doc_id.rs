@@ -67,20 +67,29 @@ impl DocId {
 
     /// The order-preserving byte encoding used in storage keys.
     pub fn to_key_bytes(&self) -> Vec<u8> {
+        let mut out = vec![0; self.key_len()];
+        self.write_key_bytes(&mut out);
+        out
+    }
+
+    /// Length of [`DocId::to_key_bytes`].
+    pub fn key_len(&self) -> usize {
         match self {
-            DocId::Uuid(u) => {
-                let mut out = Vec::with_capacity(17);
-                out.push(1);
-                out.extend_from_slice(u.as_bytes());
-                out
-            }
-            DocId::Text(s) => {
-                let mut out = Vec::with_capacity(1 + s.len());
-                out.push(2);
-                out.extend_from_slice(s.as_bytes());
-                out
-            }
+            DocId::Uuid(_) => 17,
+            DocId::Text(s) => 1 + s.len(),
         }
+    }
+
+    /// Writes [`DocId::to_key_bytes`] into the front of `out` (which must
+    /// hold at least [`DocId::key_len`] bytes) and returns the length.
+    pub fn write_key_bytes(&self, out: &mut [u8]) -> usize {
+        let (tag, body): (u8, &[u8]) = match self {
+            DocId::Uuid(u) => (1, u.as_bytes()),
+            DocId::Text(s) => (2, s.as_bytes()),
+        };
+        out[0] = tag;
+        out[1..=body.len()].copy_from_slice(body);
+        1 + body.len()
     }
 
     /// Decodes [`DocId::to_key_bytes`].

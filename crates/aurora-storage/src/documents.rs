@@ -69,9 +69,27 @@ pub struct DocumentStore {
 
 /// The storage key of a document: `"d" ++ collection ++ 0x00 ++ id key bytes`.
 pub fn document_key(collection: &str, id: &DocId) -> Vec<u8> {
-    let mut k = collection_prefix(collection);
-    k.extend_from_slice(&id.to_key_bytes());
-    k
+    with_document_key(collection, id, <[u8]>::to_vec)
+}
+
+/// Calls `f` with [`document_key`], built on the stack when it is short
+/// (the hot read path allocates nothing for it).
+fn with_document_key<R>(collection: &str, id: &DocId, f: impl FnOnce(&[u8]) -> R) -> R {
+    const INLINE: usize = 160;
+    let len = 2 + collection.len() + id.key_len();
+    let mut inline = [0u8; INLINE];
+    let mut heap = Vec::new();
+    let buf: &mut [u8] = if len <= INLINE {
+        &mut inline[..len]
+    } else {
+        heap.resize(len, 0);
+        &mut heap
+    };
+    buf[0] = b'd';
+    buf[1..=collection.len()].copy_from_slice(collection.as_bytes());
+    buf[1 + collection.len()] = 0;
+    id.write_key_bytes(&mut buf[2 + collection.len()..]);
+    f(buf)
 }
 
 fn collection_prefix(collection: &str) -> Vec<u8> {
@@ -187,10 +205,10 @@ impl DocumentStore {
         if self.store.is_closed() {
             return Err(StorageError::Closed);
         }
-        let key = document_key(collection, id);
-        if let Some(hit) = self.cache.get(&key) {
+        if let Some(hit) = with_document_key(collection, id, |key| self.cache.get(key)) {
             return Ok(hit);
         }
+        let key = document_key(collection, id);
         let _order = self.stripe(&key).lock();
         if let Some(hit) = self.cache.peek(&key) {
             return Ok(hit);

@@ -15,6 +15,7 @@ pub use stats::CacheStats;
 
 use dashmap::mapref::entry::Entry as MapEntry;
 use dashmap::DashMap;
+use foldhash::fast::RandomState;
 use parking_lot::Mutex;
 use stats::Counters;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -59,7 +60,7 @@ impl<V> Entry<V> {
 /// assert_eq!(cache.stats().hits, 1);
 /// ```
 pub struct HotCache<V> {
-    map: DashMap<Arc<[u8]>, Entry<V>>,
+    map: DashMap<Arc<[u8]>, Entry<V>, RandomState>,
     /// Keys for random sampling; may hold stale keys, cleaned lazily.
     ring: Mutex<Vec<Arc<[u8]>>>,
     capacity: usize,
@@ -74,7 +75,7 @@ impl<V: Clone> HotCache<V> {
     /// keys plus [`ENTRY_OVERHEAD`] each).
     pub fn new(capacity_bytes: usize, policy: EvictionPolicy) -> Self {
         Self {
-            map: DashMap::new(),
+            map: DashMap::with_hasher(RandomState::default()),
             ring: Mutex::new(Vec::new()),
             capacity: capacity_bytes,
             used: AtomicUsize::new(0),
@@ -101,9 +102,10 @@ impl<V: Clone> HotCache<V> {
             return None;
         }
         entry.last_access.store(self.clock.load(Ordering::Relaxed), Ordering::Relaxed);
-        if entry.hits.load(Ordering::Relaxed) < u32::MAX {
-            entry.hits.fetch_add(1, Ordering::Relaxed);
-        }
+        // A racy increment (no locked RMW on the hot path): a lost count
+        // only blurs an eviction estimate.
+        let hits = entry.hits.load(Ordering::Relaxed);
+        entry.hits.store(hits.saturating_add(1), Ordering::Relaxed);
         Some(entry.value.clone())
     }
 
