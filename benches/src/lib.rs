@@ -9,7 +9,7 @@ pub fn user(i: u64) -> Document {
         "name": format!("user-{i}"),
         "email": format!("user{i}@example.com"),
         "age": (i % 90) as i64,
-        "active": i % 3 != 0,
+        "active": !i.is_multiple_of(3),
     }
     .id(DocId::text(&format!("u{i:010}")).unwrap_or_default())
 }

@@ -14,12 +14,9 @@
 #[macro_export]
 macro_rules! value {
     (null) => { $crate::Value::Null };
-    ([ $($elems:tt)* ]) => {{
-        #[allow(unused_mut)]
-        let mut array: ::std::vec::Vec<$crate::Value> = ::std::vec::Vec::new();
-        $crate::__value_array!(array ($($elems)*));
-        $crate::Value::Array(array)
-    }};
+    ([ $($elems:tt)* ]) => {
+        $crate::Value::Array($crate::__value_array!([] ($($elems)*)))
+    };
     ({ $($fields:tt)* }) => {{
         #[allow(unused_mut)]
         let mut object = $crate::Fields::new();
@@ -74,22 +71,18 @@ macro_rules! __value_object {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __value_array {
-    ($vec:ident ()) => {};
-    ($vec:ident (null $(, $($rest:tt)*)?)) => {
-        $vec.push($crate::Value::Null);
-        $crate::__value_array!($vec ($($($rest)*)?));
+    ([$($done:expr,)*] ()) => { ::std::vec![$($done,)*] };
+    ([$($done:expr,)*] (null $(, $($rest:tt)*)?)) => {
+        $crate::__value_array!([$($done,)* $crate::Value::Null,] ($($($rest)*)?))
     };
-    ($vec:ident ([ $($inner:tt)* ] $(, $($rest:tt)*)?)) => {
-        $vec.push($crate::value!([ $($inner)* ]));
-        $crate::__value_array!($vec ($($($rest)*)?));
+    ([$($done:expr,)*] ([ $($inner:tt)* ] $(, $($rest:tt)*)?)) => {
+        $crate::__value_array!([$($done,)* $crate::value!([ $($inner)* ]),] ($($($rest)*)?))
     };
-    ($vec:ident ({ $($inner:tt)* } $(, $($rest:tt)*)?)) => {
-        $vec.push($crate::value!({ $($inner)* }));
-        $crate::__value_array!($vec ($($($rest)*)?));
+    ([$($done:expr,)*] ({ $($inner:tt)* } $(, $($rest:tt)*)?)) => {
+        $crate::__value_array!([$($done,)* $crate::value!({ $($inner)* }),] ($($($rest)*)?))
     };
-    ($vec:ident ($val:expr $(, $($rest:tt)*)?)) => {
-        $vec.push($crate::Value::from($val));
-        $crate::__value_array!($vec ($($($rest)*)?));
+    ([$($done:expr,)*] ($val:expr $(, $($rest:tt)*)?)) => {
+        $crate::__value_array!([$($done,)* $crate::Value::from($val),] ($($($rest)*)?))
     };
 }
 

@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn int_float_compare_exactly() {
-        assert_eq!(Value::Int(i64::MAX).cmp(&Value::Float(9.223372036854775807e18)), Ordering::Less);
+        assert_eq!(Value::Int(i64::MAX).cmp(&Value::Float(2f64.powi(63))), Ordering::Less);
         assert_eq!(Value::Int(3).cmp(&Value::Float(3.5)), Ordering::Less);
         assert_eq!(Value::Int(-3).cmp(&Value::Float(-3.5)), Ordering::Greater);
         assert_eq!(Value::Int(0), Value::Float(-0.0));

@@ -6,7 +6,10 @@
 //!   fsyncing the WAL first, which is also what bounds `Balanced`'s
 //!   power-loss window;
 //! - the **maintenance** thread flushes `Buffered` mode's write buffer every
-//!   `write_buffer_flush_interval` and checkpoints every `checkpoint_interval`.
+//!   `write_buffer_flush_interval`, fsyncs the WAL every `sync_interval` when
+//!   acknowledged writes are not yet durable (so the power-loss window does
+//!   not depend on how long an apply takes), and checkpoints every
+//!   `checkpoint_interval`.
 
 use crate::config::Durability;
 use crate::engine::Engine;
@@ -116,10 +119,16 @@ fn run_maintenance(engine: &Engine, stop: &Stop) {
     let cfg = &engine.config;
     let now = Instant::now();
     let mut flush = (cfg.durability == Durability::Buffered).then(|| Duty::new(cfg.write_buffer_flush_interval, now));
+    let mut sync = (cfg.durability != Durability::Strict).then(|| Duty::new(cfg.sync_interval, now));
     let mut checkpoint = Duty::new(cfg.checkpoint_interval, now);
     let mut last_checkpointed = engine.applied_revision();
     loop {
-        let next = flush.as_ref().map_or(checkpoint.next, |f| f.next.min(checkpoint.next));
+        let next = [flush.as_ref(), sync.as_ref(), Some(&checkpoint)]
+            .into_iter()
+            .flatten()
+            .map(|d| d.next)
+            .min()
+            .unwrap_or(checkpoint.next);
         if stop.sleep_until(next) {
             return;
         }
@@ -127,6 +136,11 @@ fn run_maintenance(engine: &Engine, stop: &Stop) {
         if flush.as_mut().is_some_and(|d| d.due(now)) {
             if let Err(e) = engine.flush_buffer() {
                 tracing::error!(error = %e, "write buffer flush failed");
+            }
+        }
+        if sync.as_mut().is_some_and(|d| d.due(now)) && engine.synced_revision() < engine.revision() {
+            if let Err(e) = engine.sync() {
+                tracing::error!(error = %e, "WAL sync failed");
             }
         }
         if checkpoint.due(now) && engine.applied_revision() != last_checkpointed {

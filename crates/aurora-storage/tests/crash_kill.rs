@@ -51,7 +51,7 @@ fn crash_child_entry() {
                     let mut b = Batch::new();
                     b.put(key(round, w, seq), value(round, w, seq));
                     b.put(format!("counter/w{w}").into_bytes(), seq.to_be_bytes().to_vec());
-                    store.commit(b).unwrap();
+                    assert!(store.commit(b).unwrap().revision().is_some());
                     let mut o = out.lock().unwrap();
                     writeln!(o, "ack {w} {seq}").unwrap();
                     o.flush().unwrap();

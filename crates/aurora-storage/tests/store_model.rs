@@ -158,7 +158,7 @@ impl Harness {
                             rev,
                             self.floor
                         );
-                        assert!(rev as usize <= self.history.len() - 1);
+                        assert!((rev as usize) < self.history.len());
                         self.history.truncate(rev as usize + 1);
                         self.check_exact();
                         self.floor = rev;

@@ -44,3 +44,11 @@ pub mod storage {
     #[doc(inline)]
     pub use aurora_storage::*;
 }
+
+/// The README's examples, compiled as doc tests so they stay true.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
+#[cfg(all(doctest, feature = "storage"))]
+mod guides;

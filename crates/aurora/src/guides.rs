@@ -1,0 +1,4 @@
+//! The guides under `docs/`, compiled as doc tests so their examples stay true.
+
+#[doc = include_str!("../../../docs/storage.md")]
+pub struct StorageGuide;
