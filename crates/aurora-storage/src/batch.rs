@@ -1,6 +1,8 @@
 //! Write batches: the unit of atomic commit, with optional revision
 //! conditions (compare-and-swap).
 
+use crate::error::{printable_key, StorageError};
+
 /// A commit revision. Revisions start at 1 and increase by one per committed
 /// batch; `0` means "never written" (or deleted) in [`Condition`]s.
 pub type Revision = u64;
@@ -137,6 +139,17 @@ impl CommitOutcome {
         match self {
             CommitOutcome::Committed(r) => Some(*r),
             CommitOutcome::ConditionFailed { .. } => None,
+        }
+    }
+
+    /// The commit revision, or [`StorageError::ConditionFailed`] — for
+    /// callers that treat a failed condition as an error.
+    pub fn into_result(self) -> Result<Revision, StorageError> {
+        match self {
+            CommitOutcome::Committed(r) => Ok(r),
+            CommitOutcome::ConditionFailed { key, expected, actual } => {
+                Err(StorageError::ConditionFailed { key: printable_key(&key), expected, actual })
+            }
         }
     }
 }

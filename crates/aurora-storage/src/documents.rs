@@ -194,10 +194,7 @@ impl DocumentStore {
     fn commit_cached(&self, batch: Batch, cached: Vec<(Vec<u8>, Cached)>) -> Result<Revision> {
         let hooks: Vec<CommitHook> = cached.into_iter().map(|(k, v)| self.cache_hook(k, v)).collect();
         let hook: CommitHook = Box::new(move |rev| hooks.into_iter().for_each(|h| h(rev)));
-        self.store.commit_with(batch, Some(hook))?.revision().ok_or_else(|| StorageError::Corrupt {
-            key: "<document batch>".into(),
-            reason: "an unconditional batch failed a condition".into(),
-        })
+        self.store.commit_with(batch, Some(hook))?.into_result()
     }
 
     /// The document, from the hot cache or the cold store.

@@ -202,9 +202,13 @@ impl Engine {
         self.commits.submit(pending, |group| self.process_group(group))
     }
 
-    /// Waits while the memtable is over its limit and the applier is busy.
+    /// Waits while the memtable is over its limit (the applier is behind).
+    /// Gives up when the store closes or is poisoned (the caller re-checks).
     fn wait_for_room(&self) {
-        while self.memtable.read().active_bytes() >= self.config.memtable_max_bytes && !self.is_closed() {
+        while self.memtable.read().active_bytes() >= self.config.memtable_max_bytes {
+            if self.is_closed() || self.poisoned().is_some() {
+                return;
+            }
             self.signal.raise();
             std::thread::sleep(Duration::from_micros(200));
         }
@@ -214,10 +218,10 @@ impl Engine {
     /// insert into the memtable, publish the revision, run hooks.
     fn process_group(&self, group: Vec<Pending>) -> Vec<Result<CommitOutcome>> {
         let n = group.len();
+        self.wait_for_room();
         if let Some(msg) = self.poisoned() {
             return (0..n).map(|_| Err(StorageError::Poisoned(msg.clone()))).collect();
         }
-        self.wait_for_room();
         let mut wal = self.wal.lock();
         let track_overlay = group.iter().any(|p| !p.batch.conditions.is_empty());
         let mut overlay: HashMap<Vec<u8>, Revision> = HashMap::new();

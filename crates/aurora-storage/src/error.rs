@@ -82,6 +82,27 @@ pub enum StorageError {
         /// The oldest revision that can still be read.
         oldest: u64,
     },
+    /// A commit's revision condition did not hold (from
+    /// [`CommitOutcome::into_result`](crate::CommitOutcome::into_result)).
+    #[error("condition on key {key} failed: expected revision {expected}, found {actual}")]
+    ConditionFailed {
+        /// The key, rendered printable.
+        key: String,
+        /// The revision the condition expected (0 = absent).
+        expected: u64,
+        /// The key's actual revision (0 = absent).
+        actual: u64,
+    },
+    /// A read named a revision that has not been committed yet.
+    #[error("revision {requested} of key {key} is in the future (current revision: {current})")]
+    FutureRevision {
+        /// The key, rendered printable.
+        key: String,
+        /// The revision asked for.
+        requested: u64,
+        /// The current revision.
+        current: u64,
+    },
     /// A key or value is larger than the engine accepts.
     #[error("{what} of {size} bytes exceeds the limit of {limit} bytes")]
     TooLarge {

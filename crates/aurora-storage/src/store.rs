@@ -120,24 +120,14 @@ impl Store {
     pub fn put(&self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Result<Revision> {
         let mut b = Batch::new();
         b.put(key, value);
-        self.commit_unconditional(b)
+        self.commit(b)?.into_result()
     }
 
     /// Deletes one key; returns the commit revision.
     pub fn delete(&self, key: impl Into<Vec<u8>>) -> Result<Revision> {
         let mut b = Batch::new();
         b.delete(key);
-        self.commit_unconditional(b)
-    }
-
-    fn commit_unconditional(&self, b: Batch) -> Result<Revision> {
-        match self.commit(b)? {
-            CommitOutcome::Committed(r) => Ok(r),
-            CommitOutcome::ConditionFailed { key, .. } => Err(StorageError::Corrupt {
-                key: printable_key(&key),
-                reason: "a batch without conditions failed a condition".into(),
-            }),
-        }
+        self.commit(b)?.into_result()
     }
 
     fn check_open(&self) -> Result<()> {
@@ -167,7 +157,10 @@ impl Store {
         let engine = self.engine();
         let oldest = engine.oldest_readable();
         let current = engine.revision();
-        if revision < oldest || revision > current {
+        if revision > current {
+            return Err(StorageError::FutureRevision { key: printable_key(key), requested: revision, current });
+        }
+        if revision < oldest {
             return Err(StorageError::Compacted { key: printable_key(key), requested: revision, oldest });
         }
         match engine.get(key)? {

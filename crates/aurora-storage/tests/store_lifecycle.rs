@@ -127,7 +127,7 @@ fn ranges_and_get_at() {
     let r4 = store.delete("a").unwrap();
     assert_eq!(store.get_at(b"a", r4).unwrap(), None);
     assert!(matches!(store.get_at(b"a", r3), Err(StorageError::Compacted { .. })));
-    assert!(matches!(store.get_at(b"a", r4 + 1), Err(StorageError::Compacted { .. })), "future revision");
+    assert!(matches!(store.get_at(b"a", r4 + 1), Err(StorageError::FutureRevision { .. })));
 }
 
 #[test]

@@ -122,9 +122,11 @@ impl Harness {
             }
             Op::GetAt(k, r) => {
                 let rev = u64::from(r) % (self.history.len() as u64 + 2);
+                let current = self.history.len() as u64 - 1;
                 match self.store().get_at(&key(k), rev) {
                     Ok(v) => assert_eq!(v.as_ref(), self.history[rev as usize].get(&key(k)), "get_at({k}, {rev})"),
-                    Err(StorageError::Compacted { .. }) => {}
+                    Err(StorageError::FutureRevision { .. }) => assert!(rev > current),
+                    Err(StorageError::Compacted { .. }) => assert!(rev <= current),
                     Err(e) => panic!("get_at: {e}"),
                 }
             }
