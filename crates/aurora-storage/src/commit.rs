@@ -23,6 +23,8 @@ pub(crate) struct Pending {
 struct Slot {
     input: Mutex<Option<Pending>>,
     result: Mutex<Option<Result<CommitOutcome>>>,
+    /// The committer, woken when its result is ready or it is to lead.
+    thread: std::thread::Thread,
 }
 
 #[derive(Default)]
@@ -34,11 +36,13 @@ struct Queue {
 /// Most commits one leader takes at once.
 const MAX_GROUP: usize = 512;
 
-/// The writer queue.
+/// The writer queue. Waiting committers park; the leader wakes exactly the
+/// members of its group and the next leader (no thundering herd).
 #[derive(Default)]
 pub(crate) struct GroupCommit {
     queue: Mutex<Queue>,
-    cv: Condvar,
+    /// For [`GroupCommit::wait_idle`] only.
+    idle: Condvar,
 }
 
 /// Resets the leader flag even if processing unwinds, so the queue never wedges.
@@ -57,8 +61,16 @@ impl Drop for LeaderGuard<'_> {
             *slot.result.lock() = Some(r);
         }
         q.leader = false;
+        let next = q.slots.front().cloned();
         drop(q);
-        self.gc.cv.notify_all();
+        // The first slot is the leader itself.
+        for slot in self.group.iter().skip(1) {
+            slot.thread.unpark();
+        }
+        if let Some(next) = next {
+            next.thread.unpark();
+        }
+        self.gc.idle.notify_all();
     }
 }
 
@@ -71,7 +83,11 @@ impl GroupCommit {
         pending: Pending,
         process: impl FnOnce(Vec<Pending>) -> Vec<Result<CommitOutcome>>,
     ) -> Result<CommitOutcome> {
-        let slot = Arc::new(Slot { input: Mutex::new(Some(pending)), result: Mutex::new(None) });
+        let slot = Arc::new(Slot {
+            input: Mutex::new(Some(pending)),
+            result: Mutex::new(None),
+            thread: std::thread::current(),
+        });
         let mut q = self.queue.lock();
         q.slots.push_back(Arc::clone(&slot));
         loop {
@@ -81,7 +97,11 @@ impl GroupCommit {
             if !q.leader && q.slots.front().is_some_and(|f| Arc::ptr_eq(f, &slot)) {
                 break;
             }
-            self.cv.wait(&mut q);
+            // An unpark between unlocking and parking is not lost: park
+            // returns at once on a pending token. Spurious wake-ups loop.
+            drop(q);
+            std::thread::park();
+            q = self.queue.lock();
         }
         q.leader = true;
         let n = q.slots.len().min(MAX_GROUP);
@@ -99,7 +119,7 @@ impl GroupCommit {
     pub(crate) fn wait_idle(&self) {
         let mut q = self.queue.lock();
         while q.leader || !q.slots.is_empty() {
-            self.cv.wait(&mut q);
+            self.idle.wait_for(&mut q, std::time::Duration::from_millis(10));
         }
     }
 }
