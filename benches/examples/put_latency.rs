@@ -1,4 +1,9 @@
-//! Diagnostic: put latency distribution per durability mode.
+//! Put latency distribution per durability mode: 100 000 single-writer
+//! `DocumentStore::put`s (2 000 in `Strict`), printing throughput and
+//! p50/p99/p99.9/max latency. Tail latency is what criterion's means hide
+//! (this is how sled's multi-second flush stalls were found).
+//!
+//! `cargo run --release -p aurora-benches --example put_latency [checkpoint_ms]`
 #![allow(missing_docs, clippy::unwrap_used)]
 use aurora_benches::user;
 use aurora_storage::{DocumentStore, DocumentStoreConfig, Durability, StoreConfig};
