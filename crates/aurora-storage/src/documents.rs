@@ -1,7 +1,7 @@
 //! [`DocumentStore`]: documents by collection and id, read through the hot
 //! cache (hot → cold → promote) and written through the commit pipeline.
 
-use crate::batch::{Batch, Revision};
+use crate::batch::{Batch, CommitOutcome, Revision};
 use crate::commit::CommitHook;
 use crate::config::StoreConfig;
 use crate::error::{Result, StorageError};
@@ -171,53 +171,57 @@ impl DocumentStore {
 
     /// Inserts or replaces documents in one atomic batch.
     pub fn put_many(&self, collection: &str, docs: &[Document]) -> Result<Revision> {
-        validate_collection_name(collection)?;
-        let mut batch = Batch::new();
-        let mut cached = Vec::with_capacity(docs.len());
+        let mut writes = DocumentWrites::new();
         for doc in docs {
-            let key = document_key(collection, &doc.id);
-            batch.put(key.clone(), format::encode(doc)?);
-            cached.push((key, Some(Arc::new(doc.clone()))));
+            writes.put(collection, doc)?;
         }
-        self.commit_cached(batch, cached)
+        self.commit(writes)?.into_result()
     }
 
     /// Deletes a document (deleting an absent one is not an error).
     pub fn delete(&self, collection: &str, id: &DocId) -> Result<Revision> {
-        validate_collection_name(collection)?;
-        let key = document_key(collection, id);
-        let mut batch = Batch::new();
-        batch.delete(key.clone());
-        self.commit_cached(batch, vec![(key, None)])
+        let mut writes = DocumentWrites::new();
+        writes.delete(collection, id)?;
+        self.commit(writes)?.into_result()
     }
 
-    fn commit_cached(&self, batch: Batch, cached: Vec<(Vec<u8>, Cached)>) -> Result<Revision> {
+    /// Commits document writes together with whatever else their batch
+    /// carries (index entries, conditions), updating the hot cache in
+    /// commit order if it commits.
+    pub fn commit(&self, writes: DocumentWrites) -> Result<CommitOutcome> {
+        let DocumentWrites { batch, cached } = writes;
         let hooks: Vec<CommitHook> = cached.into_iter().map(|(k, v)| self.cache_hook(k, v)).collect();
         let hook: CommitHook = Box::new(move |rev| hooks.into_iter().for_each(|h| h(rev)));
-        self.store.commit_with(batch, Some(hook))?.into_result()
+        self.store.commit_with(batch, Some(hook))
     }
 
     /// The document, from the hot cache or the cold store.
     pub fn get(&self, collection: &str, id: &DocId) -> Result<Option<Arc<Document>>> {
+        Ok(self.get_versioned(collection, id)?.1)
+    }
+
+    /// The document with the revision that wrote it (`0` when absent): the
+    /// revision to put in a [`Batch::require_revision`] condition for a
+    /// read-modify-write.
+    pub fn get_versioned(&self, collection: &str, id: &DocId) -> Result<(Revision, Option<Arc<Document>>)> {
         if self.store.is_closed() {
             return Err(StorageError::Closed);
         }
-        if let Some(hit) = with_document_key(collection, id, |key| self.cache.get(key)) {
-            return Ok(hit);
+        if let Some((hit, rev)) = with_document_key(collection, id, |key| self.cache.get_versioned(key)) {
+            return Ok(live(rev, hit));
         }
         let key = document_key(collection, id);
         let _order = self.stripe(&key).lock();
-        if let Some(hit) = self.cache.peek(&key) {
-            return Ok(hit);
+        if let Some((hit, rev)) = self.cache.peek_versioned(&key) {
+            return Ok(live(rev, hit));
         }
-        let found = self.store.get_versioned(&key)?;
-        let (rev, doc) = match found {
+        let (rev, doc) = match self.store.get_versioned(&key)? {
             Some((rev, raw)) => (rev, Some(Arc::new(format::decode::<Document>(&key, &raw)?))),
             None => (0, None),
         };
         let size = doc.as_ref().map_or(0, |d| d.approx_size());
         self.cache.insert(&key, doc.clone(), size, rev, self.ttl);
-        Ok(doc)
+        Ok((rev, doc))
     }
 
     /// Every document of a collection, in id order, read from the cold store.
@@ -230,6 +234,50 @@ impl DocumentStore {
             end.as_deref().map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
         )?;
         Ok(iter.map(|item| item.and_then(|(k, v)| format::decode::<Document>(&k, &v))))
+    }
+}
+
+/// A cached entry's live revision: absent documents count as revision 0.
+fn live(rev: Revision, doc: Cached) -> (Revision, Cached) {
+    (if doc.is_some() { rev } else { 0 }, doc)
+}
+
+/// Document writes being assembled into one atomic batch; the batch is
+/// open for other writes and conditions that must commit with them.
+#[derive(Debug, Default)]
+pub struct DocumentWrites {
+    batch: Batch,
+    cached: Vec<(Vec<u8>, Cached)>,
+}
+
+impl DocumentWrites {
+    /// No writes yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an insert-or-replace of `doc`.
+    pub fn put(&mut self, collection: &str, doc: &Document) -> Result<&mut Self> {
+        validate_collection_name(collection)?;
+        let key = document_key(collection, &doc.id);
+        self.batch.put(key.clone(), format::encode(doc)?);
+        self.cached.push((key, Some(Arc::new(doc.clone()))));
+        Ok(self)
+    }
+
+    /// Adds a delete.
+    pub fn delete(&mut self, collection: &str, id: &DocId) -> Result<&mut Self> {
+        validate_collection_name(collection)?;
+        let key = document_key(collection, id);
+        self.batch.delete(key.clone());
+        self.cached.push((key, None));
+        Ok(self)
+    }
+
+    /// The batch, for writes and conditions that must commit atomically
+    /// with the documents.
+    pub fn batch_mut(&mut self) -> &mut Batch {
+        &mut self.batch
     }
 }
 

@@ -35,7 +35,7 @@ pub use batch::{Batch, CommitOutcome, Condition, Op, Revision};
 pub use cold::{ColdStore, Versioned};
 pub use commit::CommitHook;
 pub use config::{Durability, StoreConfig};
-pub use documents::{document_key, validate_collection_name, DocumentStore, DocumentStoreConfig};
+pub use documents::{document_key, validate_collection_name, DocumentStore, DocumentStoreConfig, DocumentWrites};
 pub use error::{printable_key, Result, StorageError};
 pub use hot::{CacheStats, EvictionPolicy, HotCache};
 pub use store::{prefix_successor, Store};

@@ -88,13 +88,23 @@ impl<V: Clone> HotCache<V> {
     /// The cached value of `key`, counting a hit or a miss. Expired entries
     /// are misses (and are removed).
     pub fn get(&self, key: &[u8]) -> Option<V> {
-        let found = self.peek(key);
+        self.get_versioned(key).map(|(v, _)| v)
+    }
+
+    /// Like [`HotCache::get`], with the revision the value was cached at.
+    pub fn get_versioned(&self, key: &[u8]) -> Option<(V, u64)> {
+        let found = self.peek_versioned(key);
         self.counters.record_lookup(found.is_some());
         found
     }
 
     /// Like [`HotCache::get`] but without counting the lookup.
     pub fn peek(&self, key: &[u8]) -> Option<V> {
+        self.peek_versioned(key).map(|(v, _)| v)
+    }
+
+    /// Like [`HotCache::get_versioned`] but without counting the lookup.
+    pub fn peek_versioned(&self, key: &[u8]) -> Option<(V, u64)> {
         let entry = self.map.get(key)?;
         if entry.expired(None) {
             drop(entry);
@@ -106,7 +116,7 @@ impl<V: Clone> HotCache<V> {
         // only blurs an eviction estimate.
         let hits = entry.hits.load(Ordering::Relaxed);
         entry.hits.store(hits.saturating_add(1), Ordering::Relaxed);
-        Some(entry.value.clone())
+        Some((entry.value.clone(), entry.revision))
     }
 
     fn remove_expired(&self, key: &[u8]) {

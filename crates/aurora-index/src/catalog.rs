@@ -1,0 +1,71 @@
+//! The catalog: each collection's persisted definition (schema plus the
+//! state of every index), loaded at open and kept in memory.
+
+use crate::error::{IndexError, Result};
+use crate::keys;
+use crate::schema::Schema;
+use aurora_storage::{format, Store};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Whether the planner may use an index yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IndexState {
+    /// Maintained by every write, and being back-filled from existing
+    /// documents; not yet complete, so not to be used for reads.
+    Building,
+    /// Complete and usable.
+    Ready,
+}
+
+/// One secondary index of a collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexDef {
+    /// Values must be unique across the collection.
+    pub unique: bool,
+    /// Building or ready.
+    pub state: IndexState,
+}
+
+/// A collection's persisted definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectionDef {
+    /// The schema documents are validated against.
+    pub schema: Schema,
+    /// Indexes by field path.
+    pub indexes: BTreeMap<String, IndexDef>,
+}
+
+impl CollectionDef {
+    /// A definition for a new, empty collection: an index (ready at once)
+    /// for every field the schema marks `indexed` or `unique`.
+    pub fn new(schema: Schema) -> Self {
+        let indexes = schema
+            .indexed_fields()
+            .map(|(path, def)| (path.to_string(), IndexDef { unique: def.unique, state: IndexState::Ready }))
+            .collect();
+        Self { schema, indexes }
+    }
+
+    /// The index on `field`, if it is ready for reads.
+    pub fn ready_index(&self, field: &str) -> Option<&IndexDef> {
+        self.indexes.get(field).filter(|d| d.state == IndexState::Ready)
+    }
+}
+
+/// Reads every persisted collection definition.
+pub(crate) fn load(store: &Store) -> Result<BTreeMap<String, CollectionDef>> {
+    let mut out = BTreeMap::new();
+    for item in store.scan_prefix(&[keys::CATALOG])? {
+        let (key, value) = item?;
+        let name = String::from_utf8_lossy(&key[1..]).into_owned();
+        let def: CollectionDef = format::decode(&key, &value)?;
+        out.insert(name, def);
+    }
+    Ok(out)
+}
+
+/// The encoded catalog entry of a definition.
+pub(crate) fn encode(def: &CollectionDef) -> Result<Vec<u8>> {
+    format::encode(def).map_err(IndexError::from)
+}

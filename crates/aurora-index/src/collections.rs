@@ -1,0 +1,431 @@
+//! [`Collections`]: named collections of documents with schemas, validated
+//! writes, and secondary indexes kept in the same atomic commit as the
+//! documents.
+
+use crate::catalog::{self, CollectionDef, IndexDef, IndexState};
+use crate::error::{IndexError, Result};
+use crate::keycodec;
+use crate::keys;
+use crate::maintain::{self, IndexDelta};
+use crate::schema::Schema;
+use aurora_core::{DocId, Document, Value};
+use aurora_storage::{
+    prefix_successor, validate_collection_name, Batch, CommitOutcome, DocumentStore, DocumentWrites, Revision,
+    StorageError,
+};
+use parking_lot::RwLock;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::Arc;
+
+/// How many times a write is retried when its document changed between
+/// reading the old version (for the index diff) and committing.
+const MAX_ATTEMPTS: u32 = 64;
+
+/// Settings of the collection layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexConfig {
+    /// Most entries one index may hold (default 100 000, as the seed).
+    pub max_index_entries_per_field: usize,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        Self { max_index_entries_per_field: 100_000 }
+    }
+}
+
+/// Statistics of one index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexStats {
+    /// The indexed field path.
+    pub field: String,
+    /// Whether values are unique.
+    pub unique: bool,
+    /// Building or ready.
+    pub state: IndexState,
+    /// Index entries (one per document and distinct value).
+    pub entries: u64,
+    /// Distinct indexed values.
+    pub distinct_values: u64,
+    /// Bytes of index keys (entries and unique claims).
+    pub bytes: u64,
+}
+
+/// Whether a write must create, may replace, or must find the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Insert,
+    Upsert,
+}
+
+/// The collection layer over a [`DocumentStore`].
+///
+/// ```
+/// use aurora_core::{doc, FieldDefinition, FieldType, Value};
+/// use aurora_index::{Collections, IndexConfig, IndexError, Schema};
+/// use aurora_storage::{DocumentStore, DocumentStoreConfig, StoreConfig};
+///
+/// let dir = tempfile::tempdir()?;
+/// let docs = DocumentStore::open(dir.path(), StoreConfig::default(), DocumentStoreConfig::default())?;
+/// let db = Collections::open(docs, IndexConfig::default())?;
+/// db.create_collection("users", Schema::new()
+///     .field("email", FieldDefinition::new(FieldType::String).unique())
+///     .field("age", FieldDefinition::new(FieldType::Int).indexed()))?;
+/// db.insert("users", doc! { "email": "a@x.io", "age": 30 })?;
+/// let err = db.insert("users", doc! { "email": "a@x.io", "age": 31 }).unwrap_err();
+/// assert!(matches!(err, IndexError::UniqueViolation { .. }));
+/// assert_eq!(db.lookup("users", "age", &Value::Int(30))?.len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Collections {
+    docs: DocumentStore,
+    catalog: Arc<RwLock<BTreeMap<String, Arc<CollectionDef>>>>,
+    /// Live entry counts per (collection, field), for the size guard.
+    counts: Arc<RwLock<HashMap<(String, String), Arc<AtomicIsize>>>>,
+    config: IndexConfig,
+}
+
+impl Collections {
+    /// Loads the catalog and counts index entries.
+    pub fn open(docs: DocumentStore, config: IndexConfig) -> Result<Self> {
+        let loaded = catalog::load(docs.store())?;
+        let this = Self {
+            docs,
+            catalog: Arc::new(RwLock::new(loaded.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())),
+            counts: Arc::default(),
+            config,
+        };
+        let defs: Vec<(String, Arc<CollectionDef>)> =
+            this.catalog.read().iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect();
+        for (name, def) in defs {
+            for field in def.indexes.keys() {
+                this.recount(&name, field)?;
+            }
+        }
+        Ok(this)
+    }
+
+    /// The document store underneath.
+    pub fn documents(&self) -> &DocumentStore {
+        &self.docs
+    }
+
+    fn counter(&self, collection: &str, field: &str) -> Arc<AtomicIsize> {
+        let key = (collection.to_string(), field.to_string());
+        if let Some(c) = self.counts.read().get(&key) {
+            return Arc::clone(c);
+        }
+        Arc::clone(self.counts.write().entry(key).or_default())
+    }
+
+    fn def(&self, collection: &str) -> Result<Arc<CollectionDef>> {
+        self.catalog.read().get(collection).cloned().ok_or_else(|| IndexError::UnknownCollection(collection.into()))
+    }
+
+    /// The collection's definition (schema and index states).
+    pub fn definition(&self, collection: &str) -> Result<CollectionDef> {
+        Ok((*self.def(collection)?).clone())
+    }
+
+    /// Names of all collections, sorted.
+    pub fn list_collections(&self) -> Vec<String> {
+        self.catalog.read().keys().cloned().collect()
+    }
+
+    /// Creates an empty collection with `schema`; its `indexed`/`unique`
+    /// fields get indexes at once. The definition is persisted.
+    pub fn create_collection(&self, name: &str, schema: Schema) -> Result<()> {
+        validate_collection_name(name)?;
+        schema.check(name)?;
+        let def = CollectionDef::new(schema);
+        let key = keys::catalog_key(name);
+        let mut batch = Batch::new();
+        batch.require_absent(key.clone()).put(key, catalog::encode(&def)?);
+        let mut catalog = self.catalog.write();
+        if catalog.contains_key(name) {
+            return Err(IndexError::CollectionExists(name.into()));
+        }
+        match self.docs.store().commit(batch)? {
+            CommitOutcome::Committed(_) => {
+                catalog.insert(name.to_string(), Arc::new(def));
+                Ok(())
+            }
+            CommitOutcome::ConditionFailed { .. } => Err(IndexError::CollectionExists(name.into())),
+        }
+    }
+
+    /// Deletes a collection: its definition, documents and index entries.
+    pub fn drop_collection(&self, name: &str) -> Result<()> {
+        let mut catalog = self.catalog.write();
+        if catalog.remove(name).is_none() {
+            return Err(IndexError::UnknownCollection(name.into()));
+        }
+        let store = self.docs.store();
+        let mut batch = Batch::new();
+        batch.delete(keys::catalog_key(name));
+        store.commit(batch)?.into_result()?;
+        let mut doomed = Vec::new();
+        for id in self.docs.scan(name)?.map(|d| d.map(|d| d.id)) {
+            doomed.push(id?);
+        }
+        for chunk in doomed.chunks(1000) {
+            let mut writes = DocumentWrites::new();
+            for id in chunk {
+                writes.delete(name, id)?;
+            }
+            self.docs.commit(writes)?.into_result()?;
+        }
+        for prefix in keys::collection_prefixes(name) {
+            let keys: Vec<Vec<u8>> =
+                store.scan_prefix(&prefix)?.map(|kv| kv.map(|(k, _)| k)).collect::<Result<_, _>>()?;
+            for chunk in keys.chunks(1000) {
+                let mut batch = Batch::new();
+                chunk.iter().for_each(|k| {
+                    batch.delete(k.clone());
+                });
+                store.commit(batch)?.into_result()?;
+            }
+        }
+        self.counts.write().retain(|(c, _), _| c != name);
+        Ok(())
+    }
+
+    /// Inserts a new document; fails with [`IndexError::DocumentExists`] if
+    /// its id is taken. Returns the id.
+    pub fn insert(&self, collection: &str, doc: Document) -> Result<DocId> {
+        let id = doc.id.clone();
+        self.write(collection, &id, Some(doc), Mode::Insert)?;
+        Ok(id)
+    }
+
+    /// Inserts or replaces a document; returns the commit revision.
+    pub fn put(&self, collection: &str, doc: Document) -> Result<Revision> {
+        let id = doc.id.clone();
+        self.write(collection, &id, Some(doc), Mode::Upsert)
+    }
+
+    /// Deletes a document; returns whether it existed.
+    pub fn delete(&self, collection: &str, id: &DocId) -> Result<bool> {
+        let existed = self.docs.get(collection, id)?.is_some();
+        self.write(collection, id, None, Mode::Upsert)?;
+        Ok(existed)
+    }
+
+    /// The document, if present.
+    pub fn get(&self, collection: &str, id: &DocId) -> Result<Option<Arc<Document>>> {
+        self.def(collection)?;
+        Ok(self.docs.get(collection, id)?)
+    }
+
+    /// Validates, diffs the indexes against the current version, and commits
+    /// document + index writes atomically, conditioned on the document not
+    /// having changed and on every new unique value being unclaimed.
+    fn write(&self, collection: &str, id: &DocId, new: Option<Document>, mode: Mode) -> Result<Revision> {
+        for _ in 0..MAX_ATTEMPTS {
+            let (rev, old) = self.docs.get_versioned(collection, id)?;
+            // The definition is read after the document: an index build
+            // publishes its definition before it touches any document, so a
+            // write planned against an older definition fails its revision
+            // condition if the build got to the document first.
+            let def = self.def(collection)?;
+            if let Some(doc) = &new {
+                def.schema.validate(collection, doc)?;
+            }
+            if mode == Mode::Insert && old.is_some() {
+                return Err(IndexError::DocumentExists { collection: collection.into(), id: id.to_string() });
+            }
+            let mut writes = DocumentWrites::new();
+            match &new {
+                Some(doc) => writes.put(collection, doc)?,
+                None => writes.delete(collection, id)?,
+            };
+            let doc_key = aurora_storage::document_key(collection, id);
+            writes.batch_mut().require_revision(doc_key.clone(), rev);
+            let delta = maintain::plan(collection, &def, id, old.as_deref(), new.as_ref(), writes.batch_mut());
+            self.check_limits(collection, &delta)?;
+            match self.docs.commit(writes)? {
+                CommitOutcome::Committed(r) => {
+                    for (field, n) in &delta.entry_deltas {
+                        self.counter(collection, field).fetch_add(*n, Ordering::Relaxed);
+                    }
+                    return Ok(r);
+                }
+                CommitOutcome::ConditionFailed { key, .. } if key == doc_key => continue,
+                CommitOutcome::ConditionFailed { key, .. } => {
+                    let claim = delta.claims.iter().find(|c| c.key == key);
+                    return Err(IndexError::UniqueViolation {
+                        collection: collection.into(),
+                        field: claim.map_or_else(String::new, |c| c.field.clone()),
+                        value: claim.map_or_else(String::new, |c| c.value.clone()),
+                    });
+                }
+            }
+        }
+        Err(IndexError::Contention { collection: collection.into(), id: id.to_string(), attempts: MAX_ATTEMPTS })
+    }
+
+    fn check_limits(&self, collection: &str, delta: &IndexDelta) -> Result<()> {
+        let limit = self.config.max_index_entries_per_field;
+        for (field, n) in &delta.entry_deltas {
+            let now = self.counter(collection, field).load(Ordering::Relaxed);
+            if *n > 0 && now + n > limit as isize {
+                return Err(IndexError::TooManyIndexEntries {
+                    collection: collection.into(),
+                    field: field.clone(),
+                    limit,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn ready(&self, collection: &str, field: &str) -> Result<()> {
+        match self.def(collection)?.ready_index(field) {
+            Some(_) => Ok(()),
+            None => Err(IndexError::NoIndex { collection: collection.into(), field: field.into() }),
+        }
+    }
+
+    /// Ids of the documents whose `field` equals `value` (or, for an array
+    /// field, contains it), in id order.
+    pub fn lookup(&self, collection: &str, field: &str, value: &Value) -> Result<Vec<DocId>> {
+        self.ready(collection, field)?;
+        let base = keys::entries_prefix(collection, field);
+        let mut prefix = base.clone();
+        keycodec::encode_into(value, &mut prefix);
+        self.ids_in(&base, Bound::Included(prefix.clone()), prefix_bound(&prefix))
+    }
+
+    /// Ids of the documents whose `field` lies in the range, in value order
+    /// (then id order).
+    pub fn range(&self, collection: &str, field: &str, low: Bound<&Value>, high: Bound<&Value>) -> Result<Vec<DocId>> {
+        self.ready(collection, field)?;
+        let base = keys::entries_prefix(collection, field);
+        let with = |v: &Value| {
+            let mut k = base.clone();
+            keycodec::encode_into(v, &mut k);
+            k
+        };
+        let start = match low {
+            Bound::Included(v) => Bound::Included(with(v)),
+            // Past every entry of `v`: the successor of its prefix.
+            Bound::Excluded(v) => match prefix_bound(&with(v)) {
+                Bound::Excluded(k) => Bound::Included(k),
+                _ => return Ok(Vec::new()),
+            },
+            Bound::Unbounded => Bound::Included(base.clone()),
+        };
+        let end = match high {
+            Bound::Included(v) => prefix_bound(&with(v)),
+            Bound::Excluded(v) => Bound::Excluded(with(v)),
+            Bound::Unbounded => prefix_bound(&base),
+        };
+        self.ids_in(&base, start, end)
+    }
+
+    /// Ids of the documents whose string `field` starts with `prefix`.
+    pub fn starts_with(&self, collection: &str, field: &str, prefix: &str) -> Result<Vec<DocId>> {
+        self.ready(collection, field)?;
+        let mut p = keys::entries_prefix(collection, field);
+        p.extend_from_slice(&keycodec::string_prefix(prefix));
+        self.ids_in(&keys::entries_prefix(collection, field), Bound::Included(p.clone()), prefix_bound(&p))
+    }
+
+    /// Reads entry keys in a range and decodes the trailing document ids.
+    fn ids_in(&self, base: &[u8], start: Bound<Vec<u8>>, end: Bound<Vec<u8>>) -> Result<Vec<DocId>> {
+        let iter = self.docs.store().range(start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice))?;
+        let mut out = Vec::new();
+        for item in iter {
+            let (key, _) = item?;
+            out.push(id_of_entry(base, &key)?);
+        }
+        Ok(out)
+    }
+
+    /// Statistics of every index of a collection (scans the indexes).
+    pub fn index_stats(&self, collection: &str) -> Result<Vec<IndexStats>> {
+        let def = self.def(collection)?;
+        let mut out = Vec::new();
+        for (field, index) in &def.indexes {
+            let base = keys::entries_prefix(collection, field);
+            let (mut entries, mut distinct, mut bytes) = (0u64, 0u64, 0u64);
+            let mut last_value: Option<Vec<u8>> = None;
+            for item in self.docs.store().scan_prefix(&base)? {
+                let (key, _) = item?;
+                let value = split_entry(&base, &key)?.0.to_vec();
+                entries += 1;
+                bytes += key.len() as u64;
+                if last_value.as_ref() != Some(&value) {
+                    distinct += 1;
+                    last_value = Some(value);
+                }
+            }
+            for item in self.docs.store().scan_prefix(&keys::claims_prefix(collection, field))? {
+                let (key, value) = item?;
+                bytes += (key.len() + value.len()) as u64;
+            }
+            out.push(IndexStats {
+                field: field.clone(),
+                unique: index.unique,
+                state: index.state,
+                entries,
+                distinct_values: distinct,
+                bytes,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Recounts the entries of one index (after a build or drop).
+    pub(crate) fn recount(&self, collection: &str, field: &str) -> Result<()> {
+        let n = self.docs.store().scan_prefix(&keys::entries_prefix(collection, field))?.count();
+        self.counter(collection, field).store(n as isize, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Persists a changed definition.
+    pub(crate) fn save_definition(&self, collection: &str, def: CollectionDef) -> Result<()> {
+        let mut batch = Batch::new();
+        batch.put(keys::catalog_key(collection), catalog::encode(&def)?);
+        let mut catalog = self.catalog.write();
+        if !catalog.contains_key(collection) {
+            return Err(IndexError::UnknownCollection(collection.into()));
+        }
+        self.docs.store().commit(batch)?.into_result()?;
+        catalog.insert(collection.to_string(), Arc::new(def));
+        Ok(())
+    }
+
+    /// The index definition of a field, if any.
+    pub fn index(&self, collection: &str, field: &str) -> Result<Option<IndexDef>> {
+        Ok(self.def(collection)?.indexes.get(field).copied())
+    }
+}
+
+/// The upper bound just past every key starting with `prefix`.
+fn prefix_bound(prefix: &[u8]) -> Bound<Vec<u8>> {
+    prefix_successor(prefix).map_or(Bound::Unbounded, Bound::Excluded)
+}
+
+/// Decodes the document id at the end of an index entry key
+/// (`base ++ enc(value) ++ id key bytes`).
+pub(crate) fn id_of_entry(base: &[u8], key: &[u8]) -> Result<DocId> {
+    Ok(split_entry(base, key)?.1)
+}
+
+/// Splits an index entry key into its encoded value and document id.
+pub(crate) fn split_entry<'k>(base: &[u8], key: &'k [u8]) -> Result<(&'k [u8], DocId)> {
+    let corrupt = |reason: String| {
+        IndexError::Storage(StorageError::Corrupt {
+            key: aurora_storage::printable_key(key),
+            reason: format!("index entry: {reason}"),
+        })
+    };
+    let rest = key.get(base.len()..).ok_or_else(|| corrupt("shorter than its prefix".into()))?;
+    let n = keycodec::encoded_len(rest).ok_or_else(|| corrupt("undecodable value".into()))?;
+    let id = DocId::from_key_bytes(&rest[n..]).map_err(|e| corrupt(e.to_string()))?;
+    Ok((&rest[..n], id))
+}

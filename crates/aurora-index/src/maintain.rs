@@ -1,0 +1,103 @@
+//! Index maintenance: the index entries and unique claims a document
+//! implies, and the writes that turn one document version into another.
+
+use crate::catalog::CollectionDef;
+use crate::keycodec;
+use crate::keys;
+use aurora_core::{DocId, Document, Value};
+use aurora_storage::Batch;
+use std::collections::BTreeSet;
+
+/// The encoded values `doc` contributes to the index on `field`: the
+/// value itself, or each element of an array (deduplicated); nothing when
+/// the field is absent.
+pub(crate) fn index_values(doc: Option<&Document>, field: &str) -> BTreeSet<Vec<u8>> {
+    let mut out = BTreeSet::new();
+    match doc.and_then(|d| d.get_path(field)) {
+        None => {}
+        Some(Value::Array(items)) => out.extend(items.iter().map(keycodec::encode)),
+        Some(v) => {
+            out.insert(keycodec::encode(v));
+        }
+    }
+    out
+}
+
+/// `NULL` never claims uniqueness (as in SQL), so many documents may lack a
+/// value of a unique field.
+fn claims_uniqueness(encoded: &[u8]) -> bool {
+    encoded != keycodec::encode(&Value::Null).as_slice()
+}
+
+/// A unique claim a write makes, to turn a failed condition into an error.
+#[derive(Debug, Clone)]
+pub(crate) struct Claim {
+    pub(crate) key: Vec<u8>,
+    pub(crate) field: String,
+    pub(crate) value: String,
+}
+
+/// What a write does to the indexes.
+#[derive(Debug, Default)]
+pub(crate) struct IndexDelta {
+    pub(crate) claims: Vec<Claim>,
+    /// Net entries added per field.
+    pub(crate) entry_deltas: Vec<(String, isize)>,
+}
+
+/// Adds to `batch` the index writes that turn `old` into `new` (either may
+/// be absent) for every index of the collection, ready or building.
+pub(crate) fn plan(
+    collection: &str,
+    def: &CollectionDef,
+    id: &DocId,
+    old: Option<&Document>,
+    new: Option<&Document>,
+    batch: &mut Batch,
+) -> IndexDelta {
+    let mut delta = IndexDelta::default();
+    for (field, index) in &def.indexes {
+        let before = index_values(old, field);
+        let after = index_values(new, field);
+        let mut net = 0isize;
+        for gone in before.difference(&after) {
+            batch.delete(keys::entry_key(collection, field, gone, id));
+            if index.unique && claims_uniqueness(gone) {
+                batch.delete(keys::claim_key(collection, field, gone));
+            }
+            net -= 1;
+        }
+        for added in after.difference(&before) {
+            batch.put(keys::entry_key(collection, field, added, id), Vec::new());
+            if index.unique && claims_uniqueness(added) {
+                let key = keys::claim_key(collection, field, added);
+                batch.require_absent(key.clone()).put(key.clone(), id.to_key_bytes());
+                let value = new.and_then(|d| find_value(d, field, added)).map_or_else(String::new, render);
+                delta.claims.push(Claim { key, field: field.clone(), value });
+            }
+            net += 1;
+        }
+        if net != 0 {
+            delta.entry_deltas.push((field.clone(), net));
+        }
+    }
+    delta
+}
+
+/// The value (or array element) of `field` whose encoding is `encoded`.
+fn find_value<'a>(doc: &'a Document, field: &str, encoded: &[u8]) -> Option<&'a Value> {
+    match doc.get_path(field)? {
+        Value::Array(items) => items.iter().find(|v| keycodec::encode(v) == encoded),
+        v => Some(v),
+    }
+}
+
+/// A value as shown in error messages (JSON-like, cut at 100 characters).
+pub(crate) fn render(v: &Value) -> String {
+    let s = serde_json::Value::from(v.clone()).to_string();
+    if s.chars().count() > 100 {
+        format!("{}…", s.chars().take(100).collect::<String>())
+    } else {
+        s
+    }
+}

@@ -1,0 +1,153 @@
+//! [`Schema`]: a collection's field declarations and document validation.
+
+use crate::error::{IndexError, Result};
+use aurora_core::{Document, FieldDefinition, FieldType, Value};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What to do with top-level fields the schema does not declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum UnknownFields {
+    /// Accept and store them (unindexed). The default.
+    #[default]
+    Allow,
+    /// Reject the document with [`IndexError::UnknownField`].
+    Reject,
+}
+
+/// A collection's schema: field path → definition. An empty schema is a
+/// schemaless collection.
+///
+/// ```
+/// use aurora_core::{doc, FieldDefinition, FieldType};
+/// use aurora_index::Schema;
+/// let schema = Schema::new()
+///     .field("email", FieldDefinition::new(FieldType::String).unique())
+///     .field("address.city", FieldDefinition::new(FieldType::String).indexed().nullable());
+/// assert!(schema.validate("users", &doc! { "email": "a@b.c" }).is_ok());
+/// let err = schema.validate("users", &doc! { "email": 5 }).unwrap_err();
+/// assert!(err.to_string().contains("`email` must be string, got int"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Schema {
+    /// Declared fields by path (`"address.city"` for nested fields).
+    pub fields: BTreeMap<String, FieldDefinition>,
+    /// Treatment of undeclared top-level fields.
+    pub unknown_fields: UnknownFields,
+}
+
+impl Schema {
+    /// An empty (schemaless) schema.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a field declaration (builder style).
+    pub fn field(mut self, path: impl Into<String>, def: FieldDefinition) -> Self {
+        self.fields.insert(path.into(), def);
+        self
+    }
+
+    /// Rejects undeclared top-level fields (builder style).
+    pub fn strict(mut self) -> Self {
+        self.unknown_fields = UnknownFields::Reject;
+        self
+    }
+
+    /// Field paths that get a secondary index.
+    pub fn indexed_fields(&self) -> impl Iterator<Item = (&str, &FieldDefinition)> {
+        self.fields.iter().filter(|(_, d)| d.is_indexed()).map(|(p, d)| (p.as_str(), d))
+    }
+
+    /// Checks the schema itself: no empty path segments.
+    pub fn check(&self, collection: &str) -> Result<()> {
+        for path in self.fields.keys() {
+            if path.is_empty() || path.split('.').any(str::is_empty) {
+                return Err(IndexError::InvalidSchema {
+                    collection: collection.into(),
+                    reason: format!("field path {path:?} has an empty segment"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates `doc` against the schema.
+    pub fn validate(&self, collection: &str, doc: &Document) -> Result<()> {
+        for (path, def) in &self.fields {
+            match doc.get_path(path) {
+                None | Some(Value::Null) if def.nullable => {}
+                None => return Err(missing(collection, path, "nothing")),
+                Some(Value::Null) => return Err(missing(collection, path, "null")),
+                Some(v) if !def.field_type.accepts(v) => {
+                    return Err(IndexError::WrongType {
+                        collection: collection.into(),
+                        field: path.clone(),
+                        expected: def.field_type.to_string(),
+                        actual: v.type_name(),
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+        if self.unknown_fields == UnknownFields::Reject {
+            let declared = |name: &str| {
+                self.fields.keys().any(|p| p == name || p.strip_prefix(name).is_some_and(|rest| rest.starts_with('.')))
+            };
+            if let Some(name) = doc.fields.keys().find(|k| !declared(k)) {
+                return Err(IndexError::UnknownField { collection: collection.into(), field: name.clone() });
+            }
+        }
+        Ok(())
+    }
+
+    /// The declared type of a field path, if declared.
+    pub fn field_type(&self, path: &str) -> Option<FieldType> {
+        self.fields.get(path).map(|d| d.field_type)
+    }
+}
+
+fn missing(collection: &str, path: &str, actual: &'static str) -> IndexError {
+    IndexError::MissingField { collection: collection.into(), field: path.into(), actual }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aurora_core::doc;
+
+    fn schema() -> Schema {
+        Schema::new()
+            .field("name", FieldDefinition::new(FieldType::String))
+            .field("age", FieldDefinition::new(FieldType::Int).nullable())
+            .field("address.city", FieldDefinition::new(FieldType::String).indexed())
+    }
+
+    #[test]
+    fn validation_errors_name_field_and_types() {
+        let s = schema();
+        assert!(s.validate("u", &doc! { "name": "a", "address": { "city": "x" } }).is_ok());
+        assert!(s.validate("u", &doc! { "name": "a", "age": null, "address": { "city": "x" } }).is_ok());
+        let e = s.validate("u", &doc! { "address": { "city": "x" } }).unwrap_err();
+        assert!(matches!(e, IndexError::MissingField { ref field, actual: "nothing", .. } if field == "name"), "{e}");
+        let e = s.validate("u", &doc! { "name": null, "address": { "city": "x" } }).unwrap_err();
+        assert!(matches!(e, IndexError::MissingField { actual: "null", .. }), "{e}");
+        let e = s.validate("u", &doc! { "name": "a", "address": { "city": 7 } }).unwrap_err();
+        assert_eq!(e.to_string(), "collection `u`: field `address.city` must be string, got int");
+    }
+
+    #[test]
+    fn strict_schemas_reject_unknown_top_level_fields() {
+        let s = schema().strict();
+        assert!(s.validate("u", &doc! { "name": "a", "address": { "city": "x", "zip": 1 } }).is_ok());
+        let e = s.validate("u", &doc! { "name": "a", "address": { "city": "x" }, "extra": 1 }).unwrap_err();
+        assert!(matches!(e, IndexError::UnknownField { ref field, .. } if field == "extra"), "{e}");
+        assert!(Schema::new().validate("u", &doc! { "anything": 1 }).is_ok(), "schemaless");
+    }
+
+    #[test]
+    fn schema_paths_are_checked() {
+        let bad = Schema::new().field("a..b", FieldDefinition::new(FieldType::Any));
+        assert!(bad.check("c").is_err());
+    }
+}
