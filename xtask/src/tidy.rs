@@ -9,8 +9,13 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Which Aurora crates each crate may depend on (normal dependencies).
-const ALLOWED: &[(&str, &[&str])] =
-    &[("aurora-core", &[]), ("aurora-storage", &["aurora-core"]), ("aurora", &["aurora-core", "aurora-storage"])];
+#[rustfmt::skip]
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("aurora-core", &[]),
+    ("aurora-storage", &["aurora-core"]),
+    ("aurora-index", &["aurora-core", "aurora-storage"]),
+    ("aurora", &["aurora-core", "aurora-storage", "aurora-index"]),
+];
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()

@@ -53,6 +53,9 @@ pub struct IndexStats {
     pub bytes: u64,
 }
 
+/// Live index entry counts by (collection, field).
+type EntryCounts = HashMap<(String, String), Arc<AtomicIsize>>;
+
 /// Whether a write must create, may replace, or must find the document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -84,7 +87,7 @@ pub struct Collections {
     docs: DocumentStore,
     catalog: Arc<RwLock<BTreeMap<String, Arc<CollectionDef>>>>,
     /// Live entry counts per (collection, field), for the size guard.
-    counts: Arc<RwLock<HashMap<(String, String), Arc<AtomicIsize>>>>,
+    counts: Arc<RwLock<EntryCounts>>,
     config: IndexConfig,
 }
 
@@ -271,7 +274,7 @@ impl Collections {
         let limit = self.config.max_index_entries_per_field;
         for (field, n) in &delta.entry_deltas {
             let now = self.counter(collection, field).load(Ordering::Relaxed);
-            if *n > 0 && now + n > limit as isize {
+            if *n > 0 && now.saturating_add(*n) > isize::try_from(limit).unwrap_or(isize::MAX) {
                 return Err(IndexError::TooManyIndexEntries {
                     collection: collection.into(),
                     field: field.clone(),
@@ -297,6 +300,17 @@ impl Collections {
         let mut prefix = base.clone();
         keycodec::encode_into(value, &mut prefix);
         self.ids_in(&base, Bound::Included(prefix.clone()), prefix_bound(&prefix))
+    }
+
+    /// Ids of the documents whose `field` equals any of `values` (an `in`
+    /// query: one point lookup per distinct value), in value order.
+    pub fn lookup_any(&self, collection: &str, field: &str, values: &[Value]) -> Result<Vec<DocId>> {
+        let distinct: std::collections::BTreeSet<&Value> = values.iter().collect();
+        let mut out = Vec::new();
+        for v in distinct {
+            out.extend(self.lookup(collection, field, v)?);
+        }
+        Ok(out)
     }
 
     /// Ids of the documents whose `field` lies in the range, in value order

@@ -4,10 +4,11 @@
 //! ranges, `in`, string prefixes and sorted output.
 //!
 //! Layout: a tag byte per type in the cross-type order, then:
-//! - numbers: `Int` and `Float` share one space, split into an integer part
-//!   (i64, sign-flipped big-endian) and a fraction in `[0, 1)` (f64 bits), so
-//!   `Int(1)` and `Float(1.0)` encode identically and `1 < 1.5 < 2`; floats
-//!   outside the i64 range and NaN get tags of their own at either end;
+//! - numbers: `Int` and `Float` share one space, split into the integer
+//!   part toward zero (i64, sign-flipped big-endian) and the exact fraction
+//!   in `(-1, 1)` (order-preserving f64 bits), so `Int(1)` and `Float(1.0)`
+//!   encode identically and `-1.5 < -1 < 1 < 1.5`; floats outside the i64
+//!   range and NaN get tags of their own at either end;
 //! - strings and bytes: `0x00` escaped as `0x00 0xFF`, terminated `0x00 0x00`
 //!   (a prefix sorts first);
 //! - arrays and objects: their elements (keys and values) encoded in turn,
@@ -82,11 +83,10 @@ pub fn encode_into(v: &Value, out: &mut Vec<u8>) {
             out.push(T_NUM_POS_HUGE);
             out.extend_from_slice(&f64_ordered(*f));
         }
-        Value::Float(f) => {
-            let floor = f.floor();
-            // In range: `floor` is integral and within [-2^63, 2^63).
-            number(floor as i64, f - floor, out);
-        }
+        // In range: `trunc` is integral and within [-2^63, 2^63), and
+        // `fract` (f - trunc f) is exact, in (-1, 1) with the sign of f.
+        // (f - floor f is *not* exact: -2e-18 - -1 rounds to 1.0.)
+        Value::Float(f) => number(f.trunc() as i64, f.fract(), out),
         Value::Timestamp(t) => {
             out.push(T_TIMESTAMP);
             out.extend_from_slice(&i64_ordered(t.as_micros()));

@@ -2,3 +2,7 @@
 
 #[doc = include_str!("../../../docs/storage.md")]
 pub struct StorageGuide;
+
+#[cfg(feature = "index")]
+#[doc = include_str!("../../../docs/indexes.md")]
+pub struct IndexGuide;

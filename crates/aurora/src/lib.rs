@@ -13,6 +13,7 @@
 //! | feature   | default | brings |
 //! |-----------|---------|--------|
 //! | `storage` | yes     | [`storage`]: the WAL with group commit, durability modes, the cold store and the hot document cache (`aurora-storage`) |
+//! | `index`   | yes     | [`index`]: collections with persisted schemas, validation, and secondary (unique, range, array, nested) indexes (`aurora-index`) |
 //! | `full`    | no      | every feature |
 //!
 //! The shared data model ([`Value`], [`Document`], [`DocId`], [`doc!`], the
@@ -43,6 +44,14 @@ pub use aurora_core::{doc, value, CoreError, DocId, Document, FieldDefinition, F
 pub mod storage {
     #[doc(inline)]
     pub use aurora_storage::*;
+}
+
+/// Collections, schemas and secondary indexes (`aurora-index`).
+#[cfg(feature = "index")]
+#[cfg_attr(docsrs, doc(cfg(feature = "index")))]
+pub mod index {
+    #[doc(inline)]
+    pub use aurora_index::*;
 }
 
 /// The README's examples, compiled as doc tests so they stay true.

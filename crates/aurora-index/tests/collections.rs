@@ -1,0 +1,157 @@
+//! Collections on a real on-disk store: concurrent unique inserts, online
+//! index builds under concurrent writes, duplicate detection, the entry
+//! guard, schema persistence, and bad input that changes nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use aurora_core::{doc, DocId, FieldDefinition, FieldType, Value};
+use aurora_index::{IndexConfig, IndexError, IndexState, Schema};
+use std::collections::BTreeMap;
+
+#[test]
+fn concurrent_unique_inserts_have_exactly_one_winner_per_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::open(dir.path(), IndexConfig::default());
+    db.create_collection("users", common::users_schema()).unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                let mut won = Vec::new();
+                for v in 0..40 {
+                    match db.insert("users", doc! { "email": format!("v{v}@x.io"), "age": t }) {
+                        Ok(_) => won.push(v),
+                        Err(IndexError::UniqueViolation { field, value, .. }) => {
+                            assert_eq!(field, "email");
+                            assert_eq!(value, format!("\"v{v}@x.io\""));
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                won
+            })
+        })
+        .collect();
+    let mut winners: BTreeMap<i32, usize> = BTreeMap::new();
+    for t in threads {
+        for v in t.join().unwrap() {
+            *winners.entry(v).or_default() += 1;
+        }
+    }
+    assert_eq!(winners.len(), 40);
+    assert!(winners.values().all(|n| *n == 1), "{winners:?}");
+    assert_eq!(db.documents().scan("users").unwrap().count(), 40);
+    common::check_indexes(&db, "users");
+}
+
+#[test]
+fn online_index_build_under_concurrent_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::open(dir.path(), IndexConfig::default());
+    db.create_collection("events", Schema::new()).unwrap();
+    for i in 0..600i64 {
+        db.put("events", doc! { "kind": format!("k{}", i % 7), "n": i }.id(DocId::text(&format!("e{i}")).unwrap()))
+            .unwrap();
+    }
+    let writer = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            for round in 0..3i64 {
+                for i in (0..600i64).step_by(5) {
+                    let id = DocId::text(&format!("e{i}")).unwrap();
+                    db.put("events", doc! { "kind": format!("k{}", (i + round) % 9), "n": i }.id(id)).unwrap();
+                }
+            }
+            for i in 600..700i64 {
+                db.put("events", doc! { "kind": "late", "n": i }.id(DocId::text(&format!("e{i}")).unwrap())).unwrap();
+            }
+        })
+    };
+    let build = db.create_index("events", "kind", false).unwrap();
+    assert!(
+        matches!(db.lookup("events", "kind", &Value::from("k1")), Err(IndexError::NoIndex { .. }))
+            || build.is_finished(),
+        "a building index is not used for reads"
+    );
+    build.wait().unwrap();
+    writer.join().unwrap();
+    assert_eq!(db.index("events", "kind").unwrap().unwrap().state, IndexState::Ready);
+    common::check_indexes(&db, "events");
+    assert_eq!(db.lookup("events", "kind", &Value::from("late")).unwrap().len(), 100);
+}
+
+#[test]
+fn unique_index_build_lists_duplicates_and_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::open(dir.path(), IndexConfig::default());
+    db.create_collection("people", Schema::new()).unwrap();
+    for (id, handle) in [("a", "x"), ("b", "y"), ("c", "x"), ("d", "z")] {
+        db.put("people", doc! { "handle": handle }.id(DocId::text(id).unwrap())).unwrap();
+    }
+    let err = db.create_index("people", "handle", true).unwrap().wait().unwrap_err();
+    match err {
+        IndexError::DuplicateValues { field, duplicates, .. } => {
+            assert_eq!(field, "handle");
+            assert_eq!(duplicates.len(), 1);
+            let (value, mut ids) = duplicates[0].clone();
+            ids.sort();
+            assert_eq!((value.as_str(), ids), ("\"x\"", vec!["a".to_string(), "c".to_string()]));
+        }
+        other => panic!("{other}"),
+    }
+    assert!(db.index("people", "handle").unwrap().is_none());
+    assert_eq!(db.documents().store().scan_prefix(b"upeople\0").unwrap().count(), 0, "claims removed");
+    assert_eq!(db.documents().store().scan_prefix(b"xpeople\0").unwrap().count(), 0, "entries removed");
+    // Without the duplicate it builds, and then enforces uniqueness.
+    db.delete("people", &DocId::text("c").unwrap()).unwrap();
+    db.create_index("people", "handle", true).unwrap().wait().unwrap();
+    let err = db.put("people", doc! { "handle": "y" }.id(DocId::text("e").unwrap())).unwrap_err();
+    assert!(matches!(err, IndexError::UniqueViolation { .. }), "{err}");
+    db.put("people", doc! { "handle": "y", "more": 1 }.id(DocId::text("b").unwrap())).unwrap();
+    common::check_indexes(&db, "people");
+}
+
+#[test]
+fn entry_guard_is_a_clear_error_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::open(dir.path(), IndexConfig { max_index_entries_per_field: 5 });
+    db.create_collection("t", Schema::new().field("tags", FieldDefinition::new(FieldType::Array).indexed())).unwrap();
+    db.insert("t", doc! { "tags": [1, 2, 3] }).unwrap();
+    let err = db.insert("t", doc! { "tags": [4, 5, 6] }).unwrap_err();
+    assert!(matches!(err, IndexError::TooManyIndexEntries { limit: 5, .. }), "{err}");
+    assert!(err.to_string().contains("max_index_entries_per_field"));
+    assert_eq!(db.documents().scan("t").unwrap().count(), 1);
+    db.insert("t", doc! { "tags": [4, 5] }).unwrap();
+}
+
+#[test]
+fn schema_errors_change_nothing_and_schemas_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::open(dir.path(), IndexConfig::default());
+    let schema = common::users_schema().field("name", FieldDefinition::new(FieldType::String)).strict();
+    db.create_collection("users", schema.clone()).unwrap();
+    assert!(matches!(db.create_collection("users", Schema::new()), Err(IndexError::CollectionExists(_))));
+    let err = db.insert("users", doc! { "name": 5 }).unwrap_err();
+    assert_eq!(err.to_string(), "collection `users`: field `name` must be string, got int");
+    let err = db.insert("users", doc! { "name": "a", "bogus": true }).unwrap_err();
+    assert!(matches!(err, IndexError::UnknownField { .. }), "{err}");
+    assert!(matches!(db.insert("nope", doc! {}), Err(IndexError::UnknownCollection(_))));
+    let id = db.insert("users", doc! { "name": "a", "email": "a@x.io", "age": 3 }).unwrap();
+    assert!(matches!(db.insert("users", doc! { "name": "b" }.id(id.clone())), Err(IndexError::DocumentExists { .. })));
+    assert_eq!(db.documents().store().revision(), 2, "only the collection and one document were committed");
+    db.documents().store().close().unwrap();
+    drop(db);
+
+    let db = common::open(dir.path(), IndexConfig::default());
+    assert_eq!(db.list_collections(), vec!["users".to_string()]);
+    assert_eq!(db.definition("users").unwrap().schema, schema);
+    assert_eq!(db.lookup("users", "age", &Value::Int(3)).unwrap(), vec![id.clone()]);
+    assert!(matches!(
+        db.insert("users", doc! { "name": "c", "email": "a@x.io" }),
+        Err(IndexError::UniqueViolation { .. })
+    ));
+    db.drop_collection("users").unwrap();
+    assert!(db.list_collections().is_empty());
+    assert_eq!(db.documents().store().scan_prefix(b"").unwrap().count(), 0, "nothing of the collection remains");
+}

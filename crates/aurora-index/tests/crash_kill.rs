@@ -1,0 +1,78 @@
+//! Crash test: a child process writes indexed documents (inserts, updates
+//! that move values, deletes) until killed with SIGKILL; after reopening,
+//! every index agrees exactly with the documents.
+//!
+//! Rounds: `AURORA_CRASH_ROUNDS` (default 4).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use aurora_core::{doc, DocId};
+use aurora_index::IndexConfig;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const CHILD_DIR: &str = "AURORA_INDEX_CRASH_DIR";
+
+#[test]
+fn crash_child_entry() {
+    let Ok(dir) = std::env::var(CHILD_DIR) else { return };
+    let db = common::open(std::path::Path::new(&dir), IndexConfig::default());
+    if db.list_collections().is_empty() {
+        db.create_collection("users", common::users_schema()).unwrap();
+    }
+    let threads: Vec<_> = (0..3u64)
+        .map(|t| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                for i in 0u64.. {
+                    let id = DocId::text(&format!("u{}", (i * 7 + t) % 200)).unwrap();
+                    let r = if i % 5 == 4 {
+                        db.delete("users", &id).map(drop)
+                    } else {
+                        let d = doc! { "email": format!("e{}@x.io", (i * 13 + t) % 150), "age": (i % 40) as i64,
+                        "tags": [format!("t{}", i % 6), format!("t{}", (i + t) % 6)],
+                        "address": { "city": format!("c{}", i % 5) } };
+                        db.put("users", d.id(id)).map(drop)
+                    };
+                    match r {
+                        Ok(()) | Err(aurora_index::IndexError::UniqueViolation { .. }) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn indexes_agree_with_documents_after_sigkill() {
+    if std::env::var(CHILD_DIR).is_ok() {
+        return;
+    }
+    let rounds: u32 = std::env::var("AURORA_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..rounds {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["crash_child_entry", "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD_DIR, dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300 + fastrand_ms()));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let db = common::open(dir.path(), IndexConfig::default());
+        assert!(db.documents().scan("users").unwrap().count() > 0, "the child wrote something");
+        common::check_indexes(&db, "users");
+        db.documents().store().close().unwrap();
+    }
+}
+
+fn fastrand_ms() -> u64 {
+    u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 400)
+}
