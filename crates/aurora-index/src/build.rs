@@ -16,7 +16,7 @@ use crate::error::{IndexError, Result};
 use crate::keys;
 use crate::maintain::{index_values, render};
 use aurora_core::{DocId, Document};
-use aurora_storage::{Batch, CommitOutcome, DocumentWrites};
+use aurora_storage::{CommitOutcome, DocumentWrites};
 use std::collections::BTreeMap;
 use std::thread::JoinHandle;
 
@@ -158,18 +158,7 @@ impl Collections {
             f.unique = false;
         }
         self.save_definition(collection, def)?;
-        let store = self.documents().store();
-        for prefix in [keys::entries_prefix(collection, field), keys::claims_prefix(collection, field)] {
-            let doomed: Vec<Vec<u8>> =
-                store.scan_prefix(&prefix)?.map(|kv| kv.map(|(k, _)| k)).collect::<Result<_, _>>()?;
-            for chunk in doomed.chunks(1000) {
-                let mut batch = Batch::new();
-                for k in chunk {
-                    batch.delete(k.clone());
-                }
-                store.commit(batch)?.into_result()?;
-            }
-        }
+        self.delete_prefixes(&[keys::entries_prefix(collection, field), keys::claims_prefix(collection, field)])?;
         self.recount(collection, field)
     }
 }

@@ -160,39 +160,44 @@ impl Collections {
         }
     }
 
-    /// Deletes a collection: its definition, documents and index entries.
+    /// Deletes a collection: its documents with their index entries (in
+    /// batches, each atomic, so indexes agree with documents at every
+    /// point), then its definition. Writers see `UnknownCollection` from the
+    /// start; a crash midway leaves the collection defined with fewer
+    /// documents, and dropping it again finishes the job.
     pub fn drop_collection(&self, name: &str) -> Result<()> {
-        let mut catalog = self.catalog.write();
-        if catalog.remove(name).is_none() {
-            return Err(IndexError::UnknownCollection(name.into()));
-        }
-        let store = self.docs.store();
-        let mut batch = Batch::new();
-        batch.delete(keys::catalog_key(name));
-        store.commit(batch)?.into_result()?;
-        let mut doomed = Vec::new();
-        for id in self.docs.scan(name)?.map(|d| d.map(|d| d.id)) {
-            doomed.push(id?);
-        }
-        for chunk in doomed.chunks(1000) {
+        let def = self.catalog.write().remove(name).ok_or_else(|| IndexError::UnknownCollection(name.into()))?;
+        let docs: Vec<Document> = self.docs.scan(name)?.collect::<Result<_, _>>()?;
+        for chunk in docs.chunks(500) {
             let mut writes = DocumentWrites::new();
-            for id in chunk {
-                writes.delete(name, id)?;
+            for doc in chunk {
+                writes.delete(name, &doc.id)?;
+                maintain::plan(name, &def, &doc.id, Some(doc), None, writes.batch_mut());
             }
             self.docs.commit(writes)?.into_result()?;
         }
-        for prefix in keys::collection_prefixes(name) {
-            let keys: Vec<Vec<u8>> =
-                store.scan_prefix(&prefix)?.map(|kv| kv.map(|(k, _)| k)).collect::<Result<_, _>>()?;
-            for chunk in keys.chunks(1000) {
+        self.delete_prefixes(&keys::collection_prefixes(name))?;
+        let mut batch = Batch::new();
+        batch.delete(keys::catalog_key(name));
+        self.docs.store().commit(batch)?.into_result()?;
+        self.counts.write().retain(|(c, _), _| c != name);
+        Ok(())
+    }
+
+    /// Deletes every key under the given prefixes, in batches.
+    pub(crate) fn delete_prefixes(&self, prefixes: &[Vec<u8>]) -> Result<()> {
+        let store = self.docs.store();
+        for prefix in prefixes {
+            let doomed: Vec<Vec<u8>> =
+                store.scan_prefix(prefix)?.map(|kv| kv.map(|(k, _)| k)).collect::<Result<_, _>>()?;
+            for chunk in doomed.chunks(1000) {
                 let mut batch = Batch::new();
-                chunk.iter().for_each(|k| {
+                for k in chunk {
                     batch.delete(k.clone());
-                });
+                }
                 store.commit(batch)?.into_result()?;
             }
         }
-        self.counts.write().retain(|(c, _), _| c != name);
         Ok(())
     }
 
