@@ -20,6 +20,7 @@ use crate::error::{Result, StorageError};
 use crate::lock::DirLock;
 use crate::memtable::Memtable;
 use crate::merge::Merge;
+use crate::mvcc::Mvcc;
 use crate::wal::{self, WalWriter};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::HashMap;
@@ -37,6 +38,8 @@ pub(crate) struct Engine {
     cold: RwLock<Option<Arc<dyn ColdStore>>>,
     wal: Mutex<WalWriter>,
     memtable: RwLock<Memtable>,
+    /// Pinned snapshots and the version history they need.
+    pub(crate) mvcc: Mvcc,
     /// Signalled when the memtable is released (writers waiting for room)
     /// or when the applier has work.
     pub(crate) signal: Signal,
@@ -121,6 +124,7 @@ impl Engine {
             cold: RwLock::new(Some(Arc::new(cold))),
             wal: Mutex::new(writer),
             memtable: RwLock::new(Memtable::default()),
+            mvcc: Mvcc::default(),
             signal: Signal::default(),
             commits: GroupCommit::default(),
             checkpoint_lock: Mutex::new(()),
@@ -277,12 +281,26 @@ impl Engine {
         if self.config.durability == Durability::Strict {
             self.synced.fetch_max(rev, Ordering::AcqRel);
         }
+        let pins = self.mvcc.lock_pins();
+        if pins.any() {
+            if let Err(e) = self.record_history(&writes) {
+                let msg = self.poison_msg(&e);
+                return outcomes
+                    .into_iter()
+                    .map(|o| match o {
+                        Ok(CommitOutcome::Committed(_)) => Err(StorageError::Poisoned(msg.clone())),
+                        other => other,
+                    })
+                    .collect();
+            }
+        }
         let full = {
             let mut mt = self.memtable.write();
             mt.insert(writes);
             self.revision.store(rev, Ordering::Release);
             mt.active_bytes() >= self.config.memtable_flush_bytes
         };
+        drop(pins);
         drop(wal);
         if full {
             self.signal.raise();
@@ -294,6 +312,81 @@ impl Engine {
             }
         }
         outcomes
+    }
+
+    /// Records the versions a group's writes replace, for pinned snapshots.
+    fn record_history(&self, writes: &[(Vec<u8>, Versioned)]) -> Result<()> {
+        let mut in_group: HashMap<&[u8], &Versioned> = HashMap::new();
+        for (key, v) in writes {
+            let previous = match in_group.insert(key, v) {
+                // Written twice by one batch: what that revision replaced is
+                // the version before the batch, already recorded.
+                Some(earlier) if earlier.revision == v.revision => continue,
+                Some(earlier) => Some(earlier.clone()),
+                None => self.get(key)?,
+            };
+            self.mvcc.record(key.clone(), v.revision, previous);
+        }
+        Ok(())
+    }
+
+    /// Pins the current revision for snapshot reads.
+    pub(crate) fn pin(&self) -> Revision {
+        self.mvcc.pin(|| self.revision())
+    }
+
+    /// The version of `key` current at `snapshot` (tombstones included).
+    pub(crate) fn get_at_snapshot(&self, key: &[u8], snapshot: Revision) -> Result<Option<Versioned>> {
+        // Latest first: a version newer than the snapshot was published
+        // after its history was recorded.
+        match self.get(key)? {
+            Some(v) if v.revision <= snapshot => Ok(Some(v)),
+            _ => Ok(self.mvcc.lookup(key, snapshot).flatten()),
+        }
+    }
+
+    /// Versions current at `snapshot` in a range, in key order (tombstones
+    /// included). Materialized: the latest versions are read completely
+    /// before the history is consulted.
+    pub(crate) fn scan_at_snapshot(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        snapshot: Revision,
+    ) -> Result<Vec<(Vec<u8>, Versioned)>> {
+        let latest: Vec<(Vec<u8>, Versioned)> = self.scan(start, end)?.collect::<Result<_>>()?;
+        let with_history = self.mvcc.keys_in(start, end);
+        let mut out = Vec::with_capacity(latest.len());
+        let mut hist = with_history.into_iter().peekable();
+        let resolve = |key: Vec<u8>, latest: Option<Versioned>, out: &mut Vec<(Vec<u8>, Versioned)>| {
+            let v = match latest {
+                Some(v) if v.revision <= snapshot => Some(v),
+                _ => self.mvcc.lookup(&key, snapshot).flatten(),
+            };
+            if let Some(v) = v {
+                out.push((key, v));
+            }
+        };
+        for (key, v) in latest {
+            while hist.peek().is_some_and(|h| *h < key) {
+                if let Some(h) = hist.next() {
+                    resolve(h, None, &mut out);
+                }
+            }
+            if hist.peek() == Some(&key) {
+                hist.next();
+            }
+            resolve(key, Some(v), &mut out);
+        }
+        for h in hist {
+            resolve(h, None, &mut out);
+        }
+        Ok(out)
+    }
+
+    /// Releases a snapshot pin.
+    pub(crate) fn unpin(&self, snapshot: Revision) {
+        self.mvcc.unpin(snapshot);
     }
 
     /// The live revision of a key (0 if absent): earlier writes of the same
@@ -388,9 +481,11 @@ impl Engine {
         }
         if self.deletes_since_purge.load(Ordering::Relaxed) >= self.config.tombstone_purge_threshold {
             self.deletes_since_purge.store(0, Ordering::Relaxed);
-            let removed = cold.purge_tombstones(applied)?;
-            self.oldest_readable.fetch_max(applied, Ordering::AcqRel);
-            tracing::debug!(removed, horizon = applied, "purged tombstones");
+            // A pinned snapshot may still need to see a later delete.
+            let horizon = self.mvcc.min_pinned().map_or(applied, |pin| pin.min(applied));
+            let removed = cold.purge_tombstones(horizon)?;
+            self.oldest_readable.fetch_max(horizon, Ordering::AcqRel);
+            tracing::debug!(removed, horizon, "purged tombstones");
         }
         Ok(())
     }

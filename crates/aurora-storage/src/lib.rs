@@ -28,6 +28,8 @@ mod lock;
 mod maintenance;
 mod memtable;
 mod merge;
+mod mvcc;
+mod snapshot;
 mod store;
 mod wal;
 
@@ -38,4 +40,5 @@ pub use config::{Durability, StoreConfig};
 pub use documents::{document_key, validate_collection_name, DocumentStore, DocumentStoreConfig, DocumentWrites};
 pub use error::{printable_key, Result, StorageError};
 pub use hot::{CacheStats, EvictionPolicy, HotCache};
+pub use snapshot::Snapshot;
 pub use store::{prefix_successor, Store};

@@ -6,6 +6,7 @@ use crate::config::StoreConfig;
 use crate::engine::Engine;
 use crate::error::{printable_key, Result, StorageError};
 use crate::maintenance::Background;
+use crate::snapshot::Snapshot;
 use parking_lot::Mutex;
 use std::ops::Bound;
 use std::path::Path;
@@ -188,6 +189,21 @@ impl Store {
         let end = prefix_successor(prefix);
         let end_bound = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         self.range(Bound::Included(prefix), end_bound)
+    }
+
+    /// A consistent view as of the current revision; see [`Snapshot`].
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        self.check_open()?;
+        Ok(Snapshot::new(self.clone(), self.engine().pin()))
+    }
+
+    pub(crate) fn engine_for_snapshot(&self) -> Result<&Engine> {
+        self.check_open()?;
+        Ok(self.engine())
+    }
+
+    pub(crate) fn unpin(&self, revision: Revision) {
+        self.engine().unpin(revision);
     }
 
     /// The revision of the last applied commit (visible to reads).

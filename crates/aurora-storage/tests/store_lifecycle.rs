@@ -163,3 +163,73 @@ fn tombstones_are_purged_after_the_threshold() {
     assert!(matches!(store.get_at(&0u32.to_be_bytes(), 1), Err(StorageError::Compacted { .. })));
     assert!(before > 0);
 }
+
+/// Regression (shrunk by the model test): a batch that writes one key twice
+/// while a snapshot is pinned must leave the snapshot seeing the version
+/// before the batch, not the batch's first write.
+#[test]
+fn snapshot_before_a_batch_writing_a_key_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), common::config(Durability::Balanced)).unwrap();
+    store.put("other", "x").unwrap();
+    let snap = store.snapshot().unwrap();
+    let mut b = Batch::new();
+    b.put("k", "first").delete("k");
+    store.commit(b).unwrap().into_result().unwrap();
+    let mut b = Batch::new();
+    b.put("k", "again");
+    store.commit(b).unwrap().into_result().unwrap();
+    assert_eq!(snap.get(b"k").unwrap(), None);
+    assert_eq!(snap.scan_prefix(b"").unwrap(), vec![(b"other".to_vec(), b"x".to_vec())]);
+    assert_eq!(store.get(b"k").unwrap().as_deref(), Some(&b"again"[..]));
+}
+
+#[test]
+fn snapshots_stay_consistent_under_concurrent_transfers() {
+    // Ten accounts of 100; writers move amounts between pairs atomically
+    // (compare-and-swap on both balances); every snapshot sums to 1000.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), common::config(Durability::Balanced)).unwrap();
+    let mut init = Batch::new();
+    for a in 0..10u8 {
+        init.put(vec![a], 100u64.to_be_bytes().to_vec());
+    }
+    store.commit(init).unwrap().into_result().unwrap();
+    let balance = |raw: &[u8]| u64::from_be_bytes(raw.try_into().unwrap());
+    let writers: Vec<_> = (0..4u8)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut moved = 0;
+                let mut i = 0u8;
+                while moved < 300 {
+                    i = i.wrapping_add(7);
+                    let (from, to) = ((u32::from(i) + u32::from(t)) % 10, (u32::from(i) + u32::from(t) + 3) % 10);
+                    let (from, to) = (from as u8, to as u8);
+                    let (rf, f) = store.get_versioned(&[from]).unwrap().unwrap();
+                    let (rt, tv) = store.get_versioned(&[to]).unwrap().unwrap();
+                    let (f, tv) = (balance(&f), balance(&tv));
+                    let amount = f.min(5);
+                    let mut b = Batch::new();
+                    b.require_revision(vec![from], rf).require_revision(vec![to], rt);
+                    b.put(vec![from], (f - amount).to_be_bytes().to_vec())
+                        .put(vec![to], (tv + amount).to_be_bytes().to_vec());
+                    if store.commit(b).unwrap().revision().is_some() {
+                        moved += 1;
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    while writers.iter().any(|w| !w.is_finished()) {
+        let snap = store.snapshot().unwrap();
+        let total: u64 = snap.scan_prefix(b"").unwrap().iter().map(|(_, v)| balance(v)).sum();
+        assert_eq!(total, 1000, "snapshot at revision {}", snap.revision());
+        checked += 1;
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert!(checked > 0);
+}

@@ -23,6 +23,10 @@ enum Op {
     Checkpoint,
     Reopen,
     Crash,
+    /// Take a snapshot (at most three are kept; the oldest is dropped).
+    Snapshot,
+    /// Drop the oldest snapshot.
+    DropSnapshot,
 }
 
 fn key(k: u8) -> Vec<u8> {
@@ -40,6 +44,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Checkpoint),
         1 => Just(Op::Reopen),
         2 => Just(Op::Crash),
+        2 => Just(Op::Snapshot),
+        1 => Just(Op::DropSnapshot),
     ]
 }
 
@@ -52,13 +58,15 @@ struct Harness {
     history: Vec<Model>,
     /// Revisions at or below this must survive a kill in `Buffered` mode.
     floor: u64,
+    /// Open snapshots; each must keep reading `history[its revision]`.
+    snapshots: Vec<aurora_storage::Snapshot>,
 }
 
 impl Harness {
     fn new(mode: Durability) -> Self {
         let root = tempfile::tempdir().unwrap();
         let store = Store::open(root.path().join("0"), common::config(mode)).unwrap();
-        Self { mode, root, gen: 0, store: Some(store), history: vec![Model::new()], floor: 0 }
+        Self { mode, root, gen: 0, store: Some(store), history: vec![Model::new()], floor: 0, snapshots: Vec::new() }
     }
 
     fn store(&self) -> &Store {
@@ -136,13 +144,28 @@ impl Harness {
                 self.floor = durable;
             }
             Op::Checkpoint => self.store().checkpoint().unwrap(),
+            Op::Snapshot => {
+                let snap = self.store().snapshot().unwrap();
+                assert_eq!(snap.revision() as usize, self.history.len() - 1);
+                self.snapshots.push(snap);
+                if self.snapshots.len() > 3 {
+                    self.snapshots.remove(0);
+                }
+            }
+            Op::DropSnapshot => {
+                if !self.snapshots.is_empty() {
+                    self.snapshots.remove(0);
+                }
+            }
             Op::Reopen => {
+                self.snapshots.clear();
                 self.store.take().unwrap().close().unwrap();
                 self.store = Some(Store::open(self.dir(), common::config(self.mode)).unwrap());
                 self.floor = self.history.len() as u64 - 1;
                 self.check_exact();
             }
             Op::Crash => {
+                self.snapshots.clear();
                 let from = self.dir();
                 self.gen += 1;
                 common::copy_dir(&from, &self.dir());
@@ -174,6 +197,18 @@ impl Harness {
         self.root.path().join(self.gen.to_string())
     }
 
+    /// Every open snapshot still reads exactly the state at its revision.
+    fn check_snapshots(&self) {
+        for snap in &self.snapshots {
+            let want = &self.history[snap.revision() as usize];
+            let got: Model = snap.scan_prefix(b"").unwrap().into_iter().collect();
+            assert_eq!(&got, want, "snapshot at revision {}", snap.revision());
+            for k in 0..12u8 {
+                assert_eq!(snap.get(&key(k)).unwrap().as_ref(), want.get(&key(k)), "snapshot get k{k}");
+            }
+        }
+    }
+
     fn check_exact(&self) {
         let got: Model = common::dump(self.store()).into_iter().collect();
         assert_eq!(&got, self.model(), "store differs from model at revision {}", self.store().revision());
@@ -187,6 +222,7 @@ fn run(mode: Durability, ops: Vec<Op>) {
         h.apply(op);
         let got: Model = common::dump(h.store()).into_iter().collect();
         assert_eq!(&got, h.model());
+        h.check_snapshots();
     }
     h.apply(Op::Crash);
 }
