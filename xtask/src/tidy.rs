@@ -14,6 +14,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("aurora-core", &[]),
     ("aurora-storage", &["aurora-core"]),
     ("aurora-index", &["aurora-core", "aurora-storage"]),
+    ("aurora-txn", &["aurora-core", "aurora-storage", "aurora-index"]),
     ("aurora", &["aurora-core", "aurora-storage", "aurora-index"]),
 ];
 

@@ -53,6 +53,22 @@ pub struct IndexStats {
     pub bytes: u64,
 }
 
+/// The index side of one planned document write (see
+/// [`Collections::plan_write`]).
+#[derive(Debug)]
+pub struct IndexPlan {
+    collection: String,
+    delta: IndexDelta,
+}
+
+impl IndexPlan {
+    /// The unique-claim keys this write takes (each conditioned on being
+    /// absent in the batch).
+    pub fn claim_keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.delta.claims.iter().map(|c| c.key.as_slice())
+    }
+}
+
 /// Live index entry counts by (collection, field).
 type EntryCounts = HashMap<(String, String), Arc<AtomicIsize>>;
 
@@ -396,6 +412,45 @@ impl Collections {
             });
         }
         Ok(out)
+    }
+
+    /// Plans a write for a caller that assembles its own batch (the
+    /// transaction layer): validates `new` against the schema, adds the
+    /// index entries and unique claims that turn `old` into `new`, and checks
+    /// the entry guard. Pass the plan to [`Collections::committed`] once the
+    /// batch commits, or to [`Collections::violation`] if a condition failed.
+    pub fn plan_write(
+        &self,
+        collection: &str,
+        id: &DocId,
+        old: Option<&Document>,
+        new: Option<&Document>,
+        batch: &mut Batch,
+    ) -> Result<IndexPlan> {
+        let def = self.def(collection)?;
+        if let Some(doc) = new {
+            def.schema.validate(collection, doc)?;
+        }
+        let delta = maintain::plan(collection, &def, id, old, new, batch);
+        self.check_limits(collection, &delta)?;
+        Ok(IndexPlan { collection: collection.to_string(), delta })
+    }
+
+    /// Updates entry counts after a planned write committed.
+    pub fn committed(&self, plan: &IndexPlan) {
+        for (field, n) in &plan.delta.entry_deltas {
+            self.counter(&plan.collection, field).fetch_add(*n, Ordering::Relaxed);
+        }
+    }
+
+    /// The unique violation a failed condition on `key` means, if `key` is
+    /// one of the plan's unique claims.
+    pub fn violation(&self, plan: &IndexPlan, key: &[u8]) -> Option<IndexError> {
+        plan.delta.claims.iter().find(|c| c.key == key).map(|c| IndexError::UniqueViolation {
+            collection: plan.collection.clone(),
+            field: c.field.clone(),
+            value: c.value.clone(),
+        })
     }
 
     /// Recounts the entries of one index (after a build or drop).

@@ -27,6 +27,6 @@ mod schema;
 
 pub use build::IndexBuild;
 pub use catalog::{CollectionDef, IndexDef, IndexState};
-pub use collections::{Collections, IndexConfig, IndexStats};
+pub use collections::{Collections, IndexConfig, IndexPlan, IndexStats};
 pub use error::{IndexError, Result};
 pub use schema::{Schema, UnknownFields};

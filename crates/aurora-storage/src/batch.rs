@@ -105,6 +105,16 @@ impl Batch {
         &self.conditions
     }
 
+    /// The writes, for callers that merge several plans into one batch.
+    pub fn ops_mut(&mut self) -> &mut Vec<Op> {
+        &mut self.ops
+    }
+
+    /// The preconditions, for callers that merge several plans into one batch.
+    pub fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+
     /// Whether the batch writes nothing.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()

@@ -92,7 +92,8 @@ fn with_document_key<R>(collection: &str, id: &DocId, f: impl FnOnce(&[u8]) -> R
     f(buf)
 }
 
-fn collection_prefix(collection: &str) -> Vec<u8> {
+/// The prefix of every document key of a collection.
+pub fn collection_prefix(collection: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(collection.len() + 20);
     k.push(b'd');
     k.extend_from_slice(collection.as_bytes());
@@ -189,8 +190,9 @@ impl DocumentStore {
     /// carries (index entries, conditions), updating the hot cache in
     /// commit order if it commits.
     pub fn commit(&self, writes: DocumentWrites) -> Result<CommitOutcome> {
-        let DocumentWrites { batch, cached } = writes;
-        let hooks: Vec<CommitHook> = cached.into_iter().map(|(k, v)| self.cache_hook(k, v)).collect();
+        let DocumentWrites { batch, cached, after } = writes;
+        let mut hooks: Vec<CommitHook> = cached.into_iter().map(|(k, v)| self.cache_hook(k, v)).collect();
+        hooks.extend(after);
         let hook: CommitHook = Box::new(move |rev| hooks.into_iter().for_each(|h| h(rev)));
         self.store.commit_with(batch, Some(hook))
     }
@@ -244,10 +246,11 @@ fn live(rev: Revision, doc: Cached) -> (Revision, Cached) {
 
 /// Document writes being assembled into one atomic batch; the batch is
 /// open for other writes and conditions that must commit with them.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct DocumentWrites {
     batch: Batch,
     cached: Vec<(Vec<u8>, Cached)>,
+    after: Vec<CommitHook>,
 }
 
 impl DocumentWrites {
@@ -278,6 +281,19 @@ impl DocumentWrites {
     /// with the documents.
     pub fn batch_mut(&mut self) -> &mut Batch {
         &mut self.batch
+    }
+
+    /// Runs `hook` with the revision if the batch commits, after the cache
+    /// is updated, in commit order with every other commit's hooks.
+    pub fn on_commit(&mut self, hook: CommitHook) -> &mut Self {
+        self.after.push(hook);
+        self
+    }
+}
+
+impl std::fmt::Debug for DocumentWrites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocumentWrites").field("batch", &self.batch).field("hooks", &self.after.len()).finish()
     }
 }
 

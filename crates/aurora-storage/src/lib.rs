@@ -37,7 +37,9 @@ pub use batch::{Batch, CommitOutcome, Condition, Op, Revision};
 pub use cold::{ColdStore, Versioned};
 pub use commit::CommitHook;
 pub use config::{Durability, StoreConfig};
-pub use documents::{document_key, validate_collection_name, DocumentStore, DocumentStoreConfig, DocumentWrites};
+pub use documents::{
+    collection_prefix, document_key, validate_collection_name, DocumentStore, DocumentStoreConfig, DocumentWrites,
+};
 pub use error::{printable_key, Result, StorageError};
 pub use hot::{CacheStats, EvictionPolicy, HotCache};
 pub use snapshot::Snapshot;

@@ -53,8 +53,13 @@ impl Snapshot {
 
     /// Live keys and values in a range at the snapshot, in key order.
     pub fn range(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        Ok(self.range_versioned(start, end)?.into_iter().map(|(k, _, v)| (k, v)).collect())
+    }
+
+    /// Like [`Snapshot::range`], with the revision that wrote each value.
+    pub fn range_versioned(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Result<Vec<(Vec<u8>, Revision, Vec<u8>)>> {
         let items = self.store.engine_for_snapshot()?.scan_at_snapshot(start, end, self.revision)?;
-        Ok(items.into_iter().filter_map(|(k, v)| v.value.map(|value| (k, value))).collect())
+        Ok(items.into_iter().filter_map(|(k, v)| v.value.map(|value| (k, v.revision, value))).collect())
     }
 
     /// Live keys and values starting with `prefix` at the snapshot.

@@ -1,0 +1,85 @@
+//! [`Database`]: the synchronous core users' handles wrap — collections,
+//! the change sink, and transactions.
+
+use crate::error::{Result, TxnError};
+use crate::sink::{ChangeSink, NoSink};
+use crate::transaction::{Isolation, Transaction};
+use aurora_index::Collections;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Attempts [`Database::transaction`] makes before returning the conflict.
+pub const MAX_TRANSACTION_ATTEMPTS: u32 = 10;
+
+/// Collections plus transactions: every write goes through a
+/// [`Transaction`] (single-document writes are one-operation transactions),
+/// and every commit's changes reach the [`ChangeSink`] in commit order.
+#[derive(Clone)]
+pub struct Database {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) collections: Collections,
+    pub(crate) sink: Arc<dyn ChangeSink>,
+    next_txn: AtomicU64,
+    isolation: Isolation,
+}
+
+impl Database {
+    /// Wraps collections; changes go to `sink`.
+    pub fn new(collections: Collections, sink: Arc<dyn ChangeSink>) -> Self {
+        Self::with_isolation(collections, sink, Isolation::default())
+    }
+
+    /// Like [`Database::new`] with a default isolation level for `begin`.
+    pub fn with_isolation(collections: Collections, sink: Arc<dyn ChangeSink>, isolation: Isolation) -> Self {
+        Self { inner: Arc::new(Inner { collections, sink, next_txn: AtomicU64::new(1), isolation }) }
+    }
+
+    /// Wraps collections with no sink.
+    pub fn without_sink(collections: Collections) -> Self {
+        Self::new(collections, Arc::new(NoSink))
+    }
+
+    /// The collection layer.
+    pub fn collections(&self) -> &Collections {
+        &self.inner.collections
+    }
+
+    /// Starts a transaction at the default isolation level, reading a
+    /// snapshot of the current revision.
+    pub fn begin(&self) -> Result<Transaction> {
+        self.begin_with(self.inner.isolation)
+    }
+
+    /// Starts a transaction at the given isolation level.
+    pub fn begin_with(&self, isolation: Isolation) -> Result<Transaction> {
+        let snapshot = self.inner.collections.documents().store().snapshot()?;
+        let id = self.inner.next_txn.fetch_add(1, Ordering::Relaxed);
+        Ok(Transaction::new(self.clone(), snapshot, id, isolation))
+    }
+
+    /// Runs `body` in a transaction and commits it, retrying the whole
+    /// transaction on [`TxnError::Conflict`] up to
+    /// [`MAX_TRANSACTION_ATTEMPTS`] times. Any other error aborts at once.
+    pub fn transaction<T>(&self, mut body: impl FnMut(&mut Transaction) -> Result<T>) -> Result<T> {
+        let mut last = None;
+        for _ in 0..MAX_TRANSACTION_ATTEMPTS {
+            let mut tx = self.begin()?;
+            let out = body(&mut tx)?;
+            match tx.commit() {
+                Ok(_) => return Ok(out),
+                Err(e) if e.is_retryable() => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(TxnError::Finished))
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database").field("isolation", &self.inner.isolation).finish()
+    }
+}

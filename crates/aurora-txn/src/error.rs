@@ -1,0 +1,48 @@
+//! The error type of `aurora-txn`.
+
+use aurora_index::IndexError;
+use aurora_storage::StorageError;
+
+/// A specialised `Result` for transactions.
+pub type Result<T, E = TxnError> = std::result::Result<T, E>;
+
+/// Why a transaction or document operation failed. Nothing of a failed
+/// commit was written and no change was published.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TxnError {
+    /// Another transaction committed a change to a document this one wrote
+    /// (or, under `Serializable`, read) after this one's snapshot: first
+    /// committer wins. Retrying the transaction usually succeeds.
+    #[error("transaction conflict on {collection}/{id}: changed by a concurrent commit")]
+    Conflict {
+        /// The collection.
+        collection: String,
+        /// The document id.
+        id: String,
+    },
+    /// `replace`/`update` of a document that does not exist.
+    #[error("no document {id} in collection `{collection}`")]
+    NotFound {
+        /// The collection.
+        collection: String,
+        /// The document id.
+        id: String,
+    },
+    /// The transaction was already committed or rolled back.
+    #[error("the transaction is already finished")]
+    Finished,
+    /// A schema, unique or index error.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// A storage error.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl TxnError {
+    /// Whether retrying the whole transaction may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, TxnError::Conflict { .. })
+    }
+}

@@ -1,0 +1,309 @@
+//! [`Transaction`]: snapshot reads, buffered writes, and an optimistic
+//! commit through the one write pipeline.
+
+use crate::database::Database;
+use crate::error::{Result, TxnError};
+use crate::sink::{Change, ChangeKind, Committed};
+use aurora_core::{DocId, Document, Fields};
+use aurora_index::{IndexError, IndexPlan};
+use aurora_storage::{
+    collection_prefix, document_key, format, prefix_successor, CommitOutcome, Condition, DocumentWrites, Op, Revision,
+    Snapshot,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// How much a transaction is protected from concurrent commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// Snapshot isolation: reads see the snapshot; a commit fails with
+    /// [`TxnError::Conflict`] if a document it writes changed since the
+    /// snapshot (first committer wins). Allows write skew.
+    Snapshot,
+    /// Snapshot isolation plus validation of every document read: the
+    /// commit also fails if a document it read changed since the snapshot.
+    /// Serializable for transactions that find documents by id; a document
+    /// *inserted* concurrently into a scanned collection is not detected
+    /// (no phantom protection).
+    #[default]
+    Serializable,
+}
+
+type Key = (String, DocId);
+
+/// A unit of work: reads see one snapshot plus the transaction's own
+/// writes; writes become visible all at once at commit, or never.
+/// Dropping an uncommitted transaction rolls it back.
+pub struct Transaction {
+    db: Database,
+    snapshot: Snapshot,
+    id: u64,
+    isolation: Isolation,
+    /// Documents as of the snapshot, with the revision that wrote them.
+    reads: BTreeMap<Key, (Revision, Option<Arc<Document>>)>,
+    /// The final state of each written document (`None` = deleted).
+    writes: BTreeMap<Key, Option<Document>>,
+    finished: bool,
+}
+
+/// What a successful commit returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// The commit sequence number (0 for a transaction that wrote nothing).
+    pub sequence: Revision,
+    /// Documents written.
+    pub writes: usize,
+}
+
+impl Transaction {
+    pub(crate) fn new(db: Database, snapshot: Snapshot, id: u64, isolation: Isolation) -> Self {
+        Self { db, snapshot, id, isolation, reads: BTreeMap::new(), writes: BTreeMap::new(), finished: false }
+    }
+
+    /// The transaction's id (also in its published changes).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The revision the transaction reads at.
+    pub fn snapshot_revision(&self) -> Revision {
+        self.snapshot.revision()
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.finished {
+            return Err(TxnError::Finished);
+        }
+        Ok(())
+    }
+
+    /// The document as of the snapshot (cached per transaction).
+    fn at_snapshot(&mut self, collection: &str, id: &DocId) -> Result<(Revision, Option<Arc<Document>>)> {
+        let key = (collection.to_string(), id.clone());
+        if let Some(found) = self.reads.get(&key) {
+            return Ok(found.clone());
+        }
+        self.db.collections().definition(collection)?;
+        let storage_key = document_key(collection, id);
+        let found = match self.snapshot.get_versioned(&storage_key)? {
+            Some((rev, raw)) => (rev, Some(Arc::new(format::decode::<Document>(&storage_key, &raw)?))),
+            None => (0, None),
+        };
+        self.reads.insert(key, found.clone());
+        Ok(found)
+    }
+
+    /// The document as this transaction sees it: its own write if any,
+    /// else the snapshot's version.
+    pub fn get(&mut self, collection: &str, id: &DocId) -> Result<Option<Document>> {
+        self.check_open()?;
+        if let Some(w) = self.writes.get(&(collection.to_string(), id.clone())) {
+            return Ok(w.clone());
+        }
+        Ok(self.at_snapshot(collection, id)?.1.map(|d| (*d).clone()))
+    }
+
+    /// Every document of a collection as this transaction sees it, in id order.
+    pub fn scan(&mut self, collection: &str) -> Result<Vec<Document>> {
+        self.check_open()?;
+        self.db.collections().definition(collection)?;
+        let prefix = collection_prefix(collection);
+        let end = prefix_successor(&prefix);
+        let items = self.snapshot.range_versioned(
+            std::ops::Bound::Included(&prefix),
+            end.as_deref().map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
+        )?;
+        let mut seen: BTreeMap<DocId, Option<Document>> = BTreeMap::new();
+        for (key, rev, raw) in items {
+            let doc: Document = format::decode(&key, &raw)?;
+            self.reads.entry((collection.to_string(), doc.id.clone())).or_insert((rev, Some(Arc::new(doc.clone()))));
+            seen.insert(doc.id.clone(), Some(doc));
+        }
+        for ((c, id), w) in &self.writes {
+            if c == collection {
+                seen.insert(id.clone(), w.clone());
+            }
+        }
+        Ok(seen.into_values().flatten().collect())
+    }
+
+    fn validate(&self, collection: &str, doc: &Document) -> Result<()> {
+        self.db.collections().definition(collection)?.schema.validate(collection, doc)?;
+        Ok(())
+    }
+
+    /// Inserts a new document; [`IndexError::DocumentExists`] if the id is taken.
+    pub fn insert(&mut self, collection: &str, doc: Document) -> Result<DocId> {
+        if self.get(collection, &doc.id)?.is_some() {
+            return Err(IndexError::DocumentExists { collection: collection.into(), id: doc.id.to_string() }.into());
+        }
+        self.validate(collection, &doc)?;
+        let id = doc.id.clone();
+        self.writes.insert((collection.to_string(), id.clone()), Some(doc));
+        Ok(id)
+    }
+
+    /// Inserts or replaces a document.
+    pub fn upsert(&mut self, collection: &str, doc: Document) -> Result<()> {
+        self.check_open()?;
+        self.validate(collection, &doc)?;
+        self.writes.insert((collection.to_string(), doc.id.clone()), Some(doc));
+        Ok(())
+    }
+
+    /// Replaces an existing document; [`TxnError::NotFound`] if absent.
+    pub fn replace(&mut self, collection: &str, doc: Document) -> Result<()> {
+        if self.get(collection, &doc.id)?.is_none() {
+            return Err(TxnError::NotFound { collection: collection.into(), id: doc.id.to_string() });
+        }
+        self.upsert(collection, doc)
+    }
+
+    /// Merges `patch` into an existing document's top-level fields (a
+    /// `Null` value sets the field to null, which a non-nullable field
+    /// rejects) and returns the result.
+    pub fn update(&mut self, collection: &str, id: &DocId, patch: Fields) -> Result<Document> {
+        let mut doc = self
+            .get(collection, id)?
+            .ok_or_else(|| TxnError::NotFound { collection: collection.into(), id: id.to_string() })?;
+        doc.fields.extend(patch);
+        self.upsert(collection, doc.clone())?;
+        Ok(doc)
+    }
+
+    /// Deletes a document; returns whether it existed (as this transaction saw it).
+    pub fn delete(&mut self, collection: &str, id: &DocId) -> Result<bool> {
+        let existed = self.get(collection, id)?.is_some();
+        self.writes.insert((collection.to_string(), id.clone()), None);
+        Ok(existed)
+    }
+
+    /// Discards the transaction's writes.
+    pub fn rollback(mut self) {
+        self.finished = true;
+    }
+
+    /// Commits: validates every write, plans index changes, and commits
+    /// documents, indexes and conditions as one atomic batch through the
+    /// storage pipeline. Returns when the store's durability mode's promise
+    /// holds. On [`TxnError::Conflict`] or a constraint violation nothing
+    /// was written and nothing was published.
+    pub fn commit(mut self) -> Result<CommitInfo> {
+        self.check_open()?;
+        self.finished = true;
+        let span = tracing::debug_span!("commit", txn = self.id, writes = self.writes.len());
+        let _entered = span.enter();
+        let writes = std::mem::take(&mut self.writes);
+        let collections = self.db.collections().clone();
+        let mut batch = DocumentWrites::new();
+        let mut plans: Vec<IndexPlan> = Vec::new();
+        let mut changes = Vec::new();
+        let mut doc_keys: HashMap<Vec<u8>, Key> = HashMap::new();
+        for ((collection, id), new) in writes {
+            let (rev, old) = self.at_snapshot(&collection, &id)?;
+            let kind = match (&old, &new) {
+                (None, None) => continue,
+                (None, Some(_)) => ChangeKind::Insert,
+                (Some(_), Some(_)) => ChangeKind::Update,
+                (Some(_), None) => ChangeKind::Delete,
+            };
+            match &new {
+                Some(doc) => batch.put(&collection, doc)?,
+                None => batch.delete(&collection, &id)?,
+            };
+            let key = document_key(&collection, &id);
+            batch.batch_mut().require_revision(key.clone(), rev);
+            plans.push(collections.plan_write(&collection, &id, old.as_deref(), new.as_ref(), batch.batch_mut())?);
+            doc_keys.insert(key, (collection.clone(), id.clone()));
+            changes.push(Change { collection, id, kind, old, new: new.map(Arc::new) });
+        }
+        if changes.is_empty() {
+            return Ok(CommitInfo { sequence: 0, writes: 0 });
+        }
+        if self.isolation == Isolation::Serializable {
+            for ((collection, id), (rev, _)) in &self.reads {
+                let key = document_key(collection, id);
+                if !doc_keys.contains_key(&key) {
+                    batch.batch_mut().require_revision(key.clone(), *rev);
+                    doc_keys.insert(key, (collection.clone(), id.clone()));
+                }
+            }
+        }
+        self.merge_claims(&plans, batch.batch_mut())?;
+        let (sink, txn_id, count) = (Arc::clone(&self.db.inner.sink), self.id, changes.len());
+        batch
+            .on_commit(Box::new(move |sequence| sink.publish(Committed { sequence, transaction_id: txn_id, changes })));
+        match collections.documents().commit(batch)? {
+            CommitOutcome::Committed(sequence) => {
+                plans.iter().for_each(|p| collections.committed(p));
+                Ok(CommitInfo { sequence, writes: count })
+            }
+            CommitOutcome::ConditionFailed { key, .. } => {
+                if let Some((collection, id)) = doc_keys.get(&key) {
+                    return Err(TxnError::Conflict { collection: collection.clone(), id: id.to_string() });
+                }
+                let violation = plans.iter().find_map(|p| collections.violation(p, &key));
+                Err(violation.map_or_else(
+                    || TxnError::Conflict { collection: String::new(), id: aurora_storage::printable_key(&key) },
+                    TxnError::from,
+                ))
+            }
+        }
+    }
+
+    /// Reconciles unique claims across the documents of one transaction: a
+    /// value claimed twice is a violation; a value one document releases and
+    /// another claims keeps the claim, conditioned on the claim being
+    /// unchanged since the snapshot (instead of being absent).
+    fn merge_claims(&self, plans: &[IndexPlan], batch: &mut aurora_storage::Batch) -> Result<()> {
+        let mut claimed: BTreeSet<&[u8]> = BTreeSet::new();
+        for plan in plans {
+            for key in plan.claim_keys() {
+                if !claimed.insert(key) {
+                    let err = self.db.collections().violation(plan, key);
+                    return Err(err.map_or(TxnError::Finished, TxnError::from));
+                }
+            }
+        }
+        let released: BTreeSet<Vec<u8>> = batch
+            .ops()
+            .iter()
+            .filter(|op| matches!(op, Op::Delete { .. }) && claimed.contains(op.key()))
+            .map(|op| op.key().to_vec())
+            .collect();
+        if released.is_empty() {
+            return Ok(());
+        }
+        batch.ops_mut().retain(|op| !(matches!(op, Op::Delete { .. }) && released.contains(op.key())));
+        for c in batch.conditions_mut().iter_mut() {
+            if c.revision == 0 && released.contains(&c.key) {
+                let rev = self.snapshot.get_versioned(&c.key)?.map_or(0, |(r, _)| r);
+                *c = Condition { key: c.key.clone(), revision: rev };
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if !self.finished && !self.writes.is_empty() {
+            tracing::debug!(
+                txn = self.id,
+                writes = self.writes.len(),
+                "transaction dropped without commit: rolled back"
+            );
+        }
+    }
+}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("id", &self.id)
+            .field("snapshot", &self.snapshot.revision())
+            .field("isolation", &self.isolation)
+            .field("writes", &self.writes.len())
+            .finish()
+    }
+}
