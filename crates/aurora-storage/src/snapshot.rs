@@ -5,6 +5,9 @@ use crate::error::Result;
 use crate::store::{prefix_successor, Store};
 use std::ops::Bound;
 
+/// A key, the revision that wrote its value, and the value.
+pub type VersionedEntry = (Vec<u8>, Revision, Vec<u8>);
+
 /// A consistent, read-only view of a [`Store`] as of one revision.
 ///
 /// While a snapshot is alive, every read through it sees exactly the
@@ -57,7 +60,7 @@ impl Snapshot {
     }
 
     /// Like [`Snapshot::range`], with the revision that wrote each value.
-    pub fn range_versioned(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Result<Vec<(Vec<u8>, Revision, Vec<u8>)>> {
+    pub fn range_versioned(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Result<Vec<VersionedEntry>> {
         let items = self.store.engine_for_snapshot()?.scan_at_snapshot(start, end, self.revision)?;
         Ok(items.into_iter().filter_map(|(k, v)| v.value.map(|value| (k, v.revision, value))).collect())
     }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Attempts [`Database::transaction`] makes before returning the conflict.
-pub const MAX_TRANSACTION_ATTEMPTS: u32 = 10;
+pub const MAX_TRANSACTION_ATTEMPTS: u32 = 16;
 
 /// Collections plus transactions: every write goes through a
 /// [`Transaction`] (single-document writes are one-operation transactions),
@@ -62,10 +62,16 @@ impl Database {
 
     /// Runs `body` in a transaction and commits it, retrying the whole
     /// transaction on [`TxnError::Conflict`] up to
-    /// [`MAX_TRANSACTION_ATTEMPTS`] times. Any other error aborts at once.
+    /// [`MAX_TRANSACTION_ATTEMPTS`] times with a short growing back-off. Any
+    /// other error aborts at once. `body` may run several times: keep side
+    /// effects out of it.
     pub fn transaction<T>(&self, mut body: impl FnMut(&mut Transaction) -> Result<T>) -> Result<T> {
         let mut last = None;
-        for _ in 0..MAX_TRANSACTION_ATTEMPTS {
+        for attempt in 0..MAX_TRANSACTION_ATTEMPTS {
+            if attempt > 0 {
+                // Back off a little, growing, so contending retries spread out.
+                std::thread::sleep(std::time::Duration::from_micros(20 << attempt.min(8)));
+            }
             let mut tx = self.begin()?;
             let out = body(&mut tx)?;
             match tx.commit() {

@@ -222,10 +222,9 @@ impl Transaction {
         }
         if self.isolation == Isolation::Serializable {
             for ((collection, id), (rev, _)) in &self.reads {
-                let key = document_key(collection, id);
-                if !doc_keys.contains_key(&key) {
-                    batch.batch_mut().require_revision(key.clone(), *rev);
-                    doc_keys.insert(key, (collection.clone(), id.clone()));
+                if let std::collections::hash_map::Entry::Vacant(e) = doc_keys.entry(document_key(collection, id)) {
+                    batch.batch_mut().require_revision(e.key().clone(), *rev);
+                    e.insert((collection.clone(), id.clone()));
                 }
             }
         }

@@ -20,7 +20,7 @@ fn run(seeds: Vec<(u8, u8, u8)>, threads: usize, durability: Durability) {
         .map(|t| {
             let (db, seeds) = (db.clone(), seeds.clone());
             std::thread::spawn(move || {
-                for (i, (a, b, amount)) in seeds.into_iter().enumerate() {
+                for (a, b, amount) in seeds {
                     let from = (i64::from(a) + t as i64) % ACCOUNTS;
                     let to = (i64::from(b) + 2 * t as i64) % ACCOUNTS;
                     if from != to {
