@@ -15,7 +15,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("aurora-storage", &["aurora-core"]),
     ("aurora-index", &["aurora-core", "aurora-storage"]),
     ("aurora-txn", &["aurora-core", "aurora-storage", "aurora-index"]),
-    ("aurora", &["aurora-core", "aurora-storage", "aurora-index"]),
+    ("aurora", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn"]),
 ];
 
 fn workspace_root() -> PathBuf {

@@ -1,54 +1,80 @@
 //! Quickstart: open an on-disk database in `./aurora-quickstart-data`,
-//! write documents durably, read them back through the hot cache, reopen
-//! the folder, and show what survived and what the cache did.
+//! create a collection with a unique and an indexed field, write documents
+//! (one at a time, typed, and in a transaction), read them back, see a
+//! constraint refuse bad input, reopen the folder and find everything there.
 //!
 //! Run with `cargo run --example quickstart` (pass a folder to use another).
 
-use aurora::doc;
-use aurora::storage::{DocumentStore, DocumentStoreConfig, Durability, StoreConfig};
-use aurora::{DocId, Document};
+use aurora::{doc, Aurora, AuroraConfig, DocId, Durability, Error, FieldDefinition, FieldType, Value};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct User {
     name: String,
     email: String,
-    age: u32,
+    age: i64,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args().nth(1).unwrap_or_else(|| "aurora-quickstart-data".into());
-    let config = StoreConfig { durability: Durability::Strict, ..StoreConfig::default() };
-    println!("opening {dir} (durability: Strict — every write is fsynced before it is acknowledged)");
-    let docs = DocumentStore::open(&dir, config.clone(), DocumentStoreConfig::default())?;
-    let start = docs.store().revision();
-    println!("recovered at revision {start}");
+    let config = AuroraConfig { durability: Durability::Strict, ..AuroraConfig::new(&dir) };
+    println!("opening {dir} (Strict: every commit is fsynced before it is acknowledged)");
+    let db = Aurora::with_config(config.clone()).await?;
 
-    // Documents from the doc! macro and from a serde struct.
-    let alice =
-        doc! { "name": "Alice", "email": "alice@example.com", "age": 30, "tags": ["admin"] }.id(DocId::text("alice")?);
-    let bob = Document::from_serde(&User { name: "Bob".into(), email: "bob@example.com".into(), age: 25 })?
-        .id(DocId::text("bob")?);
-    let rev = docs.put_many("users", &[alice.clone(), bob.clone()])?;
-    println!("stored alice and bob atomically at revision {rev}");
+    if !db.list_collections()?.contains(&"users".to_string()) {
+        db.new_collection(
+            "users",
+            [
+                ("email", FieldDefinition::new(FieldType::String).unique()),
+                ("age", FieldDefinition::new(FieldType::Int).indexed()),
+                ("name", FieldDefinition::new(FieldType::String)),
+            ],
+        )
+        .await?;
+        println!("created collection `users` (email unique, age indexed)");
+    }
 
-    let got = docs.get("users", &alice.id)?.ok_or("alice is missing")?;
-    println!("read alice from the hot cache: {:?}", got.get("email"));
-    docs.delete("users", &bob.id)?;
-    println!("deleted bob; cache stats: {:?}", docs.cache_stats());
-    docs.store().close()?;
+    let alice = DocId::text("alice")?;
+    db.upsert("users", doc! { "name": "Alice", "email": "alice@example.com", "age": 30 }.id(alice.clone())).await?;
+    let bob = db
+        .insert_typed(
+            "users",
+            &User { name: "Bob".into(), email: format!("bob-{}@example.com", DocId::new()), age: 25 },
+        )
+        .await?;
+    println!("stored alice and bob ({bob})");
 
-    // Reopen: everything acknowledged is there; reads promote from disk.
-    let docs = DocumentStore::open(&dir, config, DocumentStoreConfig::default())?;
-    let alice_again = docs.get("users", &alice.id)?.ok_or("alice did not survive the reopen")?;
-    assert_eq!(*alice_again, alice);
-    assert!(docs.get("users", &bob.id)?.is_none(), "bob's delete survived too");
-    let count = docs.scan("users")?.count();
-    println!("after reopen: revision {}, {count} user(s), alice = {:?}", docs.store().revision(), alice_again.fields);
-    let back: User = alice_again.decode()?;
-    println!("decoded into a struct: {back:?}");
-    println!("cache stats after reopen: {:?}", docs.cache_stats());
-    println!("on disk: {} bytes in {dir}", docs.store().disk_bytes()?);
-    docs.store().close()?;
+    // A transaction: both writes or neither.
+    db.transaction(move |tx| {
+        tx.update("users", &alice, [("age".to_string(), Value::Int(31))].into())?;
+        tx.insert(
+            "users",
+            doc! { "name": "Carol", "email": format!("carol-{}@example.com", DocId::new()), "age": 31 },
+        )?;
+        Ok(())
+    })
+    .await?;
+    println!("birthday for alice and a new user carol, in one transaction");
+
+    match db.insert_into("users", doc! { "name": "Mallory", "email": "alice@example.com", "age": 99 }).await {
+        Err(Error::Index(e)) => println!("refused, as it should be: {e}"),
+        other => return Err(format!("expected a unique violation, got {other:?}").into()),
+    }
+
+    let thirty_one = db.database().collections().lookup("users", "age", &Value::Int(31))?;
+    println!("users aged 31 (index lookup): {}", thirty_one.len());
+    let typed: User = db.get_typed("users", &bob).await?.ok_or("bob is missing")?;
+    println!("bob, decoded into a struct: {typed:?}");
+    db.close().await?;
+
+    let db = Aurora::with_config(config).await?;
+    let stats = db.collection_stats("users").await?;
+    let alice = db.get_document("users", &DocId::text("alice")?).await?.ok_or("alice did not survive the reopen")?;
+    println!("after reopen: {} users, {} bytes; alice is {:?}", stats.count, stats.bytes, alice.get("age"));
+    for index in &stats.indexes {
+        println!("  index on {}: {} entries, {} distinct values", index.field, index.entries, index.distinct_values);
+    }
+    db.close().await?;
     Ok(())
 }

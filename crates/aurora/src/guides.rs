@@ -6,3 +6,6 @@ pub struct StorageGuide;
 #[cfg(feature = "index")]
 #[doc = include_str!("../../../docs/indexes.md")]
 pub struct IndexGuide;
+
+#[doc = include_str!("../../../docs/transactions.md")]
+pub struct TransactionsGuide;

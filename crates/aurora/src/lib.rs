@@ -12,8 +12,10 @@
 //!
 //! | feature   | default | brings |
 //! |-----------|---------|--------|
-//! | `storage` | yes     | [`storage`]: the WAL with group commit, durability modes, the cold store and the hot document cache (`aurora-storage`) |
-//! | `index`   | yes     | [`index`]: collections with persisted schemas, validation, and secondary (unique, range, array, nested) indexes (`aurora-index`) |
+//! | `db`      | yes     | [`Aurora`], the async database handle on tokio, with [`AuroraConfig`] and its presets; implies `txn` |
+//! | `txn`     | via `db` | [`txn`]: transactions (snapshot reads, optimistic commits) and the ordered change sink (`aurora-txn`); implies `index` |
+//! | `index`   | via `txn` | [`index`]: collections with persisted schemas, validation, and secondary (unique, range, array, nested) indexes (`aurora-index`); implies `storage` |
+//! | `storage` | via `index` | [`storage`]: the WAL with group commit, durability modes, the cold store and the hot document cache (`aurora-storage`) |
 //! | `full`    | no      | every feature |
 //!
 //! The shared data model ([`Value`], [`Document`], [`DocId`], [`doc!`], the
@@ -22,18 +24,61 @@
 //! ## Example
 //!
 //! ```
-//! use aurora::doc;
-//! use aurora::storage::{Durability, DocumentStore, DocumentStoreConfig, StoreConfig};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> aurora::Result<()> {
+//! use aurora::{doc, Aurora, FieldDefinition, FieldType, Value};
 //!
-//! let dir = tempfile::tempdir()?;
-//! let config = StoreConfig { durability: Durability::Strict, ..StoreConfig::default() };
-//! let docs = DocumentStore::open(dir.path(), config, DocumentStoreConfig::default())?;
-//! let alice = doc! { "name": "Alice", "tags": ["admin"] };
-//! docs.put("users", &alice)?;
-//! assert_eq!(docs.get("users", &alice.id)?.as_deref(), Some(&alice));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! let db = Aurora::temporary().await?; // or Aurora::open("my-data").await?
+//! db.new_collection("accounts", [
+//!     ("owner", FieldDefinition::new(FieldType::String).unique()),
+//!     ("balance", FieldDefinition::new(FieldType::Int).indexed()),
+//! ]).await?;
+//! let a = db.insert_into("accounts", doc! { "owner": "ada", "balance": 100 }).await?;
+//! let b = db.insert_into("accounts", doc! { "owner": "bob", "balance": 0 }).await?;
+//!
+//! // Move 30 atomically; retried automatically if a concurrent commit conflicts.
+//! let (a, b2) = (a.clone(), b.clone());
+//! db.transaction(move |tx| {
+//!     let from = tx.get("accounts", &a)?.expect("exists");
+//!     let to = tx.get("accounts", &b2)?.expect("exists");
+//!     let (x, y) = (from.get("balance").and_then(Value::as_i64).unwrap_or(0), to.get("balance").and_then(Value::as_i64).unwrap_or(0));
+//!     tx.update("accounts", &a, [("balance".to_string(), Value::Int(x - 30))].into())?;
+//!     tx.update("accounts", &b2, [("balance".to_string(), Value::Int(y + 30))].into())?;
+//!     Ok(())
+//! }).await?;
+//! assert_eq!(db.get_document("accounts", &b).await?.unwrap().get("balance"), Some(&Value::Int(30)));
+//! # Ok(()) }
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "db")]
+mod config;
+#[cfg(feature = "db")]
+mod db;
+#[cfg(feature = "db")]
+mod error;
+#[cfg(feature = "db")]
+mod transaction;
+
+#[cfg(feature = "db")]
+#[cfg_attr(docsrs, doc(cfg(feature = "db")))]
+pub use config::AuroraConfig;
+#[cfg(feature = "db")]
+#[cfg_attr(docsrs, doc(cfg(feature = "db")))]
+pub use db::{Aurora, CollectionStats};
+#[cfg(feature = "db")]
+#[cfg_attr(docsrs, doc(cfg(feature = "db")))]
+pub use error::{Error, Result};
+#[cfg(feature = "db")]
+#[cfg_attr(docsrs, doc(cfg(feature = "db")))]
+pub use transaction::Transaction;
+
+#[cfg(feature = "storage")]
+#[doc(inline)]
+pub use aurora_storage::{Durability, EvictionPolicy};
+#[cfg(feature = "txn")]
+#[doc(inline)]
+pub use aurora_txn::{ChangeKind, ChangeSink, CommitInfo, Committed, Isolation};
 
 #[doc(inline)]
 pub use aurora_core::{doc, value, CoreError, DocId, Document, FieldDefinition, FieldType, Fields, Timestamp, Value};
@@ -54,10 +99,18 @@ pub mod index {
     pub use aurora_index::*;
 }
 
+/// Transactions and the change sink (`aurora-txn`).
+#[cfg(feature = "txn")]
+#[cfg_attr(docsrs, doc(cfg(feature = "txn")))]
+pub mod txn {
+    #[doc(inline)]
+    pub use aurora_txn::*;
+}
+
 /// The README's examples, compiled as doc tests so they stay true.
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-#[cfg(all(doctest, feature = "storage"))]
+#[cfg(all(doctest, feature = "db"))]
 mod guides;

@@ -1,0 +1,163 @@
+//! [`AuroraConfig`]: every knob of the study's §13.1, and the §13.2 presets.
+
+use crate::error::{Error, Result};
+use aurora_index::IndexConfig;
+use aurora_storage::{DocumentStoreConfig, Durability, EvictionPolicy, StoreConfig};
+use aurora_txn::Isolation;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How an [`Aurora`](crate::Aurora) database is opened and tuned.
+///
+/// ```
+/// use aurora::{AuroraConfig, Durability};
+/// let cfg = AuroraConfig { durability: Durability::Strict, ..AuroraConfig::new("data") };
+/// assert!(cfg.validate().is_ok());
+/// let bad = AuroraConfig { hot_cache_size_mb: 0, ..AuroraConfig::new("data") };
+/// assert!(bad.validate().unwrap_err().to_string().contains("hot_cache_size_mb"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuroraConfig {
+    /// The database folder (created if missing).
+    pub path: PathBuf,
+    /// Hot (decoded document) cache size in MiB. Default 128.
+    pub hot_cache_size_mb: usize,
+    /// Cold store page cache in MiB. Default 512.
+    pub cold_cache_capacity_mb: usize,
+    /// Hot cache eviction. Default `Hybrid`.
+    pub eviction_policy: EvictionPolicy,
+    /// Write buffering: acknowledge writes before they reach the OS
+    /// ([`Durability::Buffered`]). Default `false`. Cannot be combined with
+    /// `Durability::Strict`.
+    pub enable_write_buffering: bool,
+    /// Buffered records before they are written out. Default 1000.
+    pub write_buffer_size: usize,
+    /// Longest time a buffered record waits, in ms. Default 10.
+    pub write_buffer_flush_interval_ms: u64,
+    /// Most entries one index may hold. Default 100 000.
+    pub max_index_entries_per_field: usize,
+    /// How often expired hot-cache entries are purged, in s. Default 300.
+    pub hot_cache_cleanup_interval_secs: u64,
+    /// How often the cold store is flushed and the WAL trimmed, in ms. Default 1000.
+    pub cold_flush_interval_ms: u64,
+    /// Durability mode (see `docs/durability.md`). Default `Balanced`.
+    pub durability: Durability,
+    /// Longest time between WAL fsyncs in `Balanced`/`Buffered`, in ms. Default 100.
+    pub sync_interval_ms: u64,
+    /// Isolation level of transactions. Default `Serializable`.
+    pub isolation: Isolation,
+    /// Time-to-live of hot-cache entries; `None` (default) keeps them until evicted.
+    pub hot_cache_ttl: Option<Duration>,
+}
+
+impl AuroraConfig {
+    /// The defaults, for a database in `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            hot_cache_size_mb: 128,
+            cold_cache_capacity_mb: 512,
+            eviction_policy: EvictionPolicy::Hybrid,
+            enable_write_buffering: false,
+            write_buffer_size: 1000,
+            write_buffer_flush_interval_ms: 10,
+            max_index_entries_per_field: 100_000,
+            hot_cache_cleanup_interval_secs: 300,
+            cold_flush_interval_ms: 1000,
+            durability: Durability::Balanced,
+            sync_interval_ms: 100,
+            isolation: Isolation::Serializable,
+            hot_cache_ttl: None,
+        }
+    }
+
+    /// Read-heavy workloads (blogs, news): a large hot cache (512 MiB) with
+    /// LFU eviction and a smaller cold cache (256 MiB).
+    pub fn read_optimized(path: impl Into<PathBuf>) -> Self {
+        Self {
+            hot_cache_size_mb: 512,
+            eviction_policy: EvictionPolicy::Lfu,
+            cold_cache_capacity_mb: 256,
+            ..Self::new(path)
+        }
+    }
+
+    /// Write-heavy workloads (analytics, logging): a 128 MiB hot cache with
+    /// LRU eviction and write buffering with a large buffer (10 000).
+    pub fn write_optimized(path: impl Into<PathBuf>) -> Self {
+        Self {
+            hot_cache_size_mb: 128,
+            eviction_policy: EvictionPolicy::Lru,
+            enable_write_buffering: true,
+            write_buffer_size: 10_000,
+            ..Self::new(path)
+        }
+    }
+
+    /// Real-time workloads (chat, dashboards): a very large hot cache
+    /// (1024 MiB) with Hybrid eviction and write buffering (5 000).
+    pub fn realtime(path: impl Into<PathBuf>) -> Self {
+        Self {
+            hot_cache_size_mb: 1024,
+            eviction_policy: EvictionPolicy::Hybrid,
+            enable_write_buffering: true,
+            write_buffer_size: 5000,
+            ..Self::new(path)
+        }
+    }
+
+    /// The durability mode in force (`Buffered` when write buffering is on).
+    pub fn effective_durability(&self) -> Durability {
+        if self.enable_write_buffering {
+            Durability::Buffered
+        } else {
+            self.durability
+        }
+    }
+
+    /// Checks every setting, naming the first invalid one.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |setting, reason: &str| Err(Error::InvalidConfig { setting, reason: reason.into() });
+        if self.hot_cache_size_mb == 0 {
+            return bad("hot_cache_size_mb", "must be at least 1");
+        }
+        if self.hot_cache_cleanup_interval_secs == 0 {
+            return bad("hot_cache_cleanup_interval_secs", "must be at least 1");
+        }
+        if self.max_index_entries_per_field == 0 {
+            return bad("max_index_entries_per_field", "must be at least 1");
+        }
+        if self.enable_write_buffering && self.durability == Durability::Strict {
+            return bad("enable_write_buffering", "cannot be combined with durability Strict");
+        }
+        if self.path.as_os_str().is_empty() {
+            return bad("path", "must not be empty");
+        }
+        self.store_config().validate()?;
+        Ok(())
+    }
+
+    pub(crate) fn store_config(&self) -> StoreConfig {
+        StoreConfig {
+            durability: self.effective_durability(),
+            sync_interval: Duration::from_millis(self.sync_interval_ms),
+            write_buffer_size: self.write_buffer_size,
+            write_buffer_flush_interval: Duration::from_millis(self.write_buffer_flush_interval_ms),
+            cold_cache_capacity_mb: self.cold_cache_capacity_mb,
+            checkpoint_interval: Duration::from_millis(self.cold_flush_interval_ms),
+            ..StoreConfig::default()
+        }
+    }
+
+    pub(crate) fn document_config(&self) -> DocumentStoreConfig {
+        DocumentStoreConfig {
+            hot_cache_size_mb: self.hot_cache_size_mb,
+            eviction_policy: self.eviction_policy,
+            cache_ttl: self.hot_cache_ttl,
+        }
+    }
+
+    pub(crate) fn index_config(&self) -> IndexConfig {
+        IndexConfig { max_index_entries_per_field: self.max_index_entries_per_field }
+    }
+}

@@ -1,0 +1,318 @@
+//! [`Aurora`]: the database handle.
+
+use crate::config::AuroraConfig;
+use crate::error::{Error, Result};
+use crate::transaction::Transaction;
+use aurora_core::{DocId, Document, FieldDefinition};
+use aurora_index::{Collections, IndexStats, Schema};
+use aurora_storage::{DocumentStore, Durability};
+use aurora_txn::{ChangeSink, Database, NoSink};
+use serde::{de::DeserializeOwned, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// An open Aurora database: a cheap, cloneable handle (`Clone + Send +
+/// Sync`) to use from any number of tokio tasks.
+///
+/// Every write is a transaction through one commit pipeline; a single
+/// document write is a one-operation transaction. Durable commits in
+/// `Strict` mode wait for their fsync on tokio's blocking pool, never on a
+/// runtime worker.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> aurora::Result<()> {
+/// use aurora::{doc, Aurora, FieldDefinition, FieldType};
+/// let db = Aurora::temporary().await?;
+/// db.new_collection("users", [("email", FieldDefinition::new(FieldType::String).unique())]).await?;
+/// let id = db.insert_into("users", doc! { "email": "ada@x.io", "name": "Ada" }).await?;
+/// let ada = db.get_document("users", &id).await?.expect("stored");
+/// assert_eq!(ada.get("name").and_then(|v| v.as_str()), Some("Ada"));
+/// db.close().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Aurora {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    config: AuroraConfig,
+    cleanup: parking_lot::Mutex<Option<JoinHandle<()>>>,
+    /// Kept until the handle drops, for [`Aurora::temporary`]. Declared
+    /// last: the store closes before the folder is removed.
+    _temporary: Option<tempfile::TempDir>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = self.cleanup.lock().take() {
+            task.abort();
+        }
+        if let Err(e) = self.db.collections().documents().store().close() {
+            tracing::error!(error = %e, "closing the database on drop failed");
+        }
+    }
+}
+
+/// Summary of one collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionStats {
+    /// Documents.
+    pub count: u64,
+    /// Bytes of encoded documents.
+    pub bytes: u64,
+    /// Each index.
+    pub indexes: Vec<IndexStats>,
+}
+
+/// Runs blocking work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Task(e.to_string()))?
+}
+
+impl Aurora {
+    /// Opens (or creates) the database in `path` with default settings.
+    pub async fn open(path: impl Into<std::path::PathBuf>) -> Result<Self> {
+        Self::with_config(AuroraConfig::new(path)).await
+    }
+
+    /// Opens with a configuration; invalid settings are refused, naming the setting.
+    pub async fn with_config(config: AuroraConfig) -> Result<Self> {
+        Self::open_inner(config, None, Arc::new(NoSink)).await
+    }
+
+    /// Opens with a [`ChangeSink`] that receives every commit's changes in
+    /// commit order.
+    pub async fn with_sink(config: AuroraConfig, sink: Arc<dyn ChangeSink>) -> Result<Self> {
+        Self::open_inner(config, None, sink).await
+    }
+
+    /// A throw-away on-disk database in a fresh temporary folder, removed
+    /// when the last handle drops (for tests and examples).
+    pub async fn temporary() -> Result<Self> {
+        let dir = tempfile::tempdir().map_err(|e| {
+            Error::Storage(aurora_storage::StorageError::Io {
+                context: "creating a temporary database folder".into(),
+                source: e,
+            })
+        })?;
+        let config = AuroraConfig::new(dir.path());
+        Self::open_inner(config, Some(dir), Arc::new(NoSink)).await
+    }
+
+    async fn open_inner(
+        config: AuroraConfig,
+        temporary: Option<tempfile::TempDir>,
+        sink: Arc<dyn ChangeSink>,
+    ) -> Result<Self> {
+        config.validate()?;
+        let cfg = config.clone();
+        let db = blocking(move || {
+            let docs = DocumentStore::open(&cfg.path, cfg.store_config(), cfg.document_config())?;
+            let collections = Collections::open(docs, cfg.index_config())?;
+            Ok(Database::with_isolation(collections, sink, cfg.isolation))
+        })
+        .await?;
+        let cleanup = {
+            let docs = db.collections().documents().clone();
+            let every = Duration::from_secs(config.hot_cache_cleanup_interval_secs);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    docs.purge_expired();
+                }
+            })
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                config,
+                cleanup: parking_lot::Mutex::new(Some(cleanup)),
+                _temporary: temporary,
+            }),
+        })
+    }
+
+    /// The configuration this database was opened with.
+    pub fn config(&self) -> &AuroraConfig {
+        &self.inner.config
+    }
+
+    /// The synchronous core (collections, transactions, the store).
+    pub fn database(&self) -> &Database {
+        &self.inner.db
+    }
+
+    fn collections(&self) -> &Collections {
+        self.inner.db.collections()
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.collections().documents().store().is_closed() {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn strict(&self) -> bool {
+        self.inner.config.effective_durability() == Durability::Strict
+    }
+
+    /// Runs a write: inline when it cannot block for long, on the blocking
+    /// pool when it waits for an fsync.
+    async fn write<T: Send + 'static>(&self, f: impl FnOnce(&Database) -> Result<T> + Send + 'static) -> Result<T> {
+        self.check_open()?;
+        if self.strict() {
+            let db = self.inner.db.clone();
+            blocking(move || f(&db)).await
+        } else {
+            f(&self.inner.db)
+        }
+    }
+
+    /// Stops taking writes, applies and checkpoints everything, and releases
+    /// the folder. Every later call fails with [`Error::Closed`].
+    pub async fn close(&self) -> Result<()> {
+        if let Some(task) = self.inner.cleanup.lock().take() {
+            task.abort();
+        }
+        let store = self.collections().documents().store().clone();
+        blocking(move || Ok(store.close()?)).await
+    }
+
+    // ---- collections ------------------------------------------------------
+
+    /// Creates a collection with the given fields (`indexed`/`unique`
+    /// fields get indexes). An empty field list makes a schemaless collection.
+    pub async fn new_collection<N: Into<String>>(
+        &self,
+        name: &str,
+        fields: impl IntoIterator<Item = (N, FieldDefinition)>,
+    ) -> Result<()> {
+        let schema = fields.into_iter().fold(Schema::new(), |s, (n, d)| s.field(n, d));
+        self.new_collection_with_schema(name, schema).await
+    }
+
+    /// Creates a collection with a full [`Schema`] (e.g. a strict one).
+    pub async fn new_collection_with_schema(&self, name: &str, schema: Schema) -> Result<()> {
+        let name = name.to_string();
+        self.write(move |db| Ok(db.collections().create_collection(&name, schema)?)).await
+    }
+
+    /// Deletes a collection with its documents and indexes.
+    pub async fn drop_collection(&self, name: &str) -> Result<()> {
+        let name = name.to_string();
+        self.write(move |db| Ok(db.collections().drop_collection(&name)?)).await
+    }
+
+    /// Collection names, sorted.
+    pub fn list_collections(&self) -> Result<Vec<String>> {
+        self.check_open()?;
+        Ok(self.collections().list_collections())
+    }
+
+    /// Document count, bytes and index statistics (scans the collection).
+    pub async fn collection_stats(&self, name: &str) -> Result<CollectionStats> {
+        self.check_open()?;
+        let (count, bytes) = self.collections().documents().scan(name)?.try_fold((0u64, 0u64), |(c, b), d| {
+            d.map(|d| (c + 1, b + aurora_storage::format::encode(&d).map_or(0, |e| e.len() as u64)))
+        })?;
+        Ok(CollectionStats { count, bytes, indexes: self.collections().index_stats(name)? })
+    }
+
+    /// Starts building an index on a (possibly populated) collection in the
+    /// background; it serves reads once complete. Waits for completion.
+    pub async fn create_index(&self, collection: &str, field: &str, unique: bool) -> Result<()> {
+        self.check_open()?;
+        let build = self.collections().create_index(collection, field, unique)?;
+        blocking(move || Ok(build.wait()?)).await
+    }
+
+    // ---- documents --------------------------------------------------------
+
+    /// Inserts a document; returns its id.
+    pub async fn insert_into(&self, collection: &str, doc: Document) -> Result<DocId> {
+        let collection = collection.to_string();
+        self.write(move |db| Ok(db.transaction(|tx| tx.insert(&collection, doc.clone()))?)).await
+    }
+
+    /// Inserts documents in one atomic transaction; returns their ids.
+    pub async fn insert_many(&self, collection: &str, docs: Vec<Document>) -> Result<Vec<DocId>> {
+        let collection = collection.to_string();
+        self.write(move |db| Ok(db.transaction(|tx| docs.iter().map(|d| tx.insert(&collection, d.clone())).collect())?))
+            .await
+    }
+
+    /// The document, if present (from the hot cache when it can).
+    pub async fn get_document(&self, collection: &str, id: &DocId) -> Result<Option<Arc<Document>>> {
+        self.check_open()?;
+        Ok(self.collections().get(collection, id)?)
+    }
+
+    /// Merges `patch`'s fields into an existing document and returns the
+    /// result; [`Error::Transaction`] with `NotFound` if it does not exist.
+    pub async fn update_document(&self, collection: &str, id: &DocId, patch: Document) -> Result<Document> {
+        let (collection, id) = (collection.to_string(), id.clone());
+        self.write(move |db| Ok(db.transaction(|tx| tx.update(&collection, &id, patch.fields.clone()))?)).await
+    }
+
+    /// Replaces an existing document.
+    pub async fn replace_document(&self, collection: &str, doc: Document) -> Result<()> {
+        let collection = collection.to_string();
+        self.write(move |db| Ok(db.transaction(|tx| tx.replace(&collection, doc.clone()))?)).await
+    }
+
+    /// Inserts or replaces a document.
+    pub async fn upsert(&self, collection: &str, doc: Document) -> Result<()> {
+        let collection = collection.to_string();
+        self.write(move |db| Ok(db.transaction(|tx| tx.upsert(&collection, doc.clone()))?)).await
+    }
+
+    /// Deletes a document; returns whether it existed.
+    pub async fn delete_document(&self, collection: &str, id: &DocId) -> Result<bool> {
+        let (collection, id) = (collection.to_string(), id.clone());
+        self.write(move |db| Ok(db.transaction(|tx| tx.delete(&collection, &id))?)).await
+    }
+
+    /// Inserts a serde value as a new document.
+    pub async fn insert_typed<T: Serialize + ?Sized>(&self, collection: &str, value: &T) -> Result<DocId> {
+        self.insert_into(collection, Document::from_serde(value)?).await
+    }
+
+    /// Reads a document into a serde type.
+    pub async fn get_typed<T: DeserializeOwned>(&self, collection: &str, id: &DocId) -> Result<Option<T>> {
+        match self.get_document(collection, id).await? {
+            Some(d) => Ok(Some(d.decode()?)),
+            None => Ok(None),
+        }
+    }
+
+    // ---- transactions -----------------------------------------------------
+
+    /// Starts a transaction reading a snapshot of the current state.
+    pub fn begin(&self) -> Result<Transaction> {
+        self.check_open()?;
+        Ok(Transaction::new(self.inner.db.begin()?, self.strict()))
+    }
+
+    /// Runs `body` in a transaction and commits, retrying the whole body on
+    /// conflict a bounded number of times.
+    pub async fn transaction<T, F>(&self, body: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut aurora_txn::Transaction) -> aurora_txn::Result<T> + Send + 'static,
+    {
+        self.write(move |db| Ok(db.transaction(body)?)).await
+    }
+}
+
+impl std::fmt::Debug for Aurora {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Aurora").field("path", &self.inner.config.path).finish()
+    }
+}
