@@ -66,7 +66,8 @@ fn seed_accounts(db: &Database, conn: &Connection, sled_db: &sled::Db) {
     let t = conn.unchecked_transaction().unwrap();
     for i in 0..ACCOUNTS {
         let d = user(i);
-        t.execute("INSERT OR REPLACE INTO users VALUES (?1, ?2)", params![key(&d), format::encode(&d).unwrap()]).unwrap();
+        t.execute("INSERT OR REPLACE INTO users VALUES (?1, ?2)", params![key(&d), format::encode(&d).unwrap()])
+            .unwrap();
     }
     t.commit().unwrap();
     for i in 0..ACCOUNTS {
@@ -78,7 +79,8 @@ fn seed_accounts(db: &Database, conn: &Connection, sled_db: &sled::Db) {
 fn workloads(c: &mut Criterion) {
     for (mode, sync) in [(Durability::Balanced, "NORMAL"), (Durability::Strict, "FULL")] {
         let tag = if mode == Durability::Strict { "strict" } else { "balanced" };
-        let (adir, sdir, ldir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (adir, sdir, ldir) =
+            (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let db = aurora(adir.path(), mode);
         let conn = sqlite(sdir.path(), sync);
         let sled_db = sled::Config::new().path(ldir.path()).open().unwrap();
@@ -97,7 +99,8 @@ fn workloads(c: &mut Criterion) {
             b.iter(|| {
                 n += 1;
                 let d = user(n);
-                conn.execute("INSERT INTO users VALUES (?1, ?2)", params![key(&d), format::encode(&d).unwrap()]).unwrap()
+                conn.execute("INSERT INTO users VALUES (?1, ?2)", params![key(&d), format::encode(&d).unwrap()])
+                    .unwrap()
             })
         });
         if mode == Durability::Balanced {
@@ -132,9 +135,14 @@ fn workloads(c: &mut Criterion) {
             b.iter(|| {
                 let id = key(&user(next()));
                 let t = conn.unchecked_transaction().unwrap();
-                let body: Vec<u8> = t.query_row("SELECT body FROM users WHERE id = ?1", params![id], |r| r.get(0)).unwrap();
+                let body: Vec<u8> =
+                    t.query_row("SELECT body FROM users WHERE id = ?1", params![id], |r| r.get(0)).unwrap();
                 let d: Document = format::decode(b"", &body).unwrap();
-                t.execute("UPDATE users SET body = ?2 WHERE id = ?1", params![id, format::encode(&with_balance(&d, 1)).unwrap()]).unwrap();
+                t.execute(
+                    "UPDATE users SET body = ?2 WHERE id = ?1",
+                    params![id, format::encode(&with_balance(&d, 1)).unwrap()],
+                )
+                .unwrap();
                 t.commit().unwrap();
             })
         });
@@ -168,7 +176,8 @@ fn workloads(c: &mut Criterion) {
                 || {
                     n += 1;
                     let d = user(n);
-                    conn.execute("INSERT INTO users VALUES (?1, ?2)", params![key(&d), format::encode(&d).unwrap()]).unwrap();
+                    conn.execute("INSERT INTO users VALUES (?1, ?2)", params![key(&d), format::encode(&d).unwrap()])
+                        .unwrap();
                     key(&d)
                 },
                 |id| assert_eq!(conn.execute("DELETE FROM users WHERE id = ?1", params![id]).unwrap(), 1),
@@ -210,7 +219,10 @@ fn workloads(c: &mut Criterion) {
                     let c = tx.get("users", &iy)?.unwrap();
                     tx.upsert("users", with_balance(&a, -1))?;
                     tx.upsert("users", with_balance(&c, 1))?;
-                    tx.insert("ledger", doc! { "from": x as i64, "to": y as i64 }.id(DocId::text(&format!("l{t}-{tag}")).unwrap()))?;
+                    tx.insert(
+                        "ledger",
+                        doc! { "from": x as i64, "to": y as i64 }.id(DocId::text(&format!("l{t}-{tag}")).unwrap()),
+                    )?;
                     Ok(())
                 })
                 .unwrap();
@@ -224,12 +236,21 @@ fn workloads(c: &mut Criterion) {
                 }
                 let tr = conn.unchecked_transaction().unwrap();
                 for (id, delta) in [(key(&user(x)), -1), (key(&user(y)), 1)] {
-                    let body: Vec<u8> = tr.query_row("SELECT body FROM users WHERE id = ?1", params![id], |r| r.get(0)).unwrap();
+                    let body: Vec<u8> =
+                        tr.query_row("SELECT body FROM users WHERE id = ?1", params![id], |r| r.get(0)).unwrap();
                     let d: Document = format::decode(b"", &body).unwrap();
-                    tr.execute("UPDATE users SET body = ?2 WHERE id = ?1", params![id, format::encode(&with_balance(&d, delta)).unwrap()]).unwrap();
+                    tr.execute(
+                        "UPDATE users SET body = ?2 WHERE id = ?1",
+                        params![id, format::encode(&with_balance(&d, delta)).unwrap()],
+                    )
+                    .unwrap();
                 }
                 let entry = doc! { "from": x as i64, "to": y as i64 };
-                tr.execute("INSERT INTO ledger VALUES (?1, ?2)", params![format!("l{t}"), format::encode(&entry).unwrap()]).unwrap();
+                tr.execute(
+                    "INSERT INTO ledger VALUES (?1, ?2)",
+                    params![format!("l{t}"), format::encode(&entry).unwrap()],
+                )
+                .unwrap();
                 tr.commit().unwrap();
             })
         });
