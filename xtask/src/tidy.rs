@@ -15,7 +15,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("aurora-storage", &["aurora-core"]),
     ("aurora-index", &["aurora-core", "aurora-storage"]),
     ("aurora-txn", &["aurora-core", "aurora-storage", "aurora-index"]),
-    ("aurora", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn"]),
+    ("aurora-query", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn"]),
+    ("aurora", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn", "aurora-query"]),
 ];
 
 fn workspace_root() -> PathBuf {

@@ -11,7 +11,7 @@ use crate::schema::Schema;
 use aurora_core::{DocId, Document, Value};
 use aurora_storage::{
     prefix_successor, validate_collection_name, Batch, CommitOutcome, DocumentStore, DocumentWrites, Revision,
-    StorageError,
+    Snapshot, StorageError,
 };
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
@@ -67,6 +67,19 @@ impl IndexPlan {
     pub fn claim_keys(&self) -> impl Iterator<Item = &[u8]> {
         self.delta.claims.iter().map(|c| c.key.as_slice())
     }
+}
+
+/// Which entries of an index to read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IndexScan {
+    /// Entries equal to a value (array fields: containing it).
+    Eq(Value),
+    /// Entries within bounds.
+    Range(Bound<Value>, Bound<Value>),
+    /// String entries starting with a prefix.
+    Prefix(String),
+    /// Every entry, in value order.
+    All,
 }
 
 /// Live index entry counts by (collection, field).
@@ -316,11 +329,7 @@ impl Collections {
     /// Ids of the documents whose `field` equals `value` (or, for an array
     /// field, contains it), in id order.
     pub fn lookup(&self, collection: &str, field: &str, value: &Value) -> Result<Vec<DocId>> {
-        self.ready(collection, field)?;
-        let base = keys::entries_prefix(collection, field);
-        let mut prefix = base.clone();
-        keycodec::encode_into(value, &mut prefix);
-        self.ids_in(&base, Bound::Included(prefix.clone()), prefix_bound(&prefix))
+        self.scan_index(None, collection, field, &IndexScan::Eq(value.clone()))
     }
 
     /// Ids of the documents whose `field` equals any of `values` (an `in`
@@ -337,6 +346,24 @@ impl Collections {
     /// Ids of the documents whose `field` lies in the range, in value order
     /// (then id order).
     pub fn range(&self, collection: &str, field: &str, low: Bound<&Value>, high: Bound<&Value>) -> Result<Vec<DocId>> {
+        let scan = IndexScan::Range(low.cloned(), high.cloned());
+        self.scan_index(None, collection, field, &scan)
+    }
+
+    /// Ids of the documents whose string `field` starts with `prefix`.
+    pub fn starts_with(&self, collection: &str, field: &str, prefix: &str) -> Result<Vec<DocId>> {
+        self.scan_index(None, collection, field, &IndexScan::Prefix(prefix.to_string()))
+    }
+
+    /// Ids from a ready index, in (value, id) order, read at `at` (a
+    /// snapshot) or at the latest revision.
+    pub fn scan_index(
+        &self,
+        at: Option<&Snapshot>,
+        collection: &str,
+        field: &str,
+        scan: &IndexScan,
+    ) -> Result<Vec<DocId>> {
         self.ready(collection, field)?;
         let base = keys::entries_prefix(collection, field);
         let with = |v: &Value| {
@@ -344,40 +371,46 @@ impl Collections {
             keycodec::encode_into(v, &mut k);
             k
         };
-        let start = match low {
-            Bound::Included(v) => Bound::Included(with(v)),
-            // Past every entry of `v`: the successor of its prefix.
-            Bound::Excluded(v) => match prefix_bound(&with(v)) {
-                Bound::Excluded(k) => Bound::Included(k),
-                _ => return Ok(Vec::new()),
-            },
-            Bound::Unbounded => Bound::Included(base.clone()),
+        let (start, end) = match scan {
+            IndexScan::Eq(v) => {
+                let prefix = with(v);
+                (Bound::Included(prefix.clone()), prefix_bound(&prefix))
+            }
+            IndexScan::Prefix(p) => {
+                let mut k = base.clone();
+                k.extend_from_slice(&keycodec::string_prefix(p));
+                (Bound::Included(k.clone()), prefix_bound(&k))
+            }
+            IndexScan::All => (Bound::Included(base.clone()), prefix_bound(&base)),
+            IndexScan::Range(low, high) => {
+                let start = match low {
+                    Bound::Included(v) => Bound::Included(with(v)),
+                    // Past every entry of `v`: the successor of its prefix.
+                    Bound::Excluded(v) => match prefix_bound(&with(v)) {
+                        Bound::Excluded(k) => Bound::Included(k),
+                        _ => return Ok(Vec::new()),
+                    },
+                    Bound::Unbounded => Bound::Included(base.clone()),
+                };
+                let end = match high {
+                    Bound::Included(v) => prefix_bound(&with(v)),
+                    Bound::Excluded(v) => Bound::Excluded(with(v)),
+                    Bound::Unbounded => prefix_bound(&base),
+                };
+                (start, end)
+            }
         };
-        let end = match high {
-            Bound::Included(v) => prefix_bound(&with(v)),
-            Bound::Excluded(v) => Bound::Excluded(with(v)),
-            Bound::Unbounded => prefix_bound(&base),
+        let (start, end) = (start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice));
+        let keys: Vec<Vec<u8>> = match at {
+            Some(snapshot) => snapshot.range(start, end)?.into_iter().map(|(k, _)| k).collect(),
+            None => self.docs.store().range(start, end)?.map(|kv| kv.map(|(k, _)| k)).collect::<Result<_, _>>()?,
         };
-        self.ids_in(&base, start, end)
+        keys.iter().map(|k| id_of_entry(&base, k)).collect()
     }
 
-    /// Ids of the documents whose string `field` starts with `prefix`.
-    pub fn starts_with(&self, collection: &str, field: &str, prefix: &str) -> Result<Vec<DocId>> {
-        self.ready(collection, field)?;
-        let mut p = keys::entries_prefix(collection, field);
-        p.extend_from_slice(&keycodec::string_prefix(prefix));
-        self.ids_in(&keys::entries_prefix(collection, field), Bound::Included(p.clone()), prefix_bound(&p))
-    }
-
-    /// Reads entry keys in a range and decodes the trailing document ids.
-    fn ids_in(&self, base: &[u8], start: Bound<Vec<u8>>, end: Bound<Vec<u8>>) -> Result<Vec<DocId>> {
-        let iter = self.docs.store().range(start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice))?;
-        let mut out = Vec::new();
-        for item in iter {
-            let (key, _) = item?;
-            out.push(id_of_entry(base, &key)?);
-        }
-        Ok(out)
+    /// Live entries of one index (kept in memory; cheap).
+    pub fn index_entries(&self, collection: &str, field: &str) -> u64 {
+        self.counter(collection, field).load(Ordering::Relaxed).max(0) as u64
     }
 
     /// Statistics of every index of a collection (scans the indexes).

@@ -27,6 +27,6 @@ mod schema;
 
 pub use build::IndexBuild;
 pub use catalog::{CollectionDef, IndexDef, IndexState};
-pub use collections::{Collections, IndexConfig, IndexPlan, IndexStats};
+pub use collections::{Collections, IndexConfig, IndexPlan, IndexScan, IndexStats};
 pub use error::{IndexError, Result};
 pub use schema::{Schema, UnknownFields};

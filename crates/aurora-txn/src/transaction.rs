@@ -65,6 +65,21 @@ impl Transaction {
         self.id
     }
 
+    /// The snapshot the transaction reads (for index scans at the same revision).
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// Ids this transaction wrote (or deleted) in `collection`.
+    pub fn written_ids(&self, collection: &str) -> Vec<DocId> {
+        self.writes.keys().filter(|(c, _)| c == collection).map(|(_, id)| id.clone()).collect()
+    }
+
+    /// The database this transaction belongs to.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
     /// The revision the transaction reads at.
     pub fn snapshot_revision(&self) -> Revision {
         self.snapshot.revision()

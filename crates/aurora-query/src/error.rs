@@ -1,0 +1,49 @@
+//! The error type of `aurora-query`.
+
+use aurora_index::IndexError;
+use aurora_txn::TxnError;
+
+/// A specialised `Result` for queries.
+pub type Result<T, E = QueryError> = std::result::Result<T, E>;
+
+/// Why a query failed. A malformed query is an error, never an empty result.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// The filter, order or selection names a field the collection's schema
+    /// does not declare (schemaless collections accept any field).
+    #[error("collection `{collection}` has no field `{field}`")]
+    UnknownField {
+        /// The collection.
+        collection: String,
+        /// The field path.
+        field: String,
+    },
+    /// A filter compares a typed field with a value of another type.
+    #[error("collection `{collection}`: field `{field}` is {expected}, the filter gives {actual}")]
+    TypeMismatch {
+        /// The collection.
+        collection: String,
+        /// The field path.
+        field: String,
+        /// The declared type.
+        expected: String,
+        /// The filter value's type.
+        actual: &'static str,
+    },
+    /// A paging cursor does not fit the query's ordering.
+    #[error("invalid cursor: {0}")]
+    InvalidCursor(String),
+    /// A transaction error.
+    #[error(transparent)]
+    Txn(#[from] TxnError),
+    /// An index or schema error (unknown collection, …).
+    #[error(transparent)]
+    Index(#[from] IndexError),
+}
+
+impl From<aurora_storage::StorageError> for QueryError {
+    fn from(e: aurora_storage::StorageError) -> Self {
+        QueryError::Txn(TxnError::Storage(e))
+    }
+}

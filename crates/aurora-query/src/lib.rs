@@ -1,0 +1,31 @@
+//! Aurora's query engine.
+//!
+//! A [`Query`] names a collection, a [`Filter`] (an expression tree — data,
+//! not a closure — so the planner can read it and it can travel over the
+//! network later), an ordering, offset/limit or a keyset [`Cursor`], and a
+//! projection. It runs against an [`aurora_txn::Transaction`]: one snapshot,
+//! plus the transaction's own writes.
+//!
+//! The planner ([`Access`]) uses a ready index for equality, `in`,
+//! ranges, string prefixes and array membership, intersects two index reads
+//! when that is cheaper, walks an index in order for `order_by` + `limit`
+//! (stopping early), and otherwise scans. Index reads only produce
+//! candidates: the whole filter is applied to every candidate, so a plan
+//! choice can change speed, never results. [`Query::explain`] reports the
+//! plan with estimated and examined rows.
+//!
+//! Architecture invariant: no I/O of its own and no async runtime; it reads
+//! through the transaction and the index layer.
+
+mod aggregate;
+mod error;
+mod filter;
+mod plan;
+mod query;
+mod validate;
+
+pub use aggregate::{Aggregate, AggregateValue, Group};
+pub use error::{QueryError, Result};
+pub use filter::{Filter, F};
+pub use plan::{Access, Plan};
+pub use query::{Cursor, Order, Page, Query};

@@ -1,0 +1,380 @@
+//! [`Query`]: the fluent query builder and its execution against a
+//! transaction's snapshot.
+
+use crate::error::{QueryError, Result};
+use crate::filter::{Filter, F};
+use crate::plan::{access_for, orderable, Access, Plan};
+use crate::validate::{check_filter, field_type};
+use aurora_core::{DocId, Document, Fields, Value};
+use aurora_index::IndexScan;
+use aurora_txn::Transaction;
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Order {
+    /// Smallest first.
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+/// A keyset-paging position: the sort values and id of the last item seen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The values of the `order_by` fields (missing fields as `Null`).
+    pub values: Vec<Value>,
+    /// The document id (the final tie-breaker).
+    pub id: DocId,
+}
+
+/// One page of a keyset-paged query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The documents of this page.
+    pub items: Vec<Document>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<Cursor>,
+}
+
+/// A query over one collection: a filter (data, see [`Filter`]), ordering,
+/// offset/limit or a keyset cursor, and a projection. Build it, then run it
+/// against a transaction (which fixes the snapshot and overlays the
+/// transaction's own writes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub(crate) collection: String,
+    pub(crate) filter: Filter,
+    pub(crate) order: Vec<(String, Order)>,
+    pub(crate) limit: Option<usize>,
+    pub(crate) offset: usize,
+    pub(crate) select: Option<Vec<String>>,
+    pub(crate) after: Option<Cursor>,
+}
+
+/// Ordering of two documents: the sort keys (missing = `Null`), then the id
+/// in the direction of the first sort key.
+fn compare(order: &[(String, Order)], a: &Document, b: &Document) -> Ordering {
+    for (field, dir) in order {
+        let (x, y) = (a.get_path(field).unwrap_or(&Value::Null), b.get_path(field).unwrap_or(&Value::Null));
+        let o = x.cmp(y);
+        let o = if *dir == Order::Desc { o.reverse() } else { o };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    let o = a.id.cmp(&b.id);
+    if order.first().is_some_and(|(_, d)| *d == Order::Desc) {
+        o.reverse()
+    } else {
+        o
+    }
+}
+
+fn cursor_of(order: &[(String, Order)], d: &Document) -> Cursor {
+    Cursor {
+        values: order.iter().map(|(f, _)| d.get_path(f).cloned().unwrap_or(Value::Null)).collect(),
+        id: d.id.clone(),
+    }
+}
+
+/// Sets `path` (dotted) in `fields`, creating nested objects on the way.
+fn set_path(fields: &mut Fields, path: &str, value: Value) {
+    match path.split_once('.') {
+        None => {
+            fields.insert(path.to_string(), value);
+        }
+        Some((head, rest)) => {
+            let entry = fields.entry(head.to_string()).or_insert_with(|| Value::Object(Fields::new()));
+            if !matches!(entry, Value::Object(_)) {
+                *entry = Value::Object(Fields::new());
+            }
+            if let Value::Object(inner) = entry {
+                set_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+fn project(doc: Document, fields: &[String]) -> Document {
+    let mut out = Document::with_id(doc.id.clone());
+    for path in fields {
+        if let Some(v) = doc.get_path(path) {
+            set_path(&mut out.fields, path, v.clone());
+        }
+    }
+    out
+}
+
+/// A document that sorts exactly where `cursor` points.
+fn probe(order: &[(String, Order)], cursor: &Cursor) -> Document {
+    let mut d = Document::with_id(cursor.id.clone());
+    for ((path, _), v) in order.iter().zip(&cursor.values) {
+        set_path(&mut d.fields, path, v.clone());
+    }
+    d
+}
+
+impl Query {
+    /// A query matching every document of `collection`.
+    pub fn new(collection: &str) -> Self {
+        Self {
+            collection: collection.into(),
+            filter: Filter::All,
+            order: Vec::new(),
+            limit: None,
+            offset: 0,
+            select: None,
+            after: None,
+        }
+    }
+
+    /// Adds a filter built with [`F`] (ANDed with earlier filters).
+    pub fn filter(self, build: impl FnOnce(F) -> Filter) -> Self {
+        self.where_filter(build(F))
+    }
+
+    /// Adds a prebuilt filter (ANDed with earlier filters).
+    pub fn where_filter(mut self, f: Filter) -> Self {
+        self.filter = match self.filter {
+            Filter::All => f,
+            prev => prev & f,
+        };
+        self
+    }
+
+    /// Sorts by `field` (further calls add tie-breakers).
+    pub fn order_by(mut self, field: &str, order: Order) -> Self {
+        self.order.push((field.into(), order));
+        self
+    }
+
+    /// Returns at most `n` documents.
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// Skips the first `n` matches.
+    pub fn offset(mut self, n: usize) -> Self {
+        self.offset = n;
+        self
+    }
+
+    /// Returns only these fields (and the id); nested paths build nested objects.
+    pub fn select<S: Into<String>>(mut self, fields: impl IntoIterator<Item = S>) -> Self {
+        self.select = Some(fields.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Starts after `cursor` (keyset paging; combine with `order_by` and `limit`).
+    pub fn after(mut self, cursor: Cursor) -> Self {
+        self.after = Some(cursor);
+        self
+    }
+
+    /// The filter.
+    pub fn filter_expr(&self) -> &Filter {
+        &self.filter
+    }
+
+    /// The collection.
+    pub fn collection(&self) -> &str {
+        &self.collection
+    }
+
+    fn validate(&self, tx: &Transaction) -> Result<aurora_index::CollectionDef> {
+        let def = tx.database().collections().definition(&self.collection)?;
+        check_filter(&self.collection, &def.schema, &self.filter)?;
+        for (f, _) in &self.order {
+            field_type(&self.collection, &def.schema, f)?;
+        }
+        for f in self.select.iter().flatten() {
+            field_type(&self.collection, &def.schema, f)?;
+        }
+        if let Some(c) = &self.after {
+            if c.values.len() != self.order.len() {
+                return Err(QueryError::InvalidCursor(format!(
+                    "the cursor has {} sort values, the query orders by {} fields",
+                    c.values.len(),
+                    self.order.len()
+                )));
+            }
+        }
+        Ok(def)
+    }
+
+    /// Candidate ids from the best index access, or `None` for a full scan.
+    fn candidates(&self, tx: &Transaction, def: &aurora_index::CollectionDef) -> Result<Option<(Access, Vec<DocId>)>> {
+        let collections = tx.database().collections();
+        let mut options: Vec<(Access, Vec<DocId>)> = Vec::new();
+        for conjunct in self.filter.conjuncts() {
+            if let Some((field, scans)) = access_for(def, conjunct) {
+                let mut ids = BTreeSet::new();
+                for scan in &scans {
+                    ids.extend(collections.scan_index(Some(tx.snapshot()), &self.collection, &field, scan)?);
+                }
+                options.push((Access::Index { field, scans }, ids.into_iter().collect()));
+            }
+        }
+        options.sort_by_key(|(_, ids)| ids.len());
+        let mut it = options.into_iter();
+        let Some((best_access, best)) = it.next() else { return Ok(None) };
+        let chosen = match it.next() {
+            Some((second_access, second)) if second.len() <= best.len().saturating_mul(8) => {
+                let other: BTreeSet<&DocId> = second.iter().collect();
+                let both = best.into_iter().filter(|id| other.contains(id)).collect();
+                (Access::Intersection(Box::new(best_access), Box::new(second_access)), both)
+            }
+            _ => (best_access, best),
+        };
+        Ok(Some(chosen))
+    }
+
+    /// Runs the query: the matching documents (ordered, paged, projected)
+    /// and the plan that produced them.
+    pub fn run(&self, tx: &mut Transaction) -> Result<(Vec<Document>, Plan)> {
+        let _span = tracing::debug_span!("query", collection = %self.collection).entered();
+        let def = self.validate(tx)?;
+        let written = tx.written_ids(&self.collection);
+        let wanted = self.limit.map(|l| l.saturating_add(self.offset));
+        let mut examined = 0u64;
+        let mut matched: Vec<Document> = Vec::new();
+        let single_order = match self.order.as_slice() {
+            [(field, dir)] => Some((field.clone(), *dir)),
+            _ => None,
+        };
+        let (access, estimated, presorted) = match self.candidates(tx, &def)? {
+            Some((access, mut ids)) => {
+                let estimated = ids.len() as u64;
+                ids.extend(written);
+                ids.sort();
+                ids.dedup();
+                for id in ids {
+                    examined += 1;
+                    if let Some(d) = tx.get(&self.collection, &id)? {
+                        if self.filter.matches(&d) {
+                            matched.push(d);
+                        }
+                    }
+                }
+                (access, estimated, false)
+            }
+            None => match single_order {
+                Some((field, dir)) if written.is_empty() && self.after.is_none() && orderable(&def, &field) => {
+                    let collections = tx.database().collections();
+                    let mut ids =
+                        collections.scan_index(Some(tx.snapshot()), &self.collection, &field, &IndexScan::All)?;
+                    if dir == Order::Desc {
+                        ids.reverse();
+                    }
+                    let estimated = ids.len() as u64;
+                    for id in ids {
+                        if wanted.is_some_and(|w| matched.len() >= w) {
+                            break;
+                        }
+                        examined += 1;
+                        if let Some(d) = tx.get(&self.collection, &id)? {
+                            if self.filter.matches(&d) {
+                                matched.push(d);
+                            }
+                        }
+                    }
+                    (Access::IndexOrder { field, descending: dir == Order::Desc }, estimated, true)
+                }
+                _ => {
+                    let all = tx.scan(&self.collection)?;
+                    let estimated = all.len() as u64;
+                    let early = self.order.is_empty() && self.after.is_none();
+                    for d in all {
+                        if early && wanted.is_some_and(|w| matched.len() >= w) {
+                            break;
+                        }
+                        examined += 1;
+                        if self.filter.matches(&d) {
+                            matched.push(d);
+                        }
+                    }
+                    (Access::FullScan, estimated, false)
+                }
+            },
+        };
+        if !presorted {
+            matched.sort_by(|a, b| compare(&self.order, a, b));
+        }
+        if let Some(c) = &self.after {
+            let position = probe(&self.order, c);
+            matched.retain(|d| compare(&self.order, d, &position) == Ordering::Greater);
+        }
+        let page: Vec<Document> =
+            matched.into_iter().skip(self.offset).take(self.limit.unwrap_or(usize::MAX)).collect();
+        let out: Vec<Document> = match &self.select {
+            Some(fields) => page.into_iter().map(|d| project(d, fields)).collect(),
+            None => page,
+        };
+        let plan = Plan { access, estimated_rows: estimated, examined_rows: examined, returned_rows: out.len() as u64 };
+        tracing::debug!(?plan.access, plan.estimated_rows, plan.examined_rows, plan.returned_rows, "query ran");
+        Ok((out, plan))
+    }
+
+    /// The matching documents.
+    pub fn collect(&self, tx: &mut Transaction) -> Result<Vec<Document>> {
+        Ok(self.run(tx)?.0)
+    }
+
+    /// The plan, with actual counts (the query is run).
+    pub fn explain(&self, tx: &mut Transaction) -> Result<Plan> {
+        Ok(self.run(tx)?.1)
+    }
+
+    /// The first match.
+    pub fn first(&self, tx: &mut Transaction) -> Result<Option<Document>> {
+        Ok(self.clone().limit(1).collect(tx)?.into_iter().next())
+    }
+
+    /// How many documents match (ignoring limit and offset).
+    pub fn count(&self, tx: &mut Transaction) -> Result<u64> {
+        let q = Query { limit: None, offset: 0, select: None, after: None, order: Vec::new(), ..self.clone() };
+        Ok(q.run(tx)?.0.len() as u64)
+    }
+
+    /// Whether any document matches.
+    pub fn exists(&self, tx: &mut Transaction) -> Result<bool> {
+        Ok(self.first(tx)?.is_some())
+    }
+
+    /// The ids of the matches.
+    pub fn ids(&self, tx: &mut Transaction) -> Result<Vec<DocId>> {
+        Ok(self.collect(tx)?.into_iter().map(|d| d.id).collect())
+    }
+
+    /// One page: the next `limit` matches after the query's cursor, and the
+    /// cursor of the page's last item if the page is full. Positions are
+    /// values, not offsets, so concurrent inserts never shift or repeat items.
+    pub fn page(&self, tx: &mut Transaction) -> Result<Page> {
+        let items = self.collect(tx)?;
+        let full = self.limit.is_some_and(|l| items.len() == l && l > 0);
+        let next_cursor = if full { items.last().map(|d| cursor_of(&self.order, d)) } else { None };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Deletes every match in the transaction; returns how many.
+    pub fn delete(&self, tx: &mut Transaction) -> Result<u64> {
+        let ids = Query { select: None, ..self.clone() }.ids(tx)?;
+        for id in &ids {
+            tx.delete(&self.collection, id)?;
+        }
+        Ok(ids.len() as u64)
+    }
+
+    /// Merges `patch` into every match in the transaction; returns how many.
+    pub fn update(&self, tx: &mut Transaction, patch: &Fields) -> Result<u64> {
+        let ids = Query { select: None, ..self.clone() }.ids(tx)?;
+        for id in &ids {
+            tx.update(&self.collection, id, patch.clone())?;
+        }
+        Ok(ids.len() as u64)
+    }
+}

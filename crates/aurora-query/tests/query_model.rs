@@ -1,0 +1,206 @@
+//! Model test: random documents, updates and deletes, and random filters,
+//! orderings, offsets and limits. The engine's result must equal a naive
+//! evaluation over all documents — on a collection with indexes (so the
+//! planner picks index reads, intersections and index-ordered walks) and on
+//! one without (full scans) — and a query inside a transaction must see the
+//! transaction's own writes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use aurora_core::{doc, DocId, Document, FieldDefinition, FieldType, Value};
+use aurora_index::{Collections, IndexConfig, Schema};
+use aurora_query::{Filter, Order, Query};
+use aurora_storage::{DocumentStore, DocumentStoreConfig, StoreConfig};
+use aurora_txn::Database;
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+fn schema(indexed: bool) -> Schema {
+    let def = |t: FieldType, nullable: bool| {
+        let d = FieldDefinition::new(t);
+        let d = if indexed { d.indexed() } else { d };
+        if nullable {
+            d.nullable()
+        } else {
+            d
+        }
+    };
+    Schema::new()
+        .field("n", def(FieldType::Int, false))
+        .field("x", def(FieldType::Float, true))
+        .field("s", def(FieldType::String, true))
+        .field("tags", def(FieldType::Array, true))
+}
+
+fn make(i: u8, n: i64, x: Option<i8>, s: Option<u8>, tags: Vec<u8>) -> Document {
+    let mut d = doc! { "n": n };
+    if let Some(x) = x {
+        d.set("x", f64::from(x) / 2.0);
+    }
+    if let Some(s) = s {
+        d.set("s", ["apple", "apricot", "banana", "Äpfel", "日本", ""][s as usize % 6]);
+    }
+    if !tags.is_empty() {
+        d.set("tags", tags.iter().map(|t| i64::from(*t % 4)).collect::<Vec<_>>());
+    }
+    d.id(DocId::text(&format!("d{i:02}")).unwrap())
+}
+
+fn value() -> impl Strategy<Value = Value> {
+    prop_oneof![(-3i64..8).prop_map(Value::Int), (-6i8..16).prop_map(|x| Value::Float(f64::from(x) / 2.0)),]
+}
+
+fn leaf() -> impl Strategy<Value = Filter> {
+    let field = prop_oneof![Just("n"), Just("x")];
+    prop_oneof![
+        (field.clone(), value()).prop_map(|(f, v)| Filter::Eq(f.into(), v)),
+        (field.clone(), value()).prop_map(|(f, v)| Filter::Ne(f.into(), v)),
+        (field.clone(), value()).prop_map(|(f, v)| Filter::Gt(f.into(), v)),
+        (field.clone(), value()).prop_map(|(f, v)| Filter::Lte(f.into(), v)),
+        (field.clone(), value(), value()).prop_map(|(f, a, b)| Filter::Between(f.into(), a, b)),
+        (field, prop::collection::vec(value(), 0..3)).prop_map(|(f, vs)| Filter::In(f.into(), vs)),
+        prop_oneof![Just("ap"), Just("Ä"), Just(""), Just("na")].prop_map(|p| Filter::StartsWith("s".into(), p.into())),
+        prop_oneof![Just("an"), Just("本")].prop_map(|p| Filter::Contains("s".into(), p.into())),
+        (0i64..4).prop_map(|t| Filter::InArray("tags".into(), Value::Int(t))),
+        Just(Filter::IsNull("x".into())),
+        Just(Filter::HasField("s".into())),
+    ]
+}
+
+fn filter() -> impl Strategy<Value = Filter> {
+    // Half conjunctions of leaves (what the planner serves from indexes),
+    // half arbitrary trees.
+    prop_oneof![prop::collection::vec(leaf(), 1..4).prop_map(Filter::And), nested()]
+}
+
+fn nested() -> impl Strategy<Value = Filter> {
+    leaf().prop_recursive(2, 8, 3, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 1..3).prop_map(Filter::And),
+            prop::collection::vec(inner.clone(), 1..3).prop_map(Filter::Or),
+            inner.prop_map(|f| Filter::Not(Box::new(f))),
+        ]
+    })
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(u8, i64, Option<i8>, Option<u8>, Vec<u8>),
+    Delete(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u8..24, -3i64..8, prop::option::of(-6i8..16), prop::option::of(0u8..6), prop::collection::vec(any::<u8>(), 0..3))
+            .prop_map(|(i, n, x, s, t)| Op::Put(i, n, x, s, t)),
+        1 => (0u8..24).prop_map(Op::Delete),
+    ]
+}
+
+fn naive(docs: &BTreeMap<DocId, Document>, q: &QuerySpec) -> Vec<DocId> {
+    let mut m: Vec<&Document> = docs.values().filter(|d| q.filter.matches(d)).collect();
+    m.sort_by(|a, b| {
+        let mut o = std::cmp::Ordering::Equal;
+        for (f, dir) in &q.order {
+            let c = a.get_path(f).unwrap_or(&Value::Null).cmp(b.get_path(f).unwrap_or(&Value::Null));
+            o = if *dir == Order::Desc { c.reverse() } else { c };
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        }
+        let c = a.id.cmp(&b.id);
+        if q.order.first().is_some_and(|(_, d)| *d == Order::Desc) { c.reverse() } else { c }.then(o)
+    });
+    m.into_iter().skip(q.offset).take(q.limit.unwrap_or(usize::MAX)).map(|d| d.id.clone()).collect()
+}
+
+#[derive(Debug, Clone)]
+struct QuerySpec {
+    filter: Filter,
+    order: Vec<(String, Order)>,
+    offset: usize,
+    limit: Option<usize>,
+}
+
+fn spec() -> impl Strategy<Value = QuerySpec> {
+    let order = prop::collection::vec(
+        (prop_oneof![Just("n"), Just("x"), Just("s")], prop_oneof![Just(Order::Asc), Just(Order::Desc)]),
+        0..3,
+    );
+    (filter(), order, 0usize..4, prop::option::of(0usize..6)).prop_map(|(filter, order, offset, limit)| QuerySpec {
+        filter,
+        order: order.into_iter().map(|(f, o)| (f.to_string(), o)).collect(),
+        offset,
+        limit,
+    })
+}
+
+fn build(q: &QuerySpec, collection: &str) -> Query {
+    let mut query = Query::new(collection).where_filter(q.filter.clone()).offset(q.offset);
+    for (f, o) in &q.order {
+        query = query.order_by(f, *o);
+    }
+    if let Some(l) = q.limit {
+        query = query.limit(l);
+    }
+    query
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    #[test]
+    fn engine_equals_naive_evaluation(ops in prop::collection::vec(op(), 1..40), queries in prop::collection::vec(spec(), 1..8)) {
+        let dir = tempfile::tempdir().unwrap();
+        let docs = DocumentStore::open(dir.path(), StoreConfig::default(), DocumentStoreConfig::default()).unwrap();
+        let collections = Collections::open(docs, IndexConfig::default()).unwrap();
+        collections.create_collection("indexed", schema(true)).unwrap();
+        collections.create_collection("plain", schema(false)).unwrap();
+        let db = Database::without_sink(collections);
+        let mut model: BTreeMap<DocId, Document> = BTreeMap::new();
+        for op in &ops {
+            db.transaction(|tx| {
+                match op {
+                    Op::Put(i, n, x, s, t) => {
+                        let d = make(*i, *n, *x, *s, t.clone());
+                        tx.upsert("indexed", d.clone())?;
+                        tx.upsert("plain", d)?;
+                    }
+                    Op::Delete(i) => {
+                        let id = DocId::text(&format!("d{i:02}")).unwrap();
+                        tx.delete("indexed", &id)?;
+                        tx.delete("plain", &id)?;
+                    }
+                }
+                Ok(())
+            }).unwrap();
+            match op {
+                Op::Put(i, n, x, s, t) => { let d = make(*i, *n, *x, *s, t.clone()); model.insert(d.id.clone(), d); }
+                Op::Delete(i) => { model.remove(&DocId::text(&format!("d{i:02}")).unwrap()); }
+            }
+        }
+        for q in &queries {
+            let want = naive(&model, q);
+            for collection in ["indexed", "plain"] {
+                let mut tx = db.begin().unwrap();
+                let (got, plan) = build(q, collection).run(&mut tx).unwrap();
+                let got: Vec<DocId> = got.into_iter().map(|d| d.id).collect();
+                prop_assert_eq!(&got, &want, "{} with plan {:?} for {:?}", collection, plan.access, q);
+            }
+            // Inside a transaction, the query sees the transaction's own writes.
+            let mut tx = db.begin().unwrap();
+            let extra = make(99, 5, Some(3), Some(0), vec![1]);
+            tx.upsert("indexed", extra.clone()).unwrap();
+            let victim = model.keys().next().cloned();
+            if let Some(v) = &victim { tx.delete("indexed", v).unwrap(); }
+            let mut overlay = model.clone();
+            overlay.insert(extra.id.clone(), extra);
+            if let Some(v) = &victim { overlay.remove(v); }
+            let got: Vec<DocId> = build(q, "indexed").ids(&mut tx).unwrap();
+            prop_assert_eq!(got, naive(&overlay, q), "own writes, {:?}", q);
+        }
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("AURORA_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(32)
+}
