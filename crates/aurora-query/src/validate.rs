@@ -4,10 +4,12 @@
 use crate::error::{QueryError, Result};
 use crate::filter::Filter;
 use aurora_core::{FieldType, Value};
-use aurora_index::Schema;
+use aurora_index::{Schema, UnknownFields};
 
-/// The declared type of `path`, `Some(Any)` for paths inside an untyped
-/// declared object or in a schemaless collection, or an error if unknown.
+/// The declared type of `path`; `Any` for paths inside an untyped declared
+/// object, in a schemaless collection, or undeclared in a collection that
+/// accepts undeclared fields. An undeclared path of a strict collection
+/// (`Schema::strict`) is [`QueryError::UnknownField`].
 pub(crate) fn field_type(collection: &str, schema: &Schema, path: &str) -> Result<FieldType> {
     if schema.fields.is_empty() {
         return Ok(FieldType::Any);
@@ -20,7 +22,7 @@ pub(crate) fn field_type(collection: &str, schema: &Schema, path: &str) -> Resul
         path.strip_prefix(p.as_str()).is_some_and(|r| r.starts_with('.'))
             && matches!(d.field_type, FieldType::Object | FieldType::Any | FieldType::Array)
     });
-    if nested_declared || inside_open {
+    if nested_declared || inside_open || schema.unknown_fields == UnknownFields::Allow {
         return Ok(FieldType::Any);
     }
     Err(QueryError::UnknownField { collection: collection.into(), field: path.into() })

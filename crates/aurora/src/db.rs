@@ -292,6 +292,13 @@ impl Aurora {
         }
     }
 
+    // ---- queries ----------------------------------------------------------
+
+    /// Starts a query on a collection: `db.query("users").filter(..).collect().await`.
+    pub fn query(&self, collection: &str) -> crate::QueryBuilder {
+        crate::QueryBuilder::new(self.clone(), collection)
+    }
+
     // ---- transactions -----------------------------------------------------
 
     /// Starts a transaction reading a snapshot of the current state.

@@ -1,6 +1,7 @@
 //! [`Error`]: the facade's error, wrapping each layer's.
 
 use aurora_index::IndexError;
+use aurora_query::QueryError;
 use aurora_storage::StorageError;
 use aurora_txn::TxnError;
 
@@ -41,6 +42,9 @@ pub enum Error {
     /// A storage error.
     #[error(transparent)]
     Storage(StorageError),
+    /// A malformed query (unknown field, wrong value type, bad cursor).
+    #[error(transparent)]
+    Query(QueryError),
     /// A conversion between a Rust type and a document failed.
     #[error(transparent)]
     Core(#[from] aurora_core::CoreError),
@@ -75,6 +79,16 @@ impl From<TxnError> for Error {
             TxnError::Index(i) => i.into(),
             TxnError::Storage(s) => s.into(),
             other => Error::Transaction(other),
+        }
+    }
+}
+
+impl From<QueryError> for Error {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Txn(t) => t.into(),
+            QueryError::Index(i) => i.into(),
+            other => Error::Query(other),
         }
     }
 }

@@ -12,8 +12,9 @@
 //!
 //! | feature   | default | brings |
 //! |-----------|---------|--------|
-//! | `db`      | yes     | [`Aurora`], the async database handle on tokio, with [`AuroraConfig`] and its presets; implies `txn` |
-//! | `txn`     | via `db` | [`txn`]: transactions (snapshot reads, optimistic commits) and the ordered change sink (`aurora-txn`); implies `index` |
+//! | `db`      | yes     | [`Aurora`], the async database handle on tokio, with [`AuroraConfig`] and its presets, and [`QueryBuilder`]; implies `query` |
+//! | `query`   | via `db` | [`query_engine`]: filters as data, the index-aware planner, ordering, keyset paging, aggregation (`aurora-query`); implies `txn` |
+//! | `txn`     | via `query` | [`txn`]: transactions (snapshot reads, optimistic commits) and the ordered change sink (`aurora-txn`); implies `index` |
 //! | `index`   | via `txn` | [`index`]: collections with persisted schemas, validation, and secondary (unique, range, array, nested) indexes (`aurora-index`); implies `storage` |
 //! | `storage` | via `index` | [`storage`]: the WAL with group commit, durability modes, the cold store and the hot document cache (`aurora-storage`) |
 //! | `full`    | no      | every feature |
@@ -58,8 +59,13 @@ mod db;
 #[cfg(feature = "db")]
 mod error;
 #[cfg(feature = "db")]
+mod query;
+#[cfg(feature = "db")]
 mod transaction;
 
+#[cfg(feature = "query")]
+#[doc(inline)]
+pub use aurora_query::{Access, Aggregate, Cursor, Filter, Group, Order, Page, Plan, F};
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use config::AuroraConfig;
@@ -69,6 +75,9 @@ pub use db::{Aurora, CollectionStats};
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use error::{Error, Result};
+#[cfg(feature = "db")]
+#[cfg_attr(docsrs, doc(cfg(feature = "db")))]
+pub use query::QueryBuilder;
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use transaction::Transaction;
@@ -97,6 +106,14 @@ pub mod storage {
 pub mod index {
     #[doc(inline)]
     pub use aurora_index::*;
+}
+
+/// The query engine (`aurora-query`).
+#[cfg(feature = "query")]
+#[cfg_attr(docsrs, doc(cfg(feature = "query")))]
+pub mod query_engine {
+    #[doc(inline)]
+    pub use aurora_query::*;
 }
 
 /// Transactions and the change sink (`aurora-txn`).

@@ -1,0 +1,172 @@
+//! [`QueryBuilder`]: `db.query("users").filter(..).order_by(..).collect().await`.
+
+use crate::db::Aurora;
+use crate::error::{Error, Result};
+use aurora_core::{DocId, Document, Fields};
+use aurora_query::{Aggregate, Cursor, Filter, Group, Order, Page, Plan, Query, F};
+use serde::de::DeserializeOwned;
+
+/// A query being built on an [`Aurora`] handle. Terminal calls read one
+/// consistent snapshot; `delete` and `update` change every match in one
+/// transaction (retried on conflict).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> aurora::Result<()> {
+/// use aurora::{doc, Aurora, FieldDefinition, FieldType, Order};
+/// let db = Aurora::temporary().await?;
+/// db.new_collection("users", [("age", FieldDefinition::new(FieldType::Int).indexed())]).await?;
+/// for (name, age) in [("ada", 36), ("alan", 41), ("grace", 85)] {
+///     db.insert_into("users", doc! { "name": name, "age": age, "status": "active" }).await?;
+/// }
+/// let older = db
+///     .query("users")
+///     .filter(|f| f.eq("status", "active") & f.gt("age", 40))
+///     .order_by("age", Order::Desc)
+///     .select(["name"])
+///     .limit(10)
+///     .collect()
+///     .await?;
+/// assert_eq!(older.len(), 2);
+/// assert_eq!(older[0].get("name").and_then(|v| v.as_str()), Some("grace"));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a query does nothing until a terminal call such as `collect().await`"]
+pub struct QueryBuilder {
+    db: Aurora,
+    query: Query,
+}
+
+impl QueryBuilder {
+    pub(crate) fn new(db: Aurora, collection: &str) -> Self {
+        Self { db, query: Query::new(collection) }
+    }
+
+    /// Adds a filter (ANDed with earlier ones): `.filter(|f| f.eq("a", 1) | f.lt("b", 2))`.
+    pub fn filter(mut self, build: impl FnOnce(F) -> Filter) -> Self {
+        self.query = self.query.filter(build);
+        self
+    }
+
+    /// Adds a prebuilt [`Filter`] (ANDed with earlier ones).
+    pub fn where_filter(mut self, f: Filter) -> Self {
+        self.query = self.query.where_filter(f);
+        self
+    }
+
+    /// Sorts by a field; further calls add tie-breakers.
+    pub fn order_by(mut self, field: &str, order: Order) -> Self {
+        self.query = self.query.order_by(field, order);
+        self
+    }
+
+    /// At most `n` results.
+    pub fn limit(mut self, n: usize) -> Self {
+        self.query = self.query.limit(n);
+        self
+    }
+
+    /// Skips `n` matches.
+    pub fn offset(mut self, n: usize) -> Self {
+        self.query = self.query.offset(n);
+        self
+    }
+
+    /// Returns only these fields (plus the id).
+    pub fn select<S: Into<String>>(mut self, fields: impl IntoIterator<Item = S>) -> Self {
+        self.query = self.query.select(fields);
+        self
+    }
+
+    /// Keyset paging: start after this cursor (from [`Page::next_cursor`]).
+    pub fn after(mut self, cursor: Cursor) -> Self {
+        self.query = self.query.after(cursor);
+        self
+    }
+
+    /// The query as data.
+    pub fn as_query(&self) -> &Query {
+        &self.query
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Query, &mut aurora_txn::Transaction) -> aurora_query::Result<T>) -> Result<T> {
+        let mut tx = self.db.begin()?;
+        Ok(f(&self.query, &mut tx)?)
+    }
+
+    /// The matching documents.
+    pub async fn collect(self) -> Result<Vec<Document>> {
+        self.read(Query::collect)
+    }
+
+    /// The matches decoded into a serde type.
+    pub async fn collect_as<T: DeserializeOwned>(self) -> Result<Vec<T>> {
+        let docs = self.read(Query::collect)?;
+        docs.iter().map(|d| d.decode().map_err(Error::from)).collect()
+    }
+
+    /// The first match.
+    pub async fn first(self) -> Result<Option<Document>> {
+        self.read(Query::first)
+    }
+
+    /// How many documents match.
+    pub async fn count(self) -> Result<u64> {
+        self.read(Query::count)
+    }
+
+    /// Whether any document matches.
+    pub async fn exists(self) -> Result<bool> {
+        self.read(Query::exists)
+    }
+
+    /// The ids of the matches.
+    pub async fn ids(self) -> Result<Vec<DocId>> {
+        self.read(Query::ids)
+    }
+
+    /// The plan with estimated and examined rows (runs the query).
+    pub async fn explain(self) -> Result<Plan> {
+        self.read(Query::explain)
+    }
+
+    /// One page of results and the cursor for the next.
+    pub async fn page(self) -> Result<Page> {
+        self.read(Query::page)
+    }
+
+    /// Aggregates over all matches, optionally per `group_by` value.
+    pub async fn aggregate(self, group_by: Option<&str>, aggregates: &[Aggregate]) -> Result<Vec<Group>> {
+        self.read(|q, tx| q.aggregate(tx, group_by, aggregates))
+    }
+
+    /// Deletes every match in one transaction; returns how many.
+    pub async fn delete(self) -> Result<u64> {
+        let query = self.query.clone();
+        self.write(move |tx| query.delete(tx)).await
+    }
+
+    /// Merges `patch`'s fields into every match in one transaction; returns how many.
+    pub async fn update(self, patch: Document) -> Result<u64> {
+        let (query, fields): (Query, Fields) = (self.query.clone(), patch.fields);
+        self.write(move |tx| query.update(tx, &fields)).await
+    }
+
+    async fn write(
+        self,
+        body: impl Fn(&mut aurora_txn::Transaction) -> aurora_query::Result<u64> + Send + 'static,
+    ) -> Result<u64> {
+        let mut last = None;
+        for _ in 0..aurora_txn::MAX_TRANSACTION_ATTEMPTS {
+            let mut tx = self.db.begin()?;
+            let n = body(&mut tx)?;
+            match tx.commit().await {
+                Ok(_) => return Ok(n),
+                Err(e @ Error::Conflict { .. }) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(Error::Task("no attempt was made".into())))
+    }
+}
