@@ -162,6 +162,11 @@ impl Collections {
         Ok((*self.def(collection)?).clone())
     }
 
+    /// The collection's definition, shared (no copy).
+    pub fn definition_shared(&self, collection: &str) -> Result<Arc<CollectionDef>> {
+        self.def(collection)
+    }
+
     /// Names of all collections, sorted.
     pub fn list_collections(&self) -> Vec<String> {
         self.catalog.read().keys().cloned().collect()

@@ -6,11 +6,13 @@ use crate::filter::{Filter, F};
 use crate::plan::{access_for, orderable, Access, Plan};
 use crate::validate::{check_filter, field_type};
 use aurora_core::{DocId, Document, Fields, Value};
-use aurora_index::IndexScan;
+use aurora_index::{CollectionDef, IndexScan};
 use aurora_txn::Transaction;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::sync::Arc;
 
 /// Sort direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +82,34 @@ fn cursor_of(order: &[(String, Order)], d: &Document) -> Cursor {
     }
 }
 
+/// The tighter of two lower bounds (same field, comparable values).
+fn tighter_low(a: Bound<Value>, b: Bound<Value>) -> Bound<Value> {
+    match (&a, &b) {
+        (Bound::Unbounded, _) => b,
+        (_, Bound::Unbounded) => a,
+        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) => match x.cmp(y) {
+            Ordering::Less => b,
+            Ordering::Greater => a,
+            Ordering::Equal if matches!(b, Bound::Excluded(_)) => b,
+            Ordering::Equal => a,
+        },
+    }
+}
+
+/// The tighter of two upper bounds.
+fn tighter_high(a: Bound<Value>, b: Bound<Value>) -> Bound<Value> {
+    match (&a, &b) {
+        (Bound::Unbounded, _) => b,
+        (_, Bound::Unbounded) => a,
+        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) => match x.cmp(y) {
+            Ordering::Less => a,
+            Ordering::Greater => b,
+            Ordering::Equal if matches!(b, Bound::Excluded(_)) => b,
+            Ordering::Equal => a,
+        },
+    }
+}
+
 /// Sets `path` (dotted) in `fields`, creating nested objects on the way.
 fn set_path(fields: &mut Fields, path: &str, value: Value) {
     match path.split_once('.') {
@@ -98,7 +128,7 @@ fn set_path(fields: &mut Fields, path: &str, value: Value) {
     }
 }
 
-fn project(doc: Document, fields: &[String]) -> Document {
+fn project(doc: &Document, fields: &[String]) -> Document {
     let mut out = Document::with_id(doc.id.clone());
     for path in fields {
         if let Some(v) = doc.get_path(path) {
@@ -185,8 +215,8 @@ impl Query {
         &self.collection
     }
 
-    fn validate(&self, tx: &Transaction) -> Result<aurora_index::CollectionDef> {
-        let def = tx.database().collections().definition(&self.collection)?;
+    fn validate(&self, tx: &Transaction) -> Result<Arc<CollectionDef>> {
+        let def = tx.database().collections().definition_shared(&self.collection)?;
         check_filter(&self.collection, &def.schema, &self.filter)?;
         for (f, _) in &self.order {
             field_type(&self.collection, &def.schema, f)?;
@@ -206,31 +236,43 @@ impl Query {
         Ok(def)
     }
 
-    /// Candidate ids from the best index access, or `None` for a full scan.
-    fn candidates(&self, tx: &Transaction, def: &aurora_index::CollectionDef) -> Result<Option<(Access, Vec<DocId>)>> {
+    /// The index reads the filter allows: one per indexed field, range
+    /// conjuncts on one field merged into one range. Each yields ids in
+    /// (value, id) order.
+    fn index_options(&self, tx: &Transaction, def: &CollectionDef) -> Result<Vec<(Access, Vec<DocId>)>> {
         let collections = tx.database().collections();
-        let mut options: Vec<(Access, Vec<DocId>)> = Vec::new();
+        let mut by_field: BTreeMap<String, Vec<IndexScan>> = BTreeMap::new();
         for conjunct in self.filter.conjuncts() {
             if let Some((field, scans)) = access_for(def, conjunct) {
-                let mut ids = BTreeSet::new();
-                for scan in &scans {
-                    ids.extend(collections.scan_index(Some(tx.snapshot()), &self.collection, &field, scan)?);
+                match (by_field.get_mut(&field), scans.as_slice()) {
+                    (Some(existing), [IndexScan::Range(lo, hi)]) => {
+                        if let [IndexScan::Range(elo, ehi)] = existing.as_mut_slice() {
+                            *elo = tighter_low(elo.clone(), lo.clone());
+                            *ehi = tighter_high(ehi.clone(), hi.clone());
+                        }
+                    }
+                    // Keep the more selective kind: point reads beat ranges.
+                    (Some(existing), new) if new.iter().all(|s| matches!(s, IndexScan::Eq(_))) => {
+                        if !existing.iter().all(|s| matches!(s, IndexScan::Eq(_))) || new.len() < existing.len() {
+                            *existing = scans;
+                        }
+                    }
+                    (Some(_), _) => {}
+                    (None, _) => {
+                        by_field.insert(field, scans);
+                    }
                 }
-                options.push((Access::Index { field, scans }, ids.into_iter().collect()));
             }
         }
-        options.sort_by_key(|(_, ids)| ids.len());
-        let mut it = options.into_iter();
-        let Some((best_access, best)) = it.next() else { return Ok(None) };
-        let chosen = match it.next() {
-            Some((second_access, second)) if second.len() <= best.len().saturating_mul(8) => {
-                let other: BTreeSet<&DocId> = second.iter().collect();
-                let both = best.into_iter().filter(|id| other.contains(id)).collect();
-                (Access::Intersection(Box::new(best_access), Box::new(second_access)), both)
+        let mut options = Vec::new();
+        for (field, scans) in by_field {
+            let mut ids = Vec::new();
+            for scan in &scans {
+                ids.extend(collections.scan_index(Some(tx.snapshot()), &self.collection, &field, scan)?);
             }
-            _ => (best_access, best),
-        };
-        Ok(Some(chosen))
+            options.push((Access::Index { field, scans }, ids));
+        }
+        Ok(options)
     }
 
     /// Runs the query: the matching documents (ordered, paged, projected)
@@ -239,67 +281,89 @@ impl Query {
         let _span = tracing::debug_span!("query", collection = %self.collection).entered();
         let def = self.validate(tx)?;
         let written = tx.written_ids(&self.collection);
-        let wanted = self.limit.map(|l| l.saturating_add(self.offset));
-        let mut examined = 0u64;
-        let mut matched: Vec<Document> = Vec::new();
+        let wanted = self.limit.map(|l| l.saturating_add(self.offset)).filter(|_| self.after.is_none());
         let single_order = match self.order.as_slice() {
-            [(field, dir)] => Some((field.clone(), *dir)),
+            [(field, dir)] if written.is_empty() && orderable(&def, field) => Some((field.clone(), *dir)),
             _ => None,
         };
-        let (access, estimated, presorted) = match self.candidates(tx, &def)? {
-            Some((access, mut ids)) => {
-                let estimated = ids.len() as u64;
-                ids.extend(written);
-                ids.sort();
-                ids.dedup();
-                for id in ids {
-                    examined += 1;
-                    if let Some(d) = tx.get(&self.collection, &id)? {
-                        if self.filter.matches(&d) {
-                            matched.push(d);
-                        }
+        let mut options = self.index_options(tx, &def)?;
+        options.sort_by_key(|(_, ids)| ids.len());
+        // An index read on the ordering field already yields the order:
+        // walk it and stop once enough documents matched (top-k).
+        let ordered_read = single_order.as_ref().and_then(|(field, dir)| {
+            options
+                .iter()
+                .position(|(a, _)| matches!(a, Access::Index { field: f, scans } if f == field && scans.len() == 1))
+                .map(|i| (i, *dir))
+        });
+        let mut examined = 0u64;
+        let mut matched: Vec<Arc<Document>> = Vec::new();
+        let mut fetch = |tx: &mut Transaction,
+                         ids: Vec<DocId>,
+                         stop_at: Option<usize>,
+                         matched: &mut Vec<Arc<Document>>|
+         -> Result<()> {
+            for id in ids {
+                if stop_at.is_some_and(|w| matched.len() >= w) {
+                    break;
+                }
+                examined += 1;
+                if let Some(d) = tx.get_shared(&self.collection, &id)? {
+                    if self.filter.matches(&d) {
+                        matched.push(d);
                     }
                 }
-                (access, estimated, false)
             }
-            None => match single_order {
-                Some((field, dir)) if written.is_empty() && self.after.is_none() && orderable(&def, &field) => {
-                    let collections = tx.database().collections();
-                    let mut ids =
-                        collections.scan_index(Some(tx.snapshot()), &self.collection, &field, &IndexScan::All)?;
-                    if dir == Order::Desc {
-                        ids.reverse();
-                    }
-                    let estimated = ids.len() as u64;
-                    for id in ids {
-                        if wanted.is_some_and(|w| matched.len() >= w) {
-                            break;
-                        }
-                        examined += 1;
-                        if let Some(d) = tx.get(&self.collection, &id)? {
-                            if self.filter.matches(&d) {
-                                matched.push(d);
-                            }
-                        }
-                    }
-                    (Access::IndexOrder { field, descending: dir == Order::Desc }, estimated, true)
+            Ok(())
+        };
+        let (access, estimated, presorted) = if let Some((i, dir)) = ordered_read {
+            let (access, mut ids) = options.swap_remove(i);
+            if dir == Order::Desc {
+                ids.reverse();
+            }
+            let estimated = ids.len() as u64;
+            fetch(tx, ids, wanted, &mut matched)?;
+            (access, estimated, true)
+        } else if !options.is_empty() {
+            let mut it = options.into_iter();
+            let (best_access, best) = it.next().unwrap_or((Access::FullScan, Vec::new()));
+            let (access, mut ids) = match it.next() {
+                Some((second_access, second)) if second.len() <= best.len().saturating_mul(8) => {
+                    let other: BTreeSet<&DocId> = second.iter().collect();
+                    let both = best.into_iter().filter(|id| other.contains(id)).collect();
+                    (Access::Intersection(Box::new(best_access), Box::new(second_access)), both)
                 }
-                _ => {
-                    let all = tx.scan(&self.collection)?;
-                    let estimated = all.len() as u64;
-                    let early = self.order.is_empty() && self.after.is_none();
-                    for d in all {
-                        if early && wanted.is_some_and(|w| matched.len() >= w) {
-                            break;
-                        }
-                        examined += 1;
-                        if self.filter.matches(&d) {
-                            matched.push(d);
-                        }
-                    }
-                    (Access::FullScan, estimated, false)
+                _ => (best_access, best),
+            };
+            let estimated = ids.len() as u64;
+            ids.extend(written);
+            ids.sort();
+            ids.dedup();
+            fetch(tx, ids, None, &mut matched)?;
+            (access, estimated, false)
+        } else if let Some((field, dir)) = single_order.clone().filter(|_| self.after.is_none()) {
+            let collections = tx.database().collections();
+            let mut ids = collections.scan_index(Some(tx.snapshot()), &self.collection, &field, &IndexScan::All)?;
+            if dir == Order::Desc {
+                ids.reverse();
+            }
+            let estimated = ids.len() as u64;
+            fetch(tx, ids, wanted, &mut matched)?;
+            (Access::IndexOrder { field, descending: dir == Order::Desc }, estimated, true)
+        } else {
+            let all = tx.scan_shared(&self.collection)?;
+            let estimated = all.len() as u64;
+            let early = if self.order.is_empty() { wanted } else { None };
+            for d in all {
+                if early.is_some_and(|w| matched.len() >= w) {
+                    break;
                 }
-            },
+                examined += 1;
+                if self.filter.matches(&d) {
+                    matched.push(d);
+                }
+            }
+            (Access::FullScan, estimated, false)
         };
         if !presorted {
             matched.sort_by(|a, b| compare(&self.order, a, b));
@@ -308,11 +372,10 @@ impl Query {
             let position = probe(&self.order, c);
             matched.retain(|d| compare(&self.order, d, &position) == Ordering::Greater);
         }
-        let page: Vec<Document> =
-            matched.into_iter().skip(self.offset).take(self.limit.unwrap_or(usize::MAX)).collect();
+        let page = matched.into_iter().skip(self.offset).take(self.limit.unwrap_or(usize::MAX));
         let out: Vec<Document> = match &self.select {
-            Some(fields) => page.into_iter().map(|d| project(d, fields)).collect(),
-            None => page,
+            Some(fields) => page.map(|d| project(&d, fields)).collect(),
+            None => page.map(|d| (*d).clone()).collect(),
         };
         let plan = Plan { access, estimated_rows: estimated, examined_rows: examined, returned_rows: out.len() as u64 };
         tracing::debug!(?plan.access, plan.estimated_rows, plan.examined_rows, plan.returned_rows, "query ran");

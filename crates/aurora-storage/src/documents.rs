@@ -226,6 +226,16 @@ impl DocumentStore {
         Ok((rev, doc))
     }
 
+    /// The cached decoded document for a storage key, if the cache holds
+    /// exactly the version written at `revision` (lets snapshot readers skip
+    /// decoding what is already in memory).
+    pub fn cached_at(&self, key: &[u8], revision: Revision) -> Option<Arc<Document>> {
+        match self.cache.peek_versioned(key) {
+            Some((Some(doc), rev)) if rev == revision => Some(doc),
+            _ => None,
+        }
+    }
+
     /// Every document of a collection, in id order, read from the cold store.
     pub fn scan(&self, collection: &str) -> Result<impl Iterator<Item = Result<Document>>> {
         validate_collection_name(collection)?;

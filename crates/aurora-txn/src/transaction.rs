@@ -98,14 +98,33 @@ impl Transaction {
         if let Some(found) = self.reads.get(&key) {
             return Ok(found.clone());
         }
-        self.db.collections().definition(collection)?;
+        self.db.collections().definition_shared(collection)?;
         let storage_key = document_key(collection, id);
         let found = match self.snapshot.get_versioned(&storage_key)? {
-            Some((rev, raw)) => (rev, Some(Arc::new(format::decode::<Document>(&storage_key, &raw)?))),
+            Some((rev, raw)) => (rev, Some(self.decode(&storage_key, rev, &raw)?)),
             None => (0, None),
         };
         self.reads.insert(key, found.clone());
         Ok(found)
+    }
+
+    /// The decoded document: from the hot cache when it holds exactly this
+    /// version, else decoded.
+    fn decode(&self, key: &[u8], rev: Revision, raw: &[u8]) -> Result<Arc<Document>> {
+        let docs = self.db.collections().documents();
+        match docs.cached_at(key, rev) {
+            Some(doc) => Ok(doc),
+            None => Ok(Arc::new(format::decode::<Document>(key, raw)?)),
+        }
+    }
+
+    /// Like [`Transaction::get`], sharing the document instead of copying it.
+    pub fn get_shared(&mut self, collection: &str, id: &DocId) -> Result<Option<Arc<Document>>> {
+        self.check_open()?;
+        if let Some(w) = self.writes.get(&(collection.to_string(), id.clone())) {
+            return Ok(w.clone().map(Arc::new));
+        }
+        Ok(self.at_snapshot(collection, id)?.1)
     }
 
     /// The document as this transaction sees it: its own write if any,
@@ -120,30 +139,45 @@ impl Transaction {
 
     /// Every document of a collection as this transaction sees it, in id order.
     pub fn scan(&mut self, collection: &str) -> Result<Vec<Document>> {
+        Ok(self.scan_shared(collection)?.into_iter().map(|d| (*d).clone()).collect())
+    }
+
+    /// Like [`Transaction::scan`], sharing the documents instead of copying them.
+    pub fn scan_shared(&mut self, collection: &str) -> Result<Vec<Arc<Document>>> {
         self.check_open()?;
-        self.db.collections().definition(collection)?;
+        self.db.collections().definition_shared(collection)?;
         let prefix = collection_prefix(collection);
         let end = prefix_successor(&prefix);
         let items = self.snapshot.range_versioned(
             std::ops::Bound::Included(&prefix),
             end.as_deref().map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
         )?;
-        let mut seen: BTreeMap<DocId, Option<Document>> = BTreeMap::new();
+        let record_reads = self.isolation == Isolation::Serializable;
+        // Storage keys sort by document id, so the snapshot's items are
+        // already in id order.
+        let mut docs = Vec::with_capacity(items.len());
         for (key, rev, raw) in items {
-            let doc: Document = format::decode(&key, &raw)?;
-            self.reads.entry((collection.to_string(), doc.id.clone())).or_insert((rev, Some(Arc::new(doc.clone()))));
-            seen.insert(doc.id.clone(), Some(doc));
-        }
-        for ((c, id), w) in &self.writes {
-            if c == collection {
-                seen.insert(id.clone(), w.clone());
+            let doc = self.decode(&key, rev, &raw)?;
+            if record_reads {
+                self.reads.entry((collection.to_string(), doc.id.clone())).or_insert((rev, Some(Arc::clone(&doc))));
             }
+            docs.push(doc);
+        }
+        let own: Vec<(&DocId, &Option<Document>)> =
+            self.writes.iter().filter(|((c, _), _)| c == collection).map(|((_, id), w)| (id, w)).collect();
+        if own.is_empty() {
+            return Ok(docs);
+        }
+        let mut seen: BTreeMap<DocId, Option<Arc<Document>>> =
+            docs.into_iter().map(|d| (d.id.clone(), Some(d))).collect();
+        for (id, w) in own {
+            seen.insert(id.clone(), w.clone().map(Arc::new));
         }
         Ok(seen.into_values().flatten().collect())
     }
 
     fn validate(&self, collection: &str, doc: &Document) -> Result<()> {
-        self.db.collections().definition(collection)?.schema.validate(collection, doc)?;
+        self.db.collections().definition_shared(collection)?.schema.validate(collection, doc)?;
         Ok(())
     }
 

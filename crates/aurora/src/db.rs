@@ -307,6 +307,12 @@ impl Aurora {
         Ok(Transaction::new(self.inner.db.begin()?, self.strict()))
     }
 
+    /// A transaction for reading only (snapshot isolation, no read set).
+    pub(crate) fn begin_read(&self) -> Result<aurora_txn::Transaction> {
+        self.check_open()?;
+        Ok(self.inner.db.begin_with(aurora_txn::Isolation::Snapshot)?)
+    }
+
     /// Runs `body` in a transaction and commits, retrying the whole body on
     /// conflict a bounded number of times.
     pub async fn transaction<T, F>(&self, body: F) -> Result<T>

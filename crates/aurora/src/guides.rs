@@ -9,3 +9,6 @@ pub struct IndexGuide;
 
 #[doc = include_str!("../../../docs/transactions.md")]
 pub struct TransactionsGuide;
+
+#[doc = include_str!("../../../docs/querying.md")]
+pub struct QueryingGuide;

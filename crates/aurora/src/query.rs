@@ -91,7 +91,8 @@ impl QueryBuilder {
     }
 
     fn read<T>(&self, f: impl FnOnce(&Query, &mut aurora_txn::Transaction) -> aurora_query::Result<T>) -> Result<T> {
-        let mut tx = self.db.begin()?;
+        // Read-only: a snapshot is all it needs (no read set to record).
+        let mut tx = self.db.begin_read()?;
         Ok(f(&self.query, &mut tx)?)
     }
 
