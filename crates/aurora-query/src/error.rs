@@ -34,6 +34,22 @@ pub enum QueryError {
     /// A paging cursor does not fit the query's ordering.
     #[error("invalid cursor: {0}")]
     InvalidCursor(String),
+    /// Registering a computed field would create a dependency cycle.
+    #[error("collection `{collection}`: computed field `{field}` is on a dependency cycle")]
+    ComputedCycle {
+        /// The collection.
+        collection: String,
+        /// A field on the cycle.
+        field: String,
+    },
+    /// A computed field registration is invalid.
+    #[error("invalid computed field `{name}`: {reason}")]
+    InvalidComputed {
+        /// The name given.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// A transaction error.
     #[error(transparent)]
     Txn(#[from] TxnError),

@@ -18,6 +18,7 @@
 //! through the transaction and the index layer.
 
 mod aggregate;
+pub mod computed;
 mod error;
 mod filter;
 mod plan;
@@ -25,6 +26,7 @@ mod query;
 mod validate;
 
 pub use aggregate::{Aggregate, AggregateValue, Group};
+pub use computed::{ComputedFields, Expression};
 pub use error::{QueryError, Result};
 pub use filter::{Filter, F};
 pub use plan::{Access, Plan};

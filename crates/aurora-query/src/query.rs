@@ -54,6 +54,7 @@ pub struct Query {
     pub(crate) offset: usize,
     pub(crate) select: Option<Vec<String>>,
     pub(crate) after: Option<Cursor>,
+    pub(crate) computed: Option<crate::computed::Ordered>,
 }
 
 /// Ordering of two documents: the sort keys (missing = `Null`), then the id
@@ -158,7 +159,27 @@ impl Query {
             offset: 0,
             select: None,
             after: None,
+            computed: None,
         }
+    }
+
+    /// Evaluates these computed fields on every document before filtering,
+    /// so `filter`, `order_by` and `select` can use them and results carry them.
+    pub fn with_computed(mut self, computed: Option<crate::computed::Ordered>) -> Self {
+        self.computed = computed.filter(|c| !c.is_empty());
+        self
+    }
+
+    /// Adds the computed fields to a fetched document.
+    fn enrich(&self, d: Arc<Document>) -> Arc<Document> {
+        match &self.computed {
+            Some(c) => Arc::new(crate::computed::apply(c, &d)),
+            None => d,
+        }
+    }
+
+    fn is_computed(&self, field: &str) -> bool {
+        self.computed.as_ref().is_some_and(|c| c.iter().any(|(n, _)| field == n || field.starts_with(&format!("{n}."))))
     }
 
     /// Adds a filter built with [`F`] (ANDed with earlier filters).
@@ -217,12 +238,11 @@ impl Query {
 
     fn validate(&self, tx: &Transaction) -> Result<Arc<CollectionDef>> {
         let def = tx.database().collections().definition_shared(&self.collection)?;
-        check_filter(&self.collection, &def.schema, &self.filter)?;
-        for (f, _) in &self.order {
-            field_type(&self.collection, &def.schema, f)?;
-        }
-        for f in self.select.iter().flatten() {
-            field_type(&self.collection, &def.schema, f)?;
+        check_filter(&self.collection, &def.schema, &self.filter, &|f| self.is_computed(f))?;
+        for f in self.order.iter().map(|(f, _)| f).chain(self.select.iter().flatten()) {
+            if !self.is_computed(f) {
+                field_type(&self.collection, &def.schema, f)?;
+            }
         }
         if let Some(c) = &self.after {
             if c.values.len() != self.order.len() {
@@ -309,6 +329,7 @@ impl Query {
                 }
                 examined += 1;
                 if let Some(d) = tx.get_shared(&self.collection, &id)? {
+                    let d = self.enrich(d);
                     if self.filter.matches(&d) {
                         matched.push(d);
                     }
@@ -359,6 +380,7 @@ impl Query {
                     break;
                 }
                 examined += 1;
+                let d = self.enrich(d);
                 if self.filter.matches(&d) {
                     matched.push(d);
                 }

@@ -41,8 +41,20 @@ fn mismatch(collection: &str, field: &str, t: FieldType, actual: &'static str) -
     QueryError::TypeMismatch { collection: collection.into(), field: field.into(), expected: t.to_string(), actual }
 }
 
-/// Checks every field and value of `filter`.
-pub(crate) fn check_filter(collection: &str, schema: &Schema, filter: &Filter) -> Result<()> {
+/// Checks every field and value of `filter`; `computed` fields are untyped.
+pub(crate) fn check_filter(
+    collection: &str,
+    schema: &Schema,
+    filter: &Filter,
+    computed: &dyn Fn(&str) -> bool,
+) -> Result<()> {
+    let field_type = |collection: &str, schema: &Schema, field: &str| -> Result<FieldType> {
+        if computed(field) {
+            Ok(FieldType::Any)
+        } else {
+            field_type(collection, schema, field)
+        }
+    };
     let check_value = |field: &str, v: &Value| -> Result<()> {
         let t = field_type(collection, schema, field)?;
         if value_fits(t, v) {
@@ -79,7 +91,7 @@ pub(crate) fn check_filter(collection: &str, schema: &Schema, filter: &Filter) -
             }
         }
         Filter::HasField(f) | Filter::IsNull(f) => field_type(collection, schema, f).map(drop),
-        Filter::And(fs) | Filter::Or(fs) => fs.iter().try_for_each(|x| check_filter(collection, schema, x)),
-        Filter::Not(x) => check_filter(collection, schema, x),
+        Filter::And(fs) | Filter::Or(fs) => fs.iter().try_for_each(|x| check_filter(collection, schema, x, computed)),
+        Filter::Not(x) => check_filter(collection, schema, x, computed),
     }
 }

@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::transaction::Transaction;
 use aurora_core::{DocId, Document, FieldDefinition};
 use aurora_index::{Collections, IndexStats, Schema};
+use aurora_query::{ComputedFields, Expression};
 use aurora_storage::{DocumentStore, Durability};
 use aurora_txn::{ChangeSink, Database, NoSink};
 use serde::{de::DeserializeOwned, Serialize};
@@ -39,6 +40,7 @@ pub struct Aurora {
 
 struct Inner {
     db: Database,
+    computed: Arc<ComputedFields>,
     config: AuroraConfig,
     cleanup: parking_lot::Mutex<Option<JoinHandle<()>>>,
     /// Kept until the handle drops, for [`Aurora::temporary`]. Declared
@@ -110,10 +112,11 @@ impl Aurora {
     ) -> Result<Self> {
         config.validate()?;
         let cfg = config.clone();
-        let db = blocking(move || {
+        let (db, computed) = blocking(move || {
             let docs = DocumentStore::open(&cfg.path, cfg.store_config(), cfg.document_config())?;
+            let computed = ComputedFields::load(docs.store())?;
             let collections = Collections::open(docs, cfg.index_config())?;
-            Ok(Database::with_isolation(collections, sink, cfg.isolation))
+            Ok((Database::with_isolation(collections, sink, cfg.isolation), Arc::new(computed)))
         })
         .await?;
         let cleanup = {
@@ -131,6 +134,7 @@ impl Aurora {
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
+                computed,
                 config,
                 cleanup: parking_lot::Mutex::new(Some(cleanup)),
                 _temporary: temporary,
@@ -295,8 +299,32 @@ impl Aurora {
     // ---- queries ----------------------------------------------------------
 
     /// Starts a query on a collection: `db.query("users").filter(..).collect().await`.
+    /// The collection's computed fields are evaluated on every document.
     pub fn query(&self, collection: &str) -> crate::QueryBuilder {
-        crate::QueryBuilder::new(self.clone(), collection)
+        crate::QueryBuilder::new(self.clone(), collection, self.inner.computed.for_collection(collection))
+    }
+
+    /// Registers a computed field: derived at query time from other fields
+    /// (or other computed fields — a cycle is refused), usable in filters,
+    /// ordering and selection, and persisted with the database.
+    pub async fn register_computed(&self, collection: &str, name: &str, expression: Expression) -> Result<()> {
+        self.check_open()?;
+        let def = self.collections().definition_shared(collection)?;
+        if def.schema.fields.contains_key(name) {
+            return Err(Error::Query(aurora_query::QueryError::InvalidComputed {
+                name: name.into(),
+                reason: format!("`{collection}` declares a stored field of that name"),
+            }));
+        }
+        let store = self.collections().documents().store();
+        Ok(self.inner.computed.register(store, collection, name, expression)?)
+    }
+
+    /// Removes a computed field; returns whether it existed.
+    pub async fn unregister_computed(&self, collection: &str, name: &str) -> Result<bool> {
+        self.check_open()?;
+        let store = self.collections().documents().store();
+        Ok(self.inner.computed.unregister(store, collection, name)?)
     }
 
     // ---- transactions -----------------------------------------------------

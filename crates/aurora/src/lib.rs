@@ -65,7 +65,7 @@ mod transaction;
 
 #[cfg(feature = "query")]
 #[doc(inline)]
-pub use aurora_query::{Access, Aggregate, Cursor, Filter, Group, Order, Page, Plan, F};
+pub use aurora_query::{Access, Aggregate, Cursor, Expression, Filter, Group, Order, Page, Plan, F};
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use config::AuroraConfig;

@@ -185,3 +185,59 @@ async fn aggregation_and_bulk_changes() {
         [("Ada", 36), ("Alan", 41), ("Grace", 85)]
     );
 }
+
+#[tokio::test]
+async fn computed_fields_chain_filter_order_select_and_persist() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Aurora::open(dir.path()).await.unwrap();
+    db.new_collection("orders", [("subtotal", FieldDefinition::new(FieldType::Int))]).await.unwrap();
+    for (who, sub, tax, ship) in [("ada", 100, 20, 5), ("bob", 10, 2, 5), ("cy", 50, 10, 0)] {
+        db.insert_into("orders", doc! { "first": who, "last": "x", "subtotal": sub, "tax": tax, "shipping": ship })
+            .await
+            .unwrap();
+    }
+    let total = aurora::Expression::Sum { fields: vec!["subtotal".into(), "tax".into(), "shipping".into()] };
+    db.register_computed("orders", "total", total).await.unwrap();
+    db.register_computed(
+        "orders",
+        "label",
+        aurora::Expression::Concat { fields: vec!["first".into(), "total".into()], separator: ":".into() },
+    )
+    .await
+    .unwrap();
+    db.register_computed(
+        "orders",
+        "avg",
+        aurora::Expression::Average { fields: vec!["tax".into(), "shipping".into()] },
+    )
+    .await
+    .unwrap();
+    // A cycle is refused; a stored field's name is refused.
+    let err = db
+        .register_computed("orders", "total", aurora::Expression::Sum { fields: vec!["label".into()] })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cycle"), "{err}");
+    let err = db.register_computed("orders", "subtotal", aurora::Expression::Sum { fields: vec![] }).await.unwrap_err();
+    assert!(err.to_string().contains("stored field"), "{err}");
+
+    let rows = db
+        .query("orders")
+        .filter(|f| f.gt("total", 60))
+        .order_by("total", Order::Desc)
+        .select(["label", "avg"])
+        .collect()
+        .await
+        .unwrap();
+    let labels: Vec<_> = rows.iter().map(|d| d.get("label").and_then(Value::as_str).unwrap().to_string()).collect();
+    assert_eq!(labels, ["ada:125"], "filter and order on a computed field, chained label");
+    assert_eq!(rows[0].get("avg"), Some(&Value::Float(12.5)));
+    db.close().await.unwrap();
+
+    let db = Aurora::open(dir.path()).await.unwrap();
+    let n = db.query("orders").filter(|f| f.lt("total", 20)).count().await.unwrap();
+    assert_eq!(n, 1, "registrations survive reopen");
+    assert!(db.unregister_computed("orders", "avg").await.unwrap());
+    let first = db.query("orders").first().await.unwrap().unwrap();
+    assert!(first.get("avg").is_none() && first.get("total").is_some());
+}

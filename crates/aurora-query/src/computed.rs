@@ -1,0 +1,251 @@
+//! Computed fields: values derived from a document's fields at query time
+//! (never stored), registered per collection and persisted with the data.
+//!
+//! A computed field may use other computed fields (chaining); a registration
+//! that would form a cycle is refused. Computed values appear in results and
+//! can be used in `filter`, `order_by` and `select` (they are never indexed).
+
+use crate::error::{QueryError, Result};
+use aurora_core::{Document, Value};
+use aurora_storage::{format, Batch, Store};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+
+/// Storage prefix of registrations: `"k" ++ collection ++ 0x00 ++ name`.
+const PREFIX: u8 = b'k';
+
+/// How a computed field is derived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expression {
+    /// The fields' values as text, joined by `separator` (missing or null
+    /// fields are skipped; numbers and booleans are written out).
+    Concat {
+        /// Source fields, in order.
+        fields: Vec<String>,
+        /// Text between values.
+        separator: String,
+    },
+    /// The sum of the fields' numeric values (`Int` while every value is an
+    /// integer and the sum fits, else `Float`; non-numbers are skipped).
+    Sum {
+        /// Source fields.
+        fields: Vec<String>,
+    },
+    /// The mean of the fields' numeric values (`Null` if there are none).
+    Average {
+        /// Source fields.
+        fields: Vec<String>,
+    },
+}
+
+impl Expression {
+    /// The fields this expression reads.
+    pub fn dependencies(&self) -> &[String] {
+        match self {
+            Expression::Concat { fields, .. } | Expression::Sum { fields } | Expression::Average { fields } => fields,
+        }
+    }
+
+    /// Evaluates against a document (which already holds the computed
+    /// fields this one depends on).
+    pub fn evaluate(&self, doc: &Document) -> Value {
+        let values = || self.dependencies().iter().filter_map(|f| doc.get_path(f)).filter(|v| !v.is_null());
+        match self {
+            Expression::Concat { separator, .. } => {
+                let parts: Vec<String> = values()
+                    .map(|v| match v {
+                        Value::String(s) => s.clone(),
+                        Value::Int(i) => i.to_string(),
+                        Value::Float(f) => f.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        other => serde_json::Value::from(other.clone()).to_string(),
+                    })
+                    .collect();
+                Value::String(parts.join(separator))
+            }
+            Expression::Sum { .. } => {
+                let nums: Vec<&Value> = values().filter(|v| v.as_f64().is_some()).collect();
+                match nums.iter().try_fold(0i64, |acc, v| v.as_i64().and_then(|i| acc.checked_add(i))) {
+                    Some(i) => Value::Int(i),
+                    None => Value::Float(nums.iter().filter_map(|v| v.as_f64()).sum()),
+                }
+            }
+            Expression::Average { .. } => {
+                let nums: Vec<f64> = values().filter_map(Value::as_f64).collect();
+                if nums.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Float(nums.iter().sum::<f64>() / nums.len() as f64)
+                }
+            }
+        }
+    }
+}
+
+/// One collection's computed fields, in evaluation order (dependencies first).
+pub type Ordered = Arc<Vec<(String, Expression)>>;
+
+/// The registry of computed fields of every collection.
+#[derive(Debug, Default)]
+pub struct ComputedFields {
+    by_collection: RwLock<BTreeMap<String, BTreeMap<String, Expression>>>,
+    ordered: RwLock<BTreeMap<String, Ordered>>,
+}
+
+fn key(collection: &str, name: &str) -> Vec<u8> {
+    let mut k = vec![PREFIX];
+    k.extend_from_slice(collection.as_bytes());
+    k.push(0);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// Dependency order of a collection's computed fields, or the name of one
+/// on a cycle.
+fn order(fields: &BTreeMap<String, Expression>) -> std::result::Result<Vec<(String, Expression)>, String> {
+    let mut done: BTreeSet<&str> = BTreeSet::new();
+    let mut out = Vec::new();
+    while out.len() < fields.len() {
+        let ready: Vec<&String> = fields
+            .iter()
+            .filter(|(n, e)| {
+                !done.contains(n.as_str())
+                    && e.dependencies().iter().all(|d| !fields.contains_key(d) || done.contains(d.as_str()))
+            })
+            .map(|(n, _)| n)
+            .collect();
+        if ready.is_empty() {
+            let stuck = fields.keys().find(|n| !done.contains(n.as_str())).cloned().unwrap_or_default();
+            return Err(stuck);
+        }
+        for n in ready {
+            done.insert(n);
+            out.push((n.clone(), fields[n].clone()));
+        }
+    }
+    Ok(out)
+}
+
+impl ComputedFields {
+    /// Loads every registration from the store.
+    pub fn load(store: &Store) -> Result<Self> {
+        let this = Self::default();
+        {
+            let mut map = this.by_collection.write().unwrap_or_else(|e| e.into_inner());
+            for item in store.scan_prefix(&[PREFIX])? {
+                let (k, v) = item?;
+                let rest = &k[1..];
+                let Some(split) = rest.iter().position(|b| *b == 0) else { continue };
+                let collection = String::from_utf8_lossy(&rest[..split]).into_owned();
+                let name = String::from_utf8_lossy(&rest[split + 1..]).into_owned();
+                let expr: Expression = format::decode(&k, &v)?;
+                map.entry(collection).or_default().insert(name, expr);
+            }
+        }
+        this.rebuild_order();
+        Ok(this)
+    }
+
+    fn rebuild_order(&self) {
+        let map = self.by_collection.read().unwrap_or_else(|e| e.into_inner());
+        let mut ordered = self.ordered.write().unwrap_or_else(|e| e.into_inner());
+        ordered.clear();
+        for (collection, fields) in map.iter() {
+            if let Ok(o) = order(fields) {
+                ordered.insert(collection.clone(), Arc::new(o));
+            }
+        }
+    }
+
+    /// Registers (or replaces) `name` on `collection`; refuses a cycle with
+    /// [`QueryError::ComputedCycle`]. Persisted at once.
+    pub fn register(&self, store: &Store, collection: &str, name: &str, expression: Expression) -> Result<()> {
+        if name.is_empty() || name.contains('.') || name.contains('\0') {
+            return Err(QueryError::InvalidComputed {
+                name: name.into(),
+                reason: "names are non-empty, without '.' or NUL".into(),
+            });
+        }
+        let mut map = self.by_collection.write().unwrap_or_else(|e| e.into_inner());
+        let mut fields = map.get(collection).cloned().unwrap_or_default();
+        fields.insert(name.to_string(), expression.clone());
+        if let Err(on_cycle) = order(&fields) {
+            return Err(QueryError::ComputedCycle { collection: collection.into(), field: on_cycle });
+        }
+        let mut batch = Batch::new();
+        batch.put(key(collection, name), format::encode(&expression)?);
+        store.commit(batch)?.into_result()?;
+        map.insert(collection.to_string(), fields);
+        drop(map);
+        self.rebuild_order();
+        Ok(())
+    }
+
+    /// Removes a registration; returns whether it existed.
+    pub fn unregister(&self, store: &Store, collection: &str, name: &str) -> Result<bool> {
+        let mut map = self.by_collection.write().unwrap_or_else(|e| e.into_inner());
+        let existed = map.get_mut(collection).is_some_and(|f| f.remove(name).is_some());
+        if existed {
+            let mut batch = Batch::new();
+            batch.delete(key(collection, name));
+            store.commit(batch)?.into_result()?;
+        }
+        drop(map);
+        self.rebuild_order();
+        Ok(existed)
+    }
+
+    /// A collection's computed fields in evaluation order.
+    pub fn for_collection(&self, collection: &str) -> Option<Ordered> {
+        self.ordered.read().unwrap_or_else(|e| e.into_inner()).get(collection).cloned()
+    }
+
+    /// Whether `name` is a computed field of `collection`.
+    pub fn is_computed(&self, collection: &str, name: &str) -> bool {
+        self.by_collection
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(collection)
+            .is_some_and(|f| f.contains_key(name))
+    }
+}
+
+/// Adds the computed fields to a copy of `doc`.
+pub fn apply(ordered: &[(String, Expression)], doc: &Document) -> Document {
+    let mut out = doc.clone();
+    for (name, expr) in ordered {
+        let v = expr.evaluate(&out);
+        out.fields.insert(name.clone(), v);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aurora_core::doc;
+
+    #[test]
+    fn expressions_and_chaining() {
+        let d = doc! { "first": "Ada", "last": "Lovelace", "a": 1, "b": 2.5, "c": null, "n": 3 };
+        let concat =
+            Expression::Concat { fields: vec!["first".into(), "missing".into(), "last".into()], separator: " ".into() };
+        assert_eq!(concat.evaluate(&d), Value::from("Ada Lovelace"));
+        assert_eq!(Expression::Sum { fields: vec!["a".into(), "n".into()] }.evaluate(&d), Value::Int(4));
+        assert_eq!(
+            Expression::Sum { fields: vec!["a".into(), "b".into(), "c".into()] }.evaluate(&d),
+            Value::Float(3.5)
+        );
+        assert_eq!(Expression::Average { fields: vec!["a".into(), "b".into()] }.evaluate(&d), Value::Float(1.75));
+        assert_eq!(Expression::Average { fields: vec!["zz".into()] }.evaluate(&d), Value::Null);
+        let mut fields = BTreeMap::new();
+        fields.insert("total".to_string(), Expression::Sum { fields: vec!["sub".into(), "a".into()] });
+        fields.insert("sub".to_string(), Expression::Sum { fields: vec!["a".into(), "n".into()] });
+        let o = order(&fields).unwrap();
+        assert_eq!(o.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["sub", "total"]);
+        assert_eq!(apply(&o, &d).get("total"), Some(&Value::Int(5)));
+        fields.insert("sub".to_string(), Expression::Sum { fields: vec!["total".into()] });
+        assert!(order(&fields).is_err(), "cycle");
+    }
+}
