@@ -50,6 +50,17 @@ pub enum QueryError {
         /// Why.
         reason: String,
     },
+    /// A computed field failed to evaluate on a document (a script threw,
+    /// ran out of time or memory, or returned something unrepresentable).
+    #[error("computed field `{field}` failed on document {id}: {reason}")]
+    ComputedFailed {
+        /// The computed field.
+        field: String,
+        /// The document id.
+        id: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A transaction error.
     #[error(transparent)]
     Txn(#[from] TxnError),

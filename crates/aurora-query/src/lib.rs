@@ -21,6 +21,8 @@ mod aggregate;
 pub mod computed;
 mod error;
 mod filter;
+#[cfg(feature = "js")]
+mod js;
 mod plan;
 mod query;
 mod validate;

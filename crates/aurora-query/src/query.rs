@@ -171,10 +171,10 @@ impl Query {
     }
 
     /// Adds the computed fields to a fetched document.
-    fn enrich(&self, d: Arc<Document>) -> Arc<Document> {
+    fn enrich(&self, d: Arc<Document>) -> Result<Arc<Document>> {
         match &self.computed {
-            Some(c) => Arc::new(crate::computed::apply(c, &d)),
-            None => d,
+            Some(c) => Ok(Arc::new(crate::computed::apply(c, &d)?)),
+            None => Ok(d),
         }
     }
 
@@ -329,7 +329,7 @@ impl Query {
                 }
                 examined += 1;
                 if let Some(d) = tx.get_shared(&self.collection, &id)? {
-                    let d = self.enrich(d);
+                    let d = self.enrich(d)?;
                     if self.filter.matches(&d) {
                         matched.push(d);
                     }
@@ -380,7 +380,7 @@ impl Query {
                     break;
                 }
                 examined += 1;
-                let d = self.enrich(d);
+                let d = self.enrich(d)?;
                 if self.filter.matches(&d) {
                     matched.push(d);
                 }

@@ -241,3 +241,42 @@ async fn computed_fields_chain_filter_order_select_and_persist() {
     let first = db.query("orders").first().await.unwrap().unwrap();
     assert!(first.get("avg").is_none() && first.get("total").is_some());
 }
+
+#[tokio::test]
+async fn the_study_custom_expression_works_verbatim() {
+    let db = Aurora::temporary().await.unwrap();
+    db.new_collection("users", [("age", FieldDefinition::new(FieldType::Int).indexed())]).await.unwrap();
+    for age in [12, 17, 18, 40] {
+        db.insert_into("users", doc! { "age": age }).await.unwrap();
+    }
+    let custom = aurora::Expression::Custom {
+        code: "if (age < 18) return 'minor'; return 'adult';".into(),
+        dependencies: vec!["age".into()],
+    };
+    db.register_computed("users", "category", custom).await.unwrap();
+    let minors =
+        db.query("users").filter(|f| f.eq("category", "minor")).order_by("age", Order::Asc).collect().await.unwrap();
+    assert_eq!(
+        minors.iter().map(|d| d.get("age").cloned().unwrap()).collect::<Vec<_>>(),
+        [Value::Int(12), Value::Int(17)]
+    );
+    // A script error is a typed error at registration or at query time.
+    let err = db
+        .register_computed(
+            "users",
+            "broken",
+            aurora::Expression::Custom { code: "return (".into(), dependencies: vec![] },
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid computed field"), "{err}");
+    db.register_computed(
+        "users",
+        "thrower",
+        aurora::Expression::Custom { code: "throw new Error('no');".into(), dependencies: vec![] },
+    )
+    .await
+    .unwrap();
+    let err = db.query("users").collect().await.unwrap_err();
+    assert!(err.to_string().contains("computed field `thrower` failed"), "{err}");
+}
