@@ -5,12 +5,14 @@
 //! - `indexed_range_limit`: a range on an indexed field, ordered, limit 10;
 //! - `full_scan/{10000,100000}`: a predicate on an unindexed field over the
 //!   whole collection (≈1% matches);
-//! - `aggregate`: count and average grouped by a field.
+//! - `aggregate`: count and average grouped by a field;
+//! - `computed`: a filter on two computed fields (a concatenation and a
+//!   JavaScript expression) over 10 000 documents, vs the same SQL expressions.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use aurora_core::{doc, DocId, FieldDefinition, FieldType};
 use aurora_index::{Collections, IndexConfig, Schema};
-use aurora_query::{Aggregate, Order, Query};
+use aurora_query::{Aggregate, ComputedFields, Expression, Filter, Order, Query, F};
 use aurora_storage::{DocumentStore, DocumentStoreConfig, StoreConfig};
 use aurora_txn::Database;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -122,6 +124,44 @@ fn queries(c: &mut Criterion) {
         conn.prepare("SELECT score, COUNT(*), AVG(price) FROM items WHERE score < 10 GROUP BY score").unwrap();
     g.bench_function("aggregate/sqlite", |b| {
         b.iter(|| black_box(stmt.query_map([], |r| r.get::<_, i64>(1)).unwrap().count()))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("computed");
+    g.sample_size(10);
+    let computed = ComputedFields::default();
+    let store = db.collections().documents().store().clone();
+    computed
+        .register(
+            &store,
+            "items",
+            "label",
+            Expression::Concat { fields: vec!["name".into(), "cat".into()], separator: "/".into() },
+        )
+        .unwrap();
+    computed
+        .register(
+            &store,
+            "items",
+            "band",
+            Expression::Custom {
+                code: "if (score < 50) return 'low'; return 'high';".into(),
+                dependencies: vec!["score".into()],
+            },
+        )
+        .unwrap();
+    let with_computed = |f: Filter| Query::new("items").where_filter(f).with_computed(computed.for_collection("items"));
+    g.bench_function("concat_and_js_over_10000/aurora", |b| {
+        b.iter(|| black_box(run(&db, &with_computed(F.eq("band", "low") & F.starts_with("label", "item 1")))))
+    });
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, name || '/' || cat AS label, CASE WHEN score < 50 THEN 'low' ELSE 'high' END AS band FROM items
+             WHERE band = 'low' AND label LIKE 'item 1%'",
+        )
+        .unwrap();
+    g.bench_function("concat_and_js_over_10000/sqlite", |b| {
+        b.iter(|| black_box(stmt.query_map([], |r| r.get::<_, String>(0)).unwrap().count()))
     });
     g.finish();
 
