@@ -269,14 +269,7 @@ impl Engine {
             Durability::Buffered => Ok(()),
         };
         if let Err(e) = io {
-            let msg = self.poison_msg(&e);
-            return outcomes
-                .into_iter()
-                .map(|o| match o {
-                    Ok(CommitOutcome::Committed(_)) => Err(StorageError::Poisoned(msg.clone())),
-                    other => other,
-                })
-                .collect();
+            return self.fail_committed(outcomes, &e);
         }
         if self.config.durability == Durability::Strict {
             self.synced.fetch_max(rev, Ordering::AcqRel);
@@ -284,14 +277,7 @@ impl Engine {
         let pins = self.mvcc.lock_pins();
         if pins.any() {
             if let Err(e) = self.record_history(&writes) {
-                let msg = self.poison_msg(&e);
-                return outcomes
-                    .into_iter()
-                    .map(|o| match o {
-                        Ok(CommitOutcome::Committed(_)) => Err(StorageError::Poisoned(msg.clone())),
-                        other => other,
-                    })
-                    .collect();
+                return self.fail_committed(outcomes, &e);
             }
         }
         let full = {
@@ -312,6 +298,19 @@ impl Engine {
             }
         }
         outcomes
+    }
+
+    /// Poisons the store after a failure on the write path and turns every
+    /// would-be commit of the group into that error (nothing was published).
+    fn fail_committed(&self, outcomes: Vec<Result<CommitOutcome>>, e: &StorageError) -> Vec<Result<CommitOutcome>> {
+        let msg = self.poison_msg(e);
+        outcomes
+            .into_iter()
+            .map(|o| match o {
+                Ok(CommitOutcome::Committed(_)) => Err(StorageError::Poisoned(msg.clone())),
+                other => other,
+            })
+            .collect()
     }
 
     /// Records the versions a group's writes replace, for pinned snapshots.
