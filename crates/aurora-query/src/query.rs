@@ -372,20 +372,24 @@ impl Query {
             fetch(tx, ids, wanted, &mut matched)?;
             (Access::IndexOrder { field, descending: dir == Order::Desc }, estimated, true)
         } else {
-            let all = tx.scan_shared(&self.collection)?;
-            let estimated = all.len() as u64;
             let early = if self.order.is_empty() { wanted } else { None };
+            // Without own writes to overlay, read lazily and stop early.
+            let all: Box<dyn Iterator<Item = aurora_txn::Result<Arc<Document>>>> = if written.is_empty() {
+                Box::new(tx.snapshot_documents(&self.collection)?)
+            } else {
+                Box::new(tx.scan_shared(&self.collection)?.into_iter().map(Ok))
+            };
             for d in all {
                 if early.is_some_and(|w| matched.len() >= w) {
                     break;
                 }
                 examined += 1;
-                let d = self.enrich(d)?;
+                let d = self.enrich(d?)?;
                 if self.filter.matches(&d) {
                     matched.push(d);
                 }
             }
-            (Access::FullScan, estimated, false)
+            (Access::FullScan, examined, false)
         };
         if !presorted {
             matched.sort_by(|a, b| compare(&self.order, a, b));
@@ -402,6 +406,60 @@ impl Query {
         let plan = Plan { access, estimated_rows: estimated, examined_rows: examined, returned_rows: out.len() as u64 };
         tracing::debug!(?plan.access, plan.estimated_rows, plan.examined_rows, plan.returned_rows, "query ran");
         Ok((out, plan))
+    }
+
+    /// The matches one at a time, without collecting them, when the query
+    /// needs no sorting and the transaction has not written the collection:
+    /// candidates (index ids, or the collection itself) are read, enriched
+    /// and tested lazily, so memory stays flat and dropping the iterator
+    /// stops the work. Ordered or cursor-paged queries, and queries that must
+    /// see the transaction's own writes, are run in full first. The iterator
+    /// owns its snapshot and may outlive the transaction.
+    pub fn stream(&self, tx: &mut Transaction) -> Result<Box<dyn Iterator<Item = Result<Document>> + Send>> {
+        let def = self.validate(tx)?;
+        if !self.order.is_empty() || self.after.is_some() || !tx.written_ids(&self.collection).is_empty() {
+            return Ok(Box::new(self.collect(tx)?.into_iter().map(Ok)));
+        }
+        let mut options = self.index_options(tx, &def)?;
+        options.sort_by_key(|(_, ids)| ids.len());
+        let source: Box<dyn Iterator<Item = Result<Arc<Document>>> + Send> = match options.into_iter().next() {
+            Some((_, mut ids)) => {
+                ids.sort();
+                ids.dedup();
+                let (snapshot, docs, collection) =
+                    (tx.snapshot().clone(), tx.database().collections().documents().clone(), self.collection.clone());
+                Box::new(ids.into_iter().filter_map(move |id| {
+                    Transaction::snapshot_document(&snapshot, &docs, &collection, &id)
+                        .map_err(QueryError::from)
+                        .transpose()
+                }))
+            }
+            None => Box::new(tx.snapshot_documents(&self.collection)?.map(|d| d.map_err(QueryError::from))),
+        };
+        let this = self.clone();
+        let matches = source.filter_map(move |d| {
+            let d = match d.and_then(|d| this.enrich(d)) {
+                Ok(d) => d,
+                Err(e) => return Some(Err(e)),
+            };
+            if !this.filter.matches(&d) {
+                return None;
+            }
+            Some(Ok(match &this.select {
+                Some(fields) => project(&d, fields),
+                None => (*d).clone(),
+            }))
+        });
+        // Skip `offset` matches (never an error) and stop after `limit`.
+        let mut to_skip = self.offset;
+        let paged = matches.filter(move |r| match r {
+            Ok(_) if to_skip > 0 => {
+                to_skip -= 1;
+                false
+            }
+            _ => true,
+        });
+        Ok(Box::new(paged.take(self.limit.unwrap_or(usize::MAX))))
     }
 
     /// The matching documents.

@@ -185,6 +185,11 @@ proptest! {
                 let (got, plan) = build(q, collection).run(&mut tx).unwrap();
                 let got: Vec<DocId> = got.into_iter().map(|d| d.id).collect();
                 prop_assert_eq!(&got, &want, "{} with plan {:?} for {:?}", collection, plan.access, q);
+                if q.order.is_empty() {
+                    // Streaming yields the same documents (in id order) lazily.
+                    let streamed: Vec<DocId> = build(q, collection).stream(&mut tx).unwrap().map(|d| d.unwrap().id).collect();
+                    prop_assert_eq!(&streamed, &want, "stream of {} for {:?}", collection, q);
+                }
             }
             // Inside a transaction, the query sees the transaction's own writes.
             let mut tx = db.begin().unwrap();

@@ -13,7 +13,7 @@
 //!    it, and deletes the WAL segments it covers.
 
 use crate::batch::{CommitOutcome, Condition, Op, Revision};
-use crate::cold::{sled_store::SledStore, ColdStore, ScanItem, Versioned};
+use crate::cold::{sled_store::SledStore, ColdStore, ScanIter, Versioned};
 use crate::commit::{GroupCommit, Pending};
 use crate::config::{Durability, StoreConfig};
 use crate::error::{Result, StorageError};
@@ -178,7 +178,7 @@ impl Engine {
     }
 
     /// Newest versions in a range (tombstones included), in key order.
-    pub(crate) fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Result<impl Iterator<Item = ScanItem>> {
+    pub(crate) fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Result<Merge<ScanIter>> {
         let hot = self.memtable.read().range(start, end);
         let cold = self.cold()?.scan(start, end);
         Ok(Merge::new(hot, cold))
@@ -344,43 +344,20 @@ impl Engine {
         }
     }
 
-    /// Versions current at `snapshot` in a range, in key order (tombstones
-    /// included). Materialized: the latest versions are read completely
-    /// before the history is consulted.
-    pub(crate) fn scan_at_snapshot(
-        &self,
-        start: Bound<&[u8]>,
-        end: Bound<&[u8]>,
-        snapshot: Revision,
-    ) -> Result<Vec<(Vec<u8>, Versioned)>> {
-        let latest: Vec<(Vec<u8>, Versioned)> = self.scan(start, end)?.collect::<Result<_>>()?;
-        let with_history = self.mvcc.keys_in(start, end);
-        let mut out = Vec::with_capacity(latest.len());
-        let mut hist = with_history.into_iter().peekable();
-        let resolve = |key: Vec<u8>, latest: Option<Versioned>, out: &mut Vec<(Vec<u8>, Versioned)>| {
-            let v = match latest {
-                Some(v) if v.revision <= snapshot => Some(v),
-                _ => self.mvcc.lookup(&key, snapshot).flatten(),
-            };
-            if let Some(v) = v {
-                out.push((key, v));
-            }
-        };
-        for (key, v) in latest {
-            while hist.peek().is_some_and(|h| *h < key) {
-                if let Some(h) = hist.next() {
-                    resolve(h, None, &mut out);
-                }
-            }
-            if hist.peek() == Some(&key) {
-                hist.next();
-            }
-            resolve(key, Some(v), &mut out);
+    /// The version current at `snapshot` of a key whose latest version is
+    /// `latest` (tombstones included; `None` if absent at the snapshot).
+    ///
+    /// Enough for scans without consulting the history's key set: a key
+    /// that existed at the snapshot is still present in the latest state
+    /// (a delete after the snapshot leaves a tombstone, and tombstones newer
+    /// than the oldest pin are never purged), and a version newer than the
+    /// snapshot had its history recorded before it was published.
+    pub(crate) fn resolve_at(&self, key: &[u8], latest: Versioned, snapshot: Revision) -> Option<Versioned> {
+        if latest.revision <= snapshot {
+            Some(latest)
+        } else {
+            self.mvcc.lookup(key, snapshot).flatten()
         }
-        for h in hist {
-            resolve(h, None, &mut out);
-        }
-        Ok(out)
     }
 
     /// Releases a snapshot pin.

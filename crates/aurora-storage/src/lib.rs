@@ -42,5 +42,5 @@ pub use documents::{
 };
 pub use error::{printable_key, Result, StorageError};
 pub use hot::{CacheStats, EvictionPolicy, HotCache};
-pub use snapshot::{Snapshot, VersionedEntry};
+pub use snapshot::{Snapshot, SnapshotIter, VersionedEntry};
 pub use store::{prefix_successor, Store};

@@ -117,31 +117,6 @@ impl Mvcc {
             .map(|(_, v)| v.clone())
     }
 
-    /// Keys with history in a key range, in order (deduplicated).
-    pub(crate) fn keys_in(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Vec<Vec<u8>> {
-        let h = self.history.read();
-        let mut out: Vec<Vec<u8>> = Vec::new();
-        let lo = match start {
-            Bound::Included(k) => Bound::Included((k.to_vec(), 0)),
-            Bound::Excluded(k) => Bound::Excluded((k.to_vec(), Revision::MAX)),
-            Bound::Unbounded => Bound::Unbounded,
-        };
-        for ((k, _), _) in h.by_key.range((lo, Bound::Unbounded)) {
-            let past_end = match end {
-                Bound::Included(e) => k.as_slice() > e,
-                Bound::Excluded(e) => k.as_slice() >= e,
-                Bound::Unbounded => false,
-            };
-            if past_end {
-                break;
-            }
-            if out.last() != Some(k) {
-                out.push(k.clone());
-            }
-        }
-        out
-    }
-
     /// Entries held.
     #[cfg(test)]
     pub(crate) fn history_len(&self) -> usize {
@@ -169,7 +144,6 @@ mod tests {
         assert_eq!(m.lookup(b"k", 8), None);
         assert_eq!(m.lookup(b"a", 3), Some(None));
         assert_eq!(m.lookup(b"b", 3), None);
-        assert_eq!(m.keys_in(Bound::Unbounded, Bound::Excluded(b"k")), vec![b"a".to_vec()]);
         let s2 = m.pin(|| 6);
         m.unpin(s);
         assert_eq!(m.history_len(), 1, "only what the snapshot at 6 needs");

@@ -1,14 +1,18 @@
 //! [`Snapshot`]: consistent reads at one revision.
 
 use crate::batch::Revision;
+use crate::cold::{ScanIter, Versioned};
 use crate::error::Result;
+use crate::merge::Merge;
 use crate::store::{prefix_successor, Store};
 use std::ops::Bound;
+use std::sync::Arc;
 
 /// A key, the revision that wrote its value, and the value.
 pub type VersionedEntry = (Vec<u8>, Revision, Vec<u8>);
 
-/// A consistent, read-only view of a [`Store`] as of one revision.
+/// A consistent, read-only view of a [`Store`] as of one revision. Clones
+/// share one pin; the revision is released when the last clone drops.
 ///
 /// While a snapshot is alive, every read through it sees exactly the
 /// writes committed at or before [`Snapshot::revision`], whatever commits
@@ -28,14 +32,63 @@ pub type VersionedEntry = (Vec<u8>, Revision, Vec<u8>);
 /// assert_eq!(store.get(b"k")?, None);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[derive(Clone)]
 pub struct Snapshot {
+    pin: Arc<Pin>,
+    revision: Revision,
+}
+
+/// Holds the revision pinned until the last clone of a snapshot drops.
+struct Pin {
     store: Store,
     revision: Revision,
 }
 
+impl Drop for Pin {
+    fn drop(&mut self) {
+        self.store.unpin(self.revision);
+    }
+}
+
+/// A lazy, owning iterator over a snapshot's live entries in a key range
+/// (see [`Snapshot::iter`]).
+pub struct SnapshotIter {
+    snapshot: Snapshot,
+    inner: Merge<ScanIter>,
+}
+
+impl Iterator for SnapshotIter {
+    type Item = Result<VersionedEntry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let (key, latest) = match self.inner.next()? {
+                Ok(item) => item,
+                Err(e) => return Some(Err(e)),
+            };
+            let engine = match self.snapshot.pin.store.engine_for_snapshot() {
+                Ok(engine) => engine,
+                Err(e) => return Some(Err(e)),
+            };
+            if let Some(Versioned { revision, value: Some(value) }) =
+                engine.resolve_at(&key, latest, self.snapshot.revision)
+            {
+                return Some(Ok((key, revision, value)));
+            }
+        }
+    }
+}
+
 impl Snapshot {
     pub(crate) fn new(store: Store, revision: Revision) -> Self {
-        Self { store, revision }
+        Self { pin: Arc::new(Pin { store, revision }), revision }
+    }
+
+    /// Live entries of a key range at the snapshot, lazily, in key order:
+    /// nothing is read ahead, so stopping early costs nothing.
+    pub fn iter(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Result<SnapshotIter> {
+        let inner = self.pin.store.engine_for_snapshot()?.scan(start, end)?;
+        Ok(SnapshotIter { snapshot: self.clone(), inner })
     }
 
     /// The revision this snapshot reads at.
@@ -50,7 +103,7 @@ impl Snapshot {
 
     /// The value of `key` at the snapshot with the revision that wrote it.
     pub fn get_versioned(&self, key: &[u8]) -> Result<Option<(Revision, Vec<u8>)>> {
-        let v = self.store.engine_for_snapshot()?.get_at_snapshot(key, self.revision)?;
+        let v = self.pin.store.engine_for_snapshot()?.get_at_snapshot(key, self.revision)?;
         Ok(v.and_then(|v| v.value.map(|value| (v.revision, value))))
     }
 
@@ -61,8 +114,7 @@ impl Snapshot {
 
     /// Like [`Snapshot::range`], with the revision that wrote each value.
     pub fn range_versioned(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Result<Vec<VersionedEntry>> {
-        let items = self.store.engine_for_snapshot()?.scan_at_snapshot(start, end, self.revision)?;
-        Ok(items.into_iter().filter_map(|(k, v)| v.value.map(|value| (k, v.revision, value))).collect())
+        self.iter(start, end)?.collect()
     }
 
     /// Live keys and values starting with `prefix` at the snapshot.
@@ -73,13 +125,7 @@ impl Snapshot {
 
     /// The store this snapshot reads.
     pub fn store(&self) -> &Store {
-        &self.store
-    }
-}
-
-impl Drop for Snapshot {
-    fn drop(&mut self) {
-        self.store.unpin(self.revision);
+        &self.pin.store
     }
 }
 

@@ -20,4 +20,4 @@ mod transaction;
 pub use database::{Database, MAX_TRANSACTION_ATTEMPTS};
 pub use error::{Result, TxnError};
 pub use sink::{Change, ChangeKind, ChangeSink, Committed, NoSink};
-pub use transaction::{CommitInfo, Isolation, Transaction};
+pub use transaction::{CommitInfo, Isolation, SnapshotDocuments, Transaction};

@@ -7,8 +7,8 @@ use crate::sink::{Change, ChangeKind, Committed};
 use aurora_core::{DocId, Document, Fields};
 use aurora_index::{IndexError, IndexPlan};
 use aurora_storage::{
-    collection_prefix, document_key, format, prefix_successor, CommitOutcome, Condition, DocumentWrites, Op, Revision,
-    Snapshot,
+    collection_prefix, document_key, format, prefix_successor, CommitOutcome, Condition, DocumentStore, DocumentWrites,
+    Op, Revision, Snapshot, SnapshotIter,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -111,10 +111,35 @@ impl Transaction {
     /// The decoded document: from the hot cache when it holds exactly this
     /// version, else decoded.
     fn decode(&self, key: &[u8], rev: Revision, raw: &[u8]) -> Result<Arc<Document>> {
-        let docs = self.db.collections().documents();
-        match docs.cached_at(key, rev) {
-            Some(doc) => Ok(doc),
-            None => Ok(Arc::new(format::decode::<Document>(key, raw)?)),
+        decode_shared(self.db.collections().documents(), key, rev, raw)
+    }
+
+    /// The collection at the snapshot, lazily, in id order — without this
+    /// transaction's own writes (check [`Transaction::written_ids`]). The
+    /// iterator owns what it needs and may outlive the transaction.
+    pub fn snapshot_documents(&self, collection: &str) -> Result<SnapshotDocuments> {
+        self.db.collections().definition_shared(collection)?;
+        let prefix = collection_prefix(collection);
+        let end = prefix_successor(&prefix);
+        let entries = self.snapshot.iter(
+            std::ops::Bound::Included(&prefix),
+            end.as_deref().map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
+        )?;
+        Ok(SnapshotDocuments { entries, docs: self.db.collections().documents().clone() })
+    }
+
+    /// One document at the snapshot, without this transaction's own writes
+    /// and without recording a read (for lazy readers such as streams).
+    pub fn snapshot_document(
+        snapshot: &Snapshot,
+        docs: &DocumentStore,
+        collection: &str,
+        id: &DocId,
+    ) -> Result<Option<Arc<Document>>> {
+        let key = document_key(collection, id);
+        match snapshot.get_versioned(&key)? {
+            Some((rev, raw)) => Ok(Some(decode_shared(docs, &key, rev, &raw)?)),
+            None => Ok(None),
         }
     }
 
@@ -330,6 +355,33 @@ impl Transaction {
             }
         }
         Ok(())
+    }
+}
+
+/// Decodes a stored document, or takes the hot cache's copy of exactly that version.
+fn decode_shared(docs: &DocumentStore, key: &[u8], rev: Revision, raw: &[u8]) -> Result<Arc<Document>> {
+    match docs.cached_at(key, rev) {
+        Some(doc) => Ok(doc),
+        None => Ok(Arc::new(format::decode::<Document>(key, raw)?)),
+    }
+}
+
+/// A collection's documents at a snapshot, read lazily (see
+/// [`Transaction::snapshot_documents`]).
+pub struct SnapshotDocuments {
+    entries: SnapshotIter,
+    docs: DocumentStore,
+}
+
+impl Iterator for SnapshotDocuments {
+    type Item = Result<Arc<Document>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (key, rev, raw) = match self.entries.next()? {
+            Ok(e) => e,
+            Err(e) => return Some(Err(e.into())),
+        };
+        Some(decode_shared(&self.docs, &key, rev, &raw))
     }
 }
 

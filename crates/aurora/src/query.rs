@@ -112,6 +112,17 @@ impl QueryBuilder {
         self.read(Query::first)
     }
 
+    /// The matches one at a time without collecting them (see
+    /// `aurora::query_engine::Query::stream`: unordered queries are read
+    /// lazily from one snapshot; ordered ones are sorted first). Iterating is
+    /// synchronous and each step reads from the database; the iterator owns
+    /// its snapshot.
+    pub fn stream(self) -> Result<impl Iterator<Item = Result<Document>> + Send> {
+        let mut tx = self.db.begin_read()?;
+        let inner = self.query.stream(&mut tx)?;
+        Ok(inner.map(|r| r.map_err(Error::from)))
+    }
+
     /// How many documents match.
     pub async fn count(self) -> Result<u64> {
         self.read(Query::count)

@@ -280,3 +280,21 @@ async fn the_study_custom_expression_works_verbatim() {
     let err = db.query("users").collect().await.unwrap_err();
     assert!(err.to_string().contains("computed field `thrower` failed"), "{err}");
 }
+
+#[tokio::test]
+async fn streams_match_collect() {
+    let db = Aurora::temporary().await.unwrap();
+    db.new_collection("log", [("level", FieldDefinition::new(FieldType::Int).indexed())]).await.unwrap();
+    let docs: Vec<_> = (0..300).map(|i| doc! { "level": i % 5, "msg": format!("m{i}") }).collect();
+    db.insert_many("log", docs).await.unwrap();
+    for q in [db.query("log").filter(|f| f.eq("level", 3)), db.query("log").filter(|f| f.contains("msg", "9"))] {
+        let streamed: Vec<_> = q.clone().stream().unwrap().map(|d| d.unwrap().id).collect();
+        let collected: Vec<_> = q.collect().await.unwrap().into_iter().map(|d| d.id).collect();
+        assert_eq!(streamed, collected);
+        assert!(!streamed.is_empty());
+    }
+    let first_five: Vec<_> = db.query("log").offset(2).limit(5).stream().unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(first_five.len(), 5);
+    let err = db.query("log").filter(|f| f.gt("level", "high")).stream().err().expect("typed error up front");
+    assert!(matches!(err, Error::Query(_)), "{err}");
+}
