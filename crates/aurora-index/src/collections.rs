@@ -82,6 +82,9 @@ pub enum IndexScan {
     All,
 }
 
+/// An index's key prefix and the bounds of one read within it.
+type IndexBounds = (Vec<u8>, Bound<Vec<u8>>, Bound<Vec<u8>>);
+
 /// Live index entry counts by (collection, field).
 type EntryCounts = HashMap<(String, String), Arc<AtomicIsize>>;
 
@@ -369,6 +372,36 @@ impl Collections {
         field: &str,
         scan: &IndexScan,
     ) -> Result<Vec<DocId>> {
+        let Some((base, start, end)) = self.index_bounds(collection, field, scan)? else { return Ok(Vec::new()) };
+        let (start, end) = (start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice));
+        let keys: Vec<Vec<u8>> = match at {
+            Some(snapshot) => snapshot.range(start, end)?.into_iter().map(|(k, _)| k).collect(),
+            None => self.docs.store().range(start, end)?.map(|kv| kv.map(|(k, _)| k)).collect::<Result<_, _>>()?,
+        };
+        keys.iter().map(|k| id_of_entry(&base, k)).collect()
+    }
+
+    /// Like [`Collections::scan_index`] at a snapshot, lazily, in ascending
+    /// (value, id) order: stopping early reads nothing more.
+    pub fn scan_index_lazy(
+        &self,
+        at: &Snapshot,
+        collection: &str,
+        field: &str,
+        scan: &IndexScan,
+    ) -> Result<Box<dyn Iterator<Item = Result<DocId>> + Send>> {
+        let Some((base, start, end)) = self.index_bounds(collection, field, scan)? else {
+            return Ok(Box::new(std::iter::empty()));
+        };
+        let iter = at.iter(start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice))?;
+        Ok(Box::new(iter.map(move |entry| {
+            let (key, _, _) = entry?;
+            id_of_entry(&base, &key)
+        })))
+    }
+
+    /// The entry-key bounds of an index read, or `None` for an empty read.
+    fn index_bounds(&self, collection: &str, field: &str, scan: &IndexScan) -> Result<Option<IndexBounds>> {
         self.ready(collection, field)?;
         let base = keys::entries_prefix(collection, field);
         let with = |v: &Value| {
@@ -393,7 +426,7 @@ impl Collections {
                     // Past every entry of `v`: the successor of its prefix.
                     Bound::Excluded(v) => match prefix_bound(&with(v)) {
                         Bound::Excluded(k) => Bound::Included(k),
-                        _ => return Ok(Vec::new()),
+                        _ => return Ok(None),
                     },
                     Bound::Unbounded => Bound::Included(base.clone()),
                 };
@@ -405,12 +438,7 @@ impl Collections {
                 (start, end)
             }
         };
-        let (start, end) = (start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice));
-        let keys: Vec<Vec<u8>> = match at {
-            Some(snapshot) => snapshot.range(start, end)?.into_iter().map(|(k, _)| k).collect(),
-            None => self.docs.store().range(start, end)?.map(|kv| kv.map(|(k, _)| k)).collect::<Result<_, _>>()?,
-        };
-        keys.iter().map(|k| id_of_entry(&base, k)).collect()
+        Ok(Some((base, start, end)))
     }
 
     /// Live entries of one index (kept in memory; cheap).

@@ -257,10 +257,8 @@ impl Query {
     }
 
     /// The index reads the filter allows: one per indexed field, range
-    /// conjuncts on one field merged into one range. Each yields ids in
-    /// (value, id) order.
-    fn index_options(&self, tx: &Transaction, def: &CollectionDef) -> Result<Vec<(Access, Vec<DocId>)>> {
-        let collections = tx.database().collections();
+    /// conjuncts on one field merged into one range.
+    fn index_scans(&self, def: &CollectionDef) -> BTreeMap<String, Vec<IndexScan>> {
         let mut by_field: BTreeMap<String, Vec<IndexScan>> = BTreeMap::new();
         for conjunct in self.filter.conjuncts() {
             if let Some((field, scans)) = access_for(def, conjunct) {
@@ -284,8 +282,14 @@ impl Query {
                 }
             }
         }
+        by_field
+    }
+
+    /// Reads each index option's ids, in (value, id) order.
+    fn index_options(&self, tx: &Transaction, def: &CollectionDef) -> Result<Vec<(Access, Vec<DocId>)>> {
+        let collections = tx.database().collections();
         let mut options = Vec::new();
-        for (field, scans) in by_field {
+        for (field, scans) in self.index_scans(def) {
             let mut ids = Vec::new();
             for scan in &scans {
                 ids.extend(collections.scan_index(Some(tx.snapshot()), &self.collection, &field, scan)?);
@@ -306,6 +310,36 @@ impl Query {
             [(field, dir)] if written.is_empty() && orderable(&def, field) => Some((field.clone(), *dir)),
             _ => None,
         };
+        // Ascending top-k on an ordered field: walk its index lazily (the
+        // filter's read on it, or the whole index when the filter uses no
+        // index) and stop as soon as enough documents match.
+        if let (Some((field, Order::Asc)), Some(w)) = (&single_order, wanted) {
+            let scans = self.index_scans(&def);
+            let walk = match scans.get(field).map(Vec::as_slice) {
+                Some([scan]) => Some((Access::Index { field: field.clone(), scans: vec![scan.clone()] }, scan.clone())),
+                None if scans.is_empty() => {
+                    Some((Access::IndexOrder { field: field.clone(), descending: false }, IndexScan::All))
+                }
+                _ => None,
+            };
+            if let Some((access, scan)) = walk {
+                let ids = tx.database().collections().scan_index_lazy(tx.snapshot(), &self.collection, field, &scan)?;
+                let (mut examined, mut matched) = (0u64, Vec::new());
+                for id in ids {
+                    if matched.len() >= w {
+                        break;
+                    }
+                    examined += 1;
+                    if let Some(d) = tx.get_shared(&self.collection, &id?)? {
+                        let d = self.enrich(d)?;
+                        if self.filter.matches(&d) {
+                            matched.push(d);
+                        }
+                    }
+                }
+                return Ok(self.finish(access, examined, examined, matched, true));
+            }
+        }
         let mut options = self.index_options(tx, &def)?;
         options.sort_by_key(|(_, ids)| ids.len());
         // An index read on the ordering field already yields the order:
@@ -391,6 +425,19 @@ impl Query {
             }
             (Access::FullScan, examined, false)
         };
+        Ok(self.finish(access, estimated, examined, matched, presorted))
+    }
+
+    /// Sorts (unless presorted), applies the cursor, offset, limit and
+    /// projection, and reports the plan.
+    fn finish(
+        &self,
+        access: Access,
+        estimated: u64,
+        examined: u64,
+        mut matched: Vec<Arc<Document>>,
+        presorted: bool,
+    ) -> (Vec<Document>, Plan) {
         if !presorted {
             matched.sort_by(|a, b| compare(&self.order, a, b));
         }
@@ -405,7 +452,7 @@ impl Query {
         };
         let plan = Plan { access, estimated_rows: estimated, examined_rows: examined, returned_rows: out.len() as u64 };
         tracing::debug!(?plan.access, plan.estimated_rows, plan.examined_rows, plan.returned_rows, "query ran");
-        Ok((out, plan))
+        (out, plan)
     }
 
     /// The matches one at a time, without collecting them, when the query
