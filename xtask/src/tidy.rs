@@ -16,7 +16,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("aurora-index", &["aurora-core", "aurora-storage"]),
     ("aurora-txn", &["aurora-core", "aurora-storage", "aurora-index"]),
     ("aurora-query", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn"]),
-    ("aurora", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn", "aurora-query"]),
+    ("aurora-pubsub", &["aurora-core"]),
+    ("aurora", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn", "aurora-query", "aurora-pubsub"]),
 ];
 
 fn workspace_root() -> PathBuf {

@@ -48,6 +48,8 @@ pub struct AuroraConfig {
     pub isolation: Isolation,
     /// Time-to-live of hot-cache entries; `None` (default) keeps them until evicted.
     pub hot_cache_ttl: Option<Duration>,
+    /// Change events buffered per listener before it lags (default 4096).
+    pub event_buffer: usize,
 }
 
 impl AuroraConfig {
@@ -68,6 +70,7 @@ impl AuroraConfig {
             sync_interval_ms: 100,
             isolation: Isolation::Serializable,
             hot_cache_ttl: None,
+            event_buffer: aurora_pubsub::DEFAULT_CAPACITY,
         }
     }
 
@@ -123,6 +126,9 @@ impl AuroraConfig {
         }
         if self.hot_cache_cleanup_interval_secs == 0 {
             return bad("hot_cache_cleanup_interval_secs", "must be at least 1");
+        }
+        if self.event_buffer == 0 {
+            return bad("event_buffer", "must be at least 1");
         }
         if self.max_index_entries_per_field == 0 {
             return bad("max_index_entries_per_field", "must be at least 1");

@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::transaction::Transaction;
 use aurora_core::{DocId, Document, FieldDefinition};
 use aurora_index::{Collections, IndexStats, Schema};
+use aurora_pubsub::{EventFilter, Listener, PubSub};
 use aurora_query::{ComputedFields, Expression};
 use aurora_storage::{DocumentStore, Durability};
 use aurora_txn::{ChangeSink, Database, NoSink};
@@ -40,6 +41,7 @@ pub struct Aurora {
 
 struct Inner {
     db: Database,
+    pubsub: PubSub,
     computed: Arc<ComputedFields>,
     config: AuroraConfig,
     cleanup: parking_lot::Mutex<Option<JoinHandle<()>>>,
@@ -108,9 +110,11 @@ impl Aurora {
     async fn open_inner(
         config: AuroraConfig,
         temporary: Option<tempfile::TempDir>,
-        sink: Arc<dyn ChangeSink>,
+        user_sink: Arc<dyn ChangeSink>,
     ) -> Result<Self> {
         config.validate()?;
+        let pubsub = PubSub::new(config.event_buffer);
+        let sink: Arc<dyn ChangeSink> = Arc::new(crate::events::EventSink { pubsub: pubsub.clone(), next: user_sink });
         let cfg = config.clone();
         let (db, computed) = blocking(move || {
             let docs = DocumentStore::open(&cfg.path, cfg.store_config(), cfg.document_config())?;
@@ -134,6 +138,7 @@ impl Aurora {
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
+                pubsub,
                 computed,
                 config,
                 cleanup: parking_lot::Mutex::new(Some(cleanup)),
@@ -325,6 +330,31 @@ impl Aurora {
         self.check_open()?;
         let store = self.collections().documents().store();
         Ok(self.inner.computed.unregister(store, collection, name)?)
+    }
+
+    // ---- change events ----------------------------------------------------
+
+    /// Listens to a collection's committed changes, in commit order; a
+    /// transaction's events arrive together. A listener that falls behind by
+    /// more than `event_buffer` events gets `RecvError::Lagged(n)`; writers
+    /// never wait for listeners.
+    pub fn listen(&self, collection: &str) -> Listener {
+        self.inner.pubsub.listen(collection, EventFilter::All)
+    }
+
+    /// Like [`Aurora::listen`], delivering only events that pass `filter`.
+    pub fn listen_filtered(&self, collection: &str, filter: EventFilter) -> Listener {
+        self.inner.pubsub.listen(collection, filter)
+    }
+
+    /// Listens to every collection's committed changes.
+    pub fn listen_all(&self) -> Listener {
+        self.inner.pubsub.listen_all(EventFilter::All)
+    }
+
+    /// The event hub (for counts and diagnostics).
+    pub fn pubsub(&self) -> &PubSub {
+        &self.inner.pubsub
     }
 
     // ---- transactions -----------------------------------------------------

@@ -12,3 +12,6 @@ pub struct TransactionsGuide;
 
 #[doc = include_str!("../../../docs/querying.md")]
 pub struct QueryingGuide;
+
+#[doc = include_str!("../../../docs/pubsub.md")]
+pub struct PubSubGuide;

@@ -12,7 +12,8 @@
 //!
 //! | feature   | default | brings |
 //! |-----------|---------|--------|
-//! | `db`      | yes     | [`Aurora`], the async database handle on tokio, with [`AuroraConfig`] and its presets, and [`QueryBuilder`]; implies `query` |
+//! | `db`      | yes     | [`Aurora`], the async database handle on tokio, with [`AuroraConfig`] and its presets, [`QueryBuilder`] and listeners; implies `query` and `pubsub` |
+//! | `pubsub`  | via `db` | change events: [`Listener`], [`EventFilter`], lag reporting (`aurora-pubsub`) |
 //! | `query`   | via `db` | [`query_engine`]: filters as data, the index-aware planner, ordering, keyset paging, aggregation (`aurora-query`); implies `txn` |
 //! | `txn`     | via `query` | [`txn`]: transactions (snapshot reads, optimistic commits) and the ordered change sink (`aurora-txn`); implies `index` |
 //! | `index`   | via `txn` | [`index`]: collections with persisted schemas, validation, and secondary (unique, range, array, nested) indexes (`aurora-index`); implies `storage` |
@@ -59,10 +60,15 @@ mod db;
 #[cfg(feature = "db")]
 mod error;
 #[cfg(feature = "db")]
+mod events;
+#[cfg(feature = "db")]
 mod query;
 #[cfg(feature = "db")]
 mod transaction;
 
+#[cfg(feature = "pubsub")]
+#[doc(inline)]
+pub use aurora_pubsub::{ChangeEvent, ChangeType, EventFilter, Listener, RecvError};
 #[cfg(feature = "query")]
 #[doc(inline)]
 pub use aurora_query::{Access, Aggregate, Cursor, Expression, Filter, Group, Order, Page, Plan, F};
