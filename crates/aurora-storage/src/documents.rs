@@ -7,7 +7,7 @@ use crate::config::StoreConfig;
 use crate::error::{Result, StorageError};
 use crate::format;
 use crate::hot::{CacheStats, EvictionPolicy, HotCache};
-use crate::store::{prefix_successor, Store};
+use crate::store::Store;
 use aurora_core::{DocId, Document};
 use parking_lot::Mutex;
 use std::path::Path;
@@ -239,12 +239,7 @@ impl DocumentStore {
     /// Every document of a collection, in id order, read from the cold store.
     pub fn scan(&self, collection: &str) -> Result<impl Iterator<Item = Result<Document>>> {
         validate_collection_name(collection)?;
-        let prefix = collection_prefix(collection);
-        let end = prefix_successor(&prefix);
-        let iter = self.store.range(
-            std::ops::Bound::Included(&prefix),
-            end.as_deref().map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
-        )?;
+        let iter = self.store.scan_prefix(&collection_prefix(collection))?;
         Ok(iter.map(|item| item.and_then(|(k, v)| format::decode::<Document>(&k, &v))))
     }
 }

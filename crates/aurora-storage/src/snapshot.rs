@@ -117,6 +117,12 @@ impl Snapshot {
         self.iter(start, end)?.collect()
     }
 
+    /// Like [`Snapshot::iter`] over the keys starting with `prefix`.
+    pub fn iter_prefix(&self, prefix: &[u8]) -> Result<SnapshotIter> {
+        let end = prefix_successor(prefix);
+        self.iter(Bound::Included(prefix), end.as_deref().map_or(Bound::Unbounded, Bound::Excluded))
+    }
+
     /// Live keys and values starting with `prefix` at the snapshot.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let end = prefix_successor(prefix);

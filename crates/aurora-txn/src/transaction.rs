@@ -7,8 +7,8 @@ use crate::sink::{Change, ChangeKind, Committed};
 use aurora_core::{DocId, Document, Fields};
 use aurora_index::{IndexError, IndexPlan};
 use aurora_storage::{
-    collection_prefix, document_key, format, prefix_successor, CommitOutcome, Condition, DocumentStore, DocumentWrites,
-    Op, Revision, Snapshot, SnapshotIter,
+    collection_prefix, document_key, format, CommitOutcome, Condition, DocumentStore, DocumentWrites, Op, Revision,
+    Snapshot, SnapshotIter,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -119,12 +119,7 @@ impl Transaction {
     /// iterator owns what it needs and may outlive the transaction.
     pub fn snapshot_documents(&self, collection: &str) -> Result<SnapshotDocuments> {
         self.db.collections().definition_shared(collection)?;
-        let prefix = collection_prefix(collection);
-        let end = prefix_successor(&prefix);
-        let entries = self.snapshot.iter(
-            std::ops::Bound::Included(&prefix),
-            end.as_deref().map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
-        )?;
+        let entries = self.snapshot.iter_prefix(&collection_prefix(collection))?;
         Ok(SnapshotDocuments { entries, docs: self.db.collections().documents().clone() })
     }
 
@@ -171,12 +166,7 @@ impl Transaction {
     pub fn scan_shared(&mut self, collection: &str) -> Result<Vec<Arc<Document>>> {
         self.check_open()?;
         self.db.collections().definition_shared(collection)?;
-        let prefix = collection_prefix(collection);
-        let end = prefix_successor(&prefix);
-        let items = self.snapshot.range_versioned(
-            std::ops::Bound::Included(&prefix),
-            end.as_deref().map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
-        )?;
+        let items: Vec<_> = self.snapshot.iter_prefix(&collection_prefix(collection))?.collect::<Result<_, _>>()?;
         let record_reads = self.isolation == Isolation::Serializable;
         // Storage keys sort by document id, so the snapshot's items are
         // already in id order.
