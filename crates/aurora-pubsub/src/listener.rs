@@ -2,6 +2,7 @@
 
 use crate::event::{ChangeEvent, EventFilter};
 use crate::hub::Hub;
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -29,6 +30,10 @@ pub struct Listener {
     key: String,
     stream: Option<BroadcastStream<Arc<ChangeEvent>>>,
     filter: EventFilter,
+    /// Replayed history, delivered before live events.
+    backlog: VecDeque<ChangeEvent>,
+    /// Live events at or below this sequence were already replayed.
+    replayed_through: u64,
 }
 
 impl Listener {
@@ -38,7 +43,18 @@ impl Listener {
         rx: broadcast::Receiver<Arc<ChangeEvent>>,
         filter: EventFilter,
     ) -> Self {
-        Self { hub, key, stream: Some(BroadcastStream::new(rx)), filter }
+        Self { hub, key, stream: Some(BroadcastStream::new(rx)), filter, backlog: VecDeque::new(), replayed_through: 0 }
+    }
+
+    /// Turns this (already subscribed) listener into a resumed one: it
+    /// first delivers `backlog` (history read *after* subscribing), then
+    /// live events newer than the backlog and than `through` — so the seam
+    /// has no gap (the subscription predates the history read) and no
+    /// duplicate (live events already replayed are skipped).
+    pub fn resume_with(mut self, backlog: Vec<ChangeEvent>, through: u64) -> Self {
+        self.replayed_through = backlog.iter().map(|e| e.sequence).max().unwrap_or(0).max(through);
+        self.backlog = backlog.into();
+        self
     }
 
     /// The next event passing the filter, or why there is none.
@@ -57,6 +73,11 @@ impl Listener {
     }
 
     fn poll_next_event(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<ChangeEvent, RecvError>> {
+        while let Some(event) = self.backlog.pop_front() {
+            if self.filter.matches(&event) {
+                return Poll::Ready(Ok(event));
+            }
+        }
         loop {
             let Some(stream) = self.stream.as_mut() else { return Poll::Ready(Err(RecvError::Closed)) };
             match futures_core::Stream::poll_next(Pin::new(stream), cx) {
@@ -66,7 +87,7 @@ impl Listener {
                     return Poll::Ready(Err(RecvError::Lagged(n)))
                 }
                 Poll::Ready(Some(Ok(event))) => {
-                    if self.filter.matches(&event) {
+                    if event.sequence > self.replayed_through && self.filter.matches(&event) {
                         return Poll::Ready(Ok((*event).clone()));
                     }
                 }

@@ -22,23 +22,49 @@ pub enum Op {
         /// The key.
         key: Vec<u8>,
     },
+    /// Set the key `prefix ++ revision` (8 bytes, big-endian) to `value`,
+    /// where `revision` is the commit's own revision — an append to a log
+    /// ordered by commit, written atomically with the rest of the batch.
+    PutAtRevision {
+        /// The key prefix.
+        prefix: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+    },
 }
 
 impl Op {
-    /// The key this operation writes.
+    /// The key this operation writes (for `PutAtRevision`, its prefix).
     pub fn key(&self) -> &[u8] {
         match self {
             Op::Put { key, .. } | Op::Delete { key } => key,
+            Op::PutAtRevision { prefix, .. } => prefix,
         }
     }
 
     /// The value written, `None` for a delete.
     pub fn value(&self) -> Option<&[u8]> {
         match self {
-            Op::Put { value, .. } => Some(value),
+            Op::Put { value, .. } | Op::PutAtRevision { value, .. } => Some(value),
             Op::Delete { .. } => None,
         }
     }
+
+    /// The key written at `revision` (only `PutAtRevision` depends on it).
+    pub fn key_at(&self, revision: Revision) -> Vec<u8> {
+        match self {
+            Op::PutAtRevision { prefix, .. } => revision_key(prefix, revision),
+            other => other.key().to_vec(),
+        }
+    }
+}
+
+/// The key `prefix ++ revision` (big-endian, so keys sort by revision).
+pub fn revision_key(prefix: &[u8], revision: Revision) -> Vec<u8> {
+    let mut key = Vec::with_capacity(prefix.len() + 8);
+    key.extend_from_slice(prefix);
+    key.extend_from_slice(&revision.to_be_bytes());
+    key
 }
 
 /// A precondition on a key's revision, checked atomically with the commit.
@@ -75,6 +101,12 @@ impl Batch {
     /// Adds a put.
     pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
         self.ops.push(Op::Put { key: key.into(), value: value.into() });
+        self
+    }
+
+    /// Adds a put of `prefix ++ <this commit's revision>` (see [`Op::PutAtRevision`]).
+    pub fn put_at_revision(&mut self, prefix: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
+        self.ops.push(Op::PutAtRevision { prefix: prefix.into(), value: value.into() });
         self
     }
 

@@ -246,7 +246,7 @@ impl Engine {
                     rev += 1;
                     for op in batch.ops {
                         if track_overlay {
-                            overlay.insert(op.key().to_vec(), if op.value().is_some() { rev } else { 0 });
+                            overlay.insert(op.key_at(rev), if op.value().is_some() { rev } else { 0 });
                         }
                         deletes += usize::from(op.value().is_none());
                         writes.push(versioned(op, rev));
@@ -503,5 +503,8 @@ fn versioned(op: Op, revision: Revision) -> (Vec<u8>, Versioned) {
     match op {
         Op::Put { key, value } => (key, Versioned { revision, value: Some(value) }),
         Op::Delete { key } => (key, Versioned { revision, value: None }),
+        Op::PutAtRevision { prefix, value } => {
+            (crate::batch::revision_key(&prefix, revision), Versioned { revision, value: Some(value) })
+        }
     }
 }

@@ -24,6 +24,8 @@ pub(crate) struct Inner {
     pub(crate) sink: Arc<dyn ChangeSink>,
     next_txn: AtomicU64,
     isolation: Isolation,
+    /// Whether commits append to the persistent change feed.
+    pub(crate) change_feed: bool,
 }
 
 impl Database {
@@ -34,7 +36,19 @@ impl Database {
 
     /// Like [`Database::new`] with a default isolation level for `begin`.
     pub fn with_isolation(collections: Collections, sink: Arc<dyn ChangeSink>, isolation: Isolation) -> Self {
-        Self { inner: Arc::new(Inner { collections, sink, next_txn: AtomicU64::new(1), isolation }) }
+        Self::with_options(collections, sink, isolation, false)
+    }
+
+    /// Like [`Database::with_isolation`]; with `change_feed`, every commit
+    /// also appends its changes to the persistent feed (see
+    /// [`Database::changes_since`]).
+    pub fn with_options(
+        collections: Collections,
+        sink: Arc<dyn ChangeSink>,
+        isolation: Isolation,
+        change_feed: bool,
+    ) -> Self {
+        Self { inner: Arc::new(Inner { collections, sink, next_txn: AtomicU64::new(1), isolation, change_feed }) }
     }
 
     /// Wraps collections with no sink.

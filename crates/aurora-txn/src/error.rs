@@ -29,6 +29,14 @@ pub enum TxnError {
         /// The document id.
         id: String,
     },
+    /// The change feed no longer holds the requested history.
+    #[error("the change feed was trimmed up to sequence {oldest}; sequence {requested} is no longer available: re-read the current state")]
+    FeedTruncated {
+        /// The sequence asked for.
+        requested: u64,
+        /// The highest trimmed sequence; ask for this or later.
+        oldest: u64,
+    },
     /// The transaction was already committed or rolled back.
     #[error("the transaction is already finished")]
     Finished,

@@ -14,6 +14,7 @@
 
 mod database;
 mod error;
+mod feed;
 mod sink;
 mod transaction;
 

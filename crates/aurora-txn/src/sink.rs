@@ -5,7 +5,7 @@ use aurora_storage::Revision;
 use std::sync::Arc;
 
 /// What a change did to a document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ChangeKind {
     /// The document did not exist before.
     Insert,

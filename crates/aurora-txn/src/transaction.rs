@@ -293,6 +293,9 @@ impl Transaction {
             }
         }
         self.merge_claims(&plans, batch.batch_mut())?;
+        if self.db.inner.change_feed {
+            batch.batch_mut().put_at_revision(crate::feed::FEED.to_vec(), crate::feed::encode(self.id, &changes)?);
+        }
         let (sink, txn_id, count) = (Arc::clone(&self.db.inner.sink), self.id, changes.len());
         batch
             .on_commit(Box::new(move |sequence| sink.publish(Committed { sequence, transaction_id: txn_id, changes })));

@@ -50,6 +50,11 @@ pub struct AuroraConfig {
     pub hot_cache_ttl: Option<Duration>,
     /// Change events buffered per listener before it lags (default 4096).
     pub event_buffer: usize,
+    /// Committed transactions the persistent change feed keeps (default
+    /// 10 000; 0 turns the feed off). Trimmed every 10 s.
+    pub change_feed_retention: usize,
+    /// Also trim feed entries older than this (default: keep by count only).
+    pub change_feed_max_age: Option<Duration>,
 }
 
 impl AuroraConfig {
@@ -71,6 +76,8 @@ impl AuroraConfig {
             isolation: Isolation::Serializable,
             hot_cache_ttl: None,
             event_buffer: aurora_pubsub::DEFAULT_CAPACITY,
+            change_feed_retention: 10_000,
+            change_feed_max_age: None,
         }
     }
 

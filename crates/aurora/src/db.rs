@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::transaction::Transaction;
 use aurora_core::{DocId, Document, FieldDefinition};
 use aurora_index::{Collections, IndexStats, Schema};
-use aurora_pubsub::{EventFilter, Listener, PubSub};
+use aurora_pubsub::{ChangeEvent, EventFilter, Listener, PubSub};
 use aurora_query::{ComputedFields, Expression};
 use aurora_storage::{DocumentStore, Durability};
 use aurora_txn::{ChangeSink, Database, NoSink};
@@ -44,7 +44,8 @@ struct Inner {
     pubsub: PubSub,
     computed: Arc<ComputedFields>,
     config: AuroraConfig,
-    cleanup: parking_lot::Mutex<Option<JoinHandle<()>>>,
+    /// Owned background tasks (cache purge, feed trim), aborted on close/drop.
+    cleanup: parking_lot::Mutex<Vec<JoinHandle<()>>>,
     /// Kept until the handle drops, for [`Aurora::temporary`]. Declared
     /// last: the store closes before the folder is removed.
     _temporary: Option<tempfile::TempDir>,
@@ -52,7 +53,7 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(task) = self.cleanup.lock().take() {
+        for task in self.cleanup.lock().drain(..) {
             task.abort();
         }
         if let Err(e) = self.db.collections().documents().store().close() {
@@ -60,6 +61,9 @@ impl Drop for Inner {
         }
     }
 }
+
+/// How often the change feed is trimmed to its retention.
+const FEED_TRIM_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Summary of one collection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +124,8 @@ impl Aurora {
             let docs = DocumentStore::open(&cfg.path, cfg.store_config(), cfg.document_config())?;
             let computed = ComputedFields::load(docs.store())?;
             let collections = Collections::open(docs, cfg.index_config())?;
-            Ok((Database::with_isolation(collections, sink, cfg.isolation), Arc::new(computed)))
+            let feed = cfg.change_feed_retention > 0;
+            Ok((Database::with_options(collections, sink, cfg.isolation, feed), Arc::new(computed)))
         })
         .await?;
         let cleanup = {
@@ -135,13 +140,27 @@ impl Aurora {
                 }
             })
         };
+        let feed_trim = (config.change_feed_retention > 0).then(|| {
+            let (db, keep, max_age) = (db.clone(), config.change_feed_retention, config.change_feed_max_age);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(FEED_TRIM_INTERVAL);
+                loop {
+                    tick.tick().await;
+                    let db = db.clone();
+                    let trimmed = tokio::task::spawn_blocking(move || db.trim_feed(keep, max_age)).await;
+                    if let Ok(Err(e)) = trimmed {
+                        tracing::warn!(error = %e, "trimming the change feed failed");
+                    }
+                }
+            })
+        });
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
                 pubsub,
                 computed,
                 config,
-                cleanup: parking_lot::Mutex::new(Some(cleanup)),
+                cleanup: parking_lot::Mutex::new(vec![cleanup].into_iter().chain(feed_trim).collect()),
                 _temporary: temporary,
             }),
         })
@@ -187,7 +206,7 @@ impl Aurora {
     /// Stops taking writes, applies and checkpoints everything, and releases
     /// the folder. Every later call fails with [`Error::Closed`].
     pub async fn close(&self) -> Result<()> {
-        if let Some(task) = self.inner.cleanup.lock().take() {
+        for task in self.inner.cleanup.lock().drain(..) {
             task.abort();
         }
         let store = self.collections().documents().store().clone();
@@ -350,6 +369,24 @@ impl Aurora {
     /// Listens to every collection's committed changes.
     pub fn listen_all(&self) -> Listener {
         self.inner.pubsub.listen_all(EventFilter::All)
+    }
+
+    /// Every retained change after sequence `after`, in commit order (from
+    /// the persistent feed: this works across restarts). History trimmed by
+    /// the retention settings is `Error::Transaction(FeedTruncated)`.
+    pub async fn changes_since(&self, after: u64) -> Result<Vec<ChangeEvent>> {
+        self.check_open()?;
+        Ok(self.inner.db.changes_since(after)?.into_iter().flat_map(crate::events::to_events).collect())
+    }
+
+    /// Listens to every collection from just after sequence `after`:
+    /// retained history first, then live events, with no gap and no
+    /// duplicate at the seam (the live subscription is taken before the
+    /// history is read). Resume after a restart with the last sequence seen.
+    pub async fn listen_from(&self, after: u64) -> Result<Listener> {
+        let live = self.inner.pubsub.listen_all(EventFilter::All);
+        let backlog = self.changes_since(after).await?;
+        Ok(live.resume_with(backlog, after))
     }
 
     /// The event hub (for counts and diagnostics).

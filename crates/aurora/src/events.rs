@@ -11,26 +11,34 @@ pub(crate) struct EventSink {
     pub(crate) next: Arc<dyn ChangeSink>,
 }
 
+/// The events of one committed transaction.
+pub(crate) fn to_events(committed: Committed) -> Vec<ChangeEvent> {
+    events_of(&committed)
+}
+
+fn events_of(committed: &Committed) -> Vec<ChangeEvent> {
+    committed
+        .changes
+        .iter()
+        .map(|c| ChangeEvent {
+            collection: c.collection.clone(),
+            change_type: match c.kind {
+                ChangeKind::Insert => ChangeType::Insert,
+                ChangeKind::Update => ChangeType::Update,
+                ChangeKind::Delete => ChangeType::Delete,
+            },
+            id: c.id.clone(),
+            document: c.new.clone(),
+            old_document: c.old.clone(),
+            sequence: committed.sequence,
+            transaction_id: committed.transaction_id,
+        })
+        .collect()
+}
+
 impl ChangeSink for EventSink {
     fn publish(&self, committed: Committed) {
-        let events = committed
-            .changes
-            .iter()
-            .map(|c| ChangeEvent {
-                collection: c.collection.clone(),
-                change_type: match c.kind {
-                    ChangeKind::Insert => ChangeType::Insert,
-                    ChangeKind::Update => ChangeType::Update,
-                    ChangeKind::Delete => ChangeType::Delete,
-                },
-                id: c.id.clone(),
-                document: c.new.clone(),
-                old_document: c.old.clone(),
-                sequence: committed.sequence,
-                transaction_id: committed.transaction_id,
-            })
-            .collect();
-        self.pubsub.publish(events);
+        self.pubsub.publish(events_of(&committed));
         self.next.publish(committed);
     }
 }
