@@ -17,7 +17,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("aurora-txn", &["aurora-core", "aurora-storage", "aurora-index"]),
     ("aurora-query", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn"]),
     ("aurora-pubsub", &["aurora-core"]),
-    ("aurora", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn", "aurora-query", "aurora-pubsub"]),
+    ("aurora-reactive", &["aurora-core", "aurora-query", "aurora-pubsub", "aurora-txn"]),
+    ("aurora", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn", "aurora-query", "aurora-pubsub", "aurora-reactive"]),
 ];
 
 fn workspace_root() -> PathBuf {

@@ -226,6 +226,28 @@ impl Query {
         self
     }
 
+    /// Whether the result is a window of the matches (limit, offset or a
+    /// cursor), so a change can move other documents in or out of it.
+    pub fn is_windowed(&self) -> bool {
+        self.limit.is_some() || self.offset > 0 || self.after.is_some()
+    }
+
+    /// The document as this query would return it — computed fields added,
+    /// projected — or `None` if it does not match (for live queries).
+    pub fn evaluate(&self, doc: &Document) -> Result<Option<Document>> {
+        let enriched = match &self.computed {
+            Some(c) => crate::computed::apply(c, doc)?,
+            None => doc.clone(),
+        };
+        if !self.filter.matches(&enriched) {
+            return Ok(None);
+        }
+        Ok(Some(match &self.select {
+            Some(fields) => project(&enriched, fields),
+            None => enriched,
+        }))
+    }
+
     /// The filter.
     pub fn filter_expr(&self) -> &Filter {
         &self.filter

@@ -13,6 +13,7 @@
 //! | feature   | default | brings |
 //! |-----------|---------|--------|
 //! | `db`      | yes     | [`Aurora`], the async database handle on tokio, with [`AuroraConfig`] and its presets, [`QueryBuilder`] and listeners; implies `query` and `pubsub` |
+//! | `reactive` | via `db` | live queries: [`Watcher`], [`QueryUpdate`] (`aurora-reactive`) |
 //! | `pubsub`  | via `db` | change events: [`Listener`], [`EventFilter`], lag reporting (`aurora-pubsub`) |
 //! | `query`   | via `db` | [`query_engine`]: filters as data, the index-aware planner, ordering, keyset paging, aggregation (`aurora-query`); implies `txn` |
 //! | `txn`     | via `query` | [`txn`]: transactions (snapshot reads, optimistic commits) and the ordered change sink (`aurora-txn`); implies `index` |
@@ -72,6 +73,9 @@ pub use aurora_pubsub::{ChangeEvent, ChangeType, EventFilter, Listener, RecvErro
 #[cfg(feature = "query")]
 #[doc(inline)]
 pub use aurora_query::{Access, Aggregate, Cursor, Expression, Filter, Group, Order, Page, Plan, F};
+#[cfg(feature = "reactive")]
+#[doc(inline)]
+pub use aurora_reactive::{QueryUpdate, WatchError, Watcher};
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use config::AuroraConfig;

@@ -4,6 +4,7 @@ use crate::db::Aurora;
 use crate::error::{Error, Result};
 use aurora_core::{DocId, Document, Fields};
 use aurora_query::{Aggregate, Cursor, Filter, Group, Order, Page, Plan, Query, F};
+use aurora_reactive::{WatchError, Watcher};
 use serde::de::DeserializeOwned;
 
 /// A query being built on an [`Aurora`] handle. Terminal calls read one
@@ -121,6 +122,19 @@ impl QueryBuilder {
         let mut tx = self.db.begin_read()?;
         let inner = self.query.stream(&mut tx)?;
         Ok(inner.map(|r| r.map_err(Error::from)))
+    }
+
+    /// A live query: the current result set (`Watcher::results`) and then
+    /// an update for every committed change after it (`Watcher::recv`).
+    /// Windowed queries (`limit`, `offset`) keep their window full: when a
+    /// member leaves, the next document enters.
+    pub async fn watch(self) -> Result<Watcher> {
+        let listener = self.db.listen(self.query.collection());
+        let db = self.db.database().clone();
+        Watcher::start(db, self.query, listener).map_err(|e| match e {
+            WatchError::Query(q) => Error::from(q),
+            _ => Error::Closed,
+        })
     }
 
     /// How many documents match.

@@ -1,0 +1,115 @@
+//! Live queries: the transition table (§5.4), a top-N window that refills,
+//! and convergence: after random concurrent transactions (some rolled back),
+//! a watcher's state equals re-running the query.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use aurora::{doc, Aurora, DocId, FieldDefinition, FieldType, Order, QueryUpdate, Value, Watcher};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+async fn players() -> Aurora {
+    let db = Aurora::temporary().await.unwrap();
+    db.new_collection("players", [("score", FieldDefinition::new(FieldType::Int).indexed())]).await.unwrap();
+    db
+}
+
+fn score(d: &aurora::Document) -> i64 {
+    d.get("score").and_then(Value::as_i64).unwrap()
+}
+
+#[tokio::test]
+async fn transitions_follow_the_table() {
+    let db = players().await;
+    let keep = db.insert_into("players", doc! { "score": 50 }).await.unwrap();
+    let mut w = db.query("players").filter(|f| f.gt("score", 30)).watch().await.unwrap();
+    assert_eq!(w.results().count(), 1, "starts from the current result set");
+    let a = db.insert_into("players", doc! { "score": 40 }).await.unwrap();
+    db.insert_into("players", doc! { "score": 10 }).await.unwrap(); // never matches: nothing
+    db.update_document("players", &a, doc! { "score": 45 }).await.unwrap();
+    db.update_document("players", &a, doc! { "score": 5 }).await.unwrap();
+    db.delete_document("players", &keep).await.unwrap();
+    assert!(matches!(w.recv().await.unwrap(), QueryUpdate::Added(d) if d.id == a));
+    assert!(
+        matches!(w.recv().await.unwrap(), QueryUpdate::Modified { old, new } if score(&old) == 40 && score(&new) == 45)
+    );
+    assert!(matches!(w.recv().await.unwrap(), QueryUpdate::Removed(d) if d.id == a));
+    assert!(matches!(w.recv().await.unwrap(), QueryUpdate::Removed(d) if d.id == keep));
+    assert_eq!(w.results().count(), 0);
+}
+
+#[tokio::test]
+async fn a_top_n_window_refills_when_a_member_leaves() {
+    let db = players().await;
+    let mut ids = Vec::new();
+    for s in [10, 20, 30, 40, 50] {
+        ids.push(db.insert_into("players", doc! { "score": s }).await.unwrap());
+    }
+    let mut top3 = db.query("players").order_by("score", Order::Desc).limit(3).watch().await.unwrap();
+    let scores = |w: &Watcher| {
+        let mut s: Vec<i64> = w.results().map(score).collect();
+        s.sort();
+        s
+    };
+    assert_eq!(scores(&top3), [30, 40, 50]);
+    db.update_document("players", &ids[4], doc! { "score": 1 }).await.unwrap(); // the leader drops out
+    let mut updates = vec![top3.recv().await.unwrap()];
+    while updates.len() < 2 {
+        updates.push(top3.recv().await.unwrap());
+    }
+    assert!(updates.iter().any(|u| matches!(u, QueryUpdate::Removed(d) if d.id == ids[4])));
+    assert!(updates.iter().any(|u| matches!(u, QueryUpdate::Added(d) if score(d) == 20)), "the next one enters");
+    assert_eq!(scores(&top3), [20, 30, 40]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_converge_to_the_query_under_concurrent_transactions() {
+    let db = players().await;
+    let queries = [
+        db.query("players").filter(|f| f.gte("score", 50)),
+        db.query("players").filter(|f| f.lt("score", 20) | f.eq("team", "red")),
+        db.query("players").order_by("score", Order::Asc).limit(4),
+    ];
+    let mut watchers = Vec::new();
+    for q in &queries {
+        watchers.push(q.clone().watch().await.unwrap());
+    }
+    let writers: Vec<_> = (0..3u64)
+        .map(|t| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let mut x = t * 7919 + 1;
+                for i in 0..60u64 {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let id = DocId::text(&format!("p{}", x % 12)).unwrap();
+                    let mut tx = db.begin().unwrap();
+                    let team = if x % 3 == 0 { "red" } else { "blue" };
+                    if x % 5 == 0 {
+                        tx.delete("players", &id).unwrap();
+                    } else {
+                        tx.upsert("players", doc! { "score": (x % 100) as i64, "team": team }.id(id)).unwrap();
+                    }
+                    if i % 7 == 3 {
+                        tx.rollback(); // rolled-back work must change nothing
+                    } else {
+                        let _ = tx.commit().await; // conflicts are fine: the loser wrote nothing
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let final_rev = db.database().collections().documents().store().revision();
+    for (w, q) in watchers.iter_mut().zip(&queries) {
+        while w.sequence() < final_rev {
+            if tokio::time::timeout(Duration::from_millis(300), w.recv()).await.is_err() {
+                break;
+            }
+        }
+        let state: BTreeMap<DocId, aurora::Document> = w.results().map(|d| (d.id.clone(), d.clone())).collect();
+        let fresh: BTreeMap<DocId, aurora::Document> =
+            q.clone().collect().await.unwrap().into_iter().map(|d| (d.id.clone(), d)).collect();
+        assert_eq!(state, fresh, "watcher state equals re-running {:?}", q.as_query().filter_expr());
+    }
+}
