@@ -73,6 +73,8 @@ async fn watchers_converge_to_the_query_under_concurrent_transactions() {
     for q in &queries {
         watchers.push(q.clone().watch().await.unwrap());
     }
+    let start = db.database().collections().documents().store().revision();
+    let mut listener = db.listen_all();
     let writers: Vec<_> = (0..3u64)
         .map(|t| {
             let db = db.clone();
@@ -101,6 +103,15 @@ async fn watchers_converge_to_the_query_under_concurrent_transactions() {
         w.await.unwrap();
     }
     let final_rev = db.database().collections().documents().store().revision();
+    // The listener's log is exactly the committed changes, in commit order.
+    let committed = db.changes_since(start).await.unwrap();
+    let mut heard = Vec::new();
+    while heard.len() < committed.len() {
+        heard.push(listener.recv().await.unwrap());
+    }
+    assert!(listener.try_recv().is_none(), "nothing beyond the committed changes");
+    let key = |e: &aurora::ChangeEvent| (e.sequence, e.collection.clone(), e.id.clone(), e.change_type, e.document.clone());
+    assert_eq!(heard.iter().map(key).collect::<Vec<_>>(), committed.iter().map(key).collect::<Vec<_>>());
     for (w, q) in watchers.iter_mut().zip(&queries) {
         while w.sequence() < final_rev {
             if tokio::time::timeout(Duration::from_millis(300), w.recv()).await.is_err() {
