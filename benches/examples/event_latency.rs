@@ -16,7 +16,8 @@ fn pct(v: &mut [Duration], q: f64) -> Duration {
 
 async fn open() -> (tempfile::TempDir, Aurora) {
     let dir = tempfile::tempdir().unwrap();
-    let db = Aurora::with_config(AuroraConfig { event_buffer: 1 << 16, ..AuroraConfig::new(dir.path()) }).await.unwrap();
+    let db =
+        Aurora::with_config(AuroraConfig { event_buffer: 1 << 16, ..AuroraConfig::new(dir.path()) }).await.unwrap();
     db.new_collection("e", [("n", FieldDefinition::new(FieldType::Int).indexed())]).await.unwrap();
     (dir, db)
 }

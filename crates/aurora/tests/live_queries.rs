@@ -61,8 +61,7 @@ async fn a_top_n_window_refills_when_a_member_leaves() {
     assert_eq!(scores(&top3), [20, 30, 40]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watchers_converge_to_the_query_under_concurrent_transactions() {
+async fn converge(seed: u64, threads: u64, ops: u64) {
     let db = players().await;
     let queries = [
         db.query("players").filter(|f| f.gte("score", 50)),
@@ -75,17 +74,17 @@ async fn watchers_converge_to_the_query_under_concurrent_transactions() {
     }
     let start = db.database().collections().documents().store().revision();
     let mut listener = db.listen_all();
-    let writers: Vec<_> = (0..3u64)
+    let writers: Vec<_> = (0..threads)
         .map(|t| {
             let db = db.clone();
             tokio::spawn(async move {
-                let mut x = t * 7919 + 1;
-                for i in 0..60u64 {
+                let mut x = seed ^ (t * 7919 + 1);
+                for i in 0..ops {
                     x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                     let id = DocId::text(&format!("p{}", x % 12)).unwrap();
                     let mut tx = db.begin().unwrap();
-                    let team = if x % 3 == 0 { "red" } else { "blue" };
-                    if x % 5 == 0 {
+                    let team = if x.is_multiple_of(3) { "red" } else { "blue" };
+                    if x.is_multiple_of(5) {
                         tx.delete("players", &id).unwrap();
                     } else {
                         tx.upsert("players", doc! { "score": (x % 100) as i64, "team": team }.id(id)).unwrap();
@@ -110,7 +109,8 @@ async fn watchers_converge_to_the_query_under_concurrent_transactions() {
         heard.push(listener.recv().await.unwrap());
     }
     assert!(listener.try_recv().is_none(), "nothing beyond the committed changes");
-    let key = |e: &aurora::ChangeEvent| (e.sequence, e.collection.clone(), e.id.clone(), e.change_type, e.document.clone());
+    let key =
+        |e: &aurora::ChangeEvent| (e.sequence, e.collection.clone(), e.id.clone(), e.change_type, e.document.clone());
     assert_eq!(heard.iter().map(key).collect::<Vec<_>>(), committed.iter().map(key).collect::<Vec<_>>());
     for (w, q) in watchers.iter_mut().zip(&queries) {
         while w.sequence() < final_rev {
@@ -123,4 +123,22 @@ async fn watchers_converge_to_the_query_under_concurrent_transactions() {
             q.clone().collect().await.unwrap().into_iter().map(|d| (d.id.clone(), d)).collect();
         assert_eq!(state, fresh, "watcher state equals re-running {:?}", q.as_query().filter_expr());
     }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: cases(), ..Default::default() })]
+
+    /// Random committed and rolled-back transactions from several writers
+    /// while a listener and three watchers run: the listener's log equals the
+    /// committed changes in commit order, and every watcher converges to its
+    /// query re-run at the end.
+    #[test]
+    fn listeners_and_watchers_follow_random_concurrent_transactions(seed in proptest::prelude::any::<u64>(), threads in 1u64..4, ops in 10u64..60) {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(converge(seed, threads, ops));
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("AURORA_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(8)
 }
