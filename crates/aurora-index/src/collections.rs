@@ -240,6 +240,12 @@ impl Collections {
 
     /// Inserts a new document; fails with [`IndexError::DocumentExists`] if
     /// its id is taken. Returns the id.
+    ///
+    /// This and [`Collections::put`]/[`Collections::delete`] are the index
+    /// layer's own single-document writes: atomic with their indexes, but
+    /// outside transactions, so they reach no change sink, event or change
+    /// feed. Applications write through `aurora_txn::Database` (or the
+    /// `Aurora` handle), which has one write path for everything.
     pub fn insert(&self, collection: &str, doc: Document) -> Result<DocId> {
         let id = doc.id.clone();
         self.write(collection, &id, Some(doc), Mode::Insert)?;
