@@ -35,9 +35,10 @@ pub struct PubSub {
 }
 
 pub(crate) struct Hub {
+    /// Channels by collection; the global channel is stored under
+    /// [`GLOBAL`], a name no collection can have.
     pub(crate) channels: DashMap<String, Sender>,
-    /// The global channel is a collection channel under a name no
-    /// collection can have.
+    /// Events buffered per listener.
     capacity: usize,
 }
 

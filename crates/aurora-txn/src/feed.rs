@@ -140,13 +140,15 @@ impl Database {
         if doomed == 0 {
             return Ok(0);
         }
-        let last = entries.get(doomed - 1).and_then(|(k, _)| sequence_of(k)).unwrap_or(0);
         for chunk in entries[..doomed].chunks(1000) {
             let mut batch = Batch::new();
             for (key, _) in chunk {
                 batch.delete(key.clone());
             }
-            batch.put(FLOOR.to_vec(), last.to_be_bytes().to_vec());
+            // The floor moves with each batch, so a crash between batches
+            // never claims entries that are still present were trimmed.
+            let floor = chunk.last().and_then(|(k, _)| sequence_of(k)).unwrap_or(0);
+            batch.put(FLOOR.to_vec(), floor.to_be_bytes().to_vec());
             store.commit(batch)?.into_result()?;
         }
         Ok(doomed)
