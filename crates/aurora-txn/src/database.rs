@@ -2,7 +2,7 @@
 //! the change sink, and transactions.
 
 use crate::error::{Result, TxnError};
-use crate::sink::{ChangeSink, NoSink};
+use crate::sink::{ChangeSink, CommitObserver, Committed, NoSink};
 use crate::transaction::{Isolation, Transaction};
 use aurora_index::Collections;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +26,40 @@ pub(crate) struct Inner {
     isolation: Isolation,
     /// Whether commits append to the persistent change feed.
     pub(crate) change_feed: bool,
+    /// Run-time observers, by registration id.
+    observers: parking_lot::RwLock<Vec<(u64, Arc<dyn CommitObserver>)>>,
+    next_observer: AtomicU64,
+}
+
+impl Inner {
+    /// Hands a commit to the observers, then the sink.
+    pub(crate) fn publish(&self, committed: Committed) {
+        for (_, observer) in self.observers.read().iter() {
+            observer.observe(&committed);
+        }
+        self.sink.publish(committed);
+    }
+}
+
+/// Keeps a [`CommitObserver`] registered; dropping it unregisters.
+#[must_use = "dropping the registration stops the observer at once"]
+pub struct Observation {
+    db: std::sync::Weak<Inner>,
+    id: u64,
+}
+
+impl Drop for Observation {
+    fn drop(&mut self) {
+        if let Some(inner) = self.db.upgrade() {
+            inner.observers.write().retain(|(id, _)| *id != self.id);
+        }
+    }
+}
+
+impl std::fmt::Debug for Observation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observation").field("id", &self.id).finish()
+    }
 }
 
 impl Database {
@@ -48,7 +82,17 @@ impl Database {
         isolation: Isolation,
         change_feed: bool,
     ) -> Self {
-        Self { inner: Arc::new(Inner { collections, sink, next_txn: AtomicU64::new(1), isolation, change_feed }) }
+        Self {
+            inner: Arc::new(Inner {
+                collections,
+                sink,
+                next_txn: AtomicU64::new(1),
+                isolation,
+                change_feed,
+                observers: parking_lot::RwLock::new(Vec::new()),
+                next_observer: AtomicU64::new(1),
+            }),
+        }
     }
 
     /// Wraps collections with no sink.
@@ -59,6 +103,18 @@ impl Database {
     /// The collection layer.
     pub fn collections(&self) -> &Collections {
         &self.inner.collections
+    }
+
+    /// Registers `observer` to see every commit from now on, in commit
+    /// order, until the returned [`Observation`] drops. To combine it with
+    /// a read of the current state without gaps, take a snapshot *after*
+    /// registering: every commit the observer missed is visible in that
+    /// snapshot, and observed commits with a sequence at or below the
+    /// snapshot's revision are already in it.
+    pub fn observe(&self, observer: Arc<dyn CommitObserver>) -> Observation {
+        let id = self.inner.next_observer.fetch_add(1, Ordering::Relaxed);
+        self.inner.observers.write().push((id, observer));
+        Observation { db: Arc::downgrade(&self.inner), id }
     }
 
     /// Starts a transaction at the default isolation level, reading a

@@ -37,6 +37,10 @@ pub enum TxnError {
         /// The highest trimmed sequence; ask for this or later.
         oldest: u64,
     },
+    /// The transaction's own logic refused to go on (for example, a job
+    /// enqueued inside it was invalid); nothing was written.
+    #[error("transaction aborted: {0}")]
+    Aborted(String),
     /// The transaction was already committed or rolled back.
     #[error("the transaction is already finished")]
     Finished,

@@ -18,7 +18,7 @@ mod feed;
 mod sink;
 mod transaction;
 
-pub use database::{Database, MAX_TRANSACTION_ATTEMPTS};
+pub use database::{Database, Observation, MAX_TRANSACTION_ATTEMPTS};
 pub use error::{Result, TxnError};
-pub use sink::{Change, ChangeKind, ChangeSink, Committed, NoSink};
+pub use sink::{Change, ChangeKind, ChangeSink, CommitObserver, Committed, NoSink};
 pub use transaction::{CommitInfo, Isolation, SnapshotDocuments, Transaction};

@@ -60,3 +60,12 @@ pub struct NoSink;
 impl ChangeSink for NoSink {
     fn publish(&self, _: Committed) {}
 }
+
+/// Watches commits alongside the [`ChangeSink`]: registered at run time
+/// with [`crate::Database::observe`], called by reference on the committing
+/// thread, in commit order, before the sink. Same rules as a sink: quick,
+/// never blocking.
+pub trait CommitObserver: Send + Sync + 'static {
+    /// Sees one committed transaction.
+    fn observe(&self, committed: &Committed);
+}

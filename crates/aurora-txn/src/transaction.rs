@@ -296,9 +296,10 @@ impl Transaction {
         if self.db.inner.change_feed {
             batch.batch_mut().put_at_revision(crate::feed::FEED.to_vec(), crate::feed::encode(self.id, &changes)?);
         }
-        let (sink, txn_id, count) = (Arc::clone(&self.db.inner.sink), self.id, changes.len());
-        batch
-            .on_commit(Box::new(move |sequence| sink.publish(Committed { sequence, transaction_id: txn_id, changes })));
+        let (inner, txn_id, count) = (Arc::clone(&self.db.inner), self.id, changes.len());
+        batch.on_commit(Box::new(move |sequence| {
+            inner.publish(Committed { sequence, transaction_id: txn_id, changes });
+        }));
         match collections.documents().commit(batch)? {
             CommitOutcome::Committed(sequence) => {
                 plans.iter().for_each(|p| collections.committed(p));

@@ -1,0 +1,304 @@
+//! The executor: one dispatcher task that picks due jobs and claims them,
+//! and one supervisor task per running job that enforces its timeout,
+//! turns panics into failed attempts, and records the outcome.
+
+use crate::config::WorkerConfig;
+use crate::error::{Result, WorkerError};
+use crate::handler::{JobContext, Registered};
+use crate::job::{JobId, JobInfo};
+use crate::queue::{self, Finish, Outcome};
+use crate::view::{Admit, View};
+use aurora_core::Timestamp;
+use aurora_storage::Durability;
+use aurora_txn::Database;
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{oneshot, watch, Notify};
+use tokio::task::{JoinHandle, JoinSet};
+
+/// Why a running job is being stopped from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// `cancel(id)`: the job is already marked cancelled.
+    Cancel,
+    /// The shutdown deadline passed: the job runs again later.
+    Interrupt,
+}
+
+/// State shared by the handle, the dispatcher and the supervisors.
+pub(crate) struct Shared {
+    pub(crate) db: Database,
+    pub(crate) config: WorkerConfig,
+    /// This instance's owner id, stamped on the jobs it runs.
+    pub(crate) owner: String,
+    pub(crate) handlers: RwLock<HashMap<String, Registered>>,
+    pub(crate) view: Arc<Mutex<View>>,
+    pub(crate) wake: Arc<Notify>,
+    slots: Mutex<Slots>,
+    /// Running jobs' stop switches.
+    pub(crate) running: Mutex<HashMap<JobId, oneshot::Sender<Stop>>>,
+    strict: bool,
+}
+
+/// Running jobs per type, against the limits.
+#[derive(Debug, Default)]
+struct Slots {
+    total: usize,
+    per_type: HashMap<String, usize>,
+}
+
+/// The capacity check used while picking: a handler must exist and both
+/// limits must have room.
+struct Capacity<'a> {
+    slots: &'a mut Slots,
+    handlers: &'a HashMap<String, Registered>,
+    limit: usize,
+}
+
+impl Admit for Capacity<'_> {
+    fn can_start(&self, job_type: &str) -> bool {
+        let Some(h) = self.handlers.get(job_type) else { return false };
+        let running = self.slots.per_type.get(job_type).copied().unwrap_or(0);
+        self.slots.total < self.limit && h.options.concurrency.is_none_or(|max| running < max)
+    }
+
+    fn started(&mut self, job_type: &str) {
+        self.slots.total += 1;
+        *self.slots.per_type.entry(job_type.to_string()).or_default() += 1;
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(db: Database, config: WorkerConfig, view: Arc<Mutex<View>>, wake: Arc<Notify>) -> Self {
+        let strict = db.collections().documents().store().config().durability == Durability::Strict;
+        Self {
+            db,
+            config,
+            owner: format!("worker-{}", aurora_core::DocId::new()),
+            handlers: RwLock::new(HashMap::new()),
+            view,
+            wake,
+            slots: Mutex::new(Slots::default()),
+            running: Mutex::new(HashMap::new()),
+            strict,
+        }
+    }
+
+    pub(crate) fn now(&self) -> Timestamp {
+        self.config.clock.now()
+    }
+
+    pub(crate) fn finish_rules(&self, now: Timestamp) -> Finish<'_> {
+        Finish {
+            owner: &self.owner,
+            now,
+            backoff: &self.config.backoff,
+            max_interruptions: self.config.max_interruptions,
+        }
+    }
+
+    /// Runs a queue write: inline when commits do not wait for an fsync,
+    /// on the blocking pool when they do.
+    pub(crate) async fn write<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Shared) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        if self.strict {
+            let me = Arc::clone(self);
+            tokio::task::spawn_blocking(move || f(&me))
+                .await
+                .map_err(|e| WorkerError::State(if e.is_cancelled() { "shutting down" } else { "panicked" }))?
+        } else {
+            f(self)
+        }
+    }
+
+    fn pick(&self, now: Timestamp) -> Vec<JobId> {
+        let handlers = self.handlers.read();
+        let mut slots = self.slots.lock();
+        let free = self.config.concurrency.saturating_sub(slots.total);
+        if free == 0 {
+            return Vec::new();
+        }
+        let mut capacity = Capacity { slots: &mut slots, handlers: &handlers, limit: self.config.concurrency };
+        self.view.lock().pick(now, free, &mut capacity)
+    }
+
+    fn release(&self, job_type: &str) {
+        let mut slots = self.slots.lock();
+        slots.total = slots.total.saturating_sub(1);
+        if let Some(n) = slots.per_type.get_mut(job_type) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// The job type of a picked id (from the view), for releasing its slot.
+    fn release_unclaimed(&self, picked: &[JobId], claimed: &[JobInfo], types: &HashMap<JobId, String>) {
+        let mut view = self.view.lock();
+        for id in picked {
+            if !claimed.iter().any(|j| &j.id == id) {
+                view.unpick(id);
+                if let Some(t) = types.get(id) {
+                    self.release(t);
+                }
+            }
+        }
+    }
+}
+
+/// The dispatcher: claims due jobs while there is capacity, sleeps until
+/// woken (a commit to the jobs collection, a finished job, the next
+/// scheduled time, the clean-up time, or shutdown).
+pub(crate) async fn dispatch(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut tasks = JoinSet::new();
+    let mut next_cleanup = shared.now().saturating_add(shared.config.cleanup_interval);
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        while tasks.try_join_next().is_some() {}
+        let now = shared.now();
+        let picked = shared.pick(now);
+        if !picked.is_empty() {
+            let types = picked_types(&shared, &picked);
+            let ids = picked.clone();
+            let claimed = shared.write(move |s| queue::claim(&s.db, &ids, &s.owner, now)).await;
+            match claimed {
+                Ok(jobs) => {
+                    shared.release_unclaimed(&picked, &jobs, &types);
+                    for job in jobs {
+                        let (tx, rx) = oneshot::channel();
+                        shared.running.lock().insert(job.id.clone(), tx);
+                        tasks.spawn(supervise(Arc::clone(&shared), job, rx));
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    shared.release_unclaimed(&picked, &[], &types);
+                    if e.is_closed() {
+                        break;
+                    }
+                    tracing::warn!(error = %e, "claiming jobs failed; retrying shortly");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            }
+        }
+        if now >= next_cleanup {
+            next_cleanup = now.saturating_add(shared.config.cleanup_interval);
+            if let Some(keep) = shared.config.completed_retention {
+                let cutoff = Timestamp::from_micros(now.as_micros().saturating_sub(micros(keep)));
+                let db = shared.db.clone();
+                let purged = tokio::task::spawn_blocking(move || {
+                    queue::purge(&db, &[crate::JobStatus::Completed, crate::JobStatus::Cancelled], cutoff)
+                })
+                .await;
+                match purged {
+                    Ok(Ok(n)) if n > 0 => tracing::debug!(purged = n, "removed finished jobs past retention"),
+                    Ok(Err(e)) if e.is_closed() => break,
+                    Ok(Err(e)) => tracing::warn!(error = %e, "retention clean-up failed"),
+                    _ => {}
+                }
+            }
+        }
+        let wake_at = shared.view.lock().next_due().map_or(next_cleanup, |t| t.min(next_cleanup));
+        let sleep = shared.config.clock.sleep_until(wake_at);
+        tokio::select! {
+            _ = shared.wake.notified() => {}
+            _ = sleep => {}
+            _ = stop.changed() => {}
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    drain(&shared, tasks).await;
+}
+
+fn picked_types(shared: &Shared, picked: &[JobId]) -> HashMap<JobId, String> {
+    let view = shared.view.lock();
+    picked.iter().filter_map(|id| view.job_type(id).map(|t| (id.clone(), t.to_string()))).collect()
+}
+
+fn micros(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Waits for running jobs up to the shutdown deadline, then interrupts the
+/// rest (they are recorded as pending again).
+async fn drain(shared: &Arc<Shared>, mut tasks: JoinSet<()>) {
+    let deadline = tokio::time::Instant::now() + shared.config.shutdown_timeout;
+    while !tasks.is_empty() {
+        match tokio::time::timeout_at(deadline, tasks.join_next()).await {
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let switches: Vec<_> = shared.running.lock().drain().map(|(_, tx)| tx).collect();
+    for tx in switches {
+        let _ = tx.send(Stop::Interrupt);
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Aborts the handler task if the supervisor is dropped.
+struct AbortOnDrop(JoinHandle<crate::JobResult>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs one attempt of `job` and records how it ended.
+async fn supervise(shared: Arc<Shared>, job: JobInfo, mut stop: oneshot::Receiver<Stop>) {
+    let handler = shared.handlers.read().get(&job.job_type).map(|h| Arc::clone(&h.run));
+    let outcome = match handler {
+        None => Outcome::Interrupted(format!("no handler for `{}` any more", job.job_type)),
+        Some(run) => {
+            let timeout = job.timeout.unwrap_or(shared.config.job_timeout);
+            let deadline = shared.now().saturating_add(timeout);
+            let mut handle = AbortOnDrop(tokio::spawn(run(JobContext::for_job(&job))));
+            tokio::select! {
+                joined = &mut handle.0 => match joined {
+                    Ok(Ok(())) => Outcome::Completed,
+                    Ok(Err(e)) if e.permanent => Outcome::FailedPermanently(e.message),
+                    Ok(Err(e)) => Outcome::Failed(e.message),
+                    Err(e) if e.is_panic() => Outcome::Failed(format!("handler panicked: {}", panic_message(e))),
+                    Err(_) => Outcome::Interrupted("handler task was cancelled".into()),
+                },
+                _ = shared.config.clock.sleep_until(deadline) => {
+                    Outcome::Failed(format!("timed out after {timeout:?}"))
+                }
+                why = &mut stop => match why {
+                    Ok(Stop::Cancel) => {
+                        // Already recorded as cancelled; just stop running it.
+                        shared.running.lock().remove(&job.id);
+                        shared.release(&job.job_type);
+                        shared.wake.notify_one();
+                        return;
+                    }
+                    _ => Outcome::Interrupted("interrupted: shutdown deadline passed".into()),
+                },
+            }
+        }
+    };
+    shared.running.lock().remove(&job.id);
+    let (id, now) = (job.id.clone(), shared.now());
+    let recorded = shared.write(move |s| queue::finish(&s.db, &id, &outcome, &s.finish_rules(now))).await;
+    if let Err(e) = recorded {
+        tracing::warn!(job = %job.id, error = %e, "recording a job's outcome failed; it will be recovered as interrupted");
+    }
+    shared.release(&job.job_type);
+    shared.wake.notify_one();
+}
+
+fn panic_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(p) => p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".into()),
+        Err(e) => e.to_string(),
+    }
+}
