@@ -57,6 +57,7 @@ fn is_dedupe_race(e: &TxnError) -> bool {
 /// Enqueues in a transaction of its own; a concurrent enqueue of the same
 /// unique key resolves to the winner's id.
 pub(crate) fn enqueue(db: &Database, jobs: Vec<Job>, now: Timestamp) -> Result<Vec<JobId>> {
+    jobs.iter().try_for_each(Job::validate)?;
     for _ in 0..aurora_txn::MAX_TRANSACTION_ATTEMPTS {
         let attempt = db.transaction(|tx| {
             let mut ids = Vec::with_capacity(jobs.len());
