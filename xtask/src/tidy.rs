@@ -18,7 +18,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("aurora-query", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn"]),
     ("aurora-pubsub", &["aurora-core"]),
     ("aurora-reactive", &["aurora-core", "aurora-query", "aurora-pubsub", "aurora-txn"]),
-    ("aurora", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn", "aurora-query", "aurora-pubsub", "aurora-reactive"]),
+    ("aurora-workers", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn"]),
+    ("aurora", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn", "aurora-query", "aurora-pubsub", "aurora-reactive", "aurora-workers"]),
 ];
 
 fn workspace_root() -> PathBuf {

@@ -26,7 +26,9 @@ const MAX_ATTEMPTS: u32 = 64;
 /// Settings of the collection layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexConfig {
-    /// Most entries one index may hold (default 100 000, as the seed).
+    /// Most entries one index of a user collection may hold (default
+    /// 100 000, as the seed). System collections (names starting with `_`,
+    /// such as the job queue's `_jobs`) are exempt.
     pub max_index_entries_per_field: usize,
 }
 
@@ -319,6 +321,11 @@ impl Collections {
     }
 
     fn check_limits(&self, collection: &str, delta: &IndexDelta) -> Result<()> {
+        if collection.starts_with('_') {
+            // System collections (`_jobs`, …) are sized by their owners
+            // (retention), not by the guard against user schema mistakes.
+            return Ok(());
+        }
         let limit = self.config.max_index_entries_per_field;
         for (field, n) in &delta.entry_deltas {
             let now = self.counter(collection, field).load(Ordering::Relaxed);

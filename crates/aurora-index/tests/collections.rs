@@ -123,6 +123,12 @@ fn entry_guard_is_a_clear_error_and_writes_nothing() {
     assert!(err.to_string().contains("max_index_entries_per_field"));
     assert_eq!(db.documents().scan("t").unwrap().count(), 1);
     db.insert("t", doc! { "tags": [4, 5] }).unwrap();
+    // System collections (`_…`, like the job queue) are exempt.
+    db.create_collection("_sys", Schema::new().field("tags", FieldDefinition::new(FieldType::Array).indexed())).unwrap();
+    for i in 0..4 {
+        db.insert("_sys", doc! { "tags": [i, i + 10] }).unwrap();
+    }
+    assert_eq!(db.index_entries("_sys", "tags"), 8);
 }
 
 #[test]

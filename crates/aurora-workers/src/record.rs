@@ -122,8 +122,10 @@ impl JobInfo {
         d.set("timeout_ms", self.timeout.map_or(Value::Null, |t| Value::Int(millis(t))));
         d.set("last_error", opt_str(&self.last_error));
         d.set("unique_key", opt_str(&self.unique_key));
-        let dedupe = self.unique_key.clone().filter(|_| self.holds_key());
-        d.set(DEDUPE, dedupe.map_or(Value::Null, Value::String));
+        // Absent (not null) when not held: absent fields make no index entry.
+        if let Some(key) = self.unique_key.clone().filter(|_| self.holds_key()) {
+            d.set(DEDUPE, key);
+        }
         d.set("every_ms", self.every.map_or(Value::Null, |t| Value::Int(millis(t))));
         d.set("created_at", Value::Timestamp(self.created_at));
         d.set("updated_at", Value::Timestamp(self.updated_at));
@@ -193,7 +195,7 @@ mod tests {
         assert_eq!(d.get(DEDUPE), Some(&Value::String("k".into())));
         assert_eq!(JobInfo::from_document(&d).unwrap(), info);
         info.status = JobStatus::Completed;
-        assert_eq!(info.to_document().get(DEDUPE), Some(&Value::Null));
+        assert_eq!(info.to_document().get(DEDUPE), None);
         assert!(schema().validate(JOBS, &info.to_document()).is_ok());
     }
 

@@ -46,6 +46,9 @@ struct Inner {
     config: AuroraConfig,
     /// Owned background tasks (cache purge, feed trim), aborted on close/drop.
     cleanup: parking_lot::Mutex<Vec<JoinHandle<()>>>,
+    /// Job queues opened with [`Aurora::workers`], shut down on close.
+    #[cfg(feature = "workers")]
+    workers: parking_lot::Mutex<Vec<aurora_workers::Workers>>,
     /// Kept until the handle drops, for [`Aurora::temporary`]. Declared
     /// last: the store closes before the folder is removed.
     _temporary: Option<tempfile::TempDir>,
@@ -161,6 +164,8 @@ impl Aurora {
                 computed,
                 config,
                 cleanup: parking_lot::Mutex::new(vec![cleanup].into_iter().chain(feed_trim).collect()),
+                #[cfg(feature = "workers")]
+                workers: parking_lot::Mutex::new(Vec::new()),
                 _temporary: temporary,
             }),
         })
@@ -204,8 +209,17 @@ impl Aurora {
     }
 
     /// Stops taking writes, applies and checkpoints everything, and releases
-    /// the folder. Every later call fails with [`Error::Closed`].
+    /// the folder. Every later call fails with [`Error::Closed`]. Job queues
+    /// opened with `workers` are shut down first (running jobs get their
+    /// `shutdown_timeout`).
     pub async fn close(&self) -> Result<()> {
+        #[cfg(feature = "workers")]
+        {
+            let workers: Vec<_> = self.inner.workers.lock().drain(..).collect();
+            for w in workers {
+                w.shutdown().await?;
+            }
+        }
         for task in self.inner.cleanup.lock().drain(..) {
             task.abort();
         }
@@ -392,6 +406,36 @@ impl Aurora {
     /// The event hub (for counts and diagnostics).
     pub fn pubsub(&self) -> &PubSub {
         &self.inner.pubsub
+    }
+
+    // ---- job queue --------------------------------------------------------
+
+    /// Opens the durable job queue on this database (jobs live in the
+    /// `_jobs` collection). Register handlers, then `start()`; `close()`
+    /// shuts it down. Open one per database: two instances in one process
+    /// would share the queue (correctly, through transactions) but split it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aurora::Result<()> {
+    /// use aurora::{Aurora, Job, JobStatus, WorkerConfig};
+    /// let db = Aurora::temporary().await?;
+    /// let workers = db.workers(WorkerConfig::default()).await?;
+    /// workers.register_handler("resize", |_job| async { Ok(()) });
+    /// workers.start()?;
+    /// let id = workers.enqueue(Job::new("resize")).await?;
+    /// let done = workers.wait_for(&id, std::time::Duration::from_secs(5)).await?;
+    /// assert_eq!(done, Some(JobStatus::Completed));
+    /// db.close().await?; // shuts the workers down first
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "workers")]
+    pub async fn workers(&self, config: aurora_workers::WorkerConfig) -> Result<aurora_workers::Workers> {
+        self.check_open()?;
+        let db = self.inner.db.clone();
+        let workers = blocking(move || Ok(aurora_workers::Workers::new(db, config)?)).await?;
+        self.inner.workers.lock().push(workers.clone());
+        Ok(workers)
     }
 
     // ---- transactions -----------------------------------------------------

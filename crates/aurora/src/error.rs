@@ -48,6 +48,10 @@ pub enum Error {
     /// A conversion between a Rust type and a document failed.
     #[error(transparent)]
     Core(#[from] aurora_core::CoreError),
+    /// A job-queue error (invalid job or setting, worker state).
+    #[cfg(feature = "workers")]
+    #[error(transparent)]
+    Workers(aurora_workers::WorkerError),
     /// A blocking task could not be run (the runtime is shutting down).
     #[error("background task failed: {0}")]
     Task(String),
@@ -89,6 +93,16 @@ impl From<QueryError> for Error {
             QueryError::Txn(t) => t.into(),
             QueryError::Index(i) => i.into(),
             other => Error::Query(other),
+        }
+    }
+}
+
+#[cfg(feature = "workers")]
+impl From<aurora_workers::WorkerError> for Error {
+    fn from(e: aurora_workers::WorkerError) -> Self {
+        match e {
+            aurora_workers::WorkerError::Database(t) => t.into(),
+            other => Error::Workers(other),
         }
     }
 }

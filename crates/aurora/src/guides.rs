@@ -15,3 +15,7 @@ pub struct QueryingGuide;
 
 #[doc = include_str!("../../../docs/pubsub.md")]
 pub struct PubSubGuide;
+
+#[cfg(feature = "workers")]
+#[doc = include_str!("../../../docs/workers.md")]
+pub struct WorkersGuide;

@@ -19,6 +19,7 @@
 //! | `txn`     | via `query` | [`txn`]: transactions (snapshot reads, optimistic commits) and the ordered change sink (`aurora-txn`); implies `index` |
 //! | `index`   | via `txn` | [`index`]: collections with persisted schemas, validation, and secondary (unique, range, array, nested) indexes (`aurora-index`); implies `storage` |
 //! | `storage` | via `index` | [`storage`]: the WAL with group commit, durability modes, the cold store and the hot document cache (`aurora-storage`) |
+//! | `workers` | yes     | [`workers`]: the durable job queue — [`Job`], [`Workers`], retries with back-off, priorities, schedules, the transactional outbox ([`EnqueueExt`]) (`aurora-workers`); with `db`, [`Aurora::workers`]; implies `txn` |
 //! | `full`    | no      | every feature |
 //!
 //! The shared data model ([`Value`], [`Document`], [`DocId`], [`doc!`], the
@@ -99,6 +100,10 @@ pub use aurora_storage::{Durability, EvictionPolicy};
 #[doc(inline)]
 pub use aurora_txn::{ChangeKind, ChangeSink, CommitInfo, Committed, Isolation};
 
+#[cfg(feature = "workers")]
+#[doc(inline)]
+pub use aurora_workers::{EnqueueExt, Job, JobId, JobStatus, Priority, WorkerConfig, Workers};
+
 #[doc(inline)]
 pub use aurora_core::{doc, value, CoreError, DocId, Document, FieldDefinition, FieldType, Fields, Timestamp, Value};
 
@@ -132,6 +137,14 @@ pub mod query_engine {
 pub mod txn {
     #[doc(inline)]
     pub use aurora_txn::*;
+}
+
+/// The durable job queue (`aurora-workers`).
+#[cfg(feature = "workers")]
+#[cfg_attr(docsrs, doc(cfg(feature = "workers")))]
+pub mod workers {
+    #[doc(inline)]
+    pub use aurora_workers::*;
 }
 
 /// The README's examples, compiled as doc tests so they stay true.
