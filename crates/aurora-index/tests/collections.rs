@@ -124,7 +124,8 @@ fn entry_guard_is_a_clear_error_and_writes_nothing() {
     assert_eq!(db.documents().scan("t").unwrap().count(), 1);
     db.insert("t", doc! { "tags": [4, 5] }).unwrap();
     // System collections (`_…`, like the job queue) are exempt.
-    db.create_collection("_sys", Schema::new().field("tags", FieldDefinition::new(FieldType::Array).indexed())).unwrap();
+    db.create_collection("_sys", Schema::new().field("tags", FieldDefinition::new(FieldType::Array).indexed()))
+        .unwrap();
     for i in 0..4 {
         db.insert("_sys", doc! { "tags": [i, i + 10] }).unwrap();
     }

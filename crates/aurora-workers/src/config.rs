@@ -61,7 +61,8 @@ impl WorkerConfig {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        let bad = |setting: &'static str, reason: &str| Err(WorkerError::InvalidConfig { setting, reason: reason.into() });
+        let bad =
+            |setting: &'static str, reason: &str| Err(WorkerError::InvalidConfig { setting, reason: reason.into() });
         if self.concurrency == 0 {
             return bad("concurrency", "must be at least 1");
         }

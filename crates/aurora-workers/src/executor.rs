@@ -167,12 +167,17 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, mut stop: watch::Receiver<bool
             match claimed {
                 Ok(jobs) => {
                     shared.release_unclaimed(&picked, &jobs, &types);
+                    let started = !jobs.is_empty();
                     for job in jobs {
                         let (tx, rx) = oneshot::channel();
                         shared.running.lock().insert(job.id.clone(), tx);
                         tasks.spawn(supervise(Arc::clone(&shared), job, rx));
                     }
-                    continue;
+                    if started {
+                        continue;
+                    }
+                    // Nothing claimable after all (the view was ahead of the
+                    // store): wait for the next change instead of spinning.
                 }
                 Err(e) => {
                     shared.release_unclaimed(&picked, &[], &types);

@@ -285,7 +285,8 @@ mod tests {
         let ids: Vec<String> = v.pick(Timestamp::from_micros(50), 10, &mut Any).iter().map(|i| i.to_string()).collect();
         assert_eq!(ids, ["j2", "j3", "j1"]);
         assert_eq!(v.next_due(), Some(Timestamp::from_micros(100)));
-        let ids: Vec<String> = v.pick(Timestamp::from_micros(100), 10, &mut Any).iter().map(|i| i.to_string()).collect();
+        let ids: Vec<String> =
+            v.pick(Timestamp::from_micros(100), 10, &mut Any).iter().map(|i| i.to_string()).collect();
         assert_eq!(ids, ["j4"]);
         assert_eq!(v.len(), 4, "picked jobs stay known until their claim commits");
         v.unpick(&DocId::text("j1").unwrap());

@@ -93,9 +93,7 @@ impl Workers {
         view.lock().load(as_of, waiting);
         let shared = Arc::new(Shared::new(db, config, view, wake));
         LIVE_OWNERS.write().insert(shared.owner.clone());
-        Ok(Self {
-            inner: Arc::new(Inner { shared, run: Mutex::new(RunState::Idle), _observation: observation }),
-        })
+        Ok(Self { inner: Arc::new(Inner { shared, run: Mutex::new(RunState::Idle), _observation: observation }) })
     }
 
     fn shared(&self) -> &Arc<Shared> {

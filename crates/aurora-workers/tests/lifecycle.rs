@@ -435,10 +435,7 @@ async fn bad_input_is_refused_and_writes_nothing() {
     ] {
         assert!(matches!(w.enqueue(job).await, Err(WorkerError::InvalidJob { .. })));
     }
-    assert!(matches!(
-        w.enqueue_many(vec![Job::new("ok"), Job::new("")]).await,
-        Err(WorkerError::InvalidJob { .. })
-    ));
+    assert!(matches!(w.enqueue_many(vec![Job::new("ok"), Job::new("")]).await, Err(WorkerError::InvalidJob { .. })));
     assert_eq!(w.counts().await.unwrap().values().sum::<u64>(), 0, "nothing was written");
     let (_d, db) = temp_db();
     let err = Workers::new(db, aurora_workers::WorkerConfig::with_concurrency(0)).unwrap_err();
