@@ -1,13 +1,17 @@
 //! Project automation, run as `cargo xtask <command>`:
 //!
 //! - `ci`: every check CI runs, in order, stopping at the first failure.
-//! - `bench [--quick]`: the criterion benchmarks of `benches/`.
+//! - `bench [--quick]`: the comparison suite (`benches/benches/compare.rs`
+//!   and the `footprint` example), then `docs/benchmarks.md` from its
+//!   results; `--quick` finishes in minutes on 2 cores; `--all` runs every
+//!   criterion benchmark of `benches/` instead (no report).
 //!
 //! The tidy checks live in `tidy.rs` as ordinary tests, so `cargo test`
 //! runs them too.
 
 use std::process::{Command, ExitCode};
 
+mod report;
 #[cfg(test)]
 mod tidy;
 
@@ -55,16 +59,54 @@ fn ci() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn bench(quick: bool) -> ExitCode {
-    let mut args = vec!["bench", "-p", "aurora-benches", "--benches", "--"];
+fn criterion_args(quick: bool) -> Vec<&'static str> {
     if quick {
-        args.extend(["--warm-up-time", "1", "--measurement-time", "2", "--sample-size", "10"]);
-    }
-    let step = Step { name: "bench", args: Vec::leak(args), env: &[] };
-    if run(&step) {
-        ExitCode::SUCCESS
+        vec!["--warm-up-time", "0.5", "--measurement-time", "1", "--sample-size", "10"]
     } else {
-        ExitCode::FAILURE
+        vec!["--warm-up-time", "2", "--measurement-time", "5"]
+    }
+}
+
+fn bench(quick: bool, all: bool) -> ExitCode {
+    let mut args = vec!["bench", "-p", "aurora-benches"];
+    args.extend(if all { ["--benches", "--"] } else { ["--bench", "compare"] });
+    if !all {
+        args.push("--");
+    }
+    args.extend(criterion_args(quick));
+    if !run(&Step { name: "bench", args: Vec::leak(args), env: &[] }) {
+        return ExitCode::FAILURE;
+    }
+    if all {
+        return ExitCode::SUCCESS;
+    }
+    let docs = if quick { "100000" } else { "1000000" };
+    eprintln!("==> xtask bench: footprint and event latency ({docs} documents per engine)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["run", "--quiet", "--release", "-p", "aurora-benches", "--example", "footprint", "--", "--docs", docs])
+        .output();
+    let footprint = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).to_string(),
+        Ok(o) => {
+            eprintln!("footprint failed: {}", String::from_utf8_lossy(&o.stderr));
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("footprint could not run: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(std::path::Path::new("."));
+    match report::write(root, quick, &footprint) {
+        Ok(path) => {
+            eprintln!("xtask bench: wrote {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("xtask bench: writing the report failed: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -72,9 +114,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
-        Some("bench") => bench(args.iter().any(|a| a == "--quick")),
+        Some("bench") => bench(args.iter().any(|a| a == "--quick"), args.iter().any(|a| a == "--all")),
         _ => {
-            eprintln!("usage: cargo xtask <ci | bench [--quick]>");
+            eprintln!("usage: cargo xtask <ci | bench [--quick] [--all]>");
             ExitCode::FAILURE
         }
     }

@@ -25,7 +25,7 @@ pub struct Backoff {
     /// The longest wait (default 1 day).
     pub max: Duration,
     /// Random spread as a fraction of the wait, `0.0..=1.0` (default 0:
-    /// exact). With 0.2, a 25 s wait becomes 20–30 s.
+    /// exact). With 0.2, a 25 s wait becomes 20–30 s (never above `max`).
     pub jitter: f64,
 }
 
@@ -49,7 +49,7 @@ impl Backoff {
         let wait = wait.min(self.max);
         if self.jitter > 0.0 {
             let spread = self.jitter.min(1.0) * (2.0 * fastrand::f64() - 1.0);
-            wait.mul_f64(1.0 + spread)
+            Duration::try_from_secs_f64(wait.as_secs_f64() * (1.0 + spread)).map_or(self.max, |d| d.min(self.max))
         } else {
             wait
         }
@@ -83,6 +83,8 @@ mod tests {
             let d = j.delay(2);
             assert!(d >= Duration::from_secs(20) && d <= Duration::from_secs(30), "{d:?}");
         }
+        let huge = Backoff { max: Duration::MAX, jitter: 0.5, ..Backoff::default() };
+        assert!(huge.delay(u32::MAX) <= Duration::MAX, "no overflow panic");
         assert!(Backoff { jitter: 1.5, ..Backoff::default() }.check().is_err());
         assert!(Backoff { factor: 0, ..Backoff::default() }.check().is_err());
     }

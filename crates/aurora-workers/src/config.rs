@@ -13,6 +13,9 @@ pub struct WorkerConfig {
     /// Most jobs running at once, over all types (default 4).
     pub concurrency: usize,
     /// Time limit of one attempt unless the job sets its own (default 5 min).
+    /// At the limit the attempt counts as failed and the handler task is
+    /// aborted at its next `.await` (a handler stuck in blocking code keeps
+    /// its thread until it returns; use `spawn_blocking` for such work).
     pub job_timeout: Duration,
     /// Waits between failed attempts (default 5 s, ×5 per failure).
     pub backoff: Backoff,

@@ -5,7 +5,9 @@ use aurora_txn::TxnError;
 /// A specialised `Result` for the job queue.
 pub type Result<T, E = WorkerError> = std::result::Result<T, E>;
 
-/// Why a job-queue operation failed. A failed operation changed nothing.
+/// Why a job-queue operation failed. A failed operation changed nothing,
+/// except bulk ones (`purge`, start-up recovery), which commit in batches
+/// of 256 jobs and keep the batches done before the error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WorkerError {

@@ -114,7 +114,7 @@ impl Shared {
         }
     }
 
-    fn pick(&self, now: Timestamp) -> Vec<JobId> {
+    fn pick(&self, now: Timestamp) -> Vec<(JobId, String)> {
         let handlers = self.handlers.read();
         let mut slots = self.slots.lock();
         let free = self.config.concurrency.saturating_sub(slots.total);
@@ -125,7 +125,7 @@ impl Shared {
         self.view.lock().pick(now, free, &mut capacity)
     }
 
-    fn release(&self, job_type: &str) {
+    pub(crate) fn release(&self, job_type: &str) {
         let mut slots = self.slots.lock();
         slots.total = slots.total.saturating_sub(1);
         if let Some(n) = slots.per_type.get_mut(job_type) {
@@ -133,16 +133,27 @@ impl Shared {
         }
     }
 
-    /// The job type of a picked id (from the view), for releasing its slot.
-    fn release_unclaimed(&self, picked: &[JobId], claimed: &[JobInfo], types: &HashMap<JobId, String>) {
-        let mut view = self.view.lock();
-        for id in picked {
-            if !claimed.iter().any(|j| &j.id == id) {
-                view.unpick(id);
-                if let Some(t) = types.get(id) {
-                    self.release(t);
+    /// Gives back what a pick reserved for the jobs the claim did not
+    /// take: their slot, their stop switch, and their place in the view.
+    fn release_unclaimed(&self, picked: &[(JobId, String)], claimed: &crate::queue::Claimed) {
+        let mut returned = Vec::new();
+        {
+            let mut view = self.view.lock();
+            for (id, job_type) in picked {
+                if claimed.jobs.iter().any(|j| &j.id == id) {
+                    continue;
                 }
+                if claimed.unreadable.contains(id) {
+                    view.forget(id);
+                } else {
+                    view.unpick(id);
+                }
+                returned.push((id, job_type));
             }
+        }
+        for (id, job_type) in returned {
+            self.running.lock().remove(id);
+            self.release(job_type);
         }
     }
 }
@@ -161,17 +172,24 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, mut stop: watch::Receiver<bool
         let now = shared.now();
         let picked = shared.pick(now);
         if !picked.is_empty() {
-            let types = picked_types(&shared, &picked);
-            let ids = picked.clone();
+            // Stop switches exist before the claim commits, so a `cancel`
+            // that lands right after the claim finds one.
+            let mut switches = HashMap::new();
+            for (id, _) in &picked {
+                let (tx, rx) = oneshot::channel();
+                shared.running.lock().insert(id.clone(), tx);
+                switches.insert(id.clone(), rx);
+            }
+            let ids: Vec<JobId> = picked.iter().map(|(id, _)| id.clone()).collect();
             let claimed = shared.write(move |s| queue::claim(&s.db, &ids, &s.owner, now)).await;
             match claimed {
-                Ok(jobs) => {
-                    shared.release_unclaimed(&picked, &jobs, &types);
-                    let started = !jobs.is_empty();
-                    for job in jobs {
-                        let (tx, rx) = oneshot::channel();
-                        shared.running.lock().insert(job.id.clone(), tx);
-                        tasks.spawn(supervise(Arc::clone(&shared), job, rx));
+                Ok(claimed) => {
+                    shared.release_unclaimed(&picked, &claimed);
+                    let started = !claimed.jobs.is_empty();
+                    for job in claimed.jobs {
+                        if let Some(rx) = switches.remove(&job.id) {
+                            tasks.spawn(supervise(Arc::clone(&shared), job, rx));
+                        }
                     }
                     if started {
                         continue;
@@ -180,7 +198,7 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, mut stop: watch::Receiver<bool
                     // store): wait for the next change instead of spinning.
                 }
                 Err(e) => {
-                    shared.release_unclaimed(&picked, &[], &types);
+                    shared.release_unclaimed(&picked, &queue::Claimed::default());
                     if e.is_closed() {
                         break;
                     }
@@ -219,11 +237,6 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, mut stop: watch::Receiver<bool
     drain(&shared, tasks).await;
 }
 
-fn picked_types(shared: &Shared, picked: &[JobId]) -> HashMap<JobId, String> {
-    let view = shared.view.lock();
-    picked.iter().filter_map(|id| view.job_type(id).map(|t| (id.clone(), t.to_string()))).collect()
-}
-
 fn micros(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
@@ -254,16 +267,43 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Frees a running job's slot and stop switch however its supervisor ends
+/// (even by a panic), and wakes the dispatcher.
+struct SlotGuard {
+    shared: Arc<Shared>,
+    id: JobId,
+    job_type: String,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.shared.running.lock().remove(&self.id);
+        self.shared.release(&self.job_type);
+        self.shared.wake.notify_one();
+    }
+}
+
+/// Attempts at recording an outcome before leaving the job to recovery.
+const FINISH_ATTEMPTS: u32 = 5;
+
 /// Runs one attempt of `job` and records how it ended.
 async fn supervise(shared: Arc<Shared>, job: JobInfo, mut stop: oneshot::Receiver<Stop>) {
+    let _slot = SlotGuard { shared: Arc::clone(&shared), id: job.id.clone(), job_type: job.job_type.clone() };
+    if matches!(stop.try_recv(), Ok(Stop::Cancel)) {
+        return; // cancelled between the claim and now: never start it
+    }
     let handler = shared.handlers.read().get(&job.job_type).map(|h| Arc::clone(&h.run));
     let outcome = match handler {
         None => Outcome::Interrupted(format!("no handler for `{}` any more", job.job_type)),
         Some(run) => {
             let timeout = job.timeout.unwrap_or(shared.config.job_timeout);
             let deadline = shared.now().saturating_add(timeout);
-            let mut handle = AbortOnDrop(tokio::spawn(run(JobContext::for_job(&job))));
+            let ctx = JobContext::for_job(&job);
+            // The handler is called inside the task, so a panic while it
+            // builds its future is caught like one while it runs.
+            let mut handle = AbortOnDrop(tokio::spawn(async move { run(ctx).await }));
             tokio::select! {
+                biased;
                 joined = &mut handle.0 => match joined {
                     Ok(Ok(())) => Outcome::Completed,
                     Ok(Err(e)) if e.permanent => Outcome::FailedPermanently(e.message),
@@ -271,30 +311,30 @@ async fn supervise(shared: Arc<Shared>, job: JobInfo, mut stop: oneshot::Receive
                     Err(e) if e.is_panic() => Outcome::Failed(format!("handler panicked: {}", panic_message(e))),
                     Err(_) => Outcome::Interrupted("handler task was cancelled".into()),
                 },
+                why = &mut stop => match why {
+                    // Already recorded as cancelled; dropping the handle stops the handler.
+                    Ok(Stop::Cancel) => return,
+                    _ => Outcome::Interrupted("interrupted: shutdown deadline passed".into()),
+                },
                 _ = shared.config.clock.sleep_until(deadline) => {
                     Outcome::Failed(format!("timed out after {timeout:?}"))
                 }
-                why = &mut stop => match why {
-                    Ok(Stop::Cancel) => {
-                        // Already recorded as cancelled; just stop running it.
-                        shared.running.lock().remove(&job.id);
-                        shared.release(&job.job_type);
-                        shared.wake.notify_one();
-                        return;
-                    }
-                    _ => Outcome::Interrupted("interrupted: shutdown deadline passed".into()),
-                },
             }
         }
     };
     shared.running.lock().remove(&job.id);
-    let (id, now) = (job.id.clone(), shared.now());
-    let recorded = shared.write(move |s| queue::finish(&s.db, &id, &outcome, &s.finish_rules(now))).await;
-    if let Err(e) = recorded {
-        tracing::warn!(job = %job.id, error = %e, "recording a job's outcome failed; it will be recovered as interrupted");
+    for attempt in 1..=FINISH_ATTEMPTS {
+        let (id, outcome, now) = (job.id.clone(), outcome.clone(), shared.now());
+        match shared.write(move |s| queue::finish(&s.db, &id, &outcome, &s.finish_rules(now))).await {
+            Ok(_) => return,
+            Err(e) if e.is_closed() || attempt == FINISH_ATTEMPTS => {
+                tracing::warn!(job = %job.id, error = %e,
+                    "recording a job's outcome failed; it stays running until the next start recovers it");
+                return;
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await,
+        }
     }
-    shared.release(&job.job_type);
-    shared.wake.notify_one();
 }
 
 fn panic_message(e: tokio::task::JoinError) -> String {

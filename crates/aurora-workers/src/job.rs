@@ -277,6 +277,9 @@ pub struct JobInfo {
     pub unique_key: Option<String>,
     /// For a recurring job: the interval to its next occurrence.
     pub every: Option<Duration>,
+    /// For a recurring job: the time this occurrence was planned for (the
+    /// next one is planned from it, so retries do not shift the schedule).
+    pub occurrence: Option<Timestamp>,
     /// When it was enqueued.
     pub created_at: Timestamp,
     /// When its record last changed.

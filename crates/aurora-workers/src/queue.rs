@@ -82,16 +82,41 @@ pub(crate) fn get(db: &Database, id: &JobId) -> Result<Option<JobInfo>> {
     }
 }
 
+/// What a claim did.
+#[derive(Debug, Default)]
+pub(crate) struct Claimed {
+    /// Jobs now running for the owner.
+    pub(crate) jobs: Vec<JobInfo>,
+    /// Ids whose stored record cannot be read: skipped (and logged), so
+    /// one damaged record cannot block the queue.
+    pub(crate) unreadable: Vec<JobId>,
+}
+
+/// Reads a job record, logging (not failing on) a damaged one.
+fn readable(doc: &aurora_core::Document) -> Option<JobInfo> {
+    match JobInfo::from_document(doc) {
+        Ok(job) => Some(job),
+        Err(e) => {
+            tracing::error!(error = %e, "skipping an unreadable job record");
+            None
+        }
+    }
+}
+
 /// Marks `ids` running for `owner` in one transaction; returns the jobs it
 /// claimed (ids that are no longer waiting or not yet due are skipped).
-pub(crate) fn claim(db: &Database, ids: &[JobId], owner: &str, now: Timestamp) -> Result<Vec<JobInfo>> {
+pub(crate) fn claim(db: &Database, ids: &[JobId], owner: &str, now: Timestamp) -> Result<Claimed> {
     let mut ids: Vec<JobId> = ids.to_vec();
+    let mut unreadable = Vec::new();
     for _ in 0..aurora_txn::MAX_TRANSACTION_ATTEMPTS {
         let mut tx = db.begin_with(aurora_txn::Isolation::Snapshot)?;
         let mut claimed = Vec::with_capacity(ids.len());
         for id in &ids {
             let Some(doc) = tx.get(JOBS, id)? else { continue };
-            let mut job = JobInfo::from_document(&doc)?;
+            let Some(mut job) = readable(&doc) else {
+                unreadable.push(id.clone());
+                continue;
+            };
             if !matches!(job.status, JobStatus::Pending | JobStatus::Scheduled) || !job.is_due(now) {
                 continue;
             }
@@ -103,13 +128,16 @@ pub(crate) fn claim(db: &Database, ids: &[JobId], owner: &str, now: Timestamp) -
             claimed.push(job);
         }
         match tx.commit() {
-            Ok(_) => return Ok(claimed),
+            Ok(_) => return Ok(Claimed { jobs: claimed, unreadable }),
             // Someone else changed one of them: leave it out and try the rest.
-            Err(TxnError::Conflict { id, .. }) => ids.retain(|j| j.to_string() != id),
+            Err(TxnError::Conflict { id, .. }) => {
+                ids.retain(|j| j.to_string() != id);
+                unreadable.clear();
+            }
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(Vec::new())
+    Ok(Claimed::default())
 }
 
 /// How an attempt ended.
@@ -186,7 +214,8 @@ fn apply_outcome(job: &mut JobInfo, outcome: &Outcome, f: &Finish<'_>) {
 fn finish_in(tx: &mut Transaction, job: &JobInfo, now: Timestamp) -> aurora_txn::Result<()> {
     tx.replace(JOBS, job.to_document())?;
     if let (Some(every), true, false) = (job.every, job.status.is_finished(), job.status == JobStatus::Cancelled) {
-        let next = next_occurrence(job.run_at.unwrap_or(job.created_at), every, now);
+        let planned = job.occurrence.or(job.run_at).unwrap_or(job.created_at);
+        let next = next_occurrence(planned, every, now);
         let mut follow = JobInfo::enqueued(
             Job {
                 job_type: job.job_type.clone(),
@@ -235,13 +264,19 @@ pub(crate) fn cancel(db: &Database, id: &JobId, now: Timestamp) -> Result<Option
 }
 
 /// Puts a failed or dead-lettered job back in the queue with a fresh
-/// retry budget; returns whether it did.
+/// retry budget; returns whether it did (not if its unique key is held by
+/// another live job meanwhile).
 pub(crate) fn retry(db: &Database, id: &JobId, now: Timestamp) -> Result<bool> {
     Ok(db.transaction(|tx| {
         let Some(doc) = tx.get(JOBS, id)? else { return Ok(false) };
         let mut job = JobInfo::from_document(&doc).map_err(TxnError::from)?;
         if !matches!(job.status, JobStatus::Failed | JobStatus::DeadLetter) {
             return Ok(false);
+        }
+        if let Some(key) = &job.unique_key {
+            if key_holder(tx, key).map_err(TxnError::from)?.is_some() {
+                return Ok(false);
+            }
         }
         job.status = JobStatus::Pending;
         job.failures = 0;
@@ -269,7 +304,8 @@ pub(crate) fn list(db: &Database, status: JobStatus, now: Timestamp, limit: usiz
     let mut out = Vec::new();
     for s in stored {
         for id in ids_with(db, *s)? {
-            if let Some(mut job) = get(db, &id)? {
+            let doc = db.collections().get(JOBS, &id)?;
+            if let Some(mut job) = doc.as_deref().and_then(readable) {
                 if job.status_at(now) == status {
                     job.status = status;
                     out.push(job);
@@ -292,7 +328,7 @@ pub(crate) fn recover(db: &Database, live: &dyn Fn(&str) -> bool, f: &Finish<'_>
             let mut n = 0;
             for id in chunk {
                 let Some(doc) = tx.get(JOBS, id)? else { continue };
-                let mut job = JobInfo::from_document(&doc).map_err(TxnError::from)?;
+                let Some(mut job) = readable(&doc) else { continue };
                 if job.status != JobStatus::Running || job.owner.as_deref().is_some_and(live) {
                     continue;
                 }
@@ -318,7 +354,7 @@ pub(crate) fn purge(db: &Database, statuses: &[JobStatus], before: Timestamp) ->
                 let mut n = 0;
                 for id in chunk {
                     let Some(doc) = tx.get(JOBS, id)? else { continue };
-                    let job = JobInfo::from_document(&doc).map_err(TxnError::from)?;
+                    let Some(job) = readable(&doc) else { continue };
                     if job.status == *status && job.finished_at.is_some_and(|t| t < before) {
                         tx.delete(JOBS, id)?;
                         n += 1;

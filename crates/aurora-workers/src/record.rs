@@ -34,11 +34,12 @@ pub(crate) fn schema() -> Schema {
         .field("failures", t(FieldType::Int))
         .field("interruptions", t(FieldType::Int))
         .field("max_retries", t(FieldType::Int))
-        .field("timeout_ms", t(FieldType::Int).nullable())
+        .field("timeout_us", t(FieldType::Int).nullable())
         .field("last_error", t(FieldType::String).nullable())
         .field("unique_key", t(FieldType::String).nullable())
         .field(DEDUPE, t(FieldType::String).nullable().unique())
-        .field("every_ms", t(FieldType::Int).nullable())
+        .field("every_us", t(FieldType::Int).nullable())
+        .field("occurrence", t(FieldType::Timestamp).nullable())
         .field("created_at", t(FieldType::Timestamp))
         .field("updated_at", t(FieldType::Timestamp))
         .field("finished_at", t(FieldType::Timestamp).nullable())
@@ -67,8 +68,8 @@ pub(crate) fn observe_seq(seq: i64) {
     LAST_SEQ.fetch_max(seq, Ordering::Relaxed);
 }
 
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 impl JobInfo {
@@ -92,6 +93,7 @@ impl JobInfo {
             last_error: None,
             unique_key: job.unique_key,
             every: job.every,
+            occurrence: job.every.map(|_| run_at.unwrap_or(now)),
             created_at: now,
             updated_at: now,
             finished_at: None,
@@ -119,14 +121,15 @@ impl JobInfo {
         d.set("failures", i64::from(self.failures));
         d.set("interruptions", i64::from(self.interruptions));
         d.set("max_retries", i64::from(self.max_retries));
-        d.set("timeout_ms", self.timeout.map_or(Value::Null, |t| Value::Int(millis(t))));
+        d.set("timeout_us", self.timeout.map_or(Value::Null, |t| Value::Int(micros(t))));
         d.set("last_error", opt_str(&self.last_error));
         d.set("unique_key", opt_str(&self.unique_key));
         // Absent (not null) when not held: absent fields make no index entry.
         if let Some(key) = self.unique_key.clone().filter(|_| self.holds_key()) {
             d.set(DEDUPE, key);
         }
-        d.set("every_ms", self.every.map_or(Value::Null, |t| Value::Int(millis(t))));
+        d.set("every_us", self.every.map_or(Value::Null, |t| Value::Int(micros(t))));
+        d.set("occurrence", opt_ts(self.occurrence));
         d.set("created_at", Value::Timestamp(self.created_at));
         d.set("updated_at", Value::Timestamp(self.updated_at));
         d.set("finished_at", opt_ts(self.finished_at));
@@ -149,8 +152,8 @@ impl JobInfo {
             None | Some(Value::Null) => Ok(None),
             Some(_) => Err(bad(&format!("`{f}` is not a timestamp"))),
         };
-        let ms = |f: &str| match d.get(f) {
-            Some(Value::Int(v)) => Ok(Some(Duration::from_millis(u64::try_from(*v).unwrap_or(0)))),
+        let us = |f: &str| match d.get(f) {
+            Some(Value::Int(v)) => Ok(Some(Duration::from_micros(u64::try_from(*v).unwrap_or(0)))),
             None | Some(Value::Null) => Ok(None),
             Some(_) => Err(bad(&format!("`{f}` is not an int"))),
         };
@@ -167,10 +170,11 @@ impl JobInfo {
             failures: count("failures")?,
             interruptions: count("interruptions")?,
             max_retries: count("max_retries")?,
-            timeout: ms("timeout_ms")?,
+            timeout: us("timeout_us")?,
             last_error: string("last_error")?,
             unique_key: string("unique_key")?,
-            every: ms("every_ms")?,
+            every: us("every_us")?,
+            occurrence: ts("occurrence")?,
             created_at: ts("created_at")?.ok_or_else(|| bad("`created_at` is missing"))?,
             updated_at: ts("updated_at")?.ok_or_else(|| bad("`updated_at` is missing"))?,
             finished_at: ts("finished_at")?,
@@ -197,6 +201,12 @@ mod tests {
         info.status = JobStatus::Completed;
         assert_eq!(info.to_document().get(DEDUPE), None);
         assert!(schema().validate(JOBS, &info.to_document()).is_ok());
+    }
+
+    #[test]
+    fn sub_millisecond_timeouts_survive_the_round_trip() {
+        let info = JobInfo::enqueued(Job::new("x").timeout(Duration::from_micros(900)), Timestamp::now());
+        assert_eq!(JobInfo::from_document(&info.to_document()).unwrap().timeout, Some(Duration::from_micros(900)));
     }
 
     #[test]

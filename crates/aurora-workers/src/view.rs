@@ -162,7 +162,9 @@ impl View {
 
     /// Moves jobs due by `now` into the ready queues.
     fn promote(&mut self, now: Timestamp) {
-        self.promoted_to = Some(self.promoted_to.map_or(now, |p| p.max(now)));
+        // The current time, even if the clock stepped back: placement of
+        // new jobs must not treat a not-yet-due job as ready.
+        self.promoted_to = Some(now);
         while let Some((t, id)) = self.timers.first().cloned() {
             if t > now {
                 break;
@@ -177,8 +179,8 @@ impl View {
     }
 
     /// Picks up to `max` due jobs in queue order among the types `admit`
-    /// lets start, marking them as being claimed.
-    pub(crate) fn pick(&mut self, now: Timestamp, max: usize, admit: &mut dyn Admit) -> Vec<JobId> {
+    /// lets start, marking them as being claimed; returns `(id, type)`.
+    pub(crate) fn pick(&mut self, now: Timestamp, max: usize, admit: &mut dyn Admit) -> Vec<(JobId, String)> {
         self.promote(now);
         let mut out = Vec::new();
         while out.len() < max {
@@ -199,7 +201,7 @@ impl View {
                 *place = Place::Claiming;
             }
             admit.started(&job_type);
-            out.push(key.2);
+            out.push((key.2, job_type));
         }
         out
     }
@@ -215,9 +217,11 @@ impl View {
         }
     }
 
-    /// The type of a job the view knows.
-    pub(crate) fn job_type(&self, id: &JobId) -> Option<&str> {
-        self.jobs.get(id).map(|(w, _)| w.job_type.as_str())
+    /// Drops a job from the view (its record is unreadable).
+    pub(crate) fn forget(&mut self, id: &JobId) {
+        if let Some((w, place)) = self.jobs.remove(id) {
+            self.unplace(&w, place);
+        }
     }
 
     /// When the earliest scheduled job becomes due.
@@ -282,11 +286,12 @@ mod tests {
                 w(4, Priority::Critical, Some(100), "a"),
             ],
         );
-        let ids: Vec<String> = v.pick(Timestamp::from_micros(50), 10, &mut Any).iter().map(|i| i.to_string()).collect();
+        let ids: Vec<String> =
+            v.pick(Timestamp::from_micros(50), 10, &mut Any).iter().map(|i| i.0.to_string()).collect();
         assert_eq!(ids, ["j2", "j3", "j1"]);
         assert_eq!(v.next_due(), Some(Timestamp::from_micros(100)));
         let ids: Vec<String> =
-            v.pick(Timestamp::from_micros(100), 10, &mut Any).iter().map(|i| i.to_string()).collect();
+            v.pick(Timestamp::from_micros(100), 10, &mut Any).iter().map(|i| i.0.to_string()).collect();
         assert_eq!(ids, ["j4"]);
         assert_eq!(v.len(), 4, "picked jobs stay known until their claim commits");
         v.unpick(&DocId::text("j1").unwrap());

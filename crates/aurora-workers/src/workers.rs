@@ -145,8 +145,8 @@ impl Workers {
             RunState::Stopped => return Err(WorkerError::State("shut down")),
         }
         let shared = self.shared();
-        let live = LIVE_OWNERS.read().clone();
-        let recovered = queue::recover(&shared.db, &|o| live.contains(o), &shared.finish_rules(shared.now()))?;
+        let live = |owner: &str| LIVE_OWNERS.read().contains(owner);
+        let recovered = queue::recover(&shared.db, &live, &shared.finish_rules(shared.now()))?;
         if recovered > 0 {
             tracing::info!(recovered, "requeued jobs interrupted by a previous run");
         }
@@ -186,8 +186,11 @@ impl Workers {
     /// `delay` (or now). Each occurrence is a job of its own; when one
     /// finishes (however it ends) the next is scheduled in the same
     /// transaction, skipping missed occurrences. `name` is its unique key:
-    /// registering it again (say, at every start) keeps the existing series.
-    /// Cancelling the pending occurrence ends the series.
+    /// registering it again (say, at every start) keeps the existing series
+    /// — with its original interval and job: to change them, cancel the
+    /// pending occurrence and register again. Any `unique_key` on `job` is
+    /// replaced by the series key. Cancelling the pending occurrence ends
+    /// the series; `retry` of an old failed occurrence resumes it.
     pub async fn recurring(&self, name: &str, mut job: Job, every: Duration) -> Result<JobId> {
         job.every = Some(every);
         job.unique_key = Some(format!("recurring:{name}"));
@@ -196,7 +199,8 @@ impl Workers {
 
     /// Cancels a job that has not finished: a waiting job never runs; a
     /// running one is stopped (its handler task is aborted at its next
-    /// await). Returns whether a job was cancelled.
+    /// `.await`; a handler that never awaits cannot be stopped — tokio
+    /// tasks are cooperative). Returns whether a job was cancelled.
     pub async fn cancel(&self, id: &JobId) -> Result<bool> {
         let (job, now) = (id.clone(), self.now());
         let before = self.shared().write(move |s| queue::cancel(&s.db, &job, now)).await?;
@@ -209,7 +213,8 @@ impl Workers {
     }
 
     /// Puts a `Failed` or `DeadLetter` job back in the queue with a fresh
-    /// retry budget. Returns whether it did.
+    /// retry budget. Returns whether it did (not for other statuses, nor
+    /// while another live job holds its unique key).
     pub async fn retry(&self, id: &JobId) -> Result<bool> {
         let (job, now) = (id.clone(), self.now());
         self.shared().write(move |s| queue::retry(&s.db, &job, now)).await

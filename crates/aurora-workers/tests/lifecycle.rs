@@ -443,3 +443,67 @@ async fn bad_input_is_refused_and_writes_nothing() {
     assert!(w.start().is_ok() && matches!(w.start(), Err(WorkerError::State(_))));
     w.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_panicking_before_its_future_is_a_failed_attempt_and_frees_its_slot() {
+    let (_dir, _clock, w) = workers(1);
+    w.register_handler("eager_panic", |job| {
+        let _must_exist = job.field("missing").expect("field present"); // panics while building the future
+        async { Ok(()) }
+    });
+    w.register_handler("ok", |_| async { Ok(()) });
+    w.start().unwrap();
+    let bad = w.enqueue(Job::new("eager_panic").max_retries(0)).await.unwrap();
+    wait_status(&w, &bad, JobStatus::DeadLetter).await;
+    assert!(w.job(&bad).await.unwrap().unwrap().last_error.unwrap().contains("panicked"));
+    let next = w.enqueue(Job::new("ok")).await.unwrap();
+    wait_status(&w, &next, JobStatus::Completed).await; // the only slot was given back
+    w.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_occurrence_does_not_shift_the_recurring_schedule() {
+    let (_dir, clock, w) = workers(1);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    w.register_handler("report", move |_| {
+        let first = c.fetch_add(1, Ordering::SeqCst) == 0;
+        async move {
+            if first {
+                Err(JobError::retry("flaky"))
+            } else {
+                Ok(())
+            }
+        }
+    });
+    let t0 = w.now();
+    w.recurring("daily", Job::new("report"), secs(60)).await.unwrap();
+    w.start().unwrap();
+    eventually("first attempt failed", || async { calls.load(Ordering::SeqCst) == 1 }).await;
+    clock.advance(secs(5)); // the retry, 5 s later
+    eventually("retry ran", || async { calls.load(Ordering::SeqCst) == 2 }).await;
+    eventually("next occurrence", || async { w.count(JobStatus::Scheduled).await.unwrap() == 1 }).await;
+    let next = w.list(JobStatus::Scheduled, 1).await.unwrap().remove(0);
+    assert_eq!(
+        next.run_at.unwrap().as_micros() - t0.as_micros(),
+        60_000_000,
+        "planned from the occurrence, not the retry"
+    );
+    w.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_job_record_does_not_block_the_queue() {
+    let (_dir, db) = temp_db();
+    let clock = clock();
+    let w = Workers::new(db.clone(), config(&clock, 1)).unwrap();
+    w.register_handler("t", |_| async { Ok(()) });
+    let bad = w.enqueue(Job::new("t").priority(Priority::Critical)).await.unwrap();
+    db.transaction(|tx| tx.update(aurora_workers::JOBS, &bad, [("attempts".to_string(), Value::Int(-1))].into()))
+        .unwrap();
+    let good = w.enqueue(Job::new("t")).await.unwrap();
+    w.start().unwrap();
+    wait_status(&w, &good, JobStatus::Completed).await;
+    assert!(w.list(JobStatus::Pending, 10).await.unwrap().is_empty(), "the damaged record is skipped, not listed");
+    w.shutdown().await.unwrap();
+}

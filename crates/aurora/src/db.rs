@@ -214,17 +214,26 @@ impl Aurora {
     /// `shutdown_timeout`).
     pub async fn close(&self) -> Result<()> {
         #[cfg(feature = "workers")]
+        let mut first_error = None;
+        #[cfg(feature = "workers")]
         {
             let workers: Vec<_> = self.inner.workers.lock().drain(..).collect();
             for w in workers {
-                w.shutdown().await?;
+                if let Err(e) = w.shutdown().await {
+                    first_error.get_or_insert(Error::from(e));
+                }
             }
         }
         for task in self.inner.cleanup.lock().drain(..) {
             task.abort();
         }
         let store = self.collections().documents().store().clone();
-        blocking(move || Ok(store.close()?)).await
+        blocking(move || Ok(store.close()?)).await?;
+        #[cfg(feature = "workers")]
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        Ok(())
     }
 
     // ---- collections ------------------------------------------------------

@@ -1,0 +1,121 @@
+//! Footprint and event latency, for the comparison report:
+//!
+//! - `footprint --docs N` runs each engine in a child process of its own
+//!   (so resident memory is that engine's alone), inserting N small
+//!   documents in transactions of 1 000, and prints one line per engine:
+//!   `FOOTPRINT <engine> <docs> <rss_bytes> <peak_rss_bytes> <disk_bytes> <insert_secs>`
+//!   (RSS read from `/proc/self/status` after the inserts, disk = allocated
+//!   bytes of the engine's folder after a clean close);
+//! - then Aurora's commit → change-event latency with 1 and 100 listeners:
+//!   `EVENTS <listeners> <p50_us> <p99_us>`.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../engines/mod.rs"]
+mod engines;
+
+use aurora_benches::user;
+use engines::aurora::AuroraEngine;
+use engines::redb::RedbEngine;
+use engines::sled::SledEngine;
+use engines::sqlite::SqliteEngine;
+use engines::{Engine, Indexes, Mode};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const ENGINES: [&str; 4] = ["aurora", "sled", "redb", "sqlite"];
+
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn allocated_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let meta = entry.metadata().unwrap();
+        total += if meta.is_dir() { allocated_bytes(&entry.path()) } else { meta.blocks() * 512 };
+    }
+    total
+}
+
+fn fill<E: Engine>(dir: &Path, docs: u64) -> (u64, u64, f64) {
+    let start = Instant::now();
+    let mut e = E::open(dir, Mode::Normal, Indexes::None);
+    let mut i = 0;
+    while i < docs {
+        let batch: Vec<_> = (i..(i + 1000).min(docs)).map(user).collect();
+        e.insert_many(&batch);
+        i += 1000;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let (rss, peak) = (status_kib("VmRSS:") * 1024, status_kib("VmHWM:") * 1024);
+    e.close();
+    (rss, peak, secs)
+}
+
+fn child(engine: &str, docs: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let (rss, peak, secs) = match engine {
+        "aurora" => fill::<AuroraEngine>(dir.path(), docs),
+        "sled" => fill::<SledEngine>(dir.path(), docs),
+        "redb" => fill::<RedbEngine>(dir.path(), docs),
+        _ => fill::<SqliteEngine>(dir.path(), docs),
+    };
+    // Let background work (sled's flusher, Aurora's checkpoint) settle.
+    std::thread::sleep(Duration::from_millis(200));
+    let disk = allocated_bytes(dir.path());
+    println!("FOOTPRINT {engine} {docs} {rss} {peak} {disk} {secs:.2}");
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e6
+}
+
+fn events() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        for listeners in [1usize, 100] {
+            let db = aurora::Aurora::temporary().await.unwrap();
+            db.new_collection("e", Vec::<(&str, aurora::FieldDefinition)>::new()).await.unwrap();
+            let mut ls: Vec<_> = (0..listeners).map(|_| db.listen("e")).collect();
+            let mut samples = Vec::new();
+            for i in 0..2000i64 {
+                let start = Instant::now();
+                db.insert_into("e", aurora::doc! { "n": i }).await.unwrap();
+                for l in &mut ls {
+                    l.recv().await.unwrap();
+                }
+                samples.push(start.elapsed());
+            }
+            samples.sort();
+            println!("EVENTS {listeners} {:.1} {:.1}", percentile(&samples, 0.5), percentile(&samples, 0.99));
+            db.close().await.unwrap();
+        }
+    });
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let docs: u64 = arg("--docs").and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    if let Some(engine) = arg("--engine") {
+        child(&engine, docs);
+        return;
+    }
+    for engine in ENGINES {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--engine", engine, "--docs", &docs.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{engine}: {}", String::from_utf8_lossy(&out.stderr));
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
+    events();
+}
