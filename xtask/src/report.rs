@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 /// The engines, in column order; the first is Aurora.
 const ENGINES: [&str; 5] = ["aurora", "sled", "redb", "sqlite-normal", "sqlite-full"];
 
-/// Tables of the report: title, what the rows compare, and the workloads
-/// with the documents each iteration handles.
-const SECTIONS: &[(&str, &str, &[(&str, u64)])] = &[
+/// A workload and the documents one iteration handles.
+type Workload = (&'static str, u64);
+
+/// Tables of the report: title, what the rows compare, and the workloads.
+const SECTIONS: &[(&str, &str, &[Workload])] = &[
     (
         "Reads and queries",
         "10 000 small documents (`AURORA_BENCH_DOCS`); SQLite in `synchronous=NORMAL`.",
