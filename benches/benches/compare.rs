@@ -177,20 +177,17 @@ fn writers(c: &mut Criterion) {
         {
             let dir = tempfile::tempdir().unwrap();
             drop(SqliteEngine::open(dir.path(), Mode::Strict, Indexes::None));
-            let path = dir.path().to_path_buf();
-            thread_local! {
-                static CONN: std::cell::RefCell<Option<rusqlite::Connection>> = const { std::cell::RefCell::new(None) };
-            }
+            // One connection behind a mutex: SQLite allows one writer at a
+            // time, and connections per thread would wait in its busy
+            // handler (which sleeps), far slower than queueing here.
+            let conn = parking_lot::Mutex::new(SqliteEngine::connect(dir.path(), Mode::Strict));
             let write: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |i| {
-                CONN.with(|c| {
-                    let mut c = c.borrow_mut();
-                    let conn = c.get_or_insert_with(|| SqliteEngine::connect(&path, Mode::Strict));
-                    let d = user(i);
-                    conn.prepare_cached("INSERT INTO users (id, name, email, age, active) VALUES (?1, 'n', 'e', 1, 1)")
-                        .unwrap()
-                        .execute([d.id.to_string()])
-                        .unwrap();
-                });
+                let d = user(i);
+                conn.lock()
+                    .prepare_cached("INSERT INTO users (id, name, email, age, active) VALUES (?1, 'n', 'e', 1, 1)")
+                    .unwrap()
+                    .execute([d.id.to_string()])
+                    .unwrap();
             });
             g.bench_function("sqlite-full", |b| b.iter_custom(|n| concurrent(n, threads, Arc::clone(&write))));
         }

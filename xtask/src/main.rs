@@ -1,6 +1,7 @@
 //! Project automation, run as `cargo xtask <command>`:
 //!
-//! - `ci`: every check CI runs, in order, stopping at the first failure.
+//! - `ci`: every check CI runs, in order, stopping at the first failure
+//!   (fmt, clippy, tests, the runnable examples, docs, benchmark build).
 //! - `bench [--quick]`: the comparison suite (`benches/benches/compare.rs`
 //!   and the `footprint` example), then `docs/benchmarks.md` from its
 //!   results; `--quick` finishes in minutes on 2 cores; `--all` runs every
@@ -30,6 +31,22 @@ const CI_STEPS: &[Step] = &[
         env: &[],
     },
     Step { name: "test", args: &["test", "--workspace", "--all-features"], env: &[] },
+    Step {
+        name: "example quickstart",
+        args: &["run", "--quiet", "-p", "aurora", "--example", "quickstart", "--", "target/quickstart-data"],
+        env: &[],
+    },
+    Step { name: "example chat_room", args: &["run", "--quiet", "-p", "aurora", "--example", "chat_room"], env: &[] },
+    Step {
+        name: "example leaderboard",
+        args: &["run", "--quiet", "-p", "aurora", "--example", "leaderboard"],
+        env: &[],
+    },
+    Step {
+        name: "example job_pipeline",
+        args: &["run", "--quiet", "-p", "aurora", "--example", "job_pipeline"],
+        env: &[],
+    },
     Step {
         name: "doc",
         args: &["doc", "--workspace", "--all-features", "--no-deps"],

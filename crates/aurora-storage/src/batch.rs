@@ -31,6 +31,17 @@ pub enum Op {
         /// The value.
         value: Vec<u8>,
     },
+    /// Like [`Op::PutAtRevision`], for one part of a value split across
+    /// keys: sets `prefix ++ revision ++ part` (4 bytes, big-endian), so a
+    /// large log entry becomes several small values in key order.
+    PutAtRevisionPart {
+        /// The key prefix.
+        prefix: Vec<u8>,
+        /// The part number.
+        part: u32,
+        /// This part of the value.
+        value: Vec<u8>,
+    },
 }
 
 impl Op {
@@ -38,14 +49,16 @@ impl Op {
     pub fn key(&self) -> &[u8] {
         match self {
             Op::Put { key, .. } | Op::Delete { key } => key,
-            Op::PutAtRevision { prefix, .. } => prefix,
+            Op::PutAtRevision { prefix, .. } | Op::PutAtRevisionPart { prefix, .. } => prefix,
         }
     }
 
     /// The value written, `None` for a delete.
     pub fn value(&self) -> Option<&[u8]> {
         match self {
-            Op::Put { value, .. } | Op::PutAtRevision { value, .. } => Some(value),
+            Op::Put { value, .. } | Op::PutAtRevision { value, .. } | Op::PutAtRevisionPart { value, .. } => {
+                Some(value)
+            }
             Op::Delete { .. } => None,
         }
     }
@@ -54,6 +67,7 @@ impl Op {
     pub fn key_at(&self, revision: Revision) -> Vec<u8> {
         match self {
             Op::PutAtRevision { prefix, .. } => revision_key(prefix, revision),
+            Op::PutAtRevisionPart { prefix, part, .. } => revision_part_key(prefix, revision, *part),
             other => other.key().to_vec(),
         }
     }
@@ -64,6 +78,14 @@ pub fn revision_key(prefix: &[u8], revision: Revision) -> Vec<u8> {
     let mut key = Vec::with_capacity(prefix.len() + 8);
     key.extend_from_slice(prefix);
     key.extend_from_slice(&revision.to_be_bytes());
+    key
+}
+
+/// `prefix ++ revision ++ part`, all big-endian: the key of one part of a
+/// split log entry (see [`Op::PutAtRevisionPart`]).
+pub fn revision_part_key(prefix: &[u8], revision: Revision, part: u32) -> Vec<u8> {
+    let mut key = revision_key(prefix, revision);
+    key.extend_from_slice(&part.to_be_bytes());
     key
 }
 
@@ -107,6 +129,18 @@ impl Batch {
     /// Adds a put of `prefix ++ <this commit's revision>` (see [`Op::PutAtRevision`]).
     pub fn put_at_revision(&mut self, prefix: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
         self.ops.push(Op::PutAtRevision { prefix: prefix.into(), value: value.into() });
+        self
+    }
+
+    /// Adds a put of part `part` of a split value at `prefix ++ <this
+    /// commit's revision> ++ part` (see [`Op::PutAtRevisionPart`]).
+    pub fn put_at_revision_part(
+        &mut self,
+        prefix: impl Into<Vec<u8>>,
+        part: u32,
+        value: impl Into<Vec<u8>>,
+    ) -> &mut Self {
+        self.ops.push(Op::PutAtRevisionPart { prefix: prefix.into(), part, value: value.into() });
         self
     }
 

@@ -506,5 +506,8 @@ fn versioned(op: Op, revision: Revision) -> (Vec<u8>, Versioned) {
         Op::PutAtRevision { prefix, value } => {
             (crate::batch::revision_key(&prefix, revision), Versioned { revision, value: Some(value) })
         }
+        Op::PutAtRevisionPart { prefix, part, value } => {
+            (crate::batch::revision_part_key(&prefix, revision, part), Versioned { revision, value: Some(value) })
+        }
     }
 }

@@ -33,7 +33,7 @@ mod snapshot;
 mod store;
 mod wal;
 
-pub use batch::{revision_key, Batch, CommitOutcome, Condition, Op, Revision};
+pub use batch::{revision_key, revision_part_key, Batch, CommitOutcome, Condition, Op, Revision};
 pub use cold::{ColdStore, Versioned};
 pub use commit::CommitHook;
 pub use config::{Durability, StoreConfig};

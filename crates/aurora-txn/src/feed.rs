@@ -1,9 +1,13 @@
 //! The change feed: every committed transaction's changes, persisted in the
-//! same atomic batch as the transaction under `"f" ++ sequence` (the
-//! commit's revision, big-endian), so the feed survives restarts and holds
-//! exactly the committed transactions, in commit order. Old entries are
-//! trimmed by count and/or age; the highest trimmed sequence is kept under
-//! `"F"` so a reader asking for trimmed history gets `FeedTruncated`.
+//! same atomic batch as the transaction under `"f" ++ sequence ++ part`
+//! (the commit's revision and a part number, big-endian), so the feed
+//! survives restarts and holds exactly the committed transactions, in
+//! commit order. An entry is split into parts of at most [`PART_BYTES`]:
+//! the cold store (sled) rewrites a whole leaf — and spills large values
+//! to blob files — on every append, so one big value per bulk transaction
+//! cost 6× the insert time and gigabytes of disk. Old entries are trimmed
+//! by count and/or age; the highest trimmed sequence is kept under `"F"`
+//! so a reader asking for trimmed history gets `FeedTruncated`.
 
 use crate::database::Database;
 use crate::error::{Result, TxnError};
@@ -17,6 +21,8 @@ use std::time::Duration;
 
 /// Prefix of feed entries.
 pub(crate) const FEED: &[u8] = b"f";
+/// Largest part of a feed entry, in bytes.
+pub(crate) const PART_BYTES: usize = 4096;
 /// Key of the highest trimmed sequence.
 const FLOOR: &[u8] = b"F";
 
@@ -52,8 +58,17 @@ struct StoredChange {
     new: Option<Document>,
 }
 
+/// Adds one transaction's feed entry to `batch`, in parts.
+pub(crate) fn append(batch: &mut Batch, transaction_id: u64, changes: &[Change]) -> Result<()> {
+    let entry = encode(transaction_id, changes)?;
+    for (part, chunk) in entry.chunks(PART_BYTES).enumerate() {
+        batch.put_at_revision_part(FEED.to_vec(), u32::try_from(part).unwrap_or(u32::MAX), chunk.to_vec());
+    }
+    Ok(())
+}
+
 /// The encoded feed entry of one transaction.
-pub(crate) fn encode(transaction_id: u64, changes: &[Change]) -> Result<Vec<u8>> {
+fn encode(transaction_id: u64, changes: &[Change]) -> Result<Vec<u8>> {
     let record = RecordRef {
         transaction_id,
         at: Timestamp::now(),
@@ -71,8 +86,28 @@ pub(crate) fn encode(transaction_id: u64, changes: &[Change]) -> Result<Vec<u8>>
     Ok(format::encode(&record)?)
 }
 
+/// The sequence of a feed key (`"f" ++ sequence`, or with a part number after it).
 fn sequence_of(key: &[u8]) -> Option<Revision> {
-    key.get(FEED.len()..).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)
+    key.get(FEED.len()..FEED.len() + 8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)
+}
+
+/// Feed entries in key order, their parts joined: `(sequence, keys, entry)`.
+fn joined(
+    items: impl Iterator<Item = aurora_storage::Result<(Vec<u8>, Vec<u8>)>>,
+) -> Result<Vec<(Revision, Vec<Vec<u8>>, Vec<u8>)>> {
+    let mut out: Vec<(Revision, Vec<Vec<u8>>, Vec<u8>)> = Vec::new();
+    for item in items {
+        let (key, value) = item?;
+        let Some(sequence) = sequence_of(&key) else { continue };
+        match out.last_mut() {
+            Some((s, keys, entry)) if *s == sequence => {
+                keys.push(key);
+                entry.extend_from_slice(&value);
+            }
+            _ => out.push((sequence, vec![key], value)),
+        }
+    }
+    Ok(out)
 }
 
 impl Database {
@@ -94,10 +129,9 @@ impl Database {
         let end = prefix_successor(FEED);
         let store = self.collections().documents().store();
         let mut out = Vec::new();
-        for item in store.range(Bound::Included(&start), end.as_deref().map_or(Bound::Unbounded, Bound::Excluded))? {
-            let (key, value) = item?;
-            let Some(sequence) = sequence_of(&key) else { continue };
-            let record: Record = format::decode(&key, &value)?;
+        let items = store.range(Bound::Included(&start), end.as_deref().map_or(Bound::Unbounded, Bound::Excluded))?;
+        for (sequence, keys, entry) in joined(items)? {
+            let record: Record = format::decode(&keys[0], &entry)?;
             out.push(Committed {
                 sequence,
                 transaction_id: record.transaction_id,
@@ -121,14 +155,14 @@ impl Database {
     /// returns how many were dropped.
     pub fn trim_feed(&self, keep: usize, max_age: Option<Duration>) -> Result<usize> {
         let store = self.collections().documents().store();
-        let entries: Vec<(Vec<u8>, Vec<u8>)> = store.scan_prefix(FEED)?.collect::<Result<_, _>>()?;
+        let entries = joined(store.scan_prefix(FEED)?)?;
         let excess = entries.len().saturating_sub(keep);
         let cutoff =
             max_age.map(|age| Timestamp::now().as_micros() - i64::try_from(age.as_micros()).unwrap_or(i64::MAX));
         let mut doomed = 0;
-        for (i, (key, value)) in entries.iter().enumerate() {
+        for (i, (_, keys, entry)) in entries.iter().enumerate() {
             let too_old = match cutoff {
-                Some(c) => format::decode::<Record>(key, value)?.at.as_micros() < c,
+                Some(c) => format::decode::<Record>(&keys[0], entry)?.at.as_micros() < c,
                 None => false,
             };
             if i < excess || too_old {
@@ -142,12 +176,12 @@ impl Database {
         }
         for chunk in entries[..doomed].chunks(1000) {
             let mut batch = Batch::new();
-            for (key, _) in chunk {
+            for key in chunk.iter().flat_map(|(_, keys, _)| keys) {
                 batch.delete(key.clone());
             }
             // The floor moves with each batch, so a crash between batches
             // never claims entries that are still present were trimmed.
-            let floor = chunk.last().and_then(|(k, _)| sequence_of(k)).unwrap_or(0);
+            let floor = chunk.last().map_or(0, |(s, _, _)| *s);
             batch.put(FLOOR.to_vec(), floor.to_be_bytes().to_vec());
             store.commit(batch)?.into_result()?;
         }

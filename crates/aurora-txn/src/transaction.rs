@@ -294,7 +294,7 @@ impl Transaction {
         }
         self.merge_claims(&plans, batch.batch_mut())?;
         if self.db.inner.change_feed {
-            batch.batch_mut().put_at_revision(crate::feed::FEED.to_vec(), crate::feed::encode(self.id, &changes)?);
+            crate::feed::append(batch.batch_mut(), self.id, &changes)?;
         }
         let (inner, txn_id, count) = (Arc::clone(&self.db.inner), self.id, changes.len());
         batch.on_commit(Box::new(move |sequence| {

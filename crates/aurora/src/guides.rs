@@ -19,3 +19,21 @@ pub struct PubSubGuide;
 #[cfg(feature = "workers")]
 #[doc = include_str!("../../../docs/workers.md")]
 pub struct WorkersGuide;
+
+#[doc = include_str!("../../../docs/crud.md")]
+pub struct CrudGuide;
+
+#[doc = include_str!("../../../docs/live-queries.md")]
+pub struct LiveQueriesGuide;
+
+#[doc = include_str!("../../../docs/computed-fields.md")]
+pub struct ComputedFieldsGuide;
+
+#[doc = include_str!("../../../docs/configuration.md")]
+pub struct ConfigurationGuide;
+
+#[doc = include_str!("../../../docs/performance.md")]
+pub struct PerformanceGuide;
+
+#[doc = include_str!("../../../docs/durability.md")]
+pub struct DurabilityGuide;

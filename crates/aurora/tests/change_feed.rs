@@ -96,3 +96,30 @@ async fn the_feed_can_be_turned_off() {
     db.insert_into("c", doc! { "i": 1 }).await.unwrap();
     assert!(db.changes_since(0).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn large_transactions_are_stored_in_parts_and_read_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Aurora::with_config(config(dir.path())).await.unwrap();
+    db.new_collection("c", Vec::<(&str, FieldDefinition)>::new()).await.unwrap();
+    let text = "x".repeat(300);
+    for round in 0..4i64 {
+        let docs = (0..200i64).map(|i| doc! { "round": round, "i": i, "text": text.clone() }).collect();
+        db.insert_many("c", docs).await.unwrap(); // ~70 KB of feed entry: many parts
+    }
+    let parts = db.database().collections().documents().store().scan_prefix(b"f").unwrap().count();
+    assert!(parts > 4 * 10, "entries are split into parts ({parts} keys)");
+    let all = db.database().changes_since(0).unwrap();
+    assert_eq!(all.len(), 4, "one entry per transaction");
+    let big: Vec<_> = all.iter().filter(|c| c.changes.len() == 200).collect();
+    assert_eq!(big.len(), 4);
+    assert_eq!(db.changes_since(0).await.unwrap().len(), 800, "as events: one per document");
+    assert!(big.iter().all(|c| c.changes.iter().all(|ch| ch.new.as_ref().unwrap().get("text").is_some())));
+    assert_eq!(db.database().trim_feed(2, None).unwrap(), 2);
+    let kept = db.database().changes_since(db.database().feed_floor().unwrap()).unwrap();
+    assert_eq!(kept.len(), 2);
+    assert!(kept.iter().all(|c| c.changes.len() == 200), "whole entries kept, parts of trimmed ones gone");
+    db.close().await.unwrap();
+    let db = Aurora::with_config(config(dir.path())).await.unwrap();
+    assert_eq!(db.database().changes_since(db.database().feed_floor().unwrap()).unwrap().len(), 2, "after reopen");
+}
