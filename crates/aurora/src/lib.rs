@@ -1,9 +1,15 @@
 //! # Aurora
 //!
 //! An embedded, real-time document database for Rust applications: open a
-//! folder and get persistent documents, a hot in-memory cache, and (as the
-//! project grows) schema-aware indexes, queries, transactions, change
-//! events, live queries and a durable job queue — in one process.
+//! folder and get persistent documents, a hot in-memory cache, schema-aware
+//! indexes, queries, transactions, change events, live queries and a
+//! durable job queue — in one process.
+//!
+//! Guides live in the repository's `docs/` folder (CRUD, indexes,
+//! querying, computed fields, transactions, durability, change events, live
+//! queries, workers, configuration, performance, benchmarks); runnable
+//! examples in `examples/` (`quickstart`, `chat_room`, `leaderboard`,
+//! `job_pipeline`).
 //!
 //! This crate is a thin facade: it re-exports the layer crates behind cargo
 //! features, so you can depend on just what you need.
