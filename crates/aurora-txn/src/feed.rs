@@ -91,20 +91,27 @@ fn sequence_of(key: &[u8]) -> Option<Revision> {
     key.get(FEED.len()..FEED.len() + 8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)
 }
 
-/// Feed entries in key order, their parts joined: `(sequence, keys, entry)`.
-fn joined(
-    items: impl Iterator<Item = aurora_storage::Result<(Vec<u8>, Vec<u8>)>>,
-) -> Result<Vec<(Revision, Vec<Vec<u8>>, Vec<u8>)>> {
-    let mut out: Vec<(Revision, Vec<Vec<u8>>, Vec<u8>)> = Vec::new();
+/// One feed entry with its parts joined.
+struct Entry {
+    sequence: Revision,
+    /// The keys of its parts (to delete it).
+    keys: Vec<Vec<u8>>,
+    /// The encoded record.
+    bytes: Vec<u8>,
+}
+
+/// Feed entries in key order, their parts joined.
+fn joined(items: impl Iterator<Item = aurora_storage::Result<(Vec<u8>, Vec<u8>)>>) -> Result<Vec<Entry>> {
+    let mut out: Vec<Entry> = Vec::new();
     for item in items {
         let (key, value) = item?;
         let Some(sequence) = sequence_of(&key) else { continue };
         match out.last_mut() {
-            Some((s, keys, entry)) if *s == sequence => {
-                keys.push(key);
-                entry.extend_from_slice(&value);
+            Some(e) if e.sequence == sequence => {
+                e.keys.push(key);
+                e.bytes.extend_from_slice(&value);
             }
-            _ => out.push((sequence, vec![key], value)),
+            _ => out.push(Entry { sequence, keys: vec![key], bytes: value }),
         }
     }
     Ok(out)
@@ -130,8 +137,8 @@ impl Database {
         let store = self.collections().documents().store();
         let mut out = Vec::new();
         let items = store.range(Bound::Included(&start), end.as_deref().map_or(Bound::Unbounded, Bound::Excluded))?;
-        for (sequence, keys, entry) in joined(items)? {
-            let record: Record = format::decode(&keys[0], &entry)?;
+        for Entry { sequence, keys, bytes } in joined(items)? {
+            let record: Record = format::decode(&keys[0], &bytes)?;
             out.push(Committed {
                 sequence,
                 transaction_id: record.transaction_id,
@@ -160,9 +167,9 @@ impl Database {
         let cutoff =
             max_age.map(|age| Timestamp::now().as_micros() - i64::try_from(age.as_micros()).unwrap_or(i64::MAX));
         let mut doomed = 0;
-        for (i, (_, keys, entry)) in entries.iter().enumerate() {
+        for (i, e) in entries.iter().enumerate() {
             let too_old = match cutoff {
-                Some(c) => format::decode::<Record>(&keys[0], entry)?.at.as_micros() < c,
+                Some(c) => format::decode::<Record>(&e.keys[0], &e.bytes)?.at.as_micros() < c,
                 None => false,
             };
             if i < excess || too_old {
@@ -176,12 +183,12 @@ impl Database {
         }
         for chunk in entries[..doomed].chunks(1000) {
             let mut batch = Batch::new();
-            for key in chunk.iter().flat_map(|(_, keys, _)| keys) {
+            for key in chunk.iter().flat_map(|e| &e.keys) {
                 batch.delete(key.clone());
             }
             // The floor moves with each batch, so a crash between batches
             // never claims entries that are still present were trimmed.
-            let floor = chunk.last().map_or(0, |(s, _, _)| *s);
+            let floor = chunk.last().map_or(0, |e| e.sequence);
             batch.put(FLOOR.to_vec(), floor.to_be_bytes().to_vec());
             store.commit(batch)?.into_result()?;
         }
