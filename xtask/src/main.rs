@@ -31,22 +31,7 @@ const CI_STEPS: &[Step] = &[
         env: &[],
     },
     Step { name: "test", args: &["test", "--workspace", "--all-features"], env: &[] },
-    Step {
-        name: "example quickstart",
-        args: &["run", "--quiet", "-p", "aurora", "--example", "quickstart", "--", "target/quickstart-data"],
-        env: &[],
-    },
-    Step { name: "example chat_room", args: &["run", "--quiet", "-p", "aurora", "--example", "chat_room"], env: &[] },
-    Step {
-        name: "example leaderboard",
-        args: &["run", "--quiet", "-p", "aurora", "--example", "leaderboard"],
-        env: &[],
-    },
-    Step {
-        name: "example job_pipeline",
-        args: &["run", "--quiet", "-p", "aurora", "--example", "job_pipeline"],
-        env: &[],
-    },
+    Step { name: "examples", args: &["build", "--quiet", "-p", "aurora", "--examples"], env: &[] },
     Step {
         name: "doc",
         args: &["doc", "--workspace", "--all-features", "--no-deps"],
@@ -54,6 +39,50 @@ const CI_STEPS: &[Step] = &[
     },
     Step { name: "bench-build", args: &["bench", "--workspace", "--no-run"], env: &[] },
 ];
+
+/// The runnable examples CI runs after the tests (each must finish well
+/// within [`EXAMPLE_LIMIT`]), with their arguments.
+const EXAMPLES: &[(&str, &[&str])] =
+    &[("quickstart", &["target/quickstart-data"]), ("chat_room", &[]), ("leaderboard", &[]), ("job_pipeline", &[])];
+
+/// Longest an example may run before CI calls it hung.
+const EXAMPLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Runs each example binary (built by the `examples` step) with a deadline.
+fn run_examples() -> bool {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target"),
+        std::path::PathBuf::from,
+    );
+    for (name, args) in EXAMPLES {
+        eprintln!("==> xtask ci: example {name}");
+        let started = std::time::Instant::now();
+        let mut child = match Command::new(target.join("debug").join("examples").join(name)).args(*args).spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("example {name} could not start: {e}");
+                return false;
+            }
+        };
+        let ok = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status.success(),
+                Ok(None) if started.elapsed() > EXAMPLE_LIMIT => {
+                    let _ = child.kill();
+                    eprintln!("example {name} still running after {EXAMPLE_LIMIT:?}: killed");
+                    break false;
+                }
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(50)),
+                Err(_) => break false,
+            }
+        };
+        eprintln!("==> example {name} {} in {:.0?}", if ok { "passed" } else { "FAILED" }, started.elapsed());
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
 
 fn run(step: &Step) -> bool {
     eprintln!("==> xtask ci: {} (cargo {})", step.name, step.args.join(" "));
@@ -69,6 +98,10 @@ fn ci() -> ExitCode {
     for step in CI_STEPS {
         if !run(step) {
             eprintln!("xtask ci: step `{}` failed", step.name);
+            return ExitCode::FAILURE;
+        }
+        if step.name == "examples" && !run_examples() {
+            eprintln!("xtask ci: an example failed");
             return ExitCode::FAILURE;
         }
     }

@@ -40,6 +40,8 @@ pub(crate) struct Hub {
     pub(crate) channels: DashMap<String, Sender>,
     /// Events buffered per listener.
     capacity: usize,
+    /// Set by [`PubSub::close`].
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// The channel key of `listen_all`.
@@ -48,7 +50,13 @@ pub(crate) const GLOBAL: &str = "\0all";
 impl PubSub {
     /// A hub whose channels buffer `capacity` events per listener.
     pub fn new(capacity: usize) -> Self {
-        Self { inner: Arc::new(Hub { channels: DashMap::new(), capacity: capacity.max(1) }) }
+        Self {
+            inner: Arc::new(Hub {
+                channels: DashMap::new(),
+                capacity: capacity.max(1),
+                closed: std::sync::atomic::AtomicBool::new(false),
+            }),
+        }
     }
 
     /// Listens to one collection's events that pass `filter`.
@@ -64,13 +72,25 @@ impl PubSub {
     fn subscribe(&self, key: &str, filter: EventFilter) -> Listener {
         // Subscribing under the map's entry lock orders it against the
         // removal of an empty channel (also done under that lock).
-        let rx = self
-            .inner
-            .channels
-            .entry(key.to_string())
-            .or_insert_with(|| broadcast::channel(self.inner.capacity).0)
-            .subscribe();
+        // The closed flag is read under the entry lock too, so a listener
+        // either sees the hub closed or has its channel cleared by `close`.
+        let entry = self.inner.channels.entry(key.to_string());
+        let rx = if self.inner.closed.load(std::sync::atomic::Ordering::Acquire) {
+            drop(entry);
+            broadcast::channel(1).1 // its sender is gone: closed at once
+        } else {
+            entry.or_insert_with(|| broadcast::channel(self.inner.capacity).0).subscribe()
+        };
         Listener::new(Arc::clone(&self.inner), key.to_string(), rx, filter)
+    }
+
+    /// Ends every listener: each still receives the events published
+    /// before, then [`crate::RecvError::Closed`]; listeners created later
+    /// are closed at once, and later publishes go nowhere. (The database
+    /// handle calls this when it closes.)
+    pub fn close(&self) {
+        self.inner.closed.store(true, std::sync::atomic::Ordering::Release);
+        self.inner.channels.clear();
     }
 
     /// Publishes one commit's events, in order, to their collections'

@@ -209,7 +209,9 @@ impl Aurora {
     }
 
     /// Stops taking writes, applies and checkpoints everything, and releases
-    /// the folder. Every later call fails with [`Error::Closed`]. Job queues
+    /// the folder. Every later call fails with [`Error::Closed`]; listeners
+    /// and live queries receive what was committed, then end
+    /// (`RecvError::Closed` / `WatchError::Closed`). Job queues
     /// opened with `workers` are shut down first (running jobs get their
     /// `shutdown_timeout`).
     pub async fn close(&self) -> Result<()> {
@@ -229,6 +231,8 @@ impl Aurora {
         }
         let store = self.collections().documents().store().clone();
         blocking(move || Ok(store.close()?)).await?;
+        // After the store: every committed event has been published.
+        self.inner.pubsub.close();
         #[cfg(feature = "workers")]
         if let Some(e) = first_error {
             return Err(e);

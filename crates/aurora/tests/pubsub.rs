@@ -119,3 +119,21 @@ async fn channels_are_created_lazily_and_removed_with_their_last_listener() {
     assert_eq!(db.pubsub().channel_count(), 0, "no channel leaks with short-lived listeners");
     db.insert_into("msgs", doc! { "room": "a" }).await.unwrap();
 }
+
+#[tokio::test]
+async fn closing_the_database_ends_listeners_and_live_queries_after_the_committed_events() {
+    let (_dir, db) = db_with(64).await;
+    let mut listener = db.listen("other");
+    let mut all = db.listen_all();
+    let mut watcher = db.query("other").watch().await.unwrap();
+    db.insert_into("other", doc! { "n": 1 }).await.unwrap();
+    db.close().await.unwrap();
+    assert!(listener.recv().await.is_ok(), "the committed event is still delivered");
+    assert!(matches!(listener.recv().await, Err(aurora::RecvError::Closed)));
+    assert!(all.recv().await.is_ok());
+    assert!(matches!(all.recv().await, Err(aurora::RecvError::Closed)));
+    assert!(watcher.recv().await.is_ok());
+    assert!(matches!(watcher.recv().await, Err(aurora::WatchError::Closed)));
+    let mut late = db.listen("other");
+    assert!(matches!(late.recv().await, Err(aurora::RecvError::Closed)), "a listener after close ends at once");
+}
