@@ -7,6 +7,7 @@ use crate::config::StoreConfig;
 use crate::error::{Result, StorageError};
 use crate::format;
 use crate::hot::{CacheStats, EvictionPolicy, HotCache};
+use crate::snapshot::Snapshot;
 use crate::store::Store;
 use aurora_core::{DocId, Document};
 use parking_lot::Mutex;
@@ -224,6 +225,37 @@ impl DocumentStore {
         let size = doc.as_ref().map_or(0, |d| d.approx_size());
         self.cache.insert(&key, doc.clone(), size, rev, self.ttl);
         Ok((rev, doc))
+    }
+
+    /// The document under `key` as `snapshot` sees it, with the revision
+    /// that wrote it (`0` when absent).
+    ///
+    /// Served from the hot cache without touching the store when that is
+    /// exact: every document write updates the cache in its commit hook,
+    /// in revision order, and promotion is ordered against those hooks, so
+    /// once all hooks up to the snapshot have run, a cached version not
+    /// newer than the snapshot is the snapshot's version. Otherwise (newer
+    /// cached version, a miss, or hooks still running) the snapshot reads
+    /// the store and its history.
+    pub fn snapshot_versioned(&self, snapshot: &Snapshot, key: &[u8]) -> Result<(Revision, Cached)> {
+        let at = snapshot.revision();
+        if self.store.hooks_done() >= at {
+            if let Some((doc, rev)) = self.cache.peek_versioned(key) {
+                if rev <= at {
+                    return Ok(live(rev, doc));
+                }
+            }
+        }
+        match snapshot.get_versioned(key)? {
+            Some((rev, raw)) => {
+                let doc = match self.cached_at(key, rev) {
+                    Some(doc) => doc,
+                    None => Arc::new(format::decode::<Document>(key, &raw)?),
+                };
+                Ok((rev, Some(doc)))
+            }
+            None => Ok((0, None)),
+        }
     }
 
     /// The cached decoded document for a storage key, if the cache holds

@@ -52,6 +52,8 @@ pub(crate) struct Engine {
     revision: AtomicU64,
     /// Highest revision known to be on stable storage.
     synced: AtomicU64,
+    /// Every commit at or below this revision has run its commit hooks.
+    hooked: AtomicU64,
     /// Highest revision whose writes the cold store holds.
     applied: AtomicU64,
     /// Oldest revision [`Store::get_at`](crate::Store::get_at) can answer for.
@@ -131,6 +133,7 @@ impl Engine {
             apply_lock: Mutex::new(()),
             revision: AtomicU64::new(revision),
             synced: AtomicU64::new(revision),
+            hooked: AtomicU64::new(revision),
             applied: AtomicU64::new(revision),
             oldest_readable: AtomicU64::new(revision),
             deletes_since_purge: AtomicUsize::new(0),
@@ -146,6 +149,12 @@ impl Engine {
 
     pub(crate) fn revision(&self) -> Revision {
         self.revision.load(Ordering::Acquire)
+    }
+
+    /// Every commit at or below this revision has run its commit hooks
+    /// (groups run their hooks one at a time, in revision order).
+    pub(crate) fn hooks_done(&self) -> Revision {
+        self.hooked.load(Ordering::Acquire)
     }
 
     pub(crate) fn synced_revision(&self) -> Revision {
@@ -297,6 +306,7 @@ impl Engine {
                 hook(r);
             }
         }
+        self.hooked.fetch_max(rev, Ordering::AcqRel);
         outcomes
     }
 

@@ -211,6 +211,12 @@ impl Store {
         self.engine().revision()
     }
 
+    /// Every commit at or below this revision has run its commit hook
+    /// (hooks run after the revision is published, one group at a time).
+    pub fn hooks_done(&self) -> Revision {
+        self.engine().hooks_done()
+    }
+
     /// The highest revision known to be on stable storage.
     pub fn durable_revision(&self) -> Revision {
         self.engine().synced_revision()

@@ -100,18 +100,9 @@ impl Transaction {
         }
         self.db.collections().definition_shared(collection)?;
         let storage_key = document_key(collection, id);
-        let found = match self.snapshot.get_versioned(&storage_key)? {
-            Some((rev, raw)) => (rev, Some(self.decode(&storage_key, rev, &raw)?)),
-            None => (0, None),
-        };
+        let found = self.db.collections().documents().snapshot_versioned(&self.snapshot, &storage_key)?;
         self.reads.insert(key, found.clone());
         Ok(found)
-    }
-
-    /// The decoded document: from the hot cache when it holds exactly this
-    /// version, else decoded.
-    fn decode(&self, key: &[u8], rev: Revision, raw: &[u8]) -> Result<Arc<Document>> {
-        decode_shared(self.db.collections().documents(), key, rev, raw)
     }
 
     /// The collection at the snapshot, lazily, in id order — without this
@@ -131,11 +122,7 @@ impl Transaction {
         collection: &str,
         id: &DocId,
     ) -> Result<Option<Arc<Document>>> {
-        let key = document_key(collection, id);
-        match snapshot.get_versioned(&key)? {
-            Some((rev, raw)) => Ok(Some(decode_shared(docs, &key, rev, &raw)?)),
-            None => Ok(None),
-        }
+        Ok(docs.snapshot_versioned(snapshot, &document_key(collection, id))?.1)
     }
 
     /// Like [`Transaction::get`], sharing the document instead of copying it.
@@ -172,7 +159,7 @@ impl Transaction {
         // already in id order.
         let mut docs = Vec::with_capacity(items.len());
         for (key, rev, raw) in items {
-            let doc = self.decode(&key, rev, &raw)?;
+            let doc = decode_shared(self.db.collections().documents(), &key, rev, &raw)?;
             if record_reads {
                 self.reads.entry((collection.to_string(), doc.id.clone())).or_insert((rev, Some(Arc::clone(&doc))));
             }

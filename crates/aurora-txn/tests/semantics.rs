@@ -163,3 +163,33 @@ fn transaction_closure_retries_conflicts() {
         Err(TxnError::NotFound { .. })
     ));
 }
+
+#[test]
+fn snapshot_reads_served_from_the_hot_cache_are_exact() {
+    let (_d, db, _) = setup();
+    let k = account(3);
+    let bal = |tx: &mut aurora_txn::Transaction| tx.get("accounts", &k).unwrap().map(|d| common::balance(&d));
+    let _ = db.collections().documents().get("accounts", &k).unwrap(); // hot
+    let mut old = db.begin().unwrap();
+    db.transaction(|tx| tx.update("accounts", &k, [("balance".into(), Value::Int(7))].into()).map(|_| ())).unwrap();
+    // The cache now holds a version newer than `old`'s snapshot: history answers.
+    assert_eq!(bal(&mut old), Some(100));
+    // A new snapshot gets the cached version with its exact revision, so
+    // its conditional write commits (a wrong revision would conflict).
+    let mut fresh = db.begin().unwrap();
+    assert_eq!(bal(&mut fresh), Some(7));
+    fresh.update("accounts", &k, [("balance".into(), Value::Int(8))].into()).unwrap();
+    fresh.commit().unwrap();
+    // Deleted after a snapshot: still there for it; gone for a new one.
+    let mut before_delete = db.begin().unwrap();
+    db.transaction(|tx| tx.delete("accounts", &k).map(|_| ())).unwrap();
+    assert_eq!(bal(&mut before_delete), Some(8));
+    let mut after_delete = db.begin().unwrap();
+    assert_eq!(bal(&mut after_delete), None);
+    // Inserted after a snapshot (and cached by its commit): absent for it.
+    let late = DocId::text("late").unwrap();
+    let mut snap = db.begin().unwrap();
+    db.transaction(|tx| tx.upsert("accounts", doc! { "owner": "late", "balance": 1 }.id(late.clone()))).unwrap();
+    assert!(snap.get("accounts", &late).unwrap().is_none());
+    assert_eq!(old.get("accounts", &k).unwrap().map(|d| common::balance(&d)), Some(100), "still stable");
+}
