@@ -178,15 +178,16 @@ pub fn write(root: &Path, quick: bool, footprint: &str) -> std::io::Result<PathB
     footprint_section(&mut md, footprint);
     behind.sort_by(|a, b| a.0.total_cmp(&b.0));
     let _ = writeln!(md, "## Where Aurora is furthest behind\n");
+    // One line per reason: the worst workload it explains.
     let mut named = std::collections::BTreeSet::new();
     for (ratio, workload, peer) in behind.iter().filter(|b| b.0 < 1.0) {
         if named.len() == 4 {
             break;
         }
-        if !named.insert(workload.clone()) {
+        let reason = REASONS.iter().find(|(p, _)| workload.starts_with(p)).map_or("not analysed yet.", |r| r.1);
+        if !named.insert(reason) {
             continue;
         }
-        let reason = REASONS.iter().find(|(p, _)| workload.starts_with(p)).map_or("not analysed yet.", |r| r.1);
         let _ = writeln!(md, "- **{workload}** — {ratio:.2}× {peer}: {reason}");
     }
     if named.is_empty() {
