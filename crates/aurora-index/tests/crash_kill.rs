@@ -21,6 +21,8 @@ fn crash_child_entry() {
     if db.list_collections().is_empty() {
         db.create_collection("users", common::users_schema()).unwrap();
     }
+    db.put("users", doc! { "email": "ready@x.io", "age": 1i64 }.id(DocId::text("ready").unwrap())).unwrap();
+    println!("ready");
     let threads: Vec<_> = (0..3u64)
         .map(|t| {
             let db = db.clone();
@@ -59,11 +61,12 @@ fn indexes_agree_with_documents_after_sigkill() {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["crash_child_entry", "--exact", "--nocapture", "--test-threads=1"])
             .env(CHILD_DIR, dir.path())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(300 + fastrand_ms()));
+        wait_ready(&mut child);
+        std::thread::sleep(Duration::from_millis(50 + fastrand_ms()));
         child.kill().unwrap();
         child.wait().unwrap();
         let db = common::open(dir.path(), IndexConfig::default());
@@ -75,4 +78,20 @@ fn indexes_agree_with_documents_after_sigkill() {
 
 fn fastrand_ms() -> u64 {
     u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 400)
+}
+
+/// Waits (up to a minute) until the child prints `ready`, so the kill
+/// lands while it is working even on a loaded machine.
+fn wait_ready(child: &mut std::process::Child) {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.ends_with("ready") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60)).expect("the child never became ready");
 }

@@ -79,7 +79,9 @@ fn run_child(dir: &std::path::Path, mode: &str, round: u32) -> BTreeMap<usize, u
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let mut parts = line.split_whitespace();
+            // The test harness may print "test … ... " before the first line.
+            let Some(at) = line.rfind("ack ") else { continue };
+            let mut parts = line[at..].split_whitespace();
             if parts.next() == Some("ack") {
                 let w: usize = parts.next().unwrap().parse().unwrap();
                 let seq: u64 = parts.next().unwrap().parse().unwrap();

@@ -16,6 +16,9 @@ fn crash_child_entry() {
     let Ok(dir) = std::env::var(CHILD_DIR) else { return };
     let (db, _) = common::open(std::path::Path::new(&dir), Durability::Balanced);
     common::setup_bank(&db);
+    common::transfer(&db, 0, 1, 1).unwrap();
+    common::transfer(&db, 1, 0, 1).unwrap();
+    println!("ready");
     let threads: Vec<_> = (0..3i64)
         .map(|t| {
             let db = db.clone();
@@ -45,11 +48,12 @@ fn total_survives_sigkill_of_a_writer() {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["crash_child_entry", "--exact", "--nocapture", "--test-threads=1"])
             .env(CHILD_DIR, dir.path())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(250 + 97 * u64::from(round % 4)));
+        wait_ready(&mut child);
+        std::thread::sleep(Duration::from_millis(50 + 97 * u64::from(round % 4)));
         child.kill().unwrap();
         child.wait().unwrap();
         let (db, _) = common::open(dir.path(), Durability::Balanced);
@@ -57,4 +61,20 @@ fn total_survives_sigkill_of_a_writer() {
         assert_eq!(common::total(&db), common::ACCOUNTS * common::START, "round {round}");
         db.collections().documents().store().close().unwrap();
     }
+}
+
+/// Waits (up to a minute) until the child prints `ready`, so the kill
+/// lands while it is working even on a loaded machine.
+fn wait_ready(child: &mut std::process::Child) {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.ends_with("ready") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60)).expect("the child never became ready");
 }

@@ -86,18 +86,28 @@ fn killed_workers_lose_no_job_and_duplicate_only_interrupted_ones() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (first_tx, first_rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|l| l.strip_prefix("enq ").map(str::to_string))
-                .collect::<Vec<_>>()
+            let mut ids = Vec::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // The test harness may print "test … ... " before the first line.
+                if let Some(id) = line.rfind("enq ").map(|i| &line[i + 4..]) {
+                    if ids.is_empty() {
+                        let _ = first_tx.send(());
+                    }
+                    ids.push(id.to_string());
+                }
+            }
+            ids
         });
-        std::thread::sleep(Duration::from_millis(150 + fastrand::u64(0..250)));
+        // The kill lands at a random moment after the child is working (a
+        // loaded CI machine may take a while to start it).
+        let started = first_rx.recv_timeout(Duration::from_secs(60)).is_ok();
+        std::thread::sleep(Duration::from_millis(50 + fastrand::u64(0..300)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let ids = reader.join().unwrap();
-        assert!(!ids.is_empty() || round > 0, "the child acknowledged no enqueue in round {round}");
+        assert!(started && !ids.is_empty(), "the child acknowledged no enqueue in round {round}");
         acknowledged.extend(ids);
     }
 
