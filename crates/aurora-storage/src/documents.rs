@@ -102,8 +102,10 @@ pub fn collection_prefix(collection: &str) -> Vec<u8> {
     k
 }
 
-/// Checks a collection name: 1 to 128 bytes, no NUL, not starting with `_`
-/// (reserved for Aurora's system collections).
+/// Checks a collection name: 1 to 128 bytes, no NUL. Names starting with
+/// `_` are reserved for Aurora's system collections (such as `_jobs`): the
+/// `Aurora` handle refuses them for user collections; the layers below
+/// accept them, since that is how system collections are made.
 pub fn validate_collection_name(name: &str) -> Result<()> {
     let reason = if name.is_empty() {
         Some("must not be empty")

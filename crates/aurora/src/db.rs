@@ -255,6 +255,12 @@ impl Aurora {
 
     /// Creates a collection with a full [`Schema`] (e.g. a strict one).
     pub async fn new_collection_with_schema(&self, name: &str, schema: Schema) -> Result<()> {
+        if name.starts_with('_') {
+            return Err(Error::Storage(aurora_storage::StorageError::InvalidName {
+                name: name.chars().take(64).collect(),
+                reason: "names starting with `_` are reserved for system collections (such as `_jobs`)",
+            }));
+        }
         let name = name.to_string();
         self.write(move |db| Ok(db.collections().create_collection(&name, schema)?)).await
     }

@@ -150,3 +150,12 @@ async fn many_tasks_and_the_change_sink() {
     assert!(log.windows(2).all(|w| w[0].sequence < w[1].sequence), "in commit order");
     assert!(log.iter().all(|c| c.changes.len() == 1 && c.changes[0].kind == ChangeKind::Insert));
 }
+
+#[tokio::test]
+async fn system_collection_names_are_reserved() {
+    let db = Aurora::temporary().await.unwrap();
+    let err = db.new_collection("_jobs", users()).await.unwrap_err();
+    assert!(err.to_string().contains("reserved"), "{err}");
+    assert!(db.list_collections().unwrap().is_empty(), "nothing created");
+    db.new_collection("jobs_", users()).await.unwrap();
+}
