@@ -26,6 +26,10 @@ pub(crate) struct Inner {
     isolation: Isolation,
     /// Whether commits append to the persistent change feed.
     pub(crate) change_feed: bool,
+    /// The feed's retained entries, so trimming need not read the feed.
+    pub(crate) feed_index: parking_lot::Mutex<crate::feed::FeedIndex>,
+    /// One trim at a time (the floor must only move forward).
+    pub(crate) feed_trim: parking_lot::Mutex<()>,
     /// Run-time observers, by registration id.
     observers: parking_lot::RwLock<Vec<(u64, Arc<dyn CommitObserver>)>>,
     next_observer: AtomicU64,
@@ -89,6 +93,8 @@ impl Database {
                 next_txn: AtomicU64::new(1),
                 isolation,
                 change_feed,
+                feed_index: parking_lot::Mutex::new(crate::feed::FeedIndex::default()),
+                feed_trim: parking_lot::Mutex::new(()),
                 observers: parking_lot::RwLock::new(Vec::new()),
                 next_observer: AtomicU64::new(1),
             }),

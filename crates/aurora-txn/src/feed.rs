@@ -15,6 +15,7 @@ use crate::sink::{Change, ChangeKind, Committed};
 use aurora_core::{DocId, Document, Timestamp};
 use aurora_storage::{format, prefix_successor, revision_key, Batch, Revision};
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,20 +59,57 @@ struct StoredChange {
     new: Option<Document>,
 }
 
-/// Adds one transaction's feed entry to `batch`, in parts.
-pub(crate) fn append(batch: &mut Batch, transaction_id: u64, changes: &[Change]) -> Result<()> {
-    let entry = encode(transaction_id, changes)?;
+/// Adds one transaction's feed entry to `batch`, in parts; returns its
+/// time (µs since the epoch) for the [`FeedIndex`].
+pub(crate) fn append(batch: &mut Batch, transaction_id: u64, changes: &[Change]) -> Result<i64> {
+    let at = Timestamp::now();
+    let entry = encode(transaction_id, at, changes)?;
     for (part, chunk) in entry.chunks(PART_BYTES).enumerate() {
         batch.put_at_revision_part(FEED.to_vec(), u32::try_from(part).unwrap_or(u32::MAX), chunk.to_vec());
     }
-    Ok(())
+    Ok(at.as_micros())
+}
+
+/// The sequence and time (µs) of every retained feed entry, in order, kept
+/// in memory so that trimming decides from it instead of reading the whole
+/// feed. Loaded from the store on first use; commits made meanwhile are
+/// remembered and merged in.
+#[derive(Debug, Default)]
+pub(crate) struct FeedIndex {
+    /// `None` until loaded.
+    entries: Option<VecDeque<(Revision, i64)>>,
+    /// Entries committed while not yet loaded.
+    pending: Vec<(Revision, i64)>,
+}
+
+impl FeedIndex {
+    /// Records a committed entry (called in commit order).
+    pub(crate) fn appended(&mut self, sequence: Revision, at: i64) {
+        match &mut self.entries {
+            Some(entries) if entries.back().is_none_or(|b| b.0 < sequence) => entries.push_back((sequence, at)),
+            Some(_) => {}
+            None => self.pending.push((sequence, at)),
+        }
+    }
+
+    /// Installs what a load read from the store, merged with what was
+    /// committed meanwhile.
+    fn install(&mut self, mut loaded: Vec<(Revision, i64)>) {
+        if self.entries.is_some() {
+            return;
+        }
+        loaded.append(&mut self.pending);
+        loaded.sort_unstable();
+        loaded.dedup_by_key(|e| e.0);
+        self.entries = Some(loaded.into());
+    }
 }
 
 /// The encoded feed entry of one transaction.
-fn encode(transaction_id: u64, changes: &[Change]) -> Result<Vec<u8>> {
+fn encode(transaction_id: u64, at: Timestamp, changes: &[Change]) -> Result<Vec<u8>> {
     let record = RecordRef {
         transaction_id,
-        at: Timestamp::now(),
+        at,
         changes: changes
             .iter()
             .map(|c| ChangeRef {
@@ -158,30 +196,44 @@ impl Database {
         Ok(out)
     }
 
-    /// Drops feed entries beyond the newest `keep` or older than `max_age`;
-    /// returns how many were dropped.
-    pub fn trim_feed(&self, keep: usize, max_age: Option<Duration>) -> Result<usize> {
+    /// Loads the feed index from the store if it is not loaded yet.
+    fn load_feed_index(&self) -> Result<()> {
+        if self.inner.feed_index.lock().entries.is_some() {
+            return Ok(());
+        }
         let store = self.collections().documents().store();
-        let entries = joined(store.scan_prefix(FEED)?)?;
-        let excess = entries.len().saturating_sub(keep);
+        let mut loaded = Vec::new();
+        for e in joined(store.scan_prefix(FEED)?)? {
+            loaded.push((e.sequence, format::decode::<Record>(&e.keys[0], &e.bytes)?.at.as_micros()));
+        }
+        self.inner.feed_index.lock().install(loaded);
+        Ok(())
+    }
+
+    /// Drops feed entries beyond the newest `keep` or older than `max_age`;
+    /// returns how many were dropped. Decides from the in-memory index and
+    /// reads only the entries it deletes.
+    pub fn trim_feed(&self, keep: usize, max_age: Option<Duration>) -> Result<usize> {
+        let _one_at_a_time = self.inner.feed_trim.lock();
+        self.load_feed_index()?;
         let cutoff =
             max_age.map(|age| Timestamp::now().as_micros() - i64::try_from(age.as_micros()).unwrap_or(i64::MAX));
-        let mut doomed = 0;
-        for (i, e) in entries.iter().enumerate() {
-            let too_old = match cutoff {
-                Some(c) => format::decode::<Record>(&e.keys[0], &e.bytes)?.at.as_micros() < c,
-                None => false,
-            };
-            if i < excess || too_old {
-                doomed = i + 1;
-            } else {
-                break;
+        let last_doomed = {
+            let index = self.inner.feed_index.lock();
+            let Some(entries) = index.entries.as_ref() else { return Ok(0) };
+            let mut n = entries.len().saturating_sub(keep);
+            while n < entries.len() && cutoff.is_some_and(|c| entries[n].1 < c) {
+                n += 1;
             }
-        }
-        if doomed == 0 {
-            return Ok(0);
-        }
-        for chunk in entries[..doomed].chunks(1000) {
+            match n {
+                0 => return Ok(0),
+                n => entries[n - 1].0,
+            }
+        };
+        let store = self.collections().documents().store();
+        let end = revision_key(FEED, last_doomed.saturating_add(1));
+        let doomed = joined(store.range(Bound::Included(FEED), Bound::Excluded(&end))?)?;
+        for chunk in doomed.chunks(1000) {
             let mut batch = Batch::new();
             for key in chunk.iter().flat_map(|e| &e.keys) {
                 batch.delete(key.clone());
@@ -192,6 +244,11 @@ impl Database {
             batch.put(FLOOR.to_vec(), floor.to_be_bytes().to_vec());
             store.commit(batch)?.into_result()?;
         }
-        Ok(doomed)
+        if let Some(entries) = self.inner.feed_index.lock().entries.as_mut() {
+            while entries.front().is_some_and(|e| e.0 <= last_doomed) {
+                entries.pop_front();
+            }
+        }
+        Ok(doomed.len())
     }
 }

@@ -280,11 +280,15 @@ impl Transaction {
             }
         }
         self.merge_claims(&plans, batch.batch_mut())?;
-        if self.db.inner.change_feed {
-            crate::feed::append(batch.batch_mut(), self.id, &changes)?;
-        }
+        let feed_at = match self.db.inner.change_feed {
+            true => Some(crate::feed::append(batch.batch_mut(), self.id, &changes)?),
+            false => None,
+        };
         let (inner, txn_id, count) = (Arc::clone(&self.db.inner), self.id, changes.len());
         batch.on_commit(Box::new(move |sequence| {
+            if let Some(at) = feed_at {
+                inner.feed_index.lock().appended(sequence, at);
+            }
             inner.publish(Committed { sequence, transaction_id: txn_id, changes });
         }));
         match collections.documents().commit(batch)? {

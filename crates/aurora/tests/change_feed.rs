@@ -123,3 +123,37 @@ async fn large_transactions_are_stored_in_parts_and_read_back_whole() {
     let db = Aurora::with_config(config(dir.path())).await.unwrap();
     assert_eq!(db.database().changes_since(db.database().feed_floor().unwrap()).unwrap().len(), 2, "after reopen");
 }
+
+#[tokio::test]
+async fn trimming_by_count_and_age_follows_commits_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Aurora::with_config(config(dir.path())).await.unwrap();
+    db.new_collection("c", Vec::<(&str, FieldDefinition)>::new()).await.unwrap();
+    for i in 0..3 {
+        db.insert_into("c", doc! { "i": i }).await.unwrap();
+    }
+    assert_eq!(db.database().trim_feed(100, None).unwrap(), 0, "index loaded, nothing to drop");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for i in 3..6 {
+        db.insert_into("c", doc! { "i": i }).await.unwrap(); // recorded by the commit hook
+    }
+    let dropped = db.database().trim_feed(100, Some(std::time::Duration::from_millis(150))).unwrap();
+    assert!((3..=6).contains(&dropped), "the three old entries at least: {dropped}");
+    let left: Vec<i64> = db
+        .changes_since(db.database().feed_floor().unwrap())
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.document.as_ref().unwrap().get("i").and_then(Value::as_i64).unwrap())
+        .collect();
+    assert_eq!(left, (dropped as i64..6).collect::<Vec<_>>(), "a prefix was dropped");
+    db.close().await.unwrap();
+    let db = Aurora::with_config(config(dir.path())).await.unwrap();
+    for i in 6..9 {
+        db.insert_into("c", doc! { "i": i }).await.unwrap();
+    }
+    let before = db.database().changes_since(db.database().feed_floor().unwrap()).unwrap().len();
+    assert_eq!(db.database().trim_feed(2, None).unwrap(), before - 2, "the index after reopen counts every entry");
+    assert_eq!(db.database().changes_since(db.database().feed_floor().unwrap()).unwrap().len(), 2);
+    assert_eq!(db.database().trim_feed(2, None).unwrap(), 0);
+}
