@@ -59,15 +59,37 @@ struct StoredChange {
     new: Option<Document>,
 }
 
-/// Adds one transaction's feed entry to `batch`, in parts; returns its
-/// time (µs since the epoch) for the [`FeedIndex`].
-pub(crate) fn append(batch: &mut Batch, transaction_id: u64, changes: &[Change]) -> Result<i64> {
+/// What the [`FeedIndex`] keeps of one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct IndexEntry {
+    sequence: Revision,
+    /// When it was committed, µs since the epoch.
+    at: i64,
+    /// Its encoded size.
+    bytes: u64,
+}
+
+/// Adds one transaction's feed entry to `batch`, in parts; returns what the
+/// [`FeedIndex`] records of it (its sequence is set at commit).
+pub(crate) fn append(batch: &mut Batch, transaction_id: u64, changes: &[Change]) -> Result<(i64, u64)> {
     let at = Timestamp::now();
     let entry = encode(transaction_id, at, changes)?;
     for (part, chunk) in entry.chunks(PART_BYTES).enumerate() {
         batch.put_at_revision_part(FEED.to_vec(), u32::try_from(part).unwrap_or(u32::MAX), chunk.to_vec());
     }
-    Ok(at.as_micros())
+    Ok((at.as_micros(), entry.len() as u64))
+}
+
+/// How much history [`Database::trim_feed_to`] keeps: an entry goes when
+/// any limit is exceeded (oldest first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedRetention {
+    /// Most entries (committed transactions) kept.
+    pub entries: usize,
+    /// Entries older than this go.
+    pub max_age: Option<Duration>,
+    /// Most encoded bytes kept (one bulk transaction can be megabytes).
+    pub max_bytes: Option<u64>,
 }
 
 /// The sequence and time (µs) of every retained feed entry, in order, kept
@@ -77,31 +99,66 @@ pub(crate) fn append(batch: &mut Batch, transaction_id: u64, changes: &[Change])
 #[derive(Debug, Default)]
 pub(crate) struct FeedIndex {
     /// `None` until loaded.
-    entries: Option<VecDeque<(Revision, i64)>>,
+    entries: Option<VecDeque<IndexEntry>>,
     /// Entries committed while not yet loaded.
-    pending: Vec<(Revision, i64)>,
+    pending: Vec<IndexEntry>,
+    /// Encoded bytes of `entries`.
+    bytes: u64,
 }
 
 impl FeedIndex {
     /// Records a committed entry (called in commit order).
-    pub(crate) fn appended(&mut self, sequence: Revision, at: i64) {
+    pub(crate) fn appended(&mut self, sequence: Revision, (at, bytes): (i64, u64)) {
+        let entry = IndexEntry { sequence, at, bytes };
         match &mut self.entries {
-            Some(entries) if entries.back().is_none_or(|b| b.0 < sequence) => entries.push_back((sequence, at)),
+            Some(entries) if entries.back().is_none_or(|b| b.sequence < sequence) => {
+                entries.push_back(entry);
+                self.bytes += bytes;
+            }
             Some(_) => {}
-            None => self.pending.push((sequence, at)),
+            None => self.pending.push(entry),
         }
     }
 
     /// Installs what a load read from the store, merged with what was
     /// committed meanwhile.
-    fn install(&mut self, mut loaded: Vec<(Revision, i64)>) {
+    fn install(&mut self, mut loaded: Vec<IndexEntry>) {
         if self.entries.is_some() {
             return;
         }
         loaded.append(&mut self.pending);
         loaded.sort_unstable();
-        loaded.dedup_by_key(|e| e.0);
+        loaded.dedup_by_key(|e| e.sequence);
+        self.bytes = loaded.iter().map(|e| e.bytes).sum();
         self.entries = Some(loaded.into());
+    }
+
+    /// The newest of the oldest entries `retention` drops (at `now`, µs).
+    fn doomed(&self, retention: &FeedRetention, now: i64) -> Option<Revision> {
+        let entries = self.entries.as_ref()?;
+        let cutoff = retention.max_age.map(|age| now - i64::try_from(age.as_micros()).unwrap_or(i64::MAX));
+        let mut n = entries.len().saturating_sub(retention.entries);
+        let mut left: u64 = entries.iter().skip(n).map(|e| e.bytes).sum();
+        while let Some(e) = entries.get(n) {
+            let too_old = cutoff.is_some_and(|c| e.at < c);
+            let too_big = retention.max_bytes.is_some_and(|max| left > max);
+            if !(too_old || too_big) {
+                break;
+            }
+            left -= e.bytes;
+            n += 1;
+        }
+        n.checked_sub(1).map(|last| entries[last].sequence)
+    }
+
+    /// Forgets entries up to `sequence` (trimmed).
+    fn trimmed(&mut self, sequence: Revision) {
+        if let Some(entries) = self.entries.as_mut() {
+            while let Some(e) = entries.front().filter(|e| e.sequence <= sequence).copied() {
+                entries.pop_front();
+                self.bytes -= e.bytes;
+            }
+        }
     }
 }
 
@@ -204,32 +261,27 @@ impl Database {
         let store = self.collections().documents().store();
         let mut loaded = Vec::new();
         for e in joined(store.scan_prefix(FEED)?)? {
-            loaded.push((e.sequence, format::decode::<Record>(&e.keys[0], &e.bytes)?.at.as_micros()));
+            let at = format::decode::<Record>(&e.keys[0], &e.bytes)?.at.as_micros();
+            loaded.push(IndexEntry { sequence: e.sequence, at, bytes: e.bytes.len() as u64 });
         }
         self.inner.feed_index.lock().install(loaded);
         Ok(())
     }
 
     /// Drops feed entries beyond the newest `keep` or older than `max_age`;
-    /// returns how many were dropped. Decides from the in-memory index and
-    /// reads only the entries it deletes.
+    /// returns how many were dropped. See [`Database::trim_feed_to`].
     pub fn trim_feed(&self, keep: usize, max_age: Option<Duration>) -> Result<usize> {
+        self.trim_feed_to(&FeedRetention { entries: keep, max_age, max_bytes: None })
+    }
+
+    /// Drops the oldest feed entries until `retention` holds; returns how
+    /// many were dropped. Decides from an in-memory index (loaded from the
+    /// store once) and reads only the entries it deletes.
+    pub fn trim_feed_to(&self, retention: &FeedRetention) -> Result<usize> {
         let _one_at_a_time = self.inner.feed_trim.lock();
         self.load_feed_index()?;
-        let cutoff =
-            max_age.map(|age| Timestamp::now().as_micros() - i64::try_from(age.as_micros()).unwrap_or(i64::MAX));
-        let last_doomed = {
-            let index = self.inner.feed_index.lock();
-            let Some(entries) = index.entries.as_ref() else { return Ok(0) };
-            let mut n = entries.len().saturating_sub(keep);
-            while n < entries.len() && cutoff.is_some_and(|c| entries[n].1 < c) {
-                n += 1;
-            }
-            match n {
-                0 => return Ok(0),
-                n => entries[n - 1].0,
-            }
-        };
+        let doomed = self.inner.feed_index.lock().doomed(retention, Timestamp::now().as_micros());
+        let Some(last_doomed) = doomed else { return Ok(0) };
         let store = self.collections().documents().store();
         let end = revision_key(FEED, last_doomed.saturating_add(1));
         let doomed = joined(store.range(Bound::Included(FEED), Bound::Excluded(&end))?)?;
@@ -244,11 +296,7 @@ impl Database {
             batch.put(FLOOR.to_vec(), floor.to_be_bytes().to_vec());
             store.commit(batch)?.into_result()?;
         }
-        if let Some(entries) = self.inner.feed_index.lock().entries.as_mut() {
-            while entries.front().is_some_and(|e| e.0 <= last_doomed) {
-                entries.pop_front();
-            }
-        }
+        self.inner.feed_index.lock().trimmed(last_doomed);
         Ok(doomed.len())
     }
 }

@@ -20,5 +20,6 @@ mod transaction;
 
 pub use database::{Database, Observation, MAX_TRANSACTION_ATTEMPTS};
 pub use error::{Result, TxnError};
+pub use feed::FeedRetention;
 pub use sink::{Change, ChangeKind, ChangeSink, CommitObserver, Committed, NoSink};
 pub use transaction::{CommitInfo, Isolation, SnapshotDocuments, Transaction};

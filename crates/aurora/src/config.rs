@@ -53,8 +53,11 @@ pub struct AuroraConfig {
     /// Committed transactions the persistent change feed keeps (default
     /// 10 000; 0 turns the feed off). Trimmed every 10 s.
     pub change_feed_retention: usize,
-    /// Also trim feed entries older than this (default: keep by count only).
+    /// Also trim feed entries older than this (default: none).
     pub change_feed_max_age: Option<Duration>,
+    /// Also keep the feed under this many encoded bytes (default 64 MiB):
+    /// one bulk transaction's entry holds every document it wrote.
+    pub change_feed_max_bytes: Option<u64>,
 }
 
 impl AuroraConfig {
@@ -78,6 +81,7 @@ impl AuroraConfig {
             event_buffer: aurora_pubsub::DEFAULT_CAPACITY,
             change_feed_retention: 10_000,
             change_feed_max_age: None,
+            change_feed_max_bytes: Some(64 << 20),
         }
     }
 
@@ -113,6 +117,15 @@ impl AuroraConfig {
             enable_write_buffering: true,
             write_buffer_size: 5000,
             ..Self::new(path)
+        }
+    }
+
+    /// The change feed's retention as the transaction layer takes it.
+    pub(crate) fn feed_retention(&self) -> aurora_txn::FeedRetention {
+        aurora_txn::FeedRetention {
+            entries: self.change_feed_retention,
+            max_age: self.change_feed_max_age,
+            max_bytes: self.change_feed_max_bytes,
         }
     }
 

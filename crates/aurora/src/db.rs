@@ -144,13 +144,13 @@ impl Aurora {
             })
         };
         let feed_trim = (config.change_feed_retention > 0).then(|| {
-            let (db, keep, max_age) = (db.clone(), config.change_feed_retention, config.change_feed_max_age);
+            let (db, retention) = (db.clone(), config.feed_retention());
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(FEED_TRIM_INTERVAL);
                 loop {
                     tick.tick().await;
                     let db = db.clone();
-                    let trimmed = tokio::task::spawn_blocking(move || db.trim_feed(keep, max_age)).await;
+                    let trimmed = tokio::task::spawn_blocking(move || db.trim_feed_to(&retention)).await;
                     if let Ok(Err(e)) = trimmed {
                         tracing::warn!(error = %e, "trimming the change feed failed");
                     }
@@ -228,6 +228,11 @@ impl Aurora {
         }
         for task in self.inner.cleanup.lock().drain(..) {
             task.abort();
+        }
+        if self.inner.config.change_feed_retention > 0 && !self.collections().documents().store().is_closed() {
+            // Apply the retention once more, so the folder left behind is trimmed.
+            let (db, retention) = (self.inner.db.clone(), self.inner.config.feed_retention());
+            blocking(move || Ok(db.trim_feed_to(&retention)?)).await?;
         }
         let store = self.collections().documents().store().clone();
         blocking(move || Ok(store.close()?)).await?;

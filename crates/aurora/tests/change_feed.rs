@@ -157,3 +157,23 @@ async fn trimming_by_count_and_age_follows_commits_and_reopens() {
     assert_eq!(db.database().changes_since(db.database().feed_floor().unwrap()).unwrap().len(), 2);
     assert_eq!(db.database().trim_feed(2, None).unwrap(), 0);
 }
+
+#[tokio::test]
+async fn the_feed_is_kept_under_its_byte_budget_and_close_applies_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = AuroraConfig { change_feed_max_bytes: Some(100_000), ..config(dir.path()) };
+    let db = Aurora::with_config(cfg.clone()).await.unwrap();
+    db.new_collection("c", Vec::<(&str, FieldDefinition)>::new()).await.unwrap();
+    let text = "x".repeat(300);
+    for round in 0..4i64 {
+        let docs = (0..200i64).map(|i| doc! { "round": round, "i": i, "text": text.clone() }).collect();
+        db.insert_many("c", docs).await.unwrap(); // ~70 KB of feed each
+    }
+    assert_eq!(db.database().changes_since(0).unwrap().len(), 4, "not trimmed yet");
+    db.close().await.unwrap();
+    let db = Aurora::with_config(cfg).await.unwrap();
+    let kept = db.database().changes_since(db.database().feed_floor().unwrap()).unwrap();
+    assert_eq!(kept.len(), 1, "two entries would exceed 100 000 bytes");
+    assert_eq!(kept[0].changes[0].new.as_ref().unwrap().get("round"), Some(&Value::Int(3)), "the newest is kept");
+    assert!(db.changes_since(0).await.is_err(), "older history is reported as trimmed");
+}
