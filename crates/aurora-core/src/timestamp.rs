@@ -41,6 +41,12 @@ impl Timestamp {
         let micros = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
         Self(self.0.saturating_add(micros))
     }
+
+    /// This timestamp moved back by `d` (saturating).
+    pub fn saturating_sub(self, d: Duration) -> Self {
+        let micros = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        Self(self.0.saturating_sub(micros))
+    }
 }
 
 impl From<SystemTime> for Timestamp {

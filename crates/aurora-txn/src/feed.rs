@@ -133,10 +133,10 @@ impl FeedIndex {
         self.entries = Some(loaded.into());
     }
 
-    /// The newest of the oldest entries `retention` drops (at `now`, µs).
-    fn doomed(&self, retention: &FeedRetention, now: i64) -> Option<Revision> {
+    /// The newest of the oldest entries `retention` drops (at `now`).
+    fn doomed(&self, retention: &FeedRetention, now: Timestamp) -> Option<Revision> {
         let entries = self.entries.as_ref()?;
-        let cutoff = retention.max_age.map(|age| now - i64::try_from(age.as_micros()).unwrap_or(i64::MAX));
+        let cutoff = retention.max_age.map(|age| now.saturating_sub(age).as_micros());
         let mut n = entries.len().saturating_sub(retention.entries);
         let mut left: u64 = entries.iter().skip(n).map(|e| e.bytes).sum();
         while let Some(e) = entries.get(n) {
@@ -280,7 +280,7 @@ impl Database {
     pub fn trim_feed_to(&self, retention: &FeedRetention) -> Result<usize> {
         let _one_at_a_time = self.inner.feed_trim.lock();
         self.load_feed_index()?;
-        let doomed = self.inner.feed_index.lock().doomed(retention, Timestamp::now().as_micros());
+        let doomed = self.inner.feed_index.lock().doomed(retention, Timestamp::now());
         let Some(last_doomed) = doomed else { return Ok(0) };
         let store = self.collections().documents().store();
         let end = revision_key(FEED, last_doomed.saturating_add(1));

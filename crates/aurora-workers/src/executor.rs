@@ -211,7 +211,7 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, mut stop: watch::Receiver<bool
         if now >= next_cleanup {
             next_cleanup = now.saturating_add(shared.config.cleanup_interval);
             if let Some(keep) = shared.config.completed_retention {
-                let cutoff = Timestamp::from_micros(now.as_micros().saturating_sub(micros(keep)));
+                let cutoff = now.saturating_sub(keep);
                 let db = shared.db.clone();
                 let purged = tokio::task::spawn_blocking(move || {
                     queue::purge(&db, &[crate::JobStatus::Completed, crate::JobStatus::Cancelled], cutoff)
@@ -235,10 +235,6 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, mut stop: watch::Receiver<bool
         }
     }
     drain(&shared, tasks).await;
-}
-
-fn micros(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// Waits for running jobs up to the shutdown deadline, then interrupts the
