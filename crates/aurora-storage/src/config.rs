@@ -26,6 +26,24 @@ pub enum Durability {
     Buffered,
 }
 
+/// What opening does when the write-ahead log is damaged somewhere other
+/// than a torn tail of its newest segment, or has a gap (the rules are in
+/// `docs/durability.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum WalRecovery {
+    /// Refuse to open with [`StorageError::WalCorrupt`] naming the segment
+    /// and offset, changing nothing (the default): opening would silently
+    /// lose acknowledged writes.
+    #[default]
+    Refuse,
+    /// A deliberate salvage: keep the longest valid prefix of the log, move
+    /// every byte after it aside into `wal/*.log.dropped` files, open at the
+    /// last kept revision, and report exactly what was dropped in
+    /// [`Store::recovery_report`](crate::Store::recovery_report). Writes
+    /// after the damage are lost (they stay in the set-aside files).
+    KeepValidPrefix,
+}
+
 /// Tuning of a [`Store`](crate::Store). Start from `StoreConfig::default()`
 /// and change what you need; [`StoreConfig::validate`] runs at open.
 ///
@@ -63,6 +81,16 @@ pub struct StoreConfig {
     pub memtable_flush_bytes: usize,
     /// Memtable size at which commits wait for the applier (default 64 MiB).
     pub memtable_max_bytes: usize,
+    /// What opening does with a damaged write-ahead log (default
+    /// [`WalRecovery::Refuse`]).
+    pub wal_recovery: WalRecovery,
+    /// Free disk space, in bytes, that opening requires on top of twice the
+    /// WAL it must replay (default 64 MiB). Recovery writes to the cold
+    /// store; sled 0.34 damages its own files when a write fails for lack
+    /// of space during its recovery, so below this the open is refused with
+    /// [`StorageError::DiskFull`] before anything is written. 0 disables
+    /// the check.
+    pub min_free_disk_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -80,6 +108,8 @@ impl Default for StoreConfig {
             tombstone_purge_threshold: 10_000,
             memtable_flush_bytes: 8 << 20,
             memtable_max_bytes: 64 << 20,
+            wal_recovery: WalRecovery::Refuse,
+            min_free_disk_bytes: 64 << 20,
         }
     }
 }

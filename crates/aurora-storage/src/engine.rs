@@ -13,6 +13,7 @@
 //!    it, and deletes the WAL segments it covers.
 
 use crate::batch::{CommitOutcome, Condition, Op, Revision};
+use crate::cold::guarded::{self, Guarded};
 use crate::cold::{sled_store::SledStore, ColdStore, ScanIter, Versioned};
 use crate::commit::{GroupCommit, Pending};
 use crate::config::{Durability, StoreConfig};
@@ -21,7 +22,7 @@ use crate::lock::DirLock;
 use crate::memtable::Memtable;
 use crate::merge::Merge;
 use crate::mvcc::Mvcc;
-use crate::wal::{self, WalWriter};
+use crate::wal::{self, replay::RecoveryReport, WalWriter};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -62,6 +63,36 @@ pub(crate) struct Engine {
     closed: AtomicBool,
     poison: Mutex<Option<String>>,
     lock: Mutex<Option<DirLock>>,
+    /// What recovery found and did at open.
+    pub(crate) report: RecoveryReport,
+}
+
+/// Opens the cold store in a directory with a page cache of so many bytes.
+pub(crate) type Backend<'a> = &'a mut dyn FnMut(&Path, u64) -> Result<Arc<dyn ColdStore>>;
+
+/// The default backend: sled.
+pub(crate) fn sled_backend(path: &Path, cache_bytes: u64) -> Result<Arc<dyn ColdStore>> {
+    Ok(Arc::new(SledStore::open(path, cache_bytes)?))
+}
+
+/// Refuses to open when the disk has less than `min_free` bytes plus twice
+/// the WAL to replay: recovery writes to the cold store, and a write failing
+/// for lack of space during sled's recovery damages its files.
+fn check_free_space(dir: &Path, wal_dir: &Path, min_free: u64) -> Result<()> {
+    if min_free == 0 {
+        return Ok(());
+    }
+    let available = fs2::available_space(dir)
+        .map_err(|e| StorageError::io(format!("measuring free space at {}", dir.display()), e))?;
+    let wal: u64 = match wal::list_segments(wal_dir) {
+        Ok(segments) => segments.iter().filter_map(|(_, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum(),
+        Err(_) => 0,
+    };
+    let required = min_free.saturating_add(wal.saturating_mul(2));
+    if available < required {
+        return Err(StorageError::DiskFull { path: dir.to_path_buf(), available, required });
+    }
+    Ok(())
 }
 
 /// A condition variable with a flag, for "there is work" / "there is room".
@@ -91,21 +122,26 @@ impl Signal {
 const REPLAY_CHUNK: usize = 4096;
 
 impl Engine {
-    /// Opens `dir`: takes the lock, opens the cold store, replays the WAL
-    /// past the checkpoint, checkpoints, and starts a fresh WAL segment.
-    pub(crate) fn open(dir: &Path, config: StoreConfig) -> Result<Self> {
+    /// Opens `dir`: checks free space, takes the lock, opens the cold store
+    /// (`backend`, behind the panic boundary), replays the WAL past the
+    /// checkpoint under the recovery rules, checkpoints, and starts a fresh
+    /// WAL segment.
+    pub(crate) fn open(dir: &Path, config: StoreConfig, backend: Backend<'_>) -> Result<Self> {
         config.validate()?;
         let wal_dir = dir.join("wal");
+        check_free_space(dir, &wal_dir, config.min_free_disk_bytes)?;
         std::fs::create_dir_all(&wal_dir)
             .map_err(|e| StorageError::io(format!("creating {}", wal_dir.display()), e))?;
         let lock = DirLock::acquire(dir)?;
         let _span = tracing::info_span!("recover", dir = %dir.display()).entered();
-        let cold = SledStore::open(&dir.join("cold"), (config.cold_cache_capacity_mb as u64) << 20)?;
+        let cold_dir = dir.join("cold");
+        let cache = (config.cold_cache_capacity_mb as u64) << 20;
+        let cold = guarded::catch("opening", || backend(&cold_dir, cache)).map(Guarded::new)?;
         let checkpoint = cold.checkpoint()?;
-        let records = wal::replay::replay(&wal_dir, checkpoint)?;
-        let replayed = records.len();
+        let replay = wal::replay::replay(&wal_dir, checkpoint, config.wal_recovery)?;
+        let mut report = replay.report;
         let mut revision = checkpoint;
-        for chunk in records.chunks(REPLAY_CHUNK) {
+        for chunk in replay.records.chunks(REPLAY_CHUNK) {
             let writes: Vec<(Vec<u8>, Versioned)> =
                 chunk.iter().flat_map(|rec| rec.ops.iter().map(|op| versioned(op.clone(), rec.revision))).collect();
             cold.apply(&mut writes.iter().map(|(k, v)| (k.as_slice(), v)))?;
@@ -113,17 +149,26 @@ impl Engine {
         }
         cold.set_checkpoint(revision)?;
         cold.flush()?;
-        for (_, path) in wal::list_segments(&wal_dir)? {
-            std::fs::remove_file(&path)
-                .map_err(|e| StorageError::io(format!("removing replayed segment {}", path.display()), e))?;
-        }
+        // The new segment first, then the replayed ones go: a crash in
+        // between leaves the replayed segments before an empty newest one,
+        // which the recovery rules accept; never a checkpointed store with
+        // no segment at all.
         let writer = WalWriter::create(&wal_dir, revision + 1, config.wal_segment_bytes)?;
+        for (first, path) in wal::list_segments(&wal_dir)? {
+            if first != revision + 1 {
+                std::fs::remove_file(&path)
+                    .map_err(|e| StorageError::io(format!("removing replayed segment {}", path.display()), e))?;
+            }
+        }
+        report.replayed = replay.records.len();
+        let replayed = report.replayed;
         tracing::info!(revision, checkpoint, replayed, durability = ?config.durability, "opened store");
         Ok(Self {
             config,
             dir: dir.to_path_buf(),
             wal_dir,
             cold: RwLock::new(Some(Arc::new(cold))),
+            report,
             wal: Mutex::new(writer),
             memtable: RwLock::new(Memtable::default()),
             mvcc: Mvcc::default(),
@@ -403,6 +448,11 @@ impl Engine {
     /// anything to apply.
     pub(crate) fn apply_once(&self) -> Result<bool> {
         let _one_at_a_time = self.apply_lock.lock();
+        // After a failed write or fsync nothing more reaches the cold store:
+        // a retried fsync can report success for pages the kernel dropped.
+        if let Some(msg) = self.poisoned() {
+            return Err(StorageError::Poisoned(msg));
+        }
         let (table, upto, file, written) = {
             let mut wal = self.wal.lock();
             wal.write_out().map_err(|e| self.poison_with(&e))?;
@@ -494,7 +544,12 @@ impl Engine {
             return Ok(());
         }
         self.commits.wait_idle();
-        let drained = if self.poisoned().is_none() { self.checkpoint_all() } else { Ok(()) };
+        // A poisoned store applied nothing after the failure: closing says so
+        // (the WAL still holds every acknowledged write; reopening recovers).
+        let drained = match self.poisoned() {
+            None => self.checkpoint_all(),
+            Some(msg) => Err(StorageError::Poisoned(msg)),
+        };
         drop(self.cold.write().take());
         drop(self.lock.lock().take());
         tracing::info!(dir = %self.dir.display(), revision = self.revision(), "closed store");

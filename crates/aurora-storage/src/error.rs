@@ -53,9 +53,13 @@ pub enum StorageError {
         /// The version this build reads.
         supported: u8,
     },
-    /// The write-ahead log is damaged somewhere other than its tail, so
-    /// acknowledged writes after the damage would be lost by truncating.
-    #[error("write-ahead log segment {segment} is corrupt at offset {offset} with valid records after it: {reason}")]
+    /// The write-ahead log is damaged somewhere other than a torn tail of
+    /// its newest segment, or has a gap (a missing, emptied or cut-short
+    /// segment, a missing cold store), so acknowledged writes would be lost
+    /// by opening. Nothing was changed; see `docs/durability.md` for the
+    /// rules and for [`WalRecovery::KeepValidPrefix`](crate::WalRecovery),
+    /// the deliberate salvage.
+    #[error("write-ahead log segment {segment} is damaged at offset {offset}: {reason}")]
     WalCorrupt {
         /// The segment file.
         segment: PathBuf,
@@ -128,6 +132,18 @@ pub enum StorageError {
         name: String,
         /// Why it is invalid.
         reason: &'static str,
+    },
+    /// The disk holding the database has too little free space to open it
+    /// safely (recovery writes to the cold store). Nothing was written;
+    /// free space and open again.
+    #[error("not enough free disk space at {path} to open the database: {available} bytes free, {required} needed")]
+    DiskFull {
+        /// The database directory.
+        path: PathBuf,
+        /// Bytes available to this process.
+        available: u64,
+        /// Bytes the open needs free (see `StoreConfig::min_free_disk_bytes`).
+        required: u64,
     },
     /// A core conversion failed.
     #[error(transparent)]

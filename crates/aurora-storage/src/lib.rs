@@ -36,7 +36,7 @@ mod wal;
 pub use batch::{revision_key, revision_part_key, Batch, CommitOutcome, Condition, Op, Revision};
 pub use cold::{ColdStore, Versioned};
 pub use commit::CommitHook;
-pub use config::{Durability, StoreConfig};
+pub use config::{Durability, StoreConfig, WalRecovery};
 pub use documents::{
     collection_prefix, document_key, validate_collection_name, DocumentStore, DocumentStoreConfig, DocumentWrites,
 };
@@ -44,3 +44,4 @@ pub use error::{printable_key, Result, StorageError};
 pub use hot::{CacheStats, EvictionPolicy, HotCache};
 pub use snapshot::{Snapshot, SnapshotIter, VersionedEntry};
 pub use store::{prefix_successor, Store};
+pub use wal::replay::{RecoveryReport, Salvaged};

@@ -1,12 +1,14 @@
 //! [`Store`]: the handle users hold on an open storage directory.
 
 use crate::batch::{Batch, CommitOutcome, Revision};
+use crate::cold::ColdStore;
 use crate::commit::{CommitHook, Pending};
 use crate::config::StoreConfig;
 use crate::engine::Engine;
 use crate::error::{printable_key, Result, StorageError};
 use crate::maintenance::Background;
 use crate::snapshot::Snapshot;
+use crate::wal::replay::RecoveryReport;
 use parking_lot::Mutex;
 use std::ops::Bound;
 use std::path::Path;
@@ -65,10 +67,29 @@ impl Store {
     /// from the WAL. Fails with [`StorageError::Locked`] if another process
     /// or handle has it open, and with [`StorageError::InvalidConfig`] for a
     /// bad setting.
+    ///
+    /// Recovery follows `docs/durability.md`: a damaged or incomplete WAL
+    /// (other than a torn tail of its newest segment) is
+    /// [`StorageError::WalCorrupt`] unless `config.wal_recovery` asks for a
+    /// salvage; too little free disk space is [`StorageError::DiskFull`]; a
+    /// panic in the cold store is [`StorageError::Corrupt`]. In each case
+    /// nothing was written.
     pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Self> {
+        Self::open_with_backend(dir, config, &mut crate::engine::sled_backend)
+    }
+
+    /// Like [`Store::open`], with the cold store made by `backend` (called
+    /// once with the directory `dir/cold` and the page-cache size in bytes)
+    /// instead of [`SledStore`](crate::cold::SledStore). For other backends
+    /// and for fault injection in tests.
+    pub fn open_with_backend(
+        dir: impl AsRef<Path>,
+        config: StoreConfig,
+        backend: &mut dyn FnMut(&Path, u64) -> Result<Arc<dyn ColdStore>>,
+    ) -> Result<Self> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
-        let engine = Arc::new(Engine::open(dir, config)?);
+        let engine = Arc::new(Engine::open(dir, config, backend)?);
         let background = Background::start(Arc::clone(&engine))
             .map_err(|e| StorageError::io("starting the storage background threads", e))?;
         Ok(Self { owner: Arc::new(Owner { engine, background: Mutex::new(Some(background)) }) })
@@ -76,6 +97,13 @@ impl Store {
 
     fn engine(&self) -> &Engine {
         &self.owner.engine
+    }
+
+    /// What recovery found and did when this store was opened: the
+    /// checkpoint, the records replayed, a torn tail cut, and what a
+    /// salvaging open ([`WalRecovery::KeepValidPrefix`](crate::WalRecovery)) dropped.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.engine().report
     }
 
     /// The configuration the store was opened with.

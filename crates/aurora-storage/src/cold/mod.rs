@@ -1,13 +1,17 @@
 //! The cold store: the persistent, ordered key-value backend beneath the WAL.
 //!
 //! [`ColdStore`] is the seam between Aurora and a concrete engine. Today the
-//! only implementation is the sled 0.34 one (`sled_store`); no `sled` type
-//! crosses this module. Values carry the revision that wrote them and
+//! only implementation is the sled 0.34 one ([`SledStore`]); no `sled` type
+//! crosses this module. Every call into a backend goes through a panic
+//! boundary (`guarded`): a backend panic becomes a typed error. Values carry the revision that wrote them and
 //! deletes leave revisioned tombstones until purged — etcd's data model, so
 //! that revision-named reads and compare-and-swap mean the same thing on a
 //! replicated backend later (see ARCHITECTURE.md for how one fits).
 
+pub(crate) mod guarded;
 pub(crate) mod sled_store;
+
+pub use sled_store::SledStore;
 
 use crate::batch::Revision;
 use crate::error::Result;

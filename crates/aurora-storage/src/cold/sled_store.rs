@@ -24,8 +24,9 @@ const HEADER: usize = 1 + 8 + 1;
 /// How long opening waits for sled's own lock to be released.
 const SLED_LOCK_WAIT: Duration = Duration::from_secs(5);
 
-/// The sled-backed cold store.
-pub(crate) struct SledStore {
+/// The sled-backed cold store (the default backend of
+/// [`Store::open`](crate::Store::open)).
+pub struct SledStore {
     db: sled::Db,
 }
 
@@ -36,7 +37,10 @@ impl SledStore {
     /// after the last handle drops. The caller holds Aurora's directory lock,
     /// so a held sled lock can only be our own previous instance winding
     /// down: opening retries for up to [`SLED_LOCK_WAIT`].
-    pub(crate) fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
+    ///
+    /// `cache_bytes` is sled's page cache. Fails with
+    /// [`StorageError::Backend`] when sled refuses the directory.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
         let config = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)

@@ -59,6 +59,10 @@ pub(crate) struct WalWriter {
     buf_records: usize,
     written: Revision,
     written_bytes: u64,
+    /// Set when a write or fsync failed: the file's tail is then unknown
+    /// (a partial write may have landed), so writing the buffer again would
+    /// put intact records after a torn one. The writer refuses from then on.
+    failed: bool,
 }
 
 impl WalWriter {
@@ -76,6 +80,7 @@ impl WalWriter {
             buf_records: 0,
             written: first.saturating_sub(1),
             written_bytes: 0,
+            failed: false,
         })
     }
 
@@ -112,6 +117,18 @@ impl WalWriter {
         let Some(first) = self.buf_first else {
             return Ok(());
         };
+        if self.failed {
+            return Err(StorageError::io(
+                "writing to the WAL after an earlier write failed",
+                std::io::Error::other("the WAL's tail is unknown until the store is reopened"),
+            ));
+        }
+        let written = self.write_buffer(first);
+        self.failed = written.is_err();
+        written
+    }
+
+    fn write_buffer(&mut self, first: Revision) -> Result<()> {
         if self.len >= self.segment_bytes {
             self.file.sync_data().map_err(|e| StorageError::io("syncing a full WAL segment", e))?;
             self.file = Arc::new(Self::new_segment(&self.dir, first)?);
