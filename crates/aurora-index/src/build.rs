@@ -9,6 +9,14 @@
 //! When the back-fill completes the index becomes [`IndexState::Ready`] and
 //! visible to reads. A unique build that meets duplicate values removes the
 //! index again and fails with [`IndexError::DuplicateValues`] listing them.
+//!
+//! Every document write is conditioned on the revision of the collection
+//! definition it was planned with, so a write planned before the index was
+//! published cannot commit after it without the index (the race where a
+//! new document lands behind the back-fill's scan): it fails and is planned
+//! again. A build interrupted by a crash or a close leaves the index
+//! `Building` (never used for reads); [`Collections::open`] resumes it, and
+//! `create_index` on an index that is still building waits for that build.
 
 use crate::catalog::{IndexDef, IndexState};
 use crate::collections::Collections;
@@ -17,60 +25,184 @@ use crate::keys;
 use crate::maintain::{index_values, render};
 use aurora_core::{DocId, Document};
 use aurora_storage::{CommitOutcome, DocumentWrites};
-use std::collections::BTreeMap;
+use parking_lot::{Condvar, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// Most duplicate values listed in [`IndexError::DuplicateValues`].
 const MAX_LISTED: usize = 20;
 
-/// A running index build; [`IndexBuild::wait`] joins it.
-#[derive(Debug)]
+/// Set when a build thread ends, for callers that joined a running build.
+#[derive(Debug, Default)]
+pub(crate) struct Finished {
+    done: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Finished {
+    fn set(&self) {
+        *self.done.lock() = true;
+        self.cv.notify_all();
+    }
+
+    fn is_set(&self) -> bool {
+        *self.done.lock()
+    }
+
+    fn wait(&self) {
+        let mut done = self.done.lock();
+        while !*done {
+            self.cv.wait(&mut done);
+        }
+    }
+}
+
+/// The builds running in this process, by (collection, field).
+pub(crate) type RunningBuilds = Arc<Mutex<HashMap<(String, String), Arc<Finished>>>>;
+
+/// A running index build; [`IndexBuild::wait`] waits for it.
 pub struct IndexBuild {
-    thread: JoinHandle<Result<()>>,
+    kind: BuildKind,
+}
+
+impl std::fmt::Debug for IndexBuild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexBuild").field("finished", &self.is_finished()).finish()
+    }
+}
+
+enum BuildKind {
+    /// The build this call started: its own outcome.
+    Own(JoinHandle<Result<()>>),
+    /// A build that was already running (a resumed one, or another
+    /// caller's): waits for it, then reports whether the index is ready.
+    Joined { finished: Arc<Finished>, collections: Box<Collections>, collection: String, field: String },
 }
 
 impl IndexBuild {
-    /// Waits for the build to finish and returns its outcome.
+    /// Waits for the build to finish and returns its outcome. A build this
+    /// call joined (the index was already building) reports
+    /// [`IndexError::BuildFailed`] if it ended without a ready index.
     pub fn wait(self) -> Result<()> {
-        self.thread.join().unwrap_or_else(|_| {
-            Err(IndexError::InvalidSchema { collection: String::new(), reason: "index build thread panicked".into() })
-        })
+        match self.kind {
+            BuildKind::Own(thread) => thread.join().unwrap_or_else(|_| {
+                Err(IndexError::InvalidSchema {
+                    collection: String::new(),
+                    reason: "index build thread panicked".into(),
+                })
+            }),
+            BuildKind::Joined { finished, collections, collection, field } => {
+                finished.wait();
+                match collections.index(&collection, &field)? {
+                    Some(IndexDef { state: IndexState::Ready, .. }) => Ok(()),
+                    _ => Err(IndexError::BuildFailed {
+                        collection,
+                        field,
+                        reason: "the build this call waited for ended without a ready index (see the log)".into(),
+                    }),
+                }
+            }
+        }
     }
 
     /// Whether the build has finished.
     pub fn is_finished(&self) -> bool {
-        self.thread.is_finished()
+        match &self.kind {
+            BuildKind::Own(thread) => thread.is_finished(),
+            BuildKind::Joined { finished, .. } => finished.is_set(),
+        }
+    }
+
+    fn done() -> Self {
+        Self { kind: BuildKind::Own(std::thread::spawn(|| Ok(()))) }
     }
 }
 
 impl Collections {
     /// Starts building an index on `field`. Writes are not blocked; the
     /// index is used for reads only once complete. Creating an index that
-    /// exists is a no-op that finishes at once.
+    /// is ready is a no-op that finishes at once; creating one that is
+    /// still building (in this process, or interrupted by a crash and
+    /// resumed at open) waits for that build.
     pub fn create_index(&self, collection: &str, field: &str, unique: bool) -> Result<IndexBuild> {
-        let mut def = self.definition(collection)?;
         if field.is_empty() || field.split('.').any(str::is_empty) || field.contains('\0') {
             return Err(IndexError::InvalidSchema {
                 collection: collection.into(),
                 reason: format!("cannot index field path {field:?}"),
             });
         }
-        if def.indexes.contains_key(field) {
-            return Ok(IndexBuild { thread: std::thread::spawn(|| Ok(())) });
+        // One decision at a time, so two callers never start the same build.
+        let running = self.running_builds();
+        let mut running = running.lock();
+        let mut def = self.definition(collection)?;
+        match def.indexes.get(field) {
+            Some(IndexDef { state: IndexState::Ready, .. }) => return Ok(IndexBuild::done()),
+            Some(IndexDef { state: IndexState::Building, .. }) => {
+                let key = (collection.to_string(), field.to_string());
+                if let Some(finished) = running.get(&key) {
+                    return Ok(IndexBuild {
+                        kind: BuildKind::Joined {
+                            finished: Arc::clone(finished),
+                            collections: Box::new(self.clone()),
+                            collection: key.0,
+                            field: key.1,
+                        },
+                    });
+                }
+                // Left building by an earlier build that failed: start again.
+            }
+            None => {
+                def.indexes.insert(field.to_string(), IndexDef { unique, state: IndexState::Building });
+                self.save_definition(collection, def)?;
+            }
         }
-        def.indexes.insert(field.to_string(), IndexDef { unique, state: IndexState::Building });
-        self.save_definition(collection, def)?;
-        let (this, collection, field) = (self.clone(), collection.to_string(), field.to_string());
-        let thread = std::thread::Builder::new()
+        let unique = self.index(collection, field)?.is_some_and(|d| d.unique);
+        let thread = self.spawn_build(&mut running, collection, field, unique)?;
+        Ok(IndexBuild { kind: BuildKind::Own(thread) })
+    }
+
+    /// Starts every build a crash or close interrupted (indexes persisted
+    /// as `Building`); called at open. Their outcome is logged.
+    pub(crate) fn resume_builds(&self) -> Result<()> {
+        let running = self.running_builds();
+        let mut running = running.lock();
+        for name in self.list_collections() {
+            let def = self.definition_shared(&name)?;
+            for (field, index) in def.indexes.iter().filter(|(_, d)| d.state == IndexState::Building) {
+                tracing::info!(collection = %name, field, "resuming an interrupted index build");
+                drop(self.spawn_build(&mut running, &name, field, index.unique)?);
+            }
+        }
+        Ok(())
+    }
+
+    fn spawn_build(
+        &self,
+        running: &mut HashMap<(String, String), Arc<Finished>>,
+        collection: &str,
+        field: &str,
+        unique: bool,
+    ) -> Result<JoinHandle<Result<()>>> {
+        let key = (collection.to_string(), field.to_string());
+        let finished = Arc::new(Finished::default());
+        running.insert(key.clone(), Arc::clone(&finished));
+        let this = self.clone();
+        std::thread::Builder::new()
             .name(format!("aurora-index-build-{collection}.{field}"))
-            .spawn(move || this.backfill(&collection, &field, unique))
+            .spawn(move || {
+                let outcome = this.backfill(&key.0, &key.1, unique);
+                if let Err(e) = &outcome {
+                    tracing::warn!(collection = %key.0, field = %key.1, error = %e, "index build ended without a ready index");
+                }
+                this.running_builds().lock().remove(&key);
+                finished.set();
+                outcome
+            })
             .map_err(|e| {
-                IndexError::Storage(aurora_storage::StorageError::Io {
-                    context: "starting an index build".into(),
-                    source: e,
-                })
-            })?;
-        Ok(IndexBuild { thread })
+                running.remove(&(collection.to_string(), field.to_string()));
+                IndexError::Storage(aurora_storage::StorageError::Io { context: "starting an index build".into(), source: e })
+            })
     }
 
     fn backfill(&self, collection: &str, field: &str, unique: bool) -> Result<()> {
@@ -112,11 +244,21 @@ impl Collections {
     ) -> Result<Option<(Vec<u8>, String, String)>> {
         loop {
             let (rev, Some(doc)) = self.documents().get_versioned(collection, id)? else { return Ok(None) };
+            let (def, def_rev) = self.def_versioned(collection)?;
+            if !def.indexes.contains_key(field) {
+                return Err(IndexError::BuildFailed {
+                    collection: collection.into(),
+                    field: field.into(),
+                    reason: "the index was dropped during its build".into(),
+                });
+            }
             let mut writes = DocumentWrites::new();
             writes.put(collection, &doc)?;
             let doc_key = aurora_storage::document_key(collection, id);
+            let def_key = keys::catalog_key(collection);
             let batch = writes.batch_mut();
             batch.require_revision(doc_key.clone(), rev);
+            batch.require_revision(def_key.clone(), def_rev);
             let mut claims = Vec::new();
             for value in index_values(Some(&doc), field) {
                 batch.put(keys::entry_key(collection, field, &value, id), Vec::new());
@@ -134,7 +276,7 @@ impl Collections {
             }
             match self.documents().commit(writes)? {
                 CommitOutcome::Committed(_) => return Ok(None),
-                CommitOutcome::ConditionFailed { key, .. } if key == doc_key => continue,
+                CommitOutcome::ConditionFailed { key, .. } if key == doc_key || key == def_key => continue,
                 CommitOutcome::ConditionFailed { key, .. } => {
                     if let Some((_, value)) = claims.into_iter().find(|(c, _)| *c == key) {
                         let holder = self.documents().store().get(&key)?.unwrap_or_default();
@@ -173,4 +315,61 @@ fn duplicate(doc: &Document, field: &str, value: Vec<u8>, holder: &[u8]) -> (Vec
     };
     let holder = DocId::from_key_bytes(holder).map_or_else(|_| "?".into(), |h| h.to_string());
     (value, shown, holder)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::catalog::{IndexDef, IndexState};
+    use crate::{Collections, IndexConfig, IndexError, Schema};
+    use aurora_core::{doc, DocId, Value};
+    use aurora_storage::{DocumentStore, DocumentStoreConfig, StoreConfig};
+    use std::path::Path;
+
+    fn open(dir: &Path) -> Collections {
+        let docs = DocumentStore::open(dir, StoreConfig::default(), DocumentStoreConfig::default()).unwrap();
+        Collections::open(docs, IndexConfig::default()).unwrap()
+    }
+
+    /// The state a crash in the middle of a build leaves: the index
+    /// persisted as `Building`, only some documents back-filled (here none).
+    fn crashed_mid_build(dir: &Path, handles: &[&str]) {
+        let db = open(dir);
+        db.create_collection("people", Schema::new()).unwrap();
+        for (i, h) in handles.iter().enumerate() {
+            db.put("people", doc! { "handle": *h }.id(DocId::text(&format!("p{i}")).unwrap())).unwrap();
+        }
+        let mut def = db.definition("people").unwrap();
+        def.indexes.insert("handle".into(), IndexDef { unique: true, state: IndexState::Building });
+        db.save_definition("people", def).unwrap();
+        db.documents().store().close().unwrap();
+    }
+
+    #[test]
+    fn an_interrupted_unique_build_is_resumed_at_open_and_create_index_waits_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        crashed_mid_build(dir.path(), &["a", "b", "c"]);
+        let db = open(dir.path());
+        // Waits for the resumed build instead of returning at once.
+        db.create_index("people", "handle", true).unwrap().wait().unwrap();
+        assert_eq!(db.index("people", "handle").unwrap().unwrap().state, IndexState::Ready);
+        assert_eq!(db.lookup("people", "handle", &Value::from("b")).unwrap().len(), 1);
+        let err = db.insert("people", doc! { "handle": "a" }).unwrap_err();
+        assert!(matches!(err, IndexError::UniqueViolation { .. }), "the resumed unique index holds: {err}");
+    }
+
+    #[test]
+    fn a_resumed_unique_build_that_meets_duplicates_removes_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        crashed_mid_build(dir.path(), &["a", "b", "a"]);
+        let db = open(dir.path());
+        let joined = db.create_index("people", "handle", true).unwrap().wait();
+        // Either this call joined the resumed build (which failed) or that
+        // build had already removed the index and this call built it anew.
+        assert!(
+            matches!(joined, Err(IndexError::BuildFailed { .. } | IndexError::DuplicateValues { .. })),
+            "{joined:?}"
+        );
+        assert_eq!(db.index("people", "handle").unwrap(), None, "never left half-visible");
+        db.insert("people", doc! { "handle": "a" }).unwrap();
+    }
 }

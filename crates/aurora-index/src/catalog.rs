@@ -4,7 +4,7 @@
 use crate::error::{IndexError, Result};
 use crate::keys;
 use crate::schema::Schema;
-use aurora_storage::{format, Store};
+use aurora_storage::{format, Revision, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -54,18 +54,20 @@ impl CollectionDef {
 }
 
 /// Reads every persisted collection definition.
-pub(crate) fn load(store: &Store) -> Result<BTreeMap<String, CollectionDef>> {
+/// Every persisted definition with the revision that wrote it.
+pub(crate) fn load(store: &Store) -> Result<BTreeMap<String, (CollectionDef, Revision)>> {
     let mut out = BTreeMap::new();
-    for item in store.scan_prefix(&[keys::CATALOG])? {
-        let (key, value) = item?;
+    let keys: Vec<Vec<u8>> =
+        store.scan_prefix(&[keys::CATALOG])?.map(|item| item.map(|(k, _)| k)).collect::<std::result::Result<_, _>>()?;
+    for key in keys {
+        let Some((revision, value)) = store.get_versioned(&key)? else { continue };
         let name = String::from_utf8_lossy(&key[1..]).into_owned();
         let def: CollectionDef = format::decode(&key, &value)?;
-        out.insert(name, def);
+        out.insert(name, (def, revision));
     }
     Ok(out)
 }
 
-/// The encoded catalog entry of a definition.
 pub(crate) fn encode(def: &CollectionDef) -> Result<Vec<u8>> {
     format::encode(def).map_err(IndexError::from)
 }

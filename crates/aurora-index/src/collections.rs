@@ -60,6 +60,8 @@ pub struct IndexStats {
 #[derive(Debug)]
 pub struct IndexPlan {
     collection: String,
+    /// The revision of the collection definition the plan was made with.
+    definition_revision: Revision,
     delta: IndexDelta,
 }
 
@@ -119,9 +121,14 @@ enum Mode {
 #[derive(Clone)]
 pub struct Collections {
     docs: DocumentStore,
-    catalog: Arc<RwLock<BTreeMap<String, Arc<CollectionDef>>>>,
+    /// Each collection's definition and the revision that wrote it: every
+    /// document write is conditioned on that revision (see
+    /// [`Collections::require_definitions`]).
+    catalog: Arc<RwLock<BTreeMap<String, (Arc<CollectionDef>, Revision)>>>,
     /// Live entry counts per (collection, field), for the size guard.
     counts: Arc<RwLock<EntryCounts>>,
+    /// Index builds running in this process.
+    builds: crate::build::RunningBuilds,
     config: IndexConfig,
 }
 
@@ -131,18 +138,24 @@ impl Collections {
         let loaded = catalog::load(docs.store())?;
         let this = Self {
             docs,
-            catalog: Arc::new(RwLock::new(loaded.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())),
+            catalog: Arc::new(RwLock::new(loaded.into_iter().map(|(k, (v, r))| (k, (Arc::new(v), r))).collect())),
             counts: Arc::default(),
+            builds: Arc::default(),
             config,
         };
         let defs: Vec<(String, Arc<CollectionDef>)> =
-            this.catalog.read().iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect();
+            this.catalog.read().iter().map(|(k, (v, _))| (k.clone(), Arc::clone(v))).collect();
         for (name, def) in defs {
             for field in def.indexes.keys() {
                 this.recount(&name, field)?;
             }
         }
+        this.resume_builds()?;
         Ok(this)
+    }
+
+    pub(crate) fn running_builds(&self) -> crate::build::RunningBuilds {
+        Arc::clone(&self.builds)
     }
 
     /// The document store underneath.
@@ -159,6 +172,11 @@ impl Collections {
     }
 
     fn def(&self, collection: &str) -> Result<Arc<CollectionDef>> {
+        self.def_versioned(collection).map(|(def, _)| def)
+    }
+
+    /// The definition and the revision that wrote it.
+    pub(crate) fn def_versioned(&self, collection: &str) -> Result<(Arc<CollectionDef>, Revision)> {
         self.catalog.read().get(collection).cloned().ok_or_else(|| IndexError::UnknownCollection(collection.into()))
     }
 
@@ -191,8 +209,8 @@ impl Collections {
             return Err(IndexError::CollectionExists(name.into()));
         }
         match self.docs.store().commit(batch)? {
-            CommitOutcome::Committed(_) => {
-                catalog.insert(name.to_string(), Arc::new(def));
+            CommitOutcome::Committed(revision) => {
+                catalog.insert(name.to_string(), (Arc::new(def), revision));
                 Ok(())
             }
             CommitOutcome::ConditionFailed { .. } => Err(IndexError::CollectionExists(name.into())),
@@ -205,7 +223,19 @@ impl Collections {
     /// start; a crash midway leaves the collection defined with fewer
     /// documents, and dropping it again finishes the job.
     pub fn drop_collection(&self, name: &str) -> Result<()> {
-        let def = self.catalog.write().remove(name).ok_or_else(|| IndexError::UnknownCollection(name.into()))?;
+        let (def, _) = {
+            let mut catalog = self.catalog.write();
+            let entry = catalog.get(name).cloned().ok_or_else(|| IndexError::UnknownCollection(name.into()))?;
+            // Rewriting the definition moves its revision: a writer that
+            // planned against it before the removal fails its condition,
+            // re-reads the catalog and gets `UnknownCollection`, so no
+            // document lands behind the scan below.
+            let mut bump = Batch::new();
+            bump.put(keys::catalog_key(name), catalog::encode(&entry.0)?);
+            self.docs.store().commit(bump)?.into_result()?;
+            catalog.remove(name);
+            entry
+        };
         let docs: Vec<Document> = self.docs.scan(name)?.collect::<Result<_, _>>()?;
         for chunk in docs.chunks(500) {
             let mut writes = DocumentWrites::new();
@@ -279,11 +309,10 @@ impl Collections {
     fn write(&self, collection: &str, id: &DocId, new: Option<Document>, mode: Mode) -> Result<Revision> {
         for _ in 0..MAX_ATTEMPTS {
             let (rev, old) = self.docs.get_versioned(collection, id)?;
-            // The definition is read after the document: an index build
-            // publishes its definition before it touches any document, so a
-            // write planned against an older definition fails its revision
-            // condition if the build got to the document first.
-            let def = self.def(collection)?;
+            // The write is conditioned on the definition's revision: one
+            // planned against a definition that changed since (an index
+            // created or dropped) fails and is planned again.
+            let (def, def_rev) = self.def_versioned(collection)?;
             if let Some(doc) = &new {
                 def.schema.validate(collection, doc)?;
             }
@@ -297,6 +326,7 @@ impl Collections {
             };
             let doc_key = aurora_storage::document_key(collection, id);
             writes.batch_mut().require_revision(doc_key.clone(), rev);
+            writes.batch_mut().require_revision(keys::catalog_key(collection), def_rev);
             let delta = maintain::plan(collection, &def, id, old.as_deref(), new.as_ref(), writes.batch_mut());
             self.check_limits(collection, &delta)?;
             match self.docs.commit(writes)? {
@@ -307,6 +337,7 @@ impl Collections {
                     return Ok(r);
                 }
                 CommitOutcome::ConditionFailed { key, .. } if key == doc_key => continue,
+                CommitOutcome::ConditionFailed { key, .. } if key == keys::catalog_key(collection) => continue,
                 CommitOutcome::ConditionFailed { key, .. } => {
                     let claim = delta.claims.iter().find(|c| c.key == key);
                     return Err(IndexError::UniqueViolation {
@@ -506,13 +537,36 @@ impl Collections {
         new: Option<&Document>,
         batch: &mut Batch,
     ) -> Result<IndexPlan> {
-        let def = self.def(collection)?;
+        let (def, definition_revision) = self.def_versioned(collection)?;
         if let Some(doc) = new {
             def.schema.validate(collection, doc)?;
         }
         let delta = maintain::plan(collection, &def, id, old, new, batch);
         self.check_limits(collection, &delta)?;
-        Ok(IndexPlan { collection: collection.to_string(), delta })
+        Ok(IndexPlan { collection: collection.to_string(), definition_revision, delta })
+    }
+
+    /// Conditions `batch` on the revision of every collection definition
+    /// the `plans` were made with (once per collection). A batch planned
+    /// against a definition that has changed since — an index created or
+    /// dropped, the collection dropped — then fails instead of writing index
+    /// entries for the old definition; [`Collections::changed_definition`]
+    /// recognises that failure. This is the invariant that keeps online
+    /// index builds exact (ARCHITECTURE.md, "Collections and indexes").
+    pub fn require_definitions(&self, plans: &[IndexPlan], batch: &mut Batch) {
+        let mut seen = std::collections::BTreeSet::new();
+        for plan in plans {
+            if seen.insert(plan.collection.as_str()) {
+                batch.require_revision(keys::catalog_key(&plan.collection), plan.definition_revision);
+            }
+        }
+    }
+
+    /// If `key` (from a failed condition) is the definition of one of the
+    /// plans' collections, that collection's name: the batch was planned
+    /// against a definition that changed, and planning again will do.
+    pub fn changed_definition<'p>(&self, plans: &'p [IndexPlan], key: &[u8]) -> Option<&'p str> {
+        plans.iter().map(|p| p.collection.as_str()).find(|c| keys::catalog_key(c) == key)
     }
 
     /// Updates entry counts after a planned write committed.
@@ -547,8 +601,8 @@ impl Collections {
         if !catalog.contains_key(collection) {
             return Err(IndexError::UnknownCollection(collection.into()));
         }
-        self.docs.store().commit(batch)?.into_result()?;
-        catalog.insert(collection.to_string(), Arc::new(def));
+        let revision = self.docs.store().commit(batch)?.into_result()?;
+        catalog.insert(collection.to_string(), (Arc::new(def), revision));
         Ok(())
     }
 

@@ -50,6 +50,18 @@ pub enum IndexError {
         /// The duplicated value, rendered.
         value: String,
     },
+    /// An index build that this call waited for (one already running, or
+    /// resumed after a crash) ended without a ready index — for example a
+    /// resumed unique build that met duplicate values.
+    #[error("the build of index {collection}.{field} did not complete: {reason}")]
+    BuildFailed {
+        /// The collection.
+        collection: String,
+        /// The indexed field path.
+        field: String,
+        /// What happened.
+        reason: String,
+    },
     /// Building a unique index found documents sharing a value.
     #[error("collection `{collection}`: cannot build unique index on `{field}`: duplicate values {duplicates:?}")]
     DuplicateValues {

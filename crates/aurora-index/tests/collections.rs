@@ -162,3 +162,35 @@ fn schema_errors_change_nothing_and_schemas_survive_reopen() {
     assert!(db.list_collections().is_empty());
     assert_eq!(db.documents().store().scan_prefix(b"").unwrap().count(), 0, "nothing of the collection remains");
 }
+
+/// The build-vs-insert race: documents inserted while `create_index` runs
+/// are all in the index once it is ready (a writer that planned before the
+/// index was published fails its definition condition and replans).
+/// Rounds: `AURORA_BUILD_RACE_ROUNDS` (default 200).
+#[test]
+fn no_insert_racing_an_index_build_is_left_out() {
+    let rounds: usize = std::env::var("AURORA_BUILD_RACE_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::open(dir.path(), IndexConfig::default());
+    for round in 0..rounds {
+        let name = format!("events{round}");
+        db.create_collection(&name, Schema::new()).unwrap();
+        for i in 0..50i64 {
+            db.insert(&name, doc! { "kind": "early", "n": i }).unwrap();
+        }
+        let writer = {
+            let (db, name) = (db.clone(), name.clone());
+            std::thread::spawn(move || {
+                for i in 0..60i64 {
+                    db.insert(&name, doc! { "kind": "late", "n": i }).unwrap();
+                }
+            })
+        };
+        let build = db.create_index(&name, "kind", false).unwrap();
+        writer.join().unwrap();
+        build.wait().unwrap();
+        let indexed = db.lookup(&name, "kind", &Value::from("late")).unwrap().len();
+        assert_eq!(indexed, 60, "round {round}: indexed {indexed} of 60 racing inserts");
+        common::check_indexes(&db, &name);
+    }
+}

@@ -280,6 +280,7 @@ impl Transaction {
             }
         }
         self.merge_claims(&plans, batch.batch_mut())?;
+        collections.require_definitions(&plans, batch.batch_mut());
         let feed_at = match self.db.inner.change_feed {
             true => Some(crate::feed::append(batch.batch_mut(), self.id, &changes)?),
             false => None,
@@ -299,6 +300,14 @@ impl Transaction {
             CommitOutcome::ConditionFailed { key, .. } => {
                 if let Some((collection, id)) = doc_keys.get(&key) {
                     return Err(TxnError::Conflict { collection: collection.clone(), id: id.to_string() });
+                }
+                if let Some(collection) = collections.changed_definition(&plans, &key) {
+                    // An index was created or dropped meanwhile: planning
+                    // again (a retry) uses the new definition.
+                    return Err(TxnError::Conflict {
+                        collection: collection.to_string(),
+                        id: "(collection definition changed)".into(),
+                    });
                 }
                 let violation = plans.iter().find_map(|p| collections.violation(p, &key));
                 Err(violation.map_or_else(
