@@ -307,6 +307,9 @@ impl Collections {
     /// document + index writes atomically, conditioned on the document not
     /// having changed and on every new unique value being unclaimed.
     fn write(&self, collection: &str, id: &DocId, new: Option<Document>, mode: Mode) -> Result<Revision> {
+        if let Some(doc) = &new {
+            self.docs.check_size(doc)?;
+        }
         for _ in 0..MAX_ATTEMPTS {
             let (rev, old) = self.docs.get_versioned(collection, id)?;
             // The write is conditioned on the definition's revision: one

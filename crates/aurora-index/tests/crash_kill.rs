@@ -1,6 +1,8 @@
 //! Crash test: a child process writes indexed documents (inserts, updates
-//! that move values, deletes) until killed with SIGKILL; after reopening,
-//! every index agrees exactly with the documents.
+//! that move values, deletes) while another thread builds and drops indexes
+//! online (a plain one and a unique one), until killed with SIGKILL; after
+//! reopening, interrupted builds resume and complete, and every index
+//! agrees exactly with the documents.
 //!
 //! Rounds: `AURORA_CRASH_ROUNDS` (default 4).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -34,6 +36,7 @@ fn crash_child_entry() {
                     } else {
                         let d = doc! { "email": format!("e{}@x.io", (i * 13 + t) % 150), "age": (i % 40) as i64,
                         "tags": [format!("t{}", i % 6), format!("t{}", (i + t) % 6)],
+                        "score": (i % 17) as i64, "nick": format!("n{}", (i * 7 + t) % 200),
                         "address": { "city": format!("c{}", i % 5) } };
                         db.put("users", d.id(id)).map(drop)
                     };
@@ -45,9 +48,24 @@ fn crash_child_entry() {
             })
         })
         .collect();
+    let builder = std::thread::spawn(move || loop {
+        for (field, unique) in [("score", false), ("nick", true)] {
+            match db.create_index("users", field, unique).and_then(|b| b.wait()) {
+                Ok(()) | Err(aurora_index::IndexError::DuplicateValues { .. }) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        for field in ["score", "nick"] {
+            match db.drop_index("users", field) {
+                Ok(()) | Err(aurora_index::IndexError::NoIndex { .. }) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    });
     for t in threads {
         t.join().unwrap();
     }
+    builder.join().unwrap();
 }
 
 #[test]
@@ -71,6 +89,12 @@ fn indexes_agree_with_documents_after_sigkill() {
         child.wait().unwrap();
         let db = common::open(dir.path(), IndexConfig::default());
         assert!(db.documents().scan("users").unwrap().count() > 0, "the child wrote something");
+        // Builds the kill interrupted were resumed at open: wait for them.
+        for (field, index) in db.definition("users").unwrap().indexes {
+            if index.state == aurora_index::IndexState::Building {
+                db.create_index("users", &field, index.unique).unwrap().wait().unwrap();
+            }
+        }
         common::check_indexes(&db, "users");
         db.documents().store().close().unwrap();
     }

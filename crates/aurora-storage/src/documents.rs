@@ -139,6 +139,14 @@ impl DocumentStore {
         }
     }
 
+    /// Checks, before any copy or encoding, that `doc` fits the store's
+    /// value limit ([`StoreConfig::max_value_bytes`](crate::StoreConfig)):
+    /// [`StorageError::TooLarge`] otherwise. Every write entry point calls
+    /// this first, so an oversized document costs no copy and no feed entry.
+    pub fn check_size(&self, doc: &Document) -> Result<()> {
+        format::check_encoded_len(doc, self.store().config().max_value_bytes, "document").map(drop)
+    }
+
     /// The underlying store.
     pub fn store(&self) -> &Store {
         &self.store

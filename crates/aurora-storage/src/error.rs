@@ -110,7 +110,8 @@ pub enum StorageError {
     /// A key or value is larger than the engine accepts.
     #[error("{what} of {size} bytes exceeds the limit of {limit} bytes")]
     TooLarge {
-        /// `"key"`, `"value"` or `"batch"`.
+        /// `"key"`, `"value"`, `"batch"` or `"document"` (a document,
+        /// refused before it was copied or encoded).
         what: &'static str,
         /// The offending size.
         size: usize,

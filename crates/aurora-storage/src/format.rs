@@ -15,6 +15,38 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Checks that [`encode`]`(value)` would be at most `limit` bytes, without
+/// allocating: the encoding runs into a counter and stops as soon as it
+/// passes the limit, so an oversized value costs at most `limit` bytes of
+/// encoding work. Returns the encoded length, or
+/// [`StorageError::TooLarge`] naming `what` (with `size` = the bytes counted
+/// before stopping, a lower bound).
+pub fn check_encoded_len<T: Serialize + ?Sized>(value: &T, limit: usize, what: &'static str) -> Result<usize> {
+    struct Counter {
+        n: usize,
+        limit: usize,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.n += buf.len();
+            if self.n > self.limit {
+                return Err(std::io::Error::other("over the limit"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter { n: 1, limit };
+    let encoded = postcard::to_io(value, &mut counter).map(drop);
+    if counter.n > limit {
+        return Err(StorageError::TooLarge { what, size: counter.n, limit });
+    }
+    encoded.map_err(|e| StorageError::Corrupt { key: "<encoding>".into(), reason: format!("cannot encode: {e}") })?;
+    Ok(counter.n)
+}
+
 /// Decodes [`encode`]'s output; `key` names the value in errors.
 pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
     let (&version, body) = bytes
@@ -49,5 +81,14 @@ mod tests {
         assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
         assert!(err.to_string().contains("k\\x01"));
         assert!(matches!(decode::<u8>(b"k", &[]), Err(StorageError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn encoded_len_is_exact_below_the_limit_and_stops_above_it() {
+        let d = doc! { "a": "x".repeat(1000) };
+        let len = encode(&d).unwrap().len();
+        assert_eq!(check_encoded_len(&d, len, "value").unwrap(), len);
+        let err = check_encoded_len(&d, len - 1, "value").unwrap_err();
+        assert!(matches!(err, StorageError::TooLarge { what: "value", limit, .. } if limit == len - 1), "{err}");
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use aurora_index::IndexConfig;
-use aurora_storage::{DocumentStoreConfig, Durability, EvictionPolicy, StoreConfig};
+use aurora_storage::{DocumentStoreConfig, Durability, EvictionPolicy, StoreConfig, WalRecovery};
 use aurora_txn::Isolation;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -58,6 +58,16 @@ pub struct AuroraConfig {
     /// Also keep the feed under this many encoded bytes (default 64 MiB):
     /// one bulk transaction's entry holds every document it wrote.
     pub change_feed_max_bytes: Option<u64>,
+    /// What opening does with a write-ahead log damaged other than by a
+    /// torn tail (default [`WalRecovery::Refuse`]: a typed error and nothing
+    /// changed; `KeepValidPrefix` is the deliberate salvage, reported by
+    /// [`Aurora::recovery_report`](crate::Aurora::recovery_report)). See
+    /// `docs/durability.md`.
+    pub wal_recovery: WalRecovery,
+    /// Free disk space opening requires, in bytes, beyond twice the WAL to
+    /// replay (default 64 MiB; 0 disables the check): below it, opening
+    /// fails with `StorageError::DiskFull` before writing anything.
+    pub min_free_disk_bytes: u64,
 }
 
 impl AuroraConfig {
@@ -82,6 +92,8 @@ impl AuroraConfig {
             change_feed_retention: 10_000,
             change_feed_max_age: None,
             change_feed_max_bytes: Some(64 << 20),
+            wal_recovery: WalRecovery::Refuse,
+            min_free_disk_bytes: 64 << 20,
         }
     }
 
@@ -171,6 +183,8 @@ impl AuroraConfig {
             write_buffer_flush_interval: Duration::from_millis(self.write_buffer_flush_interval_ms),
             cold_cache_capacity_mb: self.cold_cache_capacity_mb,
             checkpoint_interval: Duration::from_millis(self.cold_flush_interval_ms),
+            wal_recovery: self.wal_recovery,
+            min_free_disk_bytes: self.min_free_disk_bytes,
             ..StoreConfig::default()
         }
     }

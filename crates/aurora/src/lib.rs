@@ -101,7 +101,7 @@ pub use transaction::Transaction;
 
 #[cfg(feature = "storage")]
 #[doc(inline)]
-pub use aurora_storage::{Durability, EvictionPolicy};
+pub use aurora_storage::{Durability, EvictionPolicy, RecoveryReport, WalRecovery};
 #[cfg(feature = "txn")]
 #[doc(inline)]
 pub use aurora_txn::{ChangeKind, ChangeSink, CommitInfo, Committed, Isolation};
