@@ -26,6 +26,7 @@ pub const MAX_TEXT_ID_LEN: usize = 512;
 /// assert_eq!(DocId::from_key_bytes(&named.to_key_bytes()).unwrap(), named);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "DocIdRepr")]
 pub enum DocId {
     /// A UUID id; [`DocId::new`] makes a v7 one.
     Uuid(Uuid),
@@ -46,6 +47,16 @@ impl DocId {
             return Ok(DocId::Uuid(u));
         }
         Self::text(s)
+    }
+
+    /// Checks a text id's rules (non-empty, at most
+    /// [`MAX_TEXT_ID_LEN`] bytes, no NUL); the `Text` variant is public, so
+    /// every write path checks ids it did not make.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        match self {
+            DocId::Uuid(_) => Ok(()),
+            DocId::Text(s) => Self::text(s).map(drop),
+        }
     }
 
     /// A text id, taken as given (even if it looks like a UUID).
@@ -161,6 +172,26 @@ mod tests {
                     prop_assert_eq!(x.cmp(y), x.to_key_bytes().cmp(&y.to_key_bytes()));
                 }
             }
+        }
+    }
+}
+
+/// The derived decoding of [`DocId`]; decoding then checks the text rules,
+/// so an invalid id cannot be made by deserializing either.
+#[derive(Deserialize)]
+#[serde(rename = "DocId")]
+enum DocIdRepr {
+    Uuid(Uuid),
+    Text(Arc<str>),
+}
+
+impl TryFrom<DocIdRepr> for DocId {
+    type Error = CoreError;
+
+    fn try_from(repr: DocIdRepr) -> Result<Self, CoreError> {
+        match repr {
+            DocIdRepr::Uuid(u) => Ok(DocId::Uuid(u)),
+            DocIdRepr::Text(s) => DocId::text(&s),
         }
     }
 }

@@ -55,10 +55,7 @@ impl Document {
     /// Decodes the fields into a `Deserialize` type (the id is not included;
     /// see [`Document::decode_with_id`]).
     pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, CoreError> {
-        let json = serde_json::Value::Object(
-            self.fields.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone()))).collect(),
-        );
-        serde_json::from_value(json).map_err(|source| CoreError::Serde {
+        crate::serde_bridge::de::from_fields(&self.fields).map_err(|source| CoreError::Serde {
             what: format!("document {} into {}", self.id, std::any::type_name::<T>()),
             source,
         })

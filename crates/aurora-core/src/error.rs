@@ -12,16 +12,55 @@ pub enum CoreError {
         /// Why it was rejected.
         reason: &'static str,
     },
-    /// A serde conversion between a Rust type and a [`crate::Value`] failed.
+    /// A serde conversion between a Rust type and a [`crate::Value`] failed
+    /// (for example a `u64` above `i64::MAX`, or a field of the wrong type).
     #[error("cannot convert {what}: {source}")]
     Serde {
         /// What was being converted (a type name or a document id).
         what: String,
-        /// The underlying serde error.
+        /// What serde said (at most 1 KiB).
         #[source]
-        source: serde_json::Error,
+        source: crate::serde_bridge::BridgeError,
+    },
+    /// A name (collection, field path) breaks the rules of
+    /// [`names`](crate::names).
+    #[error("invalid {kind} name {name:?}: {reason}")]
+    InvalidName {
+        /// `"collection"` or `"field path"`.
+        kind: &'static str,
+        /// The name as given (cut to 64 characters).
+        name: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// A document nests deeper than
+    /// [`MAX_NESTING_DEPTH`](crate::MAX_NESTING_DEPTH) levels.
+    #[error("field {field:?} nests deeper than {limit} levels")]
+    TooDeep {
+        /// The top-level field (cut to 64 characters).
+        field: String,
+        /// The limit.
+        limit: usize,
     },
     /// A value could not be represented in the requested form.
     #[error("cannot convert value: {0}")]
     Conversion(String),
+}
+
+/// A name or value cut for an error message: at most 64 characters.
+pub(crate) fn bounded_message(s: &str) -> String {
+    let mut out: String = s.chars().take(1024).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// A name cut for an error message: at most 64 characters.
+pub(crate) fn bounded(s: &str) -> String {
+    let mut out: String = s.chars().take(64).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
 }

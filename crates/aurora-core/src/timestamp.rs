@@ -12,8 +12,41 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// assert_eq!(t.as_micros(), 1_500_000);
 /// assert!(Timestamp::now() > t);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// Its serde form is a newtype struct over the microsecond count, under a
+/// reserved name that Aurora's serde bridge turns into `Value::Timestamp`
+/// (so a `Timestamp` field of a struct is a timestamp in the document);
+/// other formats see the plain integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_newtype_struct(crate::serde_bridge::TIMESTAMP_TOKEN, &self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Micros;
+        impl<'de> serde::de::Visitor<'de> for Micros {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a timestamp (microseconds since the Unix epoch)")
+            }
+            fn visit_newtype_struct<D: serde::Deserializer<'de>>(self, d: D) -> Result<Timestamp, D::Error> {
+                i64::deserialize(d).map(Timestamp)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Timestamp, E> {
+                Ok(Timestamp(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Timestamp, E> {
+                i64::try_from(v).map(Timestamp).map_err(|_| E::custom("timestamp out of range"))
+            }
+        }
+        deserializer.deserialize_newtype_struct(crate::serde_bridge::TIMESTAMP_TOKEN, Micros)
+    }
+}
 
 impl Timestamp {
     /// The current wall-clock time.

@@ -1,7 +1,7 @@
 //! [`Value`]: the dynamically typed value stored in documents.
 
 use crate::{Fields, Timestamp};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
 /// A dynamically typed value.
@@ -19,7 +19,7 @@ use uuid::Uuid;
 /// assert!(Value::Int(2) < Value::Float(2.5));
 /// assert!(Value::Null < Value::Bool(false));
 /// ```
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub enum Value {
     /// The absence of a value.
     #[default]
@@ -165,5 +165,48 @@ impl Value {
                 }
                 _ => 0,
             }
+    }
+}
+
+/// The derived decoding of [`Value`] (same variants, same order, so the
+/// same encoding), wrapped by `Value`'s own `Deserialize`, which counts
+/// levels: a stored value nested deeper than
+/// [`MAX_DECODE_DEPTH`](crate::nesting::MAX_DECODE_DEPTH) is a decoding
+/// error, never a stack overflow.
+#[derive(Deserialize)]
+#[serde(rename = "Value")]
+enum ValueRepr {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    String(String),
+    Uuid(Uuid),
+    Bytes(Vec<u8>),
+    Timestamp(Timestamp),
+    Array(Vec<Value>),
+    Object(Fields),
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let Some(_level) = crate::nesting::DecodeLevel::enter() else {
+            return Err(serde::de::Error::custom(format_args!(
+                "value nested deeper than {} levels",
+                crate::nesting::MAX_DECODE_DEPTH
+            )));
+        };
+        Ok(match ValueRepr::deserialize(deserializer)? {
+            ValueRepr::Null => Value::Null,
+            ValueRepr::Bool(b) => Value::Bool(b),
+            ValueRepr::Int(i) => Value::Int(i),
+            ValueRepr::Float(f) => Value::Float(f),
+            ValueRepr::String(s) => Value::String(s),
+            ValueRepr::Uuid(u) => Value::Uuid(u),
+            ValueRepr::Bytes(b) => Value::Bytes(b),
+            ValueRepr::Timestamp(t) => Value::Timestamp(t),
+            ValueRepr::Array(a) => Value::Array(a),
+            ValueRepr::Object(o) => Value::Object(o),
+        })
     }
 }

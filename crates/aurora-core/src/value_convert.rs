@@ -104,17 +104,18 @@ impl From<Value> for serde_json::Value {
 }
 
 impl Value {
-    /// Converts any `Serialize` value into a [`Value`] (through its JSON
-    /// data model: UUIDs and dates become strings).
+    /// Converts any `Serialize` value into a [`Value`], directly (see the
+    /// serde bridge's rules: integers stay exact, a `u64` that does not fit
+    /// an `i64` is an error, floats keep NaN and ±infinity, `Timestamp` stays
+    /// a timestamp).
     pub fn from_serde<T: serde::Serialize + ?Sized>(v: &T) -> Result<Value, CoreError> {
-        serde_json::to_value(v)
-            .map(Value::from)
+        v.serialize(crate::serde_bridge::ser::ValueSerializer)
             .map_err(|source| CoreError::Serde { what: std::any::type_name::<T>().to_string(), source })
     }
 
-    /// Converts this value into any `Deserialize` type.
+    /// Converts this value into any `Deserialize` type, directly.
     pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, CoreError> {
-        serde_json::from_value(serde_json::Value::from(self.clone()))
+        T::deserialize(crate::serde_bridge::de::ValueRef(self))
             .map_err(|source| CoreError::Serde { what: std::any::type_name::<T>().to_string(), source })
     }
 }

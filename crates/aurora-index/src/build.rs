@@ -126,12 +126,8 @@ impl Collections {
     /// still building (in this process, or interrupted by a crash and
     /// resumed at open) waits for that build.
     pub fn create_index(&self, collection: &str, field: &str, unique: bool) -> Result<IndexBuild> {
-        if field.is_empty() || field.split('.').any(str::is_empty) || field.contains('\0') {
-            return Err(IndexError::InvalidSchema {
-                collection: collection.into(),
-                reason: format!("cannot index field path {field:?}"),
-            });
-        }
+        aurora_core::names::validate_field_path(field)
+            .map_err(|e| IndexError::InvalidSchema { collection: collection.into(), reason: e.to_string() })?;
         // One decision at a time, so two callers never start the same build.
         let running = self.running_builds();
         let mut running = running.lock();

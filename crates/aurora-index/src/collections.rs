@@ -26,15 +26,20 @@ const MAX_ATTEMPTS: u32 = 64;
 /// Settings of the collection layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexConfig {
-    /// Most entries one index of a user collection may hold (default
-    /// 100 000, as the seed). System collections (names starting with `_`,
-    /// such as the job queue's `_jobs`) are exempt.
+    /// Most entries one index of a user collection may hold; default
+    /// `usize::MAX`, no cap (a default that refuses the 100 001st customer
+    /// is a bug, not a guard). When set, a write that would grow an index
+    /// past it fails with [`IndexError::TooManyIndexEntries`] and writes
+    /// nothing; the count is in memory and checked before the commit, so
+    /// concurrent writers can overshoot it by at most their number. System
+    /// collections (names starting with `_`, such as the job queue's
+    /// `_jobs`) are exempt.
     pub max_index_entries_per_field: usize,
 }
 
 impl Default for IndexConfig {
     fn default() -> Self {
-        Self { max_index_entries_per_field: 100_000 }
+        Self { max_index_entries_per_field: usize::MAX }
     }
 }
 
@@ -307,9 +312,7 @@ impl Collections {
     /// document + index writes atomically, conditioned on the document not
     /// having changed and on every new unique value being unclaimed.
     fn write(&self, collection: &str, id: &DocId, new: Option<Document>, mode: Mode) -> Result<Revision> {
-        if let Some(doc) = &new {
-            self.docs.check_size(doc)?;
-        }
+        let new = new.map(|doc| self.docs.admit(doc)).transpose()?;
         for _ in 0..MAX_ATTEMPTS {
             let (rev, old) = self.docs.get_versioned(collection, id)?;
             // The write is conditioned on the definition's revision: one

@@ -62,12 +62,8 @@ impl Schema {
     /// Checks the schema itself: no empty path segments.
     pub fn check(&self, collection: &str) -> Result<()> {
         for path in self.fields.keys() {
-            if path.is_empty() || path.split('.').any(str::is_empty) {
-                return Err(IndexError::InvalidSchema {
-                    collection: collection.into(),
-                    reason: format!("field path {path:?} has an empty segment"),
-                });
-            }
+            aurora_core::names::validate_field_path(path)
+                .map_err(|e| IndexError::InvalidSchema { collection: collection.into(), reason: e.to_string() })?;
         }
         Ok(())
     }

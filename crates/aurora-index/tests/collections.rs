@@ -194,3 +194,20 @@ fn no_insert_racing_an_index_build_is_left_out() {
         common::check_indexes(&db, &name);
     }
 }
+
+/// The default has no cap on index entries: a collection may grow past the
+/// old default of 100 000 entries per index.
+#[test]
+fn the_default_index_config_has_no_entry_cap() {
+    assert_eq!(IndexConfig::default().max_index_entries_per_field, usize::MAX);
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::open(dir.path(), IndexConfig::default());
+    db.create_collection("t", Schema::new().field("tags", FieldDefinition::new(FieldType::Array).indexed())).unwrap();
+    // 100 001 entries in 11 documents.
+    let tags: Vec<i64> = (0..10_000).collect();
+    for i in 0..10 {
+        db.insert("t", doc! { "tags": tags.iter().map(|t| t + i * 10_000).collect::<Vec<_>>() }).unwrap();
+    }
+    db.insert("t", doc! { "tags": [-1] }).unwrap();
+    assert_eq!(db.index_entries("t", "tags"), 100_001);
+}

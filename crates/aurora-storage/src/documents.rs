@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Longest collection name, in bytes.
-pub const MAX_COLLECTION_NAME: usize = 128;
+pub const MAX_COLLECTION_NAME: usize = aurora_core::names::MAX_COLLECTION_NAME_BYTES;
 /// Lock stripes that order cache promotion against writes.
 const STRIPES: usize = 256;
 
@@ -107,18 +107,11 @@ pub fn collection_prefix(collection: &str) -> Vec<u8> {
 /// `Aurora` handle refuses them for user collections; the layers below
 /// accept them, since that is how system collections are made.
 pub fn validate_collection_name(name: &str) -> Result<()> {
-    let reason = if name.is_empty() {
-        Some("must not be empty")
-    } else if name.len() > MAX_COLLECTION_NAME {
-        Some("longer than 128 bytes")
-    } else if name.contains('\0') {
-        Some("contains a NUL character")
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Err(StorageError::InvalidName { name: name.chars().take(64).collect(), reason }),
-        None => Ok(()),
+    match aurora_core::names::validate_collection_name(name) {
+        Err(aurora_core::CoreError::InvalidName { name, reason, .. }) => {
+            Err(StorageError::InvalidName { name, reason })
+        }
+        other => Ok(other?),
     }
 }
 
@@ -139,12 +132,28 @@ impl DocumentStore {
         }
     }
 
-    /// Checks, before any copy or encoding, that `doc` fits the store's
-    /// value limit ([`StoreConfig::max_value_bytes`](crate::StoreConfig)):
-    /// [`StorageError::TooLarge`] otherwise. Every write entry point calls
-    /// this first, so an oversized document costs no copy and no feed entry.
-    pub fn check_size(&self, doc: &Document) -> Result<()> {
-        format::check_encoded_len(doc, self.store().config().max_value_bytes, "document").map(drop)
+    /// What every write path checks first, before the document is copied
+    /// or encoded: a valid id and nesting within
+    /// [`MAX_NESTING_DEPTH`](aurora_core::MAX_NESTING_DEPTH)
+    /// ([`Document::validate`], a [`StorageError::Core`]), and an encoded
+    /// size within [`StoreConfig::max_value_bytes`](crate::StoreConfig)
+    /// ([`StorageError::TooLarge`] with `what: "document"`; the size is
+    /// found by encoding into a counter that stops at the limit).
+    ///
+    /// Takes the document and gives it back: a refused one is dropped
+    /// without recursion ([`aurora_core::dispose_document`]), since a caller
+    /// can build one nested deeper than the stack can drop.
+    pub fn admit(&self, doc: Document) -> Result<Document> {
+        let checked = doc.validate().map_err(StorageError::from).and_then(|()| {
+            format::check_encoded_len(&doc, self.store().config().max_value_bytes, "document").map(drop)
+        });
+        match checked {
+            Ok(()) => Ok(doc),
+            Err(e) => {
+                aurora_core::dispose_document(doc);
+                Err(e)
+            }
+        }
     }
 
     /// The underlying store.

@@ -178,9 +178,10 @@ impl Transaction {
         Ok(seen.into_values().flatten().collect())
     }
 
-    /// The size limit, checked before a document is copied or encoded.
-    fn check_size(&self, doc: &Document) -> Result<()> {
-        Ok(self.db.collections().documents().check_size(doc)?)
+    /// The entry check (id, nesting, size), before a document is copied or
+    /// encoded.
+    fn admit(&self, doc: Document) -> Result<Document> {
+        Ok(self.db.collections().documents().admit(doc)?)
     }
 
     fn validate(&self, collection: &str, doc: &Document) -> Result<()> {
@@ -190,7 +191,7 @@ impl Transaction {
 
     /// Inserts a new document; [`IndexError::DocumentExists`] if the id is taken.
     pub fn insert(&mut self, collection: &str, doc: Document) -> Result<DocId> {
-        self.check_size(&doc)?;
+        let doc = self.admit(doc)?;
         if self.get(collection, &doc.id)?.is_some() {
             return Err(IndexError::DocumentExists { collection: collection.into(), id: doc.id.to_string() }.into());
         }
@@ -203,7 +204,7 @@ impl Transaction {
     /// Inserts or replaces a document.
     pub fn upsert(&mut self, collection: &str, doc: Document) -> Result<()> {
         self.check_open()?;
-        self.check_size(&doc)?;
+        let doc = self.admit(doc)?;
         self.validate(collection, &doc)?;
         self.writes.insert((collection.to_string(), doc.id.clone()), Some(doc));
         Ok(())

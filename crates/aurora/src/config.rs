@@ -34,7 +34,9 @@ pub struct AuroraConfig {
     pub write_buffer_size: usize,
     /// Longest time a buffered record waits, in ms. Default 10.
     pub write_buffer_flush_interval_ms: u64,
-    /// Most entries one index may hold. Default 100 000.
+    /// Most entries one index of a user collection may hold. Default
+    /// `usize::MAX`: no cap (see `IndexConfig::max_index_entries_per_field`
+    /// for what happens at a cap you set).
     pub max_index_entries_per_field: usize,
     /// How often expired hot-cache entries are purged, in s. Default 300.
     pub hot_cache_cleanup_interval_secs: u64,
@@ -81,7 +83,7 @@ impl AuroraConfig {
             enable_write_buffering: false,
             write_buffer_size: 1000,
             write_buffer_flush_interval_ms: 10,
-            max_index_entries_per_field: 100_000,
+            max_index_entries_per_field: usize::MAX,
             hot_cache_cleanup_interval_secs: 300,
             cold_flush_interval_ms: 1000,
             durability: Durability::Balanced,

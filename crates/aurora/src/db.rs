@@ -308,22 +308,23 @@ impl Aurora {
 
     // ---- documents --------------------------------------------------------
 
-    /// The size limit, checked first: before the document is cloned for the
-    /// transaction (which may retry), encoded, or given a feed entry.
-    fn check_size(&self, doc: &Document) -> Result<()> {
-        Ok(self.collections().documents().check_size(doc)?)
+    /// The entry check (id, nesting, size), done first: before the document
+    /// is cloned for the transaction (which may retry), encoded, or given a
+    /// feed entry.
+    fn admit(&self, doc: Document) -> Result<Document> {
+        Ok(self.collections().documents().admit(doc)?)
     }
 
     /// Inserts a document; returns its id.
     pub async fn insert_into(&self, collection: &str, doc: Document) -> Result<DocId> {
-        self.check_size(&doc)?;
+        let doc = self.admit(doc)?;
         let collection = collection.to_string();
         self.write(move |db| Ok(db.transaction(|tx| tx.insert(&collection, doc.clone()))?)).await
     }
 
     /// Inserts documents in one atomic transaction; returns their ids.
     pub async fn insert_many(&self, collection: &str, docs: Vec<Document>) -> Result<Vec<DocId>> {
-        docs.iter().try_for_each(|d| self.check_size(d))?;
+        let docs = docs.into_iter().map(|d| self.admit(d)).collect::<Result<Vec<_>>>()?;
         let collection = collection.to_string();
         self.write(move |db| Ok(db.transaction(|tx| docs.iter().map(|d| tx.insert(&collection, d.clone())).collect())?))
             .await
@@ -338,21 +339,21 @@ impl Aurora {
     /// Merges `patch`'s fields into an existing document and returns the
     /// result; [`Error::Transaction`] with `NotFound` if it does not exist.
     pub async fn update_document(&self, collection: &str, id: &DocId, patch: Document) -> Result<Document> {
-        self.check_size(&patch)?;
+        let patch = self.admit(patch)?;
         let (collection, id) = (collection.to_string(), id.clone());
         self.write(move |db| Ok(db.transaction(|tx| tx.update(&collection, &id, patch.fields.clone()))?)).await
     }
 
     /// Replaces an existing document.
     pub async fn replace_document(&self, collection: &str, doc: Document) -> Result<()> {
-        self.check_size(&doc)?;
+        let doc = self.admit(doc)?;
         let collection = collection.to_string();
         self.write(move |db| Ok(db.transaction(|tx| tx.replace(&collection, doc.clone()))?)).await
     }
 
     /// Inserts or replaces a document.
     pub async fn upsert(&self, collection: &str, doc: Document) -> Result<()> {
-        self.check_size(&doc)?;
+        let doc = self.admit(doc)?;
         let collection = collection.to_string();
         self.write(move |db| Ok(db.transaction(|tx| tx.upsert(&collection, doc.clone()))?)).await
     }

@@ -62,6 +62,7 @@ impl From<StorageError> for Error {
         match e {
             StorageError::Closed => Error::Closed,
             StorageError::InvalidConfig { setting, reason } => Error::InvalidConfig { setting, reason },
+            StorageError::Core(c) => Error::Core(c),
             other => Error::Storage(other),
         }
     }

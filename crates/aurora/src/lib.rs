@@ -111,7 +111,9 @@ pub use aurora_txn::{ChangeKind, ChangeSink, CommitInfo, Committed, Isolation};
 pub use aurora_workers::{EnqueueExt, Job, JobId, JobStatus, Priority, WorkerConfig, Workers};
 
 #[doc(inline)]
-pub use aurora_core::{doc, value, CoreError, DocId, Document, FieldDefinition, FieldType, Fields, Timestamp, Value};
+pub use aurora_core::{
+    doc, value, CoreError, DocId, Document, FieldDefinition, FieldType, Fields, Timestamp, Value, MAX_NESTING_DEPTH,
+};
 
 /// The storage engine (`aurora-storage`): WAL, durability modes, cold store, hot cache.
 #[cfg(feature = "storage")]

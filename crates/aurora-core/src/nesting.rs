@@ -1,0 +1,154 @@
+//! Nesting limits: how deep a value may nest, checked where values enter
+//! and enforced where they are decoded, so that no value — whatever wrote
+//! it — can overflow the stack of the code that clones, compares, encodes,
+//! decodes or drops it.
+//!
+//! The limit is [`MAX_NESTING_DEPTH`] = 100 levels, MongoDB's limit for
+//! nested documents (its "Nested Depth for BSON Documents"): deep enough for
+//! any real document, shallow enough that every recursive walk of a value
+//! stays far inside a 2 MiB thread stack (tokio's worker default).
+
+use crate::{CoreError, Document, Value};
+use std::cell::Cell;
+
+/// Most levels of arrays and objects a value may nest, counting the
+/// document's own fields as level 1: `{ "a": 1 }` has depth 1,
+/// `{ "a": [1] }` depth 2, `{ "a": { "b": [1] } }` depth 3.
+pub const MAX_NESTING_DEPTH: usize = 100;
+
+/// Most levels the decoder accepts: the entry limit plus headroom for
+/// containers stored around documents (change-feed entries hold documents
+/// inside their own structures). Decoding deeper is an error, never a stack
+/// overflow.
+pub const MAX_DECODE_DEPTH: usize = MAX_NESTING_DEPTH + 28;
+
+impl Value {
+    /// Levels of nesting: 0 for a scalar, 1 for an array or object of
+    /// scalars (an empty one too), and so on. Stops counting past `limit`
+    /// (returns `limit + 1`), so it is safe on any value that was built at
+    /// all, and costs at most `limit` levels of recursion.
+    pub fn nesting_depth(&self, limit: usize) -> usize {
+        fn walk(v: &Value, left: usize) -> usize {
+            let children: Box<dyn Iterator<Item = &Value>> = match v {
+                Value::Array(items) => Box::new(items.iter()),
+                Value::Object(fields) => Box::new(fields.values()),
+                _ => return 0,
+            };
+            if left == 0 {
+                return 1;
+            }
+            1 + children.map(|c| walk(c, left - 1)).max().unwrap_or(0)
+        }
+        walk(self, limit).min(limit + 1)
+    }
+}
+
+impl Document {
+    /// Checks what every write path requires of a document: a valid id
+    /// ([`DocId::validate`](crate::DocId::validate)) and at most
+    /// [`MAX_NESTING_DEPTH`] levels of nesting
+    /// ([`CoreError::TooDeep`] names the field).
+    pub fn validate(&self) -> Result<(), CoreError> {
+        self.id.validate()?;
+        for (name, value) in &self.fields {
+            if 1 + value.nesting_depth(MAX_NESTING_DEPTH) > MAX_NESTING_DEPTH {
+                return Err(CoreError::TooDeep { field: crate::error::bounded(name), limit: MAX_NESTING_DEPTH });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Drops a value without recursion: a value nested deeper than the stack
+/// can hold (which callers can build) is taken apart level by level on the
+/// heap. Used where a refused value is dropped.
+pub fn dispose(value: Value) {
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(fields) => stack.extend(fields.into_values()),
+            _ => {}
+        }
+    }
+}
+
+/// Drops a document without recursion (see [`dispose`]).
+pub fn dispose_document(doc: Document) {
+    dispose(Value::Object(doc.fields));
+}
+
+thread_local! {
+    static DECODE_DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// One level of value decoding; decoding deeper than [`MAX_DECODE_DEPTH`]
+/// fails instead of recursing further.
+pub(crate) struct DecodeLevel;
+
+impl DecodeLevel {
+    pub(crate) fn enter() -> Option<Self> {
+        DECODE_DEPTH.with(|d| {
+            if d.get() >= MAX_DECODE_DEPTH {
+                None
+            } else {
+                d.set(d.get() + 1);
+                Some(DecodeLevel)
+            }
+        })
+    }
+}
+
+impl Drop for DecodeLevel {
+    fn drop(&mut self) {
+        DECODE_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc;
+
+    fn nested(levels: usize) -> Value {
+        let mut v = Value::Int(1);
+        for i in 0..levels {
+            v = if i % 2 == 0 { Value::Array(vec![v]) } else { Value::Object([("k".to_string(), v)].into()) };
+        }
+        v
+    }
+
+    #[test]
+    fn depth_is_counted_and_bounded() {
+        assert_eq!(Value::Int(1).nesting_depth(10), 0);
+        assert_eq!(nested(3).nesting_depth(10), 3);
+        assert_eq!(nested(50).nesting_depth(10), 11);
+        assert!(doc! { "a": 1 }.validate().is_ok());
+        let ok = Document { fields: [("a".to_string(), nested(MAX_NESTING_DEPTH - 1))].into(), ..Document::new() };
+        assert!(ok.validate().is_ok());
+        let deep = Document { fields: [("a".to_string(), nested(MAX_NESTING_DEPTH))].into(), ..Document::new() };
+        assert!(matches!(deep.validate(), Err(CoreError::TooDeep { .. })));
+    }
+
+    #[test]
+    fn very_deep_values_are_refused_decoded_safely_and_disposed_without_recursion() {
+        let deep = nested(200_000);
+        assert_eq!(deep.nesting_depth(MAX_NESTING_DEPTH), MAX_NESTING_DEPTH + 1);
+        dispose(deep);
+        // A stored value deeper than the decoder allows: an error, not a
+        // stack overflow (the bytes are built by hand: encoding such a value
+        // would itself recurse).
+        let mut bytes = Vec::new();
+        for _ in 0..100_000 {
+            bytes.push(8); // variant index of Array
+            bytes.push(1); // one element
+        }
+        bytes.push(2); // Int
+        bytes.push(2); // zig-zag 1
+        let err = postcard::from_bytes::<Value>(&bytes).unwrap_err();
+        assert!(err.to_string().contains("nested") || !err.to_string().is_empty());
+        let shallow = nested(MAX_NESTING_DEPTH);
+        let bytes = postcard::to_allocvec(&shallow).unwrap();
+        assert_eq!(postcard::from_bytes::<Value>(&bytes).unwrap(), shallow);
+    }
+}

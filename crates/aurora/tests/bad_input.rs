@@ -1,0 +1,110 @@
+//! Bad input at the facade (issue "Bad input never crashes, bricks or
+//! silently changes data"): documents nested past the limit and invalid
+//! ids are refused at every write path with a typed error, nothing is
+//! written, and the database keeps working and reopens.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use aurora::{doc, Aurora, CoreError, DocId, Document, Error, Value, MAX_NESTING_DEPTH};
+use std::sync::Arc;
+
+/// A document whose field `deep` nests `levels` levels (arrays and objects
+/// alternating), built without recursion.
+fn nested(levels: usize) -> Document {
+    let mut v = Value::Int(1);
+    for i in 1..levels {
+        v = if i % 2 == 0 { Value::Array(vec![v]) } else { Value::Object([("k".to_string(), v)].into()) };
+    }
+    Document { fields: [("deep".to_string(), v)].into(), ..Document::new() }
+}
+
+fn too_deep<T: std::fmt::Debug>(r: aurora::Result<T>, what: &str) {
+    assert!(matches!(r, Err(Error::Core(CoreError::TooDeep { .. }))), "{what}: {r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_nested_past_the_limit_are_refused_everywhere_and_nothing_bricks() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Aurora::open(dir.path()).await.unwrap();
+    db.new_collection("docs", Vec::<(&str, aurora::FieldDefinition)>::new()).await.unwrap();
+    let at_limit = db.insert_into("docs", nested(MAX_NESTING_DEPTH)).await.unwrap();
+    let before = db.database().collections().documents().store().revision();
+    // 101 levels, and depths that used to abort the process after a
+    // restart (5 000, 50 000) or at insert (100 000): refused, and dropped
+    // without overflowing the stack.
+    for levels in [MAX_NESTING_DEPTH + 1, 5_000, 50_000, 100_000] {
+        too_deep(db.insert_into("docs", nested(levels)).await, "insert_into");
+        too_deep(db.insert_many("docs", vec![doc! { "ok": 1 }, nested(levels)]).await, "insert_many");
+        too_deep(db.upsert("docs", nested(levels)).await, "upsert");
+        too_deep(db.update_document("docs", &at_limit, nested(levels)).await, "update_document");
+        let mut tx = db.begin().unwrap();
+        too_deep(tx.insert("docs", nested(levels)).map_err(Error::from), "Transaction::insert");
+        tx.rollback();
+    }
+    assert_eq!(db.database().collections().documents().store().revision(), before, "nothing was written");
+    db.close().await.unwrap();
+    let db = Aurora::open(dir.path()).await.unwrap();
+    let back = db.get_document("docs", &at_limit).await.unwrap().unwrap();
+    assert_eq!(*back, nested(MAX_NESTING_DEPTH).id(at_limit.clone()), "a document at the limit round-trips");
+    db.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_text_ids_are_refused_and_cannot_be_deserialized() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Aurora::open(dir.path()).await.unwrap();
+    db.new_collection("docs", vec![("n", aurora::FieldDefinition::new(aurora::FieldType::Int).indexed())])
+        .await
+        .unwrap();
+    for bad in ["", "a\0b", &"x".repeat(513)] {
+        let id = DocId::Text(Arc::from(bad));
+        let r = db.insert_into("docs", doc! { "n": 1 }.id(id.clone())).await;
+        assert!(matches!(r, Err(Error::Core(CoreError::InvalidDocId { .. }))), "{bad:?}: {r:?}");
+        let r = db.upsert("docs", doc! { "n": 1 }.id(id)).await;
+        assert!(matches!(r, Err(Error::Core(CoreError::InvalidDocId { .. }))), "{bad:?}: {r:?}");
+    }
+    // Index reads of the collection keep working.
+    db.insert_into("docs", doc! { "n": 1 }).await.unwrap();
+    let n = db.query("docs").filter(|f| f.eq("n", 1)).count().await.unwrap();
+    assert_eq!(n, 1);
+    assert!(serde_json::from_str::<DocId>(r#"{"Text":""}"#).is_err(), "no empty id by deserializing");
+    assert!(serde_json::from_str::<DocId>(r#"{"Text":"ok"}"#).is_ok());
+    db.close().await.unwrap();
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+struct Reading {
+    at: aurora::Timestamp,
+    value: f64,
+    count: u64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_structs_round_trip_numbers_and_timestamps_exactly() {
+    use aurora::{FieldDefinition, FieldType};
+    let dir = tempfile::tempdir().unwrap();
+    let db = Aurora::open(dir.path()).await.unwrap();
+    db.new_collection(
+        "readings",
+        vec![
+            ("at", FieldDefinition::new(FieldType::Timestamp).indexed()),
+            ("value", FieldDefinition::new(FieldType::Float)),
+            ("count", FieldDefinition::new(FieldType::Int)),
+        ],
+    )
+    .await
+    .unwrap();
+    let at = aurora::Timestamp::from_micros(1_700_000_000_000_001);
+    for value in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, f64::MIN_POSITIVE] {
+        let r = Reading { at, value, count: i64::MAX as u64 };
+        let id = db.insert_typed("readings", &r).await.unwrap();
+        let back: Reading = db.get_typed("readings", &id).await.unwrap().unwrap();
+        assert_eq!(back.at, at);
+        assert_eq!(back.count, i64::MAX as u64);
+        assert_eq!(back.value.to_bits(), value.to_bits(), "{value} round-trips bit for bit");
+    }
+    let before = db.database().collections().documents().store().revision();
+    let err = db.insert_typed("readings", &Reading { at, value: 1.0, count: u64::MAX }).await.unwrap_err();
+    assert!(matches!(err, Error::Core(CoreError::Serde { .. })), "a u64 that does not fit is refused: {err}");
+    assert_eq!(db.database().collections().documents().store().revision(), before);
+    db.close().await.unwrap();
+}
