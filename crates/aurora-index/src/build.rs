@@ -119,6 +119,20 @@ impl IndexBuild {
     }
 }
 
+/// Marks a build thread's end when dropped (also on a panic).
+struct BuildEnd {
+    collections: Collections,
+    key: (String, String),
+    finished: Arc<Finished>,
+}
+
+impl Drop for BuildEnd {
+    fn drop(&mut self) {
+        self.collections.running_builds().lock().remove(&self.key);
+        self.finished.set();
+    }
+}
+
 impl Collections {
     /// Starts building an index on `field`. Writes are not blocked; the
     /// index is used for reads only once complete. Creating an index that
@@ -131,7 +145,7 @@ impl Collections {
         // One decision at a time, so two callers never start the same build.
         let running = self.running_builds();
         let mut running = running.lock();
-        let mut def = self.definition(collection)?;
+        let def = self.definition_shared(collection)?;
         match def.indexes.get(field) {
             Some(IndexDef { state: IndexState::Ready, .. }) => return Ok(IndexBuild::done()),
             Some(IndexDef { state: IndexState::Building, .. }) => {
@@ -149,8 +163,14 @@ impl Collections {
                 // Left building by an earlier build that failed: start again.
             }
             None => {
-                def.indexes.insert(field.to_string(), IndexDef { unique, state: IndexState::Building });
-                self.save_definition(collection, def)?;
+                // Entries a drop interrupted by a crash left behind: no
+                // writer maintains an index that is not defined, so anything
+                // under its prefixes is stale.
+                self.delete_prefixes(&[keys::entries_prefix(collection, field), keys::claims_prefix(collection, field)])?;
+                self.update_definition(collection, |def| {
+                    def.indexes.insert(field.to_string(), IndexDef { unique, state: IndexState::Building });
+                    Ok(())
+                })?;
             }
         }
         let unique = self.index(collection, field)?.is_some_and(|d| d.unique);
@@ -187,12 +207,13 @@ impl Collections {
         std::thread::Builder::new()
             .name(format!("aurora-index-build-{collection}.{field}"))
             .spawn(move || {
+                // Signals the end even if the back-fill panics, so no
+                // waiter hangs and the field can be built again.
+                let _end = BuildEnd { collections: this.clone(), key: key.clone(), finished };
                 let outcome = this.backfill(&key.0, &key.1, unique);
                 if let Err(e) = &outcome {
                     tracing::warn!(collection = %key.0, field = %key.1, error = %e, "index build ended without a ready index");
                 }
-                this.running_builds().lock().remove(&key);
-                finished.set();
                 outcome
             })
             .map_err(|e| {
@@ -219,11 +240,17 @@ impl Collections {
                 duplicates: duplicates.into_values().take(MAX_LISTED).collect(),
             });
         }
-        let mut def = self.definition(collection)?;
-        if let Some(index) = def.indexes.get_mut(field) {
-            index.state = IndexState::Ready;
-        }
-        self.save_definition(collection, def)?;
+        self.update_definition(collection, |def| match def.indexes.get_mut(field) {
+            Some(index) => {
+                index.state = IndexState::Ready;
+                Ok(())
+            }
+            None => Err(IndexError::BuildFailed {
+                collection: collection.into(),
+                field: field.into(),
+                reason: "the index was dropped during its build".into(),
+            }),
+        })?;
         self.recount(collection, field)?;
         tracing::info!("index ready");
         Ok(())
@@ -285,17 +312,24 @@ impl Collections {
     }
 
     /// Removes an index: its definition (and the schema's `indexed`/`unique`
-    /// marks on the field), entries and unique claims.
+    /// marks on the field), entries and unique claims. Runs one at a time
+    /// with `create_index` decisions, so an index re-created at once never
+    /// has its new entries deleted by this drop; a drop cut short by a crash
+    /// leaves stale entries that the next `create_index` of the field
+    /// clears first.
     pub fn drop_index(&self, collection: &str, field: &str) -> Result<()> {
-        let mut def = self.definition(collection)?;
-        if def.indexes.remove(field).is_none() {
-            return Err(IndexError::NoIndex { collection: collection.into(), field: field.into() });
-        }
-        if let Some(f) = def.schema.fields.get_mut(field) {
-            f.indexed = false;
-            f.unique = false;
-        }
-        self.save_definition(collection, def)?;
+        let running = self.running_builds();
+        let _one_decision_at_a_time = running.lock();
+        self.update_definition(collection, |def| {
+            if def.indexes.remove(field).is_none() {
+                return Err(IndexError::NoIndex { collection: collection.into(), field: field.into() });
+            }
+            if let Some(f) = def.schema.fields.get_mut(field) {
+                f.indexed = false;
+                f.unique = false;
+            }
+            Ok(())
+        })?;
         self.delete_prefixes(&[keys::entries_prefix(collection, field), keys::claims_prefix(collection, field)])?;
         self.recount(collection, field)
     }
@@ -334,9 +368,11 @@ mod tests {
         for (i, h) in handles.iter().enumerate() {
             db.put("people", doc! { "handle": *h }.id(DocId::text(&format!("p{i}")).unwrap())).unwrap();
         }
-        let mut def = db.definition("people").unwrap();
-        def.indexes.insert("handle".into(), IndexDef { unique: true, state: IndexState::Building });
-        db.save_definition("people", def).unwrap();
+        db.update_definition("people", |def| {
+            def.indexes.insert("handle".into(), IndexDef { unique: true, state: IndexState::Building });
+            Ok(())
+        })
+        .unwrap();
         db.documents().store().close().unwrap();
     }
 

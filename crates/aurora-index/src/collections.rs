@@ -599,17 +599,25 @@ impl Collections {
         Ok(())
     }
 
-    /// Persists a changed definition.
-    pub(crate) fn save_definition(&self, collection: &str, def: CollectionDef) -> Result<()> {
+    /// Changes a definition: reads it, applies `change`, persists it — all
+    /// under the catalog's write lock, so two changes (an index build
+    /// finishing, another index dropped) never overwrite each other.
+    pub(crate) fn update_definition<R>(
+        &self,
+        collection: &str,
+        change: impl FnOnce(&mut CollectionDef) -> Result<R>,
+    ) -> Result<R> {
+        let mut catalog = self.catalog.write();
+        let mut def = match catalog.get(collection) {
+            Some((def, _)) => (**def).clone(),
+            None => return Err(IndexError::UnknownCollection(collection.into())),
+        };
+        let out = change(&mut def)?;
         let mut batch = Batch::new();
         batch.put(keys::catalog_key(collection), catalog::encode(&def)?);
-        let mut catalog = self.catalog.write();
-        if !catalog.contains_key(collection) {
-            return Err(IndexError::UnknownCollection(collection.into()));
-        }
         let revision = self.docs.store().commit(batch)?.into_result()?;
         catalog.insert(collection.to_string(), (Arc::new(def), revision));
-        Ok(())
+        Ok(out)
     }
 
     /// The index definition of a field, if any.

@@ -85,11 +85,11 @@ pub struct StoreConfig {
     /// [`WalRecovery::Refuse`]).
     pub wal_recovery: WalRecovery,
     /// Free disk space, in bytes, that opening requires on top of twice the
-    /// WAL it must replay (default 64 MiB). Recovery writes to the cold
-    /// store; sled 0.34 damages its own files when a write fails for lack
-    /// of space during its recovery, so below this the open is refused with
-    /// [`StorageError::DiskFull`] before anything is written. 0 disables
-    /// the check.
+    /// WAL it must replay and twice sled's largest snapshot (default 8 MiB).
+    /// Recovery writes to the cold store; sled 0.34 damages its own files
+    /// when a write fails for lack of space during its recovery, so below
+    /// this the open is refused with [`StorageError::DiskFull`] before
+    /// anything is written. 0 disables the check.
     pub min_free_disk_bytes: u64,
 }
 
@@ -109,7 +109,7 @@ impl Default for StoreConfig {
             memtable_flush_bytes: 8 << 20,
             memtable_max_bytes: 64 << 20,
             wal_recovery: WalRecovery::Refuse,
-            min_free_disk_bytes: 64 << 20,
+            min_free_disk_bytes: 8 << 20,
         }
     }
 }

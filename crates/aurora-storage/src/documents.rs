@@ -15,8 +15,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Longest collection name, in bytes.
-pub const MAX_COLLECTION_NAME: usize = aurora_core::names::MAX_COLLECTION_NAME_BYTES;
 /// Lock stripes that order cache promotion against writes.
 const STRIPES: usize = 256;
 

@@ -76,8 +76,9 @@ pub(crate) fn sled_backend(path: &Path, cache_bytes: u64) -> Result<Arc<dyn Cold
 }
 
 /// Refuses to open when the disk has less than `min_free` bytes plus twice
-/// the WAL to replay: recovery writes to the cold store, and a write failing
-/// for lack of space during sled's recovery damages its files.
+/// the WAL to replay plus twice sled's largest snapshot: recovery writes the
+/// replayed records to the cold store and sled writes a new snapshot, and a
+/// write failing for lack of space during sled's recovery damages its files.
 fn check_free_space(dir: &Path, wal_dir: &Path, min_free: u64) -> Result<()> {
     if min_free == 0 {
         return Ok(());
@@ -88,7 +89,18 @@ fn check_free_space(dir: &Path, wal_dir: &Path, min_free: u64) -> Result<()> {
         Ok(segments) => segments.iter().filter_map(|(_, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum(),
         Err(_) => 0,
     };
-    let required = min_free.saturating_add(wal.saturating_mul(2));
+    let snapshot = std::fs::read_dir(dir.join("cold"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("snap."))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0);
+    let required = min_free.saturating_add(wal.saturating_mul(2)).saturating_add(snapshot.saturating_mul(2));
     if available < required {
         return Err(StorageError::DiskFull { path: dir.to_path_buf(), available, required });
     }
@@ -146,6 +158,10 @@ impl Engine {
                 chunk.iter().flat_map(|rec| rec.ops.iter().map(|op| versioned(op.clone(), rec.revision))).collect();
             cold.apply(&mut writes.iter().map(|(k, v)| (k.as_slice(), v)))?;
             revision = chunk.last().map_or(revision, |r| r.revision);
+        }
+        if let Some(salvaged) = &report.salvaged {
+            // Dropped revisions are never reused (see `Salvaged`).
+            revision = revision.max(salvaged.highest_dropped);
         }
         cold.set_checkpoint(revision)?;
         cold.flush()?;

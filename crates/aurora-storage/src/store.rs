@@ -118,6 +118,14 @@ impl Store {
 
     fn check_sizes(&self, batch: &Batch) -> Result<()> {
         let cfg = self.config();
+        // A WAL record's length field is 32 bits: a batch whose record would
+        // not fit is refused before it is acknowledged (64 KiB of headroom
+        // for the record's framing and encoding overhead).
+        let total: usize = batch.ops().iter().map(|op| op.key().len() + op.value().map_or(0, <[u8]>::len) + 16).sum();
+        let max_batch = (u32::MAX as usize) - (64 << 10);
+        if total > max_batch {
+            return Err(StorageError::TooLarge { what: "batch", size: total, limit: max_batch });
+        }
         for op in batch.ops() {
             if op.key().len() > cfg.max_key_bytes {
                 return Err(StorageError::TooLarge { what: "key", size: op.key().len(), limit: cfg.max_key_bytes });

@@ -67,8 +67,9 @@ pub struct AuroraConfig {
     /// `docs/durability.md`.
     pub wal_recovery: WalRecovery,
     /// Free disk space opening requires, in bytes, beyond twice the WAL to
-    /// replay (default 64 MiB; 0 disables the check): below it, opening
-    /// fails with `StorageError::DiskFull` before writing anything.
+    /// replay and twice the cold store's snapshot (default 8 MiB; 0
+    /// disables the check): below it, opening fails with
+    /// `StorageError::DiskFull` before writing anything.
     pub min_free_disk_bytes: u64,
 }
 
@@ -95,7 +96,7 @@ impl AuroraConfig {
             change_feed_max_age: None,
             change_feed_max_bytes: Some(64 << 20),
             wal_recovery: WalRecovery::Refuse,
-            min_free_disk_bytes: 64 << 20,
+            min_free_disk_bytes: 8 << 20,
         }
     }
 

@@ -46,6 +46,7 @@ impl SledStore {
             .cache_capacity(cache_bytes)
             .mode(sled::Mode::HighThroughput)
             .flush_every_ms(None);
+        remove_partial_snapshots(path)?;
         let started = Instant::now();
         loop {
             match config.open() {
@@ -59,6 +60,32 @@ impl SledStore {
             }
         }
     }
+}
+
+/// Removes snapshots sled was still writing when its process died.
+///
+/// sled 0.34 writes a snapshot to `snap.<lsn>.generating` and renames it
+/// when complete, but at open it reads the *last* `snap.*` file by name —
+/// a partial `.generating` one after a kill during its snapshot write
+/// (sled issue #1527) — and fails "Read corrupted data" for good. A
+/// `.generating` file is never a finished snapshot, so it is safe to drop.
+fn remove_partial_snapshots(path: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(path) else { return Ok(()) };
+    let mut removed = false;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(entry.path())
+                .map_err(|e| StorageError::io(format!("removing sled's partial snapshot {name}"), e))?;
+            tracing::warn!(file = %name, "removed a partial sled snapshot left by a crash");
+            removed = true;
+        }
+    }
+    if removed {
+        crate::wal::sync_dir(path)?;
+    }
+    Ok(())
 }
 
 fn data_key(key: &[u8]) -> Vec<u8> {

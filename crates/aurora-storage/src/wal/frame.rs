@@ -40,6 +40,10 @@ pub(crate) enum Frame<'a> {
     /// The header is valid but the payload checksum fails; `next` is where
     /// the following frame would start.
     BadPayload { next: usize },
+    /// The header is valid but declares more bytes than the segment holds:
+    /// a record torn by a partial write (its extent reaches the end, so
+    /// nothing after it is to be searched).
+    PastEnd,
     /// Not a frame: the end of valid data (torn, zeroed or damaged header).
     Invalid(&'static str),
     /// Exactly at the end of the data.
@@ -67,7 +71,7 @@ pub(crate) fn read_frame(data: &[u8], at: usize) -> Frame<'_> {
     let len = u32_at(data, at) as usize;
     let start = at + HEADER_LEN;
     if len > data.len() - start {
-        return Frame::Invalid("record extends past the end of the segment");
+        return Frame::PastEnd;
     }
     let payload = &data[start..start + len];
     if crc32fast::hash(payload) != u32_at(data, at + 8) {
@@ -92,7 +96,7 @@ mod tests {
 
         let mut torn = buf.clone();
         torn.truncate(HEADER_LEN + 2);
-        assert!(matches!(read_frame(&torn, 0), Frame::Invalid(_)));
+        assert!(matches!(read_frame(&torn, 0), Frame::PastEnd));
 
         let mut flipped = buf.clone();
         flipped[HEADER_LEN + 1] ^= 0x10;

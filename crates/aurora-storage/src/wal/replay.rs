@@ -48,12 +48,16 @@ fn decode_record(payload: &[u8]) -> Option<Record> {
     format::decode::<Record>(b"wal", payload).ok()
 }
 
-/// Whether any offset after `from` starts a frame whose header and payload
-/// checksums hold and whose payload decodes as a record. Random bytes pass
-/// both checksums with a chance of 2^-64 per offset.
-pub(crate) fn intact_record_after(data: &[u8], from: usize) -> bool {
-    (from + 1..data.len().saturating_sub(HEADER_LEN - 1))
-        .any(|at| matches!(read_frame(data, at), Frame::Valid { payload, .. } if decode_record(payload).is_some()))
+/// Whether any offset from `from` on starts a frame whose header and
+/// payload checksums hold, whose payload decodes as a record, and whose
+/// revision is above `above` (the last intact revision before the damage:
+/// a real record written after the damaged one). Random bytes pass both
+/// checksums with a chance of 2^-64 per offset.
+pub(crate) fn intact_record_after(data: &[u8], from: usize, above: Revision) -> bool {
+    (from..data.len().saturating_sub(HEADER_LEN - 1)).any(|at| match read_frame(data, at) {
+        Frame::Valid { payload, .. } => decode_record(payload).is_some_and(|r| r.revision > above),
+        _ => false,
+    })
 }
 
 /// Parses a segment's bytes: the intact records up to the first damage,
@@ -61,28 +65,46 @@ pub(crate) fn intact_record_after(data: &[u8], from: usize) -> bool {
 pub(crate) fn scan_segment(data: &[u8]) -> SegmentScan {
     let mut records: Vec<Record> = Vec::new();
     let mut at = 0usize;
+    // Where the search for intact records after the damage starts: past
+    // the damaged record's extent when its header is trustworthy (a torn
+    // record may carry a stored blob that happens to hold a WAL frame).
+    let mut search_from = 0usize;
     let damage = loop {
         let reason = match read_frame(data, at) {
             Frame::End => break None,
-            Frame::Invalid(reason) => reason.to_string(),
-            Frame::BadPayload { .. } => "record checksum mismatch".to_string(),
-            Frame::Valid { payload, next } => match decode_record(payload) {
-                None => "record does not decode".to_string(),
-                Some(record) => match records.last().map(|r| r.revision) {
-                    Some(prev) if record.revision != prev + 1 => {
-                        format!("revision {} follows revision {prev}", record.revision)
-                    }
-                    _ => {
-                        records.push(record);
-                        at = next;
-                        continue;
-                    }
-                },
-            },
+            Frame::PastEnd => {
+                search_from = data.len();
+                "record extends past the end of the segment".to_string()
+            }
+            Frame::Invalid(reason) => {
+                search_from = at + 1;
+                reason.to_string()
+            }
+            Frame::BadPayload { next } => {
+                search_from = next;
+                "record checksum mismatch".to_string()
+            }
+            Frame::Valid { payload, next } => {
+                search_from = next;
+                match decode_record(payload) {
+                    None => "record does not decode".to_string(),
+                    Some(record) => match records.last().map(|r| r.revision) {
+                        Some(prev) if record.revision != prev + 1 => {
+                            format!("revision {} follows revision {prev}", record.revision)
+                        }
+                        _ => {
+                            records.push(record);
+                            at = next;
+                            continue;
+                        }
+                    },
+                }
+            }
         };
         break Some(Damage { offset: at as u64, reason });
     };
-    let intact_after = damage.is_some() && intact_record_after(data, at);
+    let above = records.last().map_or(0, |r| r.revision);
+    let intact_after = damage.is_some() && intact_record_after(data, search_from, above);
     SegmentScan { records, valid_len: at as u64, damage, intact_after }
 }
 
@@ -103,8 +125,12 @@ pub struct RecoveryReport {
 /// What a salvaging open dropped: everything after the last revision it kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Salvaged {
-    /// The last revision kept; the store reopens there.
+    /// The last revision kept.
     pub kept_through: Revision,
+    /// The highest revision seen in the dropped bytes (or `kept_through`):
+    /// the store reopens at this revision, so no dropped revision is ever
+    /// given to a new write.
+    pub highest_dropped: Revision,
     /// The segment where valid data ended.
     pub segment: PathBuf,
     /// The byte offset in it.
@@ -114,7 +140,8 @@ pub struct Salvaged {
     /// Bytes of WAL moved aside (not replayed).
     pub dropped_bytes: u64,
     /// Where the dropped bytes were moved: files named `*.log.dropped` in
-    /// the WAL directory, kept for inspection.
+    /// a folder of their own per salvage, `wal/dropped-<microseconds>/`,
+    /// kept for inspection.
     pub moved_to: Vec<PathBuf>,
 }
 
@@ -150,6 +177,11 @@ pub(crate) fn replay(dir: &Path, checkpoint: Revision, mode: WalRecovery) -> Res
         }
         return Ok(Replay { records: Vec::new(), report });
     }
+    // Segments wholly at or below the checkpoint (a crash inside a
+    // checkpoint's deletions leaves them) hold nothing to replay: the chain
+    // starts at the last segment that begins at or before checkpoint + 1.
+    let start = segments.iter().rposition(|(first, _)| *first <= checkpoint + 1).unwrap_or(0);
+    let segments = &segments[start..];
     let mut out = Vec::new();
     // The revision the next record must carry (once the chain has started).
     let mut next_expected = segments[0].0;
@@ -212,23 +244,64 @@ pub(crate) fn replay(dir: &Path, checkpoint: Revision, mode: WalRecovery) -> Res
             return Err(StorageError::WalCorrupt { segment: path.clone(), offset, reason });
         }
         let kept_through = out.last().map_or(checkpoint, |r: &Record| r.revision);
-        let moved = set_aside(&segments[segment..], &datas[segment..], offset)?;
-        super::sync_dir(dir)?;
+        // Revisions the dropped bytes held are never reused: a change-feed
+        // cursor or a revision condition naming one must not match a later,
+        // different write. The store reopens above the highest of them.
+        let highest_dropped = segments[segment..]
+            .iter()
+            .zip(&datas[segment..])
+            .enumerate()
+            .filter_map(|(i, ((first, _), data))| {
+                let from = if i == 0 { offset as usize } else { 0 };
+                let named = if i == 0 { None } else { Some(first.saturating_sub(1)) };
+                highest_intact_revision(data, from).max(named)
+            })
+            .max()
+            .unwrap_or(kept_through)
+            .max(kept_through);
+        let moved = set_aside(dir, &segments[segment..], &datas[segment..], offset)?;
         let dropped_bytes = datas[segment..].iter().map(|d| d.len() as u64).sum::<u64>() - offset;
-        tracing::warn!(segment = %path.display(), offset, kept_through, dropped_bytes, %reason, "salvaged the WAL's valid prefix");
-        report.salvaged =
-            Some(Salvaged { kept_through, segment: path.clone(), offset, reason, dropped_bytes, moved_to: moved });
+        tracing::warn!(segment = %path.display(), offset, kept_through, highest_dropped, dropped_bytes, %reason, "salvaged the WAL's valid prefix");
+        report.salvaged = Some(Salvaged {
+            kept_through,
+            highest_dropped,
+            segment: path.clone(),
+            offset,
+            reason,
+            dropped_bytes,
+            moved_to: moved,
+        });
     }
     report.replayed = out.len();
     Ok(Replay { records: out, report })
 }
 
+/// The highest revision of any intact record at or after `from`.
+fn highest_intact_revision(data: &[u8], from: usize) -> Option<Revision> {
+    (from..data.len().saturating_sub(HEADER_LEN - 1))
+        .filter_map(|at| match read_frame(data, at) {
+            Frame::Valid { payload, .. } => decode_record(payload).map(|r| r.revision),
+            _ => None,
+        })
+        .max()
+}
+
 /// Moves the data after `offset` of the first segment, and every later
-/// segment, into `*.log.dropped` files; cuts the first segment at `offset`.
-fn set_aside(segments: &[(Revision, PathBuf)], datas: &[Vec<u8>], offset: u64) -> Result<Vec<PathBuf>> {
+/// segment, into `*.log.dropped` files in a new folder
+/// `dir/dropped-<microseconds>/`; cuts the first segment at `offset`.
+fn set_aside(dir: &Path, segments: &[(Revision, PathBuf)], datas: &[Vec<u8>], offset: u64) -> Result<Vec<PathBuf>> {
+    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+    let mut folder = dir.join(format!("dropped-{micros}"));
+    let mut n = 0;
+    while folder.exists() {
+        n += 1;
+        folder = dir.join(format!("dropped-{micros}-{n}"));
+    }
+    std::fs::create_dir(&folder).map_err(|e| StorageError::io(format!("creating {}", folder.display()), e))?;
     let mut moved = Vec::new();
     for (i, ((_, path), data)) in segments.iter().zip(datas).enumerate() {
-        let aside = path.with_extension("log.dropped");
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let aside = folder.join(format!("{name}.dropped"));
         let keep = if i == 0 { offset } else { 0 };
         let io = |what: &str, e| StorageError::io(format!("{what} {}", path.display()), e);
         std::fs::write(&aside, &data[keep as usize..]).map_err(|e| io("setting aside the tail of", e))?;
@@ -241,6 +314,8 @@ fn set_aside(segments: &[(Revision, PathBuf)], datas: &[Vec<u8>], offset: u64) -
         }
         moved.push(aside);
     }
+    super::sync_dir(&folder)?;
+    super::sync_dir(dir)?;
     Ok(moved)
 }
 
