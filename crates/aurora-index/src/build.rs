@@ -166,7 +166,10 @@ impl Collections {
                 // Entries a drop interrupted by a crash left behind: no
                 // writer maintains an index that is not defined, so anything
                 // under its prefixes is stale.
-                self.delete_prefixes(&[keys::entries_prefix(collection, field), keys::claims_prefix(collection, field)])?;
+                self.delete_prefixes(&[
+                    keys::entries_prefix(collection, field),
+                    keys::claims_prefix(collection, field),
+                ])?;
                 self.update_definition(collection, |def| {
                     def.indexes.insert(field.to_string(), IndexDef { unique, state: IndexState::Building });
                     Ok(())

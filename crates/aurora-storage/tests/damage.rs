@@ -455,10 +455,13 @@ fn a_partial_sled_snapshot_left_by_a_kill_does_not_brick_the_store() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("snap."));
-    let partial = real.map_or_else(|| vec![0u8; 4096], |p| {
-        let d = std::fs::read(p).unwrap();
-        d[..d.len() / 2].to_vec()
-    });
+    let partial = real.map_or_else(
+        || vec![0u8; 4096],
+        |p| {
+            let d = std::fs::read(p).unwrap();
+            d[..d.len() / 2].to_vec()
+        },
+    );
     std::fs::write(crashed.join("cold").join("snap.FFFFFFFFFFFFFF00.generating"), &partial).unwrap();
     let s = Store::open(&crashed, strict()).expect("opens after a kill during sled's snapshot write");
     assert!((0..2000u32).all(|i| s.get(format!("k{i:05}").as_bytes()).unwrap().is_some()));
