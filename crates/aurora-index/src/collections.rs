@@ -23,6 +23,9 @@ use std::sync::Arc;
 /// reading the old version (for the index diff) and committing.
 const MAX_ATTEMPTS: u32 = 64;
 
+/// Each collection's definition and the revision that wrote it.
+type Catalog = BTreeMap<String, (Arc<CollectionDef>, Revision)>;
+
 /// Settings of the collection layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexConfig {
@@ -129,7 +132,7 @@ pub struct Collections {
     /// Each collection's definition and the revision that wrote it: every
     /// document write is conditioned on that revision (see
     /// [`Collections::require_definitions`]).
-    catalog: Arc<RwLock<BTreeMap<String, (Arc<CollectionDef>, Revision)>>>,
+    catalog: Arc<RwLock<Catalog>>,
     /// Live entry counts per (collection, field), for the size guard.
     counts: Arc<RwLock<EntryCounts>>,
     /// Index builds running in this process.

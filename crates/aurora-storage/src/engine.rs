@@ -68,7 +68,7 @@ pub(crate) struct Engine {
 }
 
 /// Opens the cold store in a directory with a page cache of so many bytes.
-pub(crate) type Backend<'a> = &'a mut dyn FnMut(&Path, u64) -> Result<Arc<dyn ColdStore>>;
+pub(crate) type Backend<'a> = &'a mut crate::cold::OpenBackend;
 
 /// The default backend: sled.
 pub(crate) fn sled_backend(path: &Path, cache_bytes: u64) -> Result<Arc<dyn ColdStore>> {

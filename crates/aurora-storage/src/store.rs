@@ -1,7 +1,7 @@
 //! [`Store`]: the handle users hold on an open storage directory.
 
 use crate::batch::{Batch, CommitOutcome, Revision};
-use crate::cold::ColdStore;
+use crate::cold::OpenBackend;
 use crate::commit::{CommitHook, Pending};
 use crate::config::StoreConfig;
 use crate::engine::Engine;
@@ -82,11 +82,7 @@ impl Store {
     /// once with the directory `dir/cold` and the page-cache size in bytes)
     /// instead of [`SledStore`](crate::cold::SledStore). For other backends
     /// and for fault injection in tests.
-    pub fn open_with_backend(
-        dir: impl AsRef<Path>,
-        config: StoreConfig,
-        backend: &mut dyn FnMut(&Path, u64) -> Result<Arc<dyn ColdStore>>,
-    ) -> Result<Self> {
+    pub fn open_with_backend(dir: impl AsRef<Path>, config: StoreConfig, backend: &mut OpenBackend) -> Result<Self> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
         let engine = Arc::new(Engine::open(dir, config, backend)?);

@@ -17,6 +17,11 @@ use crate::batch::Revision;
 use crate::error::Result;
 use std::ops::Bound;
 
+/// Opens a cold store: called once by
+/// [`Store::open_with_backend`](crate::Store::open_with_backend) with the
+/// directory `dir/cold` and the page-cache size in bytes.
+pub type OpenBackend = dyn FnMut(&std::path::Path, u64) -> Result<std::sync::Arc<dyn ColdStore>>;
+
 /// A stored version of a key: the revision that wrote it and its value
 /// (`None` for a tombstone left by a delete).
 #[derive(Debug, Clone, PartialEq, Eq)]
