@@ -16,9 +16,9 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 }
 
 /// Checks that [`encode`]`(value)` would be at most `limit` bytes, without
-/// allocating: the encoding runs into a counter and stops as soon as it
-/// passes the limit, so an oversized value costs at most `limit` bytes of
-/// encoding work. Returns the encoded length, or
+/// allocating or copying: the encoding runs into a counter of the slices it
+/// would write and stops at the first one that passes the limit. Returns the
+/// encoded length, or
 /// [`StorageError::TooLarge`] naming `what` (with `size` = the bytes counted
 /// before stopping, a lower bound).
 pub fn check_encoded_len<T: Serialize + ?Sized>(value: &T, limit: usize, what: &'static str) -> Result<usize> {
