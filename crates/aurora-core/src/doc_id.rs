@@ -50,7 +50,7 @@ impl DocId {
     }
 
     /// Checks a text id's rules (non-empty, at most
-    /// [`MAX_TEXT_ID_LEN`] bytes, no NUL); the `Text` variant is public, so
+    /// 512 bytes, no NUL); the `Text` variant is public, so
     /// every write path checks ids it did not make.
     pub fn validate(&self) -> Result<(), CoreError> {
         match self {

@@ -36,7 +36,7 @@ impl SledStore {
     /// sled releases its own file lock from background threads a moment
     /// after the last handle drops. The caller holds Aurora's directory lock,
     /// so a held sled lock can only be our own previous instance winding
-    /// down: opening retries for up to [`SLED_LOCK_WAIT`].
+    /// down: opening retries for up to 5 s.
     ///
     /// `cache_bytes` is sled's page cache. Fails with
     /// [`StorageError::Backend`] when sled refuses the directory.
