@@ -154,6 +154,35 @@ fn comparable(a: &Value, b: &Value) -> bool {
 }
 
 impl Filter {
+    /// Levels of nesting: 1 for a comparison (plus its value's own
+    /// nesting), one more per `and`/`or`/`not`. Stops counting past
+    /// `limit`, so it costs at most `limit` levels of recursion on any
+    /// filter. Queries refuse filters deeper than
+    /// [`MAX_NESTING_DEPTH`](aurora_core::MAX_NESTING_DEPTH) before walking
+    /// them ([`QueryError::FilterTooDeep`](crate::QueryError::FilterTooDeep)).
+    pub fn nesting_depth(&self, limit: usize) -> usize {
+        if limit == 0 {
+            return 1;
+        }
+        let value = |v: &Value| 1 + v.nesting_depth(limit);
+        let depth = match self {
+            Filter::All | Filter::HasField(_) | Filter::IsNull(_) => 1,
+            Filter::Contains(..) | Filter::StartsWith(..) | Filter::EndsWith(..) => 1,
+            Filter::Eq(_, v)
+            | Filter::Ne(_, v)
+            | Filter::Gt(_, v)
+            | Filter::Gte(_, v)
+            | Filter::Lt(_, v)
+            | Filter::Lte(_, v)
+            | Filter::InArray(_, v) => value(v),
+            Filter::Between(_, a, b) => value(a).max(value(b)),
+            Filter::In(_, vs) => 1 + vs.iter().map(|v| value(v)).max().unwrap_or(0),
+            Filter::And(fs) | Filter::Or(fs) => 1 + fs.iter().map(|f| f.nesting_depth(limit - 1)).max().unwrap_or(0),
+            Filter::Not(f) => 1 + f.nesting_depth(limit - 1),
+        };
+        depth.min(limit + 1)
+    }
+
     /// Whether `doc` matches.
     pub fn matches(&self, doc: &Document) -> bool {
         let get = |f: &str| doc.get_path(f);

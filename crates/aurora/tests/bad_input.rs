@@ -108,3 +108,24 @@ async fn typed_structs_round_trip_numbers_and_timestamps_exactly() {
     assert_eq!(db.database().collections().documents().store().revision(), before);
     db.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_nested_past_the_limit_are_refused_before_they_are_walked() {
+    use aurora::Filter;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Aurora::open(dir.path()).await.unwrap();
+    db.new_collection("docs", Vec::<(&str, aurora::FieldDefinition)>::new()).await.unwrap();
+    db.insert_into("docs", doc! { "n": 1 }).await.unwrap();
+    let mut deep = Filter::Eq("n".into(), Value::Int(1));
+    for _ in 0..3_000 {
+        deep = Filter::Not(Box::new(Filter::Not(Box::new(deep))));
+    }
+    let r = db.query("docs").filter(move |_| deep.clone()).count().await;
+    assert!(matches!(r, Err(Error::Query(aurora::query_engine::QueryError::FilterTooDeep { .. }))), "{r:?}");
+    let mut ok = Filter::Eq("n".into(), Value::Int(1));
+    for _ in 0..40 {
+        ok = Filter::Not(Box::new(Filter::Not(Box::new(ok))));
+    }
+    assert_eq!(db.query("docs").filter(move |_| ok.clone()).count().await.unwrap(), 1);
+    db.close().await.unwrap();
+}
