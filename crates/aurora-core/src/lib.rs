@@ -31,6 +31,7 @@ mod timestamp;
 mod value;
 mod value_convert;
 mod value_order;
+mod value_render;
 
 pub use doc_id::DocId;
 pub use document::Document;

@@ -94,10 +94,5 @@ fn find_value<'a>(doc: &'a Document, field: &str, encoded: &[u8]) -> Option<&'a 
 
 /// A value as shown in error messages (JSON-like, cut at 100 characters).
 pub(crate) fn render(v: &Value) -> String {
-    let s = serde_json::Value::from(v.clone()).to_string();
-    if s.chars().count() > 100 {
-        format!("{}…", s.chars().take(100).collect::<String>())
-    } else {
-        s
-    }
+    v.render(100)
 }

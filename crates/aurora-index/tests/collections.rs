@@ -274,3 +274,19 @@ fn an_index_recreated_during_its_drop_is_complete() {
     assert_eq!(total, 400 * 50);
     common::check_indexes(&db, "c");
 }
+
+/// Values in constraint errors are shown faithfully (NaN, not `null`) and
+/// bounded (a 30 KB string does not make a 30 KB message).
+#[test]
+fn unique_violations_render_values_faithfully_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::open(dir.path(), IndexConfig::default());
+    db.create_collection("t", Schema::new().field("v", FieldDefinition::new(FieldType::Any).unique())).unwrap();
+    db.insert("t", doc! { "v": f64::NAN }).unwrap();
+    let err = db.insert("t", doc! { "v": f64::NAN }).unwrap_err();
+    assert!(matches!(&err, IndexError::UniqueViolation { value, .. } if value == "NaN"), "{err}");
+    let big = "x".repeat(30_000);
+    db.insert("t", doc! { "v": big.clone() }).unwrap();
+    let err = db.insert("t", doc! { "v": big }).unwrap_err();
+    assert!(err.to_string().len() < 300, "{} bytes", err.to_string().len());
+}
