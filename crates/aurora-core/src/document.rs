@@ -85,6 +85,20 @@ impl Document {
         self.fields.get(head)?.get_path(rest)
     }
 
+    /// Follows a dotted path to a value that can be changed in place.
+    pub fn get_path_mut(&mut self, path: &str) -> Option<&mut Value> {
+        let (head, rest) = path.split_once('.').unwrap_or((path, ""));
+        let mut v = self.fields.get_mut(head)?;
+        for part in rest.split('.').filter(|p| !p.is_empty()) {
+            v = match v {
+                Value::Object(o) => o.get_mut(part)?,
+                Value::Array(a) => a.get_mut(part.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        Some(v)
+    }
+
     /// Sets the top-level field `name`, returning the previous value.
     pub fn set(&mut self, name: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
         self.fields.insert(name.into(), value.into())

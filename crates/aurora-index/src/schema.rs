@@ -68,6 +68,37 @@ impl Schema {
         Ok(())
     }
 
+    /// Gives values from a serde type the types the schema declares where
+    /// serde has no word for them: a UUID (which serializes as text) in a
+    /// `Uuid` field becomes a `Value::Uuid`, and a byte list (`Vec<u8>`
+    /// serializes as a list of numbers) in a `Bytes` field a `Value::Bytes`.
+    /// Anything else is left for [`Schema::validate`] to judge.
+    pub fn adapt_serde_values(&self, doc: &mut Document) {
+        for (path, def) in &self.fields {
+            let Some(v) = doc.get_path_mut(path) else { continue };
+            match (def.field_type, &*v) {
+                (aurora_core::FieldType::Uuid, Value::String(s)) => {
+                    if let Ok(u) = uuid::Uuid::try_parse(s) {
+                        *v = Value::Uuid(u);
+                    }
+                }
+                (aurora_core::FieldType::Bytes, Value::Array(items)) => {
+                    let bytes: Option<Vec<u8>> = items
+                        .iter()
+                        .map(|x| match x {
+                            Value::Int(i) => u8::try_from(*i).ok(),
+                            _ => None,
+                        })
+                        .collect();
+                    if let Some(bytes) = bytes {
+                        *v = Value::Bytes(bytes);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Validates `doc` against the schema.
     pub fn validate(&self, collection: &str, doc: &Document) -> Result<()> {
         for (path, def) in &self.fields {

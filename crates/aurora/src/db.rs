@@ -364,9 +364,15 @@ impl Aurora {
         self.write(move |db| Ok(db.transaction(|tx| tx.delete(&collection, &id))?)).await
     }
 
-    /// Inserts a serde value as a new document.
+    /// Inserts a serde value as a new document. Converted directly (exact
+    /// integers, NaN/±infinity kept, `Timestamp` as a timestamp; a `u64`
+    /// above `i64::MAX` is refused), then adapted to the collection's
+    /// schema where serde has no word for a type: a UUID in a `Uuid` field
+    /// and a byte list in a `Bytes` field get those types.
     pub async fn insert_typed<T: Serialize + ?Sized>(&self, collection: &str, value: &T) -> Result<DocId> {
-        self.insert_into(collection, Document::from_serde(value)?).await
+        let mut doc = Document::from_serde(value)?;
+        self.collections().definition_shared(collection)?.schema.adapt_serde_values(&mut doc);
+        self.insert_into(collection, doc).await
     }
 
     /// Reads a document into a serde type.

@@ -129,3 +129,36 @@ async fn filters_nested_past_the_limit_are_refused_before_they_are_walked() {
     assert_eq!(db.query("docs").filter(move |_| ok.clone()).count().await.unwrap(), 1);
     db.close().await.unwrap();
 }
+
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+struct Upload {
+    owner: uuid::Uuid,
+    body: Vec<u8>,
+    at: aurora::Timestamp,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uuids_bytes_and_timestamps_round_trip_into_fields_of_their_own_type() {
+    use aurora::{FieldDefinition, FieldType};
+    let dir = tempfile::tempdir().unwrap();
+    let db = Aurora::open(dir.path()).await.unwrap();
+    db.new_collection(
+        "uploads",
+        vec![
+            ("owner", FieldDefinition::new(FieldType::Uuid).indexed()),
+            ("body", FieldDefinition::new(FieldType::Bytes)),
+            ("at", FieldDefinition::new(FieldType::Timestamp)),
+        ],
+    )
+    .await
+    .unwrap();
+    let up = Upload { owner: uuid::Uuid::now_v7(), body: vec![0, 1, 255], at: aurora::Timestamp::now() };
+    let id = db.insert_typed("uploads", &up).await.unwrap();
+    let stored = db.get_document("uploads", &id).await.unwrap().unwrap();
+    assert_eq!(stored.get("owner"), Some(&Value::Uuid(up.owner)));
+    assert_eq!(stored.get("body"), Some(&Value::Bytes(vec![0, 1, 255])));
+    assert_eq!(stored.get("at"), Some(&Value::Timestamp(up.at)));
+    let back: Upload = db.get_typed("uploads", &id).await.unwrap().unwrap();
+    assert_eq!(back, up);
+    db.close().await.unwrap();
+}
