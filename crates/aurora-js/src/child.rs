@@ -1,0 +1,283 @@
+//! The sandbox side: the entry hook that turns a re-executed copy of the
+//! host program into a sandbox before its `main` runs, the request loop, and
+//! the evaluation itself — a fresh QuickJS runtime and context per request.
+
+use crate::protocol::{self, Fault, Reply, Request, WireLimits};
+use aurora_core::{Fields, Value};
+use rquickjs::{Array, Context, Ctx, Function, Object, Runtime};
+use std::cell::Cell;
+use std::io::{self, Write};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// The environment variable that marks a sandbox process (its value is the
+/// host's process id).
+pub(crate) const ENV: &str = "AURORA_JS_SANDBOX";
+
+/// Largest error message a sandbox sends back, in bytes.
+const MAX_MESSAGE: usize = 1024;
+
+/// JavaScript stack a script may use.
+const STACK: usize = 256 << 10;
+
+/// Run before every evaluation: no dynamic code (no `eval`, no `Function`
+/// constructor of any kind), so a function's source text is where the
+/// parser put it — which is what the function-body check relies on.
+const STERILIZE: &str = r#"(function () {
+  for (const f of [function () {}, function* () {}, async function () {}, async function* () {}]) {
+    Object.defineProperty(Object.getPrototypeOf(f), 'constructor',
+      { value: undefined, writable: false, enumerable: false, configurable: false });
+  }
+  delete globalThis.eval;
+  delete globalThis.Function;
+})();"#;
+
+// The hook: an ELF `.init_array` entry runs before `main` in every program
+// that links this crate. It returns at once unless `ENV` is set, which only
+// the host's pool does when it starts a sandbox.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[allow(unsafe_code)]
+#[used]
+#[link_section = ".init_array"]
+static ENTRY: extern "C" fn() = entry;
+
+#[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+extern "C" fn entry() {
+    let Some(host) = std::env::var_os(ENV) else { return };
+    let host: Option<i32> = host.to_str().and_then(|s| s.parse().ok());
+    harden(host);
+    let code = std::panic::catch_unwind(serve).unwrap_or(2);
+    std::process::exit(code);
+}
+
+/// Limits the sandbox process itself: no core dumps, no new privileges,
+/// killed when the host dies (and gone at once if it already has).
+#[allow(unsafe_code)]
+fn harden(host: Option<i32>) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: plain system calls on this process with valid, owned arguments;
+    // no memory is shared with anything else at this point (before `main`).
+    unsafe {
+        let none = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        libc::setrlimit(libc::RLIMIT_CORE, &none);
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if host.is_some_and(|h| libc::getppid() != h) {
+            libc::_exit(0);
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = host;
+}
+
+/// Answers requests until the host closes the pipe.
+fn serve() -> i32 {
+    let mut input = io::stdin().lock();
+    let mut output = io::BufWriter::new(io::stdout().lock());
+    let hello = protocol::encode(&protocol::HELLO).unwrap_or_default();
+    if protocol::write_frame(&mut output, &hello).is_err() {
+        return 1;
+    }
+    loop {
+        let Ok(frame) = protocol::read_frame(&mut input) else { return 0 };
+        let reply: Reply = match protocol::decode::<Request>(&frame) {
+            Ok(request) => std::panic::catch_unwind(move || handle(request))
+                .unwrap_or_else(|_| Err(Fault::Internal("the engine panicked".into()))),
+            Err(e) => Err(Fault::Internal(format!("bad request: {e}"))),
+        };
+        let bytes = protocol::encode(&reply)
+            .or_else(|e| protocol::encode(&Reply::Err(Fault::Internal(e.to_string()))))
+            .unwrap_or_default();
+        if protocol::write_frame(&mut output, &bytes).is_err() {
+            return 1;
+        }
+        if output.flush().is_err() {
+            return 1;
+        }
+    }
+}
+
+/// One request on a fresh runtime: nothing survives it.
+pub(crate) fn handle(request: Request) -> Reply {
+    let (params, body, args, limits) = match request {
+        Request::Check { params, body, limits } => (params, body, None, limits),
+        Request::Eval { params, body, args, limits } => (params, body, Some(args), limits),
+    };
+    let runtime = Runtime::new().map_err(|e| Fault::Internal(e.to_string()))?;
+    runtime.set_memory_limit(usize::try_from(limits.memory).unwrap_or(usize::MAX));
+    runtime.set_max_stack_size(STACK);
+    let deadline = Instant::now() + Duration::from_micros(limits.time_micros);
+    let fired = Rc::new(Cell::new(false));
+    let flag = Rc::clone(&fired);
+    runtime.set_interrupt_handler(Some(Box::new(move || {
+        let late = Instant::now() >= deadline;
+        if late {
+            flag.set(true);
+        }
+        late
+    })));
+    let context = Context::full(&runtime).map_err(|e| Fault::Internal(e.to_string()))?;
+    let out = context.with(|ctx| run(&ctx, &params, &body, args, limits, &fired));
+    drop(context);
+    drop(runtime);
+    out
+}
+
+fn run<'js>(
+    ctx: &Ctx<'js>,
+    params: &[String],
+    body: &str,
+    args: Option<Vec<Value>>,
+    limits: WireLimits,
+    fired: &Cell<bool>,
+) -> Reply {
+    let fault = |e: rquickjs::Error| describe(ctx, e, fired);
+    let to_string: Function<'js> =
+        ctx.eval("Function.prototype.call.bind(Function.prototype.toString)").map_err(fault)?;
+    ctx.eval::<(), _>(STERILIZE).map_err(fault)?;
+    // The body must parse as the body of this one function expression: the
+    // parsed function's own source text (which cannot be forged without
+    // dynamic code) must be exactly the text given, so a body that closes
+    // the function early and goes on at top level is refused.
+    let expected = format!("function anonymous({}\n) {{\n{body}\n}}", params.join(","));
+    let value: rquickjs::Value<'js> = ctx.eval(format!("({expected})")).map_err(|e| match fault(e) {
+        Fault::Threw(m) => Fault::Syntax(m),
+        other => other,
+    })?;
+    let Some(func) = value.as_function().cloned() else {
+        return Err(Fault::Syntax("the code is not a function body".into()));
+    };
+    let text: String = to_string.call((func.clone(),)).map_err(fault)?;
+    if text != expected {
+        return Err(Fault::Syntax("the code is not one function body (it closes the function early)".into()));
+    }
+    let Some(args) = args else { return Ok(Value::Null) };
+    let mut call = rquickjs::function::Args::new(ctx.clone(), args.len());
+    for v in &args {
+        call.push_arg(to_js(ctx, v).map_err(fault)?).map_err(fault)?;
+    }
+    let out: rquickjs::Value<'js> = func.call_arg(call).map_err(fault)?;
+    let mut budget = usize::try_from(limits.output).unwrap_or(usize::MAX);
+    let v = from_js(&out, 0, &mut budget)?;
+    let size = protocol::encode(&v).map_err(|e| Fault::Internal(e.to_string()))?.len();
+    if size as u64 > limits.output {
+        return Err(Fault::OutputTooLarge);
+    }
+    Ok(v)
+}
+
+/// Classifies a failure: the interrupt handler fired (time), the runtime ran
+/// out of memory, or the script threw (message bounded).
+fn describe(ctx: &Ctx<'_>, e: rquickjs::Error, fired: &Cell<bool>) -> Fault {
+    if fired.get() {
+        return Fault::TimeLimit;
+    }
+    let message = match e {
+        rquickjs::Error::Exception => {
+            let caught = ctx.catch();
+            if let Some(ex) = caught.as_exception() {
+                let name = ex.get::<_, String>("name").unwrap_or_else(|_| "Error".into());
+                format!("{name}: {}", ex.message().unwrap_or_default())
+            } else if let Some(s) = caught.as_string() {
+                s.to_string().unwrap_or_default()
+            } else {
+                format!("a thrown {}", caught.type_name())
+            }
+        }
+        other => other.to_string(),
+    };
+    if fired.get() {
+        Fault::TimeLimit
+    } else if message.contains("out of memory") || message.contains("Allocation") {
+        Fault::MemoryLimit
+    } else {
+        Fault::Threw(protocol::bounded(&message, MAX_MESSAGE))
+    }
+}
+
+fn to_js<'js>(ctx: &Ctx<'js>, v: &Value) -> rquickjs::Result<rquickjs::Value<'js>> {
+    Ok(match v {
+        Value::Null => rquickjs::Value::new_null(ctx.clone()),
+        Value::Bool(b) => rquickjs::Value::new_bool(ctx.clone(), *b),
+        Value::Int(i) => rquickjs::Value::new_number(ctx.clone(), *i as f64),
+        Value::Float(f) => rquickjs::Value::new_number(ctx.clone(), *f),
+        Value::String(s) => rquickjs::String::from_str(ctx.clone(), s)?.into_value(),
+        Value::Uuid(u) => rquickjs::String::from_str(ctx.clone(), &u.to_string())?.into_value(),
+        Value::Timestamp(t) => rquickjs::String::from_str(ctx.clone(), &t.to_string())?.into_value(),
+        Value::Bytes(b) => {
+            let a = Array::new(ctx.clone())?;
+            for (i, x) in b.iter().enumerate() {
+                a.set(i, f64::from(*x))?;
+            }
+            a.into_value()
+        }
+        Value::Array(items) => {
+            let a = Array::new(ctx.clone())?;
+            for (i, x) in items.iter().enumerate() {
+                a.set(i, to_js(ctx, x)?)?;
+            }
+            a.into_value()
+        }
+        Value::Object(fields) => {
+            let o = Object::new(ctx.clone())?;
+            for (k, x) in fields {
+                o.set(k.as_str(), to_js(ctx, x)?)?;
+            }
+            o.into_value()
+        }
+    })
+}
+
+/// Converts a result, charging every value against `budget` (bytes of
+/// output), so a sparse array of length 2³⁰ fails fast instead of filling
+/// the sandbox's memory.
+fn from_js(v: &rquickjs::Value<'_>, depth: usize, budget: &mut usize) -> Result<Value, Fault> {
+    let charge = |budget: &mut usize, n: usize| -> Result<(), Fault> {
+        *budget = budget.checked_sub(n.max(1)).ok_or(Fault::OutputTooLarge)?;
+        Ok(())
+    };
+    let bad = |e: rquickjs::Error| Fault::Unrepresentable(protocol::bounded(&e.to_string(), MAX_MESSAGE));
+    if depth > 32 {
+        return Err(Fault::Unrepresentable("result nested too deeply".into()));
+    }
+    charge(budget, 1)?;
+    if v.is_null() || v.is_undefined() {
+        return Ok(Value::Null);
+    }
+    if let Some(b) = v.as_bool() {
+        return Ok(Value::Bool(b));
+    }
+    if let Some(i) = v.as_int() {
+        return Ok(Value::Int(i64::from(i)));
+    }
+    if let Some(f) = v.as_float() {
+        let in_range = f.fract() == 0.0 && f.abs() < 9.0e15;
+        return Ok(if in_range { Value::Int(f as i64) } else { Value::Float(f) });
+    }
+    if let Some(s) = v.as_string() {
+        let s = s.to_string().map_err(bad)?;
+        charge(budget, s.len())?;
+        return Ok(Value::String(s));
+    }
+    if let Some(a) = v.as_array() {
+        charge(budget, a.len())?;
+        let mut items = Vec::new();
+        for x in a.iter::<rquickjs::Value<'_>>() {
+            items.push(from_js(&x.map_err(bad)?, depth + 1, budget)?);
+        }
+        return Ok(Value::Array(items));
+    }
+    if v.is_function() || v.is_symbol() {
+        return Err(Fault::Unrepresentable(format!("cannot return a {} from a computed field", v.type_name())));
+    }
+    if let Some(o) = v.as_object() {
+        let mut fields = Fields::new();
+        for item in o.props::<String, rquickjs::Value<'_>>() {
+            let (k, x) = item.map_err(bad)?;
+            charge(budget, k.len())?;
+            fields.insert(k, from_js(&x, depth + 1, budget)?);
+        }
+        return Ok(Value::Object(fields));
+    }
+    Err(Fault::Unrepresentable(format!("cannot return a {} from a computed field", v.type_name())))
+}
