@@ -4,7 +4,8 @@
 
 use crate::protocol::{self, Fault, Reply, Request, WireLimits};
 use aurora_core::{Fields, Value};
-use rquickjs::{Array, Context, Ctx, Function, Object, Runtime};
+use rquickjs::context::intrinsic;
+use rquickjs::{Array, Context, Ctx, Function, Object, Persistent, Runtime};
 use std::cell::Cell;
 use std::io::{self, Write};
 use std::rc::Rc;
@@ -19,6 +20,24 @@ const MAX_MESSAGE: usize = 1024;
 
 /// JavaScript stack a script may use.
 const STACK: usize = 256 << 10;
+
+/// The built-ins a script gets besides the base objects (`Object`,
+/// `Function`, `Array`, `String`, `Number`, `Boolean`, `Symbol`, `Math`,
+/// `Reflect`, errors, iterators and generators): `Date`, `RegExp`, `JSON`,
+/// `Map`/`Set`/`WeakMap`/`WeakSet`, `Promise` (jobs are never run), and the parser (removed again from
+/// scripts by `STERILIZE`). Left out — a computed field has no use for them,
+/// and each costs time on every evaluation's fresh context: typed arrays,
+/// `Proxy`, `BigInt`, `WeakRef`.
+type Intrinsics = (
+    intrinsic::Date,
+    intrinsic::Eval,
+    intrinsic::RegExpCompiler,
+    intrinsic::RegExp,
+    intrinsic::Json,
+    intrinsic::MapSet,
+    // Async functions and generators need it (QuickJS aborts creating one without).
+    intrinsic::Promise,
+);
 
 /// Run before every evaluation: no dynamic code (no `eval`, no `Function`
 /// constructor of any kind), so a function's source text is where the
@@ -70,7 +89,9 @@ fn harden(host: Option<i32>) {
     let _ = host;
 }
 
-/// Answers requests until the host closes the pipe.
+/// Answers requests until the host closes the pipe. The runtime for the
+/// next request is built (and the one of the last request dropped) after
+/// each reply is sent, while the host is busy with it.
 fn serve() -> i32 {
     let mut input = io::stdin().lock();
     let mut output = io::BufWriter::new(io::stdout().lock());
@@ -78,53 +99,93 @@ fn serve() -> i32 {
     if protocol::write_frame(&mut output, &hello).is_err() {
         return 1;
     }
+    let mut next = Fresh::new();
     loop {
         let Ok(frame) = protocol::read_frame(&mut input) else { return 0 };
-        let reply: Reply = match protocol::decode::<Request>(&frame) {
-            Ok(request) => std::panic::catch_unwind(move || handle(request))
-                .unwrap_or_else(|_| Err(Fault::Internal("the engine panicked".into()))),
-            Err(e) => Err(Fault::Internal(format!("bad request: {e}"))),
+        let fresh = std::mem::replace(&mut next, Err(Fault::Internal("no runtime".into())));
+        let mut used = None;
+        let reply: Reply = match (protocol::decode::<Request>(&frame), fresh) {
+            (Ok(request), Ok(fresh)) => {
+                let run = std::panic::AssertUnwindSafe(|| fresh.handle(request));
+                match std::panic::catch_unwind(run) {
+                    Ok((reply, fresh)) => {
+                        used = Some(fresh);
+                        reply
+                    }
+                    Err(_) => Err(Fault::Internal("the engine panicked".into())),
+                }
+            }
+            (Err(e), _) => Err(Fault::Internal(format!("bad request: {e}"))),
+            (_, Err(fault)) => Err(fault),
         };
         let bytes = protocol::encode(&reply)
             .or_else(|e| protocol::encode(&Reply::Err(Fault::Internal(e.to_string()))))
             .unwrap_or_default();
-        if protocol::write_frame(&mut output, &bytes).is_err() {
+        if protocol::write_frame(&mut output, &bytes).is_err() || output.flush().is_err() {
             return 1;
         }
-        if output.flush().is_err() {
-            return 1;
-        }
+        drop(used);
+        next = Fresh::new();
     }
 }
 
-/// One request on a fresh runtime: nothing survives it.
-pub(crate) fn handle(request: Request) -> Reply {
-    let (params, body, args, limits) = match request {
-        Request::Check { params, body, limits } => (params, body, None, limits),
-        Request::Eval { params, body, args, limits } => (params, body, Some(args), limits),
-    };
-    let runtime = Runtime::new().map_err(|e| Fault::Internal(e.to_string()))?;
-    runtime.set_memory_limit(usize::try_from(limits.memory).unwrap_or(usize::MAX));
-    runtime.set_max_stack_size(STACK);
-    let deadline = Instant::now() + Duration::from_micros(limits.time_micros);
-    let fired = Rc::new(Cell::new(false));
-    let flag = Rc::clone(&fired);
-    runtime.set_interrupt_handler(Some(Box::new(move || {
-        let late = Instant::now() >= deadline;
-        if late {
-            flag.set(true);
-        }
-        late
-    })));
-    let context = Context::full(&runtime).map_err(|e| Fault::Internal(e.to_string()))?;
-    let out = context.with(|ctx| run(&ctx, &params, &body, args, limits, &fired));
-    drop(context);
-    drop(runtime);
-    out
+/// A runtime and context that no script has touched: built-ins intact,
+/// dynamic code removed, the original `Function.prototype.toString` kept.
+pub(crate) struct Fresh {
+    // Field order is drop order: the saved function before its context,
+    // the context before its runtime.
+    to_string: Persistent<Function<'static>>,
+    context: Context,
+    deadline: Rc<Cell<Instant>>,
+    fired: Rc<Cell<bool>>,
+    runtime: Runtime,
+}
+
+impl Fresh {
+    pub(crate) fn new() -> Result<Fresh, Fault> {
+        let internal = |e: rquickjs::Error| Fault::Internal(e.to_string());
+        let runtime = Runtime::new().map_err(internal)?;
+        runtime.set_max_stack_size(STACK);
+        let deadline = Rc::new(Cell::new(Instant::now() + Duration::from_secs(3600)));
+        let fired = Rc::new(Cell::new(false));
+        let (d, flag) = (Rc::clone(&deadline), Rc::clone(&fired));
+        runtime.set_interrupt_handler(Some(Box::new(move || {
+            let late = Instant::now() >= d.get();
+            if late {
+                flag.set(true);
+            }
+            late
+        })));
+        let context = Context::custom::<Intrinsics>(&runtime).map_err(internal)?;
+        let to_string = context.with(|ctx| -> rquickjs::Result<Persistent<Function<'static>>> {
+            let f: Function<'_> = ctx.eval("Function.prototype.call.bind(Function.prototype.toString)")?;
+            ctx.eval::<(), _>(STERILIZE)?;
+            Ok(Persistent::save(&ctx, f))
+        });
+        let to_string = to_string.map_err(internal)?;
+        Ok(Fresh { to_string, context, deadline, fired, runtime })
+    }
+
+    /// Serves one request; returns the used runtime for the caller to drop
+    /// after replying.
+    pub(crate) fn handle(self, request: Request) -> (Reply, Fresh) {
+        let (params, body, args, limits) = match request {
+            Request::Check { params, body, limits } => (params, body, None, limits),
+            Request::Eval { params, body, args, limits } => (params, body, Some(args), limits),
+        };
+        self.runtime.set_memory_limit(usize::try_from(limits.memory).unwrap_or(usize::MAX));
+        self.deadline.set(Instant::now() + Duration::from_micros(limits.time_micros));
+        let out = self.context.with(|ctx| match self.to_string.clone().restore(&ctx) {
+            Ok(to_string) => run(&ctx, &to_string, &params, &body, args, limits, &self.fired),
+            Err(e) => Err(Fault::Internal(e.to_string())),
+        });
+        (out, self)
+    }
 }
 
 fn run<'js>(
     ctx: &Ctx<'js>,
+    to_string: &Function<'js>,
     params: &[String],
     body: &str,
     args: Option<Vec<Value>>,
@@ -132,9 +193,6 @@ fn run<'js>(
     fired: &Cell<bool>,
 ) -> Reply {
     let fault = |e: rquickjs::Error| describe(ctx, e, fired);
-    let to_string: Function<'js> =
-        ctx.eval("Function.prototype.call.bind(Function.prototype.toString)").map_err(fault)?;
-    ctx.eval::<(), _>(STERILIZE).map_err(fault)?;
     // The body must parse as the body of this one function expression: the
     // parsed function's own source text (which cannot be forged without
     // dynamic code) must be exactly the text given, so a body that closes
@@ -281,3 +339,4 @@ fn from_js(v: &rquickjs::Value<'_>, depth: usize, budget: &mut usize) -> Result<
     }
     Err(Fault::Unrepresentable(format!("cannot return a {} from a computed field", v.type_name())))
 }
+
