@@ -89,6 +89,25 @@ fn harden(host: Option<i32>) {
     let _ = host;
 }
 
+/// CPU time this thread has used. The engine's own check counts CPU time, so
+/// a script is not stopped early because a busy machine did not schedule
+/// the sandbox; the wall-clock limit is the host's (a timed wait, then
+/// `SIGKILL`).
+#[allow(unsafe_code)]
+fn cpu_time() -> Duration {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `ts` is a valid, writable timespec owned by this frame.
+        let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
+        if ok {
+            return Duration::new(u64::try_from(ts.tv_sec).unwrap_or(0), u32::try_from(ts.tv_nsec).unwrap_or(0));
+        }
+    }
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed()
+}
+
 /// Answers requests until the host closes the pipe. The runtime for the
 /// next request is built (and the one of the last request dropped) after
 /// each reply is sent, while the host is busy with it.
@@ -136,7 +155,7 @@ pub(crate) struct Fresh {
     // the context before its runtime.
     to_string: Persistent<Function<'static>>,
     context: Context,
-    deadline: Rc<Cell<Instant>>,
+    deadline: Rc<Cell<Duration>>,
     fired: Rc<Cell<bool>>,
     runtime: Runtime,
 }
@@ -146,11 +165,11 @@ impl Fresh {
         let internal = |e: rquickjs::Error| Fault::Internal(e.to_string());
         let runtime = Runtime::new().map_err(internal)?;
         runtime.set_max_stack_size(STACK);
-        let deadline = Rc::new(Cell::new(Instant::now() + Duration::from_secs(3600)));
+        let deadline = Rc::new(Cell::new(cpu_time() + Duration::from_secs(3600)));
         let fired = Rc::new(Cell::new(false));
         let (d, flag) = (Rc::clone(&deadline), Rc::clone(&fired));
         runtime.set_interrupt_handler(Some(Box::new(move || {
-            let late = Instant::now() >= d.get();
+            let late = cpu_time() >= d.get();
             if late {
                 flag.set(true);
             }
@@ -174,7 +193,7 @@ impl Fresh {
             Request::Eval { params, body, args, limits } => (params, body, Some(args), limits),
         };
         self.runtime.set_memory_limit(usize::try_from(limits.memory).unwrap_or(usize::MAX));
-        self.deadline.set(Instant::now() + Duration::from_micros(limits.time_micros));
+        self.deadline.set(cpu_time() + Duration::from_micros(limits.time_micros));
         let out = self.context.with(|ctx| match self.to_string.clone().restore(&ctx) {
             Ok(to_string) => run(&ctx, &to_string, &params, &body, args, limits, &self.fired),
             Err(e) => Err(Fault::Internal(e.to_string())),

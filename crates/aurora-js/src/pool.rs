@@ -7,24 +7,29 @@ use crate::child::ENV;
 use crate::protocol::{self, Fault, Request, WireLimits};
 use crate::{Failure, Limits};
 use aurora_core::Value;
-use std::io;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::io::{self, Read};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long past a request's time limit the host waits before it kills the
-/// sandbox (the engine's own interrupt handler normally stops it first).
-pub const KILL_GRACE: Duration = Duration::from_millis(50);
+/// sandbox. The engine's interrupt handler stops a script after the limit
+/// in CPU time; the host's wall-clock wait of limit + grace stops anything
+/// (native code that never checks, a stalled or crashed sandbox).
+pub const KILL_GRACE: Duration = Duration::from_millis(200);
 
 /// How long a new sandbox may take to start and say hello.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// One sandbox process.
+/// One sandbox process. Replies are read on the calling thread, with
+/// `poll(2)` bounding every wait: no reader thread, no hand-off.
 struct Worker {
     child: Child,
     stdin: ChildStdin,
-    replies: Receiver<io::Result<Vec<u8>>>,
+    stdout: ChildStdout,
+    /// Bytes read but not yet a whole frame.
+    pending: Vec<u8>,
 }
 
 /// Why a call got no reply.
@@ -38,45 +43,77 @@ enum Lost {
 impl Worker {
     fn start() -> Result<Worker, Failure> {
         let mut child = spawn().map_err(|e| Failure::Unavailable(format!("cannot start a sandbox process: {e}")))?;
-        let (Some(stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();
             let _ = child.wait();
             return Err(Failure::Unavailable("the sandbox process has no pipes".into()));
         };
-        let (tx, replies) = mpsc::channel();
-        let reader = std::thread::Builder::new().name("aurora-js-reader".into()).spawn(move || loop {
-            let frame = protocol::read_frame(&mut stdout);
-            let stop = frame.is_err();
-            if tx.send(frame).is_err() || stop {
-                return;
-            }
-        });
-        let worker = Worker { child, stdin, replies };
-        if let Err(e) = reader {
-            return Err(Failure::Unavailable(format!("cannot start a reader thread: {e}")));
-        }
-        match worker.replies.recv_timeout(START_TIMEOUT) {
-            Ok(Ok(frame)) if protocol::decode::<&str>(&frame).is_ok_and(|h| h == protocol::HELLO) => Ok(worker),
-            _ => Err(Failure::Unavailable(
+        let mut worker = Worker { child, stdin, stdout, pending: Vec::new() };
+        let not_started = || {
+            Failure::Unavailable(
                 "the sandbox process did not start (the program must be an executable that links aurora, on Linux)"
                     .into(),
-            )),
+            )
+        };
+        if sys::set_nonblocking(&worker.stdout).is_err() {
+            return Err(not_started());
+        }
+        match worker.read_frame(Instant::now() + START_TIMEOUT) {
+            Ok(frame) if protocol::decode::<&str>(&frame).is_ok_and(|h| h == protocol::HELLO) => Ok(worker),
+            _ => Err(not_started()),
         }
     }
 
-    /// Sends a request and waits at most `wait` for the reply.
+    /// Sends a request and waits at most `wait` (wall clock) for the reply;
+    /// past that, kills the sandbox.
     fn call(&mut self, request: &Request, wait: Duration) -> Result<protocol::Reply, Lost> {
+        let deadline = Instant::now() + wait;
         let bytes = protocol::encode(request).map_err(|e| Lost::Died(e.to_string()))?;
         if protocol::write_frame(&mut self.stdin, &bytes).is_err() {
             return Err(Lost::Died(self.end()));
         }
-        match self.replies.recv_timeout(wait) {
-            Ok(Ok(frame)) => protocol::decode(&frame).map_err(|e| Lost::Died(format!("bad reply: {e}"))),
-            Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => Err(Lost::Died(self.end())),
-            Err(RecvTimeoutError::Timeout) => {
+        match self.read_frame(deadline) {
+            Ok(frame) => protocol::decode(&frame).map_err(|e| Lost::Died(format!("bad reply: {e}"))),
+            Err(Lost::TimedOut) => {
                 self.end();
                 Err(Lost::TimedOut)
             }
+            Err(Lost::Died(why)) => {
+                let how = self.end();
+                Err(Lost::Died(if why.is_empty() { how } else { format!("{how}: {why}") }))
+            }
+        }
+    }
+
+    /// Reads one frame, waiting until `deadline` at the latest.
+    fn read_frame(&mut self, deadline: Instant) -> Result<Vec<u8>, Lost> {
+        let mut chunk = [0u8; 16 << 10];
+        loop {
+            if self.pending.len() >= 4 {
+                let len = u32::from_le_bytes([self.pending[0], self.pending[1], self.pending[2], self.pending[3]]) as usize;
+                if len > protocol::MAX_FRAME {
+                    return Err(Lost::Died("reply frame too large".into()));
+                }
+                if self.pending.len() >= 4 + len {
+                    let frame = self.pending[4..4 + len].to_vec();
+                    self.pending.drain(..4 + len);
+                    return Ok(frame);
+                }
+            }
+            match self.stdout.read(&mut chunk) {
+                Ok(0) => return Err(Lost::Died(String::new())),
+                Ok(n) => {
+                    self.pending.extend_from_slice(&chunk[..n]);
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Lost::Died(e.to_string())),
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Lost::TimedOut);
+            }
+            sys::wait_readable(&self.stdout, left);
         }
     }
 
@@ -319,6 +356,39 @@ impl Drop for Session {
     fn drop(&mut self) {
         if let Some(w) = self.worker.take() {
             pool().give(w);
+        }
+    }
+}
+
+/// The two system calls the host side needs beyond `std`.
+#[allow(unsafe_code)]
+mod sys {
+    use std::os::fd::AsRawFd;
+    use std::time::Duration;
+
+    /// Makes reads from the sandbox's stdout return `WouldBlock` instead of waiting.
+    pub(super) fn set_nonblocking(fd: &impl AsRawFd) -> std::io::Result<()> {
+        let fd = fd.as_raw_fd();
+        // SAFETY: fcntl on a file descriptor this process owns (the pipe
+        // from the child), with integer arguments only.
+        let ok = unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) >= 0
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    /// Waits until `fd` is readable (or closed), or `at_most` has passed.
+    pub(super) fn wait_readable(fd: &impl AsRawFd, at_most: Duration) {
+        let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ms = i32::try_from(at_most.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+        // SAFETY: `p` is one valid pollfd owned by this frame; its fd is open.
+        unsafe {
+            libc::poll(&mut p, 1, ms);
         }
     }
 }

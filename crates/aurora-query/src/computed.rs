@@ -11,6 +11,7 @@ use aurora_storage::{format, Batch, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 /// Storage prefix of registrations: `"k" ++ collection ++ 0x00 ++ name`.
 const PREFIX: u8 = b'k';
@@ -96,7 +97,15 @@ impl Expression {
             Expression::Custom { code, dependencies } => {
                 let params = script_params(dependencies)?;
                 let args = dependencies.iter().map(|d| doc.get_path(d).cloned().unwrap_or(Value::Null)).collect();
-                let session = scripts.session.get_or_insert_with(|| aurora_js::Session::new(aurora_js::Limits::default()));
+                let l = scripts.limits;
+                let session = scripts.session.get_or_insert_with(|| {
+                    aurora_js::Session::new(aurora_js::Limits {
+                        time: l.time,
+                        query_budget: l.query_budget,
+                        memory: l.memory,
+                        output: l.output,
+                    })
+                });
                 return session.evaluate(&params, code, args).map_err(ScriptError::from);
             }
             #[cfg(not(feature = "js"))]
@@ -147,20 +156,54 @@ fn no_engine() -> ScriptError {
     ScriptError::Unavailable("this build has no script engine (cargo feature `js`)".into())
 }
 
+/// The limits scripts (`Expression::Custom`) run under. Past any of them an
+/// evaluation fails with a [`ScriptError`], promptly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScriptLimits {
+    /// CPU time one evaluation may use (default 50 ms); the host also kills
+    /// a sandbox that has not answered after this + 200 ms of wall-clock time.
+    pub time: Duration,
+    /// Wall-clock time one query run may spend in script evaluations,
+    /// across all its documents (default 1 s).
+    pub query_budget: Duration,
+    /// Bytes one evaluation's runtime may allocate (default 16 MiB).
+    pub memory: usize,
+    /// Bytes of one result, encoded (default 1 MiB).
+    pub output: usize,
+}
+
+impl Default for ScriptLimits {
+    fn default() -> Self {
+        Self {
+            time: Duration::from_millis(50),
+            query_budget: Duration::from_secs(1),
+            memory: 16 << 20,
+            output: 1 << 20,
+        }
+    }
+}
+
 /// The script evaluations of one query run: the sandbox it holds while it
 /// runs and its time budget (see `aurora_js::Session`). Create one per
 /// query execution and pass it to [`apply_in`]; dropping it returns the
 /// sandbox to the pool.
 #[derive(Debug, Default)]
 pub struct Scripts {
+    limits: ScriptLimits,
     #[cfg(feature = "js")]
     session: Option<aurora_js::Session>,
 }
 
 impl Scripts {
-    /// A session that has spent nothing (no sandbox is taken until a script runs).
+    /// A session with the default limits that has spent nothing (no
+    /// sandbox is taken until a script runs).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A session with these limits.
+    pub fn with_limits(limits: ScriptLimits) -> Self {
+        Self { limits, ..Self::default() }
     }
 }
 

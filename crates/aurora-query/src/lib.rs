@@ -26,7 +26,7 @@ mod query;
 mod validate;
 
 pub use aggregate::{Aggregate, AggregateValue, Group};
-pub use computed::{ComputedFields, Expression, Scripts};
+pub use computed::{ComputedFields, Expression, ScriptLimits, Scripts};
 pub use error::{QueryError, Result, ScriptError};
 pub use filter::{Filter, F};
 pub use plan::{Access, Plan};

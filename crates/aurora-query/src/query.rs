@@ -56,6 +56,7 @@ pub struct Query {
     pub(crate) select: Option<Vec<String>>,
     pub(crate) after: Option<Cursor>,
     pub(crate) computed: Option<crate::computed::Ordered>,
+    pub(crate) script_limits: crate::computed::ScriptLimits,
 }
 
 /// Ordering of two documents: the sort keys (missing = `Null`), then the id
@@ -161,7 +162,14 @@ impl Query {
             select: None,
             after: None,
             computed: None,
+            script_limits: crate::computed::ScriptLimits::default(),
         }
+    }
+
+    /// The limits its scripts run under (default: [`ScriptLimits::default`](crate::ScriptLimits)).
+    pub fn with_script_limits(mut self, limits: crate::computed::ScriptLimits) -> Self {
+        self.script_limits = limits;
+        self
     }
 
     /// Evaluates these computed fields on every document before filtering,
@@ -244,7 +252,7 @@ impl Query {
     /// projected — or `None` if it does not match (for live queries).
     pub fn evaluate(&self, doc: &Document) -> Result<Option<Document>> {
         let enriched = match &self.computed {
-            Some(c) => crate::computed::apply(c, doc)?,
+            Some(c) => crate::computed::apply_in(c, doc, &mut Scripts::with_limits(self.script_limits))?,
             None => doc.clone(),
         };
         if !self.filter.matches(&enriched) {
@@ -335,7 +343,7 @@ impl Query {
         let _span = tracing::debug_span!("query", collection = %self.collection).entered();
         let def = self.validate(tx)?;
         // One script session per run: one sandbox, one time budget.
-        let mut scripts = Scripts::new();
+        let mut scripts = Scripts::with_limits(self.script_limits);
         let written = tx.written_ids(&self.collection);
         let wanted = self.limit.map(|l| l.saturating_add(self.offset)).filter(|_| self.after.is_none());
         let single_order = match self.order.as_slice() {
@@ -517,7 +525,7 @@ impl Query {
             None => Box::new(tx.snapshot_documents(&self.collection)?.map(|d| d.map_err(QueryError::from))),
         };
         let this = self.clone();
-        let mut scripts = Scripts::new();
+        let mut scripts = Scripts::with_limits(self.script_limits);
         let matches = source.filter_map(move |d| {
             let d = match d.and_then(|d| this.enrich(d, &mut scripts)) {
                 Ok(d) => d,

@@ -58,6 +58,10 @@ pub struct AuroraConfig {
     /// Also keep the feed under this many encoded bytes (default 64 MiB):
     /// one bulk transaction's entry holds every document it wrote.
     pub change_feed_max_bytes: Option<u64>,
+    /// The limits JavaScript computed fields run under: CPU time per
+    /// evaluation, script time per query, memory, result size (defaults:
+    /// 50 ms, 1 s, 16 MiB, 1 MiB; see the computed-fields guide).
+    pub script_limits: aurora_query::ScriptLimits,
 }
 
 impl AuroraConfig {
@@ -82,6 +86,7 @@ impl AuroraConfig {
             change_feed_retention: 10_000,
             change_feed_max_age: None,
             change_feed_max_bytes: Some(64 << 20),
+            script_limits: aurora_query::ScriptLimits::default(),
         }
     }
 
@@ -143,6 +148,13 @@ impl AuroraConfig {
         let bad = |setting, reason: &str| Err(Error::InvalidConfig { setting, reason: reason.into() });
         if self.hot_cache_size_mb == 0 {
             return bad("hot_cache_size_mb", "must be at least 1");
+        }
+        let scripts = &self.script_limits;
+        if scripts.time.is_zero() || scripts.query_budget.is_zero() {
+            return bad("script_limits", "time and query_budget must be positive");
+        }
+        if scripts.memory < 1 << 20 || scripts.output == 0 {
+            return bad("script_limits", "memory must be at least 1 MiB and output positive");
         }
         if self.hot_cache_cleanup_interval_secs == 0 {
             return bad("hot_cache_cleanup_interval_secs", "must be at least 1");

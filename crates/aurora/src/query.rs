@@ -41,7 +41,8 @@ pub struct QueryBuilder {
 
 impl QueryBuilder {
     pub(crate) fn new(db: Aurora, collection: &str, computed: Option<aurora_query::computed::Ordered>) -> Self {
-        Self { db, query: Query::new(collection).with_computed(computed) }
+        let limits = db.config().script_limits;
+        Self { db, query: Query::new(collection).with_computed(computed).with_script_limits(limits) }
     }
 
     /// Adds a filter (ANDed with earlier ones): `.filter(|f| f.eq("a", 1) | f.lt("b", 2))`.
