@@ -48,8 +48,11 @@ fn in_process(ages: &[i64]) -> usize {
 
 fn sandboxed(ages: &[i64]) -> usize {
     // Generous limits: this measures cost, not how a loaded machine schedules.
-    let limits =
-        aurora_js::Limits { time: Duration::from_secs(1), query_budget: Duration::from_secs(3600), ..Default::default() };
+    let limits = aurora_js::Limits {
+        time: Duration::from_secs(1),
+        query_budget: Duration::from_secs(3600),
+        ..Default::default()
+    };
     let mut s = aurora_js::Session::new(limits);
     let params = vec!["age".to_string()];
     ages.iter().filter(|&&a| s.evaluate(&params, BODY, vec![Value::Int(a)]).unwrap() == Value::from("minor")).count()

@@ -358,4 +358,3 @@ fn from_js(v: &rquickjs::Value<'_>, depth: usize, budget: &mut usize) -> Result<
     }
     Err(Fault::Unrepresentable(format!("cannot return a {} from a computed field", v.type_name())))
 }
-

@@ -6,10 +6,11 @@
 //! sees before the program's `main` runs; it then serves requests over its
 //! stdin/stdout and exits when the host closes the pipe. Each request gets a
 //! fresh QuickJS runtime and context (nothing a script leaves behind is seen
-//! by another), with QuickJS's memory limit and interrupt handler; the host
-//! waits for the reply with a timeout and kills the process (`SIGKILL`) when
-//! it is late, so a script stuck in native code (a backtracking regex, a
-//! `join` over 2⁴⁰ elements) is still stopped. An engine crash ends only the
+//! by another), with QuickJS's memory limit and an interrupt handler that
+//! counts CPU time; the host waits for the reply with a wall-clock deadline
+//! (`poll(2)`) and kills the process (`SIGKILL`) when it is late, so a script
+//! stuck in native code (a backtracking regex, a `join` over 2⁴⁰ elements)
+//! is still stopped. An engine crash ends only the
 //! sandbox: the host reports [`Failure::Crashed`] and starts another.
 //!
 //! A [`Session`] is the evaluations of one query: it holds one sandbox while
@@ -39,7 +40,8 @@ use std::time::Duration;
 
 /// Memory one evaluation's runtime may allocate (QuickJS's limit).
 pub const MEMORY_LIMIT: usize = 16 << 20;
-/// Longest time one evaluation may run.
+/// CPU time one evaluation may use (the host's wall-clock limit is this
+/// plus [`KILL_GRACE`]).
 pub const TIME_LIMIT: Duration = Duration::from_millis(50);
 /// Script time one query may spend across all its documents.
 pub const QUERY_BUDGET: Duration = Duration::from_secs(1);
@@ -49,7 +51,8 @@ pub const OUTPUT_LIMIT: usize = 1 << 20;
 /// The limits a [`Session`] enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Wall-clock time per evaluation ([`TIME_LIMIT`]).
+    /// CPU time per evaluation ([`TIME_LIMIT`]); the host kills a sandbox
+    /// that has not answered after this + [`KILL_GRACE`] of wall-clock time.
     pub time: Duration,
     /// Wall-clock time per session, across evaluations ([`QUERY_BUDGET`]).
     pub query_budget: Duration,
@@ -74,7 +77,8 @@ pub enum Failure {
     Syntax(String),
     /// The script threw (the exception's name and message).
     Threw(String),
-    /// The evaluation ran past the time limit.
+    /// The evaluation ran past its time limit (CPU time in the engine, or
+    /// the host's wall-clock deadline).
     TimeLimit(Duration),
     /// The session's time budget is spent.
     QueryBudget(Duration),

@@ -90,7 +90,8 @@ impl Worker {
         let mut chunk = [0u8; 16 << 10];
         loop {
             if self.pending.len() >= 4 {
-                let len = u32::from_le_bytes([self.pending[0], self.pending[1], self.pending[2], self.pending[3]]) as usize;
+                let len =
+                    u32::from_le_bytes([self.pending[0], self.pending[1], self.pending[2], self.pending[3]]) as usize;
                 if len > protocol::MAX_FRAME {
                     return Err(Lost::Died("reply frame too large".into()));
                 }
@@ -210,7 +211,12 @@ fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
     POOL.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Pool { state: Mutex::new((Vec::new(), 0)), freed: Condvar::new(), max_live: (4 * cores).max(4), max_idle: cores.clamp(2, 8) }
+        Pool {
+            state: Mutex::new((Vec::new(), 0)),
+            freed: Condvar::new(),
+            max_live: (4 * cores).max(4),
+            max_idle: cores.clamp(2, 8),
+        }
     })
 }
 
@@ -326,7 +332,13 @@ impl Session {
         let started = Instant::now();
         let result = worker.call(&request, time + KILL_GRACE);
         self.spent += started.elapsed();
-        let over_time = || if by_budget { Failure::QueryBudget(self.limits.query_budget) } else { Failure::TimeLimit(self.limits.time) };
+        let over_time = || {
+            if by_budget {
+                Failure::QueryBudget(self.limits.query_budget)
+            } else {
+                Failure::TimeLimit(self.limits.time)
+            }
+        };
         match result {
             Ok(reply) => {
                 self.worker = Some(worker);

@@ -47,7 +47,11 @@ fn values_cross_the_boundary() {
     let mut s = Session::new(Limits::default());
     let params = vec!["a".to_string(), "b".to_string()];
     let got = s
-        .evaluate(&params, "return { n: a * 2, list: [1, 'x', null, b], big: 2.5, t: true };", vec![21.into(), "y".into()])
+        .evaluate(
+            &params,
+            "return { n: a * 2, list: [1, 'x', null, b], big: 2.5, t: true };",
+            vec![21.into(), "y".into()],
+        )
         .unwrap();
     assert_eq!(got.get_path("n"), Some(&Value::Int(42)));
     assert_eq!(got.get_path("list.1"), Some(&Value::from("x")));
@@ -83,7 +87,10 @@ fn a_large_native_join_is_stopped() {
 
 #[test]
 fn recursion_allocation_and_output_are_bounded() {
-    stopped("function f(n) { return f(n + 1) + 1; } return f(0);", |f| matches!(f, Failure::Threw(m) if m.contains("stack")));
+    stopped(
+        "function f(n) { return f(n + 1) + 1; } return f(0);",
+        |f| matches!(f, Failure::Threw(m) if m.contains("stack")),
+    );
     stopped("let a = []; while (true) a.push('x'.repeat(1 << 20));", |f| matches!(f, Failure::MemoryLimit(_)));
     stopped("return 'x'.repeat(2 << 20);", |f| matches!(f, Failure::OutputTooLarge(_)));
     stopped("const a = []; a[2 ** 30] = 1; return a;", |f| matches!(f, Failure::OutputTooLarge(_)));
@@ -113,9 +120,11 @@ fn each_evaluation_starts_from_a_clean_global_environment() {
     let park = "globalThis.n = (globalThis.n || 0) + 1; return globalThis.n;";
     assert_eq!(eval(&mut s, park), Ok(Value::Int(1)));
     assert_eq!(eval(&mut s, park), Ok(Value::Int(1)), "a value parked on globalThis is gone");
-    let poison = "String.prototype.toUpperCase = () => 'pwned'; Math.max = () => 666; globalThis.dirty = 'yes'; return 0;";
+    let poison =
+        "String.prototype.toUpperCase = () => 'pwned'; Math.max = () => 666; globalThis.dirty = 'yes'; return 0;";
     assert_eq!(eval(&mut s, poison), Ok(Value::Int(0)));
-    let probe = "return Math.max(1, 0) + ':' + 'abc'.toUpperCase() + ':' + (typeof dirty === 'undefined' ? 'clean' : dirty);";
+    let probe =
+        "return Math.max(1, 0) + ':' + 'abc'.toUpperCase() + ':' + (typeof dirty === 'undefined' ? 'clean' : dirty);";
     assert_eq!(eval(&mut s, probe), Ok("1:ABC:clean".into()), "replaced built-ins are gone");
     // A memory hog does not make later scripts fail.
     let hog = eval(&mut s, "let a = []; while (true) a.push('x'.repeat(1 << 20));");
@@ -133,7 +142,10 @@ fn the_body_is_compiled_as_a_function_body() {
     assert!(matches!(eval(&mut s, escape), Err(Failure::Syntax(_))), "refused at evaluation");
     assert!(matches!(aurora_js::check(&[], "return ("), Err(Failure::Syntax(_))));
     // Braces inside strings, comments, regexes and templates are fine.
-    assert_eq!(eval(&mut s, "const s = '})'; /* }) */ const r = /\\}\\)/; return `${s}` + r.test(s);"), Ok("})true".into()));
+    assert_eq!(
+        eval(&mut s, "const s = '})'; /* }) */ const r = /\\}\\)/; return `${s}` + r.test(s);"),
+        Ok("})true".into())
+    );
     assert_eq!(aurora_js::parameter_names(&["a.b".into(), "c".into()]), Some(vec!["a_b".into(), "c".into()]));
     assert_eq!(aurora_js::parameter_names(&["a) { x(); }; (function(".into()]), None);
 }
@@ -178,7 +190,14 @@ fn out_of_memory_inside_try_catch_never_hurts_the_host() {
         assert!(started.elapsed() < PROMPT, "{body}: {:?}", started.elapsed());
         if let Err(f) = &got {
             assert!(
-                matches!(f, Failure::MemoryLimit(_) | Failure::Crashed(_) | Failure::Threw(_) | Failure::TimeLimit(_) | Failure::OutputTooLarge(_)),
+                matches!(
+                    f,
+                    Failure::MemoryLimit(_)
+                        | Failure::Crashed(_)
+                        | Failure::Threw(_)
+                        | Failure::TimeLimit(_)
+                        | Failure::OutputTooLarge(_)
+                ),
                 "{body}: {f:?}"
             );
         }

@@ -1,8 +1,8 @@
 //! [`Query`]: the fluent query builder and its execution against a
 //! transaction's snapshot.
 
-use crate::error::{QueryError, Result};
 use crate::computed::Scripts;
+use crate::error::{QueryError, Result};
 use crate::filter::{Filter, F};
 use crate::plan::{access_for, orderable, Access, Plan};
 use crate::validate::{check_filter, field_type};

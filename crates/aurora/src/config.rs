@@ -61,7 +61,7 @@ pub struct AuroraConfig {
     /// The limits JavaScript computed fields run under: CPU time per
     /// evaluation, script time per query, memory, result size (defaults:
     /// 50 ms, 1 s, 16 MiB, 1 MiB; see the computed-fields guide).
-    pub script_limits: aurora_query::ScriptLimits,
+    pub script_limits: crate::ScriptLimits,
 }
 
 impl AuroraConfig {

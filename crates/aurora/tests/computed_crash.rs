@@ -58,9 +58,13 @@ async fn an_engine_crash_fails_the_query_and_the_database_goes_on() {
     // The host is alive, the database works, and scripts run again.
     db.insert_into("t", doc! { "i": 100 }).await.unwrap();
     db.unregister_computed("t", "busy").await.unwrap();
-    db.register_computed("t", "twice", Expression::Custom { code: "return i * 2;".into(), dependencies: vec!["i".into()] })
-        .await
-        .unwrap();
+    db.register_computed(
+        "t",
+        "twice",
+        Expression::Custom { code: "return i * 2;".into(), dependencies: vec!["i".into()] },
+    )
+    .await
+    .unwrap();
     let n = db.query("t").filter(|f| f.eq("twice", Value::Int(200))).count().await.unwrap();
     assert_eq!(n, 1);
 }

@@ -85,9 +85,13 @@ async fn no_state_leaks_between_documents_collections_or_databases() {
         }
         db.insert_into("poison", doc! { "x": 1 }).await.unwrap();
         db.insert_into("probe", doc! { "n": 1, "s": "abc" }).await.unwrap();
-        db.register_computed("counter", "n", script("globalThis.n = (globalThis.n || 0) + 1; return globalThis.n;", &[]))
-            .await
-            .unwrap();
+        db.register_computed(
+            "counter",
+            "n",
+            script("globalThis.n = (globalThis.n || 0) + 1; return globalThis.n;", &[]),
+        )
+        .await
+        .unwrap();
         db.register_computed(
             "probe",
             "v",
@@ -102,7 +106,10 @@ async fn no_state_leaks_between_documents_collections_or_databases() {
     one.register_computed(
         "poison",
         "p",
-        script("String.prototype.toUpperCase = () => 'pwned'; Math.max = () => 666; globalThis.dirty = 'yes'; return 0;", &[]),
+        script(
+            "String.prototype.toUpperCase = () => 'pwned'; Math.max = () => 666; globalThis.dirty = 'yes'; return 0;",
+            &[],
+        ),
     )
     .await
     .unwrap();
