@@ -89,6 +89,94 @@ fn harden(host: Option<i32>) {
     let _ = host;
 }
 
+/// The runtime's allocator: `malloc` with a byte count and a limit, which
+/// records that it refused an allocation, so running out of memory is told
+/// apart from a script that throws, whatever QuickJS then throws.
+#[derive(Clone, Default)]
+struct Metered {
+    used: Rc<Cell<usize>>,
+    limit: Rc<Cell<usize>>,
+    refused: Rc<Cell<bool>>,
+}
+
+impl Metered {
+    fn admit(&self, more: usize) -> bool {
+        let limit = if self.limit.get() == 0 { usize::MAX } else { self.limit.get() };
+        let ok = self.used.get().checked_add(more).is_some_and(|n| n <= limit);
+        if !ok {
+            self.refused.set(true);
+        }
+        ok
+    }
+
+    #[allow(unsafe_code)]
+    fn track(&self, ptr: *mut u8) -> *mut u8 {
+        if !ptr.is_null() {
+            // SAFETY: `ptr` was just returned by malloc/calloc/realloc.
+            self.used.set(self.used.get() + unsafe { malloc_usable_size(ptr) });
+        }
+        ptr
+    }
+}
+
+#[allow(unsafe_code)]
+unsafe fn malloc_usable_size(ptr: *mut u8) -> usize {
+    // SAFETY: the caller passes a live pointer from this allocator (or null).
+    unsafe { libc::malloc_usable_size(ptr.cast()) }
+}
+
+// SAFETY: every pointer handed out comes from the C allocator and is freed
+// or resized only by it; sizes are read with `malloc_usable_size`.
+#[allow(unsafe_code)]
+unsafe impl rquickjs::allocator::Allocator for Metered {
+    fn alloc(&mut self, size: usize) -> *mut u8 {
+        if !self.admit(size) {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: plain malloc.
+        self.track(unsafe { libc::malloc(size.max(1)) }.cast())
+    }
+
+    fn calloc(&mut self, count: usize, size: usize) -> *mut u8 {
+        if !self.admit(count.saturating_mul(size)) {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: plain calloc.
+        self.track(unsafe { libc::calloc(count.max(1), size.max(1)) }.cast())
+    }
+
+    unsafe fn dealloc(&mut self, ptr: *mut u8) {
+        if ptr.is_null() {
+            return;
+        }
+        // SAFETY: `ptr` is live and from this allocator (the trait's contract).
+        let size = unsafe { malloc_usable_size(ptr) };
+        self.used.set(self.used.get().saturating_sub(size));
+        // SAFETY: as above; freed once.
+        unsafe { libc::free(ptr.cast()) };
+    }
+
+    unsafe fn realloc(&mut self, ptr: *mut u8, new_size: usize) -> *mut u8 {
+        // SAFETY: `ptr` is null or live and from this allocator.
+        let old = if ptr.is_null() { 0 } else { unsafe { malloc_usable_size(ptr) } };
+        if new_size > old && !self.admit(new_size - old) {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: realloc of a live pointer (or null); on failure the old block stays valid.
+        let new = unsafe { libc::realloc(ptr.cast(), new_size.max(1)) }.cast::<u8>();
+        if !new.is_null() {
+            self.used.set(self.used.get().saturating_sub(old));
+            self.track(new);
+        }
+        new
+    }
+
+    unsafe fn usable_size(ptr: *mut u8) -> usize {
+        // SAFETY: `ptr` is live and from this allocator.
+        unsafe { malloc_usable_size(ptr) }
+    }
+}
+
 /// CPU time this thread has used. The engine's own check counts CPU time, so
 /// a script is not stopped early because a busy machine did not schedule
 /// the sandbox; the wall-clock limit is the host's (a timed wait, then
@@ -157,13 +245,15 @@ pub(crate) struct Fresh {
     context: Context,
     deadline: Rc<Cell<Duration>>,
     fired: Rc<Cell<bool>>,
-    runtime: Runtime,
+    memory: Metered,
+    _runtime: Runtime,
 }
 
 impl Fresh {
     pub(crate) fn new() -> Result<Fresh, Fault> {
         let internal = |e: rquickjs::Error| Fault::Internal(e.to_string());
-        let runtime = Runtime::new().map_err(internal)?;
+        let memory = Metered::default();
+        let runtime = Runtime::new_with_alloc(memory.clone()).map_err(internal)?;
         runtime.set_max_stack_size(STACK);
         let deadline = Rc::new(Cell::new(cpu_time() + Duration::from_secs(3600)));
         let fired = Rc::new(Cell::new(false));
@@ -182,7 +272,7 @@ impl Fresh {
             Ok(Persistent::save(&ctx, f))
         });
         let to_string = to_string.map_err(internal)?;
-        Ok(Fresh { to_string, context, deadline, fired, runtime })
+        Ok(Fresh { to_string, context, deadline, fired, memory, _runtime: runtime })
     }
 
     /// Serves one request; returns the used runtime for the caller to drop
@@ -192,10 +282,10 @@ impl Fresh {
             Request::Check { params, body, limits } => (params, body, None, limits),
             Request::Eval { params, body, args, limits } => (params, body, Some(args), limits),
         };
-        self.runtime.set_memory_limit(usize::try_from(limits.memory).unwrap_or(usize::MAX));
+        self.memory.limit.set(usize::try_from(limits.memory).unwrap_or(usize::MAX));
         self.deadline.set(cpu_time() + Duration::from_micros(limits.time_micros));
         let out = self.context.with(|ctx| match self.to_string.clone().restore(&ctx) {
-            Ok(to_string) => run(&ctx, &to_string, &params, &body, args, limits, &self.fired),
+            Ok(to_string) => run(&ctx, &to_string, &params, &body, args, limits, &self.fired, &self.memory.refused),
             Err(e) => Err(Fault::Internal(e.to_string())),
         });
         (out, self)
@@ -210,8 +300,9 @@ fn run<'js>(
     args: Option<Vec<Value>>,
     limits: WireLimits,
     fired: &Cell<bool>,
+    refused: &Cell<bool>,
 ) -> Reply {
-    let fault = |e: rquickjs::Error| describe(ctx, e, fired);
+    let fault = |e: rquickjs::Error| describe(ctx, e, fired, refused);
     // The body must parse as the body of this one function expression: the
     // parsed function's own source text (which cannot be forged without
     // dynamic code) must be exactly the text given, so a body that closes
@@ -243,9 +334,10 @@ fn run<'js>(
     Ok(v)
 }
 
-/// Classifies a failure: the interrupt handler fired (time), the runtime ran
-/// out of memory, or the script threw (message bounded).
-fn describe(ctx: &Ctx<'_>, e: rquickjs::Error, fired: &Cell<bool>) -> Fault {
+/// Classifies a failure: the interrupt handler fired (time), the allocator
+/// refused an allocation (memory; QuickJS may then throw `null`), or the
+/// script threw (message bounded).
+fn describe(ctx: &Ctx<'_>, e: rquickjs::Error, fired: &Cell<bool>, refused: &Cell<bool>) -> Fault {
     if fired.get() {
         return Fault::TimeLimit;
     }
@@ -265,7 +357,7 @@ fn describe(ctx: &Ctx<'_>, e: rquickjs::Error, fired: &Cell<bool>) -> Fault {
     };
     if fired.get() {
         Fault::TimeLimit
-    } else if message.contains("out of memory") || message.contains("Allocation") {
+    } else if refused.get() || message.contains("out of memory") {
         Fault::MemoryLimit
     } else {
         Fault::Threw(protocol::bounded(&message, MAX_MESSAGE))

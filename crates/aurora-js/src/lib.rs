@@ -6,7 +6,7 @@
 //! sees before the program's `main` runs; it then serves requests over its
 //! stdin/stdout and exits when the host closes the pipe. Each request gets a
 //! fresh QuickJS runtime and context (nothing a script leaves behind is seen
-//! by another), with QuickJS's memory limit and an interrupt handler that
+//! by another), with a metering allocator and an interrupt handler that
 //! counts CPU time; the host waits for the reply with a wall-clock deadline
 //! (`poll(2)`) and kills the process (`SIGKILL`) when it is late, so a script
 //! stuck in native code (a backtracking regex, a `join` over 2⁴⁰ elements)
@@ -38,7 +38,7 @@ mod protocol;
 pub use pool::{Session, KILL_GRACE};
 use std::time::Duration;
 
-/// Memory one evaluation's runtime may allocate (QuickJS's limit).
+/// Memory one evaluation's runtime may allocate (its allocator's limit).
 pub const MEMORY_LIMIT: usize = 16 << 20;
 /// CPU time one evaluation may use (the host's wall-clock limit is this
 /// plus [`KILL_GRACE`]).

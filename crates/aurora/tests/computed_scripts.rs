@@ -48,7 +48,12 @@ async fn hostile_scripts_fail_promptly_with_typed_errors_and_the_database_goes_o
     }
     db.register_computed("t", "hog", script("let a = []; while (true) a.push('x'.repeat(1000));", &[])).await.unwrap();
     let err = reason(db.query("t").count().await.unwrap_err());
-    assert!(matches!(err, ScriptError::MemoryLimit(_) | ScriptError::TimeLimit(_)), "{err:?}");
+    // QuickJS itself sometimes segfaults when it runs out of memory: then the
+    // sandbox dies and the query gets `Crashed`, like any other engine crash.
+    assert!(
+        matches!(err, ScriptError::MemoryLimit(_) | ScriptError::TimeLimit(_) | ScriptError::Crashed(_)),
+        "{err:?}"
+    );
     db.unregister_computed("t", "hog").await.unwrap();
     // The database and later scripts are unaffected.
     db.insert_into("t", doc! { "s": "b" }).await.unwrap();
