@@ -285,7 +285,10 @@ impl Fresh {
         self.memory.limit.set(usize::try_from(limits.memory).unwrap_or(usize::MAX));
         self.deadline.set(cpu_time() + Duration::from_micros(limits.time_micros));
         let out = self.context.with(|ctx| match self.to_string.clone().restore(&ctx) {
-            Ok(to_string) => run(&ctx, &to_string, &params, &body, args, limits, &self.fired, &self.memory.refused),
+            Ok(to_string) => {
+                let trips = Trips { time: &self.fired, memory: &self.memory.refused };
+                run(&ctx, &to_string, &params, &body, args, limits, trips)
+            }
             Err(e) => Err(Fault::Internal(e.to_string())),
         });
         (out, self)
@@ -299,10 +302,9 @@ fn run<'js>(
     body: &str,
     args: Option<Vec<Value>>,
     limits: WireLimits,
-    fired: &Cell<bool>,
-    refused: &Cell<bool>,
+    trips: Trips<'_>,
 ) -> Reply {
-    let fault = |e: rquickjs::Error| describe(ctx, e, fired, refused);
+    let fault = |e: rquickjs::Error| describe(ctx, e, trips);
     // The body must parse as the body of this one function expression: the
     // parsed function's own source text (which cannot be forged without
     // dynamic code) must be exactly the text given, so a body that closes
@@ -337,8 +339,16 @@ fn run<'js>(
 /// Classifies a failure: the interrupt handler fired (time), the allocator
 /// refused an allocation (memory; QuickJS may then throw `null`), or the
 /// script threw (message bounded).
-fn describe(ctx: &Ctx<'_>, e: rquickjs::Error, fired: &Cell<bool>, refused: &Cell<bool>) -> Fault {
-    if fired.get() {
+/// What tripped during an evaluation: the interrupt handler (time) or the
+/// allocator (memory).
+#[derive(Clone, Copy)]
+struct Trips<'a> {
+    time: &'a Cell<bool>,
+    memory: &'a Cell<bool>,
+}
+
+fn describe(ctx: &Ctx<'_>, e: rquickjs::Error, trips: Trips<'_>) -> Fault {
+    if trips.time.get() {
         return Fault::TimeLimit;
     }
     let message = match e {
@@ -355,9 +365,9 @@ fn describe(ctx: &Ctx<'_>, e: rquickjs::Error, fired: &Cell<bool>, refused: &Cel
         }
         other => other.to_string(),
     };
-    if fired.get() {
+    if trips.time.get() {
         Fault::TimeLimit
-    } else if refused.get() || message.contains("out of memory") {
+    } else if trips.memory.get() || message.contains("out of memory") {
         Fault::MemoryLimit
     } else {
         Fault::Threw(protocol::bounded(&message, MAX_MESSAGE))
