@@ -378,6 +378,15 @@ impl Aurora {
                 reason: format!("`{collection}` declares a stored field of that name"),
             }));
         }
+        if expression.is_script() {
+            // The script is compiled in a sandbox: wait for it off the executor.
+            let (this, collection, name) = (self.clone(), collection.to_string(), name.to_string());
+            return blocking(move || {
+                let store = this.collections().documents().store();
+                Ok(this.inner.computed.register(store, &collection, &name, expression)?)
+            })
+            .await;
+        }
         let store = self.collections().documents().store();
         Ok(self.inner.computed.register(store, collection, name, expression)?)
     }
