@@ -175,3 +175,22 @@ async fn a_query_with_scripts_never_holds_the_executor() {
     let ticks = ticks.load(Ordering::Relaxed);
     assert!(ticks >= 10, "the executor ticked {ticks} times during a {took:?} query");
 }
+
+#[tokio::test]
+async fn script_limits_come_from_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = aurora::AuroraConfig::new(dir.path());
+    config.script_limits.query_budget = Duration::from_millis(150);
+    let db = Aurora::with_config(config.clone()).await.unwrap();
+    db.new_collection("t", Vec::<(&str, aurora::FieldDefinition)>::new()).await.unwrap();
+    for i in 0..20 {
+        db.insert_into("t", doc! { "i": i }).await.unwrap();
+    }
+    let slow = "const t = Date.now(); while (Date.now() - t < 30) {} return i;";
+    db.register_computed("t", "slow", script(slow, &["i"])).await.unwrap();
+    let err = reason(db.query("t").count().await.unwrap_err());
+    assert_eq!(err, ScriptError::QueryBudget(Duration::from_millis(150)));
+    db.close().await.unwrap();
+    config.script_limits.time = Duration::ZERO;
+    assert!(matches!(Aurora::with_config(config).await, Err(Error::InvalidConfig { .. })));
+}
