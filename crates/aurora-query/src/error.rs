@@ -59,7 +59,8 @@ pub enum QueryError {
         reason: String,
     },
     /// A computed field failed to evaluate on a document (a script threw,
-    /// ran out of time or memory, or returned something unrepresentable).
+    /// hit a limit, returned something unrepresentable, or its sandbox
+    /// crashed).
     #[error("computed field `{field}` failed on document {id}: {reason}")]
     ComputedFailed {
         /// The computed field.
@@ -67,7 +68,7 @@ pub enum QueryError {
         /// The document id.
         id: String,
         /// What went wrong.
-        reason: String,
+        reason: ScriptError,
     },
     /// A transaction error.
     #[error(transparent)]
@@ -75,6 +76,64 @@ pub enum QueryError {
     /// An index or schema error (unknown collection, …).
     #[error(transparent)]
     Index(#[from] IndexError),
+}
+
+/// Why a script (`Expression::Custom`) failed. Messages are bounded (1 KiB).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScriptError {
+    /// The code is not one function body (a syntax error, a dependency that
+    /// is not a usable parameter name, or code that closes the function
+    /// early).
+    #[error("not a function body: {0}")]
+    Syntax(String),
+    /// The script threw (the exception's name and message, or a stack
+    /// overflow).
+    #[error("the script threw {0}")]
+    Threw(String),
+    /// One evaluation ran past the per-evaluation time limit.
+    #[error("the script ran past its time limit of {} ms", .0.as_millis())]
+    TimeLimit(std::time::Duration),
+    /// The query spent its script time budget (across documents).
+    #[error("the query spent its script budget of {} ms", .0.as_millis())]
+    QueryBudget(std::time::Duration),
+    /// The script ran out of its memory limit (bytes).
+    #[error("the script ran out of its memory limit of {0} bytes")]
+    MemoryLimit(usize),
+    /// The result is larger than the output limit (bytes, encoded).
+    #[error("the script's result is larger than {0} bytes")]
+    OutputTooLarge(usize),
+    /// The result cannot be a document value (a function, a symbol, nested
+    /// too deeply).
+    #[error("the script's result cannot be stored: {0}")]
+    Unrepresentable(String),
+    /// The sandbox process running the script died (an engine crash); the
+    /// host and the database are unaffected.
+    #[error("the script engine crashed: {0}")]
+    Crashed(String),
+    /// No sandbox could be started (or this build has no script engine:
+    /// cargo feature `js`).
+    #[error("no script engine: {0}")]
+    Unavailable(String),
+}
+
+#[cfg(feature = "js")]
+impl From<aurora_js::Failure> for ScriptError {
+    fn from(f: aurora_js::Failure) -> Self {
+        use aurora_js::Failure as F;
+        match f {
+            F::Syntax(m) => ScriptError::Syntax(m),
+            F::Threw(m) => ScriptError::Threw(m),
+            F::TimeLimit(t) => ScriptError::TimeLimit(t),
+            F::QueryBudget(t) => ScriptError::QueryBudget(t),
+            F::MemoryLimit(n) => ScriptError::MemoryLimit(n),
+            F::OutputTooLarge(n) => ScriptError::OutputTooLarge(n),
+            F::Unrepresentable(m) => ScriptError::Unrepresentable(m),
+            F::Crashed(m) => ScriptError::Crashed(m),
+            F::Unavailable(m) => ScriptError::Unavailable(m),
+            other => ScriptError::Crashed(other.to_string()),
+        }
+    }
 }
 
 impl From<aurora_storage::StorageError> for QueryError {

@@ -21,15 +21,13 @@ mod aggregate;
 pub mod computed;
 mod error;
 mod filter;
-#[cfg(feature = "js")]
-mod js;
 mod plan;
 mod query;
 mod validate;
 
 pub use aggregate::{Aggregate, AggregateValue, Group};
-pub use computed::{ComputedFields, Expression};
-pub use error::{QueryError, Result};
+pub use computed::{ComputedFields, Expression, ScriptLimits, Scripts};
+pub use error::{QueryError, Result, ScriptError};
 pub use filter::{Filter, F};
 pub use plan::{Access, Plan};
 pub use query::{Cursor, Order, Page, Query};

@@ -1,6 +1,7 @@
 //! [`Query`]: the fluent query builder and its execution against a
 //! transaction's snapshot.
 
+use crate::computed::Scripts;
 use crate::error::{QueryError, Result};
 use crate::filter::{Filter, F};
 use crate::plan::{access_for, orderable, Access, Plan};
@@ -55,6 +56,7 @@ pub struct Query {
     pub(crate) select: Option<Vec<String>>,
     pub(crate) after: Option<Cursor>,
     pub(crate) computed: Option<crate::computed::Ordered>,
+    pub(crate) script_limits: crate::computed::ScriptLimits,
 }
 
 /// Ordering of two documents: the sort keys (missing = `Null`), then the id
@@ -160,7 +162,14 @@ impl Query {
             select: None,
             after: None,
             computed: None,
+            script_limits: crate::computed::ScriptLimits::default(),
         }
+    }
+
+    /// The limits its scripts run under (default: [`ScriptLimits::default`](crate::ScriptLimits)).
+    pub fn with_script_limits(mut self, limits: crate::computed::ScriptLimits) -> Self {
+        self.script_limits = limits;
+        self
     }
 
     /// Evaluates these computed fields on every document before filtering,
@@ -170,10 +179,17 @@ impl Query {
         self
     }
 
+    /// Whether running this query evaluates scripts (`Expression::Custom`
+    /// computed fields): such a query waits on a sandbox process, so async
+    /// callers should run it off their executor's worker threads.
+    pub fn runs_scripts(&self) -> bool {
+        self.computed.as_ref().is_some_and(|c| c.iter().any(|(_, e)| e.is_script()))
+    }
+
     /// Adds the computed fields to a fetched document.
-    fn enrich(&self, d: Arc<Document>) -> Result<Arc<Document>> {
+    fn enrich(&self, d: Arc<Document>, scripts: &mut Scripts) -> Result<Arc<Document>> {
         match &self.computed {
-            Some(c) => Ok(Arc::new(crate::computed::apply(c, &d)?)),
+            Some(c) => Ok(Arc::new(crate::computed::apply_in(c, &d, scripts)?)),
             None => Ok(d),
         }
     }
@@ -236,7 +252,7 @@ impl Query {
     /// projected — or `None` if it does not match (for live queries).
     pub fn evaluate(&self, doc: &Document) -> Result<Option<Document>> {
         let enriched = match &self.computed {
-            Some(c) => crate::computed::apply(c, doc)?,
+            Some(c) => crate::computed::apply_in(c, doc, &mut Scripts::with_limits(self.script_limits))?,
             None => doc.clone(),
         };
         if !self.filter.matches(&enriched) {
@@ -330,6 +346,8 @@ impl Query {
     pub fn run(&self, tx: &mut Transaction) -> Result<(Vec<Document>, Plan)> {
         let _span = tracing::debug_span!("query", collection = %self.collection).entered();
         let def = self.validate(tx)?;
+        // One script session per run: one sandbox, one time budget.
+        let mut scripts = Scripts::with_limits(self.script_limits);
         let written = tx.written_ids(&self.collection);
         let wanted = self.limit.map(|l| l.saturating_add(self.offset)).filter(|_| self.after.is_none());
         let single_order = match self.order.as_slice() {
@@ -357,7 +375,7 @@ impl Query {
                     }
                     examined += 1;
                     if let Some(d) = tx.get_shared(&self.collection, &id?)? {
-                        let d = self.enrich(d)?;
+                        let d = self.enrich(d, &mut scripts)?;
                         if self.filter.matches(&d) {
                             matched.push(d);
                         }
@@ -381,7 +399,8 @@ impl Query {
         let mut fetch = |tx: &mut Transaction,
                          ids: Vec<DocId>,
                          stop_at: Option<usize>,
-                         matched: &mut Vec<Arc<Document>>|
+                         matched: &mut Vec<Arc<Document>>,
+                         scripts: &mut Scripts|
          -> Result<()> {
             for id in ids {
                 if stop_at.is_some_and(|w| matched.len() >= w) {
@@ -389,7 +408,7 @@ impl Query {
                 }
                 examined += 1;
                 if let Some(d) = tx.get_shared(&self.collection, &id)? {
-                    let d = self.enrich(d)?;
+                    let d = self.enrich(d, scripts)?;
                     if self.filter.matches(&d) {
                         matched.push(d);
                     }
@@ -403,7 +422,7 @@ impl Query {
                 ids.reverse();
             }
             let estimated = ids.len() as u64;
-            fetch(tx, ids, wanted, &mut matched)?;
+            fetch(tx, ids, wanted, &mut matched, &mut scripts)?;
             (access, estimated, true)
         } else if !options.is_empty() {
             let mut it = options.into_iter();
@@ -420,7 +439,7 @@ impl Query {
             ids.extend(written);
             ids.sort();
             ids.dedup();
-            fetch(tx, ids, None, &mut matched)?;
+            fetch(tx, ids, None, &mut matched, &mut scripts)?;
             (access, estimated, false)
         } else if let Some((field, dir)) = single_order.clone().filter(|_| self.after.is_none()) {
             let collections = tx.database().collections();
@@ -429,7 +448,7 @@ impl Query {
                 ids.reverse();
             }
             let estimated = ids.len() as u64;
-            fetch(tx, ids, wanted, &mut matched)?;
+            fetch(tx, ids, wanted, &mut matched, &mut scripts)?;
             (Access::IndexOrder { field, descending: dir == Order::Desc }, estimated, true)
         } else {
             let early = if self.order.is_empty() { wanted } else { None };
@@ -444,7 +463,7 @@ impl Query {
                     break;
                 }
                 examined += 1;
-                let d = self.enrich(d?)?;
+                let d = self.enrich(d?, &mut scripts)?;
                 if self.filter.matches(&d) {
                     matched.push(d);
                 }
@@ -510,8 +529,9 @@ impl Query {
             None => Box::new(tx.snapshot_documents(&self.collection)?.map(|d| d.map_err(QueryError::from))),
         };
         let this = self.clone();
+        let mut scripts = Scripts::with_limits(self.script_limits);
         let matches = source.filter_map(move |d| {
-            let d = match d.and_then(|d| this.enrich(d)) {
+            let d = match d.and_then(|d| this.enrich(d, &mut scripts)) {
                 Ok(d) => d,
                 Err(e) => return Some(Err(e)),
             };

@@ -55,9 +55,27 @@ fn run(db: &Database, query: &Query) -> Result<(Vec<Document>, u64), QueryError>
     Ok((query.collect(&mut tx)?, rev))
 }
 
+/// Runs `f` here, or — when the query evaluates scripts, which wait on a
+/// sandbox process — on tokio's blocking pool, so a live query never holds
+/// an executor worker while a script runs.
+async fn off_worker<T: Send + 'static>(
+    scripts: bool,
+    f: impl FnOnce() -> Result<T, QueryError> + Send + 'static,
+) -> Result<T, WatchError> {
+    if !scripts {
+        return Ok(f()?);
+    }
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(WatchError::Closed),
+    }
+}
+
 impl Watcher {
     /// Starts watching: `listener` must already be subscribed to the
-    /// query's collection (subscribe first, then call this).
+    /// query's collection (subscribe first, then call this). Runs the query
+    /// on the calling thread (async callers of a query with scripts, see
+    /// `Query::runs_scripts`, should call it from a blocking thread).
     pub fn start(db: Database, query: Query, listener: Listener) -> Result<Self, WatchError> {
         let (docs, sequence) = run(&db, &query)?;
         let windowed = query.is_windowed();
@@ -76,8 +94,9 @@ impl Watcher {
     }
 
     /// Re-runs the query and queues the difference from the current state.
-    fn resync(&mut self) -> Result<(), WatchError> {
-        let (docs, rev) = run(&self.db, &self.query)?;
+    async fn resync(&mut self) -> Result<(), WatchError> {
+        let (db, query) = (self.db.clone(), self.query.clone());
+        let (docs, rev) = off_worker(self.query.runs_scripts(), move || run(&db, &query)).await?;
         let fresh: BTreeMap<DocId, Document> = docs.into_iter().map(|d| (d.id.clone(), d)).collect();
         for (id, old) in &self.state {
             match fresh.get(id) {
@@ -105,15 +124,18 @@ impl Watcher {
                 return Ok(u);
             }
             match self.listener.recv().await {
-                Err(RecvError::Lagged(_)) => self.resync()?,
+                Err(RecvError::Lagged(_)) => self.resync().await?,
                 Err(_) => return Err(WatchError::Closed),
                 Ok(event) if event.sequence <= self.sequence => {}
-                Ok(_) if self.windowed => self.resync()?,
+                Ok(_) if self.windowed => self.resync().await?,
                 Ok(event) => {
                     self.sequence = event.sequence;
                     let old = self.state.get(&event.id).cloned();
-                    let new = match &event.document {
-                        Some(d) => self.query.evaluate(d)?,
+                    let new = match event.document.clone() {
+                        Some(d) => {
+                            let query = self.query.clone();
+                            off_worker(query.runs_scripts(), move || query.evaluate(&d)).await?
+                        }
                         None => None,
                     };
                     match (old, new) {

@@ -71,6 +71,10 @@ pub struct AuroraConfig {
     /// disables the check): below it, opening fails with
     /// `StorageError::DiskFull` before writing anything.
     pub min_free_disk_bytes: u64,
+    /// The limits JavaScript computed fields run under: CPU time per
+    /// evaluation, script time per query, memory, result size (defaults:
+    /// 50 ms, 1 s, 16 MiB, 1 MiB; see the computed-fields guide).
+    pub script_limits: crate::ScriptLimits,
 }
 
 impl AuroraConfig {
@@ -97,6 +101,7 @@ impl AuroraConfig {
             change_feed_max_bytes: Some(64 << 20),
             wal_recovery: WalRecovery::Refuse,
             min_free_disk_bytes: 8 << 20,
+            script_limits: aurora_query::ScriptLimits::default(),
         }
     }
 
@@ -158,6 +163,13 @@ impl AuroraConfig {
         let bad = |setting, reason: &str| Err(Error::InvalidConfig { setting, reason: reason.into() });
         if self.hot_cache_size_mb == 0 {
             return bad("hot_cache_size_mb", "must be at least 1");
+        }
+        let scripts = &self.script_limits;
+        if scripts.time.is_zero() || scripts.query_budget.is_zero() {
+            return bad("script_limits", "time and query_budget must be positive");
+        }
+        if scripts.memory < 1 << 20 || scripts.output == 0 {
+            return bad("script_limits", "memory must be at least 1 MiB and output positive");
         }
         if self.hot_cache_cleanup_interval_secs == 0 {
             return bad("hot_cache_cleanup_interval_secs", "must be at least 1");

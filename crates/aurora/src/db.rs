@@ -80,7 +80,7 @@ pub struct CollectionStats {
 }
 
 /// Runs blocking work on tokio's blocking pool.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Task(e.to_string()))?
 }
 
@@ -402,6 +402,15 @@ impl Aurora {
                 name: name.into(),
                 reason: format!("`{collection}` declares a stored field of that name"),
             }));
+        }
+        if expression.is_script() {
+            // The script is compiled in a sandbox: wait for it off the executor.
+            let (this, collection, name) = (self.clone(), collection.to_string(), name.to_string());
+            return blocking(move || {
+                let store = this.collections().documents().store();
+                Ok(this.inner.computed.register(store, &collection, &name, expression)?)
+            })
+            .await;
         }
         let store = self.collections().documents().store();
         Ok(self.inner.computed.register(store, collection, name, expression)?)

@@ -79,7 +79,9 @@ mod transaction;
 pub use aurora_pubsub::{ChangeEvent, ChangeType, EventFilter, Listener, RecvError};
 #[cfg(feature = "query")]
 #[doc(inline)]
-pub use aurora_query::{Access, Aggregate, Cursor, Expression, Filter, Group, Order, Page, Plan, F};
+pub use aurora_query::{
+    Access, Aggregate, Cursor, Expression, Filter, Group, Order, Page, Plan, ScriptError, ScriptLimits, F,
+};
 #[cfg(feature = "reactive")]
 #[doc(inline)]
 pub use aurora_reactive::{QueryUpdate, WatchError, Watcher};

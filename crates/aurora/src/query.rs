@@ -41,7 +41,8 @@ pub struct QueryBuilder {
 
 impl QueryBuilder {
     pub(crate) fn new(db: Aurora, collection: &str, computed: Option<aurora_query::computed::Ordered>) -> Self {
-        Self { db, query: Query::new(collection).with_computed(computed) }
+        let limits = db.config().script_limits;
+        Self { db, query: Query::new(collection).with_computed(computed).with_script_limits(limits) }
     }
 
     /// Adds a filter (ANDed with earlier ones): `.filter(|f| f.eq("a", 1) | f.lt("b", 2))`.
@@ -91,7 +92,21 @@ impl QueryBuilder {
         &self.query
     }
 
-    fn read<T>(&self, f: impl FnOnce(&Query, &mut aurora_txn::Transaction) -> aurora_query::Result<T>) -> Result<T> {
+    /// Runs a read on a snapshot — here, or on tokio's blocking pool when
+    /// the query evaluates scripts (they wait on a sandbox process, and an
+    /// executor worker must never wait on that).
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Query, &mut aurora_txn::Transaction) -> aurora_query::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        if self.query.runs_scripts() {
+            let (db, query) = (self.db.clone(), self.query.clone());
+            return crate::db::blocking(move || {
+                let mut tx = db.begin_read()?;
+                Ok(f(&query, &mut tx)?)
+            })
+            .await;
+        }
         // Read-only: a snapshot is all it needs (no read set to record).
         let mut tx = self.db.begin_read()?;
         Ok(f(&self.query, &mut tx)?)
@@ -99,25 +114,27 @@ impl QueryBuilder {
 
     /// The matching documents.
     pub async fn collect(self) -> Result<Vec<Document>> {
-        self.read(Query::collect)
+        self.read(Query::collect).await
     }
 
     /// The matches decoded into a serde type.
     pub async fn collect_as<T: DeserializeOwned>(self) -> Result<Vec<T>> {
-        let docs = self.read(Query::collect)?;
+        let docs = self.read(Query::collect).await?;
         docs.iter().map(|d| d.decode().map_err(Error::from)).collect()
     }
 
     /// The first match.
     pub async fn first(self) -> Result<Option<Document>> {
-        self.read(Query::first)
+        self.read(Query::first).await
     }
 
     /// The matches one at a time without collecting them (see
     /// `aurora::query_engine::Query::stream`: unordered queries are read
     /// lazily from one snapshot; ordered ones are sorted first). Iterating is
     /// synchronous and each step reads from the database; the iterator owns
-    /// its snapshot.
+    /// its snapshot. Each step of a query with JavaScript computed fields
+    /// waits on a sandbox process: from async code, call and iterate this
+    /// on a blocking thread (`tokio::task::spawn_blocking`).
     pub fn stream(self) -> Result<impl Iterator<Item = Result<Document>> + Send> {
         let mut tx = self.db.begin_read()?;
         let inner = self.query.stream(&mut tx)?;
@@ -129,42 +146,51 @@ impl QueryBuilder {
     /// Windowed queries (`limit`, `offset`) keep their window full: when a
     /// member leaves, the next document enters.
     pub async fn watch(self) -> Result<Watcher> {
+        let scripts = self.query.runs_scripts();
         let listener = self.db.listen(self.query.collection());
         let db = self.db.database().clone();
-        Watcher::start(db, self.query, listener).map_err(|e| match e {
-            WatchError::Query(q) => Error::from(q),
-            _ => Error::Closed,
-        })
+        let start = move || {
+            Watcher::start(db, self.query, listener).map_err(|e| match e {
+                WatchError::Query(q) => Error::from(q),
+                _ => Error::Closed,
+            })
+        };
+        if scripts {
+            crate::db::blocking(start).await
+        } else {
+            start()
+        }
     }
 
     /// How many documents match.
     pub async fn count(self) -> Result<u64> {
-        self.read(Query::count)
+        self.read(Query::count).await
     }
 
     /// Whether any document matches.
     pub async fn exists(self) -> Result<bool> {
-        self.read(Query::exists)
+        self.read(Query::exists).await
     }
 
     /// The ids of the matches.
     pub async fn ids(self) -> Result<Vec<DocId>> {
-        self.read(Query::ids)
+        self.read(Query::ids).await
     }
 
     /// The plan with estimated and examined rows (runs the query).
     pub async fn explain(self) -> Result<Plan> {
-        self.read(Query::explain)
+        self.read(Query::explain).await
     }
 
     /// One page of results and the cursor for the next.
     pub async fn page(self) -> Result<Page> {
-        self.read(Query::page)
+        self.read(Query::page).await
     }
 
     /// Aggregates over all matches, optionally per `group_by` value.
     pub async fn aggregate(self, group_by: Option<&str>, aggregates: &[Aggregate]) -> Result<Vec<Group>> {
-        self.read(|q, tx| q.aggregate(tx, group_by, aggregates))
+        let (group_by, aggregates) = (group_by.map(str::to_owned), aggregates.to_vec());
+        self.read(move |q, tx| q.aggregate(tx, group_by.as_deref(), &aggregates)).await
     }
 
     /// Deletes every match in one transaction; returns how many.
@@ -181,12 +207,25 @@ impl QueryBuilder {
 
     async fn write(
         self,
-        body: impl Fn(&mut aurora_txn::Transaction) -> aurora_query::Result<u64> + Send + 'static,
+        body: impl Fn(&mut aurora_txn::Transaction) -> aurora_query::Result<u64> + Send + Sync + 'static,
     ) -> Result<u64> {
+        let scripts = self.query.runs_scripts();
+        let body = std::sync::Arc::new(body);
         let mut last = None;
         for _ in 0..aurora_txn::MAX_TRANSACTION_ATTEMPTS {
             let mut tx = self.db.begin()?;
-            let n = body(&mut tx)?;
+            let (tx, n) = if scripts {
+                // Matching evaluates scripts: off the executor's workers.
+                let body = std::sync::Arc::clone(&body);
+                crate::db::blocking(move || {
+                    let n = body(&mut tx)?;
+                    Ok((tx, n))
+                })
+                .await?
+            } else {
+                let n = body(&mut tx)?;
+                (tx, n)
+            };
             match tx.commit().await {
                 Ok(_) => return Ok(n),
                 Err(e @ Error::Conflict { .. }) => last = Some(e),
