@@ -176,7 +176,7 @@ impl Filter {
             | Filter::Lte(_, v)
             | Filter::InArray(_, v) => value(v),
             Filter::Between(_, a, b) => value(a).max(value(b)),
-            Filter::In(_, vs) => 1 + vs.iter().map(|v| value(v)).max().unwrap_or(0),
+            Filter::In(_, vs) => 1 + vs.iter().map(value).max().unwrap_or(0),
             Filter::And(fs) | Filter::Or(fs) => 1 + fs.iter().map(|f| f.nesting_depth(limit - 1)).max().unwrap_or(0),
             Filter::Not(f) => 1 + f.nesting_depth(limit - 1),
         };
