@@ -9,7 +9,9 @@
 //! - [`Document`] and [`DocId`]: a document is an id plus named fields;
 //! - [`doc!`] and [`value!`]: literal syntax for documents and values;
 //! - [`FieldType`] and [`FieldDefinition`]: the schema vocabulary;
-//! - [`Timestamp`]: a UTC instant in microseconds.
+//! - [`Timestamp`]: a UTC instant in microseconds;
+//! - [`Filter`]: a predicate over documents as data (the language of queries
+//!   and of change-event listeners alike).
 //!
 //! ```
 //! use aurora_core::{doc, Value};
@@ -22,6 +24,7 @@
 mod doc_id;
 mod document;
 mod error;
+pub mod filter;
 mod macros;
 mod schema;
 mod timestamp;
@@ -32,6 +35,7 @@ mod value_order;
 pub use doc_id::DocId;
 pub use document::Document;
 pub use error::CoreError;
+pub use filter::{Filter, F};
 pub use schema::{FieldDefinition, FieldType};
 pub use timestamp::Timestamp;
 pub use value::Value;

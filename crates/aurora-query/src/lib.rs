@@ -20,7 +20,6 @@
 mod aggregate;
 pub mod computed;
 mod error;
-mod filter;
 #[cfg(feature = "js")]
 mod js;
 mod plan;
@@ -28,8 +27,8 @@ mod query;
 mod validate;
 
 pub use aggregate::{Aggregate, AggregateValue, Group};
+pub use aurora_core::filter::{Filter, F};
 pub use computed::{ComputedFields, Expression};
 pub use error::{QueryError, Result};
-pub use filter::{Filter, F};
 pub use plan::{Access, Plan};
-pub use query::{Cursor, Order, Page, Query};
+pub use query::{Cursor, Order, Page, Query, SortKey};

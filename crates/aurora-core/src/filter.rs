@@ -1,7 +1,10 @@
-//! [`Filter`]: a query predicate as data — inspectable by the planner,
-//! serializable, combinable with `&`, `|` and `!` — and its evaluation.
+//! [`Filter`]: a predicate over documents as data — inspectable by the
+//! query planner, serializable, combinable with `&`, `|` and `!` — and its
+//! evaluation. It lives here, with the data model, so that every layer that
+//! tests documents (queries, live queries, change-event listeners) shares one
+//! language with one semantics.
 
-use aurora_core::{Document, Value};
+use crate::{Document, Value};
 use serde::{Deserialize, Serialize};
 use std::ops::{BitAnd, BitOr, Not};
 
@@ -223,7 +226,7 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aurora_core::doc;
+    use crate::doc;
 
     #[test]
     fn operators_on_edge_cases() {
