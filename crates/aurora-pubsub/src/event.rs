@@ -114,6 +114,27 @@ impl EventFilter {
         EventFilter::Or(vec![EventFilter::MatchedBefore(filter.clone()), EventFilter::MatchesAfter(filter)])
     }
 
+    /// A field and value that the document before or after every passing
+    /// event has (`field == value`), if the filter implies one: the hub
+    /// then finds this listener by looking the value up instead of testing
+    /// its filter on every event.
+    pub fn required_equality(&self) -> Option<(&str, &Value)> {
+        match self {
+            EventFilter::Matches(f) | EventFilter::MatchedBefore(f) | EventFilter::MatchesAfter(f) => {
+                f.conjuncts().into_iter().find_map(|c| match c {
+                    Filter::Eq(field, v) => Some((field.as_str(), v)),
+                    _ => None,
+                })
+            }
+            EventFilter::And(fs) => fs.iter().find_map(EventFilter::required_equality),
+            EventFilter::Or(fs) => {
+                let first = fs.first()?.required_equality()?;
+                fs.iter().all(|f| f.required_equality() == Some(first)).then_some(first)
+            }
+            _ => None,
+        }
+    }
+
     /// Whether `event` passes.
     pub fn matches(&self, event: &ChangeEvent) -> bool {
         match self {
@@ -226,5 +247,18 @@ mod tests {
         assert!(!EventFilter::Matches(F.gte("total", 100)).matches(&moved_out));
         let elsewhere = event(ChangeType::Update, Some(doc! { "total": 1 }), Some(doc! { "total": 5 }));
         assert!(!touches.matches(&elsewhere));
+    }
+
+    #[test]
+    fn required_equalities_are_found_where_they_hold() {
+        let room = Value::from("a");
+        let eq = |f: EventFilter| f.required_equality().map(|(f, v)| (f.to_string(), v.clone()));
+        let want = Some(("room".to_string(), room.clone()));
+        assert_eq!(eq(EventFilter::field_equals("room", "a")), want);
+        assert_eq!(eq(EventFilter::touches(F.eq("room", "a") & F.gt("n", 1))), want);
+        assert_eq!(eq(EventFilter::ChangeType(ChangeType::Insert) & EventFilter::field_equals("room", "a")), want);
+        assert_eq!(eq(EventFilter::field_equals("room", "a") | EventFilter::field_equals("room", "b")), None);
+        assert_eq!(eq(EventFilter::Matches(F.eq("room", "a") | F.eq("x", 1))), None);
+        assert_eq!(eq(!EventFilter::field_equals("room", "a")), None);
     }
 }

@@ -1,13 +1,17 @@
 //! [`PubSub`]: the subscriptions. Listeners are grouped by collection (plus
 //! a global group); a group exists while it has listeners. Publishing one
-//! commit runs each listener's filter once per event and appends the
-//! passing events to that listener's own bounded queue as one unit, so a
-//! listener buffers only what it will receive. Publishing never waits: a
-//! listener that falls behind loses its oldest whole commits and is told
-//! how many events it missed.
+//! commit runs each candidate listener's filter on the commit's events and
+//! appends the passing ones to that listener's own bounded queue as one
+//! unit, so a listener buffers only what it will receive. Listeners whose
+//! filter implies `field == value` ([`EventFilter::required_equality`]) are
+//! indexed by that value, so an event reaches only the listeners of its
+//! values (a chat room's listeners, not every room's). Publishing never
+//! waits: a listener that falls behind loses its oldest whole commits and
+//! is told how many events it missed.
 
 use crate::event::{ChangeEvent, CommitEvents, EventFilter};
 use crate::listener::Listener;
+use aurora_core::Value;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,7 +44,7 @@ pub struct PubSub {
 pub(crate) struct Hub {
     /// Subscribers by collection; global listeners are stored under
     /// [`GLOBAL`], a name no collection can have.
-    pub(crate) groups: RwLock<HashMap<String, Vec<Arc<Subscriber>>>>,
+    pub(crate) groups: RwLock<HashMap<String, Group>>,
     /// Events buffered per listener.
     capacity: usize,
     /// Set by [`PubSub::close`].
@@ -52,10 +56,90 @@ pub(crate) struct Hub {
 /// The group key of `listen_all`.
 pub(crate) const GLOBAL: &str = "\0all";
 
+/// The listeners of one collection (or the global ones).
+#[derive(Default)]
+pub(crate) struct Group {
+    /// Listeners offered every event.
+    scan: Vec<Arc<Subscriber>>,
+    /// Listeners by the field and value every event they receive has.
+    by_value: HashMap<String, HashMap<Value, Vec<Arc<Subscriber>>>>,
+    /// Listeners in the group.
+    len: usize,
+}
+
+impl Group {
+    fn add(&mut self, s: Arc<Subscriber>) {
+        self.len += 1;
+        match &s.index {
+            Some((field, value)) => {
+                self.by_value.entry(field.clone()).or_default().entry(value.clone()).or_default().push(s)
+            }
+            None => self.scan.push(s),
+        }
+    }
+
+    fn remove(&mut self, s: &Subscriber) {
+        let list = match &s.index {
+            Some((field, value)) => self.by_value.get_mut(field).and_then(|m| m.get_mut(value)),
+            None => Some(&mut self.scan),
+        };
+        if let Some(list) = list {
+            if let Some(i) = list.iter().position(|x| x.id == s.id) {
+                list.swap_remove(i);
+                self.len -= 1;
+            }
+        }
+        if let Some((field, value)) = &s.index {
+            if let Some(m) = self.by_value.get_mut(field) {
+                if m.get(value).is_some_and(Vec::is_empty) {
+                    m.remove(value);
+                }
+                if m.is_empty() {
+                    self.by_value.remove(field);
+                }
+            }
+        }
+    }
+
+    fn all(self) -> impl Iterator<Item = Arc<Subscriber>> {
+        self.scan.into_iter().chain(self.by_value.into_values().flat_map(|m| m.into_values().flatten()))
+    }
+
+    /// Offers `events` (one commit's, of this group) to every listener
+    /// that may pass one of them.
+    fn offer(&self, sequence: u64, transaction_id: u64, events: &[Arc<ChangeEvent>], capacity: usize) {
+        for s in &self.scan {
+            s.offer(sequence, transaction_id, events, capacity);
+        }
+        if self.by_value.is_empty() {
+            return;
+        }
+        let mut candidates: Vec<&Arc<Subscriber>> = Vec::new();
+        for (field, buckets) in &self.by_value {
+            for e in events {
+                for d in [e.old_document.as_deref(), e.document.as_deref()].into_iter().flatten() {
+                    if let Some(subs) = d.get_path(field).and_then(|v| buckets.get(v)) {
+                        candidates.extend(subs);
+                    }
+                }
+            }
+        }
+        if candidates.len() > 1 {
+            candidates.sort_unstable_by_key(|s| s.id);
+            candidates.dedup_by_key(|s| s.id);
+        }
+        for s in candidates {
+            s.offer(sequence, transaction_id, events, capacity);
+        }
+    }
+}
+
 /// One listener's side of the hub: its filter and its queue.
 pub(crate) struct Subscriber {
     pub(crate) id: u64,
     pub(crate) filter: EventFilter,
+    /// Where the group indexes it ([`EventFilter::required_equality`]).
+    index: Option<(String, Value)>,
     pub(crate) queue: Mutex<Queue>,
 }
 
@@ -158,9 +242,11 @@ impl PubSub {
     }
 
     fn subscribe(&self, key: &str, filter: EventFilter) -> Listener {
+        let index = filter.required_equality().map(|(f, v)| (f.to_string(), v.clone()));
         let subscriber = Arc::new(Subscriber {
             id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
             filter,
+            index,
             queue: Mutex::new(Queue::default()),
         });
         // The closed flag is read under the write lock, which `close` also
@@ -170,7 +256,7 @@ impl PubSub {
         if self.inner.closed.load(Ordering::Acquire) {
             subscriber.queue.lock().closed = true;
         } else {
-            groups.entry(key.to_string()).or_default().push(Arc::clone(&subscriber));
+            groups.entry(key.to_string()).or_default().add(Arc::clone(&subscriber));
         }
         drop(groups);
         Listener::new(Arc::clone(&self.inner), key.to_string(), subscriber)
@@ -183,7 +269,7 @@ impl PubSub {
     pub fn close(&self) {
         let mut groups = self.inner.groups.write();
         self.inner.closed.store(true, Ordering::Release);
-        for subscriber in groups.drain().flat_map(|(_, subs)| subs) {
+        for subscriber in groups.drain().flat_map(|(_, group)| group.all()) {
             subscriber.close();
         }
     }
@@ -211,12 +297,12 @@ impl PubSub {
             }
         }
         for (collection, run) in &by_collection {
-            for subscriber in groups.get(*collection).into_iter().flatten() {
-                subscriber.offer(sequence, transaction_id, run, capacity);
+            if let Some(group) = groups.get(*collection) {
+                group.offer(sequence, transaction_id, run, capacity);
             }
         }
-        for subscriber in groups.get(GLOBAL).into_iter().flatten() {
-            subscriber.offer(sequence, transaction_id, &events, capacity);
+        if let Some(group) = groups.get(GLOBAL) {
+            group.offer(sequence, transaction_id, &events, capacity);
         }
     }
 
@@ -228,19 +314,17 @@ impl PubSub {
 
     /// Listeners of one collection (not counting global listeners).
     pub fn listener_count(&self, collection: &str) -> usize {
-        self.inner.groups.read().get(collection).map_or(0, Vec::len)
+        self.inner.groups.read().get(collection).map_or(0, |g| g.len)
     }
 }
 
 impl Hub {
     /// Removes a dropped listener; its group goes with its last listener.
-    pub(crate) fn unsubscribe(&self, key: &str, id: u64) {
+    pub(crate) fn unsubscribe(&self, key: &str, subscriber: &Subscriber) {
         let mut groups = self.groups.write();
-        if let Some(subs) = groups.get_mut(key) {
-            if let Some(i) = subs.iter().position(|s| s.id == id) {
-                subs.swap_remove(i);
-            }
-            if subs.is_empty() {
+        if let Some(group) = groups.get_mut(key) {
+            group.remove(subscriber);
+            if group.len == 0 {
                 groups.remove(key);
             }
         }

@@ -178,7 +178,7 @@ impl futures_core::Stream for Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        self.hub.unsubscribe(&self.key, self.subscriber.id);
+        self.hub.unsubscribe(&self.key, &self.subscriber);
     }
 }
 

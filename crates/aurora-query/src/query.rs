@@ -287,8 +287,8 @@ impl Query {
     /// at or before the query's keyset cursor does not match.
     pub fn evaluate_keyed(&self, doc: &Document) -> Result<Option<(SortKey, Document)>> {
         let enriched = match &self.computed {
-            Some(c) => crate::computed::apply(c, doc)?,
-            None => doc.clone(),
+            Some(c) => std::borrow::Cow::Owned(crate::computed::apply(c, doc)?),
+            None => std::borrow::Cow::Borrowed(doc),
         };
         if !self.filter.matches(&enriched) {
             return Ok(None);

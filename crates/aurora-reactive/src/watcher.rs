@@ -6,6 +6,7 @@ use aurora_query::{Query, QueryError, SortKey};
 use aurora_txn::{Database, Isolation};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -100,7 +101,7 @@ pub enum WatchError {
 #[derive(Debug, Clone)]
 struct Entry {
     key: SortKey,
-    doc: Document,
+    doc: Arc<Document>,
 }
 
 /// Documents kept past a window's end, so that members leaving the window
@@ -178,7 +179,7 @@ impl Watcher {
     /// The current results, in the query's order (ties by id).
     pub fn results(&self) -> impl ExactSizeIterator<Item = &Document> {
         let (from, to) = self.window_range();
-        self.list[from..to].iter().map(|e| &e.doc)
+        self.list[from..to].iter().map(|e| &*e.doc)
     }
 
     /// The sequence (commit) the results reflect.
@@ -230,7 +231,7 @@ impl Watcher {
         let rows = query.collect_keyed(&mut tx).map_err(WatchError::Query)?;
         self.complete = keep.is_none_or(|k| rows.len() < k);
         self.keys = rows.iter().map(|(k, d)| (d.id.clone(), k.clone())).collect();
-        self.list = rows.into_iter().map(|(key, doc)| Entry { key, doc }).collect();
+        self.list = rows.into_iter().map(|(key, doc)| Entry { key, doc: Arc::new(doc) }).collect();
         self.sequence = self.sequence.max(revision);
         Ok(())
     }
@@ -271,7 +272,7 @@ impl Watcher {
         }
         let at = self.position(&key).unwrap_or_else(|i| i);
         self.keys.insert(doc.id.clone(), key.clone());
-        self.list.insert(at, Entry { key, doc });
+        self.list.insert(at, Entry { key, doc: Arc::new(doc) });
         Some(at)
     }
 
@@ -303,11 +304,11 @@ impl Watcher {
                         }
                     }
                     (Some((old_index, old)), Some((key, doc))) => {
-                        let unchanged = old.key == key && old.doc == doc;
+                        let unchanged = old.key == key && *old.doc == doc;
                         if let Some(new_index) = self.put(key, doc.clone()) {
                             if !unchanged {
                                 self.pending.push_back(QueryUpdate::Modified {
-                                    old: old.doc,
+                                    old: Arc::unwrap_or_clone(old.doc),
                                     new: doc,
                                     old_index,
                                     new_index,
@@ -316,7 +317,8 @@ impl Watcher {
                         }
                     }
                     (Some((old_index, old)), None) => {
-                        self.pending.push_back(QueryUpdate::Removed { document: old.doc, old_index });
+                        self.pending
+                            .push_back(QueryUpdate::Removed { document: Arc::unwrap_or_clone(old.doc), old_index });
                     }
                     (None, None) => {}
                 }
@@ -441,7 +443,7 @@ fn diff(before: &[Entry], after: &[Entry], out: &mut VecDeque<QueryUpdate>) {
             current.push(&e.doc.id);
         } else {
             let old_index = current.len();
-            out.push_back(QueryUpdate::Removed { document: e.doc.clone(), old_index });
+            out.push_back(QueryUpdate::Removed { document: (*e.doc).clone(), old_index });
         }
     }
     let mut settled: HashSet<&DocId> = after
@@ -465,12 +467,12 @@ fn diff(before: &[Entry], after: &[Entry], out: &mut VecDeque<QueryUpdate>) {
             .map_or(0, |i| i + 1);
         current.insert(new_index, id);
         settled.insert(id);
-        out.push_back(QueryUpdate::Modified { old: old.doc.clone(), new: a.doc.clone(), old_index, new_index });
+        out.push_back(QueryUpdate::Modified { old: (*old.doc).clone(), new: (*a.doc).clone(), old_index, new_index });
     }
     for (new_index, a) in after.iter().enumerate() {
         if !before_by_id.contains_key(&a.doc.id) {
             current.insert(new_index, &a.doc.id);
-            out.push_back(QueryUpdate::Added { document: a.doc.clone(), new_index });
+            out.push_back(QueryUpdate::Added { document: (*a.doc).clone(), new_index });
         }
     }
 }
@@ -483,7 +485,8 @@ mod tests {
     use aurora_query::Order;
 
     fn entries(query: &Query, docs: &[Document]) -> Vec<Entry> {
-        let mut out: Vec<Entry> = docs.iter().map(|d| Entry { key: query.sort_key(d), doc: d.clone() }).collect();
+        let mut out: Vec<Entry> =
+            docs.iter().map(|d| Entry { key: query.sort_key(d), doc: Arc::new(d.clone()) }).collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         out
     }
@@ -505,11 +508,11 @@ mod tests {
             let (b, a) = (entries(&q, &before), entries(&q, &after));
             let mut out = VecDeque::new();
             diff(&b, &a, &mut out);
-            let mut mirror: Vec<Document> = b.iter().map(|e| e.doc.clone()).collect();
+            let mut mirror: Vec<Document> = b.iter().map(|e| (*e.doc).clone()).collect();
             for u in &out {
                 u.apply_to(&mut mirror);
             }
-            assert_eq!(mirror, a.iter().map(|e| e.doc.clone()).collect::<Vec<_>>(), "{out:?}");
+            assert_eq!(mirror, a.iter().map(|e| (*e.doc).clone()).collect::<Vec<_>>(), "{out:?}");
             let reported: Vec<&DocId> = out.iter().map(|u| &u.document().id).collect();
             let unique: HashSet<&&DocId> = reported.iter().collect();
             assert_eq!(unique.len(), reported.len(), "one update per document");
