@@ -136,6 +136,9 @@ pub struct Watcher {
     window: Option<(usize, usize)>,
     /// How many times the query was re-run after the start.
     reloads: u64,
+    /// A commit failed half-applied (an error evaluating a document): the
+    /// next poll re-runs the query before anything else.
+    stale: bool,
 }
 
 impl Watcher {
@@ -158,6 +161,7 @@ impl Watcher {
             pending: VecDeque::new(),
             window,
             reloads: 0,
+            stale: false,
         };
         w.load()?;
         Ok(w)
@@ -361,6 +365,13 @@ impl Watcher {
             if let Some(u) = self.pending.pop_front() {
                 return Poll::Ready(Ok(u));
             }
+            if self.stale {
+                if let Err(e) = self.reload() {
+                    return Poll::Ready(Err(e));
+                }
+                self.stale = false;
+                continue;
+            }
             let step = match self.listener.poll_next_commit(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(commit)) => self.apply(commit),
@@ -368,6 +379,7 @@ impl Watcher {
                 Poll::Ready(Err(_)) => return Poll::Ready(Err(WatchError::Closed)),
             };
             if let Err(e) = step {
+                self.stale = true;
                 return Poll::Ready(Err(e));
             }
         }
