@@ -57,11 +57,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         while let Ok(Some(update)) = tokio::time::timeout(Duration::from_millis(10), top3.next()).await {
             match update? {
                 QueryUpdate::Added { document, new_index } => {
-                    println!("          {} enters the podium at #{}", name(&document), new_index + 1)
+                    println!("round {round:2}: {} enters the podium at #{}", name(&document), new_index + 1)
                 }
-                QueryUpdate::Removed { document, .. } => println!("          {} drops off the podium", name(&document)),
+                QueryUpdate::Removed { document, .. } => {
+                    println!("round {round:2}: {} drops off the podium", name(&document))
+                }
                 QueryUpdate::Modified { new, old_index, new_index, .. } if old_index != new_index => {
-                    println!("          {} moves #{} → #{}", name(&new), old_index + 1, new_index + 1)
+                    println!("round {round:2}: {} moves #{} → #{}", name(&new), old_index + 1, new_index + 1)
                 }
                 QueryUpdate::Modified { .. } => {}
             }
