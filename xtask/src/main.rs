@@ -136,7 +136,7 @@ fn bench(quick: bool, all: bool) -> ExitCode {
     let out = Command::new(cargo)
         .args(["run", "--quiet", "--release", "-p", "aurora-benches", "--example", "footprint", "--", "--docs", docs])
         .output();
-    let footprint = match out {
+    let mut footprint = match out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).to_string(),
         Ok(o) => {
             eprintln!("footprint failed: {}", String::from_utf8_lossy(&o.stderr));
@@ -147,6 +147,27 @@ fn bench(quick: bool, all: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let sizes: &[&str] = if quick { &["10000", "100000"] } else { &["10000", "100000", "1000000"] };
+    for (i, docs) in sizes.iter().enumerate() {
+        eprintln!("==> xtask bench: live queries at scale ({docs} messages)");
+        let listeners = if i == 0 { "10000" } else { "0" };
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(cargo)
+            .args(["run", "--quiet", "--release", "-p", "aurora-benches", "--example", "live_query_scale", "--"])
+            .args(["--docs", docs, "--listeners", listeners])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => footprint.push_str(&String::from_utf8_lossy(&o.stdout)),
+            Ok(o) => {
+                eprintln!("live_query_scale failed: {}", String::from_utf8_lossy(&o.stderr));
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("live_query_scale could not run: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(std::path::Path::new("."));
     match report::write(root, quick, &footprint) {
         Ok(path) => {

@@ -9,7 +9,9 @@
 //! - [`Document`] and [`DocId`]: a document is an id plus named fields;
 //! - [`doc!`] and [`value!`]: literal syntax for documents and values;
 //! - [`FieldType`] and [`FieldDefinition`]: the schema vocabulary;
-//! - [`Timestamp`]: a UTC instant in microseconds.
+//! - [`Timestamp`]: a UTC instant in microseconds;
+//! - [`Filter`]: a predicate over documents as data (the language of queries
+//!   and of change-event listeners alike).
 //!
 //! ```
 //! use aurora_core::{doc, Value};
@@ -22,6 +24,7 @@
 mod doc_id;
 mod document;
 mod error;
+pub mod filter;
 mod macros;
 pub mod names;
 mod nesting;
@@ -36,6 +39,7 @@ mod value_render;
 pub use doc_id::DocId;
 pub use document::Document;
 pub use error::CoreError;
+pub use filter::{Filter, F};
 pub use nesting::{dispose, dispose_document, MAX_DECODE_DEPTH, MAX_NESTING_DEPTH};
 pub use schema::{FieldDefinition, FieldType};
 pub use serde_bridge::BridgeError;

@@ -1,18 +1,25 @@
-//! [`PubSub`]: the channels. One broadcast channel per collection with
-//! listeners, plus a global one; created on the first listener, removed
-//! when the last one drops. Publishing never waits: a listener that falls
-//! behind loses the oldest events from its buffer and is told how many.
+//! [`PubSub`]: the subscriptions. Listeners are grouped by collection (plus
+//! a global group); a group exists while it has listeners. Publishing one
+//! commit runs each candidate listener's filter on the commit's events and
+//! appends the passing ones to that listener's own bounded queue as one
+//! unit, so a listener buffers only what it will receive. Listeners whose
+//! filter implies `field == value` ([`EventFilter::required_equality`]) are
+//! indexed by that value, so an event reaches only the listeners of its
+//! values (a chat room's listeners, not every room's). Publishing never
+//! waits: a listener that falls behind loses its oldest whole commits and
+//! is told how many events it missed.
 
-use crate::event::{ChangeEvent, EventFilter};
+use crate::event::{ChangeEvent, CommitEvents, EventFilter};
 use crate::listener::Listener;
-use dashmap::DashMap;
+use aurora_core::Value;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::sync::broadcast;
+use std::task::Waker;
 
-/// Events buffered per channel before a slow listener starts to lag (default).
+/// Events buffered per listener before a slow listener starts to lag (default).
 pub const DEFAULT_CAPACITY: usize = 4096;
-
-pub(crate) type Sender = broadcast::Sender<Arc<ChangeEvent>>;
 
 /// Where change events are published and listened to.
 ///
@@ -35,26 +42,191 @@ pub struct PubSub {
 }
 
 pub(crate) struct Hub {
-    /// Channels by collection; the global channel is stored under
+    /// Subscribers by collection; global listeners are stored under
     /// [`GLOBAL`], a name no collection can have.
-    pub(crate) channels: DashMap<String, Sender>,
+    pub(crate) groups: RwLock<HashMap<String, Group>>,
     /// Events buffered per listener.
     capacity: usize,
     /// Set by [`PubSub::close`].
-    closed: std::sync::atomic::AtomicBool,
+    closed: AtomicBool,
+    /// Subscriber ids.
+    next_id: AtomicU64,
 }
 
-/// The channel key of `listen_all`.
+/// The group key of `listen_all`.
 pub(crate) const GLOBAL: &str = "\0all";
 
+/// The listeners of one collection (or the global ones).
+#[derive(Default)]
+pub(crate) struct Group {
+    /// Listeners offered every event.
+    scan: Vec<Arc<Subscriber>>,
+    /// Listeners by the field and value every event they receive has.
+    by_value: HashMap<String, HashMap<Value, Vec<Arc<Subscriber>>>>,
+    /// Listeners in the group.
+    len: usize,
+}
+
+impl Group {
+    fn add(&mut self, s: Arc<Subscriber>) {
+        self.len += 1;
+        match &s.index {
+            Some((field, value)) => {
+                self.by_value.entry(field.clone()).or_default().entry(value.clone()).or_default().push(s)
+            }
+            None => self.scan.push(s),
+        }
+    }
+
+    fn remove(&mut self, s: &Subscriber) {
+        let list = match &s.index {
+            Some((field, value)) => self.by_value.get_mut(field).and_then(|m| m.get_mut(value)),
+            None => Some(&mut self.scan),
+        };
+        if let Some(list) = list {
+            if let Some(i) = list.iter().position(|x| x.id == s.id) {
+                list.swap_remove(i);
+                self.len -= 1;
+            }
+        }
+        if let Some((field, value)) = &s.index {
+            if let Some(m) = self.by_value.get_mut(field) {
+                if m.get(value).is_some_and(Vec::is_empty) {
+                    m.remove(value);
+                }
+                if m.is_empty() {
+                    self.by_value.remove(field);
+                }
+            }
+        }
+    }
+
+    fn all(self) -> impl Iterator<Item = Arc<Subscriber>> {
+        self.scan.into_iter().chain(self.by_value.into_values().flat_map(|m| m.into_values().flatten()))
+    }
+
+    /// Offers `events` (one commit's, of this group) to every listener
+    /// that may pass one of them.
+    fn offer(&self, sequence: u64, transaction_id: u64, events: &[Arc<ChangeEvent>], capacity: usize) {
+        for s in &self.scan {
+            s.offer(sequence, transaction_id, events, capacity);
+        }
+        if self.by_value.is_empty() {
+            return;
+        }
+        let mut candidates: Vec<&Arc<Subscriber>> = Vec::new();
+        for (field, buckets) in &self.by_value {
+            for e in events {
+                for d in [e.old_document.as_deref(), e.document.as_deref()].into_iter().flatten() {
+                    if let Some(subs) = d.get_path(field).and_then(|v| buckets.get(v)) {
+                        candidates.extend(subs);
+                    }
+                }
+            }
+        }
+        if candidates.len() > 1 {
+            candidates.sort_unstable_by_key(|s| s.id);
+            candidates.dedup_by_key(|s| s.id);
+        }
+        for s in candidates {
+            s.offer(sequence, transaction_id, events, capacity);
+        }
+    }
+}
+
+/// One listener's side of the hub: its filter and its queue.
+pub(crate) struct Subscriber {
+    pub(crate) id: u64,
+    pub(crate) filter: EventFilter,
+    /// Where the group indexes it ([`EventFilter::required_equality`]).
+    index: Option<(String, Value)>,
+    pub(crate) queue: Mutex<Queue>,
+}
+
+/// A commit's events for one listener, partly consumed by per-event reads.
+pub(crate) struct Pending {
+    pub(crate) sequence: u64,
+    pub(crate) transaction_id: u64,
+    pub(crate) events: VecDeque<Arc<ChangeEvent>>,
+}
+
+impl Pending {
+    /// The remaining events as a [`CommitEvents`].
+    pub(crate) fn into_commit(self) -> CommitEvents {
+        CommitEvents {
+            sequence: self.sequence,
+            transaction_id: self.transaction_id,
+            events: self.events.into_iter().map(Arc::unwrap_or_clone).collect(),
+        }
+    }
+}
+
+/// A listener's buffered commits.
+#[derive(Default)]
+pub(crate) struct Queue {
+    pub(crate) commits: VecDeque<Pending>,
+    /// Events in `commits`.
+    pub(crate) len: usize,
+    /// Events dropped since the listener last heard of a lag.
+    pub(crate) lost: u64,
+    /// No more commits will come.
+    pub(crate) closed: bool,
+    /// Woken when a commit arrives or the hub closes.
+    pub(crate) waker: Option<Waker>,
+}
+
+impl Subscriber {
+    /// Appends the passing events of one commit (as one unit), dropping the
+    /// oldest whole commits beyond `capacity` events (the newest commit is
+    /// always kept whole, however large).
+    fn offer(&self, sequence: u64, transaction_id: u64, events: &[Arc<ChangeEvent>], capacity: usize) {
+        let passing: VecDeque<Arc<ChangeEvent>> =
+            events.iter().filter(|e| self.filter.matches(e)).map(Arc::clone).collect();
+        if passing.is_empty() {
+            return;
+        }
+        let waker = {
+            let mut q = self.queue.lock();
+            if q.closed {
+                return;
+            }
+            q.len += passing.len();
+            q.commits.push_back(Pending { sequence, transaction_id, events: passing });
+            while q.len > capacity && q.commits.len() > 1 {
+                if let Some(old) = q.commits.pop_front() {
+                    q.len -= old.events.len();
+                    q.lost += old.events.len() as u64;
+                }
+            }
+            q.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Marks the queue closed and wakes its listener.
+    fn close(&self) {
+        let waker = {
+            let mut q = self.queue.lock();
+            q.closed = true;
+            q.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
 impl PubSub {
-    /// A hub whose channels buffer `capacity` events per listener.
+    /// A hub whose listeners buffer `capacity` events each.
     pub fn new(capacity: usize) -> Self {
         Self {
             inner: Arc::new(Hub {
-                channels: DashMap::new(),
+                groups: RwLock::new(HashMap::new()),
                 capacity: capacity.max(1),
-                closed: std::sync::atomic::AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                next_id: AtomicU64::new(1),
             }),
         }
     }
@@ -70,18 +242,24 @@ impl PubSub {
     }
 
     fn subscribe(&self, key: &str, filter: EventFilter) -> Listener {
-        // Subscribing under the map's entry lock orders it against the
-        // removal of an empty channel (also done under that lock).
-        // The closed flag is read under the entry lock too, so a listener
-        // either sees the hub closed or has its channel cleared by `close`.
-        let entry = self.inner.channels.entry(key.to_string());
-        let rx = if self.inner.closed.load(std::sync::atomic::Ordering::Acquire) {
-            drop(entry);
-            broadcast::channel(1).1 // its sender is gone: closed at once
+        let index = filter.required_equality().map(|(f, v)| (f.to_string(), v.clone()));
+        let subscriber = Arc::new(Subscriber {
+            id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+            filter,
+            index,
+            queue: Mutex::new(Queue::default()),
+        });
+        // The closed flag is read under the write lock, which `close` also
+        // takes: a listener either is closed at once or is in a group that
+        // `close` ends.
+        let mut groups = self.inner.groups.write();
+        if self.inner.closed.load(Ordering::Acquire) {
+            subscriber.queue.lock().closed = true;
         } else {
-            entry.or_insert_with(|| broadcast::channel(self.inner.capacity).0).subscribe()
-        };
-        Listener::new(Arc::clone(&self.inner), key.to_string(), rx, filter)
+            groups.entry(key.to_string()).or_default().add(Arc::clone(&subscriber));
+        }
+        drop(groups);
+        Listener::new(Arc::clone(&self.inner), key.to_string(), subscriber)
     }
 
     /// Ends every listener: each still receives the events published
@@ -89,36 +267,67 @@ impl PubSub {
     /// are closed at once, and later publishes go nowhere. (The database
     /// handle calls this when it closes.)
     pub fn close(&self) {
-        self.inner.closed.store(true, std::sync::atomic::Ordering::Release);
-        self.inner.channels.clear();
-    }
-
-    /// Publishes one commit's events, in order, to their collections'
-    /// channels and the global one. Never blocks; a channel without
-    /// listeners costs nothing.
-    pub fn publish(&self, events: Vec<ChangeEvent>) {
-        let global = self.inner.channels.get(GLOBAL).map(|s| s.clone());
-        for event in events {
-            let event = Arc::new(event);
-            if let Some(tx) = self.inner.channels.get(&event.collection) {
-                // An error only means no listener is left; nothing to do.
-                let _ = tx.send(Arc::clone(&event));
-            }
-            if let Some(tx) = &global {
-                let _ = tx.send(event);
-            }
+        let mut groups = self.inner.groups.write();
+        self.inner.closed.store(true, Ordering::Release);
+        for subscriber in groups.drain().flat_map(|(_, group)| group.all()) {
+            subscriber.close();
         }
     }
 
-    /// Channels currently open (collections with listeners, plus the global
-    /// one while it has listeners).
+    /// Publishes one commit's events (they share a sequence), in order, to
+    /// the listeners of their collections and the global ones. Each
+    /// listener receives the events that pass its filter as one unit. Never
+    /// blocks on a listener; a collection without listeners costs a lookup.
+    pub fn publish(&self, events: Vec<ChangeEvent>) {
+        let Some(first) = events.first() else { return };
+        let (sequence, transaction_id) = (first.sequence, first.transaction_id);
+        let events: Vec<Arc<ChangeEvent>> = events.into_iter().map(Arc::new).collect();
+        let capacity = self.inner.capacity;
+        let groups = self.inner.groups.read();
+        if groups.is_empty() {
+            return;
+        }
+        // A collection's listeners are offered that collection's events of
+        // the commit (in their original order) as one unit.
+        let mut by_collection: Vec<(&str, Vec<Arc<ChangeEvent>>)> = Vec::new();
+        for e in &events {
+            match by_collection.iter_mut().find(|(c, _)| *c == e.collection) {
+                Some((_, run)) => run.push(Arc::clone(e)),
+                None => by_collection.push((e.collection.as_str(), vec![Arc::clone(e)])),
+            }
+        }
+        for (collection, run) in &by_collection {
+            if let Some(group) = groups.get(*collection) {
+                group.offer(sequence, transaction_id, run, capacity);
+            }
+        }
+        if let Some(group) = groups.get(GLOBAL) {
+            group.offer(sequence, transaction_id, &events, capacity);
+        }
+    }
+
+    /// Groups currently open: collections with listeners, plus the global
+    /// group while it has listeners.
     pub fn channel_count(&self) -> usize {
-        self.inner.channels.len()
+        self.inner.groups.read().len()
     }
 
     /// Listeners of one collection (not counting global listeners).
     pub fn listener_count(&self, collection: &str) -> usize {
-        self.inner.channels.get(collection).map_or(0, |s| s.receiver_count())
+        self.inner.groups.read().get(collection).map_or(0, |g| g.len)
+    }
+}
+
+impl Hub {
+    /// Removes a dropped listener; its group goes with its last listener.
+    pub(crate) fn unsubscribe(&self, key: &str, subscriber: &Subscriber) {
+        let mut groups = self.groups.write();
+        if let Some(group) = groups.get_mut(key) {
+            group.remove(subscriber);
+            if group.len == 0 {
+                groups.remove(key);
+            }
+        }
     }
 }
 

@@ -1,21 +1,20 @@
-//! [`Listener`]: receives a channel's events that pass its filter.
+//! [`Listener`]: receives the events that pass its filter, commit by commit.
 
-use crate::event::{ChangeEvent, EventFilter};
-use crate::hub::Hub;
+use crate::event::{ChangeEvent, CommitEvents, EventFilter};
+use crate::hub::{Hub, Pending, Subscriber};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::sync::broadcast;
-use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 
 /// Why `recv` returned no event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecvError {
-    /// The listener fell behind and this many events were dropped from its
-    /// buffer (it is never silently skipped). Receiving continues with the
-    /// oldest event still buffered.
+    /// The listener fell behind and this many events that passed its filter
+    /// were dropped from its buffer (it is never silently skipped). Whole
+    /// commits are dropped, oldest first; receiving continues with the
+    /// oldest commit still buffered.
     #[error("the listener fell behind and missed {0} events")]
     Lagged(u64),
     /// The database closed; no more events will come.
@@ -24,75 +23,144 @@ pub enum RecvError {
 }
 
 /// A subscription to change events. Dropping the last listener of a
-/// collection removes that collection's channel.
+/// collection removes that collection's group.
+///
+/// Events can be read one at a time ([`Listener::recv`], the `Stream`
+/// implementation) or one commit at a time ([`Listener::recv_commit`]);
+/// either way they come in commit order, and a commit's events are
+/// buffered, dropped on lag and delivered as one unit.
 pub struct Listener {
     hub: Arc<Hub>,
     key: String,
-    stream: Option<BroadcastStream<Arc<ChangeEvent>>>,
-    filter: EventFilter,
+    subscriber: Arc<Subscriber>,
     /// Replayed history, delivered before live events.
-    backlog: VecDeque<ChangeEvent>,
-    /// Live events at or below this sequence were already replayed.
+    backlog: VecDeque<Pending>,
+    /// Live commits at or below this sequence were already replayed.
     replayed_through: u64,
 }
 
 impl Listener {
-    pub(crate) fn new(
-        hub: Arc<Hub>,
-        key: String,
-        rx: broadcast::Receiver<Arc<ChangeEvent>>,
-        filter: EventFilter,
-    ) -> Self {
-        Self { hub, key, stream: Some(BroadcastStream::new(rx)), filter, backlog: VecDeque::new(), replayed_through: 0 }
+    pub(crate) fn new(hub: Arc<Hub>, key: String, subscriber: Arc<Subscriber>) -> Self {
+        Self { hub, key, subscriber, backlog: VecDeque::new(), replayed_through: 0 }
     }
 
     /// Turns this (already subscribed) listener into a resumed one: it
-    /// first delivers `backlog` (history read *after* subscribing), then
-    /// live events newer than the backlog and than `through` — so the seam
-    /// has no gap (the subscription predates the history read) and no
-    /// duplicate (live events already replayed are skipped).
-    pub fn resume_with(mut self, backlog: Vec<ChangeEvent>, through: u64) -> Self {
-        self.replayed_through = backlog.iter().map(|e| e.sequence).max().unwrap_or(0).max(through);
-        self.backlog = backlog.into();
+    /// first delivers `backlog` (history read *after* subscribing, whole
+    /// commits, passed through this listener's filter), then live commits
+    /// newer than the backlog and than `through` — so the seam has no gap
+    /// (the subscription predates the history read) and no duplicate (live
+    /// commits already replayed are skipped).
+    pub fn resume_with(mut self, backlog: Vec<CommitEvents>, through: u64) -> Self {
+        self.replayed_through = backlog.iter().map(|c| c.sequence).max().unwrap_or(0).max(through);
+        self.backlog = backlog
+            .into_iter()
+            .filter(|c| c.sequence > through)
+            .map(|c| Pending {
+                sequence: c.sequence,
+                transaction_id: c.transaction_id,
+                events: c.events.into_iter().filter(|e| self.subscriber.filter.matches(e)).map(Arc::new).collect(),
+            })
+            .filter(|p| !p.events.is_empty())
+            .collect();
         self
+    }
+
+    /// The filter this listener was created with.
+    pub fn filter(&self) -> &EventFilter {
+        &self.subscriber.filter
     }
 
     /// The next event passing the filter, or why there is none.
     pub async fn recv(&mut self) -> Result<ChangeEvent, RecvError> {
-        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next_event(cx)).await
+        std::future::poll_fn(|cx| self.poll_next_event(cx)).await
     }
 
     /// The next event if one is ready now.
     pub fn try_recv(&mut self) -> Option<Result<ChangeEvent, RecvError>> {
-        let waker = std::task::Waker::noop();
-        let mut cx = Context::from_waker(waker);
-        match Pin::new(self).poll_next_event(&mut cx) {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match self.poll_next_event(&mut cx) {
             Poll::Ready(r) => Some(r),
             Poll::Pending => None,
         }
     }
 
-    fn poll_next_event(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<ChangeEvent, RecvError>> {
-        while let Some(event) = self.backlog.pop_front() {
-            if self.filter.matches(&event) {
-                return Poll::Ready(Ok(event));
+    /// The rest of the next commit: its events that pass the filter (and
+    /// were not already returned by [`Listener::recv`]), all at once.
+    pub async fn recv_commit(&mut self) -> Result<CommitEvents, RecvError> {
+        std::future::poll_fn(|cx| self.poll_next_commit(cx)).await
+    }
+
+    /// [`Listener::recv_commit`] if a commit is ready now.
+    pub fn try_recv_commit(&mut self) -> Option<Result<CommitEvents, RecvError>> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match self.poll_next_commit(&mut cx) {
+            Poll::Ready(r) => Some(r),
+            Poll::Pending => None,
+        }
+    }
+
+    /// Polls for the rest of the next commit (for hand-written futures and
+    /// streams that wrap a listener).
+    pub fn poll_next_commit(&mut self, cx: &mut Context<'_>) -> Poll<Result<CommitEvents, RecvError>> {
+        if let Some(p) = self.backlog.pop_front() {
+            return Poll::Ready(Ok(p.into_commit()));
+        }
+        let mut q = self.subscriber.queue.lock();
+        if q.lost > 0 {
+            let lost = std::mem::take(&mut q.lost);
+            return Poll::Ready(Err(RecvError::Lagged(lost)));
+        }
+        while let Some(p) = q.commits.pop_front() {
+            q.len -= p.events.len();
+            if p.sequence > self.replayed_through {
+                return Poll::Ready(Ok(p.into_commit()));
             }
         }
-        loop {
-            let Some(stream) = self.stream.as_mut() else { return Poll::Ready(Err(RecvError::Closed)) };
-            match futures_core::Stream::poll_next(Pin::new(stream), cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => return Poll::Ready(Err(RecvError::Closed)),
-                Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(n)))) => {
-                    return Poll::Ready(Err(RecvError::Lagged(n)))
-                }
-                Poll::Ready(Some(Ok(event))) => {
-                    if event.sequence > self.replayed_through && self.filter.matches(&event) {
-                        return Poll::Ready(Ok((*event).clone()));
-                    }
+        if q.closed {
+            return Poll::Ready(Err(RecvError::Closed));
+        }
+        if !q.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            q.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    fn poll_next_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<ChangeEvent, RecvError>> {
+        while let Some(front) = self.backlog.front_mut() {
+            match front.events.pop_front() {
+                Some(e) => return Poll::Ready(Ok(Arc::unwrap_or_clone(e))),
+                None => {
+                    self.backlog.pop_front();
                 }
             }
         }
+        let mut q = self.subscriber.queue.lock();
+        if q.lost > 0 {
+            let lost = std::mem::take(&mut q.lost);
+            return Poll::Ready(Err(RecvError::Lagged(lost)));
+        }
+        while let Some(front) = q.commits.front_mut() {
+            let replayed = front.sequence <= self.replayed_through;
+            let next = front.events.pop_front();
+            if front.events.is_empty() || replayed {
+                let rest = front.events.len();
+                q.commits.pop_front();
+                q.len -= rest;
+            }
+            if let Some(e) = next {
+                q.len -= 1;
+                if !replayed {
+                    return Poll::Ready(Ok(Arc::unwrap_or_clone(e)));
+                }
+            }
+        }
+        if q.closed {
+            return Poll::Ready(Err(RecvError::Closed));
+        }
+        if !q.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            q.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
     }
 }
 
@@ -100,7 +168,7 @@ impl futures_core::Stream for Listener {
     type Item = Result<ChangeEvent, RecvError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match self.poll_next_event(cx) {
+        match self.get_mut().poll_next_event(cx) {
             Poll::Ready(Err(RecvError::Closed)) => Poll::Ready(None),
             Poll::Ready(r) => Poll::Ready(Some(r)),
             Poll::Pending => Poll::Pending,
@@ -110,13 +178,12 @@ impl futures_core::Stream for Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        drop(self.stream.take());
-        self.hub.channels.remove_if(&self.key, |_, tx| tx.receiver_count() == 0);
+        self.hub.unsubscribe(&self.key, &self.subscriber);
     }
 }
 
 impl std::fmt::Debug for Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Listener").field("filter", &self.filter).finish()
+        f.debug_struct("Listener").field("filter", &self.subscriber.filter).finish()
     }
 }

@@ -20,14 +20,13 @@
 mod aggregate;
 pub mod computed;
 mod error;
-mod filter;
 mod plan;
 mod query;
 mod validate;
 
 pub use aggregate::{Aggregate, AggregateValue, Group};
+pub use aurora_core::filter::{Filter, F};
 pub use computed::{ComputedFields, Expression, ScriptLimits, Scripts};
 pub use error::{QueryError, Result, ScriptError};
-pub use filter::{Filter, F};
 pub use plan::{Access, Plan};
-pub use query::{Cursor, Order, Page, Query};
+pub use query::{Cursor, Order, Page, Query, SortKey};

@@ -4,7 +4,7 @@
 //! whole filter is then applied to each candidate, so a plan can only be
 //! slower, never wrong.
 
-use crate::filter::Filter;
+use aurora_core::filter::Filter;
 use aurora_core::{FieldType, Value};
 use aurora_index::{CollectionDef, IndexScan};
 use std::ops::Bound;

@@ -3,9 +3,9 @@
 
 use crate::computed::Scripts;
 use crate::error::{QueryError, Result};
-use crate::filter::{Filter, F};
 use crate::plan::{access_for, orderable, Access, Plan};
 use crate::validate::{check_filter, field_type};
+use aurora_core::filter::{Filter, F};
 use aurora_core::{DocId, Document, Fields, Value};
 use aurora_index::{CollectionDef, IndexScan};
 use aurora_txn::Transaction;
@@ -57,6 +57,41 @@ pub struct Query {
     pub(crate) after: Option<Cursor>,
     pub(crate) computed: Option<crate::computed::Ordered>,
     pub(crate) script_limits: crate::computed::ScriptLimits,
+}
+
+/// A value sorted in one direction.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Directed<T> {
+    Asc(T),
+    Desc(std::cmp::Reverse<T>),
+}
+
+impl<T> Directed<T> {
+    fn new(order: Order, value: T) -> Self {
+        match order {
+            Order::Asc => Directed::Asc(value),
+            Order::Desc => Directed::Desc(std::cmp::Reverse(value)),
+        }
+    }
+}
+
+/// Where a document sorts in one query's order ([`Query::sort_key`]):
+/// comparing two keys of the same query orders their documents exactly as
+/// the query's results are ordered (ties broken by id). Keys of different
+/// queries are not comparable in any useful way.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SortKey {
+    parts: Vec<Directed<Value>>,
+    id: Directed<DocId>,
+}
+
+impl SortKey {
+    /// The id of the document this key belongs to.
+    pub fn id(&self) -> &DocId {
+        match &self.id {
+            Directed::Asc(id) | Directed::Desc(std::cmp::Reverse(id)) => id,
+        }
+    }
 }
 
 /// Ordering of two documents: the sort keys (missing = `Null`), then the id
@@ -264,6 +299,49 @@ impl Query {
         }))
     }
 
+    /// Like [`Query::evaluate`], with the document's [`SortKey`]; a document
+    /// at or before the query's keyset cursor does not match.
+    pub fn evaluate_keyed(&self, doc: &Document) -> Result<Option<(SortKey, Document)>> {
+        let enriched = match &self.computed {
+            Some(c) => std::borrow::Cow::Owned(crate::computed::apply(c, doc)?),
+            None => std::borrow::Cow::Borrowed(doc),
+        };
+        if !self.filter.matches(&enriched) {
+            return Ok(None);
+        }
+        let key = self.sort_key(&enriched);
+        if let Some(c) = &self.after {
+            if key <= self.sort_key(&probe(&self.order, c)) {
+                return Ok(None);
+            }
+        }
+        Ok(Some((key, self.shape(&enriched))))
+    }
+
+    /// Where `doc` (with computed fields already added) sorts in this
+    /// query's order: by the `order_by` fields (a missing field as `Null`),
+    /// then by id, in the direction of the first sort field — exactly the
+    /// order results come in.
+    pub fn sort_key(&self, doc: &Document) -> SortKey {
+        let parts = self
+            .order
+            .iter()
+            .map(|(field, dir)| Directed::new(*dir, doc.get_path(field).cloned().unwrap_or(Value::Null)))
+            .collect();
+        let dir = self.order.first().map_or(Order::Asc, |(_, d)| *d);
+        SortKey { parts, id: Directed::new(dir, doc.id.clone()) }
+    }
+
+    /// The offset and limit (`None`: no limit).
+    pub fn window(&self) -> (usize, Option<usize>) {
+        (self.offset, self.limit)
+    }
+
+    /// Whether computed fields are evaluated before filtering.
+    pub fn has_computed_fields(&self) -> bool {
+        self.computed.is_some()
+    }
+
     /// The filter.
     pub fn filter_expr(&self) -> &Filter {
         &self.filter
@@ -344,6 +422,20 @@ impl Query {
     /// Runs the query: the matching documents (ordered, paged, projected)
     /// and the plan that produced them.
     pub fn run(&self, tx: &mut Transaction) -> Result<(Vec<Document>, Plan)> {
+        let (page, plan) = self.run_enriched(tx)?;
+        Ok((page.iter().map(|d| self.shape(d)).collect(), plan))
+    }
+
+    /// The matching documents, each with its [`SortKey`] (for live queries,
+    /// which keep their results in the query's order and need the key even
+    /// when the projection drops the sort fields).
+    pub fn collect_keyed(&self, tx: &mut Transaction) -> Result<Vec<(SortKey, Document)>> {
+        let (page, _) = self.run_enriched(tx)?;
+        Ok(page.iter().map(|d| (self.sort_key(d), self.shape(d))).collect())
+    }
+
+    /// Runs the query up to the projection: the page of enriched matches.
+    fn run_enriched(&self, tx: &mut Transaction) -> Result<(Vec<Arc<Document>>, Plan)> {
         let _span = tracing::debug_span!("query", collection = %self.collection).entered();
         let def = self.validate(tx)?;
         // One script session per run: one sandbox, one time budget.
@@ -473,8 +565,8 @@ impl Query {
         Ok(self.finish(access, estimated, examined, matched, presorted))
     }
 
-    /// Sorts (unless presorted), applies the cursor, offset, limit and
-    /// projection, and reports the plan.
+    /// Sorts (unless presorted), applies the cursor, offset and limit, and
+    /// reports the plan; the page is still unprojected (see [`Query::shape`]).
     fn finish(
         &self,
         access: Access,
@@ -482,7 +574,7 @@ impl Query {
         examined: u64,
         mut matched: Vec<Arc<Document>>,
         presorted: bool,
-    ) -> (Vec<Document>, Plan) {
+    ) -> (Vec<Arc<Document>>, Plan) {
         if !presorted {
             matched.sort_by(|a, b| compare(&self.order, a, b));
         }
@@ -490,14 +582,19 @@ impl Query {
             let position = probe(&self.order, c);
             matched.retain(|d| compare(&self.order, d, &position) == Ordering::Greater);
         }
-        let page = matched.into_iter().skip(self.offset).take(self.limit.unwrap_or(usize::MAX));
-        let out: Vec<Document> = match &self.select {
-            Some(fields) => page.map(|d| project(&d, fields)).collect(),
-            None => page.map(|d| (*d).clone()).collect(),
-        };
+        let out: Vec<Arc<Document>> =
+            matched.into_iter().skip(self.offset).take(self.limit.unwrap_or(usize::MAX)).collect();
         let plan = Plan { access, estimated_rows: estimated, examined_rows: examined, returned_rows: out.len() as u64 };
         tracing::debug!(?plan.access, plan.estimated_rows, plan.examined_rows, plan.returned_rows, "query ran");
         (out, plan)
+    }
+
+    /// An enriched match as the query returns it (projected).
+    fn shape(&self, d: &Document) -> Document {
+        match &self.select {
+            Some(fields) => project(d, fields),
+            None => d.clone(),
+        }
     }
 
     /// The matches one at a time, without collecting them, when the query

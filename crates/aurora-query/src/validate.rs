@@ -2,7 +2,7 @@
 //! values of the wrong type are errors, not empty results.
 
 use crate::error::{QueryError, Result};
-use crate::filter::Filter;
+use aurora_core::filter::Filter;
 use aurora_core::{FieldType, Value};
 use aurora_index::{Schema, UnknownFields};
 

@@ -62,17 +62,21 @@ impl Mvcc {
     }
 
     /// Releases a pin and drops history no remaining snapshot needs.
+    ///
+    /// The pin lock is held while pruning (lock order: pins, then history,
+    /// as for the commit leader): released earlier, a snapshot pinned and a
+    /// commit recorded for it in between would have that fresh history
+    /// pruned by the older view of the pins ("no pin left: clear all"), and
+    /// the snapshot would then read a superseded document as absent.
     pub(crate) fn unpin(&self, rev: Revision) {
-        let min = {
-            let mut pins = self.pins.lock();
-            if let Some(n) = pins.get_mut(&rev) {
-                *n -= 1;
-                if *n == 0 {
-                    pins.remove(&rev);
-                }
+        let mut pins = self.pins.lock();
+        if let Some(n) = pins.get_mut(&rev) {
+            *n -= 1;
+            if *n == 0 {
+                pins.remove(&rev);
             }
-            pins.keys().next().copied()
-        };
+        }
+        let min = pins.keys().next().copied();
         let mut h = self.history.write();
         match min {
             None => {

@@ -37,6 +37,17 @@ pub enum TxnError {
         /// The highest trimmed sequence; ask for this or later.
         oldest: u64,
     },
+    /// A feed position after the newest commit: nothing can be replayed
+    /// from there, and listening from it would silently drop every change
+    /// up to it. (A position from another database, or one remembered
+    /// across a restore?)
+    #[error("sequence {requested} is beyond the change feed's head {head}")]
+    FeedAhead {
+        /// The sequence asked for.
+        requested: u64,
+        /// The newest commit's sequence ([`crate::Database::feed_head`]).
+        head: u64,
+    },
     /// The transaction's own logic refused to go on (for example, a job
     /// enqueued inside it was invalid); nothing was written.
     #[error("transaction aborted: {0}")]

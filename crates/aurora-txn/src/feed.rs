@@ -67,24 +67,40 @@ pub(crate) struct IndexEntry {
     at: i64,
     /// Its encoded size.
     bytes: u64,
+    /// Whether it changes a user collection (not only system collections
+    /// such as `_jobs`): what counts against [`FeedRetention::entries`].
+    user: bool,
+}
+
+/// What [`append`] tells the [`FeedIndex`] about an entry: its time (µs),
+/// encoded size, and whether it changes a user collection.
+pub(crate) type Appended = (i64, u64, bool);
+
+/// Whether a collection is a system collection (`_jobs`, …).
+fn is_system(collection: &str) -> bool {
+    collection.starts_with('_')
 }
 
 /// Adds one transaction's feed entry to `batch`, in parts; returns what the
 /// [`FeedIndex`] records of it (its sequence is set at commit).
-pub(crate) fn append(batch: &mut Batch, transaction_id: u64, changes: &[Change]) -> Result<(i64, u64)> {
+pub(crate) fn append(batch: &mut Batch, transaction_id: u64, changes: &[Change]) -> Result<Appended> {
     let at = Timestamp::now();
     let entry = encode(transaction_id, at, changes)?;
     for (part, chunk) in entry.chunks(PART_BYTES).enumerate() {
         batch.put_at_revision_part(FEED.to_vec(), u32::try_from(part).unwrap_or(u32::MAX), chunk.to_vec());
     }
-    Ok((at.as_micros(), entry.len() as u64))
+    let user = changes.iter().any(|c| !is_system(&c.collection));
+    Ok((at.as_micros(), entry.len() as u64, user))
 }
 
 /// How much history [`Database::trim_feed_to`] keeps: an entry goes when
 /// any limit is exceeded (oldest first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FeedRetention {
-    /// Most entries (committed transactions) kept.
+    /// Most entries kept that change a user collection (committed user
+    /// transactions). Entries that change only system collections (the job
+    /// queue's bookkeeping: three per job) do not count, so they never
+    /// crowd out users' changes; the byte and age limits bound them.
     pub entries: usize,
     /// Entries older than this go.
     pub max_age: Option<Duration>,
@@ -108,8 +124,8 @@ pub(crate) struct FeedIndex {
 
 impl FeedIndex {
     /// Records a committed entry (called in commit order).
-    pub(crate) fn appended(&mut self, sequence: Revision, (at, bytes): (i64, u64)) {
-        let entry = IndexEntry { sequence, at, bytes };
+    pub(crate) fn appended(&mut self, sequence: Revision, (at, bytes, user): Appended) {
+        let entry = IndexEntry { sequence, at, bytes, user };
         match &mut self.entries {
             Some(entries) if entries.back().is_none_or(|b| b.sequence < sequence) => {
                 entries.push_back(entry);
@@ -137,7 +153,12 @@ impl FeedIndex {
     fn doomed(&self, retention: &FeedRetention, now: Timestamp) -> Option<Revision> {
         let entries = self.entries.as_ref()?;
         let cutoff = retention.max_age.map(|age| now.saturating_sub(age).as_micros());
-        let mut n = entries.len().saturating_sub(retention.entries);
+        // Keep the newest `entries` user entries (and the system-only ones
+        // among and after them): drop the prefix up to the one before.
+        let mut n = match retention.entries {
+            0 => entries.len(),
+            keep => entries.iter().enumerate().rev().filter(|(_, e)| e.user).nth(keep).map_or(0, |(i, _)| i + 1),
+        };
         let mut left: u64 = entries.iter().skip(n).map(|e| e.bytes).sum();
         while let Some(e) = entries.get(n) {
             let too_old = cutoff.is_some_and(|c| e.at < c);
@@ -219,10 +240,22 @@ impl Database {
         Ok(raw.and_then(|r| r.as_slice().try_into().ok()).map_or(0, u64::from_be_bytes))
     }
 
+    /// The current position of the feed: the sequence of the newest
+    /// commit. Reading or listening from it yields exactly the commits made
+    /// after this call.
+    pub fn feed_head(&self) -> Revision {
+        self.collections().documents().store().revision()
+    }
+
     /// Every retained committed transaction with a sequence after `after`,
     /// in commit order. Asking for trimmed history is
-    /// [`TxnError::FeedTruncated`]: re-read the current state instead.
+    /// [`TxnError::FeedTruncated`]: re-read the current state instead; a
+    /// position beyond [`Database::feed_head`] is [`TxnError::FeedAhead`].
     pub fn changes_since(&self, after: Revision) -> Result<Vec<Committed>> {
+        let head = self.feed_head();
+        if after > head {
+            return Err(TxnError::FeedAhead { requested: after, head });
+        }
         let floor = self.feed_floor()?;
         if after < floor {
             return Err(TxnError::FeedTruncated { requested: after, oldest: floor });
@@ -261,8 +294,14 @@ impl Database {
         let store = self.collections().documents().store();
         let mut loaded = Vec::new();
         for e in joined(store.scan_prefix(FEED)?)? {
-            let at = format::decode::<Record>(&e.keys[0], &e.bytes)?.at.as_micros();
-            loaded.push(IndexEntry { sequence: e.sequence, at, bytes: e.bytes.len() as u64 });
+            let record = format::decode::<Record>(&e.keys[0], &e.bytes)?;
+            let user = record.changes.iter().any(|c| !is_system(&c.collection));
+            loaded.push(IndexEntry {
+                sequence: e.sequence,
+                at: record.at.as_micros(),
+                bytes: e.bytes.len() as u64,
+                user,
+            });
         }
         self.inner.feed_index.lock().install(loaded);
         Ok(())

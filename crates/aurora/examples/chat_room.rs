@@ -1,12 +1,15 @@
 //! A chat room: messages are documents; a listener per room prints new
 //! messages as they are committed, and a live query keeps the room's last
-//! three messages up to date (the panel a chat UI would render).
+//! three messages up to date (the panel a chat UI would render): the panel
+//! is a plain list kept by applying the live query's ordered updates as a
+//! `Stream` — each says where a message was and is, so nothing is re-sorted.
 //!
 //! Run with `cargo run --example chat_room` (an on-disk database in a
 //! temporary folder, removed at the end).
 
-use aurora::{doc, Aurora, EventFilter, FieldDefinition, FieldType, Order, QueryUpdate, Value};
+use aurora::{doc, Aurora, EventFilter, FieldDefinition, FieldType, Order, QueryUpdate, Value, F};
 use std::time::Duration;
+use tokio_stream::StreamExt;
 
 fn line(d: &aurora::Document) -> String {
     let s = |f: &str| d.get(f).and_then(Value::as_str).unwrap_or("?").to_string();
@@ -28,8 +31,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     println!("created `messages` (room and seq indexed)");
 
-    // A listener for #rust only: the filter runs before delivery.
-    let mut rust_room = db.listen_filtered("messages", EventFilter::FieldEquals("room".into(), "rust".into()));
+    // A listener for #rust only: the filter (the query language) runs
+    // before anything is buffered for it.
+    let mut rust_room = db.listen_filtered("messages", EventFilter::Matches(F.eq("room", "rust")));
     let notifier = tokio::spawn(async move {
         while let Ok(event) = rust_room.recv().await {
             if let Some(d) = &event.document {
@@ -38,9 +42,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
-    // A live query: the last three messages of #rust, newest first.
+    // A live query: the last three messages of #rust, newest first. The
+    // UI's list starts from the results (already in order).
     let mut panel =
         db.query("messages").filter(|f| f.eq("room", "rust")).order_by("seq", Order::Desc).limit(3).watch().await?;
+    let mut shown: Vec<aurora::Document> = panel.results().cloned().collect();
 
     let script = [
         ("rust", "ada", "has anyone tried the new borrow checker?"),
@@ -54,22 +60,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{author} posts in #{room}: {text}");
         db.insert_into("messages", doc! { "room": room, "seq": seq as i64, "author": author, "text": text }).await?;
         tokio::time::sleep(Duration::from_millis(20)).await;
-        while let Ok(Ok(update)) = tokio::time::timeout(Duration::from_millis(20), panel.recv()).await {
-            match update {
-                QueryUpdate::Added(d) => println!("  [panel] + {}", line(&d)),
-                QueryUpdate::Removed(d) => println!("  [panel] - {} (scrolled out of the last three)", line(&d)),
-                QueryUpdate::Modified { new, .. } => println!("  [panel] ~ {}", line(&new)),
+        // The watcher is a Stream of ordered updates.
+        while let Ok(Some(update)) = tokio::time::timeout(Duration::from_millis(20), panel.next()).await {
+            let update = update?;
+            match &update {
+                QueryUpdate::Added { document, new_index } => println!("  [panel] +{new_index} {}", line(document)),
+                QueryUpdate::Removed { document, old_index } => {
+                    println!("  [panel] -{old_index} {} (scrolled out of the last three)", line(document))
+                }
+                QueryUpdate::Modified { new, old_index, new_index, .. } => {
+                    println!("  [panel] ~{old_index}→{new_index} {}", line(new))
+                }
             }
+            update.apply_to(&mut shown);
         }
     }
 
-    let mut last: Vec<_> = panel.results().cloned().collect();
-    last.sort_by_key(|d| d.get("seq").and_then(Value::as_i64));
-    println!("the #rust panel now shows:");
-    for d in &last {
+    println!("the #rust panel now shows (newest first):");
+    for d in &shown {
         println!("  {}", line(d));
     }
-    assert_eq!(last.len(), 3);
+    let results: Vec<_> = panel.results().cloned().collect();
+    assert_eq!(shown, results, "the list kept from updates is the live query's ordered results");
+    assert_eq!(shown.len(), 3);
     db.close().await?;
     notifier.await?;
     println!("closed; the listener ended with the database");

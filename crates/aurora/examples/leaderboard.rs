@@ -1,23 +1,23 @@
 //! A live leaderboard: players' scores change; a top-3 live query (an
 //! ordered, limited window that refills when a player drops out) prints
-//! the podium whenever it changes.
+//! the podium whenever it changes. The podium is the live query's results,
+//! already in rank order, and its updates arrive as a `Stream`, each with
+//! the player's old and new rank.
 //!
 //! Run with `cargo run --example leaderboard` (an on-disk database in a
 //! temporary folder, removed at the end).
 
-use aurora::{doc, Aurora, DocId, FieldDefinition, FieldType, Order, Value};
+use aurora::{doc, Aurora, DocId, FieldDefinition, FieldType, Order, QueryUpdate, Value};
 use std::time::Duration;
+use tokio_stream::StreamExt;
 
+fn name(d: &aurora::Document) -> String {
+    d.get("player").and_then(Value::as_str).unwrap_or("?").to_string()
+}
+
+/// The podium in rank order: the live query's results need no sorting.
 fn podium(watcher: &aurora::Watcher) -> Vec<(String, i64)> {
-    let mut top: Vec<(String, i64)> = watcher
-        .results()
-        .map(|d| {
-            let name = d.get("player").and_then(Value::as_str).unwrap_or("?").to_string();
-            (name, d.get("score").and_then(Value::as_i64).unwrap_or(0))
-        })
-        .collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    top
+    watcher.results().map(|d| (name(d), d.get("score").and_then(Value::as_i64).unwrap_or(0))).collect()
 }
 
 #[tokio::main]
@@ -54,7 +54,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         })
         .await?;
-        while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(10), top3.recv()).await {}
+        while let Ok(Some(update)) = tokio::time::timeout(Duration::from_millis(10), top3.next()).await {
+            match update? {
+                QueryUpdate::Added { document, new_index } => {
+                    println!("round {round:2}: {} enters the podium at #{}", name(&document), new_index + 1)
+                }
+                QueryUpdate::Removed { document, .. } => {
+                    println!("round {round:2}: {} drops off the podium", name(&document))
+                }
+                QueryUpdate::Modified { new, old_index, new_index, .. } if old_index != new_index => {
+                    println!("round {round:2}: {} moves #{} → #{}", name(&new), old_index + 1, new_index + 1)
+                }
+                QueryUpdate::Modified { .. } => {}
+            }
+        }
         let now = podium(&top3);
         if now != shown {
             let line: Vec<String> = now.iter().map(|(p, s)| format!("{p} {s}")).collect();
@@ -63,8 +76,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let all = db.query("scores").order_by("score", Order::Desc).collect().await?;
-    let expected: Vec<String> =
-        all.iter().take(3).map(|d| d.get("player").and_then(Value::as_str).unwrap_or("?").to_string()).collect();
+    let expected: Vec<String> = all.iter().take(3).map(name).collect();
     let live: Vec<String> = podium(&top3).into_iter().map(|(p, _)| p).collect();
     assert_eq!(live, expected, "the live podium equals a fresh query");
     println!("final podium matches a fresh query: {}", live.join(", "));

@@ -50,10 +50,13 @@ pub struct AuroraConfig {
     pub isolation: Isolation,
     /// Time-to-live of hot-cache entries; `None` (default) keeps them until evicted.
     pub hot_cache_ttl: Option<Duration>,
-    /// Change events buffered per listener before it lags (default 4096).
+    /// Change events buffered per listener before it lags (default 4096);
+    /// only events that pass the listener's filter count.
     pub event_buffer: usize,
-    /// Committed transactions the persistent change feed keeps (default
-    /// 10 000; 0 turns the feed off). Trimmed every 10 s.
+    /// Committed user transactions the persistent change feed keeps
+    /// (default 10 000; 0 turns the feed off). Transactions that change only
+    /// system collections (the job queue's bookkeeping) do not count; the
+    /// byte and age limits bound them. Trimmed every 10 s.
     pub change_feed_retention: usize,
     /// Also trim feed entries older than this (default: none).
     pub change_feed_max_age: Option<Duration>,

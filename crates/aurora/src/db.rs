@@ -2,10 +2,11 @@
 
 use crate::config::AuroraConfig;
 use crate::error::{Error, Result};
+use crate::events::FeedScope;
 use crate::transaction::Transaction;
 use aurora_core::{DocId, Document, FieldDefinition};
 use aurora_index::{Collections, IndexStats, Schema};
-use aurora_pubsub::{ChangeEvent, EventFilter, Listener, PubSub};
+use aurora_pubsub::{ChangeEvent, CommitEvents, EventFilter, Listener, PubSub};
 use aurora_query::{ComputedFields, Expression};
 use aurora_storage::{DocumentStore, Durability};
 use aurora_txn::{ChangeSink, Database, NoSink};
@@ -443,21 +444,62 @@ impl Aurora {
         self.inner.pubsub.listen_all(EventFilter::All)
     }
 
-    /// Every retained change after sequence `after`, in commit order (from
-    /// the persistent feed: this works across restarts). History trimmed by
-    /// the retention settings is `Error::Transaction(FeedTruncated)`.
+    /// Every retained change of the user collections after sequence
+    /// `after`, in commit order (from the persistent feed: this works across
+    /// restarts). History trimmed by the retention settings is
+    /// `Error::Transaction(FeedTruncated)`; a position beyond
+    /// [`Aurora::feed_head`] is `Error::Transaction(FeedAhead)`.
     pub async fn changes_since(&self, after: u64) -> Result<Vec<ChangeEvent>> {
-        self.check_open()?;
-        Ok(self.inner.db.changes_since(after)?.into_iter().flat_map(crate::events::to_events).collect())
+        self.changes_since_in(after, &FeedScope::User).await
     }
 
-    /// Listens to every collection from just after sequence `after`:
-    /// retained history first, then live events, with no gap and no
-    /// duplicate at the seam (the live subscription is taken before the
-    /// history is read). Resume after a restart with the last sequence seen.
+    /// Like [`Aurora::changes_since`], for the collections in `scope`.
+    pub async fn changes_since_in(&self, after: u64, scope: &FeedScope) -> Result<Vec<ChangeEvent>> {
+        Ok(self.commits_since(after, scope)?.into_iter().flat_map(|c| c.events).collect())
+    }
+
+    /// The retained commits after `after`, restricted to `scope`.
+    fn commits_since(&self, after: u64, scope: &FeedScope) -> Result<Vec<CommitEvents>> {
+        self.check_open()?;
+        let filter = scope.event_filter();
+        Ok(self
+            .inner
+            .db
+            .changes_since(after)?
+            .iter()
+            .filter_map(|c| crate::events::commit_events(c, &filter))
+            .collect())
+    }
+
+    /// The feed's current position: the sequence of the newest commit.
+    /// `listen_from(db.feed_head()?)` hears exactly the commits after this
+    /// call; a consumer with no checkpoint yet starts here.
+    pub fn feed_head(&self) -> Result<u64> {
+        self.check_open()?;
+        Ok(self.inner.db.feed_head())
+    }
+
+    /// The highest sequence trimmed from the feed (0 if none was): the
+    /// oldest position [`Aurora::changes_since`] still answers for.
+    pub fn feed_floor(&self) -> Result<u64> {
+        self.check_open()?;
+        Ok(self.inner.db.feed_floor()?)
+    }
+
+    /// Listens to the user collections from just after sequence `after`:
+    /// retained history first, then live events, commit by commit, with no
+    /// gap and no duplicate at the seam (the live subscription is taken
+    /// before the history is read). Resume after a restart with the last
+    /// sequence seen. A position beyond [`Aurora::feed_head`] is an error
+    /// (`FeedAhead`), never a listener that silently drops changes.
     pub async fn listen_from(&self, after: u64) -> Result<Listener> {
-        let live = self.inner.pubsub.listen_all(EventFilter::All);
-        let backlog = self.changes_since(after).await?;
+        self.listen_from_in(after, &FeedScope::User).await
+    }
+
+    /// Like [`Aurora::listen_from`], for the collections in `scope`.
+    pub async fn listen_from_in(&self, after: u64, scope: &FeedScope) -> Result<Listener> {
+        let live = self.inner.pubsub.listen_all(scope.event_filter());
+        let backlog = self.commits_since(after, scope)?;
         Ok(live.resume_with(backlog, after))
     }
 

@@ -98,6 +98,15 @@ impl From<QueryError> for Error {
     }
 }
 
+impl From<aurora_reactive::WatchError> for Error {
+    fn from(e: aurora_reactive::WatchError) -> Self {
+        match e {
+            aurora_reactive::WatchError::Query(q) => q.into(),
+            _ => Error::Closed,
+        }
+    }
+}
+
 #[cfg(feature = "workers")]
 impl From<aurora_workers::WorkerError> for Error {
     fn from(e: aurora_workers::WorkerError) -> Self {

@@ -1,7 +1,7 @@
 //! Feeding the transaction layer's ordered change sink into the event hub
 //! (and on to a user's own sink).
 
-use aurora_pubsub::{ChangeEvent, ChangeType, PubSub};
+use aurora_pubsub::{ChangeEvent, ChangeType, CommitEvents, EventFilter, PubSub};
 use aurora_txn::{ChangeKind, ChangeSink, Committed};
 use std::sync::Arc;
 
@@ -11,9 +11,45 @@ pub(crate) struct EventSink {
     pub(crate) next: Arc<dyn ChangeSink>,
 }
 
-/// The events of one committed transaction.
-pub(crate) fn to_events(committed: Committed) -> Vec<ChangeEvent> {
-    events_of(&committed)
+/// Which collections a feed read ([`crate::Aurora::changes_since_in`]) or
+/// a resumed listener ([`crate::Aurora::listen_from_in`]) covers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FeedScope {
+    /// Every user collection; not the system collections (names starting
+    /// with `_`, such as the job queue's `_jobs`). The default.
+    #[default]
+    User,
+    /// Only these collections (system ones included if named).
+    Collections(Vec<String>),
+    /// Every collection, system ones included.
+    All,
+}
+
+impl FeedScope {
+    /// Only these collections.
+    pub fn collections<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Self {
+        FeedScope::Collections(names.into_iter().map(Into::into).collect())
+    }
+
+    /// The same choice as an event filter.
+    pub fn event_filter(&self) -> EventFilter {
+        match self {
+            FeedScope::User => EventFilter::UserCollections,
+            FeedScope::Collections(names) => EventFilter::Collections(names.clone()),
+            FeedScope::All => EventFilter::All,
+        }
+    }
+}
+
+/// The events of one committed transaction in `scope` (`None` if none is).
+pub(crate) fn commit_events(committed: &Committed, scope: &EventFilter) -> Option<CommitEvents> {
+    let events: Vec<ChangeEvent> = events_of(committed).into_iter().filter(|e| scope.matches(e)).collect();
+    (!events.is_empty()).then_some(CommitEvents {
+        sequence: committed.sequence,
+        transaction_id: committed.transaction_id,
+        events,
+    })
 }
 
 fn events_of(committed: &Committed) -> Vec<ChangeEvent> {

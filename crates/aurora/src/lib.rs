@@ -76,11 +76,11 @@ mod transaction;
 
 #[cfg(feature = "pubsub")]
 #[doc(inline)]
-pub use aurora_pubsub::{ChangeEvent, ChangeType, EventFilter, Listener, RecvError};
+pub use aurora_pubsub::{ChangeEvent, ChangeType, CommitEvents, EventFilter, Listener, RecvError};
 #[cfg(feature = "query")]
 #[doc(inline)]
 pub use aurora_query::{
-    Access, Aggregate, Cursor, Expression, Filter, Group, Order, Page, Plan, ScriptError, ScriptLimits, F,
+    Access, Aggregate, Cursor, Expression, Filter, Group, Order, Page, Plan, ScriptError, ScriptLimits, SortKey, F,
 };
 #[cfg(feature = "reactive")]
 #[doc(inline)]
@@ -94,6 +94,9 @@ pub use db::{Aurora, CollectionStats};
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use error::{Error, Result};
+#[cfg(feature = "db")]
+#[cfg_attr(docsrs, doc(cfg(feature = "db")))]
+pub use events::FeedScope;
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use query::QueryBuilder;

@@ -4,7 +4,7 @@ use crate::db::Aurora;
 use crate::error::{Error, Result};
 use aurora_core::{DocId, Document, Fields};
 use aurora_query::{Aggregate, Cursor, Filter, Group, Order, Page, Plan, Query, F};
-use aurora_reactive::{WatchError, Watcher};
+use aurora_reactive::Watcher;
 use serde::de::DeserializeOwned;
 
 /// A query being built on an [`Aurora`] handle. Terminal calls read one
@@ -141,20 +141,17 @@ impl QueryBuilder {
         Ok(inner.map(|r| r.map_err(Error::from)))
     }
 
-    /// A live query: the current result set (`Watcher::results`) and then
-    /// an update for every committed change after it (`Watcher::recv`).
+    /// A live query: the current results in the query's order
+    /// (`Watcher::results`), then, commit by commit, the updates that keep
+    /// them equal to re-running the query (`Watcher::recv`, or the watcher
+    /// as a `Stream`), each with the document's old and new position.
     /// Windowed queries (`limit`, `offset`) keep their window full: when a
     /// member leaves, the next document enters.
     pub async fn watch(self) -> Result<Watcher> {
         let scripts = self.query.runs_scripts();
-        let listener = self.db.listen(self.query.collection());
+        let listener = self.db.listen_filtered(self.query.collection(), Watcher::listener_filter(&self.query));
         let db = self.db.database().clone();
-        let start = move || {
-            Watcher::start(db, self.query, listener).map_err(|e| match e {
-                WatchError::Query(q) => Error::from(q),
-                _ => Error::Closed,
-            })
-        };
+        let start = move || Ok(Watcher::start(db, self.query, listener)?);
         if scripts {
             crate::db::blocking(start).await
         } else {

@@ -3,7 +3,7 @@
 //! history is a clear error, and only committed transactions are in it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use aurora::{doc, Aurora, AuroraConfig, Error, FieldDefinition, Value};
+use aurora::{doc, Aurora, AuroraConfig, Error, FeedScope, FieldDefinition, Value};
 use std::collections::BTreeSet;
 
 fn config(dir: &std::path::Path) -> AuroraConfig {
@@ -176,4 +176,87 @@ async fn the_feed_is_kept_under_its_byte_budget_and_close_applies_it() {
     assert_eq!(kept.len(), 1, "two entries would exceed 100 000 bytes");
     assert_eq!(kept[0].changes[0].new.as_ref().unwrap().get("round"), Some(&Value::Int(3)), "the newest is kept");
     assert!(db.changes_since(0).await.is_err(), "older history is reported as trimmed");
+}
+
+/// Issue 15, item 5: the feed's head is one call, a position beyond it is
+/// a typed error (it used to return `Ok` and drop every change up to it),
+/// and reading from the head hears exactly what comes after.
+#[tokio::test]
+async fn the_head_is_known_and_positions_beyond_it_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Aurora::with_config(config(dir.path())).await.unwrap();
+    db.new_collection("c", Vec::<(&str, FieldDefinition)>::new()).await.unwrap();
+    for i in 0..3 {
+        db.insert_into("c", doc! { "i": i }).await.unwrap();
+    }
+    let head = db.feed_head().unwrap();
+    assert_eq!(head, db.changes_since(0).await.unwrap().last().unwrap().sequence);
+    assert!(db.changes_since(head).await.unwrap().is_empty());
+    let beyond = head + 1000;
+    let err = db.changes_since(beyond).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Transaction(aurora::txn::TxnError::FeedAhead { requested, head: h }) if requested == beyond && h == head),
+        "{err}"
+    );
+    assert!(db.listen_from(beyond).await.is_err(), "no listener that silently drops changes");
+    let mut from_head = db.listen_from(head).await.unwrap();
+    db.insert_into("c", doc! { "i": 3 }).await.unwrap();
+    assert_eq!(from_head.recv().await.unwrap().document.unwrap().get("i"), Some(&Value::Int(3)));
+    assert!(from_head.try_recv().is_none());
+}
+
+/// Issue 15, item 5: the feed is read per collection; system collections
+/// (the job queue's `_jobs`) only when asked.
+#[tokio::test]
+async fn the_feed_is_filtered_by_collection_and_system_collections_are_opt_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Aurora::with_config(config(dir.path())).await.unwrap();
+    db.new_collection("orders", Vec::<(&str, FieldDefinition)>::new()).await.unwrap();
+    db.new_collection("checkpoints", Vec::<(&str, FieldDefinition)>::new()).await.unwrap();
+    let workers = db.workers(aurora::WorkerConfig::default()).await.unwrap();
+    let mut live_orders = db.listen_from_in(0, &FeedScope::collections(["orders"])).await.unwrap();
+    workers.enqueue(aurora::Job::new("email")).await.unwrap(); // a `_jobs` write
+    db.insert_into("orders", doc! { "n": 1 }).await.unwrap();
+    db.insert_into("checkpoints", doc! { "at": 1 }).await.unwrap();
+    let user: BTreeSet<String> = db.changes_since(0).await.unwrap().into_iter().map(|e| e.collection).collect();
+    assert_eq!(user, BTreeSet::from(["orders".to_string(), "checkpoints".to_string()]), "no `_jobs` by default");
+    let all: BTreeSet<String> =
+        db.changes_since_in(0, &FeedScope::All).await.unwrap().into_iter().map(|e| e.collection).collect();
+    assert!(all.contains("_jobs"), "system collections when asked: {all:?}");
+    let orders = db.changes_since_in(0, &FeedScope::collections(["orders"])).await.unwrap();
+    assert_eq!(orders.len(), 1);
+    let e = live_orders.recv().await.unwrap();
+    assert_eq!(e.collection, "orders");
+    assert!(live_orders.try_recv().is_none(), "only the chosen collection, live too");
+    db.close().await.unwrap();
+}
+
+/// Issue 15, item 5: retention counts user transactions; the job queue's
+/// bookkeeping (three transactions per job) does not crowd them out.
+#[tokio::test]
+async fn retention_counts_user_transactions_not_job_bookkeeping() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Aurora::with_config(config(dir.path())).await.unwrap();
+    db.new_collection("orders", Vec::<(&str, FieldDefinition)>::new()).await.unwrap();
+    let workers = db.workers(aurora::WorkerConfig::default()).await.unwrap();
+    for i in 0..5 {
+        db.insert_into("orders", doc! { "i": i }).await.unwrap();
+    }
+    for _ in 0..10 {
+        workers.enqueue(aurora::Job::new("email")).await.unwrap(); // system-only entries
+    }
+    db.database().trim_feed(5, None).unwrap();
+    let kept = db.changes_since(db.feed_floor().unwrap()).await.unwrap();
+    assert_eq!(kept.len(), 5, "the five user transactions are kept");
+    db.insert_into("orders", doc! { "i": 5 }).await.unwrap();
+    assert!(db.database().trim_feed(5, None).unwrap() >= 1, "a sixth user transaction pushes the oldest out");
+    let kept: Vec<i64> = db
+        .changes_since(db.feed_floor().unwrap())
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.document.as_ref().unwrap().get("i").and_then(Value::as_i64).unwrap())
+        .collect();
+    assert_eq!(kept, [1, 2, 3, 4, 5]);
+    db.close().await.unwrap();
 }

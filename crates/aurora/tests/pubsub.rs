@@ -3,7 +3,7 @@
 //! exact lag reporting without slowing writers, and channel clean-up.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use aurora::{doc, Aurora, AuroraConfig, ChangeType, EventFilter, FieldDefinition, FieldType, RecvError, Value};
+use aurora::{doc, Aurora, AuroraConfig, ChangeType, EventFilter, FieldDefinition, FieldType, RecvError, Value, F};
 
 async fn db_with(buffer: usize) -> (tempfile::TempDir, Aurora) {
     let dir = tempfile::tempdir().unwrap();
@@ -72,7 +72,7 @@ async fn events_follow_commits_in_order() {
 #[tokio::test]
 async fn filters_run_before_delivery() {
     let (_d, db) = db_with(1024).await;
-    let mut room_a = db.listen_filtered("msgs", EventFilter::FieldEquals("room".into(), Value::from("a")));
+    let mut room_a = db.listen_filtered("msgs", EventFilter::field_equals("room", "a"));
     let mut edits = db.listen_filtered(
         "msgs",
         EventFilter::And(vec![EventFilter::ChangeType(ChangeType::Update), EventFilter::FieldChanged("text".into())]),
@@ -91,6 +91,66 @@ async fn filters_run_before_delivery() {
     let e = edits.recv().await.unwrap();
     assert_eq!(e.document.unwrap().get("text"), Some(&Value::from("1!")));
     assert!(edits.try_recv().is_none(), "the update that did not touch `text` was filtered out");
+}
+
+/// Issue 15, item 4: listeners take the query filter language, with the
+/// query's semantics (array membership, comparisons, negation).
+#[tokio::test]
+async fn listener_filters_are_the_query_language() {
+    let (_d, db) = db_with(1024).await;
+    let mut tagged = db.listen_filtered("msgs", EventFilter::Matches(F.in_array("tags", "a")));
+    let mut big_not_b = db.listen_filtered("msgs", EventFilter::Matches(F.gte("n", 100) & !F.eq("room", "b")));
+    db.insert_into("msgs", doc! { "room": "a", "tags": ["a", "b"], "n": 150 }).await.unwrap();
+    db.insert_into("msgs", doc! { "room": "b", "tags": ["b"], "n": 500 }).await.unwrap();
+    db.insert_into("msgs", doc! { "room": "c", "tags": [], "n": 5 }).await.unwrap();
+    let e = tagged.recv().await.unwrap();
+    assert_eq!(e.document.unwrap().get("n"), Some(&Value::Int(150)), "array membership, as `in_array` in queries");
+    assert!(tagged.try_recv().is_none());
+    assert_eq!(big_not_b.recv().await.unwrap().document.unwrap().get("n"), Some(&Value::Int(150)));
+    assert!(big_not_b.try_recv().is_none());
+}
+
+/// Issue 15, item 4: the filter runs before buffering, so a listener lags
+/// only on events it would have received, and counts only those.
+#[tokio::test]
+async fn lag_counts_only_events_the_filter_passes() {
+    let (_d, db) = db_with(8).await;
+    let mut room_a = db.listen_filtered("msgs", EventFilter::field_equals("room", "a"));
+    for i in 0..100 {
+        db.insert_into("msgs", doc! { "room": "b", "i": i }).await.unwrap();
+    }
+    for i in 0..3 {
+        db.insert_into("msgs", doc! { "room": "a", "i": i }).await.unwrap();
+    }
+    for i in 0..3 {
+        assert_eq!(room_a.recv().await.unwrap().document.unwrap().get("i"), Some(&Value::Int(i)), "no lag");
+    }
+    for i in 0..20 {
+        db.insert_into("msgs", doc! { "room": "a", "i": i }).await.unwrap();
+        db.insert_into("msgs", doc! { "room": "b", "i": i }).await.unwrap();
+    }
+    assert_eq!(room_a.recv().await, Err(RecvError::Lagged(12)), "20 passed the filter, 8 buffered");
+}
+
+/// Issue 15, item 1 (listeners): a commit is one unit: delivered together,
+/// and dropped whole on lag.
+#[tokio::test]
+async fn a_commit_is_delivered_as_one_unit() {
+    let (_d, db) = db_with(4).await;
+    let mut l = db.listen("msgs");
+    db.insert_many("msgs", (0..3).map(|i| doc! { "room": "a", "i": i }).collect()).await.unwrap();
+    let c = l.recv_commit().await.unwrap();
+    assert_eq!(c.events.len(), 3);
+    assert!(c.events.iter().all(|e| e.sequence == c.sequence));
+    for _ in 0..3 {
+        db.insert_many("msgs", (0..3).map(|i| doc! { "room": "a", "i": i }).collect()).await.unwrap();
+    }
+    // 9 events in three commits, 4 buffered: the two oldest commits go whole.
+    assert_eq!(l.recv_commit().await, Err(RecvError::Lagged(6)));
+    assert_eq!(l.recv_commit().await.unwrap().events.len(), 3, "the rest of the newest commit, whole");
+    // A commit bigger than the buffer is still delivered whole.
+    db.insert_many("msgs", (0..10).map(|i| doc! { "room": "a", "i": i }).collect()).await.unwrap();
+    assert_eq!(l.recv_commit().await.unwrap().events.len(), 10);
 }
 
 #[tokio::test]

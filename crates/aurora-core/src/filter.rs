@@ -1,7 +1,10 @@
-//! [`Filter`]: a query predicate as data — inspectable by the planner,
-//! serializable, combinable with `&`, `|` and `!` — and its evaluation.
+//! [`Filter`]: a predicate over documents as data — inspectable by the
+//! query planner, serializable, combinable with `&`, `|` and `!` — and its
+//! evaluation. It lives here, with the data model, so that every layer that
+//! tests documents (queries, live queries, change-event listeners) shares one
+//! language with one semantics.
 
-use aurora_core::{Document, Value};
+use crate::{Document, Value};
 use serde::{Deserialize, Serialize};
 use std::ops::{BitAnd, BitOr, Not};
 
@@ -158,8 +161,8 @@ impl Filter {
     /// nesting), one more per `and`/`or`/`not`. Stops counting past
     /// `limit`, so it costs at most `limit` levels of recursion on any
     /// filter. Queries refuse filters deeper than
-    /// [`MAX_NESTING_DEPTH`](aurora_core::MAX_NESTING_DEPTH) before walking
-    /// them ([`QueryError::FilterTooDeep`](crate::QueryError::FilterTooDeep)).
+    /// [`MAX_NESTING_DEPTH`](crate::MAX_NESTING_DEPTH) before walking
+    /// them (`QueryError::FilterTooDeep` in `aurora-query`).
     pub fn nesting_depth(&self, limit: usize) -> usize {
         if limit == 0 {
             return 1;
@@ -252,7 +255,7 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aurora_core::doc;
+    use crate::doc;
 
     #[test]
     fn operators_on_edge_cases() {
