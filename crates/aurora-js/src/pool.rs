@@ -221,8 +221,10 @@ fn pool() -> &'static Pool {
 }
 
 impl Pool {
-    /// An idle sandbox, or a new one (waiting while `max_live` exist).
-    fn take(&self) -> Result<Worker, Failure> {
+    /// An idle sandbox, or a new one — waiting at most `wait` while
+    /// `max_live` exist, then [`Failure::Unavailable`].
+    fn take(&self, wait: Duration) -> Result<Worker, Failure> {
+        let deadline = Instant::now() + wait;
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(w) = state.0.pop() {
@@ -232,7 +234,14 @@ impl Pool {
                 state.1 += 1;
                 break;
             }
-            state = self.freed.wait(state).unwrap_or_else(|e| e.into_inner());
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Failure::Unavailable(format!(
+                    "all {} sandbox processes stayed busy for {wait:?}",
+                    self.max_live
+                )));
+            }
+            state = self.freed.wait_timeout(state, left).map(|(s, _)| s).unwrap_or_else(|e| e.into_inner().0);
         }
         drop(state);
         Worker::start().inspect_err(|_| self.forget())
@@ -327,7 +336,7 @@ impl Session {
         }
         let mut worker = match self.worker.take() {
             Some(w) => w,
-            None => pool().take()?,
+            None => pool().take(left)?,
         };
         let started = Instant::now();
         let result = worker.call(&request, time + KILL_GRACE);
@@ -341,7 +350,10 @@ impl Session {
         };
         match result {
             Ok(reply) => {
-                self.worker = Some(worker);
+                // Back to the pool at once: a session (an open query
+                // stream, say) never holds a sandbox between evaluations,
+                // so idle sessions cannot starve the others.
+                pool().give(worker);
                 reply.map_err(|fault| match fault {
                     Fault::Syntax(m) => Failure::Syntax(m),
                     Fault::Threw(m) => Failure::Threw(m),

@@ -136,9 +136,16 @@ pub struct Watcher {
     window: Option<(usize, usize)>,
     /// How many times the query was re-run after the start.
     reloads: u64,
-    /// A commit failed half-applied (an error evaluating a document): the
-    /// next poll re-runs the query before anything else.
+    /// A commit could not be applied (an error evaluating a document): the
+    /// query is re-run before anything else — at once the first time, then
+    /// after each new commit (not in a loop while the error lasts).
     stale: bool,
+    /// The re-run failed: wait for the next commit before trying again.
+    retry_after_commit: bool,
+    /// The window the consumer was last told about, when the state moved
+    /// past it without telling (a refill that failed): what the re-run
+    /// diffs against.
+    told: Option<Vec<Entry>>,
 }
 
 impl Watcher {
@@ -162,6 +169,8 @@ impl Watcher {
             window,
             reloads: 0,
             stale: false,
+            retry_after_commit: false,
+            told: None,
         };
         w.load()?;
         Ok(w)
@@ -247,8 +256,11 @@ impl Watcher {
 
     /// Re-runs the query and queues the difference from the current results.
     fn reload(&mut self) -> Result<(), WatchError> {
-        let before = self.window_entries();
-        self.load()?;
+        let before = self.told.take().unwrap_or_else(|| self.window_entries());
+        if let Err(e) = self.load() {
+            self.told = Some(before);
+            return Err(e);
+        }
         self.reloads += 1;
         let after = self.window_entries();
         diff(&before, &after, &mut self.pending);
@@ -300,11 +312,15 @@ impl Watcher {
         if commit.sequence <= self.sequence {
             return Ok(()); // already reflected (the start snapshot or a reload)
         }
+        // Every document of the commit is evaluated before anything changes:
+        // an evaluation that fails (a script error) leaves the state as the
+        // consumer last saw it, never half a commit.
+        let evaluated =
+            commit.events.iter().map(|event| self.evaluate(event)).collect::<Result<Vec<_>, WatchError>>()?;
         if self.window.is_none() {
             // The whole result set is kept: each change is one step, and
             // its positions hold when the steps are applied in order.
-            for event in &commit.events {
-                let new = self.evaluate(event)?;
+            for (event, new) in commit.events.iter().zip(evaluated) {
                 let old = self.take(&event.id);
                 match (old, new) {
                     (None, Some((key, doc))) => {
@@ -336,8 +352,7 @@ impl Watcher {
             return Ok(());
         }
         let before = self.window_entries();
-        for event in &commit.events {
-            let new = self.evaluate(event)?;
+        for (event, new) in commit.events.iter().zip(evaluated) {
             self.take(&event.id);
             if let Some((key, doc)) = new {
                 self.put(key, doc);
@@ -356,7 +371,10 @@ impl Watcher {
         if !self.complete && self.list.len() < offset.saturating_add(limit) {
             // The buffer ran out: refill with a bounded read. If later
             // commits landed meanwhile, the state moves to that snapshot.
-            self.load()?;
+            if let Err(e) = self.load() {
+                self.told = Some(before);
+                return Err(e);
+            }
             self.reloads += 1;
         }
         let after = self.window_entries();
@@ -370,8 +388,9 @@ impl Watcher {
             if let Some(u) = self.pending.pop_front() {
                 return Poll::Ready(Ok(u));
             }
-            if self.stale {
+            if self.stale && !self.retry_after_commit {
                 if let Err(e) = self.reload() {
+                    self.retry_after_commit = true;
                     return Poll::Ready(Err(e));
                 }
                 self.stale = false;
@@ -379,6 +398,11 @@ impl Watcher {
             }
             let step = match self.listener.poll_next_commit(cx) {
                 Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(_) | Err(RecvError::Lagged(_))) if self.stale => {
+                    // A re-run at the newest snapshot covers this commit.
+                    self.retry_after_commit = false;
+                    continue;
+                }
                 Poll::Ready(Ok(commit)) => self.apply(commit),
                 Poll::Ready(Err(RecvError::Lagged(_))) => self.reload(),
                 Poll::Ready(Err(_)) => return Poll::Ready(Err(WatchError::Closed)),

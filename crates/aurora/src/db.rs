@@ -63,6 +63,8 @@ impl Drop for Inner {
         if let Err(e) = self.db.collections().documents().store().close() {
             tracing::error!(error = %e, "closing the database on drop failed");
         }
+        // Listeners and live queries end (`Closed`) instead of waiting forever.
+        self.pubsub.close();
     }
 }
 
@@ -237,15 +239,21 @@ impl Aurora {
         for task in self.inner.cleanup.lock().drain(..) {
             task.abort();
         }
-        if self.inner.config.change_feed_retention > 0 && !self.collections().documents().store().is_closed() {
-            // Apply the retention once more, so the folder left behind is trimmed.
-            let (db, retention) = (self.inner.db.clone(), self.inner.config.feed_retention());
-            blocking(move || Ok(db.trim_feed_to(&retention)?)).await?;
-        }
+        let trimmed =
+            if self.inner.config.change_feed_retention > 0 && !self.collections().documents().store().is_closed() {
+                // Apply the retention once more, so the folder left behind is trimmed.
+                let (db, retention) = (self.inner.db.clone(), self.inner.config.feed_retention());
+                blocking(move || Ok(db.trim_feed_to(&retention)?)).await.map(drop)
+            } else {
+                Ok(())
+            };
         let store = self.collections().documents().store().clone();
-        blocking(move || Ok(store.close()?)).await?;
-        // After the store: every committed event has been published.
+        let closed = blocking(move || Ok(store.close()?)).await;
+        // After the store: every committed event has been published. On
+        // every path, so no listener or live query waits forever.
         self.inner.pubsub.close();
+        trimmed?;
+        closed?;
         #[cfg(feature = "workers")]
         if let Some(e) = first_error {
             return Err(e);
@@ -279,9 +287,31 @@ impl Aurora {
     }
 
     /// Deletes a collection with its documents and indexes.
+    ///
+    /// The documents are deleted first in transactions of up to 500, so
+    /// listeners, live queries and the change feed see a `Delete` for each;
+    /// then the definition and whatever a concurrent writer added meanwhile
+    /// go (those without events — writers see `UnknownCollection` from the
+    /// moment the definition is gone).
     pub async fn drop_collection(&self, name: &str) -> Result<()> {
         let name = name.to_string();
-        self.write(move |db| Ok(db.collections().drop_collection(&name)?)).await
+        self.write(move |db| {
+            loop {
+                let ids: Vec<DocId> = db
+                    .collections()
+                    .documents()
+                    .scan(&name)?
+                    .take(500)
+                    .map(|d| d.map(|d| d.id))
+                    .collect::<std::result::Result<_, _>>()?;
+                if ids.is_empty() {
+                    break;
+                }
+                db.transaction(|tx| ids.iter().try_for_each(|id| tx.delete(&name, id).map(drop)))?;
+            }
+            Ok(db.collections().drop_collection(&name)?)
+        })
+        .await
     }
 
     /// Collection names, sorted.
