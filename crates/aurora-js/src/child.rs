@@ -63,6 +63,12 @@ static ENTRY: extern "C" fn() = entry;
 #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
 extern "C" fn entry() {
     let Some(host) = std::env::var_os(ENV) else { return };
+    // The pool also names the process `aurora-js-sandbox` (argv[0]): a
+    // program started by hand with the variable set runs its own `main`.
+    let started_by_pool = std::fs::read("/proc/self/cmdline").is_ok_and(|c| c.starts_with(b"aurora-js-sandbox\0"));
+    if !started_by_pool {
+        return;
+    }
     let host: Option<i32> = host.to_str().and_then(|s| s.parse().ok());
     harden(host);
     let code = std::panic::catch_unwind(serve).unwrap_or(2);

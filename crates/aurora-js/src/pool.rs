@@ -307,6 +307,16 @@ impl Session {
         self.call(Request::Check { params: params.to_vec(), body: body.to_string(), limits }).map(drop)
     }
 
+    /// Gives the session's sandbox back to the pool (the next evaluation
+    /// takes one again). Callers that pause between evaluations for as long
+    /// as their caller likes — a query stream between items — call this, so
+    /// idle sessions never hold the pool's sandboxes.
+    pub fn release(&mut self) {
+        if let Some(w) = self.worker.take() {
+            pool().give(w);
+        }
+    }
+
     /// Calls the function body with `args` as its parameters' values, on a
     /// fresh runtime in a sandbox process.
     pub fn evaluate(&mut self, params: &[String], body: &str, args: Vec<Value>) -> Result<Value, Failure> {
@@ -350,10 +360,7 @@ impl Session {
         };
         match result {
             Ok(reply) => {
-                // Back to the pool at once: a session (an open query
-                // stream, say) never holds a sandbox between evaluations,
-                // so idle sessions cannot starve the others.
-                pool().give(worker);
+                self.worker = Some(worker);
                 reply.map_err(|fault| match fault {
                     Fault::Syntax(m) => Failure::Syntax(m),
                     Fault::Threw(m) => Failure::Threw(m),

@@ -201,6 +201,15 @@ impl Scripts {
         Self::default()
     }
 
+    /// Gives a held sandbox back to the pool between evaluations (a query
+    /// stream does so before each item it yields).
+    pub fn release(&mut self) {
+        #[cfg(feature = "js")]
+        if let Some(session) = &mut self.session {
+            session.release();
+        }
+    }
+
     /// A session with these limits.
     pub fn with_limits(limits: ScriptLimits) -> Self {
         Self { limits, ..Self::default() }

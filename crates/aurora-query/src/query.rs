@@ -628,7 +628,11 @@ impl Query {
         let this = self.clone();
         let mut scripts = Scripts::with_limits(self.script_limits);
         let matches = source.filter_map(move |d| {
-            let d = match d.and_then(|d| this.enrich(d, &mut scripts)) {
+            let enriched = d.and_then(|d| this.enrich(d, &mut scripts));
+            // The caller may hold the stream for as long as it likes between
+            // items: the sandbox goes back to the pool meanwhile.
+            scripts.release();
+            let d = match enriched {
                 Ok(d) => d,
                 Err(e) => return Some(Err(e)),
             };
