@@ -257,6 +257,13 @@ impl Watcher {
     /// Re-runs the query and queues the difference from the current results.
     fn reload(&mut self) -> Result<(), WatchError> {
         let before = self.told.take().unwrap_or_else(|| self.window_entries());
+        self.reload_from(before)
+    }
+
+    /// Re-runs the query and queues the difference from `before`, the
+    /// window the consumer was last told about; if the run fails, `before`
+    /// is kept for the next attempt.
+    fn reload_from(&mut self, before: Vec<Entry>) -> Result<(), WatchError> {
         if let Err(e) = self.load() {
             self.told = Some(before);
             return Err(e);
@@ -371,11 +378,7 @@ impl Watcher {
         if !self.complete && self.list.len() < offset.saturating_add(limit) {
             // The buffer ran out: refill with a bounded read. If later
             // commits landed meanwhile, the state moves to that snapshot.
-            if let Err(e) = self.load() {
-                self.told = Some(before);
-                return Err(e);
-            }
-            self.reloads += 1;
+            return self.reload_from(before);
         }
         let after = self.window_entries();
         diff(&before, &after, &mut self.pending);
