@@ -20,7 +20,7 @@ const DOCS: u64 = 10_000;
 
 fn open(dir: &std::path::Path) -> Collections {
     let docs = DocumentStore::open(dir, StoreConfig::default(), DocumentStoreConfig::default()).unwrap();
-    Collections::open(docs, IndexConfig { max_index_entries_per_field: usize::MAX }).unwrap()
+    Collections::open(docs, IndexConfig::default()).unwrap()
 }
 
 fn schema(indexed: usize) -> Schema {

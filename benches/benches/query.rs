@@ -23,7 +23,7 @@ fn setup(n: u64) -> (tempfile::TempDir, Database, Connection) {
     let dir = tempfile::tempdir().unwrap();
     let docs =
         DocumentStore::open(dir.path().join("aurora"), StoreConfig::default(), DocumentStoreConfig::default()).unwrap();
-    let collections = Collections::open(docs, IndexConfig { max_index_entries_per_field: usize::MAX }).unwrap();
+    let collections = Collections::open(docs, IndexConfig::default()).unwrap();
     collections
         .create_collection(
             "items",

@@ -38,7 +38,7 @@ impl AuroraEngine {
         let durability = if mode == Mode::Strict { Durability::Strict } else { Durability::Balanced };
         // The per-index entry cap (100 000 by default, as the seed) would stop
         // the bulk-insert workload; the peers have no such guard.
-        AuroraConfig { durability, max_index_entries_per_field: 100_000_000, ..AuroraConfig::new(dir) }
+        AuroraConfig { durability, ..AuroraConfig::new(dir) }
     }
 }
 

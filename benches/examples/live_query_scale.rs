@@ -61,8 +61,7 @@ async fn main() {
     let listeners = arg("--listeners", 10_000);
 
     let dir = tempfile::tempdir().unwrap();
-    let config = AuroraConfig { max_index_entries_per_field: docs * 2 + 100_000, ..AuroraConfig::new(dir.path()) };
-    let db = Aurora::with_config(config).await.unwrap();
+    let db = Aurora::with_config(AuroraConfig::new(dir.path())).await.unwrap();
     db.new_collection(
         "messages",
         [

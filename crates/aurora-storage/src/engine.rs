@@ -151,7 +151,7 @@ impl Engine {
         let cold = guarded::catch("opening", || backend(&cold_dir, cache)).map(Guarded::new)?;
         let checkpoint = cold.checkpoint()?;
         let replay = wal::replay::replay(&wal_dir, checkpoint, config.wal_recovery)?;
-        let mut report = replay.report;
+        let report = replay.report;
         let mut revision = checkpoint;
         for chunk in replay.records.chunks(REPLAY_CHUNK) {
             let writes: Vec<(Vec<u8>, Versioned)> =
@@ -176,7 +176,6 @@ impl Engine {
                     .map_err(|e| StorageError::io(format!("removing replayed segment {}", path.display()), e))?;
             }
         }
-        report.replayed = replay.records.len();
         let replayed = report.replayed;
         tracing::info!(revision, checkpoint, replayed, durability = ?config.durability, "opened store");
         Ok(Self {
