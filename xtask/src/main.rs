@@ -31,13 +31,24 @@ const CI_STEPS: &[Step] = &[
         env: &[],
     },
     Step { name: "test", args: &["test", "--workspace", "--all-features"], env: &[] },
-    Step { name: "examples", args: &["build", "--quiet", "-p", "aurora", "--examples"], env: &[] },
+    // The examples and benchmarks are built with the test step's profile and
+    // features, so no dependency is compiled a second time (and the target
+    // directory holds one build of each, not three).
+    Step {
+        name: "examples",
+        args: &["build", "--quiet", "--profile", "test", "--workspace", "--all-features", "--examples"],
+        env: &[],
+    },
     Step {
         name: "doc",
         args: &["doc", "--workspace", "--all-features", "--no-deps"],
         env: &[("RUSTDOCFLAGS", "-D warnings")],
     },
-    Step { name: "bench-build", args: &["bench", "--workspace", "--no-run"], env: &[] },
+    Step {
+        name: "bench-build",
+        args: &["build", "--profile", "test", "--workspace", "--all-features", "--benches"],
+        env: &[],
+    },
 ];
 
 /// The runnable examples CI runs after the tests (each must finish well
