@@ -42,6 +42,15 @@ pub enum CoreError {
         /// The limit.
         limit: usize,
     },
+    /// A query filter, or the combinators of an event filter, nest deeper
+    /// than [`MAX_NESTING_DEPTH`](crate::MAX_NESTING_DEPTH) levels
+    /// (checked before the filter is walked, so no filter can exhaust the
+    /// stack of a query or of a commit's publication).
+    #[error("the filter nests deeper than {limit} levels")]
+    FilterTooDeep {
+        /// The limit.
+        limit: usize,
+    },
     /// A value could not be represented in the requested form.
     #[error("cannot convert value: {0}")]
     Conversion(String),

@@ -4,7 +4,7 @@
 //! tests documents (queries, live queries, change-event listeners) shares one
 //! language with one semantics.
 
-use crate::{Document, Value};
+use crate::{CoreError, Document, Value};
 use serde::{Deserialize, Serialize};
 use std::ops::{BitAnd, BitOr, Not};
 
@@ -162,7 +162,7 @@ impl Filter {
     /// `limit`, so it costs at most `limit` levels of recursion on any
     /// filter. Queries refuse filters deeper than
     /// [`MAX_NESTING_DEPTH`](crate::MAX_NESTING_DEPTH) before walking
-    /// them (`QueryError::FilterTooDeep` in `aurora-query`).
+    /// them ([`Filter::check_depth`]).
     pub fn nesting_depth(&self, limit: usize) -> usize {
         if limit == 0 {
             return 1;
@@ -184,6 +184,22 @@ impl Filter {
             Filter::Not(f) => 1 + f.nesting_depth(limit - 1),
         };
         depth.min(limit + 1)
+    }
+
+    /// Refuses a filter that nests deeper than
+    /// [`MAX_NESTING_DEPTH`](crate::MAX_NESTING_DEPTH) levels (as counted
+    /// by [`Filter::nesting_depth`]) with [`CoreError::FilterTooDeep`]. Every
+    /// entry that takes a filter (queries, updates and deletes by filter,
+    /// listeners, live queries) calls this first.
+    ///
+    /// # Errors
+    /// [`CoreError::FilterTooDeep`].
+    pub fn check_depth(&self) -> Result<(), CoreError> {
+        let limit = crate::MAX_NESTING_DEPTH;
+        if self.nesting_depth(limit) > limit {
+            return Err(CoreError::FilterTooDeep { limit });
+        }
+        Ok(())
     }
 
     /// Whether `doc` matches.

@@ -1,7 +1,7 @@
 //! [`ChangeEvent`], [`CommitEvents`] and [`EventFilter`]: what listeners
 //! receive, and how they choose.
 
-use aurora_core::{DocId, Document, Filter, Value};
+use aurora_core::{CoreError, DocId, Document, Filter, Value};
 use serde::{Deserialize, Serialize};
 use std::ops::{BitAnd, BitOr, Not};
 use std::sync::Arc;
@@ -132,6 +132,39 @@ impl EventFilter {
                 fs.iter().all(|f| f.required_equality() == Some(first)).then_some(first)
             }
             _ => None,
+        }
+    }
+
+    /// Refuses a filter whose combinators (`And`/`Or`/`Not`) nest deeper
+    /// than [`MAX_NESTING_DEPTH`](aurora_core::MAX_NESTING_DEPTH) levels,
+    /// or any of whose query filters does ([`Filter::check_depth`]). The
+    /// two are counted apart, so wrapping a valid query filter in a few
+    /// combinators (as [`EventFilter::touches`] does) keeps it valid, and
+    /// [`EventFilter::matches`] recurses at most twice the limit.
+    /// [`crate::PubSub::listen`] calls this before a listener exists.
+    ///
+    /// # Errors
+    /// [`CoreError::FilterTooDeep`].
+    pub fn check_depth(&self) -> Result<(), CoreError> {
+        self.check_depth_within(aurora_core::MAX_NESTING_DEPTH)
+    }
+
+    fn check_depth_within(&self, remaining: usize) -> Result<(), CoreError> {
+        match self {
+            EventFilter::Matches(f) | EventFilter::MatchedBefore(f) | EventFilter::MatchesAfter(f) => f.check_depth(),
+            EventFilter::And(fs) | EventFilter::Or(fs) => {
+                let inner = remaining
+                    .checked_sub(1)
+                    .ok_or(CoreError::FilterTooDeep { limit: aurora_core::MAX_NESTING_DEPTH })?;
+                fs.iter().try_for_each(|f| f.check_depth_within(inner))
+            }
+            EventFilter::Not(f) => {
+                let inner = remaining
+                    .checked_sub(1)
+                    .ok_or(CoreError::FilterTooDeep { limit: aurora_core::MAX_NESTING_DEPTH })?;
+                f.check_depth_within(inner)
+            }
+            _ => Ok(()),
         }
     }
 

@@ -11,7 +11,7 @@
 
 use crate::event::{ChangeEvent, CommitEvents, EventFilter};
 use crate::listener::Listener;
-use aurora_core::Value;
+use aurora_core::{CoreError, Value};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,7 +29,7 @@ pub const DEFAULT_CAPACITY: usize = 4096;
 /// use aurora_pubsub::{ChangeEvent, ChangeType, EventFilter, PubSub};
 /// use aurora_core::DocId;
 /// let hub = PubSub::new(16);
-/// let mut users = hub.listen("users", EventFilter::ChangeType(ChangeType::Insert));
+/// let mut users = hub.listen("users", EventFilter::ChangeType(ChangeType::Insert)).unwrap();
 /// let event = ChangeEvent { collection: "users".into(), change_type: ChangeType::Insert, id: DocId::new(),
 ///     document: None, old_document: None, sequence: 1, transaction_id: 1 };
 /// hub.publish(vec![event.clone()]);
@@ -232,13 +232,32 @@ impl PubSub {
     }
 
     /// Listens to one collection's events that pass `filter`.
-    pub fn listen(&self, collection: &str, filter: EventFilter) -> Listener {
-        self.subscribe(collection, filter)
+    ///
+    /// # Errors
+    /// [`CoreError::FilterTooDeep`] when `filter` nests too deep
+    /// ([`EventFilter::check_depth`]); no listener is created.
+    pub fn listen(&self, collection: &str, filter: EventFilter) -> Result<Listener, CoreError> {
+        filter.check_depth()?;
+        Ok(self.subscribe(collection, filter))
     }
 
     /// Listens to every collection's events that pass `filter`.
-    pub fn listen_all(&self, filter: EventFilter) -> Listener {
-        self.subscribe(GLOBAL, filter)
+    ///
+    /// # Errors
+    /// As [`PubSub::listen`].
+    pub fn listen_all(&self, filter: EventFilter) -> Result<Listener, CoreError> {
+        filter.check_depth()?;
+        Ok(self.subscribe(GLOBAL, filter))
+    }
+
+    /// Listens to every event of one collection (cannot fail).
+    pub fn listen_unfiltered(&self, collection: &str) -> Listener {
+        self.subscribe(collection, EventFilter::All)
+    }
+
+    /// Listens to every event of every collection (cannot fail).
+    pub fn listen_all_unfiltered(&self) -> Listener {
+        self.subscribe(GLOBAL, EventFilter::All)
     }
 
     fn subscribe(&self, key: &str, filter: EventFilter) -> Listener {

@@ -42,14 +42,11 @@ pub enum QueryError {
         /// A field on the cycle.
         field: String,
     },
-    /// A filter nests deeper than
-    /// [`MAX_NESTING_DEPTH`](aurora_core::MAX_NESTING_DEPTH) levels (of
-    /// `and`/`or`/`not`, plus the nesting of the values it compares).
-    #[error("the filter nests deeper than {limit} levels")]
-    FilterTooDeep {
-        /// The limit.
-        limit: usize,
-    },
+    /// The query is malformed in a way every layer refuses alike: a filter
+    /// nested deeper than [`MAX_NESTING_DEPTH`](aurora_core::MAX_NESTING_DEPTH)
+    /// levels is [`aurora_core::CoreError::FilterTooDeep`].
+    #[error(transparent)]
+    Core(#[from] aurora_core::CoreError),
     /// A computed field registration is invalid.
     #[error("invalid computed field `{name}`: {reason}")]
     InvalidComputed {

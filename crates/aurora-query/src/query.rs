@@ -354,10 +354,7 @@ impl Query {
 
     fn validate(&self, tx: &Transaction) -> Result<Arc<CollectionDef>> {
         let def = tx.database().collections().definition_shared(&self.collection)?;
-        let limit = aurora_core::MAX_NESTING_DEPTH;
-        if self.filter.nesting_depth(limit) > limit {
-            return Err(QueryError::FilterTooDeep { limit });
-        }
+        self.filter.check_depth()?;
         check_filter(&self.collection, &def.schema, &self.filter, &|f| self.is_computed(f))?;
         for f in self.order.iter().map(|(f, _)| f).chain(self.select.iter().flatten()) {
             if !self.is_computed(f) {

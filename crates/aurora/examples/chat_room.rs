@@ -33,7 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // A listener for #rust only: the filter (the query language) runs
     // before anything is buffered for it.
-    let mut rust_room = db.listen_filtered("messages", EventFilter::Matches(F.eq("room", "rust")));
+    let mut rust_room = db.listen_filtered("messages", EventFilter::Matches(F.eq("room", "rust")))?;
     let notifier = tokio::spawn(async move {
         while let Ok(event) = rust_room.recv().await {
             if let Some(d) = &event.document {

@@ -461,17 +461,23 @@ impl Aurora {
     /// more than `event_buffer` events gets `RecvError::Lagged(n)`; writers
     /// never wait for listeners.
     pub fn listen(&self, collection: &str) -> Listener {
-        self.inner.pubsub.listen(collection, EventFilter::All)
+        self.inner.pubsub.listen_unfiltered(collection)
     }
 
     /// Like [`Aurora::listen`], delivering only events that pass `filter`.
-    pub fn listen_filtered(&self, collection: &str, filter: EventFilter) -> Listener {
-        self.inner.pubsub.listen(collection, filter)
+    ///
+    /// # Errors
+    /// `Error::Core(CoreError::FilterTooDeep)` when the filter nests too
+    /// deep ([`EventFilter::check_depth`]: at most
+    /// [`MAX_NESTING_DEPTH`](crate::MAX_NESTING_DEPTH) levels of
+    /// combinators, and as many in each query filter); no listener exists.
+    pub fn listen_filtered(&self, collection: &str, filter: EventFilter) -> Result<Listener> {
+        Ok(self.inner.pubsub.listen(collection, filter)?)
     }
 
     /// Listens to every collection's committed changes.
     pub fn listen_all(&self) -> Listener {
-        self.inner.pubsub.listen_all(EventFilter::All)
+        self.inner.pubsub.listen_all_unfiltered()
     }
 
     /// Every retained change of the user collections after sequence
@@ -528,7 +534,7 @@ impl Aurora {
 
     /// Like [`Aurora::listen_from`], for the collections in `scope`.
     pub async fn listen_from_in(&self, after: u64, scope: &FeedScope) -> Result<Listener> {
-        let live = self.inner.pubsub.listen_all(scope.event_filter());
+        let live = self.inner.pubsub.listen_all(scope.event_filter())?;
         let backlog = self.commits_since(after, scope)?;
         Ok(live.resume_with(backlog, after))
     }

@@ -93,6 +93,7 @@ impl From<QueryError> for Error {
         match e {
             QueryError::Txn(t) => t.into(),
             QueryError::Index(i) => i.into(),
+            QueryError::Core(c) => Error::Core(c),
             other => Error::Query(other),
         }
     }

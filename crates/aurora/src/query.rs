@@ -149,7 +149,7 @@ impl QueryBuilder {
     /// member leaves, the next document enters.
     pub async fn watch(self) -> Result<Watcher> {
         let scripts = self.query.runs_scripts();
-        let listener = self.db.listen_filtered(self.query.collection(), Watcher::listener_filter(&self.query));
+        let listener = self.db.listen_filtered(self.query.collection(), Watcher::listener_filter(&self.query))?;
         let db = self.db.database().clone();
         let start = move || Ok(Watcher::start(db, self.query, listener)?);
         if scripts {

@@ -4,7 +4,7 @@
 //! written, and the database keeps working and reopens.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use aurora::{doc, Aurora, CoreError, DocId, Document, Error, Value, MAX_NESTING_DEPTH};
+use aurora::{doc, Aurora, CoreError, DocId, Document, Error, EventFilter, Value, F, MAX_NESTING_DEPTH};
 use std::sync::Arc;
 
 /// A document whose field `deep` nests `levels` levels (arrays and objects
@@ -15,6 +15,10 @@ fn nested(levels: usize) -> Document {
         v = if i % 2 == 0 { Value::Array(vec![v]) } else { Value::Object([("k".to_string(), v)].into()) };
     }
     Document { fields: [("deep".to_string(), v)].into(), ..Document::new() }
+}
+
+fn refused<T>(r: &aurora::Result<T>) -> bool {
+    matches!(r, Err(Error::Core(CoreError::FilterTooDeep { limit: MAX_NESTING_DEPTH })))
 }
 
 fn too_deep<T: std::fmt::Debug>(r: aurora::Result<T>, what: &str) {
@@ -120,13 +124,61 @@ async fn filters_nested_past_the_limit_are_refused_before_they_are_walked() {
     for _ in 0..3_000 {
         deep = Filter::Not(Box::new(Filter::Not(Box::new(deep))));
     }
-    let r = db.query("docs").filter(move |_| deep.clone()).count().await;
-    assert!(matches!(r, Err(Error::Query(aurora::query_engine::QueryError::FilterTooDeep { .. }))), "{r:?}");
-    let mut ok = Filter::Eq("n".into(), Value::Int(1));
-    for _ in 0..40 {
-        ok = Filter::Not(Box::new(Filter::Not(Box::new(ok))));
+    // A filter whose *value* nests too deep is the same kind.
+    let deep_value = Filter::Eq("n".into(), nested(5_000).fields["deep"].clone());
+    let revision = db.database().collections().documents().store().revision();
+    for filter in [deep.clone(), deep_value] {
+        let f = filter.clone();
+        let r = db.query("docs").filter(move |_| f.clone()).count().await;
+        assert!(refused(&r), "count: {r:?}");
+        let f = filter.clone();
+        let r = db.query("docs").filter(move |_| f.clone()).update(doc! { "n": 2 }).await;
+        assert!(refused(&r), "update: {r:?}");
+        let f = filter.clone();
+        let r = db.query("docs").filter(move |_| f.clone()).delete().await;
+        assert!(refused(&r), "delete: {r:?}");
+        let f = filter.clone();
+        let r = db.query("docs").filter(move |_| f.clone()).watch().await.map(|_| ());
+        assert!(refused(&r), "watch: {r:?}");
+        // Listeners: a deep query filter inside an event filter, and deep
+        // combinators around a shallow one, are refused before a listener
+        // exists (matching them at publish would overflow the writer's stack).
+        let r = db.listen_filtered("docs", EventFilter::Matches(filter.clone())).map(|_| ());
+        assert!(refused(&r), "listen_filtered: {r:?}");
+        let r = db.pubsub().listen_all(EventFilter::MatchesAfter(filter)).map(|_| ());
+        assert!(matches!(r, Err(CoreError::FilterTooDeep { .. })), "PubSub::listen_all: {r:?}");
     }
-    assert_eq!(db.query("docs").filter(move |_| ok.clone()).count().await.unwrap(), 1);
+    let mut combinators = EventFilter::Matches(F.eq("n", 1));
+    for _ in 0..5_000 {
+        combinators = EventFilter::Not(Box::new(combinators));
+    }
+    let r = db.listen_filtered("docs", combinators).map(|_| ());
+    assert!(refused(&r), "deep event combinators: {r:?}");
+    assert_eq!(db.pubsub().listener_count("docs"), 0, "no refused listener was registered");
+    assert_eq!(db.database().collections().documents().store().revision(), revision, "nothing was written");
+
+    // At the limit everything works: a query filter of exactly the limit,
+    // wrapped by `touches` (two more combinator levels), still listens.
+    let mut ok = Filter::Eq("n".into(), Value::Int(1));
+    let mut nots = 0;
+    while ok.nesting_depth(MAX_NESTING_DEPTH) < MAX_NESTING_DEPTH {
+        ok = Filter::Not(Box::new(ok));
+        nots += 1;
+    }
+    let even = nots % 2 == 0;
+    let expected: u64 = if even { 1 } else { 0 };
+    let f = ok.clone();
+    assert_eq!(db.query("docs").filter(move |_| f.clone()).count().await.unwrap(), expected);
+    let mut listener = db.listen_filtered("docs", EventFilter::touches(ok.clone())).unwrap();
+    let f = ok.clone();
+    let watcher = db.query("docs").filter(move |_| f.clone()).watch().await.unwrap();
+    assert_eq!(watcher.results().len() as u64, expected);
+    db.insert_into("docs", doc! { "n": 1 }).await.unwrap();
+    if even {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv()).await.unwrap().unwrap();
+        assert_eq!(event.collection, "docs");
+    }
+    drop(watcher);
     db.close().await.unwrap();
 }
 

@@ -6,10 +6,18 @@
 //! the accepted documents. Values: deep (past the nesting limit), wide,
 //! NaN / ±infinity / −0.0, integer extremes, odd strings and field names
 //! (NUL, control characters, long), odd text ids.
+//! The same values go through filters (queries on an indexed and an
+//! unindexed field, updates by filter) and listeners: each either answers
+//! or is refused with a typed error, and a listener hears a write exactly
+//! when the same filter as a query finds the written document.
+//! Typed structs (`insert_typed` / `get_typed`) with integer extremes, every
+//! `u64`, NaN / ±infinity / −0.0, odd strings and map keys round-trip
+//! exactly (floats bit for bit) or, for a `u64` above `i64::MAX` or a
+//! refused name, are refused with a typed error and nothing is written.
 //! Cases: `AURORA_PROPTEST_CASES` (default 16).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use aurora::{Aurora, DocId, Document, Error, Value};
+use aurora::{Aurora, DocId, Document, Error, EventFilter, Filter, Value};
 use proptest::prelude::*;
 use std::sync::Arc;
 
@@ -158,6 +166,89 @@ proptest! {
     }
 
     #[test]
+    fn hostile_values_in_filters_and_listeners_answer_or_are_refused_and_agree(
+        probes in proptest::collection::vec((prop_oneof![Just("k".to_string()), Just("free".to_string()), odd_string()], value()), 1..6)
+    ) {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let dir = tempfile::tempdir().unwrap();
+            let db = Aurora::open(dir.path()).await.unwrap();
+            db.new_collection("h", Vec::<(&str, aurora::FieldDefinition)>::new()).await.unwrap();
+            db.create_index("h", "k", false).await.unwrap();
+            for (field, value) in probes {
+                let filter = Filter::Eq(field.clone(), value.clone());
+                let listener = db.listen_filtered("h", EventFilter::Matches(filter.clone()));
+                let mut listener = match listener {
+                    Ok(l) => Some(l),
+                    Err(e) => {
+                        prop_assert!(typed_refusal(&e), "untyped listener refusal: {}", e);
+                        None
+                    }
+                };
+                let doc = Document { id: DocId::new(), fields: [(field.clone(), value.clone())].into() };
+                let written = db.insert_into("h", doc).await;
+                if let Err(e) = &written {
+                    prop_assert!(typed_refusal(e), "untyped insert refusal: {}", e);
+                }
+                let f = filter.clone();
+                let found = match db.query("h").filter(move |_| f).collect().await {
+                    Ok(docs) => Some(docs.iter().map(|d| d.id.clone()).collect::<Vec<_>>()),
+                    Err(e) => {
+                        prop_assert!(typed_refusal(&e), "untyped query refusal: {}", e);
+                        None
+                    }
+                };
+                // Updates by the same filter: answer or typed refusal.
+                let f = filter.clone();
+                if let Err(e) = db.query("h").filter(move |_| f).update(aurora::doc! { "touched": true }).await {
+                    prop_assert!(typed_refusal(&e), "untyped update refusal: {}", e);
+                }
+                if let (Ok(id), Some(found), Some(listener)) = (&written, &found, listener.as_mut()) {
+                    let heard = listener.try_recv_commit();
+                    let heard_insert = matches!(&heard, Some(Ok(c)) if c.events.iter().any(|e| e.id == *id && e.change_type == aurora::ChangeType::Insert));
+                    prop_assert_eq!(heard_insert, found.contains(id),
+                        "listener and query disagree on {:?} = {}", field, value.render(200));
+                }
+            }
+            db.close().await.unwrap();
+            let db = Aurora::open(dir.path()).await.unwrap();
+            db.query("h").count().await.unwrap();
+            db.close().await.unwrap();
+            Ok(())
+        })?;
+    }
+
+    #[test]
+    fn hostile_typed_structs_round_trip_exactly_or_are_refused(
+        structs in proptest::collection::vec(hostile_struct(), 1..6)
+    ) {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let dir = tempfile::tempdir().unwrap();
+            let db = Aurora::open(dir.path()).await.unwrap();
+            db.new_collection("t", Vec::<(&str, aurora::FieldDefinition)>::new()).await.unwrap();
+            for h in structs {
+                let before = db.database().collections().documents().store().revision();
+                let plain_keys = h.scores.keys().all(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase()));
+                match db.insert_typed("t", &h).await {
+                    Ok(id) => {
+                        prop_assert!(h.count <= i64::MAX as u64, "a u64 above i64::MAX was accepted");
+                        let back: Hostile = db.get_typed("t", &id).await.unwrap().expect("stored");
+                        prop_assert!(same(&back, &h), "round trip changed {:?} into {:?}", h, back);
+                    }
+                    Err(e) => {
+                        prop_assert!(matches!(e, Error::Core(_)), "untyped refusal: {}", e);
+                        prop_assert!(h.count > i64::MAX as u64 || !plain_keys, "refused a valid struct: {}", e);
+                        prop_assert_eq!(db.database().collections().documents().store().revision(), before);
+                    }
+                }
+            }
+            db.close().await.unwrap();
+            Ok(())
+        })?;
+    }
+
+    #[test]
     fn json_input_converts_exactly_or_is_refused(json in "\\PC{0,200}") {
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&json) {
             match Document::from_serde(&v) {
@@ -176,4 +267,64 @@ proptest! {
 fn encoding_if_small(d: &Document) -> Option<Vec<u8>> {
     let bytes = encoding(d);
     (bytes.len() < 16 << 20).then_some(bytes)
+}
+
+/// A struct with every kind of field serde can hand Aurora.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
+struct Hostile {
+    small: i64,
+    count: u64,
+    ratio: f64,
+    maybe: Option<f64>,
+    text: String,
+    tags: Vec<String>,
+    scores: std::collections::BTreeMap<String, f64>,
+    at: aurora::Timestamp,
+    owner: uuid::Uuid,
+}
+
+fn float() -> impl Strategy<Value = f64> {
+    prop_oneof![Just(f64::NAN), Just(f64::INFINITY), Just(f64::NEG_INFINITY), Just(-0.0), Just(f64::MAX), any::<f64>()]
+}
+
+fn hostile_struct() -> impl Strategy<Value = Hostile> {
+    (
+        prop_oneof![Just(i64::MIN), Just(i64::MAX), any::<i64>()],
+        prop_oneof![Just(u64::MAX), Just(i64::MAX as u64), Just(i64::MAX as u64 + 1), any::<u64>(), 0u64..1_000],
+        float(),
+        proptest::option::of(float()),
+        odd_string(),
+        proptest::collection::vec(odd_string(), 0..4),
+        proptest::collection::btree_map(prop_oneof![3 => "[a-z]{1,8}", 1 => odd_string()], float(), 0..4),
+        any::<i64>(),
+        any::<u128>(),
+    )
+        .prop_map(|(small, count, ratio, maybe, text, tags, scores, at, owner)| Hostile {
+            small,
+            count,
+            ratio,
+            maybe,
+            text,
+            tags,
+            scores,
+            at: aurora::Timestamp::from_micros(at),
+            owner: uuid::Uuid::from_u128(owner),
+        })
+}
+
+/// Equality with floats compared bit for bit (NaN equals itself, −0.0 is
+/// not 0.0).
+fn same(a: &Hostile, b: &Hostile) -> bool {
+    let bits = |m: &std::collections::BTreeMap<String, f64>| {
+        m.iter().map(|(k, v)| (k.clone(), v.to_bits())).collect::<Vec<_>>()
+    };
+    a.small == b.small
+        && a.count == b.count
+        && a.ratio.to_bits() == b.ratio.to_bits()
+        && a.maybe.map(f64::to_bits) == b.maybe.map(f64::to_bits)
+        && a.text == b.text
+        && a.tags == b.tags
+        && bits(&a.scores) == bits(&b.scores)
+        && a.at == b.at
+        && a.owner == b.owner
 }

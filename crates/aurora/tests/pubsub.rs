@@ -72,11 +72,16 @@ async fn events_follow_commits_in_order() {
 #[tokio::test]
 async fn filters_run_before_delivery() {
     let (_d, db) = db_with(1024).await;
-    let mut room_a = db.listen_filtered("msgs", EventFilter::field_equals("room", "a"));
-    let mut edits = db.listen_filtered(
-        "msgs",
-        EventFilter::And(vec![EventFilter::ChangeType(ChangeType::Update), EventFilter::FieldChanged("text".into())]),
-    );
+    let mut room_a = db.listen_filtered("msgs", EventFilter::field_equals("room", "a")).unwrap();
+    let mut edits = db
+        .listen_filtered(
+            "msgs",
+            EventFilter::And(vec![
+                EventFilter::ChangeType(ChangeType::Update),
+                EventFilter::FieldChanged("text".into()),
+            ]),
+        )
+        .unwrap();
     let a = db.insert_into("msgs", doc! { "room": "a", "text": "1" }).await.unwrap();
     db.insert_into("msgs", doc! { "room": "b", "text": "2" }).await.unwrap();
     db.update_document("msgs", &a, doc! { "seen": true }).await.unwrap();
@@ -98,8 +103,8 @@ async fn filters_run_before_delivery() {
 #[tokio::test]
 async fn listener_filters_are_the_query_language() {
     let (_d, db) = db_with(1024).await;
-    let mut tagged = db.listen_filtered("msgs", EventFilter::Matches(F.in_array("tags", "a")));
-    let mut big_not_b = db.listen_filtered("msgs", EventFilter::Matches(F.gte("n", 100) & !F.eq("room", "b")));
+    let mut tagged = db.listen_filtered("msgs", EventFilter::Matches(F.in_array("tags", "a"))).unwrap();
+    let mut big_not_b = db.listen_filtered("msgs", EventFilter::Matches(F.gte("n", 100) & !F.eq("room", "b"))).unwrap();
     db.insert_into("msgs", doc! { "room": "a", "tags": ["a", "b"], "n": 150 }).await.unwrap();
     db.insert_into("msgs", doc! { "room": "b", "tags": ["b"], "n": 500 }).await.unwrap();
     db.insert_into("msgs", doc! { "room": "c", "tags": [], "n": 5 }).await.unwrap();
@@ -115,7 +120,7 @@ async fn listener_filters_are_the_query_language() {
 #[tokio::test]
 async fn lag_counts_only_events_the_filter_passes() {
     let (_d, db) = db_with(8).await;
-    let mut room_a = db.listen_filtered("msgs", EventFilter::field_equals("room", "a"));
+    let mut room_a = db.listen_filtered("msgs", EventFilter::field_equals("room", "a")).unwrap();
     for i in 0..100 {
         db.insert_into("msgs", doc! { "room": "b", "i": i }).await.unwrap();
     }
