@@ -5,6 +5,7 @@
 use crate::protocol::{self, Fault, Reply, Request, WireLimits};
 use aurora_core::{Fields, Value};
 use rquickjs::context::intrinsic;
+use rquickjs::object::Property;
 use rquickjs::{Array, Context, Ctx, Function, Object, Persistent, Runtime};
 use std::cell::Cell;
 use std::io::{self, Write};
@@ -334,7 +335,10 @@ fn run<'js>(
     }
     let out: rquickjs::Value<'js> = func.call_arg(call).map_err(fault)?;
     let mut budget = usize::try_from(limits.output).unwrap_or(usize::MAX);
-    let v = from_js(&out, 0, &mut budget)?;
+    // A fresh `{}`'s prototype is the intrinsic `Object.prototype`, whatever
+    // the script did to the global `Object`.
+    let plain = Object::new(ctx.clone()).map_err(fault)?.get_prototype();
+    let v = Output { fault: &fault, plain: plain.as_ref() }.convert(&out, 0, &mut budget)?;
     let size = protocol::encode(&v).map_err(|e| Fault::Internal(e.to_string()))?.len();
     if size as u64 > limits.output {
         return Err(Fault::OutputTooLarge);
@@ -406,63 +410,104 @@ fn to_js<'js>(ctx: &Ctx<'js>, v: &Value) -> rquickjs::Result<rquickjs::Value<'js
         Value::Object(fields) => {
             let o = Object::new(ctx.clone())?;
             for (k, x) in fields {
-                o.set(k.as_str(), to_js(ctx, x)?)?;
+                // Defined as own data properties: a field named `__proto__`
+                // is a field, not the object's prototype.
+                let key = rquickjs::String::from_str(ctx.clone(), k)?;
+                o.prop(key, Property::from(to_js(ctx, x)?).writable().enumerable().configurable())?;
             }
             o.into_value()
         }
     })
 }
 
-/// Converts a result, charging every value against `budget` (bytes of
-/// output), so a sparse array of length 2³⁰ fails fast instead of filling
-/// the sandbox's memory.
-fn from_js(v: &rquickjs::Value<'_>, depth: usize, budget: &mut usize) -> Result<Value, Fault> {
-    let charge = |budget: &mut usize, n: usize| -> Result<(), Fault> {
-        *budget = budget.checked_sub(n.max(1)).ok_or(Fault::OutputTooLarge)?;
-        Ok(())
-    };
-    let bad = |e: rquickjs::Error| Fault::Unrepresentable(protocol::bounded(&e.to_string(), MAX_MESSAGE));
-    if depth > 32 {
-        return Err(Fault::Unrepresentable("result nested too deeply".into()));
-    }
-    charge(budget, 1)?;
-    if v.is_null() || v.is_undefined() {
-        return Ok(Value::Null);
-    }
-    if let Some(b) = v.as_bool() {
-        return Ok(Value::Bool(b));
-    }
-    if let Some(i) = v.as_int() {
-        return Ok(Value::Int(i64::from(i)));
-    }
-    if let Some(f) = v.as_float() {
-        let in_range = f.fract() == 0.0 && f.abs() < 9.0e15;
-        return Ok(if in_range { Value::Int(f as i64) } else { Value::Float(f) });
-    }
-    if let Some(s) = v.as_string() {
-        let s = s.to_string().map_err(bad)?;
-        charge(budget, s.len())?;
-        return Ok(Value::String(s));
-    }
-    if let Some(a) = v.as_array() {
-        charge(budget, a.len())?;
-        let mut items = Vec::new();
-        for x in a.iter::<rquickjs::Value<'_>>() {
-            items.push(from_js(&x.map_err(bad)?, depth + 1, budget)?);
+/// Converts a script's result into a [`Value`], exactly or not at all.
+struct Output<'a, 'js> {
+    /// Classifies an engine error (a getter or proxy trap that throws is
+    /// [`Fault::Threw`], the time and memory limits theirs).
+    fault: &'a dyn Fn(rquickjs::Error) -> Fault,
+    /// The intrinsic `Object.prototype` (`None` if it could not be read).
+    plain: Option<&'a Object<'js>>,
+}
+
+impl<'js> Output<'_, 'js> {
+    /// An engine error while reading the result: an exception (a getter or
+    /// trap threw) is the script's own failure; anything else (a string
+    /// that is not valid Unicode, such as a lone surrogate) is a result
+    /// that cannot be stored.
+    fn error(&self, e: rquickjs::Error) -> Fault {
+        if matches!(e, rquickjs::Error::Exception) {
+            (self.fault)(e)
+        } else {
+            Fault::Unrepresentable(protocol::bounded(&e.to_string(), MAX_MESSAGE))
         }
-        return Ok(Value::Array(items));
     }
-    if v.is_function() || v.is_symbol() {
-        return Err(Fault::Unrepresentable(format!("cannot return a {} from a computed field", v.type_name())));
-    }
-    if let Some(o) = v.as_object() {
-        let mut fields = Fields::new();
-        for item in o.props::<String, rquickjs::Value<'_>>() {
-            let (k, x) = item.map_err(bad)?;
-            charge(budget, k.len())?;
-            fields.insert(k, from_js(&x, depth + 1, budget)?);
+
+    /// Converts `v`, charging every value against `budget` (bytes of
+    /// output), so a sparse array of length 2³⁰ fails fast instead of
+    /// filling the sandbox's memory. Only what a [`Value`] holds exactly
+    /// passes: `null`/`undefined`, booleans, numbers (integral ones below
+    /// 2⁵³ as `Int`, `-0` stays a float), strings of valid Unicode, arrays
+    /// and plain objects (prototype `Object.prototype` or `null`) whose keys
+    /// are valid Unicode. A `Date`, `Map`, `Set`, class instance, function or
+    /// symbol is [`Fault::Unrepresentable`], never an empty object.
+    fn convert(&self, v: &rquickjs::Value<'js>, depth: usize, budget: &mut usize) -> Result<Value, Fault> {
+        let charge = |budget: &mut usize, n: usize| -> Result<(), Fault> {
+            *budget = budget.checked_sub(n.max(1)).ok_or(Fault::OutputTooLarge)?;
+            Ok(())
+        };
+        if depth > 32 {
+            return Err(Fault::Unrepresentable("result nested too deeply".into()));
         }
-        return Ok(Value::Object(fields));
+        charge(budget, 1)?;
+        if v.is_null() || v.is_undefined() {
+            return Ok(Value::Null);
+        }
+        if let Some(b) = v.as_bool() {
+            return Ok(Value::Bool(b));
+        }
+        if let Some(i) = v.as_int() {
+            return Ok(Value::Int(i64::from(i)));
+        }
+        if let Some(f) = v.as_float() {
+            let integral = f.fract() == 0.0 && f.abs() < 9.0e15 && !(f == 0.0 && f.is_sign_negative());
+            return Ok(if integral { Value::Int(f as i64) } else { Value::Float(f) });
+        }
+        if let Some(s) = v.as_string() {
+            let s = s.to_string().map_err(|e| self.error(e))?;
+            charge(budget, s.len())?;
+            return Ok(Value::String(s));
+        }
+        if let Some(a) = v.as_array() {
+            charge(budget, a.len())?;
+            let mut items = Vec::new();
+            for x in a.iter::<rquickjs::Value<'_>>() {
+                items.push(self.convert(&x.map_err(|e| self.error(e))?, depth + 1, budget)?);
+            }
+            return Ok(Value::Array(items));
+        }
+        if v.is_function() || v.is_symbol() {
+            return Err(Fault::Unrepresentable(format!("cannot return a {} from a computed field", v.type_name())));
+        }
+        if let Some(o) = v.as_object() {
+            let proto = o.get_prototype();
+            if proto.is_some() && proto.as_ref() != self.plain {
+                return Err(Fault::Unrepresentable(
+                    "cannot return an object that is not a plain object or array (a Date, Map, Set, class \
+                     instance, …) from a computed field"
+                        .into(),
+                ));
+            }
+            let mut fields = Fields::new();
+            // Keys as JS strings, converted with their length: a key with a
+            // NUL keeps it, a lone surrogate is refused.
+            for item in o.props::<rquickjs::String<'_>, rquickjs::Value<'_>>() {
+                let (k, x) = item.map_err(|e| self.error(e))?;
+                let k = k.to_string().map_err(|e| self.error(e))?;
+                charge(budget, k.len())?;
+                fields.insert(k, self.convert(&x, depth + 1, budget)?);
+            }
+            return Ok(Value::Object(fields));
+        }
+        Err(Fault::Unrepresentable(format!("cannot return a {} from a computed field", v.type_name())))
     }
-    Err(Fault::Unrepresentable(format!("cannot return a {} from a computed field", v.type_name())))
 }

@@ -227,3 +227,69 @@ fn a_query_budget_bounds_the_time_across_documents() {
     assert!(s.spent() <= aurora_js::QUERY_BUDGET + aurora_js::KILL_GRACE + Duration::from_millis(500));
     assert!(matches!(eval(&mut s, "return 1;"), Err(Failure::QueryBudget(_))), "the budget stays spent");
 }
+
+// ---- values cross the boundary exactly, or not at all ------------------
+
+#[test]
+fn a_field_named_proto_is_a_field() {
+    let mut s = Session::new(Limits::default());
+    let params = vec!["doc".to_string()];
+    let doc =
+        Value::Object([("__proto__".to_string(), Value::Object([("x".to_string(), Value::Int(1))].into()))].into());
+    let got = s.evaluate(&params, "return Object.keys(doc).join(',') + ':' + doc.__proto__.x;", vec![doc.clone()]);
+    assert_eq!(got, Ok(Value::from("__proto__:1")), "the field is an own property");
+    assert_eq!(s.evaluate(&params, "return doc;", vec![doc.clone()]), Ok(doc), "and it round-trips");
+}
+
+#[test]
+fn keys_with_nul_round_trip_and_lone_surrogates_are_refused() {
+    let mut s = Session::new(Limits::default());
+    let got = eval(&mut s, "return { 'a\\u0000b': 1, a: 2 };").unwrap();
+    let Value::Object(fields) = got else { panic!("an object") };
+    assert_eq!(fields.get("a\0b"), Some(&Value::Int(1)), "the key keeps its NUL: {fields:?}");
+    assert_eq!(fields.get("a"), Some(&Value::Int(2)));
+    for body in ["return { '\\ud800': 1 };", "return '\\udc00x';", "return ['ok', { k: '\\ud83d' }];"] {
+        assert!(matches!(eval(&mut s, body), Err(Failure::Unrepresentable(_))), "{body}");
+    }
+}
+
+#[test]
+fn objects_that_are_not_plain_are_refused_not_emptied() {
+    let mut s = Session::new(Limits::default());
+    for body in [
+        "return new Date(0);",
+        "return new Map([[1, 2]]);",
+        "return new Set([1]);",
+        "return { when: new Date(0) };",
+        "class P { constructor() { this.x = 1; } } return new P();",
+        "return /re/;",
+        "return new Error('e');",
+    ] {
+        assert!(matches!(eval(&mut s, body), Err(Failure::Unrepresentable(_))), "{body}: {:?}", eval(&mut s, body));
+    }
+    // Plain objects, also with a null prototype, and arrays pass.
+    assert_eq!(
+        eval(&mut s, "const o = Object.create(null); o.k = 1; return o;"),
+        Ok(Value::Object([("k".to_string(), Value::Int(1))].into()))
+    );
+    // Replacing the global `Object` does not change what counts as plain.
+    assert_eq!(
+        eval(&mut s, "Object = Date; return { k: 2 };"),
+        Ok(Value::Object([("k".to_string(), Value::Int(2))].into()))
+    );
+}
+
+#[test]
+fn negative_zero_stays_a_float_and_getters_that_throw_are_the_scripts_error() {
+    let mut s = Session::new(Limits::default());
+    match eval(&mut s, "return -0;") {
+        Ok(Value::Float(f)) => assert!(f == 0.0 && f.is_sign_negative()),
+        other => panic!("-0 became {other:?}"),
+    }
+    assert_eq!(eval(&mut s, "return 0;"), Ok(Value::Int(0)));
+    let got = eval(&mut s, "return { get k() { throw new RangeError('nope'); } };");
+    assert!(matches!(&got, Err(Failure::Threw(m)) if m.contains("RangeError") && m.contains("nope")), "{got:?}");
+    let got =
+        eval(&mut s, "const a = [1]; Object.defineProperty(a, 0, { get() { throw new Error('bad'); } }); return a;");
+    assert!(matches!(&got, Err(Failure::Threw(m)) if m.contains("bad")), "{got:?}");
+}
