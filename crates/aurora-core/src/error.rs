@@ -51,6 +51,15 @@ pub enum CoreError {
         /// The limit.
         limit: usize,
     },
+    /// JSON input is not in Aurora's plain-JSON form ([`crate::json`]).
+    #[error("invalid JSON at {at:?}: {reason}")]
+    InvalidJson {
+        /// Where: a JSON pointer into the input (`""` for the whole input,
+        /// `/items/0` for an element), cut to 64 characters.
+        at: String,
+        /// What is wrong (at most 1 KiB).
+        reason: String,
+    },
     /// A value could not be represented in the requested form.
     #[error("cannot convert value: {0}")]
     Conversion(String),

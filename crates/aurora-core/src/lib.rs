@@ -25,6 +25,7 @@ mod doc_id;
 mod document;
 mod error;
 pub mod filter;
+pub mod json;
 mod macros;
 pub mod names;
 mod nesting;

@@ -45,12 +45,20 @@ impl Value {
 
 impl Document {
     /// Checks what every write path requires of a document: a valid id
-    /// ([`DocId::validate`](crate::DocId::validate)) and at most
+    /// ([`DocId::validate`](crate::DocId::validate)), no top-level field
+    /// named `_id` (reserved for the id in the [JSON form](crate::json)), and at most
     /// [`MAX_NESTING_DEPTH`] levels of nesting
     /// ([`CoreError::TooDeep`] names the field).
     pub fn validate(&self) -> Result<(), CoreError> {
         self.id.validate()?;
         for (name, value) in &self.fields {
+            if name == crate::json::ID_FIELD {
+                return Err(CoreError::InvalidName {
+                    kind: "field",
+                    name: name.clone(),
+                    reason: "`_id` is reserved: the JSON form carries the document id under it",
+                });
+            }
             if 1 + value.nesting_depth(MAX_NESTING_DEPTH) > MAX_NESTING_DEPTH {
                 return Err(CoreError::TooDeep { field: crate::error::bounded(name), limit: MAX_NESTING_DEPTH });
             }

@@ -114,6 +114,99 @@ impl fmt::Display for Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Parses RFC 3339 (`2024-01-02T03:04:05Z`, `…05.123456Z`,
+    /// `…05+02:00`; `t`/`z` and a space for `T` are accepted): years
+    /// 0000–9999, at most six fraction digits (Aurora keeps microseconds and
+    /// never rounds), a `Z` or `±hh:mm` offset.
+    ///
+    /// # Errors
+    /// A message saying which part is malformed.
+    ///
+    /// ```
+    /// use aurora_core::Timestamp;
+    /// let t = Timestamp::parse_rfc3339("2024-01-02T05:04:05.000006+02:00").unwrap();
+    /// assert_eq!(t.to_string(), "2024-01-02T03:04:05.000006Z");
+    /// ```
+    pub fn parse_rfc3339(s: &str) -> Result<Timestamp, String> {
+        let b = s.as_bytes();
+        let digits = |from: usize, n: usize| -> Result<i64, String> {
+            let part = b.get(from..from + n).ok_or_else(|| format!("{s:?} is too short for RFC 3339"))?;
+            part.iter().try_fold(0i64, |acc, c| {
+                c.is_ascii_digit()
+                    .then(|| acc * 10 + i64::from(c - b'0'))
+                    .ok_or_else(|| format!("{s:?}: expected a digit at byte {from}"))
+            })
+        };
+        let sep = |at: usize, allowed: &[u8]| -> Result<(), String> {
+            match b.get(at) {
+                Some(c) if allowed.contains(c) => Ok(()),
+                _ => Err(format!("{s:?} is not RFC 3339 (at byte {at})")),
+            }
+        };
+        let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+        sep(4, b"-")?;
+        sep(7, b"-")?;
+        sep(10, b"Tt ")?;
+        let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+        sep(13, b":")?;
+        sep(16, b":")?;
+        let mut at = 19;
+        let mut micros = 0i64;
+        if b.get(at) == Some(&b'.') {
+            let start = at + 1;
+            let len = b[start..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if len == 0 || len > 6 {
+                return Err(format!("{s:?}: 1 to 6 fraction digits (microseconds), got {len}"));
+            }
+            micros = digits(start, len)? * 10i64.pow(6 - len as u32);
+            at = start + len;
+        }
+        let offset_minutes = match b.get(at) {
+            Some(b'Z' | b'z') if at + 1 == b.len() => 0,
+            Some(&sign @ (b'+' | b'-')) if at + 6 == b.len() => {
+                sep(at + 3, b":")?;
+                let (h, m) = (digits(at + 1, 2)?, digits(at + 4, 2)?);
+                if h > 23 || m > 59 {
+                    return Err(format!("{s:?}: offset out of range"));
+                }
+                let minutes = h * 60 + m;
+                if sign == b'-' {
+                    -minutes
+                } else {
+                    minutes
+                }
+            }
+            _ => return Err(format!("{s:?}: expected `Z` or an offset `±hh:mm` at the end")),
+        };
+        let month_days = [31, if is_leap(year) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+        if !(1..=12).contains(&month) || day < 1 || day > month_days[(month - 1) as usize] {
+            return Err(format!("{s:?}: no such date"));
+        }
+        if hour > 23 || minute > 59 || second > 59 {
+            return Err(format!("{s:?}: no such time of day (leap seconds are not kept)"));
+        }
+        let days = days_from_civil(year, month as u32, day as u32);
+        let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+        Ok(Timestamp(secs * 1_000_000 + micros))
+    }
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+/// Howard Hinnant's civil-to-days algorithm (proleptic Gregorian calendar).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -131,6 +224,30 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_what_it_formats() {
+        for micros in
+            [0, -1, 1, 1_704_164_645_000_006, -62_135_596_800_000_000, 253_402_300_799_999_999, 951_782_400_000_000]
+        {
+            let t = Timestamp::from_micros(micros);
+            assert_eq!(Timestamp::parse_rfc3339(&t.to_string()), Ok(t), "{t}");
+        }
+        assert_eq!(Timestamp::parse_rfc3339("1970-01-01T02:00:00.5+02:00"), Ok(Timestamp::from_micros(500_000)));
+        for bad in [
+            "",
+            "2024-02-30T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2024-01-01T24:00:00Z",
+            "2024-01-01T00:00:00",
+            "2024-01-01T00:00:00.1234567Z",
+            "2024-01-01T00:00:00+2:00",
+            "2024-01-01T00:00:00Zjunk",
+            "２０２４-01-01T00:00:00Z",
+        ] {
+            assert!(Timestamp::parse_rfc3339(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn formats_rfc3339() {

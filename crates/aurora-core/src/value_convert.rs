@@ -83,6 +83,8 @@ impl From<serde_json::Value> for Value {
 }
 
 impl From<Value> for serde_json::Value {
+    /// A presentation conversion, not a round trip (use
+    /// [`Value::to_json`] for the exact [plain-JSON form](crate::json)):
     /// `Uuid` becomes its hyphenated string, `Timestamp` its RFC 3339 string,
     /// `Bytes` an array of numbers, and a non-finite float `null` (JSON has
     /// no representation for it).

@@ -37,3 +37,6 @@ pub struct PerformanceGuide;
 
 #[doc = include_str!("../../../docs/durability.md")]
 pub struct DurabilityGuide;
+
+#[doc = include_str!("../../../docs/json.md")]
+pub struct JsonGuide;

@@ -1,0 +1,121 @@
+//! The plain-JSON form of values, documents, ids and filters: the one JSON
+//! that Aurora reads and writes (in its API, and on the network server).
+//!
+//! Ordinary JSON means what it says — `null`, `true`, `"text"`, `[..]`,
+//! `{..}`; an integer is an `Int`, a number with a fraction or exponent a
+//! `Float` (`1.0` stays a float, `-0.0` keeps its sign). The types JSON
+//! lacks are one-key objects whose key starts with `$`, after MongoDB's
+//! Extended JSON:
+//!
+//! | value | JSON |
+//! |---|---|
+//! | `Float(NaN)`, `Float(±∞)` | `{"$float": "NaN"}`, `{"$float": "Infinity"}`, `{"$float": "-Infinity"}` |
+//! | `Uuid` | `{"$uuid": "0190a6b2-…"}` |
+//! | `Timestamp` | `{"$date": "2024-01-02T03:04:05.000006Z"}` (RFC 3339, UTC, microseconds; an offset such as `+02:00` is accepted on input; years outside 0000–9999 as `{"$date": <microseconds since the epoch>}`) |
+//! | `Bytes` | `{"$bytes": "<standard base64, padded>"}` |
+//! | an object whose one key is itself one of these markers | `{"$literal": {...}}` (its key is taken as a field name) |
+//!
+//! Any other key starting with `$` is an ordinary field name. An integer
+//! that does not fit an `i64` is refused, never rounded into a float.
+//!
+//! A **document** is an object of its fields plus its id under `"_id"`: a
+//! UUID id as its text, a text id as a string (as `{"$text": "…"}` when the
+//! text would itself read as a UUID); without `"_id"` a new UUID v7 id is
+//! made. `_id` is therefore reserved as a top-level field name.
+//!
+//! A **filter** uses MongoDB-style operators, see [`Filter::from_json`]
+//! (crate::Filter::from_json).
+//!
+//! Round trips are exact: `Value::from_json(&v.to_json()) == v` for every
+//! value (floats bit for bit), and likewise for documents and filters; a
+//! JSON text in the canonical form that `to_json` writes reads back to the
+//! same JSON.
+//!
+//! ```
+//! use aurora_core::{Document, Filter, Value};
+//! use serde_json::json;
+//! let d = Document::from_json(&json!({
+//!     "_id": "order-17", "total": 12.5, "items": 3,
+//!     "paid_at": {"$date": "2024-01-02T03:04:05Z"},
+//! })).unwrap();
+//! assert_eq!(d.get("items"), Some(&Value::Int(3)));
+//! assert_eq!(Document::from_json(&d.to_json()).unwrap(), d);
+//! let f = Filter::from_json(&json!({"total": {"$gte": 10}, "status": {"$in": ["paid", "sent"]}})).unwrap();
+//! assert_eq!(Filter::from_json(&f.to_json()).unwrap(), f);
+//! ```
+
+mod filter;
+mod value;
+
+/// The key under which a document's JSON form carries its id (so no
+/// document may have a top-level field of this name).
+pub const ID_FIELD: &str = "_id";
+
+use crate::CoreError;
+
+/// How deep a JSON input may nest before conversion stops (beyond
+/// [`MAX_NESTING_DEPTH`](crate::MAX_NESTING_DEPTH), which documents and
+/// filters then check): bounds the recursion on any input.
+const MAX_JSON_DEPTH: usize = crate::MAX_NESTING_DEPTH + 8;
+
+/// A refusal at `at` (a JSON pointer into the input).
+fn invalid(at: &Path<'_>, reason: impl Into<String>) -> CoreError {
+    CoreError::InvalidJson {
+        at: crate::error::bounded(&at.pointer()),
+        reason: crate::error::bounded_message(&reason.into()),
+    }
+}
+
+/// Where in the input a conversion is, for error messages and the depth
+/// bound.
+#[derive(Clone, Copy)]
+struct Path<'a> {
+    parent: Option<(&'a Path<'a>, Step<'a>)>,
+    depth: usize,
+}
+
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+impl<'a> Path<'a> {
+    const ROOT: Path<'static> = Path { parent: None, depth: 0 };
+
+    fn key(&'a self, k: &'a str) -> Result<Path<'a>, CoreError> {
+        self.child(Step::Key(k))
+    }
+
+    fn index(&'a self, i: usize) -> Result<Path<'a>, CoreError> {
+        self.child(Step::Index(i))
+    }
+
+    fn child(&'a self, step: Step<'a>) -> Result<Path<'a>, CoreError> {
+        if self.depth >= MAX_JSON_DEPTH {
+            return Err(invalid(self, format!("nests deeper than {MAX_JSON_DEPTH} levels")));
+        }
+        Ok(Path { parent: Some((self, step)), depth: self.depth + 1 })
+    }
+
+    /// RFC 6901 JSON pointer (`/items/0/name`), built without recursion.
+    fn pointer(&self) -> String {
+        let mut steps = Vec::new();
+        let mut at = self;
+        while let Some((parent, step)) = &at.parent {
+            steps.push(*step);
+            at = parent;
+        }
+        let mut out = String::new();
+        for step in steps.iter().rev() {
+            match step {
+                Step::Key(k) => {
+                    out.push('/');
+                    out.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                }
+                Step::Index(i) => out.push_str(&format!("/{i}")),
+            }
+        }
+        out
+    }
+}
