@@ -23,8 +23,8 @@
 //! text would itself read as a UUID); without `"_id"` a new UUID v7 id is
 //! made. `_id` is therefore reserved as a top-level field name.
 //!
-//! A **filter** uses MongoDB-style operators, see [`Filter::from_json`]
-//! (crate::Filter::from_json).
+//! A **filter** uses MongoDB-style operators, see
+//! [`Filter::from_json`](crate::Filter::from_json).
 //!
 //! Round trips are exact: `Value::from_json(&v.to_json()) == v` for every
 //! value (floats bit for bit), and likewise for documents and filters; a
