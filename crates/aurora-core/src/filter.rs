@@ -11,7 +11,12 @@ use std::ops::{BitAnd, BitOr, Not};
 /// A predicate over documents. Field paths may be nested (`"address.city"`).
 /// A missing field never matches a comparison (`eq`, `gt`, …) and counts as
 /// absent for `has_field`/`is_null`.
+///
+/// Its serde form is the derived one; decoding it stops past
+/// [`MAX_DECODE_DEPTH`](crate::MAX_DECODE_DEPTH) levels with an error (so
+/// no input, in any format, can exhaust the stack).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub enum Filter {
     /// Every document.
     All,
@@ -49,6 +54,24 @@ pub enum Filter {
     Or(Vec<Filter>),
     /// The sub-filter does not match.
     Not(Box<Filter>),
+}
+
+impl Serialize for Filter {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Filter::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Filter {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let _level = crate::DecodeLevel::enter().ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!(
+                "the filter nests deeper than {} levels",
+                crate::MAX_DECODE_DEPTH
+            ))
+        })?;
+        Filter::deserialize(deserializer)
+    }
 }
 
 /// Builds filters: `|f| f.eq("status", "active") & f.gt("age", 21)`.

@@ -41,7 +41,9 @@ pub use doc_id::DocId;
 pub use document::Document;
 pub use error::CoreError;
 pub use filter::{Filter, F};
-pub use nesting::{dispose, dispose_document, MAX_DECODE_DEPTH, MAX_NESTING_DEPTH};
+pub use nesting::{
+    dispose, dispose_all, dispose_document, validate_fields, DecodeLevel, MAX_DECODE_DEPTH, MAX_NESTING_DEPTH,
+};
 pub use schema::{FieldDefinition, FieldType};
 pub use serde_bridge::BridgeError;
 pub use timestamp::Timestamp;

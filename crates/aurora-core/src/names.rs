@@ -8,6 +8,11 @@
 //! |---|---|
 //! | collection | 1–[`MAX_COLLECTION_NAME_BYTES`] bytes, no NUL or other control character |
 //! | field path | 1–[`MAX_FIELD_PATH_BYTES`] bytes, dot-separated segments each non-empty, no NUL or other control character |
+//! | a document's field name (a top-level key) | a field path of one segment: 1–256 bytes, no `.`, no NUL or other control character, not `_id` (reserved for the id in the [JSON form](crate::json)) |
+//!
+//! A top-level field named `a.b` would be out of reach of every path
+//! (`a.b` means field `b` of field `a`), so it is refused rather than
+//! stored. Keys of nested objects are data and may be any string.
 //!
 //! Control characters are refused because storage keys separate names with
 //! NUL (a field `"a\0b"` would overlap the keys of field `"a"`), and
@@ -51,6 +56,19 @@ pub fn validate_field_path(path: &str) -> Result<(), CoreError> {
         return Err(CoreError::InvalidName { kind: "field path", name: bounded(path), reason: "has an empty segment" });
     }
     Ok(())
+}
+
+/// Checks a document's top-level field name (see the table above).
+pub fn validate_field_name(name: &str) -> Result<(), CoreError> {
+    check("field", name, MAX_FIELD_PATH_BYTES)?;
+    let reason = if name.contains('.') {
+        "contains `.`, which paths read as nesting (the field would be unreachable)"
+    } else if name == crate::json::ID_FIELD {
+        "`_id` is reserved: the JSON form carries the document id under it"
+    } else {
+        return Ok(());
+    };
+    Err(CoreError::InvalidName { kind: "field", name: bounded(name), reason })
 }
 
 #[cfg(test)]

@@ -45,25 +45,36 @@ impl Value {
 
 impl Document {
     /// Checks what every write path requires of a document: a valid id
-    /// ([`DocId::validate`](crate::DocId::validate)), no top-level field
-    /// named `_id` (reserved for the id in the [JSON form](crate::json)), and at most
+    /// ([`DocId::validate`](crate::DocId::validate)), top-level field names
+    /// that follow [`names::validate_field_name`](crate::names::validate_field_name), and at most
     /// [`MAX_NESTING_DEPTH`] levels of nesting
     /// ([`CoreError::TooDeep`] names the field).
     pub fn validate(&self) -> Result<(), CoreError> {
         self.id.validate()?;
-        for (name, value) in &self.fields {
-            if name == crate::json::ID_FIELD {
-                return Err(CoreError::InvalidName {
-                    kind: "field",
-                    name: name.clone(),
-                    reason: "`_id` is reserved: the JSON form carries the document id under it",
-                });
-            }
-            if 1 + value.nesting_depth(MAX_NESTING_DEPTH) > MAX_NESTING_DEPTH {
-                return Err(CoreError::TooDeep { field: crate::error::bounded(name), limit: MAX_NESTING_DEPTH });
-            }
+        validate_fields(&self.fields)
+    }
+}
+
+/// The checks of [`Document::validate`] on fields alone (a patch): each
+/// top-level name follows [`names::validate_field_name`](crate::names::validate_field_name)
+/// and each value nests at most [`MAX_NESTING_DEPTH`] levels. Call it
+/// before copying fields: a copy of a value nested past the stack's depth
+/// would overflow it.
+pub fn validate_fields(fields: &crate::Fields) -> Result<(), CoreError> {
+    for (name, value) in fields {
+        crate::names::validate_field_name(name)?;
+        if 1 + value.nesting_depth(MAX_NESTING_DEPTH) > MAX_NESTING_DEPTH {
+            return Err(CoreError::TooDeep { field: crate::error::bounded(name), limit: MAX_NESTING_DEPTH });
         }
-        Ok(())
+    }
+    Ok(())
+}
+
+/// Drops documents without recursion (see [`dispose`]): what is left of a
+/// batch after one of its documents was refused.
+pub fn dispose_all(docs: impl IntoIterator<Item = Document>) {
+    for d in docs {
+        dispose_document(d);
     }
 }
 
@@ -90,12 +101,26 @@ thread_local! {
     static DECODE_DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
-/// One level of value decoding; decoding deeper than [`MAX_DECODE_DEPTH`]
-/// fails instead of recursing further.
-pub(crate) struct DecodeLevel;
+/// One level of recursive decoding (or conversion) on this thread: a
+/// recursive `Deserialize` impl enters a level before it recurses and gives
+/// up past [`MAX_DECODE_DEPTH`] levels instead of exhausting the stack,
+/// whatever the input (a damaged file, a hostile peer). Used by [`Value`],
+/// [`Filter`](crate::Filter), the serde bridge and `EventFilter`.
+///
+/// ```
+/// use aurora_core::{DecodeLevel, MAX_DECODE_DEPTH};
+/// let levels: Vec<_> = (0..MAX_DECODE_DEPTH).map_while(|_| DecodeLevel::enter()).collect();
+/// assert_eq!(levels.len(), MAX_DECODE_DEPTH);
+/// assert!(DecodeLevel::enter().is_none(), "one more is refused");
+/// drop(levels);
+/// assert!(DecodeLevel::enter().is_some(), "levels end with their guards");
+/// ```
+pub struct DecodeLevel;
 
 impl DecodeLevel {
-    pub(crate) fn enter() -> Option<Self> {
+    /// Enters one more level; `None` when [`MAX_DECODE_DEPTH`] levels are
+    /// already entered on this thread. The level ends when the guard drops.
+    pub fn enter() -> Option<Self> {
         DECODE_DEPTH.with(|d| {
             if d.get() >= MAX_DECODE_DEPTH {
                 None

@@ -64,21 +64,12 @@ impl TryFrom<u64> for Value {
     }
 }
 
-impl From<serde_json::Value> for Value {
-    /// JSON numbers become `Int` when they fit an i64, `Float` otherwise.
-    fn from(j: serde_json::Value) -> Self {
-        use serde_json::Value as J;
-        match j {
-            J::Null => Value::Null,
-            J::Bool(b) => Value::Bool(b),
-            J::Number(n) => match n.as_i64() {
-                Some(i) => Value::Int(i),
-                None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
-            },
-            J::String(s) => Value::String(s),
-            J::Array(a) => Value::Array(a.into_iter().map(Value::from).collect()),
-            J::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, Value::from(v))).collect()),
-        }
+impl TryFrom<serde_json::Value> for Value {
+    type Error = CoreError;
+    /// [`Value::from_json`]: the plain-JSON form, exact or refused (an
+    /// integer outside `i64` is an error, never a rounded float).
+    fn try_from(j: serde_json::Value) -> Result<Self, CoreError> {
+        Value::from_json(&j)
     }
 }
 
@@ -136,7 +127,7 @@ mod tests {
     #[test]
     fn json_round_trip_keeps_json_types() {
         let j = serde_json::json!({"a": 1, "b": [true, null, 2.5, "x"], "c": {"d": -3}});
-        let v = Value::from(j.clone());
+        let v = Value::try_from(j.clone()).unwrap();
         assert!(matches!(v.get_path("a"), Some(Value::Int(1))));
         assert!(matches!(v.get_path("b.2"), Some(Value::Float(f)) if *f == 2.5));
         assert_eq!(serde_json::Value::from(v), j);

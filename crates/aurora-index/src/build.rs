@@ -228,12 +228,28 @@ impl Collections {
     fn backfill(&self, collection: &str, field: &str, unique: bool) -> Result<()> {
         let _span = tracing::info_span!("index_build", collection, field).entered();
         let mut duplicates: BTreeMap<Vec<u8>, (String, Vec<String>)> = BTreeMap::new();
-        let ids: Vec<DocId> = self.documents().scan(collection)?.map(|d| d.map(|d| d.id)).collect::<Result<_, _>>()?;
-        for id in ids {
-            if let Some(dup) = self.backfill_one(collection, field, unique, &id)? {
-                let entry = duplicates.entry(dup.0).or_insert_with(|| (dup.1, vec![dup.2]));
-                entry.1.push(id.to_string());
+        let filled = (|| -> Result<()> {
+            let ids: Vec<DocId> =
+                self.documents().scan(collection)?.map(|d| d.map(|d| d.id)).collect::<Result<_, _>>()?;
+            for id in ids {
+                if let Some(dup) = self.backfill_one(collection, field, unique, &id)? {
+                    let entry = duplicates.entry(dup.0).or_insert_with(|| (dup.1, vec![dup.2]));
+                    entry.1.push(id.to_string());
+                }
             }
+            Ok(())
+        })();
+        if let Err(e) = filled {
+            // A build that cannot succeed on this data (a value too large
+            // for an index key, a cap, a damaged document) leaves no
+            // definition behind: a half-built index would refuse writes the
+            // collection accepted before, and be rebuilt at every open. An
+            // interrupted one (closed, I/O, full disk) stays `Building` and
+            // resumes at the next open.
+            if !interrupted(&e) {
+                self.drop_index(collection, field)?;
+            }
+            return Err(e);
         }
         if !duplicates.is_empty() {
             self.drop_index(collection, field)?;
@@ -407,4 +423,16 @@ mod tests {
         assert_eq!(db.index("people", "handle").unwrap(), None, "never left half-visible");
         db.insert("people", doc! { "handle": "a" }).unwrap();
     }
+}
+
+/// Whether a build ended because the database stopped under it (closed,
+/// poisoned, I/O, full disk) rather than because of the data: such a build
+/// resumes at the next open.
+fn interrupted(e: &IndexError) -> bool {
+    use aurora_storage::StorageError as S;
+    matches!(
+        e,
+        IndexError::Storage(S::Closed | S::Poisoned(_) | S::Io { .. } | S::DiskFull { .. } | S::Backend { .. })
+            | IndexError::BuildFailed { .. }
+    )
 }

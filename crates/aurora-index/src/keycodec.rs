@@ -121,9 +121,17 @@ pub fn encode_into(v: &Value, out: &mut Vec<u8>) {
 }
 
 /// Length of the one encoded value at the start of `bytes`, or `None` if
-/// it is not a whole encoding.
+/// it is not a whole encoding — including one nesting arrays or objects
+/// deeper than [`MAX_DECODE_DEPTH`](aurora_core::MAX_DECODE_DEPTH), which no
+/// valid key holds: a damaged key (65 000 open array tags fit in 64 KiB) is
+/// reported as corrupt instead of exhausting the stack.
 pub fn encoded_len(bytes: &[u8]) -> Option<usize> {
+    encoded_len_within(bytes, aurora_core::MAX_DECODE_DEPTH)
+}
+
+fn encoded_len_within(bytes: &[u8], depth: usize) -> Option<usize> {
     let fixed = |n: usize| (bytes.len() >= n).then_some(n);
+    let encoded_len = |bytes: &[u8]| encoded_len_within(bytes, depth.checked_sub(1)?);
     match *bytes.first()? {
         T_NULL | T_FALSE | T_TRUE | T_NUM_NAN => Some(1),
         T_NUM | T_UUID => fixed(17),
@@ -222,6 +230,13 @@ mod tests {
             let n = bytes.len();
             bytes.extend_from_slice(&tail);
             prop_assert_eq!(encoded_len(&bytes), Some(n));
+        }
+
+        #[test]
+        fn damaged_deep_keys_are_not_whole_encodings(depth in 129usize..70_000) {
+            let mut bytes = vec![T_ARRAY; depth];
+            bytes.extend(std::iter::repeat_n(END, depth));
+            prop_assert_eq!(encoded_len(&bytes), None);
         }
 
         #[test]

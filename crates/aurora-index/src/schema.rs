@@ -78,8 +78,14 @@ impl Schema {
             let Some(v) = doc.get_path_mut(path) else { continue };
             match (def.field_type, &*v) {
                 (aurora_core::FieldType::Uuid, Value::String(s)) => {
+                    // Only the form a `Uuid` serializes to (lower-case,
+                    // hyphenated), which reads back unchanged; any other
+                    // text (upper case, braces, `urn:uuid:`) stays a string
+                    // and the schema refuses it rather than rewrite it.
                     if let Ok(u) = uuid::Uuid::try_parse(s) {
-                        *v = Value::Uuid(u);
+                        if u.hyphenated().to_string() == *s {
+                            *v = Value::Uuid(u);
+                        }
                     }
                 }
                 (aurora_core::FieldType::Bytes, Value::Array(items)) => {

@@ -67,7 +67,11 @@ pub struct CommitEvents {
 ///     & EventFilter::FieldChanged("status".into());
 /// # let _ = f;
 /// ```
+///
+/// Decoding one stops past
+/// [`MAX_DECODE_DEPTH`](aurora_core::MAX_DECODE_DEPTH) levels with an error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(remote = "Self")]
 pub enum EventFilter {
     /// Every event.
     #[default]
@@ -98,6 +102,24 @@ pub enum EventFilter {
     Or(Vec<EventFilter>),
     /// The sub-filter does not match.
     Not(Box<EventFilter>),
+}
+
+impl Serialize for EventFilter {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        EventFilter::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventFilter {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let _level = aurora_core::DecodeLevel::enter().ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!(
+                "the event filter nests deeper than {} levels",
+                aurora_core::MAX_DECODE_DEPTH
+            ))
+        })?;
+        EventFilter::deserialize(deserializer)
+    }
 }
 
 impl EventFilter {

@@ -294,15 +294,14 @@ impl ComputedFields {
     /// Registers (or replaces) `name` on `collection`; refuses a cycle with
     /// [`QueryError::ComputedCycle`]. Persisted at once.
     pub fn register(&self, store: &Store, collection: &str, name: &str, expression: Expression) -> Result<()> {
-        if name.is_empty() || name.contains('.') || name.contains('\0') {
-            return Err(QueryError::InvalidComputed {
-                name: name.into(),
-                reason: "names are non-empty, without '.' or NUL".into(),
-            });
+        // A computed field is read like a top-level field: the same rules.
+        let shown = || name.chars().take(64).collect::<String>();
+        if let Err(e) = aurora_core::names::validate_field_name(name) {
+            return Err(QueryError::InvalidComputed { name: shown(), reason: e.to_string() });
         }
         expression
             .check()
-            .map_err(|reason| QueryError::InvalidComputed { name: name.into(), reason: reason.to_string() })?;
+            .map_err(|reason| QueryError::InvalidComputed { name: shown(), reason: reason.to_string() })?;
         let mut map = self.by_collection.write().unwrap_or_else(|e| e.into_inner());
         let mut fields = map.get(collection).cloned().unwrap_or_default();
         fields.insert(name.to_string(), expression.clone());

@@ -705,6 +705,8 @@ impl Query {
 
     /// Merges `patch` into every match in the transaction; returns how many.
     pub fn update(&self, tx: &mut Transaction, patch: &Fields) -> Result<u64> {
+        // Checked before the patch is copied into each match.
+        aurora_core::validate_fields(patch)?;
         let ids = Query { select: None, ..self.clone() }.ids(tx)?;
         for id in &ids {
             tx.update(&self.collection, id, patch.clone())?;

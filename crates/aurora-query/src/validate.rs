@@ -9,8 +9,12 @@ use aurora_index::{Schema, UnknownFields};
 /// The declared type of `path`; `Any` for paths inside an untyped declared
 /// object, in a schemaless collection, or undeclared in a collection that
 /// accepts undeclared fields. An undeclared path of a strict collection
-/// (`Schema::strict`) is [`QueryError::UnknownField`].
+/// (`Schema::strict`) is [`QueryError::UnknownField`]; a path that breaks
+/// the name rules (`aurora_core::names`: empty segments, control
+/// characters, over 256 bytes) is `CoreError::InvalidName` — before any
+/// layer walks it.
 pub(crate) fn field_type(collection: &str, schema: &Schema, path: &str) -> Result<FieldType> {
+    aurora_core::names::validate_field_path(path)?;
     if schema.fields.is_empty() {
         return Ok(FieldType::Any);
     }

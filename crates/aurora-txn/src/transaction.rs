@@ -212,6 +212,7 @@ impl Transaction {
 
     /// Replaces an existing document; [`TxnError::NotFound`] if absent.
     pub fn replace(&mut self, collection: &str, doc: Document) -> Result<()> {
+        let doc = self.admit(doc)?;
         if self.get(collection, &doc.id)?.is_none() {
             return Err(TxnError::NotFound { collection: collection.into(), id: doc.id.to_string() });
         }
@@ -222,6 +223,12 @@ impl Transaction {
     /// `Null` value sets the field to null, which a non-nullable field
     /// rejects) and returns the result.
     pub fn update(&mut self, collection: &str, id: &DocId, patch: Fields) -> Result<Document> {
+        // The patch is checked before anything copies it.
+        if let Err(e) = aurora_core::validate_fields(&patch) {
+            aurora_core::dispose(aurora_core::Value::Object(patch));
+            return Err(aurora_storage::StorageError::from(e).into());
+        }
+        id.validate().map_err(aurora_storage::StorageError::from)?;
         let mut doc = self
             .get(collection, id)?
             .ok_or_else(|| TxnError::NotFound { collection: collection.into(), id: id.to_string() })?;
@@ -232,6 +239,7 @@ impl Transaction {
 
     /// Deletes a document; returns whether it existed (as this transaction saw it).
     pub fn delete(&mut self, collection: &str, id: &DocId) -> Result<bool> {
+        id.validate().map_err(aurora_storage::StorageError::from)?;
         let existed = self.get(collection, id)?.is_some();
         self.writes.insert((collection.to_string(), id.clone()), None);
         Ok(existed)

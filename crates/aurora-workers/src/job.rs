@@ -106,7 +106,12 @@ impl std::fmt::Display for JobStatus {
     }
 }
 
-/// A job to enqueue: a type (which handler runs it), a payload and options.
+/// Deepest payload: the job's record holds it as a field, one level down,
+/// within [`MAX_NESTING_DEPTH`](aurora_core::MAX_NESTING_DEPTH).
+pub const MAX_PAYLOAD_DEPTH: usize = aurora_core::MAX_NESTING_DEPTH - 1;
+
+/// A job to enqueue: a type (which handler runs it), a payload (nested at
+/// most [`MAX_PAYLOAD_DEPTH`] levels) and options.
 ///
 /// ```
 /// use aurora_workers::{Job, Priority};
@@ -205,6 +210,14 @@ impl Job {
         self
     }
 
+    /// Drops a job without recursion (its payload may be nested too deep
+    /// for an ordinary drop).
+    pub(crate) fn dispose(self) {
+        aurora_core::dispose(self.payload);
+    }
+
+    /// Refuses a job breaking the limits above; the caller disposes of a
+    /// refused job with [`Job::dispose`].
     pub(crate) fn validate(&self) -> Result<()> {
         let reason = if self.job_type.is_empty() {
             Some("the job type must not be empty".to_string())
@@ -218,6 +231,8 @@ impl Job {
             Some("a recurring interval must be at least 1 ms".to_string())
         } else if self.unique_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 512) {
             Some("a unique key must be 1 to 512 bytes".to_string())
+        } else if self.payload.nesting_depth(MAX_PAYLOAD_DEPTH) > MAX_PAYLOAD_DEPTH {
+            Some(format!("the payload nests deeper than {MAX_PAYLOAD_DEPTH} levels"))
         } else {
             None
         };

@@ -41,7 +41,7 @@ pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use config::WorkerConfig;
 pub use error::{Result, WorkerError};
 pub use handler::{HandlerOptions, JobContext, JobError, JobResult};
-pub use job::{Job, JobId, JobInfo, JobPayload, JobStatus, Priority, MAX_JOB_TYPE_LEN, MAX_RETRIES};
+pub use job::{Job, JobId, JobInfo, JobPayload, JobStatus, Priority, MAX_JOB_TYPE_LEN, MAX_PAYLOAD_DEPTH, MAX_RETRIES};
 pub use outbox::EnqueueExt;
 pub use record::JOBS;
 pub use workers::Workers;

@@ -23,7 +23,10 @@ pub(crate) fn ensure_collection(db: &Database) -> Result<()> {
 
 /// Adds `job` to `tx` (or finds the live job holding its unique key).
 pub(crate) fn enqueue_in(tx: &mut Transaction, job: Job, now: Timestamp) -> Result<JobId> {
-    job.validate()?;
+    if let Err(e) = job.validate() {
+        job.dispose();
+        return Err(e);
+    }
     if let Some(key) = &job.unique_key {
         if let Some(id) = key_holder(tx, key)? {
             return Ok(id);
@@ -57,7 +60,10 @@ fn is_dedupe_race(e: &TxnError) -> bool {
 /// Enqueues in a transaction of its own; a concurrent enqueue of the same
 /// unique key resolves to the winner's id.
 pub(crate) fn enqueue(db: &Database, jobs: Vec<Job>, now: Timestamp) -> Result<Vec<JobId>> {
-    jobs.iter().try_for_each(Job::validate)?;
+    if let Err(e) = jobs.iter().try_for_each(Job::validate) {
+        jobs.into_iter().for_each(Job::dispose);
+        return Err(e);
+    }
     for _ in 0..aurora_txn::MAX_TRANSACTION_ATTEMPTS {
         let attempt = db.transaction(|tx| {
             let mut ids = Vec::with_capacity(jobs.len());

@@ -58,7 +58,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("birthday for alice and a new user carol, in one transaction");
 
     match db.insert_into("users", doc! { "name": "Mallory", "email": "alice@example.com", "age": 99 }).await {
-        Err(Error::Index(e)) => println!("refused, as it should be: {e}"),
+        Err(e @ Error::UniqueViolation { .. }) => println!("refused, as it should be: {e}"),
         other => return Err(format!("expected a unique violation, got {other:?}").into()),
     }
 

@@ -286,6 +286,55 @@ impl Aurora {
         self.write(move |db| Ok(db.collections().create_collection(&name, schema)?)).await
     }
 
+    /// Creates the collection unless it exists — the call every program
+    /// start can make. Returns `true` if it created it, `false` if a
+    /// collection of that name already had exactly this schema.
+    ///
+    /// # Errors
+    /// [`Error::Index`] with `InvalidSchema` when the existing collection's
+    /// schema differs (nothing is changed: a schema is evolved explicitly,
+    /// never by a start-up call); the errors of [`Aurora::new_collection`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aurora::Result<()> {
+    /// use aurora::{Aurora, FieldDefinition, FieldType};
+    /// let db = Aurora::temporary().await?;
+    /// let fields = || [("room", FieldDefinition::new(FieldType::String).indexed())];
+    /// assert!(db.ensure_collection("messages", fields()).await?);
+    /// assert!(!db.ensure_collection("messages", fields()).await?, "the second start finds it");
+    /// # Ok(()) }
+    /// ```
+    pub async fn ensure_collection<N: Into<String>>(
+        &self,
+        name: &str,
+        fields: impl IntoIterator<Item = (N, FieldDefinition)>,
+    ) -> Result<bool> {
+        let schema = fields.into_iter().fold(Schema::new(), |s, (n, d)| s.field(n, d));
+        self.ensure_collection_with_schema(name, schema).await
+    }
+
+    /// [`Aurora::ensure_collection`] with a full [`Schema`].
+    pub async fn ensure_collection_with_schema(&self, name: &str, schema: Schema) -> Result<bool> {
+        match self.new_collection_with_schema(name, schema.clone()).await {
+            Ok(()) => Ok(true),
+            Err(Error::CollectionExists(_)) => {
+                let existing = self.collections().definition_shared(name)?;
+                if existing.schema == schema {
+                    Ok(false)
+                } else {
+                    Err(Error::Index(aurora_index::IndexError::InvalidSchema {
+                        collection: name.to_string(),
+                        reason: "the collection exists with a different schema; it is left as it is \
+                                 (read it with `db.database().collections().definition(name)`)"
+                            .into(),
+                    }))
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Deletes a collection with its documents and indexes.
     ///
     /// The documents are deleted first in transactions of up to 500, so
@@ -337,6 +386,18 @@ impl Aurora {
         blocking(move || Ok(build.wait()?)).await
     }
 
+    /// Drops the index on `field` (its entries and unique claims go with
+    /// it); a build of it still running ends. A field the schema declares
+    /// stays declared, with `indexed` and `unique` cleared.
+    ///
+    /// # Errors
+    /// `Error::Index(NoIndex)` if there is no such index;
+    /// [`Error::UnknownCollection`].
+    pub async fn drop_index(&self, collection: &str, field: &str) -> Result<()> {
+        let (collection, field) = (collection.to_string(), field.to_string());
+        self.write(move |db| Ok(db.collections().drop_index(&collection, &field)?)).await
+    }
+
     // ---- documents --------------------------------------------------------
 
     /// The entry check (id, nesting, size), done first: before the document
@@ -344,6 +405,24 @@ impl Aurora {
     /// feed entry.
     fn admit(&self, doc: Document) -> Result<Document> {
         Ok(self.collections().documents().admit(doc)?)
+    }
+
+    /// [`Aurora::admit`] for a batch: on the first refusal the rest are
+    /// disposed of without recursion (any of them may be nested too deep
+    /// for an ordinary drop).
+    fn admit_all(&self, docs: Vec<Document>) -> Result<Vec<Document>> {
+        let mut admitted = Vec::with_capacity(docs.len());
+        let mut rest = docs.into_iter();
+        for d in rest.by_ref() {
+            match self.admit(d) {
+                Ok(d) => admitted.push(d),
+                Err(e) => {
+                    aurora_core::dispose_all(rest);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(admitted)
     }
 
     /// Inserts a document; returns its id.
@@ -355,7 +434,7 @@ impl Aurora {
 
     /// Inserts documents in one atomic transaction; returns their ids.
     pub async fn insert_many(&self, collection: &str, docs: Vec<Document>) -> Result<Vec<DocId>> {
-        let docs = docs.into_iter().map(|d| self.admit(d)).collect::<Result<Vec<_>>>()?;
+        let docs = self.admit_all(docs)?;
         let collection = collection.to_string();
         self.write(move |db| Ok(db.transaction(|tx| docs.iter().map(|d| tx.insert(&collection, d.clone())).collect())?))
             .await
@@ -368,31 +447,31 @@ impl Aurora {
     }
 
     /// Merges `patch`'s fields into an existing document and returns the
-    /// result; [`Error::Transaction`] with `NotFound` if it does not exist.
+    /// result; [`Error::NotFound`] if it does not exist.
     pub async fn update_document(&self, collection: &str, id: &DocId, patch: Document) -> Result<Document> {
         let patch = self.admit(patch)?;
         let (collection, id) = (collection.to_string(), id.clone());
-        self.write(move |db| Ok(db.transaction(|tx| tx.update(&collection, &id, patch.fields.clone()))?)).await
+        self.transaction(move |tx| Ok(tx.update(&collection, &id, patch.fields.clone())?)).await
     }
 
     /// Replaces an existing document.
     pub async fn replace_document(&self, collection: &str, doc: Document) -> Result<()> {
         let doc = self.admit(doc)?;
         let collection = collection.to_string();
-        self.write(move |db| Ok(db.transaction(|tx| tx.replace(&collection, doc.clone()))?)).await
+        self.transaction(move |tx| Ok(tx.replace(&collection, doc.clone())?)).await
     }
 
     /// Inserts or replaces a document.
     pub async fn upsert(&self, collection: &str, doc: Document) -> Result<()> {
         let doc = self.admit(doc)?;
         let collection = collection.to_string();
-        self.write(move |db| Ok(db.transaction(|tx| tx.upsert(&collection, doc.clone()))?)).await
+        self.transaction(move |tx| Ok(tx.upsert(&collection, doc.clone())?)).await
     }
 
     /// Deletes a document; returns whether it existed.
     pub async fn delete_document(&self, collection: &str, id: &DocId) -> Result<bool> {
         let (collection, id) = (collection.to_string(), id.clone());
-        self.write(move |db| Ok(db.transaction(|tx| tx.delete(&collection, &id))?)).await
+        self.transaction(move |tx| Ok(tx.delete(&collection, &id)?)).await
     }
 
     /// Inserts a serde value as a new document. Converted directly (exact
@@ -401,15 +480,15 @@ impl Aurora {
     /// schema where serde has no word for a type: a UUID in a `Uuid` field
     /// and a byte list in a `Bytes` field get those types.
     pub async fn insert_typed<T: Serialize + ?Sized>(&self, collection: &str, value: &T) -> Result<DocId> {
-        let mut doc = Document::from_serde(value)?;
-        self.collections().definition_shared(collection)?.schema.adapt_serde_values(&mut doc);
+        let doc = crate::typed::to_document(&self.inner.db, collection, value)?;
         self.insert_into(collection, doc).await
     }
 
-    /// Reads a document into a serde type.
+    /// Reads a document into a serde type (its id offered as `_id`, see
+    /// [`Collection`](crate::Collection)).
     pub async fn get_typed<T: DeserializeOwned>(&self, collection: &str, id: &DocId) -> Result<Option<T>> {
         match self.get_document(collection, id).await? {
-            Some(d) => Ok(Some(d.decode()?)),
+            Some(d) => Ok(Some(crate::typed::from_document(&d)?)),
             None => Ok(None),
         }
     }
@@ -588,15 +667,65 @@ impl Aurora {
         Ok(self.inner.db.begin_with(aurora_txn::Isolation::Snapshot)?)
     }
 
-    /// Runs `body` in a transaction and commits, retrying the whole body on
-    /// conflict a bounded number of times.
-    pub async fn transaction<T, F>(&self, body: F) -> Result<T>
+    /// Runs `body` in a transaction and commits. On a conflict (first
+    /// committer wins: [`Error::Conflict`], from the commit or returned by
+    /// the body) the whole body runs again on a fresh snapshot, at most
+    /// [`MAX_TRANSACTION_ATTEMPTS`](aurora_txn::MAX_TRANSACTION_ATTEMPTS)
+    /// times, after a growing back-off (20 µs doubling to 5 ms) that
+    /// awaits a timer instead of blocking the thread. Any other error — the
+    /// body's own, with `?` on any Aurora error or one converted into
+    /// [`Error`] — rolls back and returns at once. Keep side effects out of
+    /// `body`: it may run more than once.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aurora::Result<()> {
+    /// use aurora::{doc, Aurora, Error, Value};
+    /// let db = Aurora::temporary().await?;
+    /// db.new_collection("accounts", Vec::<(&str, aurora::FieldDefinition)>::new()).await?;
+    /// let a = db.insert_into("accounts", doc! { "balance": 100 }).await?;
+    /// let b = db.insert_into("accounts", doc! { "balance": 0 }).await?;
+    /// db.transaction(move |tx| {
+    ///     let from = tx.get("accounts", &a)?.ok_or(Error::NotFound { collection: "accounts".into(), id: a.to_string() })?;
+    ///     let balance = from.get("balance").and_then(Value::as_i64).unwrap_or(0);
+    ///     tx.update("accounts", &a, [("balance".to_string(), Value::Int(balance - 30))].into())?;
+    ///     tx.update("accounts", &b, [("balance".to_string(), Value::Int(30))].into())?;
+    ///     Ok(())
+    /// }).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn transaction<T, F>(&self, mut body: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnMut(&mut aurora_txn::Transaction) -> aurora_txn::Result<T> + Send + 'static,
+        F: FnMut(&mut aurora_txn::Transaction) -> Result<T> + Send + 'static,
     {
-        self.write(move |db| Ok(db.transaction(body)?)).await
+        let mut attempt = 0;
+        loop {
+            let (returned, outcome) = self
+                .write(move |db| {
+                    let outcome = run_once(db, &mut body);
+                    Ok((body, outcome))
+                })
+                .await?;
+            body = returned;
+            match outcome {
+                Err(Error::Conflict { .. }) if attempt + 1 < aurora_txn::MAX_TRANSACTION_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_micros(20 << attempt.min(8))).await;
+                }
+                other => return other,
+            }
+        }
     }
+}
+
+/// One attempt of [`Aurora::transaction`]: begin, run, commit (a body that
+/// fails drops the transaction, which rolls it back).
+fn run_once<T>(db: &Database, body: &mut impl FnMut(&mut aurora_txn::Transaction) -> Result<T>) -> Result<T> {
+    let mut tx = db.begin()?;
+    let out = body(&mut tx)?;
+    tx.commit()?;
+    Ok(out)
 }
 
 impl std::fmt::Debug for Aurora {

@@ -8,14 +8,90 @@ use aurora_txn::TxnError;
 /// A specialised `Result` for the [`Aurora`](crate::Aurora) handle.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything an [`Aurora`](crate::Aurora) call can fail with. Each variant
-/// carries the layer's own error, which names what it was working on.
+/// Everything an [`Aurora`](crate::Aurora) call can fail with.
+///
+/// The errors applications match on are variants of their own, whichever
+/// layer found them: [`Error::UniqueViolation`], [`Error::SchemaViolation`],
+/// [`Error::NotFound`], [`Error::DocumentExists`],
+/// [`Error::UnknownCollection`], [`Error::CollectionExists`],
+/// [`Error::Conflict`], [`Error::Closed`], [`Error::Locked`]. The rest carry
+/// the layer's own error, which names what it was working on.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> aurora::Result<()> {
+/// use aurora::{doc, Aurora, Error, FieldDefinition, FieldType};
+/// let db = Aurora::temporary().await?;
+/// db.new_collection("users", [("email", FieldDefinition::new(FieldType::String).unique())]).await?;
+/// db.insert_into("users", doc! { "email": "ada@x.io" }).await?;
+/// match db.insert_into("users", doc! { "email": "ada@x.io" }).await {
+///     Err(Error::UniqueViolation { field, .. }) => assert_eq!(field, "email"),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The database was closed; open it again to continue.
     #[error("the database is closed")]
     Closed,
+    /// Another process (or another open handle in this one) holds the
+    /// database directory.
+    #[error("database directory {path} is locked by another process or handle")]
+    Locked {
+        /// The directory.
+        path: std::path::PathBuf,
+    },
+    /// Another document already holds this value of a unique field (or
+    /// unique compound key); nothing was written.
+    #[error("collection `{collection}`: unique field `{field}` already has the value {value}")]
+    UniqueViolation {
+        /// The collection.
+        collection: String,
+        /// The field path.
+        field: String,
+        /// The duplicated value, rendered (bounded).
+        value: String,
+    },
+    /// A document breaks its collection's schema (a field of the wrong
+    /// type, a required field missing, an undeclared field in a strict
+    /// collection); nothing was written. The layer's error, with the
+    /// expected and actual types, is the `source`.
+    #[error("collection `{collection}`: field `{field}`: {source}")]
+    SchemaViolation {
+        /// The collection.
+        collection: String,
+        /// The field path.
+        field: String,
+        /// What exactly is wrong.
+        #[source]
+        source: Box<IndexError>,
+    },
+    /// `update`/`replace` of a document that does not exist.
+    #[error("no document {id} in collection `{collection}`")]
+    NotFound {
+        /// The collection.
+        collection: String,
+        /// The document id.
+        id: String,
+    },
+    /// `insert` of an id that is already taken.
+    #[error("collection `{collection}`: a document with id {id} already exists")]
+    DocumentExists {
+        /// The collection.
+        collection: String,
+        /// The id.
+        id: String,
+    },
+    /// No collection of that name.
+    #[error("no collection named `{0}`")]
+    UnknownCollection(String),
+    /// A collection of that name already exists (see
+    /// [`Aurora::ensure_collection`](crate::Aurora::ensure_collection) for
+    /// idempotent creation).
+    #[error("collection `{0}` already exists")]
+    CollectionExists(String),
     /// A transaction lost to a concurrent commit (first committer wins);
     /// retrying it (or using `Aurora::transaction`) usually succeeds.
     #[error("transaction conflict on {collection}/{id}")]
@@ -61,6 +137,7 @@ impl From<StorageError> for Error {
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::Closed => Error::Closed,
+            StorageError::Locked { path } => Error::Locked { path },
             StorageError::InvalidConfig { setting, reason } => Error::InvalidConfig { setting, reason },
             StorageError::Core(c) => Error::Core(c),
             other => Error::Storage(other),
@@ -72,6 +149,17 @@ impl From<IndexError> for Error {
     fn from(e: IndexError) -> Self {
         match e {
             IndexError::Storage(s) => s.into(),
+            IndexError::UniqueViolation { collection, field, value } => {
+                Error::UniqueViolation { collection, field, value }
+            }
+            IndexError::DocumentExists { collection, id } => Error::DocumentExists { collection, id },
+            IndexError::UnknownCollection(c) => Error::UnknownCollection(c),
+            IndexError::CollectionExists(c) => Error::CollectionExists(c),
+            IndexError::WrongType { ref collection, ref field, .. }
+            | IndexError::MissingField { ref collection, ref field, .. }
+            | IndexError::UnknownField { ref collection, ref field } => {
+                Error::SchemaViolation { collection: collection.clone(), field: field.clone(), source: Box::new(e) }
+            }
             other => Error::Index(other),
         }
     }
@@ -81,6 +169,7 @@ impl From<TxnError> for Error {
     fn from(e: TxnError) -> Self {
         match e {
             TxnError::Conflict { collection, id } => Error::Conflict { collection, id },
+            TxnError::NotFound { collection, id } => Error::NotFound { collection, id },
             TxnError::Index(i) => i.into(),
             TxnError::Storage(s) => s.into(),
             other => Error::Transaction(other),

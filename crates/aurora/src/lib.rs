@@ -73,6 +73,8 @@ mod events;
 mod query;
 #[cfg(feature = "db")]
 mod transaction;
+#[cfg(feature = "db")]
+mod typed;
 
 #[cfg(feature = "pubsub")]
 #[doc(inline)]
@@ -103,6 +105,9 @@ pub use query::QueryBuilder;
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use transaction::Transaction;
+#[cfg(feature = "db")]
+#[cfg_attr(docsrs, doc(cfg(feature = "db")))]
+pub use typed::{Collection, TypedPage, TypedQuery, TypedTransaction, TypedUpdate, TypedWatcher};
 
 #[cfg(feature = "storage")]
 #[doc(inline)]

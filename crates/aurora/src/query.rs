@@ -198,6 +198,10 @@ impl QueryBuilder {
 
     /// Merges `patch`'s fields into every match in one transaction; returns how many.
     pub async fn update(self, patch: Document) -> Result<u64> {
+        if let Err(e) = aurora_core::validate_fields(&patch.fields) {
+            aurora_core::dispose_document(patch);
+            return Err(e.into());
+        }
         let (query, fields): (Query, Fields) = (self.query.clone(), patch.fields);
         self.write(move |tx| query.update(tx, &fields)).await
     }

@@ -62,7 +62,7 @@ async fn document_calls_and_reopen() {
         .insert_many("users", vec![doc! { "email": "d@x.io", "age": 4 }, doc! { "email": "a@x.io", "age": 5 }])
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Index(_)), "{err}");
+    assert!(matches!(err, Error::UniqueViolation { .. }), "{err}");
     assert_eq!(db.collection_stats("users").await.unwrap().count, 3);
 
     let updated = db.update_document("users", &id, doc! { "age": 10, "nick": "al" }).await.unwrap();
@@ -71,7 +71,7 @@ async fn document_calls_and_reopen() {
     assert!(err.to_string().contains("`age` is required"), "{err}");
     db.update_document("users", &id, doc! { "nick": null }).await.unwrap();
     let err = db.replace_document("users", doc! { "email": "z@x.io", "age": 0 }).await.unwrap_err();
-    assert!(matches!(err, Error::Transaction(aurora::txn::TxnError::NotFound { .. })), "{err}");
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
     db.upsert("users", doc! { "email": "e@x.io", "age": 7 }.id(DocId::text("e").unwrap())).await.unwrap();
     assert!(db.delete_document("users", &DocId::text("e").unwrap()).await.unwrap());
     assert!(!db.delete_document("users", &DocId::text("e").unwrap()).await.unwrap());

@@ -103,6 +103,9 @@ fn typed_refusal(e: &Error) -> bool {
         Error::Core(_)
             | Error::Storage(StorageError::TooLarge { .. } | StorageError::InvalidName { .. })
             | Error::Index(_)
+            | Error::UniqueViolation { .. }
+            | Error::SchemaViolation { .. }
+            | Error::DocumentExists { .. }
     )
 }
 

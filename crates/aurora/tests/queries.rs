@@ -86,7 +86,7 @@ async fn malformed_queries_are_typed_errors() {
     let err = db.query("strict").order_by("height", Order::Asc).collect().await.unwrap_err();
     assert!(err.to_string().contains("height"), "{err}");
     let err = db.query("nobody").collect().await.unwrap_err();
-    assert!(matches!(err, Error::Index(aurora::index::IndexError::UnknownCollection(_))), "{err}");
+    assert!(matches!(err, Error::UnknownCollection(_)), "{err}");
 }
 
 #[tokio::test]

@@ -36,7 +36,12 @@ impl<'de> de::Deserializer<'de> for ValueRef<'de> {
             Value::Float(f) => visitor.visit_f64(*f),
             Value::String(s) => visitor.visit_borrowed_str(s),
             Value::Uuid(u) => visitor.visit_string(u.to_string()),
-            Value::Bytes(b) => visitor.visit_borrowed_bytes(b),
+            // As a sequence of numbers, the form `Vec<u8>` reads: serde
+            // buffers flattened structs and internally tagged enums through
+            // `deserialize_any`, and a byte buffer would then reach a
+            // `Vec<u8>` that only takes a sequence. (`deserialize_bytes`
+            // still hands bytes over as bytes.)
+            Value::Bytes(b) => visitor.visit_seq(de::value::SeqDeserializer::<_, BridgeError>::new(b.iter().copied())),
             Value::Timestamp(t) => visitor.visit_i64(t.as_micros()),
             Value::Array(items) => {
                 let _level = DecodeLevel::enter().ok_or_else(too_deep)?;
@@ -95,11 +100,19 @@ impl<'de> de::Deserializer<'de> for ValueRef<'de> {
 
     fn deserialize_enum<V: Visitor<'de>>(
         self,
-        _: &'static str,
+        name: &'static str,
         _: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
         match self.0 {
+            // A document id as its text (how a typed collection offers the
+            // `_id` field, so that `String` and `DocId` fields both read
+            // it): a UUID is a UUID id, any other text a text id.
+            Value::String(s) if name == "DocId" => {
+                let variant = if uuid::Uuid::try_parse(s).is_ok() { "Uuid" } else { "Text" };
+                visitor.visit_enum(Enum { variant, value: Some(self.0) })
+            }
+            Value::Uuid(_) if name == "DocId" => visitor.visit_enum(Enum { variant: "Uuid", value: Some(self.0) }),
             Value::String(variant) => visitor.visit_enum(Enum { variant, value: None }),
             Value::Object(fields) if fields.len() == 1 => {
                 let (variant, value) = fields.iter().next().ok_or_else(|| BridgeError("an empty object".into()))?;

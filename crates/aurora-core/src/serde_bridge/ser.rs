@@ -1,10 +1,19 @@
 //! `Serialize` → [`Value`], directly.
 
 use super::{BridgeError, TIMESTAMP_TOKEN};
-use crate::{Fields, Timestamp, Value};
+use crate::nesting::DecodeLevel;
+use crate::{Fields, Timestamp, Value, MAX_DECODE_DEPTH};
 use serde::ser::{self, Serialize};
 
 type Result<T> = std::result::Result<T, BridgeError>;
+
+/// One more level of nesting, refused past [`MAX_DECODE_DEPTH`]: a value
+/// nested deeper than that (a 5 000-level `serde_json::Value`, a long linked
+/// list) fails fast instead of overflowing the stack while it is converted.
+/// The level lasts as long as the guard (held by the builders below).
+fn level() -> Result<DecodeLevel> {
+    DecodeLevel::enter().ok_or_else(|| BridgeError(format!("the value nests deeper than {MAX_DECODE_DEPTH} levels")))
+}
 
 /// Serializes into a [`Value`].
 pub(crate) struct ValueSerializer;
@@ -78,7 +87,15 @@ impl ser::Serializer for ValueSerializer {
         Ok(Value::Null)
     }
     fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<Value> {
-        v.serialize(self)
+        let _level = level()?;
+        match v.serialize(self)? {
+            // `Some(None)`, `Some(())`: stored as null, they would read back
+            // as `None` — refused instead of changed.
+            Value::Null => Err(BridgeError(
+                "`Some` of a value stored as null (Some(None), Some(())) would read back as None".into(),
+            )),
+            inner => Ok(inner),
+        }
     }
     fn serialize_unit(self) -> Result<Value> {
         Ok(Value::Null)
@@ -90,6 +107,7 @@ impl ser::Serializer for ValueSerializer {
         Ok(Value::String(variant.to_string()))
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, name: &'static str, v: &T) -> Result<Value> {
+        let _level = level()?;
         match (name, v.serialize(self)?) {
             (TIMESTAMP_TOKEN, Value::Int(micros)) => Ok(Value::Timestamp(Timestamp::from_micros(micros))),
             (_, inner) => Ok(inner),
@@ -102,10 +120,11 @@ impl ser::Serializer for ValueSerializer {
         variant: &'static str,
         v: &T,
     ) -> Result<Value> {
+        let _level = level()?;
         Ok(Value::Object([(variant.to_string(), v.serialize(self)?)].into()))
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<SeqBuilder> {
-        Ok(SeqBuilder(Vec::with_capacity(len.unwrap_or(0).min(4096))))
+        Ok(SeqBuilder(Vec::with_capacity(len.unwrap_or(0).min(4096)), level()?))
     }
     fn serialize_tuple(self, len: usize) -> Result<SeqBuilder> {
         self.serialize_seq(Some(len))
@@ -117,7 +136,7 @@ impl ser::Serializer for ValueSerializer {
         Ok(VariantSeq(variant, self.serialize_seq(Some(len))?))
     }
     fn serialize_map(self, _: Option<usize>) -> Result<MapBuilder> {
-        Ok(MapBuilder { fields: Fields::new(), key: None })
+        Ok(MapBuilder { fields: Fields::new(), key: None, _level: level()? })
     }
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<MapBuilder> {
         self.serialize_map(None)
@@ -127,8 +146,8 @@ impl ser::Serializer for ValueSerializer {
     }
 }
 
-/// Elements of an array being built.
-pub(crate) struct SeqBuilder(Vec<Value>);
+/// Elements of an array being built (and its nesting level).
+pub(crate) struct SeqBuilder(Vec<Value>, DecodeLevel);
 
 impl ser::SerializeSeq for SeqBuilder {
     type Ok = Value;
@@ -182,6 +201,7 @@ impl ser::SerializeTupleVariant for VariantSeq {
 pub(crate) struct MapBuilder {
     fields: Fields,
     key: Option<String>,
+    _level: DecodeLevel,
 }
 
 /// Map keys become field names: strings as they are, numbers, booleans
