@@ -366,6 +366,18 @@ fn duplicate(doc: &Document, field: &str, value: Vec<u8>, holder: &[u8]) -> (Vec
     (value, shown, holder)
 }
 
+/// Whether a build ended because the database stopped under it (closed,
+/// poisoned, I/O, full disk) rather than because of the data: such a build
+/// resumes at the next open.
+fn interrupted(e: &IndexError) -> bool {
+    use aurora_storage::StorageError as S;
+    matches!(
+        e,
+        IndexError::Storage(S::Closed | S::Poisoned(_) | S::Io { .. } | S::DiskFull { .. } | S::Backend { .. })
+            | IndexError::BuildFailed { .. }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use crate::catalog::{IndexDef, IndexState};
@@ -423,16 +435,4 @@ mod tests {
         assert_eq!(db.index("people", "handle").unwrap(), None, "never left half-visible");
         db.insert("people", doc! { "handle": "a" }).unwrap();
     }
-}
-
-/// Whether a build ended because the database stopped under it (closed,
-/// poisoned, I/O, full disk) rather than because of the data: such a build
-/// resumes at the next open.
-fn interrupted(e: &IndexError) -> bool {
-    use aurora_storage::StorageError as S;
-    matches!(
-        e,
-        IndexError::Storage(S::Closed | S::Poisoned(_) | S::Io { .. } | S::DiskFull { .. } | S::Backend { .. })
-            | IndexError::BuildFailed { .. }
-    )
 }
