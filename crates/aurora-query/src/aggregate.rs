@@ -23,6 +23,20 @@ pub enum Aggregate {
     Max(String),
 }
 
+impl Aggregate {
+    /// The aggregate's name in results: `count`, `sum(field)`,
+    /// `avg(field)`, `min(field)`, `max(field)`.
+    pub fn name(&self) -> String {
+        match self {
+            Aggregate::Count => "count".into(),
+            Aggregate::Sum(f) => format!("sum({f})"),
+            Aggregate::Avg(f) => format!("avg({f})"),
+            Aggregate::Min(f) => format!("min({f})"),
+            Aggregate::Max(f) => format!("max({f})"),
+        }
+    }
+}
+
 /// An aggregate's result.
 pub type AggregateValue = Value;
 
@@ -34,6 +48,29 @@ pub struct Group {
     pub key: Value,
     /// One value per requested aggregate, in order.
     pub values: Vec<AggregateValue>,
+    /// The requested aggregates' names ([`Aggregate::name`]), in the same
+    /// order as `values`.
+    pub names: Vec<String>,
+}
+
+impl Group {
+    /// The value of the aggregate named `name` (`"count"`,
+    /// `"sum(total)"`, …; see [`Aggregate::name`]).
+    ///
+    /// ```
+    /// use aurora_query::{Aggregate, Group};
+    /// use aurora_core::Value;
+    /// let g = Group { key: Value::Null, values: vec![Value::Int(3)], names: vec![Aggregate::Count.name()] };
+    /// assert_eq!(g.get("count"), Some(&Value::Int(3)));
+    /// ```
+    pub fn get(&self, name: &str) -> Option<&AggregateValue> {
+        self.names.iter().position(|n| n == name).and_then(|i| self.values.get(i))
+    }
+
+    /// The aggregates as `(name, value)` pairs, in request order.
+    pub fn named(&self) -> impl Iterator<Item = (&str, &AggregateValue)> {
+        self.names.iter().map(String::as_str).zip(&self.values)
+    }
 }
 
 fn compute(docs: &[&Document], agg: &Aggregate) -> Value {
@@ -82,7 +119,11 @@ impl Query {
         }
         Ok(groups
             .into_iter()
-            .map(|(key, members)| Group { key, values: aggregates.iter().map(|a| compute(&members, a)).collect() })
+            .map(|(key, members)| Group {
+                key,
+                values: aggregates.iter().map(|a| compute(&members, a)).collect(),
+                names: aggregates.iter().map(Aggregate::name).collect(),
+            })
             .collect())
     }
 }

@@ -40,6 +40,17 @@ impl JobContext {
     pub fn field(&self, name: &str) -> Option<&Value> {
         self.payload.as_object().and_then(|o| o.get(name))
     }
+
+    /// The payload decoded as `T` (what [`crate::Job::args`] stored).
+    ///
+    /// # Errors
+    /// A permanent [`JobError`] when it does not decode: retrying the same
+    /// payload cannot fix that, so the job fails at once (a dead letter).
+    pub fn args<T: serde::de::DeserializeOwned>(&self) -> Result<T, JobError> {
+        self.payload.decode().map_err(|e| {
+            JobError::permanent(format!("the job's arguments do not decode as {}: {e}", std::any::type_name::<T>()))
+        })
+    }
 }
 
 /// A failed attempt: retried with back-off (the default for any error

@@ -167,6 +167,30 @@ impl Job {
         self
     }
 
+    /// The job's arguments as any serde type (a struct, a map, a tuple):
+    /// the typed form of [`Job::payload`], read back by
+    /// [`JobContext::args`](crate::JobContext::args) or handed to a handler
+    /// registered with [`Workers::register`](crate::Workers::register).
+    ///
+    /// # Errors
+    /// [`WorkerError::InvalidJob`] when the arguments do not convert
+    /// exactly (a `u64` above `i64::MAX`, nesting past the limit, …).
+    ///
+    /// ```
+    /// use aurora_workers::Job;
+    /// #[derive(serde::Serialize)]
+    /// struct Resize { image: String, width: u32 }
+    /// let job = Job::new("resize").args(&Resize { image: "a.png".into(), width: 640 }).unwrap();
+    /// # let _ = job;
+    /// ```
+    pub fn args<T: serde::Serialize + ?Sized>(mut self, args: &T) -> Result<Self> {
+        self.payload = Value::from_serde(args).map_err(|e| WorkerError::InvalidJob {
+            job_type: self.job_type.chars().take(64).collect(),
+            reason: e.to_string(),
+        })?;
+        Ok(self)
+    }
+
     /// The priority (default `Normal`).
     pub fn priority(mut self, priority: Priority) -> Self {
         self.priority = priority;

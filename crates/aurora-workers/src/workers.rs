@@ -122,6 +122,46 @@ impl Workers {
         self.register_handler_with(job_type, HandlerOptions::default(), handler);
     }
 
+    /// Registers a handler that receives the job's arguments decoded as
+    /// `A` (see [`Job::args`]); a payload that does not decode fails the
+    /// job permanently without calling the handler.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aurora_workers::{Job, JobStatus, WorkerConfig, Workers};
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Welcome { to: String }
+    /// # let dir = tempfile::tempdir()?;
+    /// # let docs = aurora_storage::DocumentStore::open(dir.path(), Default::default(), Default::default())?;
+    /// # let db = aurora_txn::Database::without_sink(aurora_index::Collections::open(docs, Default::default())?);
+    /// let workers = Workers::new(db, WorkerConfig::default())?;
+    /// workers.register("welcome", |_ctx, args: Welcome| async move {
+    ///     assert_eq!(args.to, "ada@example.com");
+    ///     Ok(())
+    /// });
+    /// workers.start()?;
+    /// let id = workers.enqueue(Job::new("welcome").args(&Welcome { to: "ada@example.com".into() })?).await?;
+    /// assert_eq!(workers.wait_for(&id, std::time::Duration::from_secs(5)).await?, Some(JobStatus::Completed));
+    /// workers.shutdown().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn register<A, F, Fut>(&self, job_type: &str, handler: F)
+    where
+        A: serde::de::DeserializeOwned + Send + 'static,
+        F: Fn(JobContext, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = JobResult> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.register_handler(job_type, move |ctx: JobContext| {
+            let handler = Arc::clone(&handler);
+            async move {
+                let args = ctx.args::<A>()?;
+                handler(ctx, args).await
+            }
+        });
+    }
+
     /// Like [`Workers::register_handler`], with per-type options (a
     /// concurrency limit).
     pub fn register_handler_with<F, Fut>(&self, job_type: &str, options: HandlerOptions, handler: F)

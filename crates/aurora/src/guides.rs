@@ -1,4 +1,6 @@
-//! The guides under `docs/`, compiled as doc tests so their examples stay true.
+//! The guides under `docs/` of the repository, one page each, so they can
+//! be read with the API docs (and on docs.rs); their examples are compiled
+//! and run as doc tests, so they stay true.
 
 #[doc = include_str!("../../../docs/storage.md")]
 pub struct StorageGuide;

@@ -171,5 +171,7 @@ pub mod workers {
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-#[cfg(all(doctest, feature = "db"))]
-mod guides;
+/// The guides of `docs/`, readable here and on docs.rs (each example in
+/// them is compiled and run as a doc test).
+#[cfg(feature = "db")]
+pub mod guides;

@@ -200,3 +200,58 @@ async fn a_typed_live_query_streams_typed_updates_in_order() {
     let _ = Value::Null;
     db.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_job_arguments_reach_typed_handlers_and_bad_ones_fail_at_once() {
+    use aurora::{Job, JobStatus, WorkerConfig};
+    #[derive(Serialize, Deserialize, Clone)]
+    struct Resize {
+        image: String,
+        width: u32,
+    }
+    let db = Aurora::temporary().await.unwrap();
+    let workers = db.workers(WorkerConfig::default()).await.unwrap();
+    let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    workers.register("resize", move |_ctx, args: Resize| {
+        let s = s.clone();
+        async move {
+            s.lock().push((args.image, args.width));
+            Ok(())
+        }
+    });
+    workers.start().unwrap();
+    let ok =
+        workers.enqueue(Job::new("resize").args(&Resize { image: "a.png".into(), width: 640 }).unwrap()).await.unwrap();
+    let bad = workers.enqueue(Job::new("resize").payload(doc! { "image": 5 })).await.unwrap();
+    let wait = std::time::Duration::from_secs(10);
+    assert_eq!(workers.wait_for(&ok, wait).await.unwrap(), Some(JobStatus::Completed));
+    assert_eq!(
+        workers.wait_for(&bad, wait).await.unwrap(),
+        Some(JobStatus::Failed),
+        "no retries for arguments that never decode"
+    );
+    assert_eq!(*seen.lock(), vec![("a.png".to_string(), 640)]);
+    assert!(Job::new("resize").args(&u64::MAX).is_err(), "arguments that do not convert are refused at once");
+    db.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregate_results_are_named() {
+    use aurora::Aggregate;
+    let db = Aurora::temporary().await.unwrap();
+    db.ensure_collection("orders", Vec::<(&str, FieldDefinition)>::new()).await.unwrap();
+    for (c, t) in [("ada", 10), ("ada", 30), ("bob", 5)] {
+        db.insert_into("orders", doc! { "customer": c, "total": t }).await.unwrap();
+    }
+    let groups = db
+        .query("orders")
+        .aggregate(Some("customer"), &[Aggregate::Count, Aggregate::Sum("total".into())])
+        .await
+        .unwrap();
+    let ada = groups.iter().find(|g| g.key == Value::from("ada")).unwrap();
+    assert_eq!(ada.get("count"), Some(&Value::Int(2)));
+    assert_eq!(ada.get("sum(total)"), Some(&Value::Int(40)));
+    assert_eq!(ada.named().map(|(n, _)| n).collect::<Vec<_>>(), ["count", "sum(total)"]);
+    db.close().await.unwrap();
+}
