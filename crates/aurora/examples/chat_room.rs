@@ -1,52 +1,54 @@
-//! A chat room: messages are documents; a listener per room prints new
-//! messages as they are committed, and a live query keeps the room's last
-//! three messages up to date (the panel a chat UI would render): the panel
-//! is a plain list kept by applying the live query's ordered updates as a
-//! `Stream` — each says where a message was and is, so nothing is re-sorted.
+//! A chat room on a typed collection: messages are a `Message` struct; a
+//! listener prints #rust's messages as they are committed, and a typed live
+//! query keeps the room's last three messages — the panel a chat UI would
+//! render — by applying its ordered updates (each says where a message was
+//! and is, so nothing is re-sorted).
 //!
 //! Run with `cargo run --example chat_room` (an on-disk database in a
 //! temporary folder, removed at the end).
 
-use aurora::{doc, Aurora, EventFilter, FieldDefinition, FieldType, Order, QueryUpdate, Value, F};
+use aurora::{Aurora, DocId, EventFilter, FieldDefinition, FieldType, Order, TypedUpdate, F};
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tokio_stream::StreamExt;
 
-fn line(d: &aurora::Document) -> String {
-    let s = |f: &str| d.get(f).and_then(Value::as_str).unwrap_or("?").to_string();
-    format!("<{}> {}", s("author"), s("text"))
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Message {
+    #[serde(rename = "_id", default, skip_serializing_if = "Option::is_none")]
+    id: Option<DocId>,
+    room: String,
+    seq: i64,
+    author: String,
+    text: String,
+}
+
+impl std::fmt::Display for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{}> {}", self.author, self.text)
+    }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = Aurora::temporary().await?;
-    db.new_collection(
-        "messages",
-        [
-            ("room", FieldDefinition::new(FieldType::String).indexed()),
-            ("seq", FieldDefinition::new(FieldType::Int).indexed()),
-            ("author", FieldDefinition::new(FieldType::String)),
-            ("text", FieldDefinition::new(FieldType::String)),
-        ],
-    )
-    .await?;
-    println!("created `messages` (room and seq indexed)");
+    let indexed = |t| FieldDefinition::new(t).indexed();
+    db.ensure_collection("messages", [("room", indexed(FieldType::String)), ("seq", indexed(FieldType::Int))]).await?;
+    let messages = db.collection::<Message>("messages");
 
-    // A listener for #rust only: the filter (the query language) runs
-    // before anything is buffered for it.
+    // A listener for #rust only: the filter runs before anything is buffered.
     let mut rust_room = db.listen_filtered("messages", EventFilter::Matches(F.eq("room", "rust")))?;
     let notifier = tokio::spawn(async move {
         while let Ok(event) = rust_room.recv().await {
-            if let Some(d) = &event.document {
-                println!("  [#rust listener] {}", line(d));
+            if let Some(m) = event.document.and_then(|d| d.decode::<Message>().ok()) {
+                println!("  [#rust listener] {m}");
             }
         }
     });
 
-    // A live query: the last three messages of #rust, newest first. The
-    // UI's list starts from the results (already in order).
+    // The last three messages of #rust, newest first, kept live.
     let mut panel =
-        db.query("messages").filter(|f| f.eq("room", "rust")).order_by("seq", Order::Desc).limit(3).watch().await?;
-    let mut shown: Vec<aurora::Document> = panel.results().cloned().collect();
+        messages.query().filter(|f| f.eq("room", "rust")).order_by("seq", Order::Desc).limit(3).watch().await?;
+    let mut shown = panel.results()?;
 
     let script = [
         ("rust", "ada", "has anyone tried the new borrow checker?"),
@@ -58,18 +60,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     for (seq, (room, author, text)) in script.into_iter().enumerate() {
         println!("{author} posts in #{room}: {text}");
-        db.insert_into("messages", doc! { "room": room, "seq": seq as i64, "author": author, "text": text }).await?;
+        let message =
+            Message { id: None, room: room.into(), seq: seq as i64, author: author.into(), text: text.into() };
+        messages.insert(&message).await?;
         tokio::time::sleep(Duration::from_millis(20)).await;
-        // The watcher is a Stream of ordered updates.
         while let Ok(Some(update)) = tokio::time::timeout(Duration::from_millis(20), panel.next()).await {
             let update = update?;
             match &update {
-                QueryUpdate::Added { document, new_index } => println!("  [panel] +{new_index} {}", line(document)),
-                QueryUpdate::Removed { document, old_index } => {
-                    println!("  [panel] -{old_index} {} (scrolled out of the last three)", line(document))
+                TypedUpdate::Added { value, new_index } => println!("  [panel] +{new_index} {value}"),
+                TypedUpdate::Removed { old_index, .. } => {
+                    println!("  [panel] -{old_index} (scrolled out of the last three)")
                 }
-                QueryUpdate::Modified { new, old_index, new_index, .. } => {
-                    println!("  [panel] ~{old_index}→{new_index} {}", line(new))
+                TypedUpdate::Modified { value, old_index, new_index } => {
+                    println!("  [panel] ~{old_index}→{new_index} {value}")
                 }
             }
             update.apply_to(&mut shown);
@@ -77,11 +80,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!("the #rust panel now shows (newest first):");
-    for d in &shown {
-        println!("  {}", line(d));
+    for m in &shown {
+        println!("  {m}");
     }
-    let results: Vec<_> = panel.results().cloned().collect();
-    assert_eq!(shown, results, "the list kept from updates is the live query's ordered results");
+    assert_eq!(shown, panel.results()?, "the list kept from updates is the live query's ordered results");
     assert_eq!(shown.len(), 3);
     db.close().await?;
     notifier.await?;

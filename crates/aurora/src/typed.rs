@@ -319,6 +319,27 @@ pub enum TypedUpdate<T> {
     },
 }
 
+impl<T: Clone> TypedUpdate<T> {
+    /// Applies the update to a list kept in the live query's order (as
+    /// [`QueryUpdate::apply_to`] does for documents); an index out of range
+    /// (a list not kept from this query) leaves the list unchanged.
+    pub fn apply_to(&self, list: &mut Vec<T>) {
+        match self {
+            TypedUpdate::Added { value, new_index } if *new_index <= list.len() => {
+                list.insert(*new_index, value.clone())
+            }
+            TypedUpdate::Removed { old_index, .. } if *old_index < list.len() => {
+                list.remove(*old_index);
+            }
+            TypedUpdate::Modified { value, old_index, new_index } if *old_index < list.len() => {
+                list.remove(*old_index);
+                list.insert((*new_index).min(list.len()), value.clone());
+            }
+            _ => {}
+        }
+    }
+}
+
 /// A live query with typed results: a `futures::Stream` of
 /// `Result<TypedUpdate<T>>` ([`Watcher`] underneath).
 pub struct TypedWatcher<T> {
