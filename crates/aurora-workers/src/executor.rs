@@ -282,8 +282,18 @@ impl Drop for SlotGuard {
 /// Attempts at recording an outcome before leaving the job to recovery.
 const FINISH_ATTEMPTS: u32 = 5;
 
-/// Runs one attempt of `job` and records how it ended.
-async fn supervise(shared: Arc<Shared>, job: JobInfo, mut stop: oneshot::Receiver<Stop>) {
+/// Runs one attempt of `job` and records how it ended, inside a
+/// `job_attempt` span (fields: `job`, `job_type`, `attempt`; never the
+/// payload) whose events say how the attempt ended: `completed` (debug),
+/// `retry scheduled` (warn, with the error and the next run time), `dead
+/// letter` / `failed permanently` (error), `timed out` (warn, then one of
+/// those), `interrupted` (info).
+async fn supervise(shared: Arc<Shared>, job: JobInfo, stop: oneshot::Receiver<Stop>) {
+    let span = tracing::info_span!("job_attempt", job = %job.id, job_type = %job.job_type, attempt = job.attempts);
+    tracing::Instrument::instrument(supervise_attempt(shared, job, stop), span).await;
+}
+
+async fn supervise_attempt(shared: Arc<Shared>, job: JobInfo, mut stop: oneshot::Receiver<Stop>) {
     let _slot = SlotGuard { shared: Arc::clone(&shared), id: job.id.clone(), job_type: job.job_type.clone() };
     if matches!(stop.try_recv(), Ok(Stop::Cancel)) {
         return; // cancelled between the claim and now: never start it
@@ -296,8 +306,11 @@ async fn supervise(shared: Arc<Shared>, job: JobInfo, mut stop: oneshot::Receive
             let deadline = shared.now().saturating_add(timeout);
             let ctx = JobContext::for_job(&job);
             // The handler is called inside the task, so a panic while it
-            // builds its future is caught like one while it runs.
-            let mut handle = AbortOnDrop(tokio::spawn(async move { run(ctx).await }));
+            // builds its future is caught like one while it runs; it runs in
+            // the attempt's span, so its own events carry the job's fields.
+            let span = tracing::Span::current();
+            let mut handle =
+                AbortOnDrop(tokio::spawn(tracing::Instrument::instrument(async move { run(ctx).await }, span)));
             tokio::select! {
                 biased;
                 joined = &mut handle.0 => match joined {
@@ -313,6 +326,7 @@ async fn supervise(shared: Arc<Shared>, job: JobInfo, mut stop: oneshot::Receive
                     _ => Outcome::Interrupted("interrupted: shutdown deadline passed".into()),
                 },
                 _ = shared.config.clock.sleep_until(deadline) => {
+                    tracing::warn!(timeout_ms = timeout.as_millis() as u64, "job attempt timed out");
                     Outcome::Failed(format!("timed out after {timeout:?}"))
                 }
             }
@@ -320,9 +334,12 @@ async fn supervise(shared: Arc<Shared>, job: JobInfo, mut stop: oneshot::Receive
     };
     shared.running.lock().remove(&job.id);
     for attempt in 1..=FINISH_ATTEMPTS {
-        let (id, outcome, now) = (job.id.clone(), outcome.clone(), shared.now());
-        match shared.write(move |s| queue::finish(&s.db, &id, &outcome, &s.finish_rules(now))).await {
-            Ok(_) => return,
+        let (id, recorded, now) = (job.id.clone(), outcome.clone(), shared.now());
+        match shared.write(move |s| queue::finish(&s.db, &id, &recorded, &s.finish_rules(now))).await {
+            Ok(status) => {
+                trace_outcome(&outcome, status);
+                return;
+            }
             Err(e) if e.is_closed() || attempt == FINISH_ATTEMPTS => {
                 tracing::warn!(job = %job.id, error = %e,
                     "recording a job's outcome failed; it stays running until the next start recovers it");
@@ -330,6 +347,24 @@ async fn supervise(shared: Arc<Shared>, job: JobInfo, mut stop: oneshot::Receive
             }
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await,
         }
+    }
+}
+
+/// The event that says how an attempt ended (in the attempt's span).
+fn trace_outcome(outcome: &Outcome, status: Option<crate::JobStatus>) {
+    use crate::JobStatus as S;
+    match (outcome, status) {
+        (_, None) => {
+            tracing::debug!("the job changed under the attempt (cancelled or recovered); outcome not recorded")
+        }
+        (Outcome::Completed, _) => tracing::debug!("job completed"),
+        (Outcome::Failed(e), Some(S::Scheduled)) => tracing::warn!(error = %e, "job failed; retry scheduled"),
+        (Outcome::Failed(e) | Outcome::Interrupted(e), Some(S::DeadLetter)) => {
+            tracing::error!(error = %e, "job failed its last attempt: dead letter")
+        }
+        (Outcome::FailedPermanently(e), _) => tracing::error!(error = %e, "job failed permanently"),
+        (Outcome::Interrupted(e), _) => tracing::info!(reason = %e, "job attempt interrupted; it will run again"),
+        (Outcome::Failed(e), Some(other)) => tracing::warn!(error = %e, status = %other, "job failed"),
     }
 }
 
