@@ -7,7 +7,7 @@ use crate::error::{Result, WorkerError};
 use crate::handler::{JobContext, Registered};
 use crate::job::{JobId, JobInfo};
 use crate::queue::{self, Finish, Outcome};
-use crate::view::{Admit, View};
+use crate::view::{Admit, Lane, View};
 use aurora_core::Timestamp;
 use aurora_storage::Durability;
 use aurora_txn::Database;
@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     /// This instance's owner id, stamped on the jobs it runs.
     pub(crate) owner: String,
     pub(crate) handlers: RwLock<HashMap<String, Registered>>,
+    /// Per-queue settings ([`crate::Workers::configure_queue`], pause).
+    pub(crate) queues: RwLock<HashMap<String, QueueSettings>>,
     pub(crate) view: Arc<Mutex<View>>,
     pub(crate) wake: Arc<Notify>,
     slots: Mutex<Slots>,
@@ -41,31 +43,49 @@ pub(crate) struct Shared {
     strict: bool,
 }
 
-/// Running jobs per type, against the limits.
+/// One queue's settings in this worker instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct QueueSettings {
+    /// Jobs of the queue running at once (`None`: only the overall limit).
+    pub(crate) concurrency: Option<usize>,
+    /// A paused queue starts no job (running ones finish).
+    pub(crate) paused: bool,
+}
+
+/// Running jobs per type and per queue, against the limits.
 #[derive(Debug, Default)]
 struct Slots {
     total: usize,
     per_type: HashMap<String, usize>,
+    per_queue: HashMap<String, usize>,
 }
 
-/// The capacity check used while picking: a handler must exist and both
-/// limits must have room.
+/// The capacity check used while picking: a handler must exist, the queue
+/// must not be paused, and the overall, per-type and per-queue limits must
+/// have room.
 struct Capacity<'a> {
     slots: &'a mut Slots,
     handlers: &'a HashMap<String, Registered>,
+    queues: &'a HashMap<String, QueueSettings>,
     limit: usize,
 }
 
 impl Admit for Capacity<'_> {
-    fn can_start(&self, job_type: &str) -> bool {
-        let Some(h) = self.handlers.get(job_type) else { return false };
-        let running = self.slots.per_type.get(job_type).copied().unwrap_or(0);
-        self.slots.total < self.limit && h.options.concurrency.is_none_or(|max| running < max)
+    fn can_start(&self, lane: &Lane) -> bool {
+        let Some(h) = self.handlers.get(&lane.job_type) else { return false };
+        let queue = self.queues.get(&lane.queue).copied().unwrap_or_default();
+        let of_type = self.slots.per_type.get(&lane.job_type).copied().unwrap_or(0);
+        let of_queue = self.slots.per_queue.get(&lane.queue).copied().unwrap_or(0);
+        !queue.paused
+            && self.slots.total < self.limit
+            && h.options.concurrency.is_none_or(|max| of_type < max)
+            && queue.concurrency.is_none_or(|max| of_queue < max)
     }
 
-    fn started(&mut self, job_type: &str) {
+    fn started(&mut self, lane: &Lane) {
         self.slots.total += 1;
-        *self.slots.per_type.entry(job_type.to_string()).or_default() += 1;
+        *self.slots.per_type.entry(lane.job_type.clone()).or_default() += 1;
+        *self.slots.per_queue.entry(lane.queue.clone()).or_default() += 1;
     }
 }
 
@@ -77,6 +97,7 @@ impl Shared {
             config,
             owner: format!("worker-{}", aurora_core::DocId::new()),
             handlers: RwLock::new(HashMap::new()),
+            queues: RwLock::new(HashMap::new()),
             view,
             wake,
             slots: Mutex::new(Slots::default()),
@@ -114,32 +135,37 @@ impl Shared {
         }
     }
 
-    fn pick(&self, now: Timestamp) -> Vec<(JobId, String)> {
+    fn pick(&self, now: Timestamp) -> Vec<(JobId, Lane)> {
         let handlers = self.handlers.read();
+        let queues = self.queues.read();
         let mut slots = self.slots.lock();
         let free = self.config.concurrency.saturating_sub(slots.total);
         if free == 0 {
             return Vec::new();
         }
-        let mut capacity = Capacity { slots: &mut slots, handlers: &handlers, limit: self.config.concurrency };
+        let mut capacity =
+            Capacity { slots: &mut slots, handlers: &handlers, queues: &queues, limit: self.config.concurrency };
         self.view.lock().pick(now, free, &mut capacity)
     }
 
-    pub(crate) fn release(&self, job_type: &str) {
+    pub(crate) fn release(&self, lane: &Lane) {
         let mut slots = self.slots.lock();
         slots.total = slots.total.saturating_sub(1);
-        if let Some(n) = slots.per_type.get_mut(job_type) {
+        if let Some(n) = slots.per_type.get_mut(&lane.job_type) {
+            *n = n.saturating_sub(1);
+        }
+        if let Some(n) = slots.per_queue.get_mut(&lane.queue) {
             *n = n.saturating_sub(1);
         }
     }
 
     /// Gives back what a pick reserved for the jobs the claim did not
     /// take: their slot, their stop switch, and their place in the view.
-    fn release_unclaimed(&self, picked: &[(JobId, String)], claimed: &crate::queue::Claimed) {
+    fn release_unclaimed(&self, picked: &[(JobId, Lane)], claimed: &crate::queue::Claimed) {
         let mut returned = Vec::new();
         {
             let mut view = self.view.lock();
-            for (id, job_type) in picked {
+            for (id, lane) in picked {
                 if claimed.jobs.iter().any(|j| &j.id == id) {
                     continue;
                 }
@@ -148,12 +174,12 @@ impl Shared {
                 } else {
                     view.unpick(id);
                 }
-                returned.push((id, job_type));
+                returned.push((id, lane));
             }
         }
-        for (id, job_type) in returned {
+        for (id, lane) in returned {
             self.running.lock().remove(id);
-            self.release(job_type);
+            self.release(lane);
         }
     }
 }
@@ -268,13 +294,13 @@ impl Drop for AbortOnDrop {
 struct SlotGuard {
     shared: Arc<Shared>,
     id: JobId,
-    job_type: String,
+    lane: Lane,
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.shared.running.lock().remove(&self.id);
-        self.shared.release(&self.job_type);
+        self.shared.release(&self.lane);
         self.shared.wake.notify_one();
     }
 }
@@ -289,12 +315,19 @@ const FINISH_ATTEMPTS: u32 = 5;
 /// letter` / `failed permanently` (error), `timed out` (warn, then one of
 /// those), `interrupted` (info).
 async fn supervise(shared: Arc<Shared>, job: JobInfo, stop: oneshot::Receiver<Stop>) {
-    let span = tracing::info_span!("job_attempt", job = %job.id, job_type = %job.job_type, attempt = job.attempts);
+    let span = tracing::info_span!(
+        "job_attempt",
+        job = %job.id,
+        job_type = %job.job_type,
+        queue = %job.queue,
+        attempt = job.attempts
+    );
     tracing::Instrument::instrument(supervise_attempt(shared, job, stop), span).await;
 }
 
 async fn supervise_attempt(shared: Arc<Shared>, job: JobInfo, mut stop: oneshot::Receiver<Stop>) {
-    let _slot = SlotGuard { shared: Arc::clone(&shared), id: job.id.clone(), job_type: job.job_type.clone() };
+    let lane = Lane { queue: job.queue.clone(), job_type: job.job_type.clone() };
+    let _slot = SlotGuard { shared: Arc::clone(&shared), id: job.id.clone(), lane };
     if matches!(stop.try_recv(), Ok(Stop::Cancel)) {
         return; // cancelled between the claim and now: never start it
     }

@@ -129,6 +129,7 @@ pub const MAX_PAYLOAD_DEPTH: usize = aurora_core::MAX_NESTING_DEPTH - 1;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     pub(crate) job_type: String,
+    pub(crate) queue: String,
     pub(crate) payload: Value,
     pub(crate) priority: Priority,
     pub(crate) max_retries: u32,
@@ -145,6 +146,7 @@ impl Job {
     pub fn new(job_type: impl Into<String>) -> Self {
         Self {
             job_type: job_type.into(),
+            queue: crate::record::DEFAULT_QUEUE.to_string(),
             payload: Value::Null,
             priority: Priority::Normal,
             max_retries: 3,
@@ -159,6 +161,16 @@ impl Job {
     /// The job type.
     pub fn job_type(&self) -> &str {
         &self.job_type
+    }
+
+    /// The named queue the job runs in (default `"default"`): queues have
+    /// their own concurrency limit and can be paused
+    /// ([`Workers::configure_queue`](crate::Workers::configure_queue),
+    /// [`Workers::pause_queue`](crate::Workers::pause_queue)). 1 to
+    /// [`MAX_JOB_TYPE_LEN`] bytes, no control characters.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = queue.into();
+        self
     }
 
     /// The data the handler gets (a document, or any value).
@@ -247,6 +259,11 @@ impl Job {
             Some("the job type must not be empty".to_string())
         } else if self.job_type.len() > MAX_JOB_TYPE_LEN {
             Some(format!("the job type is longer than {MAX_JOB_TYPE_LEN} bytes"))
+        } else if self.queue.is_empty()
+            || self.queue.len() > MAX_JOB_TYPE_LEN
+            || self.queue.chars().any(char::is_control)
+        {
+            Some(format!("a queue name is 1 to {MAX_JOB_TYPE_LEN} bytes without control characters"))
         } else if self.max_retries > MAX_RETRIES {
             Some(format!("max_retries {} is above {MAX_RETRIES}", self.max_retries))
         } else if self.timeout.is_some_and(|t| t.is_zero()) {
@@ -290,6 +307,8 @@ pub struct JobInfo {
     pub id: JobId,
     /// The job type.
     pub job_type: String,
+    /// The named queue.
+    pub queue: String,
     /// The payload.
     pub payload: Value,
     /// The priority.

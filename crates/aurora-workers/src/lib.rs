@@ -33,6 +33,7 @@ mod job;
 mod outbox;
 mod queue;
 mod record;
+mod stats;
 mod view;
 mod workers;
 
@@ -43,5 +44,6 @@ pub use error::{Result, WorkerError};
 pub use handler::{HandlerOptions, JobContext, JobError, JobResult};
 pub use job::{Job, JobId, JobInfo, JobPayload, JobStatus, Priority, MAX_JOB_TYPE_LEN, MAX_PAYLOAD_DEPTH, MAX_RETRIES};
 pub use outbox::EnqueueExt;
-pub use record::JOBS;
+pub use record::{DEFAULT_QUEUE, JOBS};
+pub use stats::{QueueStats, THROUGHPUT_WINDOW};
 pub use workers::Workers;

@@ -225,6 +225,7 @@ fn finish_in(tx: &mut Transaction, job: &JobInfo, now: Timestamp) -> aurora_txn:
         let mut follow = JobInfo::enqueued(
             Job {
                 job_type: job.job_type.clone(),
+                queue: job.queue.clone(),
                 payload: job.payload.clone(),
                 priority: job.priority,
                 max_retries: job.max_retries,

@@ -48,6 +48,16 @@ pub(crate) fn schema() -> Schema {
 
 static LAST_SEQ: AtomicI64 = AtomicI64::new(0);
 
+/// The queue a job belongs to when none was named (and the queue of jobs
+/// stored before queues existed).
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// A stored job's queue: its `queue` field, absent for the default queue
+/// (so records written before queues existed read unchanged).
+pub(crate) fn queue_of(d: &Document) -> &str {
+    d.get("queue").and_then(Value::as_str).unwrap_or(DEFAULT_QUEUE)
+}
+
 /// The next enqueue sequence number: wall-clock microseconds, bumped to
 /// stay strictly increasing within the process (so FIFO holds even when
 /// the clock stalls or steps back).
@@ -80,6 +90,7 @@ impl JobInfo {
         JobInfo {
             id: JobId::new(),
             job_type: job.job_type,
+            queue: job.queue,
             payload: job.payload,
             priority: job.priority,
             status,
@@ -112,6 +123,9 @@ impl JobInfo {
         let opt_ts = |t: Option<Timestamp>| t.map_or(Value::Null, Value::Timestamp);
         let opt_str = |s: &Option<String>| s.clone().map_or(Value::Null, Value::String);
         d.set("type", self.job_type.clone());
+        if self.queue != DEFAULT_QUEUE {
+            d.set("queue", self.queue.clone());
+        }
         d.set("payload", self.payload.clone());
         d.set("priority", self.priority as i64);
         d.set(STATUS, self.status.as_str());
@@ -161,6 +175,7 @@ impl JobInfo {
         Ok(JobInfo {
             id: d.id.clone(),
             job_type: string("type")?.ok_or_else(|| bad("`type` is missing"))?,
+            queue: queue_of(d).to_string(),
             payload: d.get("payload").cloned().unwrap_or(Value::Null),
             priority: Priority::from_i64(int("priority")?).ok_or_else(|| bad("unknown `priority`"))?,
             status,

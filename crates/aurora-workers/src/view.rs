@@ -21,11 +21,19 @@ use tokio::sync::Notify;
 /// Queue order: priority (highest first), then enqueue sequence.
 type QueueKey = (Reverse<Priority>, i64, JobId);
 
+/// A named queue and a job type: the unit that capacity, pausing and the
+/// ready queues are kept by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Lane {
+    pub(crate) queue: String,
+    pub(crate) job_type: String,
+}
+
 /// What the view needs of a waiting job.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Waiting {
     pub(crate) id: JobId,
-    pub(crate) job_type: String,
+    pub(crate) lane: Lane,
     pub(crate) priority: Priority,
     pub(crate) seq: i64,
     pub(crate) run_at: Option<Timestamp>,
@@ -40,7 +48,10 @@ impl Waiting {
         }
         Some(Waiting {
             id: d.id.clone(),
-            job_type: d.get("type").and_then(Value::as_str)?.to_string(),
+            lane: Lane {
+                queue: crate::record::queue_of(d).to_string(),
+                job_type: d.get("type").and_then(Value::as_str)?.to_string(),
+            },
             priority: Priority::from_i64(d.get("priority").and_then(Value::as_i64)?)?,
             seq: d.get("seq").and_then(Value::as_i64)?,
             run_at: match d.get("run_at") {
@@ -66,12 +77,12 @@ enum Place {
     Claiming,
 }
 
-/// Which job types may start another job (capacity and a handler).
+/// Which lanes may start another job (capacity, a handler, not paused).
 pub(crate) trait Admit {
-    /// Whether a job of `job_type` may start now.
-    fn can_start(&self, job_type: &str) -> bool;
-    /// Counts one more running job of `job_type`.
-    fn started(&mut self, job_type: &str);
+    /// Whether a job of `lane` may start now.
+    fn can_start(&self, lane: &Lane) -> bool;
+    /// Counts one more running job of `lane`.
+    fn started(&mut self, lane: &Lane);
 }
 
 /// The waiting jobs, by readiness.
@@ -82,7 +93,7 @@ pub(crate) struct View {
     /// Changes seen while loading: applied when the load completes.
     buffered: Vec<(Revision, JobId, Option<Waiting>)>,
     jobs: HashMap<JobId, (Waiting, Place)>,
-    ready: HashMap<String, BTreeSet<QueueKey>>,
+    ready: HashMap<Lane, BTreeSet<QueueKey>>,
     timers: BTreeSet<(Timestamp, JobId)>,
     /// Timers at or before this time have been moved to the ready queues.
     promoted_to: Option<Timestamp>,
@@ -105,7 +116,7 @@ impl View {
     fn place(&mut self, w: &Waiting, place: Place) {
         match place {
             Place::Ready => {
-                self.ready.entry(w.job_type.clone()).or_default().insert(w.key());
+                self.ready.entry(w.lane.clone()).or_default().insert(w.key());
             }
             Place::Timer => {
                 self.timers.insert((w.run_at.unwrap_or(Timestamp::from_micros(i64::MIN)), w.id.clone()));
@@ -117,10 +128,10 @@ impl View {
     fn unplace(&mut self, w: &Waiting, place: Place) {
         match place {
             Place::Ready => {
-                if let Some(q) = self.ready.get_mut(&w.job_type) {
+                if let Some(q) = self.ready.get_mut(&w.lane) {
                     q.remove(&w.key());
                     if q.is_empty() {
-                        self.ready.remove(&w.job_type);
+                        self.ready.remove(&w.lane);
                     }
                 }
             }
@@ -180,28 +191,28 @@ impl View {
 
     /// Picks up to `max` due jobs in queue order among the types `admit`
     /// lets start, marking them as being claimed; returns `(id, type)`.
-    pub(crate) fn pick(&mut self, now: Timestamp, max: usize, admit: &mut dyn Admit) -> Vec<(JobId, String)> {
+    pub(crate) fn pick(&mut self, now: Timestamp, max: usize, admit: &mut dyn Admit) -> Vec<(JobId, Lane)> {
         self.promote(now);
         let mut out = Vec::new();
         while out.len() < max {
             let best = self
                 .ready
                 .iter()
-                .filter(|(t, _)| admit.can_start(t))
-                .filter_map(|(t, q)| q.first().map(|k| (k.clone(), t.clone())))
+                .filter(|(lane, _)| admit.can_start(lane))
+                .filter_map(|(lane, q)| q.first().map(|k| (k.clone(), lane.clone())))
                 .min();
-            let Some((key, job_type)) = best else { break };
-            if let Some(q) = self.ready.get_mut(&job_type) {
+            let Some((key, lane)) = best else { break };
+            if let Some(q) = self.ready.get_mut(&lane) {
                 q.remove(&key);
                 if q.is_empty() {
-                    self.ready.remove(&job_type);
+                    self.ready.remove(&lane);
                 }
             }
             if let Some((_, place)) = self.jobs.get_mut(&key.2) {
                 *place = Place::Claiming;
             }
-            admit.started(&job_type);
-            out.push((key.2, job_type));
+            admit.started(&lane);
+            out.push((key.2, lane));
         }
         out
     }
@@ -258,16 +269,16 @@ mod tests {
 
     struct Any;
     impl Admit for Any {
-        fn can_start(&self, _: &str) -> bool {
+        fn can_start(&self, _: &Lane) -> bool {
             true
         }
-        fn started(&mut self, _: &str) {}
+        fn started(&mut self, _: &Lane) {}
     }
 
     fn w(seq: i64, p: Priority, run_at: Option<i64>, t: &str) -> Waiting {
         Waiting {
             id: DocId::text(&format!("j{seq}")).unwrap(),
-            job_type: t.into(),
+            lane: Lane { queue: "default".into(), job_type: t.into() },
             priority: p,
             seq,
             run_at: run_at.map(Timestamp::from_micros),

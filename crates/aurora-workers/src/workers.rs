@@ -284,6 +284,40 @@ impl Workers {
         Ok(self.list(status, usize::MAX).await?.len() as u64)
     }
 
+    /// Limits how many jobs of `queue` run at once in this instance
+    /// (`None`: only the overall [`WorkerConfig::concurrency`] and the
+    /// per-type limits apply). Takes effect for the next job started.
+    pub fn configure_queue(&self, queue: &str, concurrency: Option<usize>) {
+        self.shared().queues.write().entry(queue.to_string()).or_default().concurrency = concurrency;
+        self.shared().wake.notify_one();
+    }
+
+    /// Pauses `queue` in this instance: no job of it starts until
+    /// [`Workers::resume_queue`]; running ones finish, and jobs keep being
+    /// enqueued. The pause is not persisted: a new `Workers` starts with
+    /// every queue running.
+    pub fn pause_queue(&self, queue: &str) {
+        self.shared().queues.write().entry(queue.to_string()).or_default().paused = true;
+    }
+
+    /// Resumes a paused queue.
+    pub fn resume_queue(&self, queue: &str) {
+        self.shared().queues.write().entry(queue.to_string()).or_default().paused = false;
+        self.shared().wake.notify_one();
+    }
+
+    /// Whether `queue` is paused in this instance.
+    pub fn is_paused(&self, queue: &str) -> bool {
+        self.shared().queues.read().get(queue).is_some_and(|q| q.paused)
+    }
+
+    /// Depth, age of the oldest waiting job, counts by status and recent
+    /// throughput for every (queue, job type) holding a job (reads every
+    /// job record: meant for dashboards and alerts, not per-request use).
+    pub async fn queue_stats(&self) -> Result<Vec<crate::QueueStats>> {
+        crate::stats::queue_stats(&self.shared().db, self.now())
+    }
+
     /// The number of jobs in every status.
     pub async fn counts(&self) -> Result<BTreeMap<JobStatus, u64>> {
         let mut out = BTreeMap::new();
