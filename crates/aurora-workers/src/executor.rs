@@ -337,7 +337,7 @@ async fn supervise_attempt(shared: Arc<Shared>, job: JobInfo, mut stop: oneshot:
         Some(run) => {
             let timeout = job.timeout.unwrap_or(shared.config.job_timeout);
             let deadline = shared.now().saturating_add(timeout);
-            let ctx = JobContext::for_job(&job);
+            let ctx = JobContext::for_job(&job, &shared.owner, Arc::clone(&shared.config.clock));
             // The handler is called inside the task, so a panic while it
             // builds its future is caught like one while it runs; it runs in
             // the attempt's span, so its own events carry the job's fields.

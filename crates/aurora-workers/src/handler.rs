@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 /// What a handler gets for one attempt of a job.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JobContext {
     /// The job's id.
     pub id: JobId,
@@ -22,10 +22,26 @@ pub struct JobContext {
     pub failures: u32,
     /// The last failure's message, on a retry.
     pub last_error: Option<String>,
+    /// The worker instance running this attempt (its claim on the job).
+    owner: String,
+    /// The workers' clock (for the completion time).
+    clock: Arc<dyn crate::Clock>,
+}
+
+impl std::fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobContext")
+            .field("id", &self.id)
+            .field("job_type", &self.job_type)
+            .field("attempt", &self.attempt)
+            .field("failures", &self.failures)
+            .field("last_error", &self.last_error)
+            .finish_non_exhaustive()
+    }
 }
 
 impl JobContext {
-    pub(crate) fn for_job(job: &JobInfo) -> Self {
+    pub(crate) fn for_job(job: &JobInfo, owner: &str, clock: Arc<dyn crate::Clock>) -> Self {
         Self {
             id: job.id.clone(),
             job_type: job.job_type.clone(),
@@ -33,7 +49,53 @@ impl JobContext {
             attempt: job.attempts,
             failures: job.failures,
             last_error: job.last_error.clone(),
+            owner: owner.to_string(),
+            clock,
         }
+    }
+
+    /// Marks this job completed inside `tx`, the handler's own
+    /// transaction: the job's completion and the handler's database writes
+    /// commit together or not at all, so database work runs **exactly
+    /// once** even if the process dies between them (without it, delivery
+    /// is at least once). After that commit the handler's return value no
+    /// longer changes the job. A recurring job's next occurrence is
+    /// inserted in the same transaction.
+    ///
+    /// # Errors
+    /// [`crate::WorkerError::State`] when this attempt no longer holds the
+    /// job (it was cancelled, or recovered by another start) — then `tx`
+    /// must not commit; the errors of reading and writing in `tx`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aurora_workers::{Job, JobError, JobStatus, WorkerConfig, Workers};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let docs = aurora_storage::DocumentStore::open(dir.path(), Default::default(), Default::default())?;
+    /// # let collections = aurora_index::Collections::open(docs, Default::default())?;
+    /// # collections.create_collection("orders", Default::default())?;
+    /// # let db = aurora_txn::Database::without_sink(collections);
+    /// let workers = Workers::new(db.clone(), WorkerConfig::default())?;
+    /// let store = db.clone();
+    /// workers.register_handler("record_payment", move |job| {
+    ///     let db = store.clone();
+    ///     async move {
+    ///         let mut tx = db.begin()?;
+    ///         tx.insert("orders", aurora_core::doc! { "paid": true })?;
+    ///         job.complete_in(&mut tx).map_err(JobError::retry)?;
+    ///         tx.commit()?; // the order and the job's completion, atomically
+    ///         Ok(())
+    ///     }
+    /// });
+    /// workers.start()?;
+    /// let id = workers.enqueue(Job::new("record_payment")).await?;
+    /// assert_eq!(workers.wait_for(&id, std::time::Duration::from_secs(5)).await?, Some(JobStatus::Completed));
+    /// workers.shutdown().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn complete_in(&self, tx: &mut aurora_txn::Transaction) -> crate::Result<()> {
+        crate::queue::complete_in(tx, &self.id, &self.owner, self.clock.now())
     }
 
     /// The payload field `name`, if the payload is an object.

@@ -182,6 +182,20 @@ pub(crate) fn finish(db: &Database, id: &JobId, outcome: &Outcome, f: &Finish<'_
     })?)
 }
 
+/// Completes a running job inside the handler's own transaction
+/// ([`crate::JobContext::complete_in`]).
+pub(crate) fn complete_in(tx: &mut Transaction, id: &JobId, owner: &str, now: Timestamp) -> Result<()> {
+    let held = |job: &JobInfo| job.status == JobStatus::Running && job.owner.as_deref() == Some(owner);
+    let doc = tx.get(JOBS, id)?;
+    let mut job = match doc.as_ref().map(JobInfo::from_document).transpose()? {
+        Some(job) if held(&job) => job,
+        _ => return Err(WorkerError::State("the job is no longer held by this attempt (cancelled or recovered)")),
+    };
+    let rules = Finish { owner, now, backoff: &crate::Backoff::default(), max_interruptions: 0 };
+    apply_outcome(&mut job, &Outcome::Completed, &rules);
+    Ok(finish_in(tx, &job, now)?)
+}
+
 /// The job's next state after `outcome`.
 fn apply_outcome(job: &mut JobInfo, outcome: &Outcome, f: &Finish<'_>) {
     job.owner = None;
