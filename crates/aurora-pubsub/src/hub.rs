@@ -51,6 +51,25 @@ pub(crate) struct Hub {
     closed: AtomicBool,
     /// Subscriber ids.
     next_id: AtomicU64,
+    /// Commits published with at least one event.
+    published: AtomicU64,
+    /// Events every listener lost to lag, in total (shared with them).
+    dropped: Arc<AtomicU64>,
+}
+
+/// The hub's counters ([`PubSub::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HubStats {
+    /// Listeners open now (collection and global).
+    pub listeners: usize,
+    /// Events buffered in all listeners now (delivered, not yet received).
+    pub buffered_events: usize,
+    /// Commits published since the hub was made.
+    pub commits_published: u64,
+    /// Events dropped from slow listeners' buffers (each reported to its
+    /// listener as `RecvError::Lagged`), in total.
+    pub events_dropped: u64,
 }
 
 /// The group key of `listen_all`.
@@ -101,6 +120,15 @@ impl Group {
         }
     }
 
+    fn each(&self, mut f: impl FnMut(&Subscriber)) {
+        for s in &self.scan {
+            f(s);
+        }
+        for s in self.by_value.values().flat_map(|m| m.values().flatten()) {
+            f(s);
+        }
+    }
+
     fn all(self) -> impl Iterator<Item = Arc<Subscriber>> {
         self.scan.into_iter().chain(self.by_value.into_values().flat_map(|m| m.into_values().flatten()))
     }
@@ -141,6 +169,8 @@ pub(crate) struct Subscriber {
     /// Where the group indexes it ([`EventFilter::required_equality`]).
     index: Option<(String, Value)>,
     pub(crate) queue: Mutex<Queue>,
+    /// The hub's lost-events counter.
+    dropped: Arc<AtomicU64>,
 }
 
 /// A commit's events for one listener, partly consumed by per-event reads.
@@ -196,6 +226,7 @@ impl Subscriber {
                 if let Some(old) = q.commits.pop_front() {
                     q.len -= old.events.len();
                     q.lost += old.events.len() as u64;
+                    self.dropped.fetch_add(old.events.len() as u64, Ordering::Relaxed);
                 }
             }
             q.waker.take()
@@ -227,6 +258,8 @@ impl PubSub {
                 capacity: capacity.max(1),
                 closed: AtomicBool::new(false),
                 next_id: AtomicU64::new(1),
+                published: AtomicU64::new(0),
+                dropped: Arc::new(AtomicU64::new(0)),
             }),
         }
     }
@@ -267,6 +300,7 @@ impl PubSub {
             filter,
             index,
             queue: Mutex::new(Queue::default()),
+            dropped: Arc::clone(&self.inner.dropped),
         });
         // The closed flag is read under the write lock, which `close` also
         // takes: a listener either is closed at once or is in a group that
@@ -300,6 +334,7 @@ impl PubSub {
     pub fn publish(&self, events: Vec<ChangeEvent>) {
         let Some(first) = events.first() else { return };
         let (sequence, transaction_id) = (first.sequence, first.transaction_id);
+        self.inner.published.fetch_add(1, Ordering::Relaxed);
         let events: Vec<Arc<ChangeEvent>> = events.into_iter().map(Arc::new).collect();
         let capacity = self.inner.capacity;
         let groups = self.inner.groups.read();
@@ -329,6 +364,25 @@ impl PubSub {
     /// group while it has listeners.
     pub fn channel_count(&self) -> usize {
         self.inner.groups.read().len()
+    }
+
+    /// Listeners, buffered events, commits published and events lost to
+    /// lag (walks the listeners: meant for metrics, not per event).
+    pub fn stats(&self) -> HubStats {
+        let groups = self.inner.groups.read();
+        let (mut listeners, mut buffered_events) = (0, 0);
+        for group in groups.values() {
+            group.each(|s| {
+                listeners += 1;
+                buffered_events += s.queue.lock().len;
+            });
+        }
+        HubStats {
+            listeners,
+            buffered_events,
+            commits_published: self.inner.published.load(Ordering::Relaxed),
+            events_dropped: self.inner.dropped.load(Ordering::Relaxed),
+        }
     }
 
     /// Listeners of one collection (not counting global listeners).

@@ -21,5 +21,5 @@ mod hub;
 mod listener;
 
 pub use event::{ChangeEvent, ChangeType, CommitEvents, EventFilter};
-pub use hub::{PubSub, DEFAULT_CAPACITY};
+pub use hub::{HubStats, PubSub, DEFAULT_CAPACITY};
 pub use listener::{Listener, RecvError};

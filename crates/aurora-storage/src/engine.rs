@@ -65,6 +65,8 @@ pub(crate) struct Engine {
     lock: Mutex<Option<DirLock>>,
     /// What recovery found and did at open.
     pub(crate) report: RecoveryReport,
+    /// Write-path counters.
+    pub(crate) metrics: crate::metrics::StoreMetrics,
 }
 
 /// Opens the cold store in a directory with a page cache of so many bytes.
@@ -200,6 +202,7 @@ impl Engine {
             closed: AtomicBool::new(false),
             poison: Mutex::new(None),
             lock: Mutex::new(Some(lock)),
+            metrics: crate::metrics::StoreMetrics::default(),
         })
     }
 
@@ -291,6 +294,7 @@ impl Engine {
     /// insert into the memtable, publish the revision, run hooks.
     fn process_group(&self, group: Vec<Pending>) -> Vec<Result<CommitOutcome>> {
         let n = group.len();
+        let _span = tracing::debug_span!("commit_group", size = n).entered();
         self.wait_for_room();
         if let Some(msg) = self.poisoned() {
             return (0..n).map(|_| Err(StorageError::Poisoned(msg.clone()))).collect();
@@ -325,13 +329,19 @@ impl Engine {
                 }
             }
         }
+        let failed = outcomes.iter().filter(|o| matches!(o, Ok(CommitOutcome::ConditionFailed { .. }))).count();
+        self.metrics.group(n, hooks.len(), failed);
         if hooks.is_empty() {
             return outcomes;
         }
         let io = match self.config.durability {
             Durability::Strict => wal.write_out().and_then(|()| {
                 let (file, _) = wal.sync_target();
-                file.sync_data().map_err(|e| StorageError::io("syncing the WAL", e))
+                let started = std::time::Instant::now();
+                let synced = file.sync_data().map_err(|e| StorageError::io("syncing the WAL", e));
+                self.metrics.fsync(started.elapsed());
+                tracing::debug!(micros = started.elapsed().as_micros() as u64, revision = rev, "fsynced the WAL");
+                synced
             }),
             Durability::Balanced => wal.write_out(),
             Durability::Buffered if wal.buffered_records() >= self.config.write_buffer_size => wal.write_out(),
@@ -506,7 +516,9 @@ impl Engine {
             wal.sync_target()
         };
         if written > self.synced_revision() {
+            let started = std::time::Instant::now();
             file.sync_data().map_err(|e| self.poison_with(&StorageError::io("syncing the WAL", e)))?;
+            self.metrics.fsync(started.elapsed());
             self.synced.fetch_max(written, Ordering::AcqRel);
         }
         Ok(self.synced_revision())
@@ -518,6 +530,7 @@ impl Engine {
     pub(crate) fn checkpoint(&self) -> Result<()> {
         let _one_at_a_time = self.checkpoint_lock.lock();
         let _span = tracing::debug_span!("checkpoint").entered();
+        self.metrics.checkpoint();
         let cold = self.cold()?;
         let applied = self.applied.load(Ordering::Acquire);
         cold.set_checkpoint(applied)?;

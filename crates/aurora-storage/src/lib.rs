@@ -28,6 +28,7 @@ mod lock;
 mod maintenance;
 mod memtable;
 mod merge;
+mod metrics;
 mod mvcc;
 mod snapshot;
 mod store;
@@ -42,6 +43,7 @@ pub use documents::{
 };
 pub use error::{printable_key, Result, StorageError};
 pub use hot::{CacheStats, EvictionPolicy, HotCache};
+pub use metrics::StoreMetricsSnapshot;
 pub use snapshot::{Snapshot, SnapshotIter, VersionedEntry};
 pub use store::{prefix_successor, Store};
 pub use wal::replay::{RecoveryReport, Salvaged};

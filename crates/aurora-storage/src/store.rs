@@ -285,6 +285,20 @@ impl Store {
         self.engine().wal_bytes()
     }
 
+    /// The write path's counters since open (commits, commit groups,
+    /// fsyncs and their time, checkpoints, WAL bytes) and the revisions it
+    /// stands at. Cheap: a few atomic loads.
+    pub fn metrics(&self) -> crate::StoreMetricsSnapshot {
+        let engine = self.engine();
+        crate::StoreMetricsSnapshot {
+            wal_bytes: engine.wal_bytes(),
+            revision: engine.revision(),
+            synced_revision: engine.synced_revision(),
+            applied_revision: engine.applied_revision(),
+            ..engine.metrics.snapshot()
+        }
+    }
+
     /// Whether the store was closed.
     pub fn is_closed(&self) -> bool {
         self.engine().is_closed()

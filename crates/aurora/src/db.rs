@@ -195,7 +195,7 @@ impl Aurora {
         self.inner.db.collections()
     }
 
-    fn check_open(&self) -> Result<()> {
+    pub(crate) fn check_open(&self) -> Result<()> {
         if self.collections().documents().store().is_closed() {
             return Err(Error::Closed);
         }
@@ -651,6 +651,12 @@ impl Aurora {
         let workers = blocking(move || Ok(aurora_workers::Workers::new(db, config)?)).await?;
         self.inner.workers.lock().push(workers.clone());
         Ok(workers)
+    }
+
+    /// The job queues opened with [`Aurora::workers`] and not shut down.
+    #[cfg(feature = "workers")]
+    pub(crate) fn open_workers(&self) -> Vec<aurora_workers::Workers> {
+        self.inner.workers.lock().clone()
     }
 
     // ---- transactions -----------------------------------------------------

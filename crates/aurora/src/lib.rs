@@ -70,6 +70,8 @@ mod error;
 #[cfg(feature = "db")]
 mod events;
 #[cfg(feature = "db")]
+mod metrics;
+#[cfg(feature = "db")]
 mod query;
 #[cfg(feature = "db")]
 mod transaction;
@@ -99,6 +101,9 @@ pub use error::{Error, Result};
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use events::FeedScope;
+#[cfg(feature = "db")]
+#[cfg_attr(docsrs, doc(cfg(feature = "db")))]
+pub use metrics::Metrics;
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use query::QueryBuilder;
