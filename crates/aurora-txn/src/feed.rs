@@ -321,6 +321,7 @@ impl Database {
         self.load_feed_index()?;
         let doomed = self.inner.feed_index.lock().doomed(retention, Timestamp::now());
         let Some(last_doomed) = doomed else { return Ok(0) };
+        let _span = tracing::debug_span!("feed_trim", up_to = last_doomed).entered();
         let store = self.collections().documents().store();
         let end = revision_key(FEED, last_doomed.saturating_add(1));
         let doomed = joined(store.range(Bound::Included(FEED), Bound::Excluded(&end))?)?;
@@ -336,6 +337,7 @@ impl Database {
             store.commit(batch)?.into_result()?;
         }
         self.inner.feed_index.lock().trimmed(last_doomed);
+        tracing::debug!(commits = doomed.len(), floor = last_doomed, "trimmed the change feed");
         Ok(doomed.len())
     }
 }
