@@ -15,6 +15,7 @@
 //! Architecture invariant: this is the only crate that names `sled`; no sled
 //! type appears in its public API.
 
+mod backup;
 mod batch;
 pub mod cold;
 mod commit;
@@ -34,6 +35,7 @@ mod snapshot;
 mod store;
 mod wal;
 
+pub use backup::{BackupProgress, BackupReport};
 pub use batch::{revision_key, revision_part_key, Batch, CommitOutcome, Condition, Op, Revision};
 pub use cold::{ColdStore, Versioned};
 pub use commit::CommitHook;

@@ -653,6 +653,47 @@ impl Aurora {
         Ok(workers)
     }
 
+    /// Writes a consistent copy of the database, as of the newest commit
+    /// when the call starts, into `dir` (absent or empty), while writers
+    /// go on; runs on the blocking pool. To restore, open the copy (or move
+    /// it where the database was) with [`Aurora::open`]: it is an ordinary
+    /// database at that commit, with its collections, indexes, computed
+    /// fields, change feed and job queue.
+    ///
+    /// # Errors
+    /// `Error::Storage(Io)` if `dir` is not empty or on I/O failure (then
+    /// delete the partial copy); [`Error::Closed`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aurora::Result<()> {
+    /// use aurora::{doc, Aurora};
+    /// let tmp = tempfile::tempdir().expect("temp dir");
+    /// let db = Aurora::open(tmp.path().join("db")).await?;
+    /// db.new_collection("t", Vec::<(&str, aurora::FieldDefinition)>::new()).await?;
+    /// let id = db.insert_into("t", doc! { "n": 1 }).await?;
+    /// let report = db.backup_to(tmp.path().join("backup")).await?;
+    /// let copy = Aurora::open(tmp.path().join("backup")).await?;
+    /// assert!(copy.get_document("t", &id).await?.is_some());
+    /// assert_eq!(copy.feed_head()?, report.revision);
+    /// # Ok(()) }
+    /// ```
+    pub async fn backup_to(&self, dir: impl Into<std::path::PathBuf>) -> Result<aurora_storage::BackupReport> {
+        self.backup_to_with_progress(dir, |_| {}).await
+    }
+
+    /// [`Aurora::backup_to`], calling `progress` after each batch of
+    /// entries copied (from a blocking-pool thread).
+    pub async fn backup_to_with_progress(
+        &self,
+        dir: impl Into<std::path::PathBuf>,
+        progress: impl FnMut(aurora_storage::BackupProgress) + Send + 'static,
+    ) -> Result<aurora_storage::BackupReport> {
+        self.check_open()?;
+        let (this, dir) = (self.clone(), dir.into());
+        blocking(move || Ok(this.collections().documents().store().backup_to(&dir, progress)?)).await
+    }
+
     /// The job queues opened with [`Aurora::workers`] and not shut down.
     #[cfg(feature = "workers")]
     pub(crate) fn open_workers(&self) -> Vec<aurora_workers::Workers> {

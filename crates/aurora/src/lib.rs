@@ -116,7 +116,9 @@ pub use typed::{Collection, TypedPage, TypedQuery, TypedTransaction, TypedUpdate
 
 #[cfg(feature = "storage")]
 #[doc(inline)]
-pub use aurora_storage::{Durability, EvictionPolicy, RecoveryReport, WalRecovery};
+pub use aurora_storage::{
+    BackupProgress, BackupReport, Durability, EvictionPolicy, RecoveryReport, StoreMetricsSnapshot, WalRecovery,
+};
 #[cfg(feature = "txn")]
 #[doc(inline)]
 pub use aurora_txn::{ChangeKind, ChangeSink, CommitInfo, Committed, Isolation};
