@@ -42,3 +42,7 @@ pub struct DurabilityGuide;
 
 #[doc = include_str!("../../../docs/json.md")]
 pub struct JsonGuide;
+
+#[cfg(feature = "workers")]
+#[doc = include_str!("../../../docs/operations.md")]
+pub struct OperationsGuide;
