@@ -179,6 +179,7 @@ async fn main() {
             old_document: None,
             sequence: k + 1,
             transaction_id: k + 1,
+            cause: Default::default(),
         };
         let t = Instant::now();
         hub.publish(vec![event]);

@@ -17,6 +17,17 @@ pub enum ChangeType {
     Delete,
 }
 
+/// Why a change happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum ChangeCause {
+    /// A write by the application (or a job handler).
+    #[default]
+    Write,
+    /// The document's time to live passed and the expiry task deleted it
+    /// (a `Delete`).
+    Expired,
+}
+
 /// One committed change of one document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangeEvent {
@@ -35,6 +46,8 @@ pub struct ChangeEvent {
     pub sequence: u64,
     /// The transaction that made the change.
     pub transaction_id: u64,
+    /// Why: a write, or an expiry (documents past their time to live).
+    pub cause: ChangeCause,
 }
 
 /// The events of one commit that a listener receives, delivered as one
@@ -268,6 +281,7 @@ mod tests {
             old_document: old.map(Arc::new),
             sequence: 1,
             transaction_id: 1,
+            cause: ChangeCause::Write,
         }
     }
 

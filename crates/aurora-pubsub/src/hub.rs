@@ -31,7 +31,7 @@ pub const DEFAULT_CAPACITY: usize = 4096;
 /// let hub = PubSub::new(16);
 /// let mut users = hub.listen("users", EventFilter::ChangeType(ChangeType::Insert)).unwrap();
 /// let event = ChangeEvent { collection: "users".into(), change_type: ChangeType::Insert, id: DocId::new(),
-///     document: None, old_document: None, sequence: 1, transaction_id: 1 };
+///     document: None, old_document: None, sequence: 1, transaction_id: 1, cause: Default::default() };
 /// hub.publish(vec![event.clone()]);
 /// assert_eq!(users.recv().await.unwrap(), event);
 /// # }

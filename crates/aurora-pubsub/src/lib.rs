@@ -20,6 +20,6 @@ mod event;
 mod hub;
 mod listener;
 
-pub use event::{ChangeEvent, ChangeType, CommitEvents, EventFilter};
+pub use event::{ChangeCause, ChangeEvent, ChangeType, CommitEvents, EventFilter};
 pub use hub::{HubStats, PubSub, DEFAULT_CAPACITY};
 pub use listener::{Listener, RecvError};

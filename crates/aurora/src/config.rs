@@ -78,6 +78,13 @@ pub struct AuroraConfig {
     /// evaluation, script time per query, memory, result size (defaults:
     /// 50 ms, 1 s, 16 MiB, 1 MiB; see the computed-fields guide).
     pub script_limits: crate::ScriptLimits,
+    /// How often the expiry task deletes documents past their time to
+    /// live ([`Aurora::set_ttl`](crate::Aurora::set_ttl)); default 1 s.
+    /// Reads hide expired documents at once regardless; `Duration::ZERO`
+    /// runs no task (call [`Aurora::expire_now`](crate::Aurora::expire_now)).
+    pub expiry_interval: Duration,
+    /// The clock expiry reads (default: the system clock).
+    pub expiry_clock: crate::ExpiryClock,
 }
 
 impl AuroraConfig {
@@ -105,6 +112,8 @@ impl AuroraConfig {
             wal_recovery: WalRecovery::Refuse,
             min_free_disk_bytes: 8 << 20,
             script_limits: aurora_query::ScriptLimits::default(),
+            expiry_interval: Duration::from_secs(1),
+            expiry_clock: crate::ExpiryClock::default(),
         }
     }
 

@@ -44,6 +44,8 @@ struct Inner {
     db: Database,
     pubsub: PubSub,
     computed: Arc<ComputedFields>,
+    /// Time-to-live rules and their clock.
+    expiry: Arc<crate::ttl::Expiry>,
     config: AuroraConfig,
     /// Owned background tasks (cache purge, feed trim), aborted on close/drop.
     cleanup: parking_lot::Mutex<Vec<JoinHandle<()>>>,
@@ -126,12 +128,14 @@ impl Aurora {
         let pubsub = PubSub::new(config.event_buffer);
         let sink: Arc<dyn ChangeSink> = Arc::new(crate::events::EventSink { pubsub: pubsub.clone(), next: user_sink });
         let cfg = config.clone();
-        let (db, computed) = blocking(move || {
+        let (db, computed, expiry) = blocking(move || {
             let docs = DocumentStore::open(&cfg.path, cfg.store_config(), cfg.document_config())?;
             let computed = ComputedFields::load(docs.store())?;
             let collections = Collections::open(docs, cfg.index_config())?;
             let feed = cfg.change_feed_retention > 0;
-            Ok((Database::with_options(collections, sink, cfg.isolation, feed), Arc::new(computed)))
+            let db = Database::with_options(collections, sink, cfg.isolation, feed);
+            let expiry = crate::ttl::Expiry::load(&db, cfg.expiry_clock.clone())?;
+            Ok((db, Arc::new(computed), Arc::new(expiry)))
         })
         .await?;
         let cleanup = {
@@ -160,13 +164,30 @@ impl Aurora {
                 }
             })
         });
+        let expire = (!config.expiry_interval.is_zero()).then(|| {
+            let (db, expiry, every) = (db.clone(), Arc::clone(&expiry), config.expiry_interval);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let (db, expiry) = (db.clone(), Arc::clone(&expiry));
+                    match tokio::task::spawn_blocking(move || expiry.expire(&db)).await {
+                        Ok(Err(Error::Closed)) => break,
+                        Ok(Err(e)) => tracing::warn!(error = %e, "expiring documents failed"),
+                        _ => {}
+                    }
+                }
+            })
+        });
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
                 pubsub,
                 computed,
+                expiry,
                 config,
-                cleanup: parking_lot::Mutex::new(vec![cleanup].into_iter().chain(feed_trim).collect()),
+                cleanup: parking_lot::Mutex::new(vec![cleanup].into_iter().chain(feed_trim).chain(expire).collect()),
                 #[cfg(feature = "workers")]
                 workers: parking_lot::Mutex::new(Vec::new()),
                 _temporary: temporary,
@@ -440,10 +461,73 @@ impl Aurora {
             .await
     }
 
-    /// The document, if present (from the hot cache when it can).
+    /// The document, if present (from the hot cache when it can) and not
+    /// expired ([`Aurora::set_ttl`]).
     pub async fn get_document(&self, collection: &str, id: &DocId) -> Result<Option<Arc<Document>>> {
         self.check_open()?;
-        Ok(self.collections().get(collection, id)?)
+        let found = self.collections().get(collection, id)?;
+        Ok(match (found, self.inner.expiry.rule(collection)) {
+            (Some(d), Some(rule)) if rule.has_expired(&d, self.inner.expiry.time.now()) => None,
+            (found, _) => found,
+        })
+    }
+
+    // ---- expiring documents ---------------------------------------------
+
+    /// Gives `collection` a time to live (or with `None` takes it away):
+    /// a document expires when the timestamp in `rule.field`, plus
+    /// `rule.after`, is at or before now. From this call on, reads
+    /// (`get_document`, queries, live queries' initial results, typed
+    /// collections) never return an expired document, and the expiry task
+    /// (every [`AuroraConfig::expiry_interval`]) deletes them in
+    /// transactions whose `Delete` events carry
+    /// [`ChangeCause::Expired`](crate::ChangeCause). The rule persists.
+    /// Index `rule.field` to make each expiry pass an index range read.
+    ///
+    /// # Errors
+    /// [`Error::UnknownCollection`]; storage errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aurora::Result<()> {
+    /// use aurora::{doc, Aurora, AuroraConfig, ManualTime, TimeSource, Timestamp, Ttl, Value};
+    /// use std::time::Duration;
+    /// let clock = ManualTime::new(Timestamp::from_micros(1_000_000_000));
+    /// let tmp = tempfile::tempdir().expect("temp dir");
+    /// let config = AuroraConfig { expiry_clock: clock.clone().into(), ..AuroraConfig::new(tmp.path()) };
+    /// let db = Aurora::with_config(config).await?;
+    /// db.new_collection("sessions", Vec::<(&str, aurora::FieldDefinition)>::new()).await?;
+    /// db.set_ttl("sessions", Some(Ttl::after("seen_at", Duration::from_secs(60)))).await?;
+    /// let id = db.insert_into("sessions", doc! { "seen_at": Value::Timestamp(clock.now()) }).await?;
+    /// clock.advance(Duration::from_secs(61));
+    /// assert!(db.get_document("sessions", &id).await?.is_none(), "hidden at once");
+    /// assert_eq!(db.expire_now().await?, 1, "and deleted by the next pass");
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_ttl(&self, collection: &str, rule: Option<crate::Ttl>) -> Result<()> {
+        self.check_open()?;
+        let (this, collection) = (self.clone(), collection.to_string());
+        blocking(move || this.inner.expiry.set(&this.inner.db, &collection, rule)).await
+    }
+
+    /// The time-to-live rule of `collection`, if any.
+    pub fn ttl(&self, collection: &str) -> Option<crate::Ttl> {
+        self.inner.expiry.rule(collection)
+    }
+
+    /// Runs one expiry pass now (what the expiry task does every
+    /// [`AuroraConfig::expiry_interval`]); returns how many documents it
+    /// deleted.
+    pub async fn expire_now(&self) -> Result<u64> {
+        self.check_open()?;
+        let this = self.clone();
+        blocking(move || this.inner.expiry.expire(&this.inner.db)).await
+    }
+
+    /// The filter hiding expired documents of `collection` from reads, if
+    /// it has a time to live.
+    pub(crate) fn alive_filter(&self, collection: &str) -> Option<aurora_core::Filter> {
+        self.inner.expiry.rule(collection).map(|rule| rule.alive(self.inner.expiry.time.now()))
     }
 
     /// Merges `patch`'s fields into an existing document and returns the

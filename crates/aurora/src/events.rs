@@ -1,7 +1,7 @@
 //! Feeding the transaction layer's ordered change sink into the event hub
 //! (and on to a user's own sink).
 
-use aurora_pubsub::{ChangeEvent, ChangeType, CommitEvents, EventFilter, PubSub};
+use aurora_pubsub::{ChangeCause, ChangeEvent, ChangeType, CommitEvents, EventFilter, PubSub};
 use aurora_txn::{ChangeKind, ChangeSink, Committed};
 use std::sync::Arc;
 
@@ -53,6 +53,8 @@ pub(crate) fn commit_events(committed: &Committed, scope: &EventFilter) -> Optio
 }
 
 fn events_of(committed: &Committed) -> Vec<ChangeEvent> {
+    // An expiry commit carries its mark (see `ttl`): its deletes say why.
+    let expiry = committed.changes.iter().any(|c| c.collection == crate::ttl::EXPIRY_MARK);
     committed
         .changes
         .iter()
@@ -68,6 +70,11 @@ fn events_of(committed: &Committed) -> Vec<ChangeEvent> {
             old_document: c.old.clone(),
             sequence: committed.sequence,
             transaction_id: committed.transaction_id,
+            cause: if expiry && matches!(c.kind, ChangeKind::Delete) {
+                ChangeCause::Expired
+            } else {
+                ChangeCause::Write
+            },
         })
         .collect()
 }

@@ -76,11 +76,13 @@ mod query;
 #[cfg(feature = "db")]
 mod transaction;
 #[cfg(feature = "db")]
+mod ttl;
+#[cfg(feature = "db")]
 mod typed;
 
 #[cfg(feature = "pubsub")]
 #[doc(inline)]
-pub use aurora_pubsub::{ChangeEvent, ChangeType, CommitEvents, EventFilter, Listener, RecvError};
+pub use aurora_pubsub::{ChangeCause, ChangeEvent, ChangeType, CommitEvents, EventFilter, Listener, RecvError};
 #[cfg(feature = "query")]
 #[doc(inline)]
 pub use aurora_query::{
@@ -110,6 +112,9 @@ pub use query::QueryBuilder;
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use transaction::Transaction;
+#[cfg(feature = "db")]
+#[cfg_attr(docsrs, doc(cfg(feature = "db")))]
+pub use ttl::{ExpiryClock, ManualTime, SystemTime, TimeSource, Ttl};
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use typed::{Collection, TypedPage, TypedQuery, TypedTransaction, TypedUpdate, TypedWatcher};

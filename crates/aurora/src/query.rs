@@ -41,8 +41,15 @@ pub struct QueryBuilder {
 
 impl QueryBuilder {
     pub(crate) fn new(db: Aurora, collection: &str, computed: Option<aurora_query::computed::Ordered>) -> Self {
+        let alive = db.alive_filter(collection);
         let limits = db.config().script_limits;
-        Self { db, query: Query::new(collection).with_computed(computed).with_script_limits(limits) }
+        let mut query = Query::new(collection).with_computed(computed).with_script_limits(limits);
+        // Expired documents are never read, even before the expiry task
+        // deletes them.
+        if let Some(alive) = alive {
+            query = query.where_filter(alive);
+        }
+        Self { db, query }
     }
 
     /// Adds a filter (ANDed with earlier ones): `.filter(|f| f.eq("a", 1) | f.lt("b", 2))`.
