@@ -560,6 +560,11 @@ impl Engine {
     }
 
     /// Bytes written to the WAL since open.
+    /// Bytes of writes in the memtable.
+    pub(crate) fn memtable_bytes(&self) -> usize {
+        self.memtable.read().active_bytes()
+    }
+
     pub(crate) fn wal_bytes(&self) -> u64 {
         self.wal.lock().written_bytes()
     }

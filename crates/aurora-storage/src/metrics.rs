@@ -84,4 +84,7 @@ pub struct StoreMetricsSnapshot {
     pub synced_revision: u64,
     /// The newest revision the cold store holds (older WAL is freed).
     pub applied_revision: u64,
+    /// Bytes of committed writes held in memory until the next checkpoint
+    /// (the memtable).
+    pub memtable_bytes: u64,
 }

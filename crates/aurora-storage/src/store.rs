@@ -295,6 +295,7 @@ impl Store {
             revision: engine.revision(),
             synced_revision: engine.synced_revision(),
             applied_revision: engine.applied_revision(),
+            memtable_bytes: engine.memtable_bytes() as u64,
             ..engine.metrics.snapshot()
         }
     }
