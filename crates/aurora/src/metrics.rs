@@ -101,7 +101,11 @@ impl Metrics {
             metric(&mut out, name, "counter", help, &[(None, value)]);
         }
         let gauges: [(&str, &str, f64); 10] = [
-            ("memtable_bytes", "Bytes of committed writes held in memory until the next checkpoint.", s.memtable_bytes as f64),
+            (
+                "memtable_bytes",
+                "Bytes of committed writes held in memory until the next checkpoint.",
+                s.memtable_bytes as f64,
+            ),
             ("largest_commit_group", "Largest commit group seen, in batches.", s.largest_commit_group as f64),
             ("revision", "Newest committed revision.", s.revision as f64),
             ("synced_revision", "Newest revision on stable storage.", s.synced_revision as f64),
