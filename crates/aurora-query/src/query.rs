@@ -690,11 +690,16 @@ impl Query {
     /// One page: the next `limit` matches after the query's cursor, and the
     /// cursor of the page's last item if the page is full. Positions are
     /// values, not offsets, so concurrent inserts never shift or repeat items.
+    ///
+    /// The cursor holds the sort values of the last item *before* the
+    /// projection (and with computed fields added), so `select` may leave
+    /// the sort fields out; a missing sort field is recorded as `Null`,
+    /// which is where the ordering puts it.
     pub fn page(&self, tx: &mut Transaction) -> Result<Page> {
-        let items = self.collect(tx)?;
-        let full = self.limit.is_some_and(|l| items.len() == l && l > 0);
-        let next_cursor = if full { items.last().map(|d| cursor_of(&self.order, d)) } else { None };
-        Ok(Page { items, next_cursor })
+        let (page, _) = self.run_enriched(tx)?;
+        let full = self.limit.is_some_and(|l| page.len() == l && l > 0);
+        let next_cursor = if full { page.last().map(|d| cursor_of(&self.order, d)) } else { None };
+        Ok(Page { items: page.iter().map(|d| self.shape(d)).collect(), next_cursor })
     }
 
     /// Deletes every match in the transaction; returns how many.
