@@ -7,9 +7,11 @@
 //! plus the transaction's own writes.
 //!
 //! The planner ([`Access`]) uses a ready index for equality, `in`,
-//! ranges, string prefixes and array membership, intersects two index reads
-//! when that is cheaper, walks an index in order for `order_by` + `limit`
-//! (stopping early), and otherwise scans. Index reads only produce
+//! ranges, string prefixes and array membership, reads a compound index for
+//! an equality prefix plus a range and walks it in the order of its
+//! remaining fields (stopping early), intersects two index reads when that
+//! is cheaper, walks an index in order for `order_by` + `limit` (stopping
+//! early), and otherwise scans. Index reads only produce
 //! candidates: the whole filter is applied to every candidate, so a plan
 //! choice can change speed, never results. [`Query::explain`] reports the
 //! plan with estimated and examined rows.

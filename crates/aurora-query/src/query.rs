@@ -3,7 +3,7 @@
 
 use crate::computed::Scripts;
 use crate::error::{QueryError, Result};
-use crate::plan::{access_for, orderable, Access, Plan};
+use crate::plan::{access_for, compound_for, orderable, tighter_high, tighter_low, Access, CompoundRead, Plan};
 use crate::validate::{check_filter, field_type};
 use aurora_core::filter::{Filter, F};
 use aurora_core::{DocId, Document, Fields, Value};
@@ -117,34 +117,6 @@ fn cursor_of(order: &[(String, Order)], d: &Document) -> Cursor {
     Cursor {
         values: order.iter().map(|(f, _)| d.get_path(f).cloned().unwrap_or(Value::Null)).collect(),
         id: d.id.clone(),
-    }
-}
-
-/// The tighter of two lower bounds (same field, comparable values).
-fn tighter_low(a: Bound<Value>, b: Bound<Value>) -> Bound<Value> {
-    match (&a, &b) {
-        (Bound::Unbounded, _) => b,
-        (_, Bound::Unbounded) => a,
-        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) => match x.cmp(y) {
-            Ordering::Less => b,
-            Ordering::Greater => a,
-            Ordering::Equal if matches!(b, Bound::Excluded(_)) => b,
-            Ordering::Equal => a,
-        },
-    }
-}
-
-/// The tighter of two upper bounds.
-fn tighter_high(a: Bound<Value>, b: Bound<Value>) -> Bound<Value> {
-    match (&a, &b) {
-        (Bound::Unbounded, _) => b,
-        (_, Bound::Unbounded) => a,
-        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) => match x.cmp(y) {
-            Ordering::Less => a,
-            Ordering::Greater => b,
-            Ordering::Equal if matches!(b, Bound::Excluded(_)) => b,
-            Ordering::Equal => a,
-        },
     }
 }
 
@@ -446,6 +418,15 @@ impl Query {
             [(field, dir)] if written.is_empty() && orderable(&def, field) => Some((field.clone(), *dir)),
             _ => None,
         };
+        // A compound index that fixes leading fields and yields the order
+        // of the rest: walk it in order and stop after `offset + limit`
+        // matches past the cursor.
+        let compound =
+            if self.computed.is_none() { compound_for(&def, &self.filter.conjuncts(), &self.order) } else { None };
+        if let Some(read) = compound.as_ref().filter(|r| r.walk.is_some() && written.is_empty()) {
+            let (matched, examined) = self.walk_compound(tx, read, &mut scripts)?;
+            return Ok(self.finish(read.access.clone(), examined, examined, matched, true));
+        }
         // Ascending top-k on an ordered field: walk its index lazily (the
         // filter's read on it, or the whole index when the filter uses no
         // index) and stop as soon as enough documents match.
@@ -477,6 +458,21 @@ impl Query {
             }
         }
         let mut options = self.index_options(tx, &def)?;
+        if let Some(read) = compound {
+            let ids = tx.database().collections().scan_index(
+                Some(tx.snapshot()),
+                &self.collection,
+                &read.name,
+                &read.scan,
+            )?;
+            let access = match read.access {
+                Access::Compound { fields, equal, range, .. } => {
+                    Access::Compound { fields, equal, range, ordered: false, descending: false }
+                }
+                other => other,
+            };
+            options.push((access, ids));
+        }
         options.sort_by_key(|(_, ids)| ids.len());
         // An index read on the ordering field already yields the order:
         // walk it and stop once enough documents matched (top-k).
@@ -563,6 +559,62 @@ impl Query {
             (Access::FullScan, examined, false)
         };
         Ok(self.finish(access, estimated, examined, matched, presorted))
+    }
+
+    /// Walks a compound index in the query's order (ascending lazily,
+    /// descending from the read's ids backwards), fetching and testing each
+    /// document, until `offset + limit` matches lie past the cursor.
+    /// Returns the matches (in order) and how many documents were read.
+    fn walk_compound(
+        &self,
+        tx: &mut Transaction,
+        read: &CompoundRead,
+        scripts: &mut Scripts,
+    ) -> Result<(Vec<Arc<Document>>, u64)> {
+        let collections = tx.database().collections().clone();
+        // A cursor's first sort value is a bound on the walked field: pages
+        // start at the cursor instead of re-reading the pages before it.
+        let scan = match (&self.after, &read.scan) {
+            (Some(c), IndexScan::Tuple { equal, low, high }) => match (c.values.first(), read.walk) {
+                (Some(v), Some(Order::Desc)) => IndexScan::Tuple {
+                    equal: equal.clone(),
+                    low: low.clone(),
+                    high: tighter_high(high.clone(), Bound::Included(v.clone())),
+                },
+                (Some(v), _) => IndexScan::Tuple {
+                    equal: equal.clone(),
+                    low: tighter_low(low.clone(), Bound::Included(v.clone())),
+                    high: high.clone(),
+                },
+                (None, _) => read.scan.clone(),
+            },
+            _ => read.scan.clone(),
+        };
+        let ids: Box<dyn Iterator<Item = Result<DocId>>> = if read.walk == Some(Order::Desc) {
+            let mut ids = collections.scan_index(Some(tx.snapshot()), &self.collection, &read.name, &scan)?;
+            ids.reverse();
+            Box::new(ids.into_iter().map(Ok))
+        } else {
+            let ids = collections.scan_index_lazy(tx.snapshot(), &self.collection, &read.name, &scan)?;
+            Box::new(ids.map(|id| id.map_err(QueryError::from)))
+        };
+        let wanted = self.limit.map(|l| l.saturating_add(self.offset));
+        let position = self.after.as_ref().map(|c| probe(&self.order, c));
+        let (mut examined, mut matched) = (0u64, Vec::new());
+        for id in ids {
+            if wanted.is_some_and(|w| matched.len() >= w) {
+                break;
+            }
+            examined += 1;
+            if let Some(d) = tx.get_shared(&self.collection, &id?)? {
+                let d = self.enrich(d, scripts)?;
+                let past = position.as_ref().is_none_or(|p| compare(&self.order, &d, p) == Ordering::Greater);
+                if past && self.filter.matches(&d) {
+                    matched.push(d);
+                }
+            }
+        }
+        Ok((matched, examined))
     }
 
     /// Sorts (unless presorted), applies the cursor, offset and limit, and

@@ -125,6 +125,40 @@ struct QuerySpec {
 }
 
 fn spec() -> impl Strategy<Value = QuerySpec> {
+    prop_oneof![3 => random_spec(), 1 => compound_spec()]
+}
+
+/// Queries shaped for the compound indexes `(n, x)`, `(s, n)`, `(x, s, n)`
+/// and `(tags, n)`: an equality on leading fields, maybe a range on the
+/// next, ordered by the rest (or not quite), with an offset and a limit.
+fn compound_spec() -> impl Strategy<Value = QuerySpec> {
+    let dir = || prop_oneof![Just(Order::Asc), Just(Order::Desc)];
+    let s_value = prop_oneof![Just("apple"), Just("banana"), Just("")];
+    let shape = prop_oneof![
+        (-3i64..8, prop::option::of(value()), dir()).prop_map(|(n, lo, d)| {
+            let mut f = vec![Filter::Eq("n".into(), Value::Int(n))];
+            f.extend(lo.map(|v| Filter::Gte("x".into(), v)));
+            (f, vec![("x", d)])
+        }),
+        (s_value, prop::option::of(value()), dir()).prop_map(|(s, hi, d)| {
+            let mut f = vec![Filter::Eq("s".into(), s.into())];
+            f.extend(hi.map(|v| Filter::Lt("n".into(), v)));
+            (f, vec![("n", d)])
+        }),
+        (value(), dir(), dir()).prop_map(|(x, d1, d2)| (vec![Filter::Eq("x".into(), x)], vec![("s", d1), ("n", d2)])),
+        (dir(), leaf()).prop_map(|(d, extra)| (vec![extra], vec![("n", d), ("x", d)])),
+        (0i64..4, dir())
+            .prop_map(|(t, d)| (vec![Filter::Eq("tags".into(), Value::Array(vec![Value::Int(t)]))], vec![("n", d)])),
+    ];
+    (shape, 0usize..3, prop::option::of(0usize..5)).prop_map(|((filter, order), offset, limit)| QuerySpec {
+        filter: Filter::And(filter),
+        order: order.into_iter().map(|(f, o)| (f.to_string(), o)).collect(),
+        offset,
+        limit,
+    })
+}
+
+fn random_spec() -> impl Strategy<Value = QuerySpec> {
     let order = prop::collection::vec(
         (prop_oneof![Just("n"), Just("x"), Just("s")], prop_oneof![Just(Order::Asc), Just(Order::Desc)]),
         0..3,
@@ -139,7 +173,13 @@ fn spec() -> impl Strategy<Value = QuerySpec> {
 
 /// Projections: none of the sort fields, some, or none at all.
 fn select() -> impl Strategy<Value = Vec<&'static str>> {
-    prop_oneof![Just(vec![]), Just(vec!["tags"]), Just(vec!["s"]), Just(vec!["n", "x"]), Just(vec!["n", "x", "s", "tags"])]
+    prop_oneof![
+        Just(vec![]),
+        Just(vec!["tags"]),
+        Just(vec!["s"]),
+        Just(vec!["n", "x"]),
+        Just(vec!["n", "x", "s", "tags"])
+    ]
 }
 
 fn build(q: &QuerySpec, collection: &str) -> Query {
@@ -153,13 +193,18 @@ fn build(q: &QuerySpec, collection: &str) -> Query {
     query
 }
 
-/// Applies `ops` to an indexed and a plain collection and to the model.
+/// Applies `ops` to an indexed, a plain and a compound-indexed collection
+/// and to the model.
 fn populate(ops: &[Op]) -> (tempfile::TempDir, Database, BTreeMap<DocId, Document>) {
     let dir = tempfile::tempdir().unwrap();
     let docs = DocumentStore::open(dir.path(), StoreConfig::default(), DocumentStoreConfig::default()).unwrap();
     let collections = Collections::open(docs, IndexConfig::default()).unwrap();
     collections.create_collection("indexed", schema(true)).unwrap();
     collections.create_collection("plain", schema(false)).unwrap();
+    // Compound indexes only: two declared in the schema, two built online
+    // once the documents are in (below).
+    let declared = schema(false).compound_index(["n", "x"], false).compound_index(["tags", "n"], false);
+    collections.create_collection("compound", declared).unwrap();
     let db = Database::without_sink(collections);
     let mut model: BTreeMap<DocId, Document> = BTreeMap::new();
     for op in ops {
@@ -168,25 +213,36 @@ fn populate(ops: &[Op]) -> (tempfile::TempDir, Database, BTreeMap<DocId, Documen
                 Op::Put(i, n, x, s, t) => {
                     let d = make(*i, *n, *x, *s, t.clone());
                     tx.upsert("indexed", d.clone())?;
-                    tx.upsert("plain", d)?;
+                    tx.upsert("plain", d.clone())?;
+                    tx.upsert("compound", d)?;
                 }
                 Op::Delete(i) => {
                     let id = DocId::text(&format!("d{i:02}")).unwrap();
                     tx.delete("indexed", &id)?;
                     tx.delete("plain", &id)?;
+                    tx.delete("compound", &id)?;
                 }
             }
             Ok(())
-        }).unwrap();
+        })
+        .unwrap();
         match op {
-            Op::Put(i, n, x, s, t) => { let d = make(*i, *n, *x, *s, t.clone()); model.insert(d.id.clone(), d); }
-            Op::Delete(i) => { model.remove(&DocId::text(&format!("d{i:02}")).unwrap()); }
+            Op::Put(i, n, x, s, t) => {
+                let d = make(*i, *n, *x, *s, t.clone());
+                model.insert(d.id.clone(), d);
+            }
+            Op::Delete(i) => {
+                model.remove(&DocId::text(&format!("d{i:02}")).unwrap());
+            }
         }
+    }
+    for fields in [&["s", "n"][..], &["x", "s", "n"][..]] {
+        db.collections().create_compound_index("compound", fields, false).unwrap().wait().unwrap();
     }
     (dir, db, model)
 }
 
-const COLLECTIONS: [&str; 2] = ["indexed", "plain"];
+const COLLECTIONS: [&str; 3] = ["indexed", "plain", "compound"];
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]

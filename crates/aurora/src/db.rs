@@ -337,6 +337,34 @@ impl Aurora {
         blocking(move || Ok(build.wait()?)).await
     }
 
+    /// Builds a compound index over `fields` (2 to 8 distinct paths, in
+    /// this order) on a possibly populated collection, online like
+    /// [`Aurora::create_index`]; waits for completion. It serves an
+    /// equality on its leading fields plus a range and/or the order of the
+    /// next one, e.g. `(room, at)` for "the last 20 messages of a room".
+    /// Missing fields are indexed as `null`, arrays as whole values. Bad
+    /// fields are an error and change nothing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aurora::Result<()> {
+    /// use aurora::{doc, Access, Aurora, FieldDefinition, FieldType, Order};
+    /// let db = Aurora::temporary().await?;
+    /// db.new_collection("messages", [("room", FieldDefinition::new(FieldType::String)),
+    ///                                ("at", FieldDefinition::new(FieldType::Int))]).await?;
+    /// db.insert_many("messages", (0..100).map(|i| doc! { "room": format!("r{}", i % 5), "at": i }).collect()).await?;
+    /// db.create_compound_index("messages", &["room", "at"], false).await?;
+    /// let plan = db.query("messages").filter(|f| f.eq("room", "r3")).order_by("at", Order::Desc).limit(5).explain().await?;
+    /// assert!(matches!(plan.access, Access::Compound { .. }), "{plan:?}");
+    /// assert_eq!(plan.examined_rows, 5);
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_compound_index(&self, collection: &str, fields: &[&str], unique: bool) -> Result<()> {
+        self.check_open()?;
+        let build = self.collections().create_compound_index(collection, fields, unique)?;
+        blocking(move || Ok(build.wait()?)).await
+    }
+
     // ---- documents --------------------------------------------------------
 
     /// The entry check (id, nesting, size), done first: before the document

@@ -147,7 +147,15 @@ async fn keyset_pages_survive_a_projection_without_the_sort_field() {
     )
     .await
     .unwrap();
-    let rows = [("a", 30, Some(1)), ("b", 20, Some(5)), ("c", 30, Some(5)), ("d", 50, None), ("e", 10, Some(2)), ("f", 40, Some(9)), ("g", 20, None)];
+    let rows = [
+        ("a", 30, Some(1)),
+        ("b", 20, Some(5)),
+        ("c", 30, Some(5)),
+        ("d", 50, None),
+        ("e", 10, Some(2)),
+        ("f", 40, Some(9)),
+        ("g", 20, None),
+    ];
     for (name, age, rank) in rows {
         let mut d = doc! { "name": name, "age": age };
         if let Some(r) = rank {
@@ -172,7 +180,8 @@ async fn keyset_pages_survive_a_projection_without_the_sort_field() {
             }
         }
         let all = db.query("p").order_by(field, order).collect().await.unwrap();
-        let want: Vec<String> = all.iter().map(|d| d.get("name").and_then(Value::as_str).unwrap().to_string()).collect();
+        let want: Vec<String> =
+            all.iter().map(|d| d.get("name").and_then(Value::as_str).unwrap().to_string()).collect();
         assert_eq!(seen, want, "pages by {field} {order:?}: every row once, in order");
     }
 }
