@@ -31,6 +31,7 @@ mod nesting;
 mod schema;
 mod serde_bridge;
 mod timestamp;
+mod update;
 mod value;
 mod value_convert;
 mod value_order;
@@ -44,6 +45,7 @@ pub use nesting::{dispose, dispose_document, MAX_DECODE_DEPTH, MAX_NESTING_DEPTH
 pub use schema::{FieldDefinition, FieldType};
 pub use serde_bridge::BridgeError;
 pub use timestamp::Timestamp;
+pub use update::{Update, UpdateError, UpdateOp};
 pub use value::Value;
 
 /// Ordered map of field names to values: the body of a [`Document`] and of

@@ -763,6 +763,19 @@ impl Query {
         Ok(ids.len() as u64)
     }
 
+    /// Applies update operators to every match in the transaction (see
+    /// `Transaction::update_with`); returns how many. The operators are
+    /// checked against the schema before any document is read.
+    pub fn update_with(&self, tx: &mut Transaction, update: &aurora_core::Update) -> Result<u64> {
+        let def = self.validate(tx)?;
+        update.check(|path| def.schema.field_type(path)).map_err(aurora_txn::TxnError::from)?;
+        let ids = Query { select: None, ..self.clone() }.ids(tx)?;
+        for id in &ids {
+            tx.update_with(&self.collection, id, update)?;
+        }
+        Ok(ids.len() as u64)
+    }
+
     /// Merges `patch` into every match in the transaction; returns how many.
     pub fn update(&self, tx: &mut Transaction, patch: &Fields) -> Result<u64> {
         let ids = Query { select: None, ..self.clone() }.ids(tx)?;

@@ -1,4 +1,5 @@
-//! Model test: random documents, updates and deletes, and random filters,
+//! Model test: random documents, updates (whole documents and atomic
+//! operators) and deletes, and random filters,
 //! orderings, offsets and limits. The engine's result must equal a naive
 //! evaluation over all documents — on a collection with indexes (so the
 //! planner picks index reads, intersections and index-ordered walks) and on
@@ -7,7 +8,7 @@
 //! projection walks every match exactly once, in the naive order.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use aurora_core::{doc, DocId, Document, FieldDefinition, FieldType, Value};
+use aurora_core::{doc, DocId, Document, FieldDefinition, FieldType, Update, Value};
 use aurora_index::{Collections, IndexConfig, Schema};
 use aurora_query::{Filter, Order, Query};
 use aurora_storage::{DocumentStore, DocumentStoreConfig, StoreConfig};
@@ -89,6 +90,22 @@ fn nested() -> impl Strategy<Value = Filter> {
 enum Op {
     Put(u8, i64, Option<i8>, Option<u8>, Vec<u8>),
     Delete(u8),
+    /// Update operators on an existing document (skipped if it is absent).
+    Bump(u8, i64, u8),
+}
+
+/// The operators of [`Op::Bump`]: move `n`, push one tag and pull another,
+/// and unset `x` or set `s` if absent.
+fn bump(by: i64, tag: u8) -> Update {
+    let u = Update::new()
+        .increment("n", by)
+        .push("tags", i64::from(tag % 4))
+        .pull("tags", i64::from(tag.wrapping_add(1) % 4));
+    if tag.is_multiple_of(2) {
+        u.unset("x")
+    } else {
+        u.set_if_absent("s", "banana")
+    }
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -96,6 +113,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0u8..24, -3i64..8, prop::option::of(-6i8..16), prop::option::of(0u8..6), prop::collection::vec(any::<u8>(), 0..3))
             .prop_map(|(i, n, x, s, t)| Op::Put(i, n, x, s, t)),
         1 => (0u8..24).prop_map(Op::Delete),
+        1 => (0u8..24, -2i64..3, any::<u8>()).prop_map(|(i, by, tag)| Op::Bump(i, by, tag)),
     ]
 }
 
@@ -222,6 +240,14 @@ fn populate(ops: &[Op]) -> (tempfile::TempDir, Database, BTreeMap<DocId, Documen
                     tx.delete("plain", &id)?;
                     tx.delete("compound", &id)?;
                 }
+                Op::Bump(i, by, tag) => {
+                    let id = DocId::text(&format!("d{i:02}")).unwrap();
+                    if model.contains_key(&id) {
+                        for c in COLLECTIONS {
+                            tx.update_with(c, &id, &bump(*by, *tag))?;
+                        }
+                    }
+                }
             }
             Ok(())
         })
@@ -233,6 +259,11 @@ fn populate(ops: &[Op]) -> (tempfile::TempDir, Database, BTreeMap<DocId, Documen
             }
             Op::Delete(i) => {
                 model.remove(&DocId::text(&format!("d{i:02}")).unwrap());
+            }
+            Op::Bump(i, by, tag) => {
+                if let Some(d) = model.get_mut(&DocId::text(&format!("d{i:02}")).unwrap()) {
+                    bump(*by, *tag).apply(d).unwrap();
+                }
             }
         }
     }

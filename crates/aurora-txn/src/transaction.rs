@@ -230,6 +230,25 @@ impl Transaction {
         Ok(doc)
     }
 
+    /// Applies update operators ([`Update`](aurora_core::Update): set,
+    /// set-if-absent, unset, increment/decrement, push, pull) to an
+    /// existing document and returns the result. The read and the write are
+    /// in this transaction, so the change is atomic (a concurrent writer of
+    /// the document makes the commit conflict, and `Database::transaction`
+    /// retries). Operators that do not fit the schema's declared types or
+    /// the document's values are [`TxnError::Update`]; a result the schema
+    /// refuses is [`TxnError::Index`]; in both cases nothing is written.
+    pub fn update_with(&mut self, collection: &str, id: &DocId, update: &aurora_core::Update) -> Result<Document> {
+        let def = self.db.collections().definition_shared(collection)?;
+        update.check(|path| def.schema.field_type(path))?;
+        let mut doc = self
+            .get(collection, id)?
+            .ok_or_else(|| TxnError::NotFound { collection: collection.into(), id: id.to_string() })?;
+        update.apply(&mut doc)?;
+        self.upsert(collection, doc.clone())?;
+        Ok(doc)
+    }
+
     /// Deletes a document; returns whether it existed (as this transaction saw it).
     pub fn delete(&mut self, collection: &str, id: &DocId) -> Result<bool> {
         let existed = self.get(collection, id)?.is_some();

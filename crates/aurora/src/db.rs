@@ -4,7 +4,7 @@ use crate::config::AuroraConfig;
 use crate::error::{Error, Result};
 use crate::events::FeedScope;
 use crate::transaction::Transaction;
-use aurora_core::{DocId, Document, FieldDefinition};
+use aurora_core::{DocId, Document, FieldDefinition, Update};
 use aurora_index::{Collections, IndexStats, Schema};
 use aurora_pubsub::{ChangeEvent, CommitEvents, EventFilter, Listener, PubSub};
 use aurora_query::{ComputedFields, Expression};
@@ -395,12 +395,56 @@ impl Aurora {
         Ok(self.collections().get(collection, id)?)
     }
 
-    /// Merges `patch`'s fields into an existing document and returns the
-    /// result; [`Error::Transaction`] with `NotFound` if it does not exist.
-    pub async fn update_document(&self, collection: &str, id: &DocId, patch: Document) -> Result<Document> {
-        let patch = self.admit(patch)?;
+    /// Changes an existing document in one atomic commit and returns the
+    /// result: either a patch document (its top-level fields are set) or
+    /// an [`Update`] of operators — `set`, `set_if_absent`, `unset`,
+    /// `increment`/`decrement`, `push`, `pull` — applied to the current
+    /// version inside one transaction (retried on conflict, so concurrent
+    /// increments never lose one). One change event. Errors change
+    /// nothing: `NotFound` ([`Error::Transaction`]) if the document does not
+    /// exist, [`Error::Update`] for an operator that does not fit the
+    /// declared type or the value (incrementing a string), [`Error::Index`]
+    /// for a result the schema refuses.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aurora::Result<()> {
+    /// use aurora::{doc, Aurora, Update, Value};
+    /// let db = Aurora::temporary().await?;
+    /// db.new_collection("posts", Vec::<(&str, aurora::FieldDefinition)>::new()).await?;
+    /// let id = db.insert_into("posts", doc! { "views": 0, "tags": ["rust"] }).await?;
+    /// let d = db.update_document("posts", &id, Update::new().increment("views", 1).push("tags", "db")).await?;
+    /// assert_eq!(d.get("views"), Some(&Value::Int(1)));
+    /// let err = db.update_document("posts", &id, Update::new().increment("tags", 1)).await.unwrap_err();
+    /// assert!(matches!(err, aurora::Error::Update(_)));
+    /// # Ok(()) }
+    /// ```
+    pub async fn update_document(&self, collection: &str, id: &DocId, patch: impl Into<Update>) -> Result<Document> {
+        let update = self.admit_update(patch.into())?;
         let (collection, id) = (collection.to_string(), id.clone());
-        self.write(move |db| Ok(db.transaction(|tx| tx.update(&collection, &id, patch.fields.clone()))?)).await
+        self.write(move |db| Ok(db.transaction(|tx| tx.update_with(&collection, &id, &update))?)).await
+    }
+
+    /// The entry check for the values an update writes (size, nesting), as
+    /// for a document.
+    fn admit_update(&self, update: Update) -> Result<Update> {
+        let mut probe = Document::new();
+        for (i, op) in update.ops.iter().enumerate() {
+            match op {
+                aurora_core::UpdateOp::Merge(fields) => probe.fields.extend(fields.clone()),
+                aurora_core::UpdateOp::Unset(_) => {}
+                aurora_core::UpdateOp::Set(_, v)
+                | aurora_core::UpdateOp::SetIfAbsent(_, v)
+                | aurora_core::UpdateOp::Increment(_, v)
+                | aurora_core::UpdateOp::Push(_, v)
+                | aurora_core::UpdateOp::Pull(_, v) => {
+                    probe.fields.insert(format!("op{i}"), v.clone());
+                }
+                _ => {}
+            }
+        }
+        self.admit(probe)?;
+        Ok(update)
     }
 
     /// Replaces an existing document.

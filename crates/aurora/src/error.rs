@@ -45,6 +45,10 @@ pub enum Error {
     /// A malformed query (unknown field, wrong value type, bad cursor).
     #[error(transparent)]
     Query(QueryError),
+    /// An update operator that does not apply (incrementing a string,
+    /// pushing onto a number, a bad path, an overflow); nothing was written.
+    #[error(transparent)]
+    Update(aurora_core::UpdateError),
     /// A conversion between a Rust type and a document failed.
     #[error(transparent)]
     Core(#[from] aurora_core::CoreError),
@@ -82,6 +86,7 @@ impl From<TxnError> for Error {
         match e {
             TxnError::Conflict { collection, id } => Error::Conflict { collection, id },
             TxnError::Index(i) => i.into(),
+            TxnError::Update(u) => Error::Update(u),
             TxnError::Storage(s) => s.into(),
             other => Error::Transaction(other),
         }

@@ -117,7 +117,8 @@ pub use aurora_workers::{EnqueueExt, Job, JobId, JobStatus, Priority, WorkerConf
 
 #[doc(inline)]
 pub use aurora_core::{
-    doc, value, CoreError, DocId, Document, FieldDefinition, FieldType, Fields, Timestamp, Value, MAX_NESTING_DEPTH,
+    doc, value, CoreError, DocId, Document, FieldDefinition, FieldType, Fields, Timestamp, Update, UpdateError,
+    UpdateOp, Value, MAX_NESTING_DEPTH,
 };
 
 /// The storage engine (`aurora-storage`): WAL, durability modes, cold store, hot cache.

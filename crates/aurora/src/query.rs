@@ -2,7 +2,7 @@
 
 use crate::db::Aurora;
 use crate::error::{Error, Result};
-use aurora_core::{DocId, Document, Fields};
+use aurora_core::{DocId, Document};
 use aurora_query::{Aggregate, Cursor, Filter, Group, Order, Page, Plan, Query, F};
 use aurora_reactive::Watcher;
 use serde::de::DeserializeOwned;
@@ -196,10 +196,16 @@ impl QueryBuilder {
         self.write(move |tx| query.delete(tx)).await
     }
 
-    /// Merges `patch`'s fields into every match in one transaction; returns how many.
-    pub async fn update(self, patch: Document) -> Result<u64> {
-        let (query, fields): (Query, Fields) = (self.query.clone(), patch.fields);
-        self.write(move |tx| query.update(tx, &fields)).await
+    /// Changes every match in one transaction — a patch document (its
+    /// top-level fields are set) or an [`Update`](aurora_core::Update) of
+    /// operators (`increment`, `push`, …, see
+    /// [`Aurora::update_document`](crate::Aurora::update_document)) — and
+    /// returns how many: one commit, one change event per document. An
+    /// operator that does not fit a declared type is refused before any
+    /// document is read; any error changes nothing.
+    pub async fn update(self, patch: impl Into<aurora_core::Update>) -> Result<u64> {
+        let (query, update) = (self.query.clone(), patch.into());
+        self.write(move |tx| query.update_with(tx, &update)).await
     }
 
     async fn write(
