@@ -4,7 +4,7 @@ use crate::config::AuroraConfig;
 use crate::error::{Error, Result};
 use crate::events::FeedScope;
 use crate::transaction::Transaction;
-use aurora_core::{DocId, Document, FieldDefinition, Update};
+use aurora_core::{DocId, Document, FieldDefinition, Update, UpdateOp, Value};
 use aurora_index::{Collections, IndexStats, Schema};
 use aurora_pubsub::{ChangeEvent, CommitEvents, EventFilter, Listener, PubSub};
 use aurora_query::{ComputedFields, Expression};
@@ -425,26 +425,43 @@ impl Aurora {
         self.write(move |db| Ok(db.transaction(|tx| tx.update_with(&collection, &id, &update))?)).await
     }
 
-    /// The entry check for the values an update writes (size, nesting), as
-    /// for a document.
-    fn admit_update(&self, update: Update) -> Result<Update> {
-        let mut probe = Document::new();
-        for (i, op) in update.ops.iter().enumerate() {
-            match op {
-                aurora_core::UpdateOp::Merge(fields) => probe.fields.extend(fields.clone()),
-                aurora_core::UpdateOp::Unset(_) => {}
-                aurora_core::UpdateOp::Set(_, v)
-                | aurora_core::UpdateOp::SetIfAbsent(_, v)
-                | aurora_core::UpdateOp::Increment(_, v)
-                | aurora_core::UpdateOp::Push(_, v)
-                | aurora_core::UpdateOp::Pull(_, v) => {
-                    probe.fields.insert(format!("op{i}"), v.clone());
+    /// The entry check for the values an update writes (nesting, size), as
+    /// for a document, done before anything copies them. A refused update
+    /// is disposed of without deep recursion.
+    pub(crate) fn admit_update(&self, update: Update) -> Result<Update> {
+        let mut ops = update.ops.into_iter();
+        let mut admitted = Vec::new();
+        while let Some(op) = ops.next() {
+            let checked = match op {
+                UpdateOp::Merge(fields) => {
+                    let mut probe = Document::new();
+                    probe.fields = fields;
+                    self.admit(probe).map(|d| UpdateOp::Merge(d.fields))
                 }
-                _ => {}
+                UpdateOp::Set(p, v) => self.admit_value(v).map(|v| UpdateOp::Set(p, v)),
+                UpdateOp::SetIfAbsent(p, v) => self.admit_value(v).map(|v| UpdateOp::SetIfAbsent(p, v)),
+                UpdateOp::Increment(p, v) => self.admit_value(v).map(|v| UpdateOp::Increment(p, v)),
+                UpdateOp::Push(p, v) => self.admit_value(v).map(|v| UpdateOp::Push(p, v)),
+                UpdateOp::Pull(p, v) => self.admit_value(v).map(|v| UpdateOp::Pull(p, v)),
+                other => Ok(other),
+            };
+            match checked {
+                Ok(op) => admitted.push(op),
+                Err(e) => {
+                    for rest in ops {
+                        dispose_op(rest);
+                    }
+                    return Err(e);
+                }
             }
         }
-        self.admit(probe)?;
-        Ok(update)
+        Ok(Update { ops: admitted })
+    }
+
+    fn admit_value(&self, v: Value) -> Result<Value> {
+        let mut probe = Document::new();
+        probe.fields.insert("value".into(), v);
+        Ok(self.admit(probe)?.fields.remove("value").unwrap_or(Value::Null))
     }
 
     /// Replaces an existing document.
@@ -668,5 +685,22 @@ impl Aurora {
 impl std::fmt::Debug for Aurora {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Aurora").field("path", &self.inner.config.path).finish()
+    }
+}
+
+/// Drops an operator that was never admitted without deep recursion.
+fn dispose_op(op: UpdateOp) {
+    match op {
+        UpdateOp::Merge(fields) => {
+            let mut d = Document::new();
+            d.fields = fields;
+            aurora_core::dispose_document(d);
+        }
+        UpdateOp::Set(_, v)
+        | UpdateOp::SetIfAbsent(_, v)
+        | UpdateOp::Increment(_, v)
+        | UpdateOp::Push(_, v)
+        | UpdateOp::Pull(_, v) => aurora_core::dispose(v),
+        other => drop(other),
     }
 }

@@ -204,7 +204,8 @@ impl QueryBuilder {
     /// operator that does not fit a declared type is refused before any
     /// document is read; any error changes nothing.
     pub async fn update(self, patch: impl Into<aurora_core::Update>) -> Result<u64> {
-        let (query, update) = (self.query.clone(), patch.into());
+        let update = self.db.admit_update(patch.into())?;
+        let query = self.query.clone();
         self.write(move |tx| query.update_with(tx, &update)).await
     }
 
