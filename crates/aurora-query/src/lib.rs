@@ -22,6 +22,7 @@
 mod aggregate;
 pub mod computed;
 mod error;
+mod hint;
 mod plan;
 mod query;
 mod validate;
@@ -30,5 +31,6 @@ pub use aggregate::{Aggregate, AggregateValue, Group};
 pub use aurora_core::filter::{Filter, F};
 pub use computed::{ComputedFields, Expression, ScriptLimits, Scripts};
 pub use error::{QueryError, Result, ScriptError};
+pub use hint::Hint;
 pub use plan::{Access, Plan};
 pub use query::{Cursor, Order, Page, Query, SortKey};

@@ -72,9 +72,10 @@ pub(crate) fn compound_for(
     def: &CollectionDef,
     conjuncts: &[&Filter],
     order: &[(String, Order)],
+    allowed: impl Fn(&str) -> bool,
 ) -> Option<CompoundRead> {
     let mut best: Option<((bool, usize, bool), CompoundRead)> = None;
-    for (fields, name) in def.ready_compound_indexes() {
+    for (fields, name) in def.ready_compound_indexes().filter(|(_, name)| allowed(name)) {
         let mut equal = Vec::new();
         for field in &fields {
             let eq = conjuncts.iter().find_map(|c| match c {
@@ -220,4 +221,20 @@ pub(crate) fn orderable(def: &CollectionDef, field: &str) -> bool {
         && def.schema.fields.get(field).is_some_and(|d| {
             !d.nullable && !matches!(d.field_type, FieldType::Array | FieldType::Object | FieldType::Any)
         })
+}
+
+/// Fewest index candidates a read may always produce before the planner
+/// prefers a scan (small collections keep their index reads).
+pub(crate) const MIN_SCAN_CAP: usize = 256;
+
+/// Share of an index's entries past which reading its candidates one by
+/// one costs more than scanning the collection in order: a read that
+/// produces more than this is abandoned for a scan (unless hinted).
+pub(crate) const SCAN_FRACTION: f64 = 0.4;
+
+/// Most candidates an index read with `entries` entries may produce
+/// before a scan is cheaper.
+pub(crate) fn scan_cap(entries: u64) -> usize {
+    let share = (entries as f64 * SCAN_FRACTION) as usize;
+    share.max(MIN_SCAN_CAP)
 }

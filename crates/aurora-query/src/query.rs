@@ -3,7 +3,10 @@
 
 use crate::computed::Scripts;
 use crate::error::{QueryError, Result};
-use crate::plan::{access_for, compound_for, orderable, tighter_high, tighter_low, Access, CompoundRead, Plan};
+use crate::hint::Hint;
+use crate::plan::{
+    access_for, compound_for, orderable, scan_cap, tighter_high, tighter_low, Access, CompoundRead, Plan,
+};
 use crate::validate::{check_filter, field_type};
 use aurora_core::filter::{Filter, F};
 use aurora_core::{DocId, Document, Fields, Value};
@@ -57,6 +60,7 @@ pub struct Query {
     pub(crate) after: Option<Cursor>,
     pub(crate) computed: Option<crate::computed::Ordered>,
     pub(crate) script_limits: crate::computed::ScriptLimits,
+    pub(crate) hint: Hint,
 }
 
 /// A value sorted in one direction.
@@ -170,7 +174,17 @@ impl Query {
             after: None,
             computed: None,
             script_limits: crate::computed::ScriptLimits::default(),
+            hint: Hint::Auto,
         }
+    }
+
+    /// Overrides the planner: [`Hint::Scan`] reads every document,
+    /// [`Hint::Index`] uses only that index (refused with
+    /// [`QueryError::UnusableHint`] if the filter and order cannot use it).
+    /// Results are the same either way.
+    pub fn hint(mut self, hint: Hint) -> Self {
+        self.hint = hint;
+        self
     }
 
     /// The limits its scripts run under (default: [`ScriptLimits::default`](crate::ScriptLimits)).
@@ -353,7 +367,7 @@ impl Query {
     fn index_scans(&self, def: &CollectionDef) -> BTreeMap<String, Vec<IndexScan>> {
         let mut by_field: BTreeMap<String, Vec<IndexScan>> = BTreeMap::new();
         for conjunct in self.filter.conjuncts() {
-            if let Some((field, scans)) = access_for(def, conjunct) {
+            if let Some((field, scans)) = access_for(def, conjunct).filter(|(f, _)| self.hint.allows(f)) {
                 match (by_field.get_mut(&field), scans.as_slice()) {
                     (Some(existing), [IndexScan::Range(lo, hi)]) => {
                         if let [IndexScan::Range(elo, ehi)] = existing.as_mut_slice() {
@@ -377,18 +391,64 @@ impl Query {
         by_field
     }
 
-    /// Reads each index option's ids, in (value, id) order.
+    /// Reads each index option's ids, in (value, id) order. Unless an
+    /// index is hinted, a read that produces more candidates than
+    /// [`scan_cap`] of its index's entries is abandoned: a scan is cheaper.
     fn index_options(&self, tx: &Transaction, def: &CollectionDef) -> Result<Vec<(Access, Vec<DocId>)>> {
         let collections = tx.database().collections();
         let mut options = Vec::new();
-        for (field, scans) in self.index_scans(def) {
+        'fields: for (field, scans) in self.index_scans(def) {
+            let cap = match self.hint {
+                Hint::Auto => scan_cap(collections.index_entries(&self.collection, &field)),
+                _ => usize::MAX,
+            };
             let mut ids = Vec::new();
             for scan in &scans {
-                ids.extend(collections.scan_index(Some(tx.snapshot()), &self.collection, &field, scan)?);
+                for id in collections.scan_index_lazy(tx.snapshot(), &self.collection, &field, scan)? {
+                    ids.push(id?);
+                    if ids.len() > cap {
+                        tracing::debug!(field, cap, "index read too broad: a scan is cheaper");
+                        continue 'fields;
+                    }
+                }
             }
             options.push((Access::Index { field, scans }, ids));
         }
         Ok(options)
+    }
+
+    /// Refuses a [`Hint::Index`] the query cannot use: no such ready index,
+    /// or a filter and order that give it nothing to read.
+    fn check_hint(&self, def: &CollectionDef) -> Result<()> {
+        let Hint::Index(fields) = &self.hint else { return Ok(()) };
+        let name = aurora_index::compound::compound_name(fields);
+        let refuse = |reason: &str| {
+            Err(QueryError::UnusableHint {
+                index: aurora_index::compound::display_name(&name),
+                reason: reason.to_string(),
+            })
+        };
+        if fields.is_empty() {
+            return refuse("no fields named");
+        }
+        if def.ready_index(&name).is_none() {
+            return refuse("the collection has no ready index on it");
+        }
+        let usable = match fields.as_slice() {
+            [field] => {
+                self.index_scans(def).contains_key(field)
+                    || matches!(self.order.as_slice(), [(f, _)] if f == field && orderable(def, f))
+            }
+            _ => {
+                self.computed.is_none()
+                    && compound_for(def, &self.filter.conjuncts(), &self.order, |n| n == name).is_some()
+            }
+        };
+        if usable {
+            Ok(())
+        } else {
+            refuse("the filter and order give it nothing to read")
+        }
     }
 
     /// Runs the query: the matching documents (ordered, paged, projected)
@@ -414,15 +474,21 @@ impl Query {
         let mut scripts = Scripts::with_limits(self.script_limits);
         let written = tx.written_ids(&self.collection);
         let wanted = self.limit.map(|l| l.saturating_add(self.offset)).filter(|_| self.after.is_none());
+        self.check_hint(&def)?;
         let single_order = match self.order.as_slice() {
-            [(field, dir)] if written.is_empty() && orderable(&def, field) => Some((field.clone(), *dir)),
+            [(field, dir)] if written.is_empty() && orderable(&def, field) && self.hint.allows(field) => {
+                Some((field.clone(), *dir))
+            }
             _ => None,
         };
         // A compound index that fixes leading fields and yields the order
         // of the rest: walk it in order and stop after `offset + limit`
         // matches past the cursor.
-        let compound =
-            if self.computed.is_none() { compound_for(&def, &self.filter.conjuncts(), &self.order) } else { None };
+        let compound = if self.computed.is_none() {
+            compound_for(&def, &self.filter.conjuncts(), &self.order, |name| self.hint.allows(name))
+        } else {
+            None
+        };
         if let Some(read) = compound.as_ref().filter(|r| r.walk.is_some() && written.is_empty()) {
             let (matched, examined) = self.walk_compound(tx, read, &mut scripts)?;
             return Ok(self.finish(read.access.clone(), examined, examined, matched, true));
@@ -658,6 +724,7 @@ impl Query {
     /// owns its snapshot and may outlive the transaction.
     pub fn stream(&self, tx: &mut Transaction) -> Result<Box<dyn Iterator<Item = Result<Document>> + Send>> {
         let def = self.validate(tx)?;
+        self.check_hint(&def)?;
         if !self.order.is_empty() || self.after.is_some() || !tx.written_ids(&self.collection).is_empty() {
             return Ok(Box::new(self.collect(tx)?.into_iter().map(Ok)));
         }

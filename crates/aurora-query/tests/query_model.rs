@@ -4,13 +4,14 @@
 //! evaluation over all documents — on a collection with indexes (so the
 //! planner picks index reads, intersections and index-ordered walks) and on
 //! one without (full scans) — and a query inside a transaction must see the
-//! transaction's own writes. Keyset paging (`page` + `after`) with any
+//! transaction's own writes. Every hint gives the same result (or, if the
+//! query cannot use it, a typed error). Keyset paging (`page` + `after`) with any
 //! projection walks every match exactly once, in the naive order.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aurora_core::{doc, DocId, Document, FieldDefinition, FieldType, Update, Value};
 use aurora_index::{Collections, IndexConfig, Schema};
-use aurora_query::{Filter, Order, Query};
+use aurora_query::{Filter, Hint, Order, Query, QueryError};
 use aurora_storage::{DocumentStore, DocumentStoreConfig, StoreConfig};
 use aurora_txn::Database;
 use proptest::prelude::*;
@@ -189,6 +190,19 @@ fn random_spec() -> impl Strategy<Value = QuerySpec> {
     })
 }
 
+/// Every hint worth trying on the test collections.
+fn hints() -> Vec<Hint> {
+    vec![
+        Hint::Scan,
+        Hint::index("n"),
+        Hint::index("x"),
+        Hint::index("s"),
+        Hint::compound(["n", "x"]),
+        Hint::compound(["s", "n"]),
+        Hint::compound(["x", "s", "n"]),
+    ]
+}
+
 /// Projections: none of the sort fields, some, or none at all.
 fn select() -> impl Strategy<Value = Vec<&'static str>> {
     prop_oneof![
@@ -288,6 +302,21 @@ proptest! {
                 let (got, plan) = build(q, collection).run(&mut tx).unwrap();
                 let got: Vec<DocId> = got.into_iter().map(|d| d.id).collect();
                 prop_assert_eq!(&got, &want, "{} with plan {:?} for {:?}", collection, plan.access, q);
+                // Hints change the plan, never the result; a hint the query
+                // cannot use is a typed error.
+                for hint in hints() {
+                    match build(q, collection).hint(hint.clone()).run(&mut tx) {
+                        Ok((got, plan)) => {
+                            let got: Vec<DocId> = got.into_iter().map(|d| d.id).collect();
+                            prop_assert_eq!(&got, &want, "{} hinted {:?}, plan {:?}, for {:?}", collection, hint, plan.access, q);
+                            if hint == Hint::Scan {
+                                prop_assert_eq!(plan.access, aurora_query::Access::FullScan);
+                            }
+                        }
+                        Err(QueryError::UnusableHint { .. }) => prop_assert!(hint != Hint::Scan),
+                        Err(e) => panic!("{collection} hinted {hint:?}: {e}"),
+                    }
+                }
                 if q.order.is_empty() {
                     // Streaming yields the same documents (in id order) lazily.
                     let streamed: Vec<DocId> = build(q, collection).stream(&mut tx).unwrap().map(|d| d.unwrap().id).collect();

@@ -80,7 +80,8 @@ pub use aurora_pubsub::{ChangeEvent, ChangeType, CommitEvents, EventFilter, List
 #[cfg(feature = "query")]
 #[doc(inline)]
 pub use aurora_query::{
-    Access, Aggregate, Cursor, Expression, Filter, Group, Order, Page, Plan, ScriptError, ScriptLimits, SortKey, F,
+    Access, Aggregate, Cursor, Expression, Filter, Group, Hint, Order, Page, Plan, ScriptError, ScriptLimits, SortKey,
+    F,
 };
 #[cfg(feature = "reactive")]
 #[doc(inline)]

@@ -3,7 +3,7 @@
 use crate::db::Aurora;
 use crate::error::{Error, Result};
 use aurora_core::{DocId, Document};
-use aurora_query::{Aggregate, Cursor, Filter, Group, Order, Page, Plan, Query, F};
+use aurora_query::{Aggregate, Cursor, Filter, Group, Hint, Order, Page, Plan, Query, F};
 use aurora_reactive::Watcher;
 use serde::de::DeserializeOwned;
 
@@ -78,6 +78,14 @@ impl QueryBuilder {
     /// Returns only these fields (plus the id).
     pub fn select<S: Into<String>>(mut self, fields: impl IntoIterator<Item = S>) -> Self {
         self.query = self.query.select(fields);
+        self
+    }
+
+    /// Overrides the planner for this query: [`Hint::Scan`] reads every
+    /// document, [`Hint::Index`] uses only that index (an error if the
+    /// filter and order cannot use it). Results are the same either way.
+    pub fn hint(mut self, hint: Hint) -> Self {
+        self.query = self.query.hint(hint);
         self
     }
 
