@@ -23,6 +23,7 @@ mod aggregate;
 pub mod computed;
 mod error;
 mod hint;
+mod matcher;
 mod plan;
 mod query;
 mod validate;

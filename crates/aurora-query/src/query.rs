@@ -4,6 +4,7 @@
 use crate::computed::Scripts;
 use crate::error::{QueryError, Result};
 use crate::hint::Hint;
+use crate::matcher::Matcher;
 use crate::plan::{
     access_for, compound_for, orderable, scan_cap, tighter_high, tighter_low, Access, CompoundRead, Plan,
 };
@@ -475,6 +476,7 @@ impl Query {
         let written = tx.written_ids(&self.collection);
         let wanted = self.limit.map(|l| l.saturating_add(self.offset)).filter(|_| self.after.is_none());
         self.check_hint(&def)?;
+        let matcher = Matcher::new(&self.filter);
         let single_order = match self.order.as_slice() {
             [(field, dir)] if written.is_empty() && orderable(&def, field) && self.hint.allows(field) => {
                 Some((field.clone(), *dir))
@@ -490,7 +492,7 @@ impl Query {
             None
         };
         if let Some(read) = compound.as_ref().filter(|r| r.walk.is_some() && written.is_empty()) {
-            let (matched, examined) = self.walk_compound(tx, read, &mut scripts)?;
+            let (matched, examined) = self.walk_compound(tx, read, &matcher, &mut scripts)?;
             return Ok(self.finish(read.access.clone(), examined, examined, matched, true));
         }
         // Ascending top-k on an ordered field: walk its index lazily (the
@@ -515,7 +517,7 @@ impl Query {
                     examined += 1;
                     if let Some(d) = tx.get_shared(&self.collection, &id?)? {
                         let d = self.enrich(d, &mut scripts)?;
-                        if self.filter.matches(&d) {
+                        if matcher.matches(&d) {
                             matched.push(d);
                         }
                     }
@@ -563,7 +565,7 @@ impl Query {
                 examined += 1;
                 if let Some(d) = tx.get_shared(&self.collection, &id)? {
                     let d = self.enrich(d, scripts)?;
-                    if self.filter.matches(&d) {
+                    if matcher.matches(&d) {
                         matched.push(d);
                     }
                 }
@@ -618,7 +620,7 @@ impl Query {
                 }
                 examined += 1;
                 let d = self.enrich(d?, &mut scripts)?;
-                if self.filter.matches(&d) {
+                if matcher.matches(&d) {
                     matched.push(d);
                 }
             }
@@ -635,6 +637,7 @@ impl Query {
         &self,
         tx: &mut Transaction,
         read: &CompoundRead,
+        matcher: &Matcher,
         scripts: &mut Scripts,
     ) -> Result<(Vec<Arc<Document>>, u64)> {
         let collections = tx.database().collections().clone();
@@ -675,7 +678,7 @@ impl Query {
             if let Some(d) = tx.get_shared(&self.collection, &id?)? {
                 let d = self.enrich(d, scripts)?;
                 let past = position.as_ref().is_none_or(|p| compare(&self.order, &d, p) == Ordering::Greater);
-                if past && self.filter.matches(&d) {
+                if past && matcher.matches(&d) {
                     matched.push(d);
                 }
             }
@@ -745,6 +748,7 @@ impl Query {
             None => Box::new(tx.snapshot_documents(&self.collection)?.map(|d| d.map_err(QueryError::from))),
         };
         let this = self.clone();
+        let matcher = Matcher::new(&self.filter);
         let mut scripts = Scripts::with_limits(self.script_limits);
         let matches = source.filter_map(move |d| {
             let enriched = d.and_then(|d| this.enrich(d, &mut scripts));
@@ -755,7 +759,7 @@ impl Query {
                 Ok(d) => d,
                 Err(e) => return Some(Err(e)),
             };
-            if !this.filter.matches(&d) {
+            if !matcher.matches(&d) {
                 return None;
             }
             Some(Ok(match &this.select {
@@ -780,6 +784,17 @@ impl Query {
         Ok(self.run(tx)?.0)
     }
 
+    /// The matching documents, shared instead of copied: without a
+    /// projection or computed fields each is the snapshot's (or the hot
+    /// cache's) own copy, so no document is cloned.
+    pub fn collect_shared(&self, tx: &mut Transaction) -> Result<Vec<Arc<Document>>> {
+        let (page, _) = self.run_enriched(tx)?;
+        Ok(match &self.select {
+            Some(fields) => page.iter().map(|d| Arc::new(project(d, fields))).collect(),
+            None => page,
+        })
+    }
+
     /// The plan, with actual counts (the query is run).
     pub fn explain(&self, tx: &mut Transaction) -> Result<Plan> {
         Ok(self.run(tx)?.1)
@@ -790,20 +805,92 @@ impl Query {
         Ok(self.clone().limit(1).collect(tx)?.into_iter().next())
     }
 
-    /// How many documents match (ignoring limit and offset).
+    /// The ids of the matches straight from one index, without reading a
+    /// document, when that index answers the filter exactly: the filter is
+    /// one `eq` or `in` on a field whose ready index holds exactly its
+    /// declared scalar values (a declared string, number, bool, UUID,
+    /// timestamp or bytes field — an array or undeclared field may hold
+    /// values the index splits), with no computed fields, cursor or own
+    /// writes to overlay, and a hint that allows it. Sorted by id.
+    fn index_only_ids(&self, tx: &Transaction, def: &CollectionDef) -> Result<Option<Vec<DocId>>> {
+        use aurora_core::FieldType;
+        if self.computed.is_some() || self.after.is_some() || !tx.written_ids(&self.collection).is_empty() {
+            return Ok(None);
+        }
+        let conjuncts = self.filter.conjuncts();
+        let (field, values): (&String, Vec<&Value>) = match conjuncts.as_slice() {
+            [Filter::Eq(f, v)] => (f, vec![v]),
+            [Filter::In(f, vs)] => (f, vs.iter().collect()),
+            _ => return Ok(None),
+        };
+        let exact = def.ready_index(field).is_some()
+            && self.hint.allows(field)
+            && def.schema.fields.get(field).is_some_and(|d| {
+                matches!(
+                    d.field_type,
+                    FieldType::String
+                        | FieldType::Int
+                        | FieldType::Float
+                        | FieldType::Bool
+                        | FieldType::Uuid
+                        | FieldType::Timestamp
+                        | FieldType::Bytes
+                )
+            })
+            && values.iter().all(|v| !matches!(v, Value::Array(_) | Value::Object(_)));
+        if !exact {
+            return Ok(None);
+        }
+        let collections = tx.database().collections();
+        let distinct: BTreeSet<&Value> = values.into_iter().collect();
+        let mut ids = Vec::new();
+        for v in distinct {
+            let scan = IndexScan::Eq(v.clone());
+            ids.extend(collections.scan_index(Some(tx.snapshot()), &self.collection, field, &scan)?);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(Some(ids))
+    }
+
+    /// How many documents match (ignoring limit and offset). Answered from
+    /// an index without reading documents when the index answers the
+    /// filter exactly (an `eq` or `in` on a declared scalar field);
+    /// otherwise the matches are counted without copying them.
     pub fn count(&self, tx: &mut Transaction) -> Result<u64> {
+        let def = self.validate(tx)?;
+        self.check_hint(&def)?;
+        if let Some(ids) = self.index_only_ids(tx, &def)? {
+            return Ok(ids.len() as u64);
+        }
         let q = Query { limit: None, offset: 0, select: None, after: None, order: Vec::new(), ..self.clone() };
-        Ok(q.run(tx)?.0.len() as u64)
+        Ok(q.run_enriched(tx)?.0.len() as u64)
     }
 
-    /// Whether any document matches.
+    /// Whether any document matches (from an index alone when it can, as
+    /// [`Query::count`]).
     pub fn exists(&self, tx: &mut Transaction) -> Result<bool> {
-        Ok(self.first(tx)?.is_some())
+        let def = self.validate(tx)?;
+        self.check_hint(&def)?;
+        if self.offset == 0 {
+            if let Some(ids) = self.index_only_ids(tx, &def)? {
+                return Ok(!ids.is_empty());
+            }
+        }
+        Ok(!self.clone().limit(1).run_enriched(tx)?.0.is_empty())
     }
 
-    /// The ids of the matches.
+    /// The ids of the matches, in the query's order (from an index alone
+    /// when it can, as [`Query::count`], for an unordered query).
     pub fn ids(&self, tx: &mut Transaction) -> Result<Vec<DocId>> {
-        Ok(self.collect(tx)?.into_iter().map(|d| d.id).collect())
+        let def = self.validate(tx)?;
+        self.check_hint(&def)?;
+        if self.order.is_empty() {
+            if let Some(ids) = self.index_only_ids(tx, &def)? {
+                return Ok(ids.into_iter().skip(self.offset).take(self.limit.unwrap_or(usize::MAX)).collect());
+            }
+        }
+        Ok(self.run_enriched(tx)?.0.iter().map(|d| d.id.clone()).collect())
     }
 
     /// One page: the next `limit` matches after the query's cursor, and the

@@ -60,7 +60,9 @@ fn leaf() -> impl Strategy<Value = Filter> {
         (field.clone(), value()).prop_map(|(f, v)| Filter::Gt(f.into(), v)),
         (field.clone(), value()).prop_map(|(f, v)| Filter::Lte(f.into(), v)),
         (field.clone(), value(), value()).prop_map(|(f, a, b)| Filter::Between(f.into(), a, b)),
-        (field, prop::collection::vec(value(), 0..3)).prop_map(|(f, vs)| Filter::In(f.into(), vs)),
+        (field.clone(), prop::collection::vec(value(), 0..3)).prop_map(|(f, vs)| Filter::In(f.into(), vs)),
+        // Long enough to be matched through a hash set.
+        (field, prop::collection::vec(value(), 9..14)).prop_map(|(f, vs)| Filter::In(f.into(), vs)),
         prop_oneof![Just("ap"), Just("Ä"), Just(""), Just("na")].prop_map(|p| Filter::StartsWith("s".into(), p.into())),
         prop_oneof![Just("apple"), Just("banana"), Just("")].prop_map(|v| Filter::Eq("s".into(), v.into())),
         prop_oneof![Just("apricot"), Just("日本")].prop_map(|v| Filter::Gte("s".into(), v.into())),
@@ -302,6 +304,13 @@ proptest! {
                 let (got, plan) = build(q, collection).run(&mut tx).unwrap();
                 let got: Vec<DocId> = got.into_iter().map(|d| d.id).collect();
                 prop_assert_eq!(&got, &want, "{} with plan {:?} for {:?}", collection, plan.access, q);
+                // count / exists / ids (from an index alone where it can).
+                let all = naive(&model, &QuerySpec { offset: 0, limit: None, ..q.clone() });
+                prop_assert_eq!(build(q, collection).count(&mut tx).unwrap(), all.len() as u64, "count {:?}", q);
+                prop_assert_eq!(build(q, collection).exists(&mut tx).unwrap(), all.len() > q.offset, "exists {:?}", q);
+                prop_assert_eq!(&build(q, collection).ids(&mut tx).unwrap(), &want, "ids {:?}", q);
+                let shared: Vec<DocId> = build(q, collection).collect_shared(&mut tx).unwrap().iter().map(|d| d.id.clone()).collect();
+                prop_assert_eq!(&shared, &want, "collect_shared {:?}", q);
                 // Hints change the plan, never the result; a hint the query
                 // cannot use is a typed error.
                 for hint in hints() {

@@ -125,6 +125,13 @@ impl QueryBuilder {
         self.read(Query::collect).await
     }
 
+    /// The matches shared instead of copied (`Arc<Document>`): without
+    /// `select` or computed fields no document is cloned, which saves a
+    /// deep copy per match over [`QueryBuilder::collect`].
+    pub async fn collect_shared(self) -> Result<Vec<std::sync::Arc<Document>>> {
+        self.read(Query::collect_shared).await
+    }
+
     /// The matches decoded into a serde type.
     pub async fn collect_as<T: DeserializeOwned>(self) -> Result<Vec<T>> {
         let docs = self.read(Query::collect).await?;
@@ -168,6 +175,8 @@ impl QueryBuilder {
     }
 
     /// How many documents match.
+    /// An `eq` or `in` on an indexed, declared scalar field is counted from
+    /// the index without reading documents.
     pub async fn count(self) -> Result<u64> {
         self.read(Query::count).await
     }
