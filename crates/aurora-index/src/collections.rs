@@ -474,6 +474,25 @@ impl Collections {
         })))
     }
 
+    /// Like [`Collections::scan_index_lazy`], in descending (value, id)
+    /// order: the read's keys are collected (the store iterates forwards
+    /// only), ids are decoded lazily from the end, so stopping early decodes
+    /// no more.
+    pub fn scan_index_desc(
+        &self,
+        at: &Snapshot,
+        collection: &str,
+        field: &str,
+        scan: &IndexScan,
+    ) -> Result<Box<dyn Iterator<Item = Result<DocId>> + Send>> {
+        let Some((base, start, end)) = self.index_bounds(collection, field, scan)? else {
+            return Ok(Box::new(std::iter::empty()));
+        };
+        let keys = at.range(start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice))?;
+        let parts = compound::index_fields(field).len();
+        Ok(Box::new(keys.into_iter().rev().map(move |(key, _)| id_of_entry(&base, parts, &key))))
+    }
+
     /// The entry-key bounds of an index read, or `None` for an empty read.
     fn index_bounds(&self, collection: &str, field: &str, scan: &IndexScan) -> Result<Option<IndexBounds>> {
         self.ready(collection, field)?;

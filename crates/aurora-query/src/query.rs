@@ -660,9 +660,8 @@ impl Query {
             _ => read.scan.clone(),
         };
         let ids: Box<dyn Iterator<Item = Result<DocId>>> = if read.walk == Some(Order::Desc) {
-            let mut ids = collections.scan_index(Some(tx.snapshot()), &self.collection, &read.name, &scan)?;
-            ids.reverse();
-            Box::new(ids.into_iter().map(Ok))
+            let ids = collections.scan_index_desc(tx.snapshot(), &self.collection, &read.name, &scan)?;
+            Box::new(ids.map(|id| id.map_err(QueryError::from)))
         } else {
             let ids = collections.scan_index_lazy(tx.snapshot(), &self.collection, &read.name, &scan)?;
             Box::new(ids.map(|id| id.map_err(QueryError::from)))

@@ -128,8 +128,11 @@ impl Transaction {
     /// Like [`Transaction::get`], sharing the document instead of copying it.
     pub fn get_shared(&mut self, collection: &str, id: &DocId) -> Result<Option<Arc<Document>>> {
         self.check_open()?;
-        if let Some(w) = self.writes.get(&(collection.to_string(), id.clone())) {
-            return Ok(w.clone().map(Arc::new));
+        // A read-only transaction (every query's) skips building the key.
+        if !self.writes.is_empty() {
+            if let Some(w) = self.writes.get(&(collection.to_string(), id.clone())) {
+                return Ok(w.clone().map(Arc::new));
+            }
         }
         Ok(self.at_snapshot(collection, id)?.1)
     }
