@@ -475,9 +475,7 @@ impl Collections {
     }
 
     /// Like [`Collections::scan_index_lazy`], in descending (value, id)
-    /// order: the read's keys are collected (the store iterates forwards
-    /// only), ids are decoded lazily from the end, so stopping early decodes
-    /// no more.
+    /// order, lazily: stopping early reads nothing more.
     pub fn scan_index_desc(
         &self,
         at: &Snapshot,
@@ -488,9 +486,12 @@ impl Collections {
         let Some((base, start, end)) = self.index_bounds(collection, field, scan)? else {
             return Ok(Box::new(std::iter::empty()));
         };
-        let keys = at.range(start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice))?;
+        let iter = at.iter_rev(start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice))?;
         let parts = compound::index_fields(field).len();
-        Ok(Box::new(keys.into_iter().rev().map(move |(key, _)| id_of_entry(&base, parts, &key))))
+        Ok(Box::new(iter.map(move |entry| {
+            let (key, _, _) = entry?;
+            id_of_entry(&base, parts, &key)
+        })))
     }
 
     /// The entry-key bounds of an index read, or `None` for an empty read.

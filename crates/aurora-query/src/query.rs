@@ -598,14 +598,27 @@ impl Query {
             fetch(tx, ids, None, &mut matched, &mut scripts)?;
             (access, estimated, false)
         } else if let Some((field, dir)) = single_order.clone().filter(|_| self.after.is_none()) {
-            let collections = tx.database().collections();
-            let mut ids = collections.scan_index(Some(tx.snapshot()), &self.collection, &field, &IndexScan::All)?;
-            if dir == Order::Desc {
-                ids.reverse();
+            // Walk the index lazily in the order's direction and stop once
+            // `offset + limit` documents matched.
+            let collections = tx.database().collections().clone();
+            let ids = if dir == Order::Desc {
+                collections.scan_index_desc(tx.snapshot(), &self.collection, &field, &IndexScan::All)?
+            } else {
+                collections.scan_index_lazy(tx.snapshot(), &self.collection, &field, &IndexScan::All)?
+            };
+            for id in ids {
+                if wanted.is_some_and(|w| matched.len() >= w) {
+                    break;
+                }
+                examined += 1;
+                if let Some(d) = tx.get_shared(&self.collection, &id?)? {
+                    let d = self.enrich(d, &mut scripts)?;
+                    if matcher.matches(&d) {
+                        matched.push(d);
+                    }
+                }
             }
-            let estimated = ids.len() as u64;
-            fetch(tx, ids, wanted, &mut matched, &mut scripts)?;
-            (Access::IndexOrder { field, descending: dir == Order::Desc }, estimated, true)
+            (Access::IndexOrder { field, descending: dir == Order::Desc }, examined, true)
         } else {
             let early = if self.order.is_empty() { wanted } else { None };
             // Without own writes to overlay, read lazily and stop early.
