@@ -6,7 +6,9 @@
 //! `cargo xtask bench` runs this and writes `docs/benchmarks.md` from
 //! criterion's estimates.
 //!
-//! Data set size for reads and queries: `AURORA_BENCH_DOCS` (default 10 000).
+//! Data set size for reads and queries: `AURORA_BENCH_DOCS` (default 10 000);
+//! the chat workload ("last 20 of one room among 1 000 rooms"):
+//! `AURORA_BENCH_CHAT_MESSAGES` (default 100 000).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../engines/mod.rs"]
@@ -19,7 +21,7 @@ use engines::aurora::AuroraEngine;
 use engines::redb::RedbEngine;
 use engines::sled::SledEngine;
 use engines::sqlite::SqliteEngine;
-use engines::{Engine, Indexes, Mode};
+use engines::{chat_message, chat_room, Chat, Engine, Indexes, Mode, CHAT_ROOMS};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -80,6 +82,36 @@ fn queries<E: Engine>(c: &mut Criterion) {
     group(c, "full_scan_query", 1)
         .bench_function(&name, |b| b.iter(|| assert_eq!(e.scan_name_ends_with_7(), (n / 10) as usize)));
     e.close();
+}
+
+/// "The last 20 messages of one room": `CHAT_ROOMS` rooms, `chat_messages()`
+/// messages, each engine with its `(room, at)` index; a random room each
+/// iteration, 20 whole documents newest first.
+fn chat<E: Chat>(c: &mut Criterion, name: &str) {
+    let n = chat_messages();
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = E::open_chat(dir.path());
+    let all: Vec<_> = (0..n).map(chat_message).collect();
+    for chunk in all.chunks(1000) {
+        e.insert_messages(chunk);
+    }
+    drop(all);
+    let newest = |room: u64| -> Vec<i64> {
+        let last = (n - 1 - room) / CHAT_ROOMS * CHAT_ROOMS + room;
+        (0..20u64).filter_map(|k| last.checked_sub(k * CHAT_ROOMS)).map(|i| i as i64).collect()
+    };
+    assert_eq!(e.last_20(&chat_room(7)), newest(7), "{name}: the right 20 messages");
+    group(c, "chat_last_20", 1).bench_function(name, |b| {
+        b.iter(|| {
+            let room = fastrand::u64(0..CHAT_ROOMS);
+            assert_eq!(e.last_20(&chat_room(room)).len(), 20);
+        })
+    });
+}
+
+/// Messages of the chat workload: `AURORA_BENCH_CHAT_MESSAGES` (default 100 000).
+fn chat_messages() -> u64 {
+    std::env::var("AURORA_BENCH_CHAT_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000)
 }
 
 fn writes<E: Engine>(c: &mut Criterion, mode: Mode) {
@@ -210,6 +242,10 @@ fn suite(c: &mut Criterion) {
     queries::<SledEngine>(c);
     queries::<RedbEngine>(c);
     queries::<SqliteEngine>(c);
+    chat::<AuroraEngine>(c, "aurora");
+    chat::<engines::sled::SledChat>(c, "sled");
+    chat::<RedbEngine>(c, "redb");
+    chat::<SqliteEngine>(c, "sqlite-normal");
     for mode in [Mode::Normal, Mode::Strict] {
         writes::<AuroraEngine>(c, mode);
         writes::<SledEngine>(c, mode);

@@ -3,7 +3,7 @@
 //! reads call the synchronous core `get_document` wraps (the same code,
 //! without a `block_on` per read, which would cost more than the read).
 
-use super::{Engine, Indexes, Mode};
+use super::{Chat, Engine, Indexes, Mode};
 use aurora::{Aurora, AuroraConfig, DocId, Document, Durability, FieldDefinition, FieldType, Value};
 use std::path::Path;
 
@@ -70,11 +70,13 @@ impl Engine for AuroraEngine {
     }
 
     fn find_by_age(&mut self, age: i64) -> usize {
-        self.rt.block_on(self.db.query("users").filter(|f| f.eq("age", age)).collect()).expect("query").len()
+        // The shared copies (`Arc<Document>`), as the trait allows.
+        self.rt.block_on(self.db.query("users").filter(|f| f.eq("age", age)).collect_shared()).expect("query").len()
     }
 
     fn scan_name_ends_with_7(&mut self) -> usize {
-        self.rt.block_on(self.db.query("users").filter(|f| f.ends_with("name", "7")).collect()).expect("scan").len()
+        let q = self.db.query("users").filter(|f| f.ends_with("name", "7"));
+        self.rt.block_on(q.collect_shared()).expect("scan").len()
     }
 
     fn transfer(&mut self, a: &DocId, b: &DocId, new: &Document) {
@@ -94,5 +96,28 @@ impl Engine for AuroraEngine {
 
     fn close(self) {
         self.rt.block_on(self.db.close()).expect("close");
+    }
+}
+
+impl Chat for AuroraEngine {
+    fn open_chat(dir: &Path) -> Self {
+        let e = Self::with_config(Self::config(dir, Mode::Normal), Indexes::None);
+        let schema = aurora::index::Schema::new()
+            .field("room", FieldDefinition::new(FieldType::String))
+            .field("at", FieldDefinition::new(FieldType::Int))
+            .compound_index(["room", "at"], false);
+        e.rt.block_on(e.db.new_collection_with_schema("messages", schema)).expect("messages");
+        e
+    }
+
+    fn insert_messages(&mut self, msgs: &[Document]) {
+        self.rt.block_on(self.db.insert_many("messages", msgs.to_vec())).expect("insert_many");
+    }
+
+    fn last_20(&mut self, room: &str) -> Vec<i64> {
+        let q = self.db.query("messages").filter(|f| f.eq("room", room)).order_by("at", aurora::Order::Desc).limit(20);
+        // The shared copies (`Arc<Document>`), as the trait allows.
+        let docs = self.rt.block_on(q.collect_shared()).expect("query");
+        docs.iter().map(|d| d.get("at").and_then(Value::as_i64).unwrap_or(-1)).collect()
     }
 }

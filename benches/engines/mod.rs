@@ -61,6 +61,59 @@ pub trait Engine: Sized {
     fn close(self);
 }
 
+/// Rooms of the chat workload.
+pub const CHAT_ROOMS: u64 = 1_000;
+
+/// Message `i` of the chat workload: room `i % CHAT_ROOMS`, time `i`.
+pub fn chat_message(i: u64) -> Document {
+    aurora_core::doc! {
+        "room": chat_room(i % CHAT_ROOMS),
+        "at": i as i64,
+        "author": format!("user{}", i % 97),
+        "text": format!("message {i} of the chat workload"),
+    }
+    .id(DocId::text(&format!("m{i:09}")).expect("id"))
+}
+
+/// The name of room `r`.
+pub fn chat_room(r: u64) -> String {
+    format!("room{r:04}")
+}
+
+/// The chat workload ("the last 20 messages of one room"): every engine
+/// keeps an index on `(room, at)` — Aurora a compound index, SQLite a
+/// two-column index, sled and redb a hand-made `room ++ 0 ++ at ++ id` key.
+pub trait Chat: Sized {
+    /// Opens the engine with the messages store and its `(room, at)` index.
+    fn open_chat(dir: &Path) -> Self;
+    /// Inserts messages in one transaction.
+    fn insert_messages(&mut self, msgs: &[Document]);
+    /// The 20 newest messages of `room`, whole documents, newest first;
+    /// returns their `at` values.
+    fn last_20(&mut self, room: &str) -> Vec<i64>;
+}
+
+/// The `(room, at, id)` key of a hand-made chat index.
+pub fn room_at_key(room: &str, at: i64, id: &DocId) -> Vec<u8> {
+    let mut k = room.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(&((at as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(id.to_string().as_bytes());
+    k
+}
+
+/// The key prefix of one room in a hand-made chat index.
+pub fn room_prefix(room: &str) -> Vec<u8> {
+    let mut k = room.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+/// The message id in a hand-made chat index key.
+pub fn id_of_room_at_key(room: &str, key: &[u8]) -> String {
+    String::from_utf8_lossy(&key[room.len() + 1 + 8..]).into_owned()
+}
+
 /// The scan predicate, for engines that filter by hand.
 pub fn name_ends_with_7(d: &Document) -> bool {
     d.get("name").and_then(Value::as_str).is_some_and(|n| n.ends_with('7'))

@@ -5,7 +5,10 @@
 //! nothing until a later durable commit — weaker than a process-crash
 //! guarantee).
 
-use super::{age_key, age_range, name_ends_with_7, with_age, Engine, Indexes, Mode};
+use super::{
+    age_key, age_range, id_of_room_at_key, name_ends_with_7, room_at_key, room_prefix, with_age, Chat, Engine, Indexes,
+    Mode,
+};
 use aurora_core::{DocId, Document, Value};
 use aurora_storage::format;
 use redb::{Durability, ReadableDatabase, ReadableTable, TableDefinition};
@@ -14,6 +17,8 @@ use std::path::Path;
 const DOCS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("docs");
 const AGES: TableDefinition<'_, &[u8], ()> = TableDefinition::new("ages");
 const EMAILS: TableDefinition<'_, &str, &str> = TableDefinition::new("emails");
+const MESSAGES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("messages");
+const ROOM_AT: TableDefinition<'_, &[u8], ()> = TableDefinition::new("room_at");
 
 pub struct RedbEngine {
     db: redb::Database,
@@ -129,5 +134,50 @@ impl Engine for RedbEngine {
         let mut tx = self.db.begin_write().expect("begin");
         tx.set_durability(Durability::Immediate).expect("durability");
         tx.commit().expect("commit");
+    }
+}
+
+impl Chat for RedbEngine {
+    fn open_chat(dir: &Path) -> Self {
+        let engine = Self::open(dir, Mode::Normal, Indexes::None);
+        let tx = engine.begin();
+        tx.open_table(MESSAGES).expect("table");
+        tx.open_table(ROOM_AT).expect("table");
+        tx.commit().expect("commit");
+        engine
+    }
+
+    fn insert_messages(&mut self, msgs: &[Document]) {
+        let tx = self.begin();
+        {
+            let (mut docs, mut index) = (tx.open_table(MESSAGES).expect("t"), tx.open_table(ROOM_AT).expect("t"));
+            for d in msgs {
+                let room = d.get("room").and_then(Value::as_str).unwrap_or_default();
+                let at = d.get("at").and_then(Value::as_i64).unwrap_or(0);
+                index.insert(room_at_key(room, at, &d.id).as_slice(), ()).expect("index");
+                let raw = format::encode(d).expect("encode");
+                docs.insert(d.id.to_string().as_str(), raw.as_slice()).expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+
+    fn last_20(&mut self, room: &str) -> Vec<i64> {
+        let tx = self.db.begin_read().expect("read");
+        let (index, docs) = (tx.open_table(ROOM_AT).expect("table"), tx.open_table(MESSAGES).expect("table"));
+        let lo = room_prefix(room);
+        let mut hi = lo.clone();
+        if let Some(last) = hi.last_mut() {
+            *last = 1;
+        }
+        let mut out = Vec::new();
+        for entry in index.range::<&[u8]>(lo.as_slice()..hi.as_slice()).expect("range").rev().take(20) {
+            let (key, _) = entry.expect("scan");
+            let id = id_of_room_at_key(room, key.value());
+            if let Some(raw) = docs.get(id.as_str()).expect("get") {
+                out.push(decode(raw.value()).get("at").and_then(Value::as_i64).unwrap_or(-1));
+            }
+        }
+        out
     }
 }

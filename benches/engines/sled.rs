@@ -4,7 +4,10 @@
 //! per-commit fsync); `Normal` = no flush (sled then promises nothing on a
 //! crash until its periodic flush).
 
-use super::{age_key, age_range, name_ends_with_7, with_age, Engine, Indexes, Mode};
+use super::{
+    age_key, age_range, id_of_room_at_key, name_ends_with_7, room_at_key, room_prefix, with_age, Chat, Engine, Indexes,
+    Mode,
+};
 use aurora_core::{DocId, Document, Value};
 use aurora_storage::format;
 use std::path::Path;
@@ -118,5 +121,46 @@ impl Engine for SledEngine {
 
     fn close(self) {
         self.db.flush().expect("flush");
+    }
+}
+
+/// sled with a `messages` tree and a hand-made `(room, at, id)` index tree;
+/// each batch is applied to the index tree, then the messages tree (atomic
+/// per tree, not across them — less than the other engines promise).
+pub struct SledChat {
+    _db: sled::Db,
+    docs: sled::Tree,
+    index: sled::Tree,
+}
+
+impl Chat for SledChat {
+    fn open_chat(dir: &Path) -> Self {
+        let db = sled::open(dir.join("sled-chat")).expect("open sled");
+        let (docs, index) = (db.open_tree("messages").expect("t"), db.open_tree("room_at").expect("t"));
+        Self { _db: db, docs, index }
+    }
+
+    fn insert_messages(&mut self, msgs: &[Document]) {
+        let (mut docs, mut index) = (sled::Batch::default(), sled::Batch::default());
+        for d in msgs {
+            let room = d.get("room").and_then(Value::as_str).unwrap_or_default();
+            let at = d.get("at").and_then(Value::as_i64).unwrap_or(0);
+            index.insert(room_at_key(room, at, &d.id), &[]);
+            docs.insert(d.id.to_string().as_bytes(), format::encode(d).expect("encode"));
+        }
+        self.index.apply_batch(index).expect("index");
+        self.docs.apply_batch(docs).expect("docs");
+    }
+
+    fn last_20(&mut self, room: &str) -> Vec<i64> {
+        let mut out = Vec::new();
+        for entry in self.index.scan_prefix(room_prefix(room)).rev().take(20) {
+            let (key, _) = entry.expect("scan");
+            let id = id_of_room_at_key(room, &key);
+            if let Some(raw) = self.docs.get(id.as_bytes()).expect("get") {
+                out.push(decode(&raw).get("at").and_then(Value::as_i64).unwrap_or(-1));
+            }
+        }
+        out
     }
 }

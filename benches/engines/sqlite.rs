@@ -3,7 +3,7 @@
 //! statements. `Normal` = `synchronous=NORMAL` (survives a process crash in
 //! WAL mode); `Strict` = `synchronous=FULL` (fsync per commit).
 
-use super::{Engine, Indexes, Mode};
+use super::{Chat, Engine, Indexes, Mode};
 use aurora_core::{doc, DocId, Document, Value};
 use rusqlite::{params, Connection, Row};
 use std::path::Path;
@@ -120,5 +120,49 @@ impl Engine for SqliteEngine {
 
     fn close(self) {
         drop(self.conn);
+    }
+}
+
+impl Chat for SqliteEngine {
+    fn open_chat(dir: &Path) -> Self {
+        let conn = Self::connect(dir, Mode::Normal);
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS messages (id TEXT PRIMARY KEY, room TEXT NOT NULL, at INTEGER NOT NULL, \
+             author TEXT NOT NULL, text TEXT NOT NULL); \
+             CREATE INDEX IF NOT EXISTS messages_room_at ON messages (room, at);",
+        )
+        .expect("create table");
+        Self { conn }
+    }
+
+    fn insert_messages(&mut self, msgs: &[Document]) {
+        let tx = self.conn.unchecked_transaction().expect("begin");
+        for d in msgs {
+            let s = |f: &str| d.get(f).and_then(Value::as_str).unwrap_or_default().to_string();
+            let at = d.get("at").and_then(Value::as_i64).unwrap_or(0);
+            tx.prepare_cached("INSERT INTO messages (id, room, at, author, text) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .expect("prepare")
+                .execute(params![d.id.to_string(), s("room"), at, s("author"), s("text")])
+                .expect("insert");
+        }
+        tx.commit().expect("commit");
+    }
+
+    fn last_20(&mut self, room: &str) -> Vec<i64> {
+        let sql = "SELECT id, room, at, author, text FROM messages WHERE room = ?1 ORDER BY at DESC LIMIT 20";
+        let mut stmt = self.conn.prepare_cached(sql).expect("prep");
+        let rows = stmt
+            .query_map(params![room], |r| {
+                let id: String = r.get(0)?;
+                let d = doc! {
+                    "room": r.get::<_, String>(1)?,
+                    "at": r.get::<_, i64>(2)?,
+                    "author": r.get::<_, String>(3)?,
+                    "text": r.get::<_, String>(4)?,
+                };
+                Ok(d.id(DocId::text(&id).unwrap_or_default()))
+            })
+            .expect("query");
+        rows.map(|d| d.expect("row").get("at").and_then(Value::as_i64).unwrap_or(-1)).collect()
     }
 }

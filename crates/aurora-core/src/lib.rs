@@ -32,6 +32,7 @@ mod nesting;
 mod schema;
 mod serde_bridge;
 mod timestamp;
+mod update;
 mod value;
 mod value_convert;
 mod value_order;
@@ -47,6 +48,7 @@ pub use nesting::{
 pub use schema::{FieldDefinition, FieldType};
 pub use serde_bridge::BridgeError;
 pub use timestamp::Timestamp;
+pub use update::{Update, UpdateError, UpdateOp};
 pub use value::Value;
 
 /// Ordered map of field names to values: the body of a [`Document`] and of

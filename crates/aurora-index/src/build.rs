@@ -22,7 +22,7 @@ use crate::catalog::{IndexDef, IndexState};
 use crate::collections::Collections;
 use crate::error::{IndexError, Result};
 use crate::keys;
-use crate::maintain::{index_values, render};
+use crate::maintain::{claims_uniqueness, index_values, shown_value};
 use aurora_core::{DocId, Document};
 use aurora_storage::{CommitOutcome, DocumentWrites};
 use parking_lot::{Condvar, Mutex};
@@ -142,6 +142,37 @@ impl Collections {
     pub fn create_index(&self, collection: &str, field: &str, unique: bool) -> Result<IndexBuild> {
         aurora_core::names::validate_field_path(field)
             .map_err(|e| IndexError::InvalidSchema { collection: collection.into(), reason: e.to_string() })?;
+        self.start_index(collection, field, unique)
+    }
+
+    /// Starts building a compound index over `fields` (2 to
+    /// [`MAX_COMPOUND_FIELDS`](crate::compound::MAX_COMPOUND_FIELDS)
+    /// distinct paths, in this order) — online, exactly like
+    /// [`Collections::create_index`]: writes maintain it at once, reads use
+    /// it once [`IndexState::Ready`], a crash mid-build resumes at open. A
+    /// unique one refuses two documents with the same values unless one of
+    /// them is `null`. Entries hold each field's whole value (a missing
+    /// field as `null`; arrays are not split into elements). Bad fields are
+    /// [`IndexError::InvalidSchema`], and nothing changes.
+    pub fn create_compound_index<S: AsRef<str>>(
+        &self,
+        collection: &str,
+        fields: &[S],
+        unique: bool,
+    ) -> Result<IndexBuild> {
+        crate::compound::check_fields(collection, fields)?;
+        self.start_index(collection, &crate::compound::compound_name(fields), unique)
+    }
+
+    /// Removes the compound index over `fields` (see
+    /// [`Collections::drop_index`]); [`IndexError::NoIndex`] if there is none.
+    pub fn drop_compound_index<S: AsRef<str>>(&self, collection: &str, fields: &[S]) -> Result<()> {
+        self.drop_index(collection, &crate::compound::compound_name(fields))
+    }
+
+    /// Starts building the index called `field` (a field path or a
+    /// compound index's name).
+    fn start_index(&self, collection: &str, field: &str, unique: bool) -> Result<IndexBuild> {
         // One decision at a time, so two callers never start the same build.
         let running = self.running_builds();
         let mut running = running.lock();
@@ -304,7 +335,7 @@ impl Collections {
             let mut claims = Vec::new();
             for value in index_values(Some(&doc), field) {
                 batch.put(keys::entry_key(collection, field, &value, id), Vec::new());
-                if unique && value != crate::keycodec::encode(&aurora_core::Value::Null) {
+                if unique && claims_uniqueness(&value) {
                     let claim = keys::claim_key(collection, field, &value);
                     match self.documents().store().get(&claim)? {
                         Some(holder) if holder == id.to_key_bytes() => {}
@@ -341,7 +372,10 @@ impl Collections {
         let _one_decision_at_a_time = running.lock();
         self.update_definition(collection, |def| {
             if def.indexes.remove(field).is_none() {
-                return Err(IndexError::NoIndex { collection: collection.into(), field: field.into() });
+                return Err(IndexError::NoIndex {
+                    collection: collection.into(),
+                    field: crate::compound::display_name(field),
+                });
             }
             if let Some(f) = def.schema.fields.get_mut(field) {
                 f.indexed = false;
@@ -355,13 +389,7 @@ impl Collections {
 }
 
 fn duplicate(doc: &Document, field: &str, value: Vec<u8>, holder: &[u8]) -> (Vec<u8>, String, String) {
-    let shown = match doc.get_path(field) {
-        Some(aurora_core::Value::Array(items)) => {
-            items.iter().find(|v| crate::keycodec::encode(v) == value).map(render).unwrap_or_default()
-        }
-        Some(v) => render(v),
-        None => String::new(),
-    };
+    let shown = shown_value(doc, field, &value);
     let holder = DocId::from_key_bytes(holder).map_or_else(|_| "?".into(), |h| h.to_string());
     (value, shown, holder)
 }
@@ -418,6 +446,41 @@ mod tests {
         assert_eq!(db.lookup("people", "handle", &Value::from("b")).unwrap().len(), 1);
         let err = db.insert("people", doc! { "handle": "a" }).unwrap_err();
         assert!(matches!(err, IndexError::UniqueViolation { .. }), "the resumed unique index holds: {err}");
+    }
+
+    #[test]
+    fn an_interrupted_compound_build_is_resumed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = crate::compound::compound_name(&["room", "at"]);
+        {
+            let db = open(dir.path());
+            db.create_collection("msgs", Schema::new()).unwrap();
+            for i in 0..30i64 {
+                db.put("msgs", doc! { "room": format!("r{}", i % 3), "at": i }).unwrap();
+            }
+            db.update_definition("msgs", |def| {
+                def.indexes.insert(name.clone(), IndexDef { unique: true, state: IndexState::Building });
+                Ok(())
+            })
+            .unwrap();
+            db.documents().store().close().unwrap();
+        }
+        let db = open(dir.path());
+        db.create_compound_index("msgs", &["room", "at"], true).unwrap().wait().unwrap();
+        assert_eq!(db.index("msgs", &name).unwrap().unwrap().state, IndexState::Ready);
+        let scan = crate::IndexScan::Tuple {
+            equal: vec![Value::from("r1")],
+            low: std::ops::Bound::Included(Value::Int(10)),
+            high: std::ops::Bound::Unbounded,
+        };
+        let ids = db.scan_index(None, "msgs", &name, &scan).unwrap();
+        assert_eq!(ids.len(), 7, "r1 holds at = 1, 4, … 28; seven of them are >= 10");
+        let err = db.insert("msgs", doc! { "room": "r1", "at": 4 }).unwrap_err();
+        assert!(matches!(err, IndexError::UniqueViolation { .. }), "the resumed unique index holds: {err}");
+        db.insert("msgs", doc! { "room": "r1", "at": 4.5 }).unwrap();
+        let stats = db.index_stats("msgs").unwrap();
+        assert_eq!(stats[0].fields, ["room", "at"]);
+        assert_eq!((stats[0].entries, stats[0].distinct_values), (31, 31));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The catalog: each collection's persisted definition (schema plus the
 //! state of every index), loaded at open and kept in memory.
 
+use crate::compound;
 use crate::error::{IndexError, Result};
 use crate::keys;
 use crate::schema::Schema;
@@ -32,19 +33,34 @@ pub struct IndexDef {
 pub struct CollectionDef {
     /// The schema documents are validated against.
     pub schema: Schema,
-    /// Indexes by field path.
+    /// Indexes by field path (compound indexes by their name, see
+    /// [`crate::compound`]).
     pub indexes: BTreeMap<String, IndexDef>,
 }
 
 impl CollectionDef {
     /// A definition for a new, empty collection: an index (ready at once)
     /// for every field the schema marks `indexed` or `unique`.
-    pub fn new(schema: Schema) -> Self {
-        let indexes = schema
+    /// Compound indexes the schema declares ([`Schema::compound_index`])
+    /// are created ready too.
+    pub fn new(mut schema: Schema) -> Self {
+        let mut indexes: BTreeMap<String, IndexDef> = schema
             .indexed_fields()
             .map(|(path, def)| (path.to_string(), IndexDef { unique: def.unique, state: IndexState::Ready }))
             .collect();
+        for (fields, unique) in std::mem::take(&mut schema.compound_indexes) {
+            indexes.insert(compound::compound_name(&fields), IndexDef { unique, state: IndexState::Ready });
+        }
         Self { schema, indexes }
+    }
+
+    /// Every ready compound index: its field paths (in index order) and
+    /// catalog name.
+    pub fn ready_compound_indexes(&self) -> impl Iterator<Item = (Vec<&str>, &str)> {
+        self.indexes
+            .iter()
+            .filter(|(name, d)| d.state == IndexState::Ready && compound::is_compound(name))
+            .map(|(name, _)| (compound::index_fields(name), name.as_str()))
     }
 
     /// The index on `field`, if it is ready for reads.

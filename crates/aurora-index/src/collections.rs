@@ -3,6 +3,7 @@
 //! documents.
 
 use crate::catalog::{self, CollectionDef, IndexDef, IndexState};
+use crate::compound;
 use crate::error::{IndexError, Result};
 use crate::keycodec;
 use crate::keys;
@@ -49,15 +50,18 @@ impl Default for IndexConfig {
 /// Statistics of one index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexStats {
-    /// The indexed field path.
+    /// The index's name: the indexed field path, or for a compound index
+    /// its paths joined by [`compound::SEPARATOR`] (see `fields`).
     pub field: String,
+    /// The indexed field paths: one, or two or more for a compound index.
+    pub fields: Vec<String>,
     /// Whether values are unique.
     pub unique: bool,
     /// Building or ready.
     pub state: IndexState,
     /// Index entries (one per document and distinct value).
     pub entries: u64,
-    /// Distinct indexed values.
+    /// Distinct indexed values (for a compound index: distinct tuples).
     pub distinct_values: u64,
     /// Bytes of index keys (entries and unique claims).
     pub bytes: u64,
@@ -92,10 +96,25 @@ pub enum IndexScan {
     Prefix(String),
     /// Every entry, in value order.
     All,
+    /// A compound index read: entries whose leading fields equal `equal`
+    /// (in the index's field order), and whose next field lies within
+    /// `low..high` (both `Unbounded`: any value). Entries come in the order
+    /// of the remaining fields, then id.
+    Tuple {
+        /// Values of the leading fields (fewer than the index has).
+        equal: Vec<Value>,
+        /// Lower bound on the next field.
+        low: Bound<Value>,
+        /// Upper bound on the next field.
+        high: Bound<Value>,
+    },
 }
 
 /// An index's key prefix and the bounds of one read within it.
 type IndexBounds = (Vec<u8>, Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// The start and end keys of one read.
+type KeyBounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 
 /// Live index entry counts by (collection, field).
 type EntryCounts = HashMap<(String, String), Arc<AtomicIsize>>;
@@ -383,7 +402,7 @@ impl Collections {
     fn ready(&self, collection: &str, field: &str) -> Result<()> {
         match self.def(collection)?.ready_index(field) {
             Some(_) => Ok(()),
-            None => Err(IndexError::NoIndex { collection: collection.into(), field: field.into() }),
+            None => Err(IndexError::NoIndex { collection: collection.into(), field: compound::display_name(field) }),
         }
     }
 
@@ -431,7 +450,8 @@ impl Collections {
             Some(snapshot) => snapshot.range(start, end)?.into_iter().map(|(k, _)| k).collect(),
             None => self.docs.store().range(start, end)?.map(|kv| kv.map(|(k, _)| k)).collect::<Result<_, _>>()?,
         };
-        keys.iter().map(|k| id_of_entry(&base, k)).collect()
+        let parts = compound::index_fields(field).len();
+        keys.iter().map(|k| id_of_entry(&base, parts, k)).collect()
     }
 
     /// Like [`Collections::scan_index`] at a snapshot, lazily, in ascending
@@ -447,9 +467,30 @@ impl Collections {
             return Ok(Box::new(std::iter::empty()));
         };
         let iter = at.iter(start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice))?;
+        let parts = compound::index_fields(field).len();
         Ok(Box::new(iter.map(move |entry| {
             let (key, _, _) = entry?;
-            id_of_entry(&base, &key)
+            id_of_entry(&base, parts, &key)
+        })))
+    }
+
+    /// Like [`Collections::scan_index_lazy`], in descending (value, id)
+    /// order, lazily: stopping early reads nothing more.
+    pub fn scan_index_desc(
+        &self,
+        at: &Snapshot,
+        collection: &str,
+        field: &str,
+        scan: &IndexScan,
+    ) -> Result<Box<dyn Iterator<Item = Result<DocId>> + Send>> {
+        let Some((base, start, end)) = self.index_bounds(collection, field, scan)? else {
+            return Ok(Box::new(std::iter::empty()));
+        };
+        let iter = at.iter_rev(start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice))?;
+        let parts = compound::index_fields(field).len();
+        Ok(Box::new(iter.map(move |entry| {
+            let (key, _, _) = entry?;
+            id_of_entry(&base, parts, &key)
         })))
     }
 
@@ -473,22 +514,19 @@ impl Collections {
                 (Bound::Included(k.clone()), prefix_bound(&k))
             }
             IndexScan::All => (Bound::Included(base.clone()), prefix_bound(&base)),
-            IndexScan::Range(low, high) => {
-                let start = match low {
-                    Bound::Included(v) => Bound::Included(with(v)),
-                    // Past every entry of `v`: the successor of its prefix.
-                    Bound::Excluded(v) => match prefix_bound(&with(v)) {
-                        Bound::Excluded(k) => Bound::Included(k),
-                        _ => return Ok(None),
-                    },
-                    Bound::Unbounded => Bound::Included(base.clone()),
-                };
-                let end = match high {
-                    Bound::Included(v) => prefix_bound(&with(v)),
-                    Bound::Excluded(v) => Bound::Excluded(with(v)),
-                    Bound::Unbounded => prefix_bound(&base),
-                };
-                (start, end)
+            IndexScan::Range(low, high) => match range_bounds(&base, low, high) {
+                Some(bounds) => bounds,
+                None => return Ok(None),
+            },
+            IndexScan::Tuple { equal, low, high } => {
+                let mut scope = base.clone();
+                for v in equal {
+                    keycodec::encode_into(v, &mut scope);
+                }
+                match range_bounds(&scope, low, high) {
+                    Some(bounds) => bounds,
+                    None => return Ok(None),
+                }
             }
         };
         Ok(Some((base, start, end)))
@@ -505,11 +543,12 @@ impl Collections {
         let mut out = Vec::new();
         for (field, index) in &def.indexes {
             let base = keys::entries_prefix(collection, field);
+            let parts = compound::index_fields(field).len();
             let (mut entries, mut distinct, mut bytes) = (0u64, 0u64, 0u64);
             let mut last_value: Option<Vec<u8>> = None;
             for item in self.docs.store().scan_prefix(&base)? {
                 let (key, _) = item?;
-                let value = split_entry(&base, &key)?.0.to_vec();
+                let value = split_entry(&base, parts, &key)?.0.to_vec();
                 entries += 1;
                 bytes += key.len() as u64;
                 if last_value.as_ref() != Some(&value) {
@@ -523,6 +562,7 @@ impl Collections {
             }
             out.push(IndexStats {
                 field: field.clone(),
+                fields: compound::index_fields(field).into_iter().map(String::from).collect(),
                 unique: index.unique,
                 state: index.state,
                 entries,
@@ -629,19 +669,45 @@ impl Collections {
     }
 }
 
+/// The key bounds of the entries under `scope` whose next encoded value
+/// lies within `low..high`, or `None` for an empty read.
+fn range_bounds(scope: &[u8], low: &Bound<Value>, high: &Bound<Value>) -> Option<KeyBounds> {
+    let with = |v: &Value| {
+        let mut k = scope.to_vec();
+        keycodec::encode_into(v, &mut k);
+        k
+    };
+    let start = match low {
+        Bound::Included(v) => Bound::Included(with(v)),
+        // Past every entry of `v`: the successor of its prefix.
+        Bound::Excluded(v) => match prefix_bound(&with(v)) {
+            Bound::Excluded(k) => Bound::Included(k),
+            _ => return None,
+        },
+        Bound::Unbounded => Bound::Included(scope.to_vec()),
+    };
+    let end = match high {
+        Bound::Included(v) => prefix_bound(&with(v)),
+        Bound::Excluded(v) => Bound::Excluded(with(v)),
+        Bound::Unbounded => prefix_bound(scope),
+    };
+    Some((start, end))
+}
+
 /// The upper bound just past every key starting with `prefix`.
 fn prefix_bound(prefix: &[u8]) -> Bound<Vec<u8>> {
     prefix_successor(prefix).map_or(Bound::Unbounded, Bound::Excluded)
 }
 
 /// Decodes the document id at the end of an index entry key
-/// (`base ++ enc(value) ++ id key bytes`).
-pub(crate) fn id_of_entry(base: &[u8], key: &[u8]) -> Result<DocId> {
-    Ok(split_entry(base, key)?.1)
+/// (`base ++ enc(value) ++ id key bytes`; `parts` encoded values for a
+/// compound index).
+pub(crate) fn id_of_entry(base: &[u8], parts: usize, key: &[u8]) -> Result<DocId> {
+    Ok(split_entry(base, parts, key)?.1)
 }
 
-/// Splits an index entry key into its encoded value and document id.
-pub(crate) fn split_entry<'k>(base: &[u8], key: &'k [u8]) -> Result<(&'k [u8], DocId)> {
+/// Splits an index entry key into its encoded value(s) and document id.
+pub(crate) fn split_entry<'k>(base: &[u8], parts: usize, key: &'k [u8]) -> Result<(&'k [u8], DocId)> {
     let corrupt = |reason: String| {
         IndexError::Storage(StorageError::Corrupt {
             key: aurora_storage::printable_key(key),
@@ -649,7 +715,10 @@ pub(crate) fn split_entry<'k>(base: &[u8], key: &'k [u8]) -> Result<(&'k [u8], D
         })
     };
     let rest = key.get(base.len()..).ok_or_else(|| corrupt("shorter than its prefix".into()))?;
-    let n = keycodec::encoded_len(rest).ok_or_else(|| corrupt("undecodable value".into()))?;
+    let mut n = 0;
+    for _ in 0..parts {
+        n += rest.get(n..).and_then(keycodec::encoded_len).ok_or_else(|| corrupt("undecodable value".into()))?;
+    }
     let id = DocId::from_key_bytes(&rest[n..]).map_err(|e| corrupt(e.to_string()))?;
     Ok((&rest[..n], id))
 }

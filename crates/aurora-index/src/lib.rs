@@ -6,7 +6,8 @@
 //! **same atomic commit** (so after any crash they agree exactly), keyed by
 //! an order-preserving encoding of [`Value`](aurora_core::Value)
 //! ([`keycodec`]) so one ordered index serves equality, ranges, `in` and
-//! string prefixes, and yields documents sorted by the field.
+//! string prefixes, and yields documents sorted by the field. A
+//! [`compound`] index covers several fields in one ordered key.
 //!
 //! Unique constraints are compare-and-swap conditions on a per-value claim
 //! key checked by the commit pipeline: of two concurrent writers of one
@@ -19,6 +20,7 @@
 mod build;
 mod catalog;
 mod collections;
+pub mod compound;
 mod error;
 pub mod keycodec;
 mod keys;

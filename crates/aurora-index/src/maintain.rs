@@ -2,17 +2,30 @@
 //! implies, and the writes that turn one document version into another.
 
 use crate::catalog::CollectionDef;
+use crate::compound;
 use crate::keycodec;
 use crate::keys;
 use aurora_core::{DocId, Document, Value};
 use aurora_storage::Batch;
 use std::collections::BTreeSet;
 
-/// The encoded values `doc` contributes to the index on `field`: the
+/// The encoded values `doc` contributes to the index named `field`: the
 /// value itself, or each element of an array (deduplicated); nothing when
-/// the field is absent.
+/// the field is absent. A compound index (see [`crate::compound`]) gets
+/// exactly one value whenever the document exists: the concatenated
+/// encodings of its fields, missing ones as `null`, arrays whole.
 pub(crate) fn index_values(doc: Option<&Document>, field: &str) -> BTreeSet<Vec<u8>> {
     let mut out = BTreeSet::new();
+    if compound::is_compound(field) {
+        if let Some(doc) = doc {
+            let mut tuple = Vec::new();
+            for part in compound::index_fields(field) {
+                keycodec::encode_into(doc.get_path(part).unwrap_or(&Value::Null), &mut tuple);
+            }
+            out.insert(tuple);
+        }
+        return out;
+    }
     match doc.and_then(|d| d.get_path(field)) {
         None => {}
         Some(Value::Array(items)) => out.extend(items.iter().map(keycodec::encode)),
@@ -24,9 +37,19 @@ pub(crate) fn index_values(doc: Option<&Document>, field: &str) -> BTreeSet<Vec<
 }
 
 /// `NULL` never claims uniqueness (as in SQL), so many documents may lack a
-/// value of a unique field.
-fn claims_uniqueness(encoded: &[u8]) -> bool {
-    encoded != keycodec::encode(&Value::Null).as_slice()
+/// value of a unique field; a compound value claims it only when none of
+/// its parts is `null`.
+pub(crate) fn claims_uniqueness(encoded: &[u8]) -> bool {
+    let null = keycodec::encode(&Value::Null);
+    let mut rest = encoded;
+    while !rest.is_empty() {
+        let n = keycodec::encoded_len(rest).unwrap_or(rest.len());
+        if rest[..n] == null[..] {
+            return false;
+        }
+        rest = &rest[n..];
+    }
+    true
 }
 
 /// A unique claim a write makes, to turn a failed condition into an error.
@@ -72,8 +95,8 @@ pub(crate) fn plan(
             if index.unique && claims_uniqueness(added) {
                 let key = keys::claim_key(collection, field, added);
                 batch.require_absent(key.clone()).put(key.clone(), id.to_key_bytes());
-                let value = new.and_then(|d| find_value(d, field, added)).map_or_else(String::new, render);
-                delta.claims.push(Claim { key, field: field.clone(), value });
+                let value = new.map_or_else(String::new, |d| shown_value(d, field, added));
+                delta.claims.push(Claim { key, field: compound::display_name(field), value });
             }
             net += 1;
         }
@@ -84,12 +107,21 @@ pub(crate) fn plan(
     delta
 }
 
-/// The value (or array element) of `field` whose encoding is `encoded`.
-fn find_value<'a>(doc: &'a Document, field: &str, encoded: &[u8]) -> Option<&'a Value> {
-    match doc.get_path(field)? {
-        Value::Array(items) => items.iter().find(|v| keycodec::encode(v) == encoded),
-        v => Some(v),
+/// The value (or array element) of `field` whose encoding is `encoded`,
+/// as shown in errors; a compound index's values as a tuple.
+pub(crate) fn shown_value(doc: &Document, field: &str, encoded: &[u8]) -> String {
+    if compound::is_compound(field) {
+        let parts: Vec<String> = compound::index_fields(field)
+            .into_iter()
+            .map(|f| render(doc.get_path(f).unwrap_or(&Value::Null)))
+            .collect();
+        return format!("({})", parts.join(", "));
     }
+    let found = match doc.get_path(field) {
+        Some(Value::Array(items)) => items.iter().find(|v| keycodec::encode(v) == encoded),
+        v => v,
+    };
+    found.map_or_else(String::new, render)
 }
 
 /// A value as shown in error messages (JSON-like, cut at 100 characters).

@@ -34,6 +34,13 @@ pub struct Schema {
     pub fields: BTreeMap<String, FieldDefinition>,
     /// Treatment of undeclared top-level fields.
     pub unknown_fields: UnknownFields,
+    /// Compound indexes to create with the collection (field paths in
+    /// index order, unique), from [`Schema::compound_index`]. Only read by
+    /// `create_collection`: once created, a compound index lives in the
+    /// collection's index list (`CollectionDef::indexes`), so this is not
+    /// stored with the schema and is empty in a loaded definition.
+    #[serde(skip)]
+    pub compound_indexes: Vec<(Vec<String>, bool)>,
 }
 
 impl Schema {
@@ -48,6 +55,25 @@ impl Schema {
         self
     }
 
+    /// Declares a compound index over `fields` (builder style), created
+    /// ready with the collection; see
+    /// [`Collections::create_compound_index`](crate::Collections::create_compound_index)
+    /// for what it holds. Checked by `create_collection`.
+    ///
+    /// ```
+    /// use aurora_core::{FieldDefinition, FieldType};
+    /// use aurora_index::Schema;
+    /// let schema = Schema::new()
+    ///     .field("room", FieldDefinition::new(FieldType::String))
+    ///     .field("at", FieldDefinition::new(FieldType::Int))
+    ///     .compound_index(["room", "at"], false);
+    /// assert!(schema.check("messages").is_ok());
+    /// ```
+    pub fn compound_index<S: Into<String>>(mut self, fields: impl IntoIterator<Item = S>, unique: bool) -> Self {
+        self.compound_indexes.push((fields.into_iter().map(Into::into).collect(), unique));
+        self
+    }
+
     /// Rejects undeclared top-level fields (builder style).
     pub fn strict(mut self) -> Self {
         self.unknown_fields = UnknownFields::Reject;
@@ -59,11 +85,15 @@ impl Schema {
         self.fields.iter().filter(|(_, d)| d.is_indexed()).map(|(p, d)| (p.as_str(), d))
     }
 
-    /// Checks the schema itself: no empty path segments.
+    /// Checks the schema itself: no empty path segments; compound indexes
+    /// over 2 to 8 distinct valid paths.
     pub fn check(&self, collection: &str) -> Result<()> {
         for path in self.fields.keys() {
             aurora_core::names::validate_field_path(path)
                 .map_err(|e| IndexError::InvalidSchema { collection: collection.into(), reason: e.to_string() })?;
+        }
+        for (fields, _) in &self.compound_indexes {
+            crate::compound::check_fields(collection, fields)?;
         }
         Ok(())
     }

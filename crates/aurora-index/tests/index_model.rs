@@ -1,5 +1,6 @@
 //! Model test: random inserts, replaces, deletes and reopens on a collection
-//! with unique, plain, array and nested indexes. After every step each index
+//! with unique, plain, array and nested indexes, and compound ones (over a
+//! nested field, and over an array indexed whole). After every step each index
 //! equals one rebuilt from the documents, every lookup equals a naive scan,
 //! and unique violations happen exactly when the model says so (and write
 //! nothing).
@@ -50,7 +51,8 @@ proptest! {
     fn indexes_match_a_rebuild_after_every_step(ops in prop::collection::vec(op(), 1..30)) {
         let dir = tempfile::tempdir().unwrap();
         let mut db = common::open(dir.path(), IndexConfig::default());
-        db.create_collection("users", common::users_schema()).unwrap();
+        let schema = common::users_schema().compound_index(["age", "address.city"], false).compound_index(["tags", "age"], false);
+        db.create_collection("users", schema).unwrap();
         let mut model: BTreeMap<u8, Document> = BTreeMap::new();
         for op in ops {
             match op {

@@ -47,6 +47,15 @@ pub enum QueryError {
     /// levels is [`aurora_core::CoreError::FilterTooDeep`].
     #[error(transparent)]
     Core(#[from] aurora_core::CoreError),
+    /// A [`Hint::Index`](crate::Hint) names an index that is not ready, or
+    /// one the query's filter and order cannot use.
+    #[error("cannot use the hinted index {index}: {reason}")]
+    UnusableHint {
+        /// The hinted index (`field`, or `(a, b)` for a compound one).
+        index: String,
+        /// Why.
+        reason: String,
+    },
     /// A computed field registration is invalid.
     #[error("invalid computed field `{name}`: {reason}")]
     InvalidComputed {

@@ -7,9 +7,11 @@
 //! plus the transaction's own writes.
 //!
 //! The planner ([`Access`]) uses a ready index for equality, `in`,
-//! ranges, string prefixes and array membership, intersects two index reads
-//! when that is cheaper, walks an index in order for `order_by` + `limit`
-//! (stopping early), and otherwise scans. Index reads only produce
+//! ranges, string prefixes and array membership, reads a compound index for
+//! an equality prefix plus a range and walks it in the order of its
+//! remaining fields (stopping early), intersects two index reads when that
+//! is cheaper, walks an index in order for `order_by` + `limit` (stopping
+//! early), and otherwise scans. Index reads only produce
 //! candidates: the whole filter is applied to every candidate, so a plan
 //! choice can change speed, never results. [`Query::explain`] reports the
 //! plan with estimated and examined rows.
@@ -20,6 +22,8 @@
 mod aggregate;
 pub mod computed;
 mod error;
+mod hint;
+mod matcher;
 mod plan;
 mod query;
 mod validate;
@@ -28,5 +32,6 @@ pub use aggregate::{Aggregate, AggregateValue, Group};
 pub use aurora_core::filter::{Filter, F};
 pub use computed::{ComputedFields, Expression, ScriptLimits, Scripts};
 pub use error::{QueryError, Result, ScriptError};
+pub use hint::Hint;
 pub use plan::{Access, Plan};
 pub use query::{Cursor, Order, Page, Query, SortKey};

@@ -4,6 +4,7 @@
 //! whole filter is then applied to each candidate, so a plan can only be
 //! slower, never wrong.
 
+use crate::query::Order;
 use aurora_core::filter::Filter;
 use aurora_core::{FieldType, Value};
 use aurora_index::{CollectionDef, IndexScan};
@@ -31,6 +32,134 @@ pub enum Access {
         /// Descending order.
         descending: bool,
     },
+    /// Read a compound index: the entries whose leading fields equal
+    /// `equal`, with the next field within `range`. When `ordered`, the
+    /// query's order is the order of the remaining fields, so the entries
+    /// are walked in it (backwards when `descending`) and the walk stops
+    /// after `offset + limit` matches; otherwise its ids are candidates like
+    /// any other index read's.
+    Compound {
+        /// The index's fields, in index order.
+        fields: Vec<String>,
+        /// Values of the leading fields the filter fixes.
+        equal: Vec<Value>,
+        /// Bounds on the next field (both `Unbounded`: none).
+        range: (Bound<Value>, Bound<Value>),
+        /// Walked in the query's order.
+        ordered: bool,
+        /// Walked backwards (a descending order).
+        descending: bool,
+    },
+}
+
+/// A read of a compound index the filter and order allow.
+#[derive(Debug, Clone)]
+pub(crate) struct CompoundRead {
+    /// The index's catalog name.
+    pub(crate) name: String,
+    /// The read.
+    pub(crate) scan: IndexScan,
+    /// What `explain` shows.
+    pub(crate) access: Access,
+    /// The direction to walk in when the read yields the query's order.
+    pub(crate) walk: Option<Order>,
+}
+
+/// The best compound-index read for these filter conjuncts and this order,
+/// if any ready compound index serves them: the one that yields the order,
+/// then fixes the most leading fields, then also bounds the next one.
+pub(crate) fn compound_for(
+    def: &CollectionDef,
+    conjuncts: &[&Filter],
+    order: &[(String, Order)],
+    allowed: impl Fn(&str) -> bool,
+) -> Option<CompoundRead> {
+    let mut best: Option<((bool, usize, bool), CompoundRead)> = None;
+    for (fields, name) in def.ready_compound_indexes().filter(|(_, name)| allowed(name)) {
+        let mut equal = Vec::new();
+        for field in &fields {
+            let eq = conjuncts.iter().find_map(|c| match c {
+                Filter::Eq(f, v) if f == field => Some(v.clone()),
+                _ => None,
+            });
+            match eq {
+                Some(v) => equal.push(v),
+                None => break,
+            }
+        }
+        let rest = &fields[equal.len()..];
+        let (mut low, mut high) = (Bound::Unbounded, Bound::Unbounded);
+        if let Some(next) = rest.first() {
+            for c in conjuncts {
+                let (lo, hi) = match c {
+                    Filter::Gt(f, v) if f == next => (Bound::Excluded(v.clone()), Bound::Unbounded),
+                    Filter::Gte(f, v) if f == next => (Bound::Included(v.clone()), Bound::Unbounded),
+                    Filter::Lt(f, v) if f == next => (Bound::Unbounded, Bound::Excluded(v.clone())),
+                    Filter::Lte(f, v) if f == next => (Bound::Unbounded, Bound::Included(v.clone())),
+                    Filter::Between(f, a, b) if f == next => (Bound::Included(a.clone()), Bound::Included(b.clone())),
+                    _ => continue,
+                };
+                low = tighter_low(low, lo);
+                high = tighter_high(high, hi);
+            }
+        }
+        let ranged = !matches!((&low, &high), (Bound::Unbounded, Bound::Unbounded));
+        // The entries come in the order of the remaining fields, then id:
+        // the query's order only if it names exactly those, one direction.
+        let walk = match order.first() {
+            Some((_, dir))
+                if order.len() == rest.len() && order.iter().zip(rest).all(|((f, d), r)| f == r && d == dir) =>
+            {
+                Some(*dir)
+            }
+            _ => None,
+        };
+        if equal.is_empty() && !ranged && walk.is_none() {
+            continue;
+        }
+        let score = (walk.is_some(), equal.len(), ranged);
+        if best.as_ref().is_some_and(|(b, _)| *b >= score) {
+            continue;
+        }
+        let access = Access::Compound {
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+            equal: equal.clone(),
+            range: (low.clone(), high.clone()),
+            ordered: walk.is_some(),
+            descending: walk == Some(Order::Desc),
+        };
+        let scan = IndexScan::Tuple { equal, low, high };
+        best = Some((score, CompoundRead { name: name.to_string(), scan, access, walk }));
+    }
+    best.map(|(_, read)| read)
+}
+
+/// The tighter of two lower bounds (same field, comparable values).
+pub(crate) fn tighter_low(a: Bound<Value>, b: Bound<Value>) -> Bound<Value> {
+    match (&a, &b) {
+        (Bound::Unbounded, _) => b,
+        (_, Bound::Unbounded) => a,
+        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) => match x.cmp(y) {
+            std::cmp::Ordering::Less => b,
+            std::cmp::Ordering::Greater => a,
+            std::cmp::Ordering::Equal if matches!(b, Bound::Excluded(_)) => b,
+            std::cmp::Ordering::Equal => a,
+        },
+    }
+}
+
+/// The tighter of two upper bounds.
+pub(crate) fn tighter_high(a: Bound<Value>, b: Bound<Value>) -> Bound<Value> {
+    match (&a, &b) {
+        (Bound::Unbounded, _) => b,
+        (_, Bound::Unbounded) => a,
+        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) => match x.cmp(y) {
+            std::cmp::Ordering::Less => a,
+            std::cmp::Ordering::Greater => b,
+            std::cmp::Ordering::Equal if matches!(b, Bound::Excluded(_)) => b,
+            std::cmp::Ordering::Equal => a,
+        },
+    }
 }
 
 /// What `explain()` reports.
@@ -92,4 +221,20 @@ pub(crate) fn orderable(def: &CollectionDef, field: &str) -> bool {
         && def.schema.fields.get(field).is_some_and(|d| {
             !d.nullable && !matches!(d.field_type, FieldType::Array | FieldType::Object | FieldType::Any)
         })
+}
+
+/// Fewest index candidates a read may always produce before the planner
+/// prefers a scan (small collections keep their index reads).
+pub(crate) const MIN_SCAN_CAP: usize = 256;
+
+/// Share of an index's entries past which reading its candidates one by
+/// one costs more than scanning the collection in order: a read that
+/// produces more than this is abandoned for a scan (unless hinted).
+pub(crate) const SCAN_FRACTION: f64 = 0.4;
+
+/// Most candidates an index read with `entries` entries may produce
+/// before a scan is cheaper.
+pub(crate) fn scan_cap(entries: u64) -> usize {
+    let share = (entries as f64 * SCAN_FRACTION) as usize;
+    share.max(MIN_SCAN_CAP)
 }

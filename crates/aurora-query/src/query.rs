@@ -3,7 +3,11 @@
 
 use crate::computed::Scripts;
 use crate::error::{QueryError, Result};
-use crate::plan::{access_for, orderable, Access, Plan};
+use crate::hint::Hint;
+use crate::matcher::Matcher;
+use crate::plan::{
+    access_for, compound_for, orderable, scan_cap, tighter_high, tighter_low, Access, CompoundRead, Plan,
+};
 use crate::validate::{check_filter, field_type};
 use aurora_core::filter::{Filter, F};
 use aurora_core::{DocId, Document, Fields, Value};
@@ -57,6 +61,7 @@ pub struct Query {
     pub(crate) after: Option<Cursor>,
     pub(crate) computed: Option<crate::computed::Ordered>,
     pub(crate) script_limits: crate::computed::ScriptLimits,
+    pub(crate) hint: Hint,
 }
 
 /// A value sorted in one direction.
@@ -120,34 +125,6 @@ fn cursor_of(order: &[(String, Order)], d: &Document) -> Cursor {
     }
 }
 
-/// The tighter of two lower bounds (same field, comparable values).
-fn tighter_low(a: Bound<Value>, b: Bound<Value>) -> Bound<Value> {
-    match (&a, &b) {
-        (Bound::Unbounded, _) => b,
-        (_, Bound::Unbounded) => a,
-        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) => match x.cmp(y) {
-            Ordering::Less => b,
-            Ordering::Greater => a,
-            Ordering::Equal if matches!(b, Bound::Excluded(_)) => b,
-            Ordering::Equal => a,
-        },
-    }
-}
-
-/// The tighter of two upper bounds.
-fn tighter_high(a: Bound<Value>, b: Bound<Value>) -> Bound<Value> {
-    match (&a, &b) {
-        (Bound::Unbounded, _) => b,
-        (_, Bound::Unbounded) => a,
-        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) => match x.cmp(y) {
-            Ordering::Less => a,
-            Ordering::Greater => b,
-            Ordering::Equal if matches!(b, Bound::Excluded(_)) => b,
-            Ordering::Equal => a,
-        },
-    }
-}
-
 /// Sets `path` (dotted) in `fields`, creating nested objects on the way.
 fn set_path(fields: &mut Fields, path: &str, value: Value) {
     match path.split_once('.') {
@@ -198,7 +175,17 @@ impl Query {
             after: None,
             computed: None,
             script_limits: crate::computed::ScriptLimits::default(),
+            hint: Hint::Auto,
         }
+    }
+
+    /// Overrides the planner: [`Hint::Scan`] reads every document,
+    /// [`Hint::Index`] uses only that index (refused with
+    /// [`QueryError::UnusableHint`] if the filter and order cannot use it).
+    /// Results are the same either way.
+    pub fn hint(mut self, hint: Hint) -> Self {
+        self.hint = hint;
+        self
     }
 
     /// The limits its scripts run under (default: [`ScriptLimits::default`](crate::ScriptLimits)).
@@ -378,7 +365,7 @@ impl Query {
     fn index_scans(&self, def: &CollectionDef) -> BTreeMap<String, Vec<IndexScan>> {
         let mut by_field: BTreeMap<String, Vec<IndexScan>> = BTreeMap::new();
         for conjunct in self.filter.conjuncts() {
-            if let Some((field, scans)) = access_for(def, conjunct) {
+            if let Some((field, scans)) = access_for(def, conjunct).filter(|(f, _)| self.hint.allows(f)) {
                 match (by_field.get_mut(&field), scans.as_slice()) {
                     (Some(existing), [IndexScan::Range(lo, hi)]) => {
                         if let [IndexScan::Range(elo, ehi)] = existing.as_mut_slice() {
@@ -402,18 +389,64 @@ impl Query {
         by_field
     }
 
-    /// Reads each index option's ids, in (value, id) order.
+    /// Reads each index option's ids, in (value, id) order. Unless an
+    /// index is hinted, a read that produces more candidates than
+    /// [`scan_cap`] of its index's entries is abandoned: a scan is cheaper.
     fn index_options(&self, tx: &Transaction, def: &CollectionDef) -> Result<Vec<(Access, Vec<DocId>)>> {
         let collections = tx.database().collections();
         let mut options = Vec::new();
-        for (field, scans) in self.index_scans(def) {
+        'fields: for (field, scans) in self.index_scans(def) {
+            let cap = match self.hint {
+                Hint::Auto => scan_cap(collections.index_entries(&self.collection, &field)),
+                _ => usize::MAX,
+            };
             let mut ids = Vec::new();
             for scan in &scans {
-                ids.extend(collections.scan_index(Some(tx.snapshot()), &self.collection, &field, scan)?);
+                for id in collections.scan_index_lazy(tx.snapshot(), &self.collection, &field, scan)? {
+                    ids.push(id?);
+                    if ids.len() > cap {
+                        tracing::debug!(field, cap, "index read too broad: a scan is cheaper");
+                        continue 'fields;
+                    }
+                }
             }
             options.push((Access::Index { field, scans }, ids));
         }
         Ok(options)
+    }
+
+    /// Refuses a [`Hint::Index`] the query cannot use: no such ready index,
+    /// or a filter and order that give it nothing to read.
+    fn check_hint(&self, def: &CollectionDef) -> Result<()> {
+        let Hint::Index(fields) = &self.hint else { return Ok(()) };
+        let name = aurora_index::compound::compound_name(fields);
+        let refuse = |reason: &str| {
+            Err(QueryError::UnusableHint {
+                index: aurora_index::compound::display_name(&name),
+                reason: reason.to_string(),
+            })
+        };
+        if fields.is_empty() {
+            return refuse("no fields named");
+        }
+        if def.ready_index(&name).is_none() {
+            return refuse("the collection has no ready index on it");
+        }
+        let usable = match fields.as_slice() {
+            [field] => {
+                self.index_scans(def).contains_key(field)
+                    || matches!(self.order.as_slice(), [(f, _)] if f == field && orderable(def, f))
+            }
+            _ => {
+                self.computed.is_none()
+                    && compound_for(def, &self.filter.conjuncts(), &self.order, |n| n == name).is_some()
+            }
+        };
+        if usable {
+            Ok(())
+        } else {
+            refuse("the filter and order give it nothing to read")
+        }
     }
 
     /// Runs the query: the matching documents (ordered, paged, projected)
@@ -439,10 +472,26 @@ impl Query {
         let mut scripts = Scripts::with_limits(self.script_limits);
         let written = tx.written_ids(&self.collection);
         let wanted = self.limit.map(|l| l.saturating_add(self.offset)).filter(|_| self.after.is_none());
+        self.check_hint(&def)?;
+        let matcher = Matcher::new(&self.filter);
         let single_order = match self.order.as_slice() {
-            [(field, dir)] if written.is_empty() && orderable(&def, field) => Some((field.clone(), *dir)),
+            [(field, dir)] if written.is_empty() && orderable(&def, field) && self.hint.allows(field) => {
+                Some((field.clone(), *dir))
+            }
             _ => None,
         };
+        // A compound index that fixes leading fields and yields the order
+        // of the rest: walk it in order and stop after `offset + limit`
+        // matches past the cursor.
+        let compound = if self.computed.is_none() {
+            compound_for(&def, &self.filter.conjuncts(), &self.order, |name| self.hint.allows(name))
+        } else {
+            None
+        };
+        if let Some(read) = compound.as_ref().filter(|r| r.walk.is_some() && written.is_empty()) {
+            let (matched, examined) = self.walk_compound(tx, read, &matcher, &mut scripts)?;
+            return Ok(self.finish(read.access.clone(), examined, examined, matched, true));
+        }
         // Ascending top-k on an ordered field: walk its index lazily (the
         // filter's read on it, or the whole index when the filter uses no
         // index) and stop as soon as enough documents match.
@@ -465,7 +514,7 @@ impl Query {
                     examined += 1;
                     if let Some(d) = tx.get_shared(&self.collection, &id?)? {
                         let d = self.enrich(d, &mut scripts)?;
-                        if self.filter.matches(&d) {
+                        if matcher.matches(&d) {
                             matched.push(d);
                         }
                     }
@@ -474,6 +523,21 @@ impl Query {
             }
         }
         let mut options = self.index_options(tx, &def)?;
+        if let Some(read) = compound {
+            let ids = tx.database().collections().scan_index(
+                Some(tx.snapshot()),
+                &self.collection,
+                &read.name,
+                &read.scan,
+            )?;
+            let access = match read.access {
+                Access::Compound { fields, equal, range, .. } => {
+                    Access::Compound { fields, equal, range, ordered: false, descending: false }
+                }
+                other => other,
+            };
+            options.push((access, ids));
+        }
         options.sort_by_key(|(_, ids)| ids.len());
         // An index read on the ordering field already yields the order:
         // walk it and stop once enough documents matched (top-k).
@@ -498,7 +562,7 @@ impl Query {
                 examined += 1;
                 if let Some(d) = tx.get_shared(&self.collection, &id)? {
                     let d = self.enrich(d, scripts)?;
-                    if self.filter.matches(&d) {
+                    if matcher.matches(&d) {
                         matched.push(d);
                     }
                 }
@@ -531,14 +595,27 @@ impl Query {
             fetch(tx, ids, None, &mut matched, &mut scripts)?;
             (access, estimated, false)
         } else if let Some((field, dir)) = single_order.clone().filter(|_| self.after.is_none()) {
-            let collections = tx.database().collections();
-            let mut ids = collections.scan_index(Some(tx.snapshot()), &self.collection, &field, &IndexScan::All)?;
-            if dir == Order::Desc {
-                ids.reverse();
+            // Walk the index lazily in the order's direction and stop once
+            // `offset + limit` documents matched.
+            let collections = tx.database().collections().clone();
+            let ids = if dir == Order::Desc {
+                collections.scan_index_desc(tx.snapshot(), &self.collection, &field, &IndexScan::All)?
+            } else {
+                collections.scan_index_lazy(tx.snapshot(), &self.collection, &field, &IndexScan::All)?
+            };
+            for id in ids {
+                if wanted.is_some_and(|w| matched.len() >= w) {
+                    break;
+                }
+                examined += 1;
+                if let Some(d) = tx.get_shared(&self.collection, &id?)? {
+                    let d = self.enrich(d, &mut scripts)?;
+                    if matcher.matches(&d) {
+                        matched.push(d);
+                    }
+                }
             }
-            let estimated = ids.len() as u64;
-            fetch(tx, ids, wanted, &mut matched, &mut scripts)?;
-            (Access::IndexOrder { field, descending: dir == Order::Desc }, estimated, true)
+            (Access::IndexOrder { field, descending: dir == Order::Desc }, examined, true)
         } else {
             let early = if self.order.is_empty() { wanted } else { None };
             // Without own writes to overlay, read lazily and stop early.
@@ -553,13 +630,69 @@ impl Query {
                 }
                 examined += 1;
                 let d = self.enrich(d?, &mut scripts)?;
-                if self.filter.matches(&d) {
+                if matcher.matches(&d) {
                     matched.push(d);
                 }
             }
             (Access::FullScan, examined, false)
         };
         Ok(self.finish(access, estimated, examined, matched, presorted))
+    }
+
+    /// Walks a compound index in the query's order (ascending lazily,
+    /// descending from the read's ids backwards), fetching and testing each
+    /// document, until `offset + limit` matches lie past the cursor.
+    /// Returns the matches (in order) and how many documents were read.
+    fn walk_compound(
+        &self,
+        tx: &mut Transaction,
+        read: &CompoundRead,
+        matcher: &Matcher,
+        scripts: &mut Scripts,
+    ) -> Result<(Vec<Arc<Document>>, u64)> {
+        let collections = tx.database().collections().clone();
+        // A cursor's first sort value is a bound on the walked field: pages
+        // start at the cursor instead of re-reading the pages before it.
+        let scan = match (&self.after, &read.scan) {
+            (Some(c), IndexScan::Tuple { equal, low, high }) => match (c.values.first(), read.walk) {
+                (Some(v), Some(Order::Desc)) => IndexScan::Tuple {
+                    equal: equal.clone(),
+                    low: low.clone(),
+                    high: tighter_high(high.clone(), Bound::Included(v.clone())),
+                },
+                (Some(v), _) => IndexScan::Tuple {
+                    equal: equal.clone(),
+                    low: tighter_low(low.clone(), Bound::Included(v.clone())),
+                    high: high.clone(),
+                },
+                (None, _) => read.scan.clone(),
+            },
+            _ => read.scan.clone(),
+        };
+        let ids: Box<dyn Iterator<Item = Result<DocId>>> = if read.walk == Some(Order::Desc) {
+            let ids = collections.scan_index_desc(tx.snapshot(), &self.collection, &read.name, &scan)?;
+            Box::new(ids.map(|id| id.map_err(QueryError::from)))
+        } else {
+            let ids = collections.scan_index_lazy(tx.snapshot(), &self.collection, &read.name, &scan)?;
+            Box::new(ids.map(|id| id.map_err(QueryError::from)))
+        };
+        let wanted = self.limit.map(|l| l.saturating_add(self.offset));
+        let position = self.after.as_ref().map(|c| probe(&self.order, c));
+        let (mut examined, mut matched) = (0u64, Vec::new());
+        for id in ids {
+            if wanted.is_some_and(|w| matched.len() >= w) {
+                break;
+            }
+            examined += 1;
+            if let Some(d) = tx.get_shared(&self.collection, &id?)? {
+                let d = self.enrich(d, scripts)?;
+                let past = position.as_ref().is_none_or(|p| compare(&self.order, &d, p) == Ordering::Greater);
+                if past && matcher.matches(&d) {
+                    matched.push(d);
+                }
+            }
+        }
+        Ok((matched, examined))
     }
 
     /// Sorts (unless presorted), applies the cursor, offset and limit, and
@@ -603,6 +736,7 @@ impl Query {
     /// owns its snapshot and may outlive the transaction.
     pub fn stream(&self, tx: &mut Transaction) -> Result<Box<dyn Iterator<Item = Result<Document>> + Send>> {
         let def = self.validate(tx)?;
+        self.check_hint(&def)?;
         if !self.order.is_empty() || self.after.is_some() || !tx.written_ids(&self.collection).is_empty() {
             return Ok(Box::new(self.collect(tx)?.into_iter().map(Ok)));
         }
@@ -623,6 +757,7 @@ impl Query {
             None => Box::new(tx.snapshot_documents(&self.collection)?.map(|d| d.map_err(QueryError::from))),
         };
         let this = self.clone();
+        let matcher = Matcher::new(&self.filter);
         let mut scripts = Scripts::with_limits(self.script_limits);
         let matches = source.filter_map(move |d| {
             let enriched = d.and_then(|d| this.enrich(d, &mut scripts));
@@ -633,7 +768,7 @@ impl Query {
                 Ok(d) => d,
                 Err(e) => return Some(Err(e)),
             };
-            if !this.filter.matches(&d) {
+            if !matcher.matches(&d) {
                 return None;
             }
             Some(Ok(match &this.select {
@@ -658,6 +793,17 @@ impl Query {
         Ok(self.run(tx)?.0)
     }
 
+    /// The matching documents, shared instead of copied: without a
+    /// projection or computed fields each is the snapshot's (or the hot
+    /// cache's) own copy, so no document is cloned.
+    pub fn collect_shared(&self, tx: &mut Transaction) -> Result<Vec<Arc<Document>>> {
+        let (page, _) = self.run_enriched(tx)?;
+        Ok(match &self.select {
+            Some(fields) => page.iter().map(|d| Arc::new(project(d, fields))).collect(),
+            None => page,
+        })
+    }
+
     /// The plan, with actual counts (the query is run).
     pub fn explain(&self, tx: &mut Transaction) -> Result<Plan> {
         Ok(self.run(tx)?.1)
@@ -668,30 +814,107 @@ impl Query {
         Ok(self.clone().limit(1).collect(tx)?.into_iter().next())
     }
 
-    /// How many documents match (ignoring limit and offset).
+    /// The ids of the matches straight from one index, without reading a
+    /// document, when that index answers the filter exactly: the filter is
+    /// one `eq` or `in` on a field whose ready index holds exactly its
+    /// declared scalar values (a declared string, number, bool, UUID,
+    /// timestamp or bytes field — an array or undeclared field may hold
+    /// values the index splits), with no computed fields, cursor or own
+    /// writes to overlay, and a hint that allows it. Sorted by id.
+    fn index_only_ids(&self, tx: &Transaction, def: &CollectionDef) -> Result<Option<Vec<DocId>>> {
+        use aurora_core::FieldType;
+        if self.computed.is_some() || self.after.is_some() || !tx.written_ids(&self.collection).is_empty() {
+            return Ok(None);
+        }
+        let conjuncts = self.filter.conjuncts();
+        let (field, values): (&String, Vec<&Value>) = match conjuncts.as_slice() {
+            [Filter::Eq(f, v)] => (f, vec![v]),
+            [Filter::In(f, vs)] => (f, vs.iter().collect()),
+            _ => return Ok(None),
+        };
+        let exact = def.ready_index(field).is_some()
+            && self.hint.allows(field)
+            && def.schema.fields.get(field).is_some_and(|d| {
+                matches!(
+                    d.field_type,
+                    FieldType::String
+                        | FieldType::Int
+                        | FieldType::Float
+                        | FieldType::Bool
+                        | FieldType::Uuid
+                        | FieldType::Timestamp
+                        | FieldType::Bytes
+                )
+            })
+            && values.iter().all(|v| !matches!(v, Value::Array(_) | Value::Object(_)));
+        if !exact {
+            return Ok(None);
+        }
+        let collections = tx.database().collections();
+        let distinct: BTreeSet<&Value> = values.into_iter().collect();
+        let mut ids = Vec::new();
+        for v in distinct {
+            let scan = IndexScan::Eq(v.clone());
+            ids.extend(collections.scan_index(Some(tx.snapshot()), &self.collection, field, &scan)?);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(Some(ids))
+    }
+
+    /// How many documents match (ignoring limit and offset). Answered from
+    /// an index without reading documents when the index answers the
+    /// filter exactly (an `eq` or `in` on a declared scalar field);
+    /// otherwise the matches are counted without copying them.
     pub fn count(&self, tx: &mut Transaction) -> Result<u64> {
+        let def = self.validate(tx)?;
+        self.check_hint(&def)?;
+        if let Some(ids) = self.index_only_ids(tx, &def)? {
+            return Ok(ids.len() as u64);
+        }
         let q = Query { limit: None, offset: 0, select: None, after: None, order: Vec::new(), ..self.clone() };
-        Ok(q.run(tx)?.0.len() as u64)
+        Ok(q.run_enriched(tx)?.0.len() as u64)
     }
 
-    /// Whether any document matches.
+    /// Whether any document matches (from an index alone when it can, as
+    /// [`Query::count`]).
     pub fn exists(&self, tx: &mut Transaction) -> Result<bool> {
-        Ok(self.first(tx)?.is_some())
+        let def = self.validate(tx)?;
+        self.check_hint(&def)?;
+        if self.offset == 0 {
+            if let Some(ids) = self.index_only_ids(tx, &def)? {
+                return Ok(!ids.is_empty());
+            }
+        }
+        Ok(!self.clone().limit(1).run_enriched(tx)?.0.is_empty())
     }
 
-    /// The ids of the matches.
+    /// The ids of the matches, in the query's order (from an index alone
+    /// when it can, as [`Query::count`], for an unordered query).
     pub fn ids(&self, tx: &mut Transaction) -> Result<Vec<DocId>> {
-        Ok(self.collect(tx)?.into_iter().map(|d| d.id).collect())
+        let def = self.validate(tx)?;
+        self.check_hint(&def)?;
+        if self.order.is_empty() {
+            if let Some(ids) = self.index_only_ids(tx, &def)? {
+                return Ok(ids.into_iter().skip(self.offset).take(self.limit.unwrap_or(usize::MAX)).collect());
+            }
+        }
+        Ok(self.run_enriched(tx)?.0.iter().map(|d| d.id.clone()).collect())
     }
 
     /// One page: the next `limit` matches after the query's cursor, and the
     /// cursor of the page's last item if the page is full. Positions are
     /// values, not offsets, so concurrent inserts never shift or repeat items.
+    ///
+    /// The cursor holds the sort values of the last item *before* the
+    /// projection (and with computed fields added), so `select` may leave
+    /// the sort fields out; a missing sort field is recorded as `Null`,
+    /// which is where the ordering puts it.
     pub fn page(&self, tx: &mut Transaction) -> Result<Page> {
-        let items = self.collect(tx)?;
-        let full = self.limit.is_some_and(|l| items.len() == l && l > 0);
-        let next_cursor = if full { items.last().map(|d| cursor_of(&self.order, d)) } else { None };
-        Ok(Page { items, next_cursor })
+        let (page, _) = self.run_enriched(tx)?;
+        let full = self.limit.is_some_and(|l| page.len() == l && l > 0);
+        let next_cursor = if full { page.last().map(|d| cursor_of(&self.order, d)) } else { None };
+        Ok(Page { items: page.iter().map(|d| self.shape(d)).collect(), next_cursor })
     }
 
     /// Deletes every match in the transaction; returns how many.
@@ -699,6 +922,19 @@ impl Query {
         let ids = Query { select: None, ..self.clone() }.ids(tx)?;
         for id in &ids {
             tx.delete(&self.collection, id)?;
+        }
+        Ok(ids.len() as u64)
+    }
+
+    /// Applies update operators to every match in the transaction (see
+    /// `Transaction::update_with`); returns how many. The operators are
+    /// checked against the schema before any document is read.
+    pub fn update_with(&self, tx: &mut Transaction, update: &aurora_core::Update) -> Result<u64> {
+        let def = self.validate(tx)?;
+        update.check(|path| def.schema.field_type(path)).map_err(aurora_txn::TxnError::from)?;
+        let ids = Query { select: None, ..self.clone() }.ids(tx)?;
+        for id in &ids {
+            tx.update_with(&self.collection, id, update)?;
         }
         Ok(ids.len() as u64)
     }

@@ -256,6 +256,13 @@ impl Engine {
         Ok(Merge::new(hot, cold))
     }
 
+    /// Like [`Engine::scan`], in descending key order.
+    pub(crate) fn scan_rev(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Result<Merge<ScanIter>> {
+        let hot = self.memtable.read().range(start, end);
+        let cold = self.cold()?.scan_rev(start, end);
+        Ok(Merge::new_descending(hot, cold))
+    }
+
     fn poisoned(&self) -> Option<String> {
         self.poison.lock().clone()
     }

@@ -9,11 +9,20 @@ use std::iter::Peekable;
 pub(crate) struct Merge<C: Iterator<Item = ScanItem>> {
     hot: Peekable<std::vec::IntoIter<(Vec<u8>, Versioned)>>,
     cold: Peekable<C>,
+    /// Both inputs run in descending key order.
+    descending: bool,
 }
 
 impl<C: Iterator<Item = ScanItem>> Merge<C> {
     pub(crate) fn new(hot: Vec<(Vec<u8>, Versioned)>, cold: C) -> Self {
-        Self { hot: hot.into_iter().peekable(), cold: cold.peekable() }
+        Self { hot: hot.into_iter().peekable(), cold: cold.peekable(), descending: false }
+    }
+
+    /// Merges in descending key order: `hot` sorted ascending (it is
+    /// reversed here), `cold` already descending.
+    pub(crate) fn new_descending(mut hot: Vec<(Vec<u8>, Versioned)>, cold: C) -> Self {
+        hot.reverse();
+        Self { hot: hot.into_iter().peekable(), cold: cold.peekable(), descending: true }
     }
 }
 
@@ -25,6 +34,7 @@ impl<C: Iterator<Item = ScanItem>> Iterator for Merge<C> {
             (None, None) => return None,
             (Some(_), None) => std::cmp::Ordering::Less,
             (None, Some(_)) | (_, Some(Err(_))) => std::cmp::Ordering::Greater,
+            (Some((hk, _)), Some(Ok((ck, _)))) if self.descending => ck.cmp(hk),
             (Some((hk, _)), Some(Ok((ck, _)))) => hk.cmp(ck),
         };
         match order {
@@ -55,5 +65,13 @@ mod tests {
         let cold = vec![item("b", 1), item("c", 3), item("d", 4), item("e", 1)];
         let got: Vec<_> = Merge::new(hot, cold.into_iter().map(Ok)).map(|r| r.unwrap()).collect();
         assert_eq!(got, vec![item("a", 5), item("b", 1), item("c", 3), item("d", 9), item("e", 1)]);
+    }
+
+    #[test]
+    fn merges_backwards_in_order_newest_wins() {
+        let hot = vec![item("a", 5), item("c", 2), item("d", 9)];
+        let cold = vec![item("e", 1), item("d", 4), item("c", 3), item("b", 1)];
+        let got: Vec<_> = Merge::new_descending(hot, cold.into_iter().map(Ok)).map(|r| r.unwrap()).collect();
+        assert_eq!(got, vec![item("e", 1), item("d", 9), item("c", 3), item("b", 1), item("a", 5)]);
     }
 }

@@ -55,6 +55,10 @@ pub enum TxnError {
     /// The transaction was already committed or rolled back.
     #[error("the transaction is already finished")]
     Finished,
+    /// An update operator that does not apply (incrementing a string,
+    /// pushing onto a number, …); nothing was written.
+    #[error(transparent)]
+    Update(#[from] aurora_core::UpdateError),
     /// A schema, unique or index error.
     #[error(transparent)]
     Index(#[from] IndexError),

@@ -128,8 +128,11 @@ impl Transaction {
     /// Like [`Transaction::get`], sharing the document instead of copying it.
     pub fn get_shared(&mut self, collection: &str, id: &DocId) -> Result<Option<Arc<Document>>> {
         self.check_open()?;
-        if let Some(w) = self.writes.get(&(collection.to_string(), id.clone())) {
-            return Ok(w.clone().map(Arc::new));
+        // A read-only transaction (every query's) skips building the key.
+        if !self.writes.is_empty() {
+            if let Some(w) = self.writes.get(&(collection.to_string(), id.clone())) {
+                return Ok(w.clone().map(Arc::new));
+            }
         }
         Ok(self.at_snapshot(collection, id)?.1)
     }
@@ -233,6 +236,25 @@ impl Transaction {
             .get(collection, id)?
             .ok_or_else(|| TxnError::NotFound { collection: collection.into(), id: id.to_string() })?;
         doc.fields.extend(patch);
+        self.upsert(collection, doc.clone())?;
+        Ok(doc)
+    }
+
+    /// Applies update operators ([`Update`](aurora_core::Update): set,
+    /// set-if-absent, unset, increment/decrement, push, pull) to an
+    /// existing document and returns the result. The read and the write are
+    /// in this transaction, so the change is atomic (a concurrent writer of
+    /// the document makes the commit conflict, and `Database::transaction`
+    /// retries). Operators that do not fit the schema's declared types or
+    /// the document's values are [`TxnError::Update`]; a result the schema
+    /// refuses is [`TxnError::Index`]; in both cases nothing is written.
+    pub fn update_with(&mut self, collection: &str, id: &DocId, update: &aurora_core::Update) -> Result<Document> {
+        let def = self.db.collections().definition_shared(collection)?;
+        update.check(|path| def.schema.field_type(path))?;
+        let mut doc = self
+            .get(collection, id)?
+            .ok_or_else(|| TxnError::NotFound { collection: collection.into(), id: id.to_string() })?;
+        update.apply(&mut doc)?;
         self.upsert(collection, doc.clone())?;
         Ok(doc)
     }

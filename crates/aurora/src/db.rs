@@ -4,7 +4,7 @@ use crate::config::AuroraConfig;
 use crate::error::{Error, Result};
 use crate::events::FeedScope;
 use crate::transaction::Transaction;
-use aurora_core::{DocId, Document, FieldDefinition};
+use aurora_core::{DocId, Document, FieldDefinition, Update, UpdateOp, Value};
 use aurora_index::{Collections, IndexStats, Schema};
 use aurora_pubsub::{ChangeEvent, CommitEvents, EventFilter, Listener, PubSub};
 use aurora_query::{ComputedFields, Expression};
@@ -419,6 +419,34 @@ impl Aurora {
         self.write(move |db| Ok(db.collections().drop_index(&collection, &field)?)).await
     }
 
+    /// Builds a compound index over `fields` (2 to 8 distinct paths, in
+    /// this order) on a possibly populated collection, online like
+    /// [`Aurora::create_index`]; waits for completion. It serves an
+    /// equality on its leading fields plus a range and/or the order of the
+    /// next one, e.g. `(room, at)` for "the last 20 messages of a room".
+    /// Missing fields are indexed as `null`, arrays as whole values. Bad
+    /// fields are an error and change nothing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aurora::Result<()> {
+    /// use aurora::{doc, Access, Aurora, FieldDefinition, FieldType, Order};
+    /// let db = Aurora::temporary().await?;
+    /// db.new_collection("messages", [("room", FieldDefinition::new(FieldType::String)),
+    ///                                ("at", FieldDefinition::new(FieldType::Int))]).await?;
+    /// db.insert_many("messages", (0..100).map(|i| doc! { "room": format!("r{}", i % 5), "at": i }).collect()).await?;
+    /// db.create_compound_index("messages", &["room", "at"], false).await?;
+    /// let plan = db.query("messages").filter(|f| f.eq("room", "r3")).order_by("at", Order::Desc).limit(5).explain().await?;
+    /// assert!(matches!(plan.access, Access::Compound { .. }), "{plan:?}");
+    /// assert_eq!(plan.examined_rows, 5);
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_compound_index(&self, collection: &str, fields: &[&str], unique: bool) -> Result<()> {
+        self.check_open()?;
+        let build = self.collections().create_compound_index(collection, fields, unique)?;
+        blocking(move || Ok(build.wait()?)).await
+    }
+
     // ---- documents --------------------------------------------------------
 
     /// The entry check (id, nesting, size), done first: before the document
@@ -530,12 +558,73 @@ impl Aurora {
         self.inner.expiry.rule(collection).map(|rule| rule.alive(self.inner.expiry.time.now()))
     }
 
-    /// Merges `patch`'s fields into an existing document and returns the
-    /// result; [`Error::NotFound`] if it does not exist.
-    pub async fn update_document(&self, collection: &str, id: &DocId, patch: Document) -> Result<Document> {
-        let patch = self.admit(patch)?;
+    /// Changes an existing document in one atomic commit and returns the
+    /// result: either a patch document (its top-level fields are set) or
+    /// an [`Update`] of operators — `set`, `set_if_absent`, `unset`,
+    /// `increment`/`decrement`, `push`, `pull` — applied to the current
+    /// version inside one transaction (retried on conflict, so concurrent
+    /// increments never lose one). One change event. Errors change
+    /// nothing: [`Error::NotFound`] if the document does not exist,
+    /// [`Error::Update`] for an operator that does not fit the declared type
+    /// or the value (incrementing a string), [`Error::SchemaViolation`] for
+    /// a result the schema refuses.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aurora::Result<()> {
+    /// use aurora::{doc, Aurora, Update, Value};
+    /// let db = Aurora::temporary().await?;
+    /// db.new_collection("posts", Vec::<(&str, aurora::FieldDefinition)>::new()).await?;
+    /// let id = db.insert_into("posts", doc! { "views": 0, "tags": ["rust"] }).await?;
+    /// let d = db.update_document("posts", &id, Update::new().increment("views", 1).push("tags", "db")).await?;
+    /// assert_eq!(d.get("views"), Some(&Value::Int(1)));
+    /// let err = db.update_document("posts", &id, Update::new().increment("tags", 1)).await.unwrap_err();
+    /// assert!(matches!(err, aurora::Error::Update(_)));
+    /// # Ok(()) }
+    /// ```
+    pub async fn update_document(&self, collection: &str, id: &DocId, patch: impl Into<Update>) -> Result<Document> {
+        let update = self.admit_update(patch.into())?;
         let (collection, id) = (collection.to_string(), id.clone());
-        self.transaction(move |tx| Ok(tx.update(&collection, &id, patch.fields.clone())?)).await
+        self.transaction(move |tx| Ok(tx.update_with(&collection, &id, &update)?)).await
+    }
+
+    /// The entry check for the values an update writes (nesting, size), as
+    /// for a document, done before anything copies them. A refused update
+    /// is disposed of without deep recursion.
+    pub(crate) fn admit_update(&self, update: Update) -> Result<Update> {
+        let mut ops = update.ops.into_iter();
+        let mut admitted = Vec::new();
+        while let Some(op) = ops.next() {
+            let checked = match op {
+                UpdateOp::Merge(fields) => {
+                    let mut probe = Document::new();
+                    probe.fields = fields;
+                    self.admit(probe).map(|d| UpdateOp::Merge(d.fields))
+                }
+                UpdateOp::Set(p, v) => self.admit_value(v).map(|v| UpdateOp::Set(p, v)),
+                UpdateOp::SetIfAbsent(p, v) => self.admit_value(v).map(|v| UpdateOp::SetIfAbsent(p, v)),
+                UpdateOp::Increment(p, v) => self.admit_value(v).map(|v| UpdateOp::Increment(p, v)),
+                UpdateOp::Push(p, v) => self.admit_value(v).map(|v| UpdateOp::Push(p, v)),
+                UpdateOp::Pull(p, v) => self.admit_value(v).map(|v| UpdateOp::Pull(p, v)),
+                other => Ok(other),
+            };
+            match checked {
+                Ok(op) => admitted.push(op),
+                Err(e) => {
+                    for rest in ops {
+                        dispose_op(rest);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Update { ops: admitted })
+    }
+
+    fn admit_value(&self, v: Value) -> Result<Value> {
+        let mut probe = Document::new();
+        probe.fields.insert("value".into(), v);
+        Ok(self.admit(probe)?.fields.remove("value").unwrap_or(Value::Null))
     }
 
     /// Replaces an existing document.
@@ -862,5 +951,22 @@ fn run_once<T>(db: &Database, body: &mut impl FnMut(&mut aurora_txn::Transaction
 impl std::fmt::Debug for Aurora {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Aurora").field("path", &self.inner.config.path).finish()
+    }
+}
+
+/// Drops an operator that was never admitted without deep recursion.
+fn dispose_op(op: UpdateOp) {
+    match op {
+        UpdateOp::Merge(fields) => {
+            let mut d = Document::new();
+            d.fields = fields;
+            aurora_core::dispose_document(d);
+        }
+        UpdateOp::Set(_, v)
+        | UpdateOp::SetIfAbsent(_, v)
+        | UpdateOp::Increment(_, v)
+        | UpdateOp::Push(_, v)
+        | UpdateOp::Pull(_, v) => aurora_core::dispose(v),
+        other => drop(other),
     }
 }

@@ -121,6 +121,10 @@ pub enum Error {
     /// A malformed query (unknown field, wrong value type, bad cursor).
     #[error(transparent)]
     Query(QueryError),
+    /// An update operator that does not apply (incrementing a string,
+    /// pushing onto a number, a bad path, an overflow); nothing was written.
+    #[error(transparent)]
+    Update(aurora_core::UpdateError),
     /// A conversion between a Rust type and a document failed.
     #[error(transparent)]
     Core(#[from] aurora_core::CoreError),
@@ -171,6 +175,7 @@ impl From<TxnError> for Error {
             TxnError::Conflict { collection, id } => Error::Conflict { collection, id },
             TxnError::NotFound { collection, id } => Error::NotFound { collection, id },
             TxnError::Index(i) => i.into(),
+            TxnError::Update(u) => Error::Update(u),
             TxnError::Storage(s) => s.into(),
             other => Error::Transaction(other),
         }

@@ -86,7 +86,8 @@ pub use aurora_pubsub::{ChangeCause, ChangeEvent, ChangeType, CommitEvents, Even
 #[cfg(feature = "query")]
 #[doc(inline)]
 pub use aurora_query::{
-    Access, Aggregate, Cursor, Expression, Filter, Group, Order, Page, Plan, ScriptError, ScriptLimits, SortKey, F,
+    Access, Aggregate, Cursor, Expression, Filter, Group, Hint, Order, Page, Plan, ScriptError, ScriptLimits, SortKey,
+    F,
 };
 #[cfg(feature = "reactive")]
 #[doc(inline)]
@@ -134,8 +135,8 @@ pub use aurora_workers::{EnqueueExt, Job, JobId, JobStatus, Priority, WorkerConf
 
 #[doc(inline)]
 pub use aurora_core::{
-    doc, json, value, CoreError, DocId, Document, FieldDefinition, FieldType, Fields, Timestamp, Value,
-    MAX_NESTING_DEPTH,
+    doc, json, value, CoreError, DocId, Document, FieldDefinition, FieldType, Fields, Timestamp, Update, UpdateError,
+    UpdateOp, Value, MAX_NESTING_DEPTH,
 };
 
 /// The storage engine (`aurora-storage`): WAL, durability modes, cold store, hot cache.

@@ -2,8 +2,8 @@
 
 use crate::db::Aurora;
 use crate::error::{Error, Result};
-use aurora_core::{DocId, Document, Fields};
-use aurora_query::{Aggregate, Cursor, Filter, Group, Order, Page, Plan, Query, F};
+use aurora_core::{DocId, Document};
+use aurora_query::{Aggregate, Cursor, Filter, Group, Hint, Order, Page, Plan, Query, F};
 use aurora_reactive::Watcher;
 use serde::de::DeserializeOwned;
 
@@ -88,6 +88,14 @@ impl QueryBuilder {
         self
     }
 
+    /// Overrides the planner for this query: [`Hint::Scan`] reads every
+    /// document, [`Hint::Index`] uses only that index (an error if the
+    /// filter and order cannot use it). Results are the same either way.
+    pub fn hint(mut self, hint: Hint) -> Self {
+        self.query = self.query.hint(hint);
+        self
+    }
+
     /// Keyset paging: start after this cursor (from [`Page::next_cursor`]).
     pub fn after(mut self, cursor: Cursor) -> Self {
         self.query = self.query.after(cursor);
@@ -122,6 +130,13 @@ impl QueryBuilder {
     /// The matching documents.
     pub async fn collect(self) -> Result<Vec<Document>> {
         self.read(Query::collect).await
+    }
+
+    /// The matches shared instead of copied (`Arc<Document>`): without
+    /// `select` or computed fields no document is cloned, which saves a
+    /// deep copy per match over [`QueryBuilder::collect`].
+    pub async fn collect_shared(self) -> Result<Vec<std::sync::Arc<Document>>> {
+        self.read(Query::collect_shared).await
     }
 
     /// The matches decoded into a serde type.
@@ -167,6 +182,8 @@ impl QueryBuilder {
     }
 
     /// How many documents match.
+    /// An `eq` or `in` on an indexed, declared scalar field is counted from
+    /// the index without reading documents.
     pub async fn count(self) -> Result<u64> {
         self.read(Query::count).await
     }
@@ -203,14 +220,17 @@ impl QueryBuilder {
         self.write(move |tx| query.delete(tx)).await
     }
 
-    /// Merges `patch`'s fields into every match in one transaction; returns how many.
-    pub async fn update(self, patch: Document) -> Result<u64> {
-        if let Err(e) = aurora_core::validate_fields(&patch.fields) {
-            aurora_core::dispose_document(patch);
-            return Err(e.into());
-        }
-        let (query, fields): (Query, Fields) = (self.query.clone(), patch.fields);
-        self.write(move |tx| query.update(tx, &fields)).await
+    /// Changes every match in one transaction — a patch document (its
+    /// top-level fields are set) or an [`Update`](aurora_core::Update) of
+    /// operators (`increment`, `push`, …, see
+    /// [`Aurora::update_document`](crate::Aurora::update_document)) — and
+    /// returns how many: one commit, one change event per document. An
+    /// operator that does not fit a declared type is refused before any
+    /// document is read; any error changes nothing.
+    pub async fn update(self, patch: impl Into<aurora_core::Update>) -> Result<u64> {
+        let update = self.db.admit_update(patch.into())?;
+        let query = self.query.clone();
+        self.write(move |tx| query.update_with(tx, &update)).await
     }
 
     async fn write(

@@ -40,6 +40,11 @@ async fn documents_nested_past_the_limit_are_refused_everywhere_and_nothing_bric
         too_deep(db.insert_many("docs", vec![doc! { "ok": 1 }, nested(levels)]).await, "insert_many");
         too_deep(db.upsert("docs", nested(levels)).await, "upsert");
         too_deep(db.update_document("docs", &at_limit, nested(levels)).await, "update_document");
+        let deep = || nested(levels).fields.remove("deep").unwrap();
+        let ops = || aurora::Update::new().increment("n", 1).push("list", deep()).set("x", deep());
+        too_deep(db.update_document("docs", &at_limit, ops()).await, "update_document with operators");
+        too_deep(db.query("docs").update(ops()).await, "query().update with operators");
+        too_deep(db.query("docs").update(nested(levels)).await, "query().update with a patch");
         let mut tx = db.begin().unwrap();
         too_deep(tx.insert("docs", nested(levels)).map_err(Error::from), "Transaction::insert");
         tx.rollback();

@@ -346,6 +346,9 @@ async fn model_run(seed: u64, writers: u64, transactions: u64, buffer: usize) {
     )
     .await
     .unwrap();
+    // The chat-shaped window (`room == "a"` by `n` desc) loads and refills
+    // by walking this compound index.
+    db.create_compound_index("msgs", &["room", "n"], false).await.unwrap();
     db.new_collection("other", Vec::<(&str, FieldDefinition)>::new()).await.unwrap();
     writer(db.clone(), seed ^ 0x9e37_79b9, 6).await; // some data before watching
     let queries = model_queries();

@@ -132,6 +132,60 @@ async fn keyset_pages_are_stable_under_concurrent_inserts() {
     assert_eq!(seen, (0..50).map(|i| i * 2).collect::<Vec<_>>(), "no item skipped or repeated");
 }
 
+/// Issue 16, item 4: a projection that leaves out the sort field must not
+/// break the cursor (7 documents; ties and a missing sort value included).
+#[tokio::test]
+async fn keyset_pages_survive_a_projection_without_the_sort_field() {
+    let db = Aurora::temporary().await.unwrap();
+    db.new_collection(
+        "p",
+        [
+            ("name", FieldDefinition::new(FieldType::String)),
+            ("age", FieldDefinition::new(FieldType::Int).indexed()),
+            ("rank", FieldDefinition::new(FieldType::Int).nullable()),
+        ],
+    )
+    .await
+    .unwrap();
+    let rows = [
+        ("a", 30, Some(1)),
+        ("b", 20, Some(5)),
+        ("c", 30, Some(5)),
+        ("d", 50, None),
+        ("e", 10, Some(2)),
+        ("f", 40, Some(9)),
+        ("g", 20, None),
+    ];
+    for (name, age, rank) in rows {
+        let mut d = doc! { "name": name, "age": age };
+        if let Some(r) = rank {
+            d.set("rank", r);
+        }
+        db.insert_into("p", d).await.unwrap();
+    }
+    for (field, order) in [("age", Order::Asc), ("age", Order::Desc), ("rank", Order::Desc), ("rank", Order::Asc)] {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        for _ in 0..10 {
+            let mut q = db.query("p").order_by(field, order).select(["name"]).limit(3);
+            if let Some(c) = cursor.take() {
+                q = q.after(c);
+            }
+            let page = q.page().await.unwrap();
+            assert!(page.items.iter().all(|d| d.fields.len() == 1), "projected to the name");
+            seen.extend(page.items.iter().map(|d| d.get("name").and_then(Value::as_str).unwrap().to_string()));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        let all = db.query("p").order_by(field, order).collect().await.unwrap();
+        let want: Vec<String> =
+            all.iter().map(|d| d.get("name").and_then(Value::as_str).unwrap().to_string()).collect();
+        assert_eq!(seen, want, "pages by {field} {order:?}: every row once, in order");
+    }
+}
+
 #[tokio::test]
 async fn aggregation_and_bulk_changes() {
     let db = people().await;

@@ -103,6 +103,13 @@ impl ColdStore for Guarded {
         }
     }
 
+    fn scan_rev(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> ScanIter {
+        match self.call("starting a scan", |c| Ok(c.scan_rev(start, end))) {
+            Ok(inner) => Box::new(GuardedIter { inner, broken: Arc::clone(&self.broken), done: false }),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
+    }
+
     fn apply(&self, writes: &mut dyn Iterator<Item = (&[u8], &Versioned)>) -> Result<()> {
         self.call("applying writes", |c| c.apply(writes))
     }

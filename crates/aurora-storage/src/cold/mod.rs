@@ -54,6 +54,15 @@ pub trait ColdStore: Send + Sync + 'static {
     /// Latest versions of the keys in a range, in key order, tombstones included.
     fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> ScanIter;
 
+    /// Like [`ColdStore::scan`], in descending key order. The default
+    /// collects the forward scan and reverses it; a backend that can walk
+    /// backwards lazily should.
+    fn scan_rev(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> ScanIter {
+        let mut items: Vec<ScanItem> = self.scan(start, end).collect();
+        items.reverse();
+        Box::new(items.into_iter())
+    }
+
     /// Writes each `(key, version)`; a version replaces the key's current one.
     fn apply(&self, writes: &mut dyn Iterator<Item = (&[u8], &Versioned)>) -> Result<()>;
 

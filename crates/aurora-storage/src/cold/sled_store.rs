@@ -135,16 +135,10 @@ fn bound_key(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
     }
 }
 
-impl ColdStore for SledStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Versioned>> {
-        let raw = self
-            .db
-            .get(data_key(key))
-            .map_err(|e| StorageError::backend(format!("reading key {}", printable_key(key)), e))?;
-        raw.map(|r| decode_versioned(key, &r)).transpose()
-    }
-
-    fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> ScanIter {
+impl SledStore {
+    /// A scan of the data keys in a range, forwards or backwards (lazily
+    /// either way: sled's ranges walk both directions).
+    fn scan_in(&self, start: Bound<&[u8]>, end: Bound<&[u8]>, reverse: bool) -> ScanIter {
         let start = match bound_key(start) {
             Bound::Unbounded => Bound::Included(vec![DATA]),
             b => b,
@@ -157,12 +151,36 @@ impl ColdStore for SledStore {
         {
             return Box::new(std::iter::empty());
         }
-        Box::new(self.db.range::<Vec<u8>, _>((start, end)).map(|item| {
+        let decode = |item: sled::Result<(sled::IVec, sled::IVec)>| {
             let (k, v) = item.map_err(|e| StorageError::backend("scanning", e))?;
             let key = k[1..].to_vec();
             let versioned = decode_versioned(&key, &v)?;
             Ok((key, versioned))
-        }))
+        };
+        let range = self.db.range::<Vec<u8>, _>((start, end));
+        if reverse {
+            Box::new(range.rev().map(decode))
+        } else {
+            Box::new(range.map(decode))
+        }
+    }
+}
+
+impl ColdStore for SledStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Versioned>> {
+        let raw = self
+            .db
+            .get(data_key(key))
+            .map_err(|e| StorageError::backend(format!("reading key {}", printable_key(key)), e))?;
+        raw.map(|r| decode_versioned(key, &r)).transpose()
+    }
+
+    fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> ScanIter {
+        self.scan_in(start, end, false)
+    }
+
+    fn scan_rev(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> ScanIter {
+        self.scan_in(start, end, true)
     }
 
     fn apply(&self, writes: &mut dyn Iterator<Item = (&[u8], &Versioned)>) -> Result<()> {
