@@ -316,9 +316,16 @@ impl DocumentWrites {
     /// Adds an insert-or-replace of `doc`.
     pub fn put(&mut self, collection: &str, doc: &Document) -> Result<&mut Self> {
         validate_collection_name(collection)?;
+        self.put_shared(collection, &Arc::new(doc.clone()))
+    }
+
+    /// Like [`DocumentWrites::put`] with a shared document: the hot cache
+    /// gets the same allocation at commit instead of a copy.
+    pub fn put_shared(&mut self, collection: &str, doc: &Arc<Document>) -> Result<&mut Self> {
+        validate_collection_name(collection)?;
         let key = document_key(collection, &doc.id);
-        self.batch.put(key.clone(), format::encode(doc)?);
-        self.cached.push((key, Some(Arc::new(doc.clone()))));
+        self.batch.put(key.clone(), format::encode(&**doc)?);
+        self.cached.push((key, Some(Arc::clone(doc))));
         Ok(self)
     }
 
