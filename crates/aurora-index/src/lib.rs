@@ -19,6 +19,7 @@
 mod build;
 mod catalog;
 mod collections;
+mod count;
 mod error;
 pub mod keycodec;
 mod keys;

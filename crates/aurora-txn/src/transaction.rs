@@ -362,7 +362,7 @@ impl Transaction {
         drop(snapshot);
         match collections.documents().commit(batch)? {
             CommitOutcome::Committed(sequence) => {
-                plans.iter().for_each(|p| collections.committed(p));
+                plans.iter().for_each(|p| collections.committed(p, sequence));
                 Ok(CommitInfo { sequence, writes: count })
             }
             CommitOutcome::ConditionFailed { key, .. } => {
