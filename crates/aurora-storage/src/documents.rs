@@ -24,7 +24,9 @@ type Cached = Option<Arc<Document>>;
 /// Settings of the document layer's hot cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocumentStoreConfig {
-    /// Hot cache capacity in MiB (default 128).
+    /// Hot cache capacity in MiB (default 32), counted as the allocator
+    /// hands memory out ([`Document::approx_size`] plus
+    /// [`ENTRY_OVERHEAD`](crate::hot::ENTRY_OVERHEAD) and the key per entry).
     pub hot_cache_size_mb: usize,
     /// Eviction policy (default [`EvictionPolicy::Hybrid`]).
     pub eviction_policy: EvictionPolicy,
@@ -34,7 +36,7 @@ pub struct DocumentStoreConfig {
 
 impl Default for DocumentStoreConfig {
     fn default() -> Self {
-        Self { hot_cache_size_mb: 128, eviction_policy: EvictionPolicy::Hybrid, cache_ttl: None }
+        Self { hot_cache_size_mb: 32, eviction_policy: EvictionPolicy::Hybrid, cache_ttl: None }
     }
 }
 
