@@ -370,7 +370,9 @@ impl Transaction {
                     if blind.contains(&(collection.clone(), id.clone())) {
                         // Only the absence of a blind insert's id is
                         // conditioned on it: the id is taken.
-                        return Err(IndexError::DocumentExists { collection: collection.clone(), id: id.to_string() }.into());
+                        return Err(
+                            IndexError::DocumentExists { collection: collection.clone(), id: id.to_string() }.into()
+                        );
                     }
                     return Err(TxnError::Conflict { collection: collection.clone(), id: id.to_string() });
                 }
