@@ -211,6 +211,9 @@ impl Transaction {
     /// absence becomes a condition of the commit, and [`Transaction::commit`]
     /// fails with `DocumentExists` if the id is taken by then. A fresh id
     /// ([`DocId::new`], as [`Document::new`] and `doc!` make) costs no read.
+    /// Later writes of the same id in this transaction (update, replace,
+    /// upsert) keep it an insert; deleting it again leaves nothing to write
+    /// and nothing to check.
     pub fn insert(&mut self, collection: &str, doc: Document) -> Result<DocId> {
         let doc = self.admit(doc)?;
         self.insert_shared(collection, Arc::new(doc))
@@ -246,9 +249,9 @@ impl Transaction {
         self.check_open()?;
         let doc = self.admit(doc)?;
         self.validate(collection, &doc)?;
-        let key = (collection.to_string(), doc.id.clone());
-        self.blind.remove(&key);
-        self.writes.insert(key, Some(Arc::new(doc)));
+        // A document this transaction inserted blind stays an insert: its
+        // absence is still the commit's condition.
+        self.writes.insert((collection.to_string(), doc.id.clone()), Some(Arc::new(doc)));
         Ok(())
     }
 
@@ -275,11 +278,9 @@ impl Transaction {
     /// Deletes a document; returns whether it existed (as this transaction saw it).
     pub fn delete(&mut self, collection: &str, id: &DocId) -> Result<bool> {
         let existed = self.get(collection, id)?.is_some();
-        let key = (collection.to_string(), id.clone());
-        // A blind insert deleted again: what the commit writes depends on
-        // the snapshot's version, read above.
-        self.blind.remove(&key);
-        self.writes.insert(key, None);
+        // A document inserted blind and deleted again writes nothing, but its
+        // absence stays the commit's condition (see `commit`).
+        self.writes.insert((collection.to_string(), id.clone()), None);
         Ok(existed)
     }
 

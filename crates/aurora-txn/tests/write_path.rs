@@ -125,6 +125,24 @@ fn inserting_a_taken_id_is_document_exists_at_commit_and_writes_nothing() {
     assert!(matches!(err, TxnError::Index(IndexError::DocumentExists { .. })), "{err}");
 }
 
+/// Found by review: a blind insert rewritten in the same transaction must
+/// stay an insert, never overwrite the document that holds the id.
+#[test]
+fn an_insert_of_a_taken_id_updated_in_the_same_transaction_still_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = common::open(dir.path(), Durability::Balanced);
+    db.collections().create_collection("users", Schema::new()).unwrap();
+    let first = doc! { "v": 1 };
+    db.transaction(|tx| tx.insert("users", first.clone())).unwrap();
+    let mut tx = db.begin().unwrap();
+    tx.insert("users", doc! { "v": 2 }.id(first.id.clone())).unwrap();
+    tx.update("users", &first.id, [("v".to_string(), aurora_core::Value::Int(3))].into()).unwrap();
+    let err = tx.commit().unwrap_err();
+    assert!(matches!(err, TxnError::Index(IndexError::DocumentExists { .. })), "{err}");
+    let kept = db.collections().get("users", &first.id).unwrap().unwrap();
+    assert_eq!(kept.get("v"), Some(&aurora_core::Value::Int(1)), "the existing document is untouched");
+}
+
 #[test]
 fn a_deleted_then_reinserted_id_commits_as_an_update() {
     let dir = tempfile::tempdir().unwrap();
