@@ -68,7 +68,7 @@ fn fill<E: Engine>(engine: &str, dir: &Path, docs: u64) -> (u64, u64, f64) {
         let batch: Vec<_> = (i..(i + 1000).min(docs)).map(user).collect();
         e.insert_many(&batch);
         i += 1000;
-        if i % every < 1000 || i >= docs {
+        if i / every != (i - 1000) / every || i >= docs {
             let rss = status_kib("VmRSS:") * 1024;
             println!("SAMPLE {engine} {} {rss} {}", i.min(docs), allocated_bytes(dir));
         }

@@ -25,10 +25,13 @@ fn samples(output: &str) -> Samples {
     out
 }
 
-/// A round axis maximum at or above `v`.
+/// A round axis maximum at or above `v`: four ticks of 1, 2, 2.5 or 5
+/// times a power of ten.
 fn nice(v: f64) -> f64 {
-    let step = 10f64.powf(v.max(1.0).log10().floor());
-    (v / step).ceil() * step
+    let tick = v.max(1.0) / 4.0;
+    let power = 10f64.powf(tick.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0].into_iter().map(|m| m * power).find(|s| *s >= tick).unwrap_or(10.0 * power);
+    step * 4.0
 }
 
 /// One panel: `value` of each sample against documents, at `(x0, y0)`.
@@ -96,6 +99,14 @@ pub fn svg(output: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn axes_end_on_round_numbers() {
+        assert_eq!(super::nice(84.0), 100.0);
+        assert_eq!(super::nice(161.0), 200.0);
+        assert_eq!(super::nice(9.0), 10.0);
+        assert_eq!(super::nice(1000.0), 1000.0);
+    }
+
     #[test]
     fn samples_become_one_line_per_engine_in_both_panels() {
         let out = "SAMPLE aurora 1000 1048576 2097152\nSAMPLE aurora 2000 2097152 4194304\nSAMPLE sqlite 1000 1048576 1048576\nFOOTPRINT x\n";

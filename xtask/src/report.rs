@@ -243,12 +243,9 @@ fn footprint_section(md: &mut String, footprint: &str, root: &Path) {
     if let Some(first) = reopen.first() {
         let _ = writeln!(
             md,
-            "## Reopening a closed database of {} documents
-
-Each engine in a process of its own: the documents inserted in              transactions of 1 000 with the `age` index, a clean close, then the median of three timed opens.
-
-             | engine | open |
-|---|---:|",
+            "## Reopening a closed database of {} documents\n\nEach engine in a process of its own: the documents inserted in \
+             transactions of 1 000 with the `age` index, a clean close, then the median of three timed opens.\n\n\
+             | engine | open |\n|---|---:|",
             first[1]
         );
         for r in &reopen {
