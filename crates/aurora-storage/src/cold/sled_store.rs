@@ -46,7 +46,7 @@ impl SledStore {
     /// `cache_bytes` is what sled's page cache may cost in resident
     /// memory. sled 0.34 undercounts what it caches (measured: a 64 MiB
     /// `cache_capacity` cost 82 MiB after a million small documents), so
-    /// sled is given [`SLED_CACHE_SHARE`] of it. Fails with
+    /// sled is given three quarters of it. Fails with
     /// [`StorageError::Backend`] when sled refuses the directory.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
         let config = sled::Config::new()
