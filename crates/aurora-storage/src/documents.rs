@@ -144,16 +144,34 @@ impl DocumentStore {
     /// without recursion ([`aurora_core::dispose_document`]), since a caller
     /// can build one nested deeper than the stack can drop.
     pub fn admit(&self, doc: Document) -> Result<Document> {
-        let checked = doc.validate().map_err(StorageError::from).and_then(|()| {
-            format::check_encoded_len(&doc, self.store().config().max_value_bytes, "document").map(drop)
-        });
-        match checked {
+        match self.check(&doc) {
             Ok(()) => Ok(doc),
             Err(e) => {
                 aurora_core::dispose_document(doc);
                 Err(e)
             }
         }
+    }
+
+    /// [`DocumentStore::admit`] for a shared document: a refused one is
+    /// disposed of without recursion if this was its last reference.
+    pub fn admit_shared(&self, doc: Arc<Document>) -> Result<Arc<Document>> {
+        match self.check(&doc) {
+            Ok(()) => Ok(doc),
+            Err(e) => {
+                if let Ok(doc) = Arc::try_unwrap(doc) {
+                    aurora_core::dispose_document(doc);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The checks of [`DocumentStore::admit`].
+    fn check(&self, doc: &Document) -> Result<()> {
+        doc.validate()
+            .map_err(StorageError::from)
+            .and_then(|()| format::check_encoded_len(doc, self.store().config().max_value_bytes, "document").map(drop))
     }
 
     /// The underlying store.

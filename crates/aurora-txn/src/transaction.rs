@@ -216,15 +216,20 @@ impl Transaction {
     /// and nothing to check.
     pub fn insert(&mut self, collection: &str, doc: Document) -> Result<DocId> {
         let doc = self.admit(doc)?;
-        self.insert_shared(collection, Arc::new(doc))
+        self.insert_admitted(collection, Arc::new(doc))
     }
 
     /// Like [`Transaction::insert`] with a shared document, which is then
     /// never copied: the commit encodes it and hands the same allocation to
-    /// the hot cache and the change record. The caller must have passed it
-    /// through [`DocumentStore::admit`] (id, nesting, size) — the facade
-    /// does — or the commit may refuse it later with the same errors.
+    /// the hot cache and the change record. Checked first like every
+    /// written document ([`DocumentStore::admit_shared`]: id, nesting, size).
     pub fn insert_shared(&mut self, collection: &str, doc: Arc<Document>) -> Result<DocId> {
+        let doc = self.db.collections().documents().admit_shared(doc)?;
+        self.insert_admitted(collection, doc)
+    }
+
+    /// [`Transaction::insert`] of a document that passed the entry check.
+    fn insert_admitted(&mut self, collection: &str, doc: Arc<Document>) -> Result<DocId> {
         self.check_open()?;
         let key = (collection.to_string(), doc.id.clone());
         let taken = match (self.writes.get(&key), self.reads.get(&key)) {

@@ -176,3 +176,18 @@ fn the_inserted_document_is_shared_not_copied() {
     let published = recorder.0.lock()[0].changes[0].new.clone().unwrap();
     assert!(Arc::ptr_eq(&published, &doc), "so does the change record");
 }
+
+/// A shared document is checked like any other (id, nesting, size): an
+/// oversized one is refused at `insert_shared` and nothing is written.
+#[test]
+fn insert_shared_checks_the_document_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = common::open(dir.path(), Durability::Balanced);
+    db.collections().create_collection("users", Schema::new()).unwrap();
+    let big = Arc::new(doc! { "blob": "x".repeat(17 << 20) });
+    let mut tx = db.begin().unwrap();
+    let err = tx.insert_shared("users", Arc::clone(&big)).unwrap_err();
+    assert!(err.to_string().contains("document"), "{err}");
+    assert!(tx.get("users", &big.id).unwrap().is_none(), "nothing buffered");
+    assert_eq!(tx.commit().unwrap().writes, 0);
+}
