@@ -579,7 +579,16 @@ impl Engine {
     /// which the checkpoint covers, go.
     fn retire_wal(&self) -> Result<()> {
         let mut wal = self.wal.lock();
-        let next = self.applied.load(Ordering::Acquire) + 1;
+        let last = self.revision();
+        if self.applied.load(Ordering::Acquire) < last {
+            // Commits with no writes after the last applied one (an empty
+            // batch) reach no memtable, so applying never covers them; their
+            // revisions must survive the log. Commits have stopped and every
+            // write is applied, so the checkpoint can say so.
+            self.applied.fetch_max(last, Ordering::AcqRel);
+            self.checkpoint()?;
+        }
+        let next = last + 1;
         *wal = WalWriter::create(&self.wal_dir, next, self.config.wal_segment_bytes)?;
         for (first, path) in wal::list_segments(&self.wal_dir)? {
             if first != next {
