@@ -5,7 +5,14 @@
 //!   documents in transactions of 1 000, and prints one line per engine:
 //!   `FOOTPRINT <engine> <docs> <rss_bytes> <peak_rss_bytes> <disk_bytes> <insert_secs>`
 //!   (RSS read from `/proc/self/status` after the inserts, disk = allocated
-//!   bytes of the engine's folder after a clean close);
+//!   bytes of the engine's folder after a clean close), and [`SAMPLES`]
+//!   lines along the load for the report's plot:
+//!   `SAMPLE <engine> <docs so far> <rss_bytes> <disk_bytes>` (disk while
+//!   open: what the folder holds at that moment);
+//! - then, per engine in a child process, the time to reopen a closed
+//!   database of [`REOPEN_DOCS`] documents (the `age` index for the engines
+//!   that have indexes), as the median of three opens:
+//!   `REOPEN <engine> <docs> <open_secs>`;
 //! - then Aurora's commit → change-event latency with 1 and 100 listeners:
 //!   `EVENTS <listeners> <p50_us> <p99_us>`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -24,6 +31,9 @@ use std::time::{Duration, Instant};
 
 const ENGINES: [&str; 4] = ["aurora", "sled", "redb", "sqlite"];
 
+/// Documents in the database that the reopen measurement opens.
+const REOPEN_DOCS: u64 = 20_000;
+
 fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -37,21 +47,31 @@ fn status_kib(field: &str) -> u64 {
 fn allocated_bytes(dir: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let mut total = 0;
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let meta = entry.metadata().unwrap();
+    // Files may come and go while an engine is open: skip those that vanish.
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
         total += if meta.is_dir() { allocated_bytes(&entry.path()) } else { meta.blocks() * 512 };
     }
     total
 }
 
-fn fill<E: Engine>(dir: &Path, docs: u64) -> (u64, u64, f64) {
+/// Samples of resident memory and disk taken along a load.
+const SAMPLES: u64 = 40;
+
+fn fill<E: Engine>(engine: &str, dir: &Path, docs: u64) -> (u64, u64, f64) {
     let start = Instant::now();
     let mut e = E::open(dir, Mode::Normal, Indexes::None);
+    let every = (docs / SAMPLES).max(1000);
     let mut i = 0;
     while i < docs {
         let batch: Vec<_> = (i..(i + 1000).min(docs)).map(user).collect();
         e.insert_many(&batch);
         i += 1000;
+        if i / every != (i - 1000) / every || i >= docs {
+            let rss = status_kib("VmRSS:") * 1024;
+            println!("SAMPLE {engine} {} {rss} {}", i.min(docs), allocated_bytes(dir));
+        }
     }
     let secs = start.elapsed().as_secs_f64();
     let (rss, peak) = (status_kib("VmRSS:") * 1024, status_kib("VmHWM:") * 1024);
@@ -59,13 +79,48 @@ fn fill<E: Engine>(dir: &Path, docs: u64) -> (u64, u64, f64) {
     (rss, peak, secs)
 }
 
+/// Fills a database of `docs` documents with the `age` index, closes it,
+/// and returns the median time of three opens (each closed again).
+fn reopen_secs<E: Engine>(dir: &Path, docs: u64) -> f64 {
+    let mut e = E::open(dir, Mode::Normal, Indexes::Age);
+    let mut i = 0;
+    while i < docs {
+        let batch: Vec<_> = (i..(i + 1000).min(docs)).map(user).collect();
+        e.insert_many(&batch);
+        i += 1000;
+    }
+    e.close();
+    let mut times: Vec<f64> = (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            let e = E::open(dir, Mode::Normal, Indexes::Age);
+            let secs = start.elapsed().as_secs_f64();
+            e.close();
+            secs
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[1]
+}
+
+fn reopen_child(engine: &str, docs: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let secs = match engine {
+        "aurora" => reopen_secs::<AuroraEngine>(dir.path(), docs),
+        "sled" => reopen_secs::<SledEngine>(dir.path(), docs),
+        "redb" => reopen_secs::<RedbEngine>(dir.path(), docs),
+        _ => reopen_secs::<SqliteEngine>(dir.path(), docs),
+    };
+    println!("REOPEN {engine} {docs} {secs:.6}");
+}
+
 fn child(engine: &str, docs: u64) {
     let dir = tempfile::tempdir().unwrap();
     let (rss, peak, secs) = match engine {
-        "aurora" => fill::<AuroraEngine>(dir.path(), docs),
-        "sled" => fill::<SledEngine>(dir.path(), docs),
-        "redb" => fill::<RedbEngine>(dir.path(), docs),
-        _ => fill::<SqliteEngine>(dir.path(), docs),
+        "aurora" => fill::<AuroraEngine>(engine, dir.path(), docs),
+        "sled" => fill::<SledEngine>(engine, dir.path(), docs),
+        "redb" => fill::<RedbEngine>(engine, dir.path(), docs),
+        _ => fill::<SqliteEngine>(engine, dir.path(), docs),
     };
     // Let background work (sled's flusher, Aurora's checkpoint) settle.
     std::thread::sleep(Duration::from_millis(200));
@@ -105,6 +160,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let docs: u64 = arg("--docs").and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    if let Some(engine) = arg("--reopen-engine") {
+        reopen_child(&engine, REOPEN_DOCS);
+        return;
+    }
     if let Some(engine) = arg("--engine") {
         child(&engine, docs);
         return;
@@ -112,6 +171,14 @@ fn main() {
     for engine in ENGINES {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--engine", engine, "--docs", &docs.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{engine}: {}", String::from_utf8_lossy(&out.stderr));
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
+    for engine in ENGINES {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--reopen-engine", engine])
             .output()
             .unwrap();
         assert!(out.status.success(), "{engine}: {}", String::from_utf8_lossy(&out.stderr));

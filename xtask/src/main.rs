@@ -12,6 +12,7 @@
 
 use std::process::{Command, ExitCode};
 
+mod plot;
 mod report;
 #[cfg(test)]
 mod tidy;

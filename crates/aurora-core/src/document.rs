@@ -109,19 +109,18 @@ impl Document {
         self.fields.remove(name)
     }
 
-    /// An estimate of the bytes this document occupies in memory.
+    /// An estimate of the bytes this document occupies in memory when
+    /// shared (`Arc<Document>`, as the hot cache holds it): the shared block,
+    /// a text id's heap block, and the fields' B-tree nodes and heap blocks
+    /// as the allocator hands them out (see [`Value::approx_size`]).
     pub fn approx_size(&self) -> usize {
         let id = match &self.id {
             DocId::Uuid(_) => 0,
-            DocId::Text(s) => s.len(),
+            DocId::Text(s) => crate::value::heap_block(2 * std::mem::size_of::<usize>() + s.len()),
         };
-        std::mem::size_of::<Self>()
+        crate::value::heap_block(2 * std::mem::size_of::<usize>() + std::mem::size_of::<Self>())
             + id
-            + self
-                .fields
-                .iter()
-                .map(|(k, v)| k.capacity() + v.approx_size() + 3 * std::mem::size_of::<usize>())
-                .sum::<usize>()
+            + crate::value::map_bytes(&self.fields)
     }
 }
 
@@ -172,5 +171,27 @@ mod tests {
         assert_eq!(back, d);
         assert!(matches!(back.get("f"), Some(Value::Float(_))));
         assert!(matches!(back.get("u"), Some(Value::Uuid(_))));
+    }
+
+    /// Issue 17: the hot cache's limit is only as good as this estimate. A
+    /// small document's fields live in one B-tree leaf with room for 11
+    /// entries, and every string is a heap block of 32 bytes at least; the
+    /// old estimate (about a third of the real cost, measured 348 against
+    /// 984 bytes) counted neither.
+    #[test]
+    fn approx_size_counts_the_btree_node_and_heap_blocks() {
+        let d = doc! { "name": "user-1", "email": "user-1@example.com", "age": 31, "active": true };
+        let entry = std::mem::size_of::<String>() + std::mem::size_of::<Value>();
+        let leaf = 16 + 11 * entry;
+        let strings = 6 * 32; // four keys, two string values: 32 bytes each at least
+        let arc = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<Document>();
+        let floor = leaf + strings + arc;
+        assert!(d.approx_size() >= floor, "{} < {floor}", d.approx_size());
+        assert!(d.approx_size() <= floor + floor / 4, "{} is far above {floor}", d.approx_size());
+        let mut big = Document::new();
+        for i in 0..100 {
+            big.set(format!("f{i}"), i);
+        }
+        assert!(big.approx_size() >= 100_usize.div_ceil(11) * leaf, "one leaf per 11 fields at least");
     }
 }

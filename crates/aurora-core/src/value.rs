@@ -151,21 +151,56 @@ impl Value {
         })
     }
 
-    /// An estimate of the heap and inline bytes this value occupies, used
-    /// for cache size accounting.
+    /// An estimate of the bytes this value occupies in memory, inline and
+    /// on the heap, used for cache size accounting: each heap block as the
+    /// allocator hands it out (header, 16-byte steps, 32 bytes at least), and
+    /// maps by their B-tree nodes — what a resident-memory limit has to count.
     pub fn approx_size(&self) -> usize {
-        let inline = std::mem::size_of::<Value>();
-        inline
-            + match self {
-                Value::String(s) => s.capacity(),
-                Value::Bytes(b) => b.capacity(),
-                Value::Array(a) => a.iter().map(Value::approx_size).sum(),
-                Value::Object(o) => {
-                    o.iter().map(|(k, v)| k.capacity() + v.approx_size() + 3 * std::mem::size_of::<usize>()).sum()
-                }
-                _ => 0,
-            }
+        std::mem::size_of::<Value>() + self.heap_size()
     }
+
+    /// The heap bytes of [`Value::approx_size`] (without the inline value).
+    fn heap_size(&self) -> usize {
+        match self {
+            Value::String(s) => heap_block(s.capacity()),
+            Value::Bytes(b) => heap_block(b.capacity()),
+            Value::Array(a) => {
+                heap_block(a.capacity() * std::mem::size_of::<Value>()) + a.iter().map(Value::heap_size).sum::<usize>()
+            }
+            Value::Object(o) => map_bytes(o),
+            _ => 0,
+        }
+    }
+}
+
+/// What a heap block of `n` bytes costs: the allocator's header, its
+/// 16-byte granularity and its smallest block (glibc malloc: 8, 16, 32).
+pub(crate) fn heap_block(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        (n + 8).div_ceil(16).max(2) * 16
+    }
+}
+
+/// Entries per B-tree node of the standard library's `BTreeMap`.
+const BTREE_CAPACITY: usize = 11;
+
+/// The heap bytes of a field map: its B-tree nodes (a node has room for
+/// [`BTREE_CAPACITY`] entries whatever its fill; internal nodes add child
+/// pointers) plus every key's and value's own heap blocks.
+pub(crate) fn map_bytes(map: &crate::Fields) -> usize {
+    if map.is_empty() {
+        return 0;
+    }
+    let entry = std::mem::size_of::<String>() + std::mem::size_of::<Value>();
+    let leaf = heap_block(16 + BTREE_CAPACITY * entry);
+    let internal = heap_block(16 + BTREE_CAPACITY * entry + (BTREE_CAPACITY + 1) * std::mem::size_of::<usize>());
+    let leaves = map.len().div_ceil(BTREE_CAPACITY);
+    let internals = if leaves > 1 { leaves.div_ceil(BTREE_CAPACITY) } else { 0 };
+    leaves * leaf
+        + internals * internal
+        + map.iter().map(|(k, v)| heap_block(k.capacity()) + v.heap_size()).sum::<usize>()
 }
 
 /// The derived decoding of [`Value`] (same variants, same order, so the

@@ -4,6 +4,7 @@
 
 use crate::catalog::{self, CollectionDef, IndexDef, IndexState};
 use crate::compound;
+use crate::count::EntryCount;
 use crate::error::{IndexError, Result};
 use crate::keycodec;
 use crate::keys;
@@ -17,7 +18,6 @@ use aurora_storage::{
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
 
 /// How many times a write is retried when its document changed between
@@ -116,8 +116,8 @@ type IndexBounds = (Vec<u8>, Bound<Vec<u8>>, Bound<Vec<u8>>);
 /// The start and end keys of one read.
 type KeyBounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 
-/// Live index entry counts by (collection, field).
-type EntryCounts = HashMap<(String, String), Arc<AtomicIsize>>;
+/// Live index entry counts by (collection, field), each counted on first use.
+type EntryCounts = HashMap<(String, String), Arc<EntryCount>>;
 
 /// Whether a write must create, may replace, or must find the document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +160,8 @@ pub struct Collections {
 }
 
 impl Collections {
-    /// Loads the catalog and counts index entries.
+    /// Loads the catalog and resumes interrupted index builds. Index
+    /// entries are counted when first needed, not here (see `count.rs`).
     pub fn open(docs: DocumentStore, config: IndexConfig) -> Result<Self> {
         let loaded = catalog::load(docs.store())?;
         let this = Self {
@@ -170,13 +171,6 @@ impl Collections {
             builds: Arc::default(),
             config,
         };
-        let defs: Vec<(String, Arc<CollectionDef>)> =
-            this.catalog.read().iter().map(|(k, (v, _))| (k.clone(), Arc::clone(v))).collect();
-        for (name, def) in defs {
-            for field in def.indexes.keys() {
-                this.recount(&name, field)?;
-            }
-        }
         this.resume_builds()?;
         Ok(this)
     }
@@ -190,7 +184,7 @@ impl Collections {
         &self.docs
     }
 
-    fn counter(&self, collection: &str, field: &str) -> Arc<AtomicIsize> {
+    fn counter(&self, collection: &str, field: &str) -> Arc<EntryCount> {
         let key = (collection.to_string(), field.to_string());
         if let Some(c) = self.counts.read().get(&key) {
             return Arc::clone(c);
@@ -360,7 +354,7 @@ impl Collections {
             match self.docs.commit(writes)? {
                 CommitOutcome::Committed(r) => {
                     for (field, n) in &delta.entry_deltas {
-                        self.counter(collection, field).fetch_add(*n, Ordering::Relaxed);
+                        self.counter(collection, field).add(*n, r);
                     }
                     return Ok(r);
                 }
@@ -386,9 +380,16 @@ impl Collections {
             return Ok(());
         }
         let limit = self.config.max_index_entries_per_field;
+        if limit == usize::MAX {
+            // No limit (the default): nothing to count.
+            return Ok(());
+        }
         for (field, n) in &delta.entry_deltas {
-            let now = self.counter(collection, field).load(Ordering::Relaxed);
-            if *n > 0 && now.saturating_add(*n) > isize::try_from(limit).unwrap_or(isize::MAX) {
+            if *n <= 0 {
+                continue;
+            }
+            let now = self.entry_count(collection, field)?;
+            if now.saturating_add(*n) > isize::try_from(limit).unwrap_or(isize::MAX) {
                 return Err(IndexError::TooManyIndexEntries {
                     collection: collection.into(),
                     field: field.clone(),
@@ -532,9 +533,24 @@ impl Collections {
         Ok(Some((base, start, end)))
     }
 
-    /// Live entries of one index (kept in memory; cheap).
+    /// Live entries of one index. Counted by a scan of the index the
+    /// first time it is asked for (or checked against
+    /// [`IndexConfig::max_index_entries_per_field`]), then kept current in
+    /// memory; 0 if counting failed (a storage error, logged).
     pub fn index_entries(&self, collection: &str, field: &str) -> u64 {
-        self.counter(collection, field).load(Ordering::Relaxed).max(0) as u64
+        match self.entry_count(collection, field) {
+            Ok(n) => n.max(0) as u64,
+            Err(e) => {
+                tracing::warn!(collection, field, error = %e, "counting index entries failed");
+                0
+            }
+        }
+    }
+
+    /// The live entry count of one index, counted at a snapshot on first use.
+    fn entry_count(&self, collection: &str, field: &str) -> Result<isize> {
+        let store = self.docs.store();
+        self.counter(collection, field).get(|| Ok(store.snapshot()?), &keys::entries_prefix(collection, field))
     }
 
     /// Statistics of every index of a collection (scans the indexes).
@@ -618,10 +634,10 @@ impl Collections {
         plans.iter().map(|p| p.collection.as_str()).find(|c| keys::catalog_key(c) == key)
     }
 
-    /// Updates entry counts after a planned write committed.
-    pub fn committed(&self, plan: &IndexPlan) {
+    /// Updates entry counts after a planned write committed at `revision`.
+    pub fn committed(&self, plan: &IndexPlan, revision: Revision) {
         for (field, n) in &plan.delta.entry_deltas {
-            self.counter(&plan.collection, field).fetch_add(*n, Ordering::Relaxed);
+            self.counter(&plan.collection, field).add(*n, revision);
         }
     }
 
@@ -635,16 +651,13 @@ impl Collections {
         })
     }
 
-    /// Recounts the entries of one index (after a build or drop).
+    /// Forgets the entry count of one index (after a build or drop rewrote
+    /// it): the next use counts it again.
     pub(crate) fn recount(&self, collection: &str, field: &str) -> Result<()> {
-        let n = self.docs.store().scan_prefix(&keys::entries_prefix(collection, field))?.count();
-        self.counter(collection, field).store(n as isize, Ordering::Relaxed);
+        self.counter(collection, field).reset();
         Ok(())
     }
 
-    /// Changes a definition: reads it, applies `change`, persists it — all
-    /// under the catalog's write lock, so two changes (an index build
-    /// finishing, another index dropped) never overwrite each other.
     pub(crate) fn update_definition<R>(
         &self,
         collection: &str,

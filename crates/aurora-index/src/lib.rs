@@ -21,6 +21,7 @@ mod build;
 mod catalog;
 mod collections;
 pub mod compound;
+mod count;
 mod error;
 pub mod keycodec;
 mod keys;

@@ -64,7 +64,9 @@ pub struct StoreConfig {
     pub write_buffer_size: usize,
     /// `Buffered` mode: longest time a record stays pending (default 10 ms).
     pub write_buffer_flush_interval: Duration,
-    /// Page cache of the cold store, in MiB (default 512).
+    /// What the cold store's page cache may cost in resident memory, in MiB
+    /// (default 64; sled is given 3/4 of it as its `cache_capacity`, which
+    /// it overshoots by about that much).
     pub cold_cache_capacity_mb: usize,
     /// How often the cold store is flushed and the WAL trimmed (default 1 s).
     pub checkpoint_interval: Duration,
@@ -77,9 +79,9 @@ pub struct StoreConfig {
     /// Deletes after which tombstones are purged at the next checkpoint (default 10 000).
     pub tombstone_purge_threshold: usize,
     /// Memtable size at which the applier moves it into the cold store
-    /// early (default 8 MiB; otherwise every `sync_interval`).
+    /// early (default 2 MiB; otherwise every `sync_interval`).
     pub memtable_flush_bytes: usize,
-    /// Memtable size at which commits wait for the applier (default 64 MiB).
+    /// Memtable size at which commits wait for the applier (default 8 MiB).
     pub memtable_max_bytes: usize,
     /// What opening does with a damaged write-ahead log (default
     /// [`WalRecovery::Refuse`]).
@@ -100,14 +102,14 @@ impl Default for StoreConfig {
             sync_interval: Duration::from_millis(100),
             write_buffer_size: 1000,
             write_buffer_flush_interval: Duration::from_millis(10),
-            cold_cache_capacity_mb: 512,
+            cold_cache_capacity_mb: 64,
             checkpoint_interval: Duration::from_secs(1),
             wal_segment_bytes: 64 << 20,
             max_key_bytes: 64 << 10,
             max_value_bytes: 16 << 20,
             tombstone_purge_threshold: 10_000,
-            memtable_flush_bytes: 8 << 20,
-            memtable_max_bytes: 64 << 20,
+            memtable_flush_bytes: 2 << 20,
+            memtable_max_bytes: 8 << 20,
             wal_recovery: WalRecovery::Refuse,
             min_free_disk_bytes: 8 << 20,
         }

@@ -24,7 +24,9 @@ type Cached = Option<Arc<Document>>;
 /// Settings of the document layer's hot cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocumentStoreConfig {
-    /// Hot cache capacity in MiB (default 128).
+    /// Hot cache capacity in MiB (default 32), counted as the allocator
+    /// hands memory out ([`Document::approx_size`] plus
+    /// [`ENTRY_OVERHEAD`](crate::hot::ENTRY_OVERHEAD) and the key per entry).
     pub hot_cache_size_mb: usize,
     /// Eviction policy (default [`EvictionPolicy::Hybrid`]).
     pub eviction_policy: EvictionPolicy,
@@ -34,7 +36,7 @@ pub struct DocumentStoreConfig {
 
 impl Default for DocumentStoreConfig {
     fn default() -> Self {
-        Self { hot_cache_size_mb: 128, eviction_policy: EvictionPolicy::Hybrid, cache_ttl: None }
+        Self { hot_cache_size_mb: 32, eviction_policy: EvictionPolicy::Hybrid, cache_ttl: None }
     }
 }
 
@@ -142,16 +144,34 @@ impl DocumentStore {
     /// without recursion ([`aurora_core::dispose_document`]), since a caller
     /// can build one nested deeper than the stack can drop.
     pub fn admit(&self, doc: Document) -> Result<Document> {
-        let checked = doc.validate().map_err(StorageError::from).and_then(|()| {
-            format::check_encoded_len(&doc, self.store().config().max_value_bytes, "document").map(drop)
-        });
-        match checked {
+        match self.check(&doc) {
             Ok(()) => Ok(doc),
             Err(e) => {
                 aurora_core::dispose_document(doc);
                 Err(e)
             }
         }
+    }
+
+    /// [`DocumentStore::admit`] for a shared document: a refused one is
+    /// disposed of without recursion if this was its last reference.
+    pub fn admit_shared(&self, doc: Arc<Document>) -> Result<Arc<Document>> {
+        match self.check(&doc) {
+            Ok(()) => Ok(doc),
+            Err(e) => {
+                if let Ok(doc) = Arc::try_unwrap(doc) {
+                    aurora_core::dispose_document(doc);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The checks of [`DocumentStore::admit`].
+    fn check(&self, doc: &Document) -> Result<()> {
+        doc.validate()
+            .map_err(StorageError::from)
+            .and_then(|()| format::check_encoded_len(doc, self.store().config().max_value_bytes, "document").map(drop))
     }
 
     /// The underlying store.
@@ -316,9 +336,16 @@ impl DocumentWrites {
     /// Adds an insert-or-replace of `doc`.
     pub fn put(&mut self, collection: &str, doc: &Document) -> Result<&mut Self> {
         validate_collection_name(collection)?;
+        self.put_shared(collection, &Arc::new(doc.clone()))
+    }
+
+    /// Like [`DocumentWrites::put`] with a shared document: the hot cache
+    /// gets the same allocation at commit instead of a copy.
+    pub fn put_shared(&mut self, collection: &str, doc: &Arc<Document>) -> Result<&mut Self> {
+        validate_collection_name(collection)?;
         let key = document_key(collection, &doc.id);
-        self.batch.put(key.clone(), format::encode(doc)?);
-        self.cached.push((key, Some(Arc::new(doc.clone()))));
+        self.batch.put(key.clone(), format::encode(&**doc)?);
+        self.cached.push((key, Some(Arc::clone(doc))));
         Ok(self)
     }
 

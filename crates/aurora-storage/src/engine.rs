@@ -587,13 +587,41 @@ impl Engine {
         // A poisoned store applied nothing after the failure: closing says so
         // (the WAL still holds every acknowledged write; reopening recovers).
         let drained = match self.poisoned() {
-            None => self.checkpoint_all(),
+            None => self.checkpoint_all().and_then(|()| self.retire_wal()),
             Some(msg) => Err(StorageError::Poisoned(msg)),
         };
         drop(self.cold.write().take());
         drop(self.lock.lock().take());
         tracing::info!(dir = %self.dir.display(), revision = self.revision(), "closed store");
         drained
+    }
+
+    /// After a full checkpoint at close: starts an empty segment after the
+    /// checkpoint and deletes every other one, so a closed store keeps no
+    /// log it does not need (the active segment would otherwise stay, up to
+    /// `wal_segment_bytes`). The order is the one recovery accepts at any
+    /// crash point: the empty newest segment exists before the older ones,
+    /// which the checkpoint covers, go.
+    fn retire_wal(&self) -> Result<()> {
+        let mut wal = self.wal.lock();
+        let last = self.revision();
+        if self.applied.load(Ordering::Acquire) < last {
+            // Commits with no writes after the last applied one (an empty
+            // batch) reach no memtable, so applying never covers them; their
+            // revisions must survive the log. Commits have stopped and every
+            // write is applied, so the checkpoint can say so.
+            self.applied.fetch_max(last, Ordering::AcqRel);
+            self.checkpoint()?;
+        }
+        let next = last + 1;
+        *wal = WalWriter::create(&self.wal_dir, next, self.config.wal_segment_bytes)?;
+        for (first, path) in wal::list_segments(&self.wal_dir)? {
+            if first != next {
+                std::fs::remove_file(&path)
+                    .map_err(|e| StorageError::io(format!("removing checkpointed segment {}", path.display()), e))?;
+            }
+        }
+        wal::sync_dir(&self.wal_dir)
     }
 
     /// Applies everything committed so far to the cold store, then checkpoints.

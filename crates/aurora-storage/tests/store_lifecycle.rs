@@ -255,3 +255,54 @@ fn put_at_revision_appends_a_commit_ordered_log_that_survives_recovery() {
     let recovered = Store::open(&copy, common::config(Durability::Balanced)).unwrap();
     assert_eq!(log(&recovered), want);
 }
+
+/// Issue 17: a clean close keeps no log the data does not need — the
+/// active segment (up to `wal_segment_bytes`) used to stay behind.
+#[test]
+fn a_clean_close_leaves_one_empty_wal_segment_in_every_mode() {
+    let wal_bytes = |dir: &std::path::Path| -> (usize, u64) {
+        let segs: Vec<_> = std::fs::read_dir(dir.join("wal"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        (segs.len(), segs.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum())
+    };
+    for mode in [Durability::Strict, Durability::Balanced, Durability::Buffered] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig { wal_segment_bytes: 64 << 10, ..common::config(mode) };
+        let store = Store::open(dir.path(), cfg.clone()).unwrap();
+        for i in 0..2000u32 {
+            store.put(i.to_be_bytes(), vec![7; 100]).unwrap();
+        }
+        let (open_segments, open_bytes) = wal_bytes(dir.path());
+        assert!(open_bytes > 0 && open_segments >= 1, "{mode:?}: the log holds the writes while open");
+        store.close().unwrap();
+        assert_eq!(wal_bytes(dir.path()), (1, 0), "{mode:?}: one empty segment after a clean close");
+        let store = Store::open(dir.path(), cfg).unwrap();
+        assert_eq!(common::dump(&store).len(), 2000, "{mode:?}");
+        assert_eq!(store.put("next", "v").unwrap(), 2001, "{mode:?}: revisions continue");
+        drop(store);
+        assert_eq!(wal_bytes(dir.path()), (1, 0), "{mode:?}: dropping the handle closes cleanly too");
+    }
+}
+
+/// Found by the model test (`strict_matches_model`): a commit with no
+/// writes (an empty batch) as the last before a clean close reached no
+/// memtable, so with nothing else left to apply the checkpoint stopped below
+/// it and retiring the log lost its revision (reopened at 1, not 2: a later
+/// write would have reused it).
+#[test]
+fn an_empty_last_commit_keeps_its_revision_across_a_clean_close() {
+    for mode in [Durability::Strict, Durability::Balanced, Durability::Buffered] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), common::config(mode)).unwrap();
+        store.put("k", "v").unwrap();
+        store.checkpoint().unwrap(); // the put is applied: the memtable is empty
+        assert_eq!(store.commit(Batch::new()).unwrap(), CommitOutcome::Committed(2), "{mode:?}");
+        store.close().unwrap();
+        let store = Store::open(dir.path(), common::config(mode)).unwrap();
+        assert_eq!(store.revision(), 2, "{mode:?}: the empty commit's revision survives");
+        assert_eq!(store.put("k2", "v").unwrap(), 3, "{mode:?}: and is not reused");
+    }
+}

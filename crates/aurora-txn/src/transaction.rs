@@ -41,8 +41,13 @@ pub struct Transaction {
     isolation: Isolation,
     /// Documents as of the snapshot, with the revision that wrote them.
     reads: BTreeMap<Key, (Revision, Option<Arc<Document>>)>,
-    /// The final state of each written document (`None` = deleted).
-    writes: BTreeMap<Key, Option<Document>>,
+    /// The final state of each written document (`None` = deleted),
+    /// shared with the hot cache and the change record at commit (never
+    /// copied).
+    writes: BTreeMap<Key, Option<Arc<Document>>>,
+    /// Inserts made without reading the document: their absence is a
+    /// condition of the commit instead of a read (see [`Transaction::insert`]).
+    blind: BTreeSet<Key>,
     finished: bool,
 }
 
@@ -57,7 +62,16 @@ pub struct CommitInfo {
 
 impl Transaction {
     pub(crate) fn new(db: Database, snapshot: Snapshot, id: u64, isolation: Isolation) -> Self {
-        Self { db, snapshot, id, isolation, reads: BTreeMap::new(), writes: BTreeMap::new(), finished: false }
+        Self {
+            db,
+            snapshot,
+            id,
+            isolation,
+            reads: BTreeMap::new(),
+            writes: BTreeMap::new(),
+            blind: BTreeSet::new(),
+            finished: false,
+        }
     }
 
     /// The transaction's id (also in its published changes).
@@ -131,7 +145,7 @@ impl Transaction {
         // A read-only transaction (every query's) skips building the key.
         if !self.writes.is_empty() {
             if let Some(w) = self.writes.get(&(collection.to_string(), id.clone())) {
-                return Ok(w.clone().map(Arc::new));
+                return Ok(w.clone());
             }
         }
         Ok(self.at_snapshot(collection, id)?.1)
@@ -142,7 +156,7 @@ impl Transaction {
     pub fn get(&mut self, collection: &str, id: &DocId) -> Result<Option<Document>> {
         self.check_open()?;
         if let Some(w) = self.writes.get(&(collection.to_string(), id.clone())) {
-            return Ok(w.clone());
+            return Ok(w.as_deref().cloned());
         }
         Ok(self.at_snapshot(collection, id)?.1.map(|d| (*d).clone()))
     }
@@ -168,7 +182,7 @@ impl Transaction {
             }
             docs.push(doc);
         }
-        let own: Vec<(&DocId, &Option<Document>)> =
+        let own: Vec<(&DocId, &Option<Arc<Document>>)> =
             self.writes.iter().filter(|((c, _), _)| c == collection).map(|((_, id), w)| (id, w)).collect();
         if own.is_empty() {
             return Ok(docs);
@@ -176,7 +190,7 @@ impl Transaction {
         let mut seen: BTreeMap<DocId, Option<Arc<Document>>> =
             docs.into_iter().map(|d| (d.id.clone(), Some(d))).collect();
         for (id, w) in own {
-            seen.insert(id.clone(), w.clone().map(Arc::new));
+            seen.insert(id.clone(), w.clone());
         }
         Ok(seen.into_values().flatten().collect())
     }
@@ -192,15 +206,49 @@ impl Transaction {
         Ok(())
     }
 
-    /// Inserts a new document; [`IndexError::DocumentExists`] if the id is taken.
+    /// Inserts a new document; [`IndexError::DocumentExists`] if the id is
+    /// taken.
+    ///
+    /// The store is not read: unless this transaction already saw a
+    /// document with this id (then the error comes at once), the id's
+    /// absence becomes a condition of the commit, and [`Transaction::commit`]
+    /// fails with `DocumentExists` if the id is taken by then. A fresh id
+    /// ([`DocId::new`], as [`Document::new`] and `doc!` make) costs no read.
+    /// Later writes of the same id in this transaction (update, replace,
+    /// upsert) keep it an insert; deleting it again leaves nothing to write
+    /// and nothing to check.
     pub fn insert(&mut self, collection: &str, doc: Document) -> Result<DocId> {
         let doc = self.admit(doc)?;
-        if self.get(collection, &doc.id)?.is_some() {
+        self.insert_admitted(collection, Arc::new(doc))
+    }
+
+    /// Like [`Transaction::insert`] with a shared document, which is then
+    /// never copied: the commit encodes it and hands the same allocation to
+    /// the hot cache and the change record. Checked first like every
+    /// written document ([`DocumentStore::admit_shared`]: id, nesting, size).
+    pub fn insert_shared(&mut self, collection: &str, doc: Arc<Document>) -> Result<DocId> {
+        let doc = self.db.collections().documents().admit_shared(doc)?;
+        self.insert_admitted(collection, doc)
+    }
+
+    /// [`Transaction::insert`] of a document that passed the entry check.
+    fn insert_admitted(&mut self, collection: &str, doc: Arc<Document>) -> Result<DocId> {
+        self.check_open()?;
+        let key = (collection.to_string(), doc.id.clone());
+        let taken = match (self.writes.get(&key), self.reads.get(&key)) {
+            (Some(own), _) => own.is_some(),
+            (None, Some((_, seen))) => seen.is_some(),
+            (None, None) => {
+                self.blind.insert(key.clone());
+                false
+            }
+        };
+        if taken {
             return Err(IndexError::DocumentExists { collection: collection.into(), id: doc.id.to_string() }.into());
         }
         self.validate(collection, &doc)?;
         let id = doc.id.clone();
-        self.writes.insert((collection.to_string(), id.clone()), Some(doc));
+        self.writes.insert(key, Some(doc));
         Ok(id)
     }
 
@@ -209,7 +257,9 @@ impl Transaction {
         self.check_open()?;
         let doc = self.admit(doc)?;
         self.validate(collection, &doc)?;
-        self.writes.insert((collection.to_string(), doc.id.clone()), Some(doc));
+        // A document this transaction inserted blind stays an insert: its
+        // absence is still the commit's condition.
+        self.writes.insert((collection.to_string(), doc.id.clone()), Some(Arc::new(doc)));
         Ok(())
     }
 
@@ -263,12 +313,17 @@ impl Transaction {
     pub fn delete(&mut self, collection: &str, id: &DocId) -> Result<bool> {
         id.validate().map_err(aurora_storage::StorageError::from)?;
         let existed = self.get(collection, id)?.is_some();
+        // A document inserted blind and deleted again writes nothing, but its
+        // absence stays the commit's condition (see `commit`).
         self.writes.insert((collection.to_string(), id.clone()), None);
         Ok(existed)
     }
 
     /// Discards the transaction's writes.
     pub fn rollback(mut self) {
+        if !self.writes.is_empty() {
+            tracing::debug!(txn = self.id, writes = self.writes.len(), "transaction rolled back");
+        }
         self.finished = true;
     }
 
@@ -283,13 +338,19 @@ impl Transaction {
         let span = tracing::debug_span!("commit", txn = self.id, writes = self.writes.len());
         let _entered = span.enter();
         let writes = std::mem::take(&mut self.writes);
+        let blind = std::mem::take(&mut self.blind);
         let collections = self.db.collections().clone();
         let mut batch = DocumentWrites::new();
         let mut plans: Vec<IndexPlan> = Vec::new();
         let mut changes = Vec::new();
         let mut doc_keys: HashMap<Vec<u8>, Key> = HashMap::new();
         for ((collection, id), new) in writes {
-            let (rev, old) = self.at_snapshot(&collection, &id)?;
+            // A blind insert is planned as an insert; its condition
+            // (revision 0, below) fails the commit if the id is taken.
+            let (rev, old) = match blind.contains(&(collection.clone(), id.clone())) {
+                true => (0, None),
+                false => self.at_snapshot(&collection, &id)?,
+            };
             let kind = match (&old, &new) {
                 (None, None) => continue,
                 (None, Some(_)) => ChangeKind::Insert,
@@ -297,14 +358,14 @@ impl Transaction {
                 (Some(_), None) => ChangeKind::Delete,
             };
             match &new {
-                Some(doc) => batch.put(&collection, doc)?,
+                Some(doc) => batch.put_shared(&collection, doc)?,
                 None => batch.delete(&collection, &id)?,
             };
             let key = document_key(&collection, &id);
             batch.batch_mut().require_revision(key.clone(), rev);
-            plans.push(collections.plan_write(&collection, &id, old.as_deref(), new.as_ref(), batch.batch_mut())?);
+            plans.push(collections.plan_write(&collection, &id, old.as_deref(), new.as_deref(), batch.batch_mut())?);
             doc_keys.insert(key, (collection.clone(), id.clone()));
-            changes.push(Change { collection, id, kind, old, new: new.map(Arc::new) });
+            changes.push(Change { collection, id, kind, old, new });
         }
         if changes.is_empty() {
             return Ok(CommitInfo { sequence: 0, writes: 0 });
@@ -330,13 +391,25 @@ impl Transaction {
             }
             inner.publish(Committed { sequence, transaction_id: txn_id, changes });
         }));
+        // The snapshot is not read again: releasing its pin first spares
+        // the commit recording the versions it replaces (a read per written
+        // key) when no other snapshot needs them.
+        let Transaction { snapshot, .. } = self;
+        drop(snapshot);
         match collections.documents().commit(batch)? {
             CommitOutcome::Committed(sequence) => {
-                plans.iter().for_each(|p| collections.committed(p));
+                plans.iter().for_each(|p| collections.committed(p, sequence));
                 Ok(CommitInfo { sequence, writes: count })
             }
             CommitOutcome::ConditionFailed { key, .. } => {
                 if let Some((collection, id)) = doc_keys.get(&key) {
+                    if blind.contains(&(collection.clone(), id.clone())) {
+                        // Only the absence of a blind insert's id is
+                        // conditioned on it: the id is taken.
+                        return Err(
+                            IndexError::DocumentExists { collection: collection.clone(), id: id.to_string() }.into()
+                        );
+                    }
                     return Err(TxnError::Conflict { collection: collection.clone(), id: id.to_string() });
                 }
                 if let Some(collection) = collections.changed_definition(&plans, &key) {
@@ -414,18 +487,6 @@ impl Iterator for SnapshotDocuments {
             Err(e) => return Some(Err(e.into())),
         };
         Some(decode_shared(&self.docs, &key, rev, &raw))
-    }
-}
-
-impl Drop for Transaction {
-    fn drop(&mut self) {
-        if !self.finished && !self.writes.is_empty() {
-            tracing::debug!(
-                txn = self.id,
-                writes = self.writes.len(),
-                "transaction dropped without commit: rolled back"
-            );
-        }
     }
 }
 

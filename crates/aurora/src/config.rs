@@ -20,9 +20,12 @@ use std::time::Duration;
 pub struct AuroraConfig {
     /// The database folder (created if missing).
     pub path: PathBuf,
-    /// Hot (decoded document) cache size in MiB. Default 128.
+    /// Hot (decoded document) cache size in MiB. Default 32. Sizes are
+    /// counted as the allocator hands them out, so this is close to what the
+    /// cache costs in resident memory (see `docs/configuration.md`, "Memory").
     pub hot_cache_size_mb: usize,
-    /// Cold store page cache in MiB. Default 512.
+    /// Cold store page cache in MiB. Default 64: about what it costs in
+    /// resident memory (sled gets 3/4 of it, since it undercounts).
     pub cold_cache_capacity_mb: usize,
     /// Hot cache eviction. Default `Hybrid`.
     pub eviction_policy: EvictionPolicy,
@@ -92,8 +95,8 @@ impl AuroraConfig {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
-            hot_cache_size_mb: 128,
-            cold_cache_capacity_mb: 512,
+            hot_cache_size_mb: 32,
+            cold_cache_capacity_mb: 64,
             eviction_policy: EvictionPolicy::Hybrid,
             enable_write_buffering: false,
             write_buffer_size: 1000,
@@ -118,7 +121,7 @@ impl AuroraConfig {
     }
 
     /// Read-heavy workloads (blogs, news): a large hot cache (512 MiB) with
-    /// LFU eviction and a smaller cold cache (256 MiB).
+    /// LFU eviction and a 256 MiB cold cache.
     pub fn read_optimized(path: impl Into<PathBuf>) -> Self {
         Self {
             hot_cache_size_mb: 512,

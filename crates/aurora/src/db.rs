@@ -154,6 +154,9 @@ impl Aurora {
             let (db, retention) = (db.clone(), config.feed_retention());
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(FEED_TRIM_INTERVAL);
+                // The first tick is immediate: skip it, so opening does not
+                // also load the feed's index (close trims anyway).
+                tick.tick().await;
                 loop {
                     tick.tick().await;
                     let db = db.clone();
@@ -476,17 +479,21 @@ impl Aurora {
 
     /// Inserts a document; returns its id.
     pub async fn insert_into(&self, collection: &str, doc: Document) -> Result<DocId> {
-        let doc = self.admit(doc)?;
+        // Shared, not copied, for each attempt: the transaction hands the
+        // same allocation to the hot cache and the change record.
+        let doc = Arc::new(self.admit(doc)?);
         let collection = collection.to_string();
-        self.write(move |db| Ok(db.transaction(|tx| tx.insert(&collection, doc.clone()))?)).await
+        self.write(move |db| Ok(db.transaction(|tx| tx.insert_shared(&collection, Arc::clone(&doc)))?)).await
     }
 
     /// Inserts documents in one atomic transaction; returns their ids.
     pub async fn insert_many(&self, collection: &str, docs: Vec<Document>) -> Result<Vec<DocId>> {
-        let docs = self.admit_all(docs)?;
+        let docs: Vec<Arc<Document>> = self.admit_all(docs)?.into_iter().map(Arc::new).collect();
         let collection = collection.to_string();
-        self.write(move |db| Ok(db.transaction(|tx| docs.iter().map(|d| tx.insert(&collection, d.clone())).collect())?))
-            .await
+        self.write(move |db| {
+            Ok(db.transaction(|tx| docs.iter().map(|d| tx.insert_shared(&collection, Arc::clone(d))).collect())?)
+        })
+        .await
     }
 
     /// The document, if present (from the hot cache when it can) and not

@@ -23,8 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Bytes charged per entry on top of its key and value (map slot, ring slot,
-/// bookkeeping).
-pub const ENTRY_OVERHEAD: usize = 96;
+/// the shared key's block, bookkeeping). Measured: 200 000 cached documents
+/// cost 159 bytes each beyond the document with a 23-byte key.
+pub const ENTRY_OVERHEAD: usize = 136;
 /// Live entries compared per eviction.
 const SAMPLES: usize = 5;
 /// Random probes per eviction before giving up on finding `SAMPLES` live entries.

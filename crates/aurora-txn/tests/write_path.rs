@@ -1,0 +1,193 @@
+//! The insert path of issue 17: an insert reads nothing before its commit
+//! (the id's absence is a condition of the commit), a taken id is still
+//! `DocumentExists` with nothing written, and the document is shared with
+//! the hot cache and the change record instead of copied.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use aurora_core::{doc, FieldDefinition, FieldType};
+use aurora_index::{Collections, IndexConfig, IndexError, Schema};
+use aurora_storage::cold::{ColdStore, ScanIter, SledStore, Versioned};
+use aurora_storage::{DocumentStore, DocumentStoreConfig, Durability, Revision, Store, StoreConfig};
+use aurora_txn::{Database, TxnError};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Sled, counting point reads of document keys (`"d" ++ …`).
+struct CountingGets {
+    inner: SledStore,
+    document_gets: Arc<AtomicUsize>,
+}
+
+impl ColdStore for CountingGets {
+    fn get(&self, key: &[u8]) -> aurora_storage::Result<Option<Versioned>> {
+        if key.first() == Some(&b'd') {
+            self.document_gets.fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner.get(key)
+    }
+    fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> ScanIter {
+        self.inner.scan(start, end)
+    }
+    fn apply(&self, writes: &mut dyn Iterator<Item = (&[u8], &Versioned)>) -> aurora_storage::Result<()> {
+        self.inner.apply(writes)
+    }
+    fn set_checkpoint(&self, revision: Revision) -> aurora_storage::Result<()> {
+        self.inner.set_checkpoint(revision)
+    }
+    fn checkpoint(&self) -> aurora_storage::Result<Revision> {
+        self.inner.checkpoint()
+    }
+    fn flush(&self) -> aurora_storage::Result<()> {
+        self.inner.flush()
+    }
+    fn purge_tombstones(&self, horizon: Revision) -> aurora_storage::Result<usize> {
+        self.inner.purge_tombstones(horizon)
+    }
+    fn disk_bytes(&self) -> aurora_storage::Result<u64> {
+        self.inner.disk_bytes()
+    }
+}
+
+fn open_counting(dir: &std::path::Path) -> (Database, Arc<AtomicUsize>) {
+    let gets = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&gets);
+    let config = StoreConfig {
+        durability: Durability::Balanced,
+        cold_cache_capacity_mb: 8,
+        checkpoint_interval: Duration::from_secs(3600),
+        ..StoreConfig::default()
+    };
+    let store = Store::open_with_backend(dir, config, &mut move |path, cache| {
+        Ok(Arc::new(CountingGets { inner: SledStore::open(path, cache)?, document_gets: Arc::clone(&counter) }))
+    })
+    .unwrap();
+    let docs = DocumentStore::new(store, DocumentStoreConfig::default());
+    let collections = Collections::open(docs, IndexConfig::default()).unwrap();
+    (Database::without_sink(collections), gets)
+}
+
+/// Before: each insert read its id at the snapshot (a cold-store read on a
+/// miss), the commit leader read it again for the condition, and the
+/// commit recorded the replaced version for the transaction's own pinned
+/// snapshot (a third read). Now only the condition reads it.
+#[test]
+fn an_insert_reads_its_document_key_once_for_the_commit_condition() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, gets) = open_counting(dir.path());
+    let schema = Schema::new().field("age", FieldDefinition::new(FieldType::Int).indexed());
+    db.collections().create_collection("users", schema).unwrap();
+    let before = gets.load(Ordering::Relaxed);
+    for i in 0..100i64 {
+        db.transaction(|tx| tx.insert("users", doc! { "age": i })).unwrap();
+    }
+    let reads = gets.load(Ordering::Relaxed) - before;
+    assert!(reads <= 100, "{reads} cold-store reads of document keys for 100 inserts (at most one each)");
+    assert_eq!(db.collections().lookup("users", "age", &aurora_core::Value::Int(42)).unwrap().len(), 1);
+}
+
+#[test]
+fn inserting_a_taken_id_is_document_exists_at_commit_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = common::open(dir.path(), Durability::Balanced);
+    let schema = Schema::new().field("age", FieldDefinition::new(FieldType::Int).indexed());
+    db.collections().create_collection("users", schema).unwrap();
+    let first = doc! { "age": 1 };
+    db.transaction(|tx| tx.insert("users", first.clone())).unwrap();
+    let revision = db.collections().documents().store().revision();
+
+    // Through `transaction` (not retried: it is not a conflict).
+    let err = db.transaction(|tx| tx.insert("users", first.clone().id(first.id.clone()))).unwrap_err();
+    assert!(matches!(err, TxnError::Index(IndexError::DocumentExists { .. })), "{err}");
+    // By hand: the insert is accepted, the commit refuses.
+    let mut tx = db.begin().unwrap();
+    let mut again = doc! { "age": 2 };
+    again.id = first.id.clone();
+    tx.insert("users", again).unwrap();
+    let err = tx.commit().unwrap_err();
+    assert!(matches!(err, TxnError::Index(IndexError::DocumentExists { .. })), "{err}");
+    assert_eq!(db.collections().documents().store().revision(), revision, "nothing was committed");
+    assert!(db.collections().lookup("users", "age", &aurora_core::Value::Int(2)).unwrap().is_empty());
+
+    // A transaction that read the document first is refused at once.
+    let mut tx = db.begin().unwrap();
+    assert!(tx.get("users", &first.id).unwrap().is_some());
+    let err = tx.insert("users", first.clone()).unwrap_err();
+    assert!(matches!(err, TxnError::Index(IndexError::DocumentExists { .. })), "{err}");
+    // And twice in one transaction.
+    let mut tx = db.begin().unwrap();
+    let fresh = doc! { "age": 3 };
+    tx.insert("users", fresh.clone()).unwrap();
+    let err = tx.insert("users", fresh).unwrap_err();
+    assert!(matches!(err, TxnError::Index(IndexError::DocumentExists { .. })), "{err}");
+}
+
+/// Found by review: a blind insert rewritten in the same transaction must
+/// stay an insert, never overwrite the document that holds the id.
+#[test]
+fn an_insert_of_a_taken_id_updated_in_the_same_transaction_still_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = common::open(dir.path(), Durability::Balanced);
+    db.collections().create_collection("users", Schema::new()).unwrap();
+    let first = doc! { "v": 1 };
+    db.transaction(|tx| tx.insert("users", first.clone())).unwrap();
+    let mut tx = db.begin().unwrap();
+    tx.insert("users", doc! { "v": 2 }.id(first.id.clone())).unwrap();
+    tx.update("users", &first.id, [("v".to_string(), aurora_core::Value::Int(3))].into()).unwrap();
+    let err = tx.commit().unwrap_err();
+    assert!(matches!(err, TxnError::Index(IndexError::DocumentExists { .. })), "{err}");
+    let kept = db.collections().get("users", &first.id).unwrap().unwrap();
+    assert_eq!(kept.get("v"), Some(&aurora_core::Value::Int(1)), "the existing document is untouched");
+}
+
+#[test]
+fn a_deleted_then_reinserted_id_commits_as_an_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, recorder) = common::open(dir.path(), Durability::Balanced);
+    db.collections().create_collection("users", Schema::new()).unwrap();
+    let d = doc! { "v": 1 };
+    db.transaction(|tx| tx.insert("users", d.clone())).unwrap();
+    db.transaction(|tx| {
+        tx.delete("users", &d.id)?;
+        tx.insert("users", doc! { "v": 2 }.id(d.id.clone()))
+    })
+    .unwrap();
+    let got = db.collections().get("users", &d.id).unwrap().unwrap();
+    assert_eq!(got.get("v"), Some(&aurora_core::Value::Int(2)));
+    let last = recorder.0.lock().last().cloned().unwrap();
+    assert_eq!(last.changes.len(), 1);
+    assert_eq!(last.changes[0].kind, aurora_txn::ChangeKind::Update, "the snapshot's version is the old one");
+}
+
+/// The committed document, the hot cache's copy and the change record's
+/// are one allocation.
+#[test]
+fn the_inserted_document_is_shared_not_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, recorder) = common::open(dir.path(), Durability::Balanced);
+    db.collections().create_collection("users", Schema::new()).unwrap();
+    let doc = Arc::new(doc! { "name": "a" });
+    db.transaction(|tx| tx.insert_shared("users", Arc::clone(&doc))).unwrap();
+    let cached = db.collections().get("users", &doc.id).unwrap().unwrap();
+    assert!(Arc::ptr_eq(&cached, &doc), "the hot cache holds the caller's allocation");
+    let published = recorder.0.lock()[0].changes[0].new.clone().unwrap();
+    assert!(Arc::ptr_eq(&published, &doc), "so does the change record");
+}
+
+/// A shared document is checked like any other (id, nesting, size): an
+/// oversized one is refused at `insert_shared` and nothing is written.
+#[test]
+fn insert_shared_checks_the_document_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = common::open(dir.path(), Durability::Balanced);
+    db.collections().create_collection("users", Schema::new()).unwrap();
+    let big = Arc::new(doc! { "blob": "x".repeat(17 << 20) });
+    let mut tx = db.begin().unwrap();
+    let err = tx.insert_shared("users", Arc::clone(&big)).unwrap_err();
+    assert!(err.to_string().contains("document"), "{err}");
+    assert!(tx.get("users", &big.id).unwrap().is_none(), "nothing buffered");
+    assert_eq!(tx.commit().unwrap().writes, 0);
+}
