@@ -30,8 +30,48 @@ pub const MAX_TEXT_ID_LEN: usize = 512;
 pub enum DocId {
     /// A UUID id; [`DocId::new`] makes a v7 one.
     Uuid(Uuid),
-    /// A caller-chosen text id (non-empty, at most 512 bytes, no NUL).
-    Text(Arc<str>),
+    /// A caller-chosen text id (non-empty, at most 512 bytes, no NUL),
+    /// made by [`DocId::text`] or [`DocId::parse`]: an invalid one cannot
+    /// be built.
+    Text(TextId),
+}
+
+/// The text of a [`DocId::Text`], checked when it was made (non-empty, at
+/// most [`MAX_TEXT_ID_LEN`] bytes, no NUL); reads as a `&str`. Its serde
+/// form is the plain string.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TextId(Arc<str>);
+
+impl TextId {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for TextId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for TextId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TextId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for TextId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
 }
 
 impl DocId {
@@ -49,9 +89,9 @@ impl DocId {
         Self::text(s)
     }
 
-    /// Checks a text id's rules (non-empty, at most
-    /// 512 bytes, no NUL); the `Text` variant is public, so
-    /// every write path checks ids it did not make.
+    /// Checks a text id's rules (non-empty, at most 512 bytes, no NUL).
+    /// A [`TextId`] is checked when it is made, so this holds for every id;
+    /// write paths still call it, as a statement of what they require.
     pub fn validate(&self) -> Result<(), CoreError> {
         match self {
             DocId::Uuid(_) => Ok(()),
@@ -72,7 +112,7 @@ impl DocId {
         };
         match reason {
             Some(reason) => Err(CoreError::InvalidDocId { id: s.chars().take(64).collect(), reason }),
-            None => Ok(DocId::Text(Arc::from(s))),
+            None => Ok(DocId::Text(TextId(Arc::from(s)))),
         }
     }
 

@@ -38,7 +38,7 @@ mod value_convert;
 mod value_order;
 mod value_render;
 
-pub use doc_id::DocId;
+pub use doc_id::{DocId, TextId, MAX_TEXT_ID_LEN};
 pub use document::Document;
 pub use error::CoreError;
 pub use filter::{Filter, F};

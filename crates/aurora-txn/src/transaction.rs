@@ -299,6 +299,7 @@ impl Transaction {
     /// the document's values are [`TxnError::Update`]; a result the schema
     /// refuses is [`TxnError::Index`]; in both cases nothing is written.
     pub fn update_with(&mut self, collection: &str, id: &DocId, update: &aurora_core::Update) -> Result<Document> {
+        id.validate().map_err(aurora_storage::StorageError::from)?;
         let def = self.db.collections().definition_shared(collection)?;
         update.check(|path| def.schema.field_type(path))?;
         let mut doc = self

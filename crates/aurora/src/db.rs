@@ -242,6 +242,17 @@ impl Aurora {
         }
     }
 
+    /// Like [`Aurora::write`], always on the blocking pool (a batch or a
+    /// whole collection's worth of work).
+    async fn write_heavy<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.check_open()?;
+        let db = self.inner.db.clone();
+        blocking(move || f(&db)).await
+    }
+
     /// Stops taking writes, applies and checkpoints everything, and releases
     /// the folder. Every later call fails with [`Error::Closed`]; listeners
     /// and live queries receive what was committed, then end
@@ -488,9 +499,13 @@ impl Aurora {
 
     /// Inserts documents in one atomic transaction; returns their ids.
     pub async fn insert_many(&self, collection: &str, docs: Vec<Document>) -> Result<Vec<DocId>> {
-        let docs: Vec<Arc<Document>> = self.admit_all(docs)?.into_iter().map(Arc::new).collect();
+        // A batch is long work — its entry checks too: on the blocking pool
+        // whatever the durability.
+        let this = self.clone();
+        let docs: Vec<Arc<Document>> =
+            blocking(move || Ok(this.admit_all(docs)?.into_iter().map(Arc::new).collect())).await?;
         let collection = collection.to_string();
-        self.write(move |db| {
+        self.write_heavy(move |db| {
             Ok(db.transaction(|tx| docs.iter().map(|d| tx.insert_shared(&collection, Arc::clone(d))).collect())?)
         })
         .await
@@ -921,19 +936,36 @@ impl Aurora {
     /// }).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn transaction<T, F>(&self, mut body: F) -> Result<T>
+    pub async fn transaction<T, F>(&self, body: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut aurora_txn::Transaction) -> Result<T> + Send + 'static,
+    {
+        self.retrying(body, false).await
+    }
+
+    /// [`Aurora::transaction`] for a body that may do long work (a bulk
+    /// update or delete): every attempt runs on the blocking pool.
+    pub(crate) async fn transaction_heavy<T, F>(&self, body: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut aurora_txn::Transaction) -> Result<T> + Send + 'static,
+    {
+        self.retrying(body, true).await
+    }
+
+    async fn retrying<T, F>(&self, mut body: F, heavy: bool) -> Result<T>
     where
         T: Send + 'static,
         F: FnMut(&mut aurora_txn::Transaction) -> Result<T> + Send + 'static,
     {
         let mut attempt = 0;
         loop {
-            let (returned, outcome) = self
-                .write(move |db| {
-                    let outcome = run_once(db, &mut body);
-                    Ok((body, outcome))
-                })
-                .await?;
+            let once = move |db: &Database| {
+                let outcome = run_once(db, &mut body);
+                Ok((body, outcome))
+            };
+            let (returned, outcome) = if heavy { self.write_heavy(once).await? } else { self.write(once).await? };
             body = returned;
             match outcome {
                 Err(Error::Conflict { .. }) if attempt + 1 < aurora_txn::MAX_TRANSACTION_ATTEMPTS => {
