@@ -46,7 +46,7 @@ pub use nesting::{
     dispose, dispose_all, dispose_document, validate_fields, DecodeLevel, MAX_DECODE_DEPTH, MAX_NESTING_DEPTH,
 };
 pub use schema::{FieldDefinition, FieldType};
-pub use serde_bridge::BridgeError;
+pub use serde_bridge::{BridgeError, TEXT_ID_TOKEN};
 pub use timestamp::Timestamp;
 pub use update::{Update, UpdateError, UpdateOp};
 pub use value::Value;

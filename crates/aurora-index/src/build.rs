@@ -177,6 +177,16 @@ impl Collections {
         let running = self.running_builds();
         let mut running = running.lock();
         let def = self.definition_shared(collection)?;
+        if let Some(existing) = def.indexes.get(field).filter(|d| d.unique != unique) {
+            // Never a silent success that enforces something else.
+            return Err(IndexError::InvalidSchema {
+                collection: collection.into(),
+                reason: format!(
+                    "an index on `{field}` already exists with unique = {}; drop it first to change that",
+                    existing.unique
+                ),
+            });
+        }
         match def.indexes.get(field) {
             Some(IndexDef { state: IndexState::Ready, .. }) => return Ok(IndexBuild::done()),
             Some(IndexDef { state: IndexState::Building, .. }) => {

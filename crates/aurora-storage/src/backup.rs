@@ -60,10 +60,14 @@ impl Store {
     /// before they are copied. Durability: the copy is flushed (fsynced by
     /// the cold store) before this returns.
     ///
+    /// The copy is written into a hidden sibling, `.<name>.partial`, and
+    /// renamed to `dir` only once complete and flushed: `dir` never holds a
+    /// partial copy (the next backup into `dir` removes a stale one).
+    ///
     /// # Errors
     /// [`StorageError::Io`] if `dir` exists and is not empty, or on any
-    /// I/O failure (a partial copy is left in `dir`: delete it); the
-    /// errors of reading the snapshot.
+    /// I/O failure (`dir` then holds no copy); the errors of reading the
+    /// snapshot.
     ///
     /// ```
     /// use aurora_storage::{Batch, Store, StoreConfig};
@@ -83,9 +87,19 @@ impl Store {
         let revision = snapshot.revision();
         let _span = tracing::info_span!("backup", to = %dir.display(), revision).entered();
         prepare(dir)?;
+        // Written under a temporary name next to `dir` and renamed into
+        // place when complete: an interrupted backup never looks like a
+        // (smaller) database.
+        let partial = partial_path(dir);
+        if partial.exists() {
+            std::fs::remove_dir_all(&partial)
+                .map_err(|e| StorageError::io(format!("removing an interrupted backup {}", partial.display()), e))?;
+        }
+        std::fs::create_dir_all(&partial)
+            .map_err(|e| StorageError::io(format!("creating {}", partial.display()), e))?;
         let cache = (self.config().cold_cache_capacity_mb as u64) << 20;
         // Behind the same panic boundary as the store's own cold store.
-        let cold_dir = dir.join("cold");
+        let cold_dir = partial.join("cold");
         let cold = guarded::catch("opening the backup's cold store", || {
             crate::engine::sled_backend(&cold_dir, cache.min(64 << 20))
         })
@@ -108,11 +122,18 @@ impl Store {
         drop(cold);
         // An empty log that starts right after the checkpoint, as a store
         // that was just opened and checkpointed has.
-        let wal_dir = dir.join("wal");
+        let wal_dir = partial.join("wal");
         std::fs::create_dir_all(&wal_dir)
             .map_err(|e| StorageError::io(format!("creating {}", wal_dir.display()), e))?;
         drop(WalWriter::create(&wal_dir, revision + 1, self.config().wal_segment_bytes)?);
         crate::wal::sync_dir(&wal_dir)?;
+        crate::wal::sync_dir(&partial)?;
+        // `dir` is absent or empty (checked above): the rename replaces it.
+        std::fs::rename(&partial, dir)
+            .map_err(|e| StorageError::io(format!("moving the finished backup to {}", dir.display()), e))?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            crate::wal::sync_dir(parent)?;
+        }
         progress(done);
         let report = BackupReport { revision, entries: done.entries, bytes: done.bytes, elapsed: started.elapsed() };
         tracing::info!(
@@ -125,7 +146,14 @@ impl Store {
     }
 }
 
-/// Checks that `dir` is absent or empty, and creates it.
+/// Where a backup into `dir` is written until it is complete: a hidden
+/// sibling, `.<name>.partial`.
+fn partial_path(dir: &Path) -> std::path::PathBuf {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "backup".into());
+    dir.with_file_name(format!(".{name}.partial"))
+}
+
+/// Checks that `dir` is absent or empty.
 fn prepare(dir: &Path) -> Result<()> {
     let not_empty = std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
     if not_empty {

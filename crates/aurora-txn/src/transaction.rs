@@ -345,14 +345,25 @@ impl Transaction {
         let mut plans: Vec<IndexPlan> = Vec::new();
         let mut changes = Vec::new();
         let mut doc_keys: HashMap<Vec<u8>, Key> = HashMap::new();
+        // Blind inserts deleted again in this transaction: nothing to write,
+        // but the insert would have failed on a taken id, so the commit must.
+        let mut absent: Vec<Key> = Vec::new();
         for ((collection, id), new) in writes {
             // A blind insert is planned as an insert; its condition
             // (revision 0, below) fails the commit if the id is taken.
-            let (rev, old) = match blind.contains(&(collection.clone(), id.clone())) {
+            let blind_insert = blind.contains(&(collection.clone(), id.clone()));
+            let (rev, old) = match blind_insert {
                 true => (0, None),
                 false => self.at_snapshot(&collection, &id)?,
             };
             let kind = match (&old, &new) {
+                (None, None) if blind_insert => {
+                    let key = document_key(&collection, &id);
+                    batch.batch_mut().require_revision(key.clone(), 0);
+                    doc_keys.insert(key, (collection.clone(), id.clone()));
+                    absent.push((collection, id));
+                    continue;
+                }
                 (None, None) => continue,
                 (None, Some(_)) => ChangeKind::Insert,
                 (Some(_), Some(_)) => ChangeKind::Update,
@@ -369,6 +380,13 @@ impl Transaction {
             changes.push(Change { collection, id, kind, old, new });
         }
         if changes.is_empty() {
+            // Nothing to write: the ids of blind inserts deleted again must
+            // still be free now (the insert would have failed otherwise).
+            for (collection, id) in absent {
+                if collections.get(&collection, &id)?.is_some() {
+                    return Err(IndexError::DocumentExists { collection, id: id.to_string() }.into());
+                }
+            }
             return Ok(CommitInfo { sequence: 0, writes: 0 });
         }
         if self.isolation == Isolation::Serializable {

@@ -379,7 +379,9 @@ impl Aurora {
     /// moment the definition is gone).
     pub async fn drop_collection(&self, name: &str) -> Result<()> {
         let name = name.to_string();
-        self.write(move |db| {
+        let expiry = Arc::clone(&self.inner.expiry);
+        // Whole-collection work: on the blocking pool.
+        self.write_heavy(move |db| {
             loop {
                 let ids: Vec<DocId> = db
                     .collections()
@@ -393,7 +395,9 @@ impl Aurora {
                 }
                 db.transaction(|tx| ids.iter().try_for_each(|id| tx.delete(&name, id).map(drop)))?;
             }
-            Ok(db.collections().drop_collection(&name)?)
+            db.collections().drop_collection(&name)?;
+            // Its time to live goes with it.
+            expiry.forget(db, &name)
         })
         .await
     }
@@ -494,7 +498,25 @@ impl Aurora {
         // same allocation to the hot cache and the change record.
         let doc = Arc::new(self.admit(doc)?);
         let collection = collection.to_string();
+        if let Some(expired) = self.expired_check(&collection) {
+            // An expired document under this id is absent for the insert.
+            return self
+                .transaction(move |tx| {
+                    expired.clear(tx, &collection, &doc.id)?;
+                    Ok(tx.insert_shared(&collection, Arc::clone(&doc))?)
+                })
+                .await;
+        }
         self.write(move |db| Ok(db.transaction(|tx| tx.insert_shared(&collection, Arc::clone(&doc)))?)).await
+    }
+
+    /// For a collection with a time to live: what its writes need to treat
+    /// an expired document as absent, as reads do.
+    fn expired_check(&self, collection: &str) -> Option<crate::ttl::ExpiredCheck> {
+        self.inner
+            .expiry
+            .rule(collection)
+            .map(|rule| crate::ttl::ExpiredCheck { rule, now: self.inner.expiry.time.now() })
     }
 
     /// Inserts documents in one atomic transaction; returns their ids.
@@ -607,7 +629,14 @@ impl Aurora {
     pub async fn update_document(&self, collection: &str, id: &DocId, patch: impl Into<Update>) -> Result<Document> {
         let update = self.admit_update(patch.into())?;
         let (collection, id) = (collection.to_string(), id.clone());
-        self.transaction(move |tx| Ok(tx.update_with(&collection, &id, &update)?)).await
+        let expired = self.expired_check(&collection);
+        self.transaction(move |tx| {
+            if let Some(expired) = &expired {
+                expired.absent_as_not_found(tx, &collection, &id)?;
+            }
+            Ok(tx.update_with(&collection, &id, &update)?)
+        })
+        .await
     }
 
     /// The entry check for the values an update writes (nesting, size), as
@@ -653,20 +682,46 @@ impl Aurora {
     pub async fn replace_document(&self, collection: &str, doc: Document) -> Result<()> {
         let doc = self.admit(doc)?;
         let collection = collection.to_string();
-        self.transaction(move |tx| Ok(tx.replace(&collection, doc.clone())?)).await
+        let expired = self.expired_check(&collection);
+        self.transaction(move |tx| {
+            if let Some(expired) = &expired {
+                expired.absent_as_not_found(tx, &collection, &doc.id)?;
+            }
+            Ok(tx.replace(&collection, doc.clone())?)
+        })
+        .await
     }
 
     /// Inserts or replaces a document.
     pub async fn upsert(&self, collection: &str, doc: Document) -> Result<()> {
         let doc = self.admit(doc)?;
         let collection = collection.to_string();
-        self.transaction(move |tx| Ok(tx.upsert(&collection, doc.clone())?)).await
+        let expired = self.expired_check(&collection);
+        self.transaction(move |tx| {
+            if let Some(expired) = &expired {
+                expired.clear(tx, &collection, &doc.id)?;
+            }
+            Ok(tx.upsert(&collection, doc.clone())?)
+        })
+        .await
     }
 
     /// Deletes a document; returns whether it existed.
     pub async fn delete_document(&self, collection: &str, id: &DocId) -> Result<bool> {
         let (collection, id) = (collection.to_string(), id.clone());
-        self.transaction(move |tx| Ok(tx.delete(&collection, &id)?)).await
+        let expired = self.expired_check(&collection);
+        self.transaction(move |tx| {
+            // An expired document is already gone for readers: deleting it
+            // reports `false` and leaves it to the expiry task (whose delete
+            // says why).
+            if let Some(expired) = &expired {
+                if expired.is_expired(tx, &collection, &id)? {
+                    return Ok(false);
+                }
+            }
+            Ok(tx.delete(&collection, &id)?)
+        })
+        .await
     }
 
     /// Inserts a serde value as a new document. Converted directly (exact
@@ -856,8 +911,9 @@ impl Aurora {
     /// fields, change feed and job queue.
     ///
     /// # Errors
-    /// `Error::Storage(Io)` if `dir` is not empty or on I/O failure (then
-    /// delete the partial copy); [`Error::Closed`].
+    /// `Error::Storage(Io)` if `dir` is not empty or on I/O failure (`dir`
+    /// then holds no copy: it is written under `.<name>.partial` and renamed
+    /// when complete); [`Error::Closed`].
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

@@ -165,6 +165,42 @@ impl<T: TimeSource> From<T> for ExpiryClock {
     }
 }
 
+/// A collection's rule at one moment, for the single-document writes of
+/// the facade: they treat an expired document as absent, as reads do.
+pub(crate) struct ExpiredCheck {
+    pub(crate) rule: Ttl,
+    pub(crate) now: Timestamp,
+}
+
+impl ExpiredCheck {
+    /// Whether the document `id` exists in `tx` and has expired.
+    pub(crate) fn is_expired(&self, tx: &mut aurora_txn::Transaction, collection: &str, id: &DocId) -> Result<bool> {
+        Ok(tx.get_shared(collection, id)?.is_some_and(|d| self.rule.has_expired(&d, self.now)))
+    }
+
+    /// Deletes an expired document `id` in `tx`, so that an insert or
+    /// upsert of the id writes a new document.
+    pub(crate) fn clear(&self, tx: &mut aurora_txn::Transaction, collection: &str, id: &DocId) -> Result<()> {
+        if self.is_expired(tx, collection, id)? {
+            tx.delete(collection, id)?;
+        }
+        Ok(())
+    }
+
+    /// `NotFound` for an expired document (an update or replace of it).
+    pub(crate) fn absent_as_not_found(
+        &self,
+        tx: &mut aurora_txn::Transaction,
+        collection: &str,
+        id: &DocId,
+    ) -> Result<()> {
+        if self.is_expired(tx, collection, id)? {
+            return Err(crate::Error::NotFound { collection: collection.into(), id: id.to_string() });
+        }
+        Ok(())
+    }
+}
+
 /// The rules in force, by collection, and the clock they are read with.
 pub(crate) struct Expiry {
     rules: RwLock<HashMap<String, Ttl>>,
@@ -223,6 +259,17 @@ impl Expiry {
             Some(rule) => rules.insert(collection.to_string(), rule),
             None => rules.remove(collection),
         };
+        Ok(())
+    }
+
+    /// Removes the rule of a dropped collection (a collection created later
+    /// under the same name starts without one).
+    pub(crate) fn forget(&self, db: &Database, collection: &str) -> Result<()> {
+        if self.rules.write().remove(collection).is_none() {
+            return Ok(());
+        }
+        let id = DocId::text(collection)?;
+        db.transaction(|tx| tx.delete(TTL_RULES, &id).map(drop))?;
         Ok(())
     }
 

@@ -69,7 +69,8 @@ pub(crate) fn to_document<T: Serialize + ?Sized>(
     if let Some(id) = doc.fields.remove(ID_FIELD) {
         doc.id = match id {
             Value::Null => DocId::new(),
-            Value::String(s) => DocId::parse(&s)?,
+            // A string is the text it says (never re-read as a UUID).
+            Value::String(s) => DocId::text(&s)?,
             Value::Uuid(u) => DocId::Uuid(u),
             other => other.decode::<DocId>()?,
         };
@@ -80,12 +81,14 @@ pub(crate) fn to_document<T: Serialize + ?Sized>(
 
 /// Decodes a document into `T`, with its id offered as the `_id` field: as
 /// its text, which a `DocId` field and a `String` field both read (a text id
-/// that itself reads as a UUID is offered in `DocId`'s own form, which only
-/// a `DocId` field reads).
+/// that itself reads as a UUID is offered as `{TEXT_ID_TOKEN: …}`, which a
+/// `DocId` field reads as that text id and a `String` field as the text).
 pub(crate) fn from_document<T: DeserializeOwned>(doc: &Document) -> Result<T> {
     let mut with_id = doc.clone();
     let id = match &doc.id {
-        DocId::Text(s) if uuid::Uuid::try_parse(s).is_ok() => Value::from_serde(&doc.id)?,
+        DocId::Text(s) if uuid::Uuid::try_parse(s).is_ok() => {
+            Value::Object([(aurora_core::TEXT_ID_TOKEN.to_string(), Value::String(s.to_string()))].into())
+        }
         other => Value::String(other.to_string()),
     };
     with_id.fields.insert(ID_FIELD.to_string(), id);

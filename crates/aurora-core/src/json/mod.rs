@@ -16,7 +16,10 @@
 //! | an object whose one key is itself one of these markers | `{"$literal": {...}}` (its key is taken as a field name) |
 //!
 //! Any other key starting with `$` is an ordinary field name. An integer
-//! that does not fit an `i64` is refused, never rounded into a float.
+//! between `i64::MAX` and `u64::MAX` is refused, never rounded into a
+//! float; an integer literal beyond the `u64`/`i64` range reaches Aurora
+//! already read as a float by `serde_json` (it cannot be told from one
+//! written with an exponent), and is stored as that float.
 //!
 //! A **document** is an object of its fields plus its id under `"_id"`: a
 //! UUID id as its text, a text id as a string (as `{"$text": "…"}` when the

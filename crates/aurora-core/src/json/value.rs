@@ -57,7 +57,7 @@ impl Value {
     ///
     /// # Errors
     /// [`CoreError::InvalidJson`] (with a JSON pointer to the offending
-    /// part) for an integer outside `i64`, a malformed marker (`{"$uuid":
+    /// part) for an integer between `i64::MAX` and `u64::MAX` (see the module docs for larger literals), a malformed marker (`{"$uuid":
     /// 5}`, a bad date or base64), or input nested deeper than the nesting
     /// limit allows.
     pub fn from_json(json: &Json) -> Result<Value, CoreError> {

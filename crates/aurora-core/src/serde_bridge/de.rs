@@ -10,6 +10,14 @@ type Result<T> = std::result::Result<T, BridgeError>;
 /// Deserializes from a borrowed [`Value`].
 pub(crate) struct ValueRef<'de>(pub(crate) &'de Value);
 
+/// The text of a `{TEXT_ID_TOKEN: "…"}` object.
+fn text_id(o: &crate::Fields) -> Option<&str> {
+    match (o.len(), o.get(super::TEXT_ID_TOKEN)) {
+        (1, Some(Value::String(s))) => Some(s),
+        _ => None,
+    }
+}
+
 fn too_deep() -> BridgeError {
     BridgeError(format!("value nested deeper than {MAX_DECODE_DEPTH} levels"))
 }
@@ -20,6 +28,7 @@ impl<'de> ValueRef<'de> {
         match self.0 {
             Value::Uuid(u) => Some(u.to_string()),
             Value::Timestamp(t) => Some(t.to_string()),
+            Value::Object(o) => text_id(o).map(str::to_string),
             _ => None,
         }
     }
@@ -113,6 +122,9 @@ impl<'de> de::Deserializer<'de> for ValueRef<'de> {
                 visitor.visit_enum(Enum { variant, value: Some(self.0) })
             }
             Value::Uuid(_) if name == "DocId" => visitor.visit_enum(Enum { variant: "Uuid", value: Some(self.0) }),
+            Value::Object(o) if name == "DocId" && text_id(o).is_some() => {
+                visitor.visit_enum(Enum { variant: "Text", value: o.get(super::TEXT_ID_TOKEN) })
+            }
             Value::String(variant) => visitor.visit_enum(Enum { variant, value: None }),
             Value::Object(fields) if fields.len() == 1 => {
                 let (variant, value) = fields.iter().next().ok_or_else(|| BridgeError("an empty object".into()))?;

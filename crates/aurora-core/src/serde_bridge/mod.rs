@@ -21,6 +21,11 @@ pub(crate) mod ser;
 /// under, which the bridge turns into `Value::Timestamp`.
 pub(crate) const TIMESTAMP_TOKEN: &str = "$aurora::Timestamp";
 
+/// The one key of the object a text document id is offered as when its
+/// text would read as a UUID (see `aurora`'s typed collections): a `DocId`
+/// reads it as that text id, a `String` as the text.
+pub const TEXT_ID_TOKEN: &str = "$aurora::TextId";
+
 /// An error of the serde bridge (a message; serde errors carry no more).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgeError(pub(crate) String);
