@@ -35,6 +35,22 @@ pub enum SearchError {
         /// The field asked for.
         field: String,
     },
+    /// The collection has no search index.
+    #[error("collection `{collection}` has no search index")]
+    NoIndex {
+        /// The collection.
+        collection: String,
+    },
+    /// The collection already has a search index with another definition.
+    #[error("collection `{collection}` already has a search index with another definition; drop it first")]
+    IndexExists {
+        /// The collection.
+        collection: String,
+    },
+    /// Search indexes follow the change feed, which is turned off
+    /// (`change_feed_retention` is 0).
+    #[error("search indexes need the change feed; `change_feed_retention` is 0")]
+    FeedOff,
     /// The index definition is invalid (no fields, a bad boost, a bad name).
     #[error("invalid search index definition: {0}")]
     Definition(String),

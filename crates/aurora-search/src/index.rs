@@ -174,8 +174,11 @@ impl SearchIndex {
     }
 
     /// Removes every document (before a rebuild from a scan).
+    /// The position goes back to 0: the next [`SearchIndex::commit`]
+    /// records exactly the sequence it is given.
     pub fn clear(&mut self) -> Result<()> {
         self.writer.delete_all_documents()?;
+        self.applied = 0;
         self.dirty = true;
         Ok(())
     }

@@ -71,6 +71,8 @@ mod error;
 mod events;
 #[cfg(feature = "db")]
 mod query;
+#[cfg(all(feature = "db", feature = "search"))]
+mod search;
 #[cfg(feature = "db")]
 mod transaction;
 #[cfg(feature = "db")]
@@ -102,6 +104,12 @@ pub use events::FeedScope;
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use query::QueryBuilder;
+#[cfg(all(feature = "db", feature = "search"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "search")))]
+pub use search::{SearchBuilder, SearchHit, SearchPlan, SearchResults, DEFAULT_SEARCH_LIMIT, MAX_SEARCH_CANDIDATES, SEARCH_FOLDER};
+#[cfg(feature = "search")]
+#[doc(inline)]
+pub use aurora_search::{Highlight, Language, SearchError, SearchExpr, SearchOptions};
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use transaction::Transaction;
