@@ -254,15 +254,20 @@ impl Aurora {
         blocking(move || follower.catch_up()).await
     }
 
-    /// The sequence `collection`'s search index reflects and how many times
-    /// it was rebuilt from a scan since the database was opened.
+    /// Where `collection`'s search index stands.
     ///
     /// # Errors
     /// `Error::Search(NoIndex)`; `Error::Closed`.
-    pub fn search_index_status(&self, collection: &str) -> Result<(u64, u64)> {
+    pub fn search_index_status(&self, collection: &str) -> Result<SearchIndexStatus> {
         let follower = self.search_registry().get(collection)?;
-        let applied = follower.index.lock().as_ref().map(SearchIndex::applied).ok_or(Error::Closed)?;
-        Ok((applied, follower.rebuilds.load(Ordering::Relaxed)))
+        let guard = follower.index.lock();
+        let index = guard.as_ref().ok_or(Error::Closed)?;
+        Ok(SearchIndexStatus {
+            sequence: index.applied(),
+            durable_sequence: index.durable(),
+            documents: index.len(),
+            rebuilds: follower.rebuilds.load(Ordering::Relaxed),
+        })
     }
 
     /// A full-text search of `collection` (every indexed field; narrow it
@@ -282,6 +287,22 @@ impl Aurora {
             consistent: false,
         }
     }
+}
+
+/// Where a search index stands ([`Aurora::search_index_status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchIndexStatus {
+    /// The database sequence it reflects (every commit up to it).
+    pub sequence: u64,
+    /// The sequence recorded in its last on-disk commit (where a reopen
+    /// after a crash resumes from).
+    pub durable_sequence: u64,
+    /// Documents it holds.
+    pub documents: u64,
+    /// Times it was rebuilt from a scan (feed trimmed past its position,
+    /// or the index ahead of a database that lost commits in a crash)
+    /// since the database was opened.
+    pub rebuilds: u64,
 }
 
 /// A full-text search being built; `run().await` executes it.
@@ -414,7 +435,7 @@ impl SearchBuilder {
     /// As [`SearchBuilder::run`] for the search string and the index.
     pub async fn explain(self) -> Result<SearchPlan> {
         let expression = parse(&self.text)?;
-        let (sequence, _) = self.db.search_index_status(&self.collection)?;
+        let sequence = self.db.search_index_status(&self.collection)?.sequence;
         Ok(SearchPlan {
             collection: self.collection,
             field: self.field,
