@@ -42,3 +42,7 @@ pub struct DurabilityGuide;
 
 #[doc = include_str!("../../../docs/json.md")]
 pub struct JsonGuide;
+
+#[cfg(feature = "search")]
+#[doc = include_str!("../../../docs/search.md")]
+pub struct SearchGuide;
