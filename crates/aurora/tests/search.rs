@@ -259,6 +259,30 @@ enum Q {
     Or(u8, u8),
     AndNot(u8, u8),
     Prefix(u8),
+    /// A typo of a word (one substitution), searched with `~1`.
+    Fuzzy(u8),
+}
+
+/// Damerau (optimal string alignment) distance at most 1.
+fn within_one_edit(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a == b {
+        return true;
+    }
+    if a.len() == b.len() {
+        let diff: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+        return diff.len() == 1
+            || (diff.len() == 2 && diff[1] == diff[0] + 1 && a[diff[0]] == b[diff[1]] && a[diff[1]] == b[diff[0]]);
+    }
+    let (long, short) = if a.len() > b.len() { (a, b) } else { (b, a) };
+    long.len() == short.len() + 1 && (0..long.len()).any(|i| [&long[..i], &long[i + 1..]].concat() == short)
+}
+
+fn typo(word: &str) -> String {
+    let mut b = word.as_bytes().to_vec();
+    let mid = b.len() / 2;
+    b[mid] = b'x';
+    String::from_utf8(b).unwrap()
 }
 
 fn q() -> impl Strategy<Value = Q> {
@@ -268,6 +292,7 @@ fn q() -> impl Strategy<Value = Q> {
         (0u8..6, 0u8..6).prop_map(|(a, b)| Q::Or(a, b)),
         (0u8..6, 0u8..6).prop_map(|(a, b)| Q::AndNot(a, b)),
         (0u8..6).prop_map(Q::Prefix),
+        (0u8..6).prop_map(Q::Fuzzy),
     ]
 }
 
@@ -317,6 +342,11 @@ proptest! {
                     Q::Or(a, b) => (format!("{} OR {}", WORDS[a as usize], WORDS[b as usize]), model.keys().filter(|k| has(k, a) || has(k, b)).map(|k| key(*k)).collect()),
                     Q::AndNot(a, b) => (format!("{} -{}", WORDS[a as usize], WORDS[b as usize]), model.keys().filter(|k| has(k, a) && !has(k, b)).map(|k| key(*k)).collect()),
                     Q::Prefix(a) => (format!("{}*", &WORDS[a as usize][..2]), model.keys().filter(|k| has(k, a)).map(|k| key(*k)).collect()),
+                    Q::Fuzzy(a) => {
+                        let t = typo(WORDS[a as usize]);
+                        let near = |k: &u8| model[k].iter().any(|&w| within_one_edit(WORDS[w as usize], &t));
+                        (format!("{t}~1"), model.keys().filter(|k| near(k)).map(|k| key(*k)).collect())
+                    }
                 };
                 let found = db.search("m", &search).consistent().limit(1000).run().await.unwrap();
                 prop_assert_eq!(ids(&found), expected, "search {}", search);
