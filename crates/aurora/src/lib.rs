@@ -106,7 +106,7 @@ pub use events::FeedScope;
 pub use query::QueryBuilder;
 #[cfg(all(feature = "db", feature = "search"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "search")))]
-pub use search::{SearchBuilder, SearchHit, SearchIndexStatus, SearchPlan, SearchResults, DEFAULT_SEARCH_LIMIT, MAX_SEARCH_CANDIDATES, SEARCH_FOLDER};
+pub use search::{LiveSearch, SearchBuilder, SearchHit, SearchIndexStatus, SearchPlan, SearchResults, DEFAULT_SEARCH_LIMIT, MAX_SEARCH_CANDIDATES, SEARCH_FOLDER};
 #[cfg(feature = "search")]
 #[doc(inline)]
 pub use aurora_search::{Highlight, Language, SearchError, SearchExpr, SearchOptions};

@@ -166,8 +166,8 @@ async fn start(db: &Aurora, definition: SearchDefinition, dir: PathBuf) -> Resul
             }
         }
     });
-    db.search_registry().tasks.lock().push(task);
-    db.search_registry().followers.lock().insert(collection, follower.clone());
+    db.search_indexes().tasks.lock().push(task);
+    db.search_indexes().followers.lock().insert(collection, follower.clone());
     Ok(follower)
 }
 
@@ -185,10 +185,6 @@ pub(crate) async fn open_all(db: &Aurora) -> Result<()> {
 }
 
 impl Aurora {
-    pub(crate) fn search_registry(&self) -> &Registry {
-        self.search_indexes()
-    }
-
     /// Creates a full-text search index on `collection` over `fields`
     /// (document paths; a string or an array of strings is indexed), built
     /// now from the collection's documents and then kept in step with every
@@ -212,7 +208,7 @@ impl Aurora {
         }
         self.database().collections().definition_shared(collection)?;
         let definition = SearchDefinition::new(collection, fields, &options)?;
-        if let Ok(existing) = self.search_registry().get(collection) {
+        if let Ok(existing) = self.search_indexes().get(collection) {
             let same = existing.index.lock().as_ref().is_some_and(|i| i.definition() == &definition);
             return if same {
                 Ok(())
@@ -229,7 +225,7 @@ impl Aurora {
     /// # Errors
     /// `Error::Search(DefinitionFile)` if the folder cannot be removed.
     pub async fn drop_search_index(&self, collection: &str) -> Result<bool> {
-        let Some(follower) = self.search_registry().followers.lock().remove(collection) else { return Ok(false) };
+        let Some(follower) = self.search_indexes().followers.lock().remove(collection) else { return Ok(false) };
         *follower.index.lock() = None;
         let dir = index_dir(&self.config().path, collection);
         blocking(move || {
@@ -250,7 +246,7 @@ impl Aurora {
     /// # Errors
     /// `Error::Search(NoIndex)`; `Error::Closed`; I/O errors of the index.
     pub async fn search_caught_up(&self, collection: &str) -> Result<u64> {
-        let follower = self.search_registry().get(collection)?;
+        let follower = self.search_indexes().get(collection)?;
         blocking(move || follower.catch_up()).await
     }
 
@@ -259,7 +255,7 @@ impl Aurora {
     /// # Errors
     /// `Error::Search(NoIndex)`; `Error::Closed`.
     pub fn search_index_status(&self, collection: &str) -> Result<SearchIndexStatus> {
-        let follower = self.search_registry().get(collection)?;
+        let follower = self.search_indexes().get(collection)?;
         let guard = follower.index.lock();
         let index = guard.as_ref().ok_or(Error::Closed)?;
         Ok(SearchIndexStatus {
@@ -339,6 +335,55 @@ pub struct SearchResults {
     pub hits: Vec<SearchHit>,
     /// The database sequence the index reflected.
     pub sequence: u64,
+}
+
+/// A search kept current ([`SearchBuilder::watch`]).
+pub struct LiveSearch {
+    search: SearchBuilder,
+    listener: aurora_pubsub::Listener,
+    current: SearchResults,
+}
+
+impl std::fmt::Debug for LiveSearch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSearch").field("search", &self.search).field("current", &self.current).finish()
+    }
+}
+
+impl LiveSearch {
+    /// The latest results.
+    pub fn results(&self) -> &SearchResults {
+        &self.current
+    }
+
+    /// Waits for the next commit that changes the results (which
+    /// documents, their order, or their content — not a score alone) and
+    /// returns them (with fresh scores); `None` once the database is
+    /// closed.
+    ///
+    /// # Errors
+    /// As [`SearchBuilder::run`].
+    pub async fn next(&mut self) -> Option<Result<SearchResults>> {
+        loop {
+            match self.listener.recv_commit().await {
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(_) => return None,
+            }
+            while let Some(Ok(_) | Err(RecvError::Lagged(_))) = self.listener.try_recv_commit() {}
+            match self.search.clone().run().await {
+                Ok(r) => {
+                    let same = r.hits.len() == self.current.hits.len()
+                        && r.hits.iter().zip(&self.current.hits).all(|(a, b)| a.document == b.document);
+                    self.current = r;
+                    if !same {
+                        return Some(Ok(self.current.clone()));
+                    }
+                }
+                Err(Error::Closed) => return None,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
 }
 
 /// How a search runs (from [`SearchBuilder::explain`]).
@@ -446,6 +491,20 @@ impl SearchBuilder {
         })
     }
 
+    /// A live search: the results now, then again after every commit of
+    /// the collection that changes them (the search re-runs, consistent,
+    /// on each commit — re-scoring included; commits that arrive together
+    /// are taken as one).
+    ///
+    /// # Errors
+    /// As [`SearchBuilder::run`] for the first results.
+    pub async fn watch(self) -> Result<LiveSearch> {
+        let listener = self.db.listen(&self.collection);
+        let search = self.consistent();
+        let current = search.clone().run().await?;
+        Ok(LiveSearch { search, listener, current })
+    }
+
     /// Runs the search: ranked by score, filtered, windowed.
     ///
     /// # Errors
@@ -454,7 +513,7 @@ impl SearchBuilder {
     /// [`SearchError::NoIndex`], [`SearchError::UnknownField`]; `Error::Closed`.
     pub async fn run(self) -> Result<SearchResults> {
         let expr = parse(&self.text)?;
-        let follower = self.db.search_registry().get(&self.collection)?;
+        let follower = self.db.search_indexes().get(&self.collection)?;
         let read = self.db.clone();
         blocking(move || {
             if self.consistent {

@@ -190,6 +190,24 @@ async fn filters_pages_scores_and_highlights() {
 }
 
 #[tokio::test]
+async fn a_live_search_updates_as_matching_documents_arrive() {
+    let db = Aurora::temporary().await.unwrap();
+    messages(&db).await;
+    db.insert_into("messages", doc! { "room": "a", "body": "deploy started" }).await.unwrap();
+    let mut live = db.search("messages", "deploy").filter(|f| f.eq("room", "a")).watch().await.unwrap();
+    assert_eq!(live.results().hits.len(), 1);
+    db.insert_into("messages", doc! { "room": "b", "body": "deploy elsewhere" }).await.unwrap(); // filtered out
+    db.insert_into("messages", doc! { "room": "a", "body": "unrelated" }).await.unwrap(); // no match
+    let second = db.insert_into("messages", doc! { "room": "a", "body": "deploy deploy finished" }).await.unwrap();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(5), live.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(next.hits.len(), 2);
+    assert_eq!(next.hits[0].document.id, second, "re-scored: the new message ranks first");
+    db.delete_document("messages", &second).await.unwrap();
+    let after = tokio::time::timeout(std::time::Duration::from_secs(5), live.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(after.hits.len(), 1);
+}
+
+#[tokio::test]
 async fn explain_shows_the_search_step() {
     let db = Aurora::temporary().await.unwrap();
     messages(&db).await;
