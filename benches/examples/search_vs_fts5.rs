@@ -136,7 +136,10 @@ fn main() {
     // ---- SQLite FTS5 ----
     let dir = tempfile::tempdir().unwrap();
     let sql = rusqlite::Connection::open(dir.path().join("fts.db")).unwrap();
-    sql.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; CREATE VIRTUAL TABLE m USING fts5(room UNINDEXED, body);").unwrap();
+    sql.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; CREATE VIRTUAL TABLE m USING fts5(room UNINDEXED, body);",
+    )
+    .unwrap();
     let start = Instant::now();
     for chunk in messages.chunks(BATCH) {
         let tx = sql.unchecked_transaction().unwrap();
@@ -151,9 +154,14 @@ fn main() {
     let fts_index = start.elapsed();
     let fts_query = |q: &str| -> Duration {
         let t = Instant::now();
-        let mut stmt = sql.prepare_cached("SELECT rowid, room, body, rank FROM m WHERE m MATCH ?1 ORDER BY rank LIMIT 10").unwrap();
-        let rows: Vec<(i64, String, String, f64)> =
-            stmt.query_map([q], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(Result::unwrap).collect();
+        let mut stmt = sql
+            .prepare_cached("SELECT rowid, room, body, rank FROM m WHERE m MATCH ?1 ORDER BY rank LIMIT 10")
+            .unwrap();
+        let rows: Vec<(i64, String, String, f64)> = stmt
+            .query_map([q], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
         std::hint::black_box(rows);
         t.elapsed()
     };
@@ -167,7 +175,11 @@ fn main() {
         db.new_collection("m", Vec::<(&str, aurora::FieldDefinition)>::new()).await.unwrap();
         let start = Instant::now();
         for chunk in messages.chunks(BATCH) {
-            let docs = chunk.iter().enumerate().map(|(i, b)| doc! { "room": format!("r{}", i % 10), "body": b.as_str() }).collect();
+            let docs = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, b)| doc! { "room": format!("r{}", i % 10), "body": b.as_str() })
+                .collect();
             db.insert_many("m", docs).await.unwrap();
         }
         let t = start.elapsed();
@@ -180,7 +192,11 @@ fn main() {
         db.create_search_index("m", ["body"], SearchOptions::default()).await.unwrap();
         let start = Instant::now();
         for chunk in messages.chunks(BATCH) {
-            let docs = chunk.iter().enumerate().map(|(i, b)| doc! { "room": format!("r{}", i % 10), "body": b.as_str() }).collect();
+            let docs = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, b)| doc! { "room": format!("r{}", i % 10), "body": b.as_str() })
+                .collect();
             db.insert_many("m", docs).await.unwrap();
         }
         db.search_caught_up("m").await.unwrap();
@@ -222,9 +238,21 @@ fn main() {
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     println!();
     println!("indexing ({BATCH} messages per transaction)");
-    println!("  aurora (commit + feed + search index caught up): {:>9.0} msg/s ({:.2} s)", rate(aurora_index), aurora_index.as_secs_f64());
-    println!("  aurora without a search index (the same inserts): {:>9.0} msg/s ({:.2} s)", rate(aurora_plain), aurora_plain.as_secs_f64());
-    println!("  sqlite fts5 (WAL, synchronous=NORMAL):          {:>9.0} msg/s ({:.2} s)", rate(fts_index), fts_index.as_secs_f64());
+    println!(
+        "  aurora (commit + feed + search index caught up): {:>9.0} msg/s ({:.2} s)",
+        rate(aurora_index),
+        aurora_index.as_secs_f64()
+    );
+    println!(
+        "  aurora without a search index (the same inserts): {:>9.0} msg/s ({:.2} s)",
+        rate(aurora_plain),
+        aurora_plain.as_secs_f64()
+    );
+    println!(
+        "  sqlite fts5 (WAL, synchronous=NORMAL):          {:>9.0} msg/s ({:.2} s)",
+        rate(fts_index),
+        fts_index.as_secs_f64()
+    );
     println!();
     println!("query latency, top 10 with documents: p50 / p99 (µs)");
     for (name, a, f) in [

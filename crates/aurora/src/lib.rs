@@ -89,6 +89,9 @@ pub use aurora_query::{
 #[cfg(feature = "reactive")]
 #[doc(inline)]
 pub use aurora_reactive::{QueryUpdate, WatchError, Watcher};
+#[cfg(feature = "search")]
+#[doc(inline)]
+pub use aurora_search::{Highlight, Language, SearchError, SearchExpr, SearchOptions};
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use config::AuroraConfig;
@@ -106,10 +109,10 @@ pub use events::FeedScope;
 pub use query::QueryBuilder;
 #[cfg(all(feature = "db", feature = "search"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "search")))]
-pub use search::{LiveSearch, SearchBuilder, SearchHit, SearchIndexStatus, SearchPlan, SearchResults, DEFAULT_SEARCH_LIMIT, MAX_SEARCH_CANDIDATES, SEARCH_FOLDER};
-#[cfg(feature = "search")]
-#[doc(inline)]
-pub use aurora_search::{Highlight, Language, SearchError, SearchExpr, SearchOptions};
+pub use search::{
+    LiveSearch, SearchBuilder, SearchHit, SearchIndexStatus, SearchPlan, SearchResults, DEFAULT_SEARCH_LIMIT,
+    MAX_SEARCH_CANDIDATES, SEARCH_FOLDER,
+};
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use transaction::Transaction;

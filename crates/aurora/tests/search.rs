@@ -139,11 +139,15 @@ async fn filters_pages_scores_and_highlights() {
     db.create_search_index("messages", ["title", "body"], SearchOptions::english().boost("title", 3.0)).await.unwrap();
     for i in 0..30 {
         let room = if i % 2 == 0 { "lobby" } else { "ops" };
-        db.insert_into("messages", doc! { "room": room, "title": "note", "body": format!("the quick brown fox jumps {i}") })
-            .await
-            .unwrap();
+        db.insert_into(
+            "messages",
+            doc! { "room": room, "title": "note", "body": format!("the quick brown fox jumps {i}") },
+        )
+        .await
+        .unwrap();
     }
-    let titled = db.insert_into("messages", doc! { "room": "lobby", "title": "Fox news", "body": "nothing" }).await.unwrap();
+    let titled =
+        db.insert_into("messages", doc! { "room": "lobby", "title": "Fox news", "body": "nothing" }).await.unwrap();
     let lobby = db
         .query("messages")
         .filter(|f| f.eq("room", "lobby"))
@@ -211,7 +215,14 @@ async fn a_live_search_updates_as_matching_documents_arrive() {
 async fn explain_shows_the_search_step() {
     let db = Aurora::temporary().await.unwrap();
     messages(&db).await;
-    let plan = db.query("messages").filter(|f| f.eq("room", "r1")).limit(3).search("body", "quick fx~").explain().await.unwrap();
+    let plan = db
+        .query("messages")
+        .filter(|f| f.eq("room", "r1"))
+        .limit(3)
+        .search("body", "quick fx~")
+        .explain()
+        .await
+        .unwrap();
     let text = plan.to_string();
     assert!(text.starts_with("search messages.body for (quick AND fx~1)"), "{text}");
     assert!(text.contains("filter"), "{text}");
