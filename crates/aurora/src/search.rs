@@ -12,7 +12,7 @@ use aurora_core::{Document, Filter};
 use aurora_pubsub::{ChangeType, RecvError};
 use aurora_search::{parse, Highlight, SearchDefinition, SearchError, SearchExpr, SearchIndex, SearchOptions};
 use aurora_txn::{Database, Isolation, TxnError};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,7 +41,7 @@ impl Registry {
             task.abort();
         }
         for (_, f) in self.followers.lock().drain() {
-            *f.index.lock() = None;
+            *f.index.write() = None;
         }
     }
 
@@ -58,8 +58,8 @@ impl Registry {
 struct Follower {
     collection: String,
     db: Database,
-    /// `None` once closed.
-    index: Mutex<Option<SearchIndex>>,
+    /// `None` once closed. Searches share it; catching up takes it alone.
+    index: RwLock<Option<SearchIndex>>,
     /// Times the index was rebuilt from a scan.
     rebuilds: AtomicU64,
 }
@@ -77,7 +77,7 @@ impl Follower {
     /// feed no longer holds that history or the index is ahead of the
     /// database (commits lost in a crash). Blocking.
     fn catch_up(&self) -> Result<u64> {
-        let mut guard = self.index.lock();
+        let mut guard = self.index.write();
         let Some(index) = guard.as_mut() else { return Err(Error::Closed) };
         let head = self.db.feed_head();
         if index.applied() > head {
@@ -141,7 +141,7 @@ async fn start(db: &Aurora, definition: SearchDefinition, dir: PathBuf) -> Resul
     let follower = Arc::new(Follower {
         collection: collection.clone(),
         db: db.database().clone(),
-        index: Mutex::new(Some(index)),
+        index: RwLock::new(Some(index)),
         rebuilds: AtomicU64::new(0),
     });
     // Subscribe before catching up: no commit falls between the two.
@@ -209,7 +209,7 @@ impl Aurora {
         self.database().collections().definition_shared(collection)?;
         let definition = SearchDefinition::new(collection, fields, &options)?;
         if let Ok(existing) = self.search_indexes().get(collection) {
-            let same = existing.index.lock().as_ref().is_some_and(|i| i.definition() == &definition);
+            let same = existing.index.read().as_ref().is_some_and(|i| i.definition() == &definition);
             return if same {
                 Ok(())
             } else {
@@ -226,7 +226,7 @@ impl Aurora {
     /// `Error::Search(DefinitionFile)` if the folder cannot be removed.
     pub async fn drop_search_index(&self, collection: &str) -> Result<bool> {
         let Some(follower) = self.search_indexes().followers.lock().remove(collection) else { return Ok(false) };
-        *follower.index.lock() = None;
+        *follower.index.write() = None;
         let dir = index_dir(&self.config().path, collection);
         blocking(move || {
             std::fs::remove_dir_all(&dir).map_err(|e| {
@@ -256,7 +256,7 @@ impl Aurora {
     /// `Error::Search(NoIndex)`; `Error::Closed`.
     pub fn search_index_status(&self, collection: &str) -> Result<SearchIndexStatus> {
         let follower = self.search_indexes().get(collection)?;
-        let guard = follower.index.lock();
+        let guard = follower.index.read();
         let index = guard.as_ref().ok_or(Error::Closed)?;
         Ok(SearchIndexStatus {
             sequence: index.applied(),
@@ -519,7 +519,7 @@ impl SearchBuilder {
             if self.consistent {
                 follower.catch_up()?;
             }
-            let guard = follower.index.lock();
+            let guard = follower.index.read();
             let index = guard.as_ref().ok_or(Error::Closed)?;
             let sequence = index.applied();
             let mut tx = read.begin_read()?;
