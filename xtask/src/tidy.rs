@@ -20,7 +20,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("aurora-pubsub", &["aurora-core"]),
     ("aurora-reactive", &["aurora-core", "aurora-query", "aurora-pubsub", "aurora-txn"]),
     ("aurora-workers", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn"]),
-    ("aurora", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn", "aurora-query", "aurora-pubsub", "aurora-reactive", "aurora-workers"]),
+    ("aurora-search", &["aurora-core"]),
+    ("aurora", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn", "aurora-query", "aurora-pubsub", "aurora-reactive", "aurora-workers", "aurora-search"]),
 ];
 
 fn workspace_root() -> PathBuf {

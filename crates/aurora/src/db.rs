@@ -52,6 +52,9 @@ struct Inner {
     /// Job queues opened with [`Aurora::workers`], shut down on close.
     #[cfg(feature = "workers")]
     workers: parking_lot::Mutex<Vec<aurora_workers::Workers>>,
+    /// Full-text search indexes, closed before the store.
+    #[cfg(feature = "search")]
+    search: crate::search::Registry,
     /// Kept until the handle drops, for [`Aurora::temporary`]. Declared
     /// last: the store closes before the folder is removed.
     _temporary: Option<tempfile::TempDir>,
@@ -62,6 +65,8 @@ impl Drop for Inner {
         for task in self.cleanup.lock().drain(..) {
             task.abort();
         }
+        #[cfg(feature = "search")]
+        self.search.close();
         if let Err(e) = self.db.collections().documents().store().close() {
             tracing::error!(error = %e, "closing the database on drop failed");
         }
@@ -183,7 +188,7 @@ impl Aurora {
                 }
             })
         });
-        Ok(Self {
+        let aurora = Self {
             inner: Arc::new(Inner {
                 db,
                 pubsub,
@@ -193,9 +198,20 @@ impl Aurora {
                 cleanup: parking_lot::Mutex::new(vec![cleanup].into_iter().chain(feed_trim).chain(expire).collect()),
                 #[cfg(feature = "workers")]
                 workers: parking_lot::Mutex::new(Vec::new()),
+                #[cfg(feature = "search")]
+                search: crate::search::Registry::default(),
                 _temporary: temporary,
             }),
-        })
+        };
+        #[cfg(feature = "search")]
+        crate::search::open_all(&aurora).await?;
+        Ok(aurora)
+    }
+
+    /// The search indexes of this database.
+    #[cfg(feature = "search")]
+    pub(crate) fn search_indexes(&self) -> &crate::search::Registry {
+        &self.inner.search
     }
 
     /// The configuration this database was opened with.
@@ -274,6 +290,8 @@ impl Aurora {
         for task in self.inner.cleanup.lock().drain(..) {
             task.abort();
         }
+        #[cfg(feature = "search")]
+        self.inner.search.close();
         let trimmed =
             if self.inner.config.change_feed_retention > 0 && !self.collections().documents().store().is_closed() {
                 // Apply the retention once more, so the folder left behind is trimmed.

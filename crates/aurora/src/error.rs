@@ -132,6 +132,13 @@ pub enum Error {
     #[cfg(feature = "workers")]
     #[error(transparent)]
     Workers(aurora_workers::WorkerError),
+    /// A full-text search error: an unparsable search string
+    /// ([`SearchError::Parse`](aurora_search::SearchError::Parse) with its
+    /// byte position), a search too large, no index for the collection, an
+    /// index that cannot be opened.
+    #[cfg(feature = "search")]
+    #[error(transparent)]
+    Search(#[from] aurora_search::SearchError),
     /// A blocking task could not be run (the runtime is shutting down).
     #[error("background task failed: {0}")]
     Task(String),

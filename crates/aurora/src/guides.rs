@@ -46,3 +46,7 @@ pub struct JsonGuide;
 #[cfg(feature = "workers")]
 #[doc = include_str!("../../../docs/operations.md")]
 pub struct OperationsGuide;
+
+#[cfg(feature = "search")]
+#[doc = include_str!("../../../docs/search.md")]
+pub struct SearchGuide;

@@ -73,6 +73,8 @@ mod events;
 mod metrics;
 #[cfg(feature = "db")]
 mod query;
+#[cfg(all(feature = "db", feature = "search"))]
+mod search;
 #[cfg(feature = "db")]
 mod transaction;
 #[cfg(feature = "db")]
@@ -92,6 +94,9 @@ pub use aurora_query::{
 #[cfg(feature = "reactive")]
 #[doc(inline)]
 pub use aurora_reactive::{QueryUpdate, WatchError, Watcher};
+#[cfg(feature = "search")]
+#[doc(inline)]
+pub use aurora_search::{Highlight, Language, SearchError, SearchExpr, SearchOptions};
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use config::AuroraConfig;
@@ -110,6 +115,12 @@ pub use metrics::Metrics;
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use query::QueryBuilder;
+#[cfg(all(feature = "db", feature = "search"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "search")))]
+pub use search::{
+    LiveSearch, SearchBuilder, SearchHit, SearchIndexStatus, SearchPlan, SearchResults, DEFAULT_SEARCH_LIMIT,
+    MAX_SEARCH_CANDIDATES, SEARCH_FOLDER,
+};
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use transaction::Transaction;

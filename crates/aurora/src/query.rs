@@ -58,6 +58,15 @@ impl QueryBuilder {
         self
     }
 
+    /// A full-text search of `field` for `text` (see
+    /// [`Aurora::search`]), keeping this query's filters, limit and offset;
+    /// results are ranked by score. Needs the `search` feature and a search
+    /// index on the collection.
+    #[cfg(feature = "search")]
+    pub fn search(self, field: &str, text: &str) -> crate::SearchBuilder {
+        crate::search::SearchBuilder::from_query(self.db, &self.query, field, text)
+    }
+
     /// Adds a prebuilt [`Filter`] (ANDed with earlier ones).
     pub fn where_filter(mut self, f: Filter) -> Self {
         self.query = self.query.where_filter(f);
