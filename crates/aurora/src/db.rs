@@ -397,6 +397,8 @@ impl Aurora {
     /// moment the definition is gone).
     pub async fn drop_collection(&self, name: &str) -> Result<()> {
         let name = name.to_string();
+        #[cfg(feature = "search")]
+        let dropped = name.clone();
         let expiry = Arc::clone(&self.inner.expiry);
         // Whole-collection work: on the blocking pool.
         self.write_heavy(move |db| {
@@ -417,7 +419,12 @@ impl Aurora {
             // Its time to live goes with it.
             expiry.forget(db, &name)
         })
-        .await
+        .await?;
+        // And its search index (a collection created later under the name
+        // starts without one).
+        #[cfg(feature = "search")]
+        self.drop_search_index(&dropped).await?;
+        Ok(())
     }
 
     /// Collection names, sorted.
