@@ -80,10 +80,19 @@ impl DocId {
         DocId::Uuid(Uuid::now_v7())
     }
 
-    /// Parses an id: a string that is a UUID becomes a UUID id, any other
-    /// valid string a text id.
+    /// The UUID `s` spells in its canonical form (lower-case, hyphenated,
+    /// as ids are written), if it does: the one text that [`DocId::parse`]
+    /// reads as a UUID id — any other spelling (upper case, no hyphens,
+    /// braces) is a text id, so a text id always reads back as written.
+    pub fn canonical_uuid(s: &str) -> Option<Uuid> {
+        Uuid::try_parse(s).ok().filter(|u| u.hyphenated().to_string() == s)
+    }
+
+    /// Parses an id: a UUID in its canonical spelling
+    /// ([`DocId::canonical_uuid`]) becomes a UUID id, any other valid string
+    /// a text id (kept exactly as written).
     pub fn parse(s: &str) -> Result<Self, CoreError> {
-        if let Ok(u) = Uuid::try_parse(s) {
+        if let Some(u) = Self::canonical_uuid(s) {
             return Ok(DocId::Uuid(u));
         }
         Self::text(s)

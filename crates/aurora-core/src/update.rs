@@ -437,8 +437,12 @@ mod tests {
     #[test]
     fn a_patch_document_is_a_merge() {
         let mut d = doc! { "a": 1, "b": 2 };
-        Update::from(doc! { "b": 3, "c.d": 4 }).apply(&mut d).unwrap();
+        Update::from(doc! { "b": 3, "c": 4 }).apply(&mut d).unwrap();
         assert_eq!(d.fields.len(), 3);
-        assert_eq!(d.get("c.d"), Some(&Value::Int(4)), "patch names are not split at dots");
+        assert_eq!(d.get("c"), Some(&Value::Int(4)));
+        // A dotted patch name would be an unreachable field: refused.
+        let refused = Update::from(doc! { "c.d": 4 }).apply(&mut d);
+        assert!(matches!(refused, Err(UpdateError::Refused { .. })), "{refused:?}");
+        assert_eq!(d.fields.len(), 3, "nothing changed");
     }
 }

@@ -69,8 +69,10 @@ pub(crate) fn to_document<T: Serialize + ?Sized>(
     if let Some(id) = doc.fields.remove(ID_FIELD) {
         doc.id = match id {
             Value::Null => DocId::new(),
-            // A string is the text it says (never re-read as a UUID).
-            Value::String(s) => DocId::text(&s)?,
+            // As the JSON form reads ids: the canonical spelling of a UUID
+            // is a UUID id, any other text a text id (so it reads back as
+            // written).
+            Value::String(s) => DocId::parse(&s)?,
             Value::Uuid(u) => DocId::Uuid(u),
             other => other.decode::<DocId>()?,
         };
@@ -86,7 +88,7 @@ pub(crate) fn to_document<T: Serialize + ?Sized>(
 pub(crate) fn from_document<T: DeserializeOwned>(doc: &Document) -> Result<T> {
     let mut with_id = doc.clone();
     let id = match &doc.id {
-        DocId::Text(s) if uuid::Uuid::try_parse(s).is_ok() => {
+        DocId::Text(s) if DocId::canonical_uuid(s).is_some() => {
             Value::Object([(aurora_core::TEXT_ID_TOKEN.to_string(), Value::String(s.to_string()))].into())
         }
         other => Value::String(other.to_string()),

@@ -141,7 +141,7 @@ async fn compound_indexes_persist_enforce_uniqueness_and_refuse_bad_input() {
         db.insert_into("seats", doc! { "room": "a", "seat": 1, "tags": ["x", "y"] }).await.unwrap();
         let err = db.insert_into("seats", doc! { "room": "a", "seat": 1 }).await.unwrap_err();
         assert!(
-            matches!(&err, Error::Index(IndexError::UniqueViolation { field, value, .. })
+            matches!(&err, Error::UniqueViolation { field, value, .. }
                 if field == "(room, seat)" && value == "(\"a\", 1)"),
             "{err:?}"
         );
@@ -171,7 +171,7 @@ async fn compound_indexes_persist_enforce_uniqueness_and_refuse_bad_input() {
     let fields: Vec<Vec<String>> = stats.indexes.iter().map(|s| s.fields.clone()).collect();
     assert!(fields.contains(&vec!["room".to_string(), "seat".to_string()]), "{fields:?}");
     let err = db.insert_into("seats", doc! { "room": "a", "seat": 1 }).await.unwrap_err();
-    assert!(matches!(err, Error::Index(IndexError::UniqueViolation { .. })), "still unique after reopen: {err:?}");
+    assert!(matches!(err, Error::UniqueViolation { .. }), "still unique after reopen: {err:?}");
 
     // Arrays are indexed whole: `eq` on the whole array uses the index,
     // `in_array` (an element) does not and still finds it.

@@ -164,7 +164,7 @@ impl DocId {
     pub fn to_json(&self) -> Json {
         match self {
             DocId::Uuid(u) => Json::String(u.hyphenated().to_string()),
-            DocId::Text(s) if uuid::Uuid::try_parse(s).is_ok() => one("$text", Json::String(s.to_string())),
+            DocId::Text(s) if DocId::canonical_uuid(s).is_some() => one("$text", Json::String(s.to_string())),
             DocId::Text(s) => Json::String(s.to_string()),
         }
     }

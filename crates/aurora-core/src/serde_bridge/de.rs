@@ -118,7 +118,7 @@ impl<'de> de::Deserializer<'de> for ValueRef<'de> {
             // `_id` field, so that `String` and `DocId` fields both read
             // it): a UUID is a UUID id, any other text a text id.
             Value::String(s) if name == "DocId" => {
-                let variant = if uuid::Uuid::try_parse(s).is_ok() { "Uuid" } else { "Text" };
+                let variant = if crate::DocId::canonical_uuid(s).is_some() { "Uuid" } else { "Text" };
                 visitor.visit_enum(Enum { variant, value: Some(self.0) })
             }
             Value::Uuid(_) if name == "DocId" => visitor.visit_enum(Enum { variant: "Uuid", value: Some(self.0) }),
