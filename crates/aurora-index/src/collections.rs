@@ -464,15 +464,7 @@ impl Collections {
         field: &str,
         scan: &IndexScan,
     ) -> Result<Box<dyn Iterator<Item = Result<DocId>> + Send>> {
-        let Some((base, start, end)) = self.index_bounds(collection, field, scan)? else {
-            return Ok(Box::new(std::iter::empty()));
-        };
-        let iter = at.iter(start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice))?;
-        let parts = compound::index_fields(field).len();
-        Ok(Box::new(iter.map(move |entry| {
-            let (key, _, _) = entry?;
-            id_of_entry(&base, parts, &key)
-        })))
+        self.scan_index_ordered(at, collection, field, scan, false)
     }
 
     /// Like [`Collections::scan_index_lazy`], in descending (value, id)
@@ -484,10 +476,24 @@ impl Collections {
         field: &str,
         scan: &IndexScan,
     ) -> Result<Box<dyn Iterator<Item = Result<DocId>> + Send>> {
+        self.scan_index_ordered(at, collection, field, scan, true)
+    }
+
+    /// The ids of an index read at a snapshot, lazily, in (value, id)
+    /// order or its reverse.
+    fn scan_index_ordered(
+        &self,
+        at: &Snapshot,
+        collection: &str,
+        field: &str,
+        scan: &IndexScan,
+        descending: bool,
+    ) -> Result<Box<dyn Iterator<Item = Result<DocId>> + Send>> {
         let Some((base, start, end)) = self.index_bounds(collection, field, scan)? else {
             return Ok(Box::new(std::iter::empty()));
         };
-        let iter = at.iter_rev(start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice))?;
+        let (start, end) = (start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice));
+        let iter = if descending { at.iter_rev(start, end)? } else { at.iter(start, end)? };
         let parts = compound::index_fields(field).len();
         Ok(Box::new(iter.map(move |entry| {
             let (key, _, _) = entry?;
