@@ -55,7 +55,7 @@ impl Store {
     /// The copy opens as an ordinary store (and, above, as an ordinary
     /// database) at that revision.
     ///
-    /// Memory: one batch of entries ([`BATCH_ENTRIES`]), plus the old
+    /// Memory: one batch of entries (1 024), plus the old
     /// versions the backup's snapshot keeps of entries that writers change
     /// before they are copied. Durability: the copy is flushed (fsynced by
     /// the cold store) before this returns.

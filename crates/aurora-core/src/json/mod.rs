@@ -22,8 +22,8 @@
 //! written with an exponent), and is stored as that float.
 //!
 //! A **document** is an object of its fields plus its id under `"_id"`: a
-//! UUID id as its text, a text id as a string (as `{"$text": "…"}` when the
-//! text would itself read as a UUID); without `"_id"` a new UUID v7 id is
+//! UUID id as its canonical text, a text id as a string (as `{"$text": "…"}`
+//! when the text is itself a UUID in that spelling); without `"_id"` a new UUID v7 id is
 //! made. `_id` is therefore reserved as a top-level field name.
 //!
 //! A **filter** uses MongoDB-style operators, see
