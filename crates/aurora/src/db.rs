@@ -591,7 +591,12 @@ impl Aurora {
     /// use std::time::Duration;
     /// let clock = ManualTime::new(Timestamp::from_micros(1_000_000_000));
     /// let tmp = tempfile::tempdir().expect("temp dir");
-    /// let config = AuroraConfig { expiry_clock: clock.clone().into(), ..AuroraConfig::new(tmp.path()) };
+    /// // No background pass here, so the example decides when one runs.
+    /// let config = AuroraConfig {
+    ///     expiry_clock: clock.clone().into(),
+    ///     expiry_interval: Duration::ZERO,
+    ///     ..AuroraConfig::new(tmp.path())
+    /// };
     /// let db = Aurora::with_config(config).await?;
     /// db.new_collection("sessions", Vec::<(&str, aurora::FieldDefinition)>::new()).await?;
     /// db.set_ttl("sessions", Some(Ttl::after("seen_at", Duration::from_secs(60)))).await?;

@@ -540,7 +540,11 @@ async fn backup_under_write_load_is_consistent() {
 async fn ttl_rule_does_not_survive_drop_collection() {
     let clock = aurora::ManualTime::new(aurora::Timestamp::from_micros(1_000_000_000_000));
     let tmp = tempfile::tempdir().unwrap();
-    let config = AuroraConfig { expiry_clock: clock.clone().into(), ..AuroraConfig::new(tmp.path()) };
+    let config = AuroraConfig {
+        expiry_clock: clock.clone().into(),
+        expiry_interval: Duration::ZERO,
+        ..AuroraConfig::new(tmp.path())
+    };
     let db = Aurora::with_config(config).await.unwrap();
     plain(&db, "s").await;
     db.set_ttl("s", Some(Ttl::after("seen", Duration::from_secs(60)))).await.unwrap();
@@ -558,7 +562,11 @@ async fn ttl_rule_does_not_survive_drop_collection() {
 async fn ttl_get_and_query_agree_for_odd_fields() {
     let clock = aurora::ManualTime::new(aurora::Timestamp::from_micros(1_000_000_000_000));
     let tmp = tempfile::tempdir().unwrap();
-    let config = AuroraConfig { expiry_clock: clock.clone().into(), ..AuroraConfig::new(tmp.path()) };
+    let config = AuroraConfig {
+        expiry_clock: clock.clone().into(),
+        expiry_interval: Duration::ZERO,
+        ..AuroraConfig::new(tmp.path())
+    };
     let db = Aurora::with_config(config).await.unwrap();
     plain(&db, "s").await;
     db.set_ttl("s", Some(Ttl::at("exp"))).await.unwrap();
@@ -706,7 +714,11 @@ async fn ttl_extension_racing_expiry_survives() {
     use aurora::TimeSource;
     let clock = aurora::ManualTime::new(aurora::Timestamp::from_micros(1_000_000_000_000));
     let tmp = tempfile::tempdir().unwrap();
-    let config = AuroraConfig { expiry_clock: clock.clone().into(), ..AuroraConfig::new(tmp.path()) };
+    let config = AuroraConfig {
+        expiry_clock: clock.clone().into(),
+        expiry_interval: Duration::ZERO,
+        ..AuroraConfig::new(tmp.path())
+    };
     let db = Aurora::with_config(config).await.unwrap();
     db.new_collection("s", [("seen", FieldDefinition::new(FieldType::Timestamp).indexed())]).await.unwrap();
     db.set_ttl("s", Some(Ttl::after("seen", Duration::from_secs(60)))).await.unwrap();
@@ -800,7 +812,11 @@ async fn index_only_reads_hide_expired_documents() {
     use aurora::TimeSource;
     let clock = aurora::ManualTime::new(aurora::Timestamp::from_micros(1_000_000_000_000));
     let tmp = tempfile::tempdir().unwrap();
-    let config = AuroraConfig { expiry_clock: clock.clone().into(), ..AuroraConfig::new(tmp.path()) };
+    let config = AuroraConfig {
+        expiry_clock: clock.clone().into(),
+        expiry_interval: Duration::ZERO,
+        ..AuroraConfig::new(tmp.path())
+    };
     let db = Aurora::with_config(config).await.unwrap();
     db.new_collection(
         "s",
