@@ -19,7 +19,8 @@ use uuid::Uuid;
 /// assert!(Value::Int(2) < Value::Float(2.5));
 /// assert!(Value::Null < Value::Bool(false));
 /// ```
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub enum Value {
     /// The absence of a value.
     #[default]
@@ -203,26 +204,15 @@ pub(crate) fn map_bytes(map: &crate::Fields) -> usize {
         + map.iter().map(|(k, v)| heap_block(k.capacity()) + v.heap_size()).sum::<usize>()
 }
 
-/// The derived decoding of [`Value`] (same variants, same order, so the
-/// same encoding), wrapped by `Value`'s own `Deserialize`, which counts
-/// levels: a stored value nested deeper than
-/// [`MAX_DECODE_DEPTH`](crate::nesting::MAX_DECODE_DEPTH) is a decoding
-/// error, never a stack overflow.
-#[derive(Deserialize)]
-#[serde(rename = "Value")]
-enum ValueRepr {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    String(String),
-    Uuid(Uuid),
-    Bytes(Vec<u8>),
-    Timestamp(Timestamp),
-    Array(Vec<Value>),
-    Object(Fields),
+impl Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Value::serialize(self, serializer)
+    }
 }
 
+/// The derived decoding, wrapped to count levels: a stored value nested
+/// deeper than [`MAX_DECODE_DEPTH`](crate::nesting::MAX_DECODE_DEPTH) is a
+/// decoding error, never a stack overflow.
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let Some(_level) = crate::nesting::DecodeLevel::enter() else {
@@ -231,17 +221,6 @@ impl<'de> Deserialize<'de> for Value {
                 crate::nesting::MAX_DECODE_DEPTH
             )));
         };
-        Ok(match ValueRepr::deserialize(deserializer)? {
-            ValueRepr::Null => Value::Null,
-            ValueRepr::Bool(b) => Value::Bool(b),
-            ValueRepr::Int(i) => Value::Int(i),
-            ValueRepr::Float(f) => Value::Float(f),
-            ValueRepr::String(s) => Value::String(s),
-            ValueRepr::Uuid(u) => Value::Uuid(u),
-            ValueRepr::Bytes(b) => Value::Bytes(b),
-            ValueRepr::Timestamp(t) => Value::Timestamp(t),
-            ValueRepr::Array(a) => Value::Array(a),
-            ValueRepr::Object(o) => Value::Object(o),
-        })
+        Value::deserialize(deserializer)
     }
 }

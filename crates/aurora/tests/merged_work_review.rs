@@ -15,6 +15,12 @@ use aurora::{
 };
 use std::time::Duration;
 
+/// A database whose expiry reads `clock` and runs no background pass (the
+/// tests decide when `expire_now` runs).
+fn manual_expiry(clock: &aurora::ManualTime, path: &std::path::Path) -> AuroraConfig {
+    AuroraConfig { expiry_clock: clock.clone().into(), expiry_interval: Duration::ZERO, ..AuroraConfig::new(path) }
+}
+
 async fn plain(db: &Aurora, name: &str) {
     db.new_collection(name, Vec::<(&str, FieldDefinition)>::new()).await.unwrap();
 }
@@ -540,11 +546,7 @@ async fn backup_under_write_load_is_consistent() {
 async fn ttl_rule_does_not_survive_drop_collection() {
     let clock = aurora::ManualTime::new(aurora::Timestamp::from_micros(1_000_000_000_000));
     let tmp = tempfile::tempdir().unwrap();
-    let config = AuroraConfig {
-        expiry_clock: clock.clone().into(),
-        expiry_interval: Duration::ZERO,
-        ..AuroraConfig::new(tmp.path())
-    };
+    let config = manual_expiry(&clock, tmp.path());
     let db = Aurora::with_config(config).await.unwrap();
     plain(&db, "s").await;
     db.set_ttl("s", Some(Ttl::after("seen", Duration::from_secs(60)))).await.unwrap();
@@ -562,11 +564,7 @@ async fn ttl_rule_does_not_survive_drop_collection() {
 async fn ttl_get_and_query_agree_for_odd_fields() {
     let clock = aurora::ManualTime::new(aurora::Timestamp::from_micros(1_000_000_000_000));
     let tmp = tempfile::tempdir().unwrap();
-    let config = AuroraConfig {
-        expiry_clock: clock.clone().into(),
-        expiry_interval: Duration::ZERO,
-        ..AuroraConfig::new(tmp.path())
-    };
+    let config = manual_expiry(&clock, tmp.path());
     let db = Aurora::with_config(config).await.unwrap();
     plain(&db, "s").await;
     db.set_ttl("s", Some(Ttl::at("exp"))).await.unwrap();
@@ -714,11 +712,7 @@ async fn ttl_extension_racing_expiry_survives() {
     use aurora::TimeSource;
     let clock = aurora::ManualTime::new(aurora::Timestamp::from_micros(1_000_000_000_000));
     let tmp = tempfile::tempdir().unwrap();
-    let config = AuroraConfig {
-        expiry_clock: clock.clone().into(),
-        expiry_interval: Duration::ZERO,
-        ..AuroraConfig::new(tmp.path())
-    };
+    let config = manual_expiry(&clock, tmp.path());
     let db = Aurora::with_config(config).await.unwrap();
     db.new_collection("s", [("seen", FieldDefinition::new(FieldType::Timestamp).indexed())]).await.unwrap();
     db.set_ttl("s", Some(Ttl::after("seen", Duration::from_secs(60)))).await.unwrap();
@@ -812,11 +806,7 @@ async fn index_only_reads_hide_expired_documents() {
     use aurora::TimeSource;
     let clock = aurora::ManualTime::new(aurora::Timestamp::from_micros(1_000_000_000_000));
     let tmp = tempfile::tempdir().unwrap();
-    let config = AuroraConfig {
-        expiry_clock: clock.clone().into(),
-        expiry_interval: Duration::ZERO,
-        ..AuroraConfig::new(tmp.path())
-    };
+    let config = manual_expiry(&clock, tmp.path());
     let db = Aurora::with_config(config).await.unwrap();
     db.new_collection(
         "s",
