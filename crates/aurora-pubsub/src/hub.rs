@@ -70,6 +70,13 @@ pub struct HubStats {
     /// Events dropped from slow listeners' buffers (each reported to its
     /// listener as `RecvError::Lagged`), in total.
     pub events_dropped: u64,
+    /// The listener lag: events buffered in the slowest listener now (its
+    /// buffer holds at most the hub's capacity plus one commit; beyond it,
+    /// events are dropped and counted in `events_dropped`).
+    pub max_listener_lag: usize,
+    /// Live queries open now (listeners held by a live query, counted in
+    /// `listeners` too).
+    pub live_queries: usize,
 }
 
 /// The group key of `listen_all`.
@@ -169,6 +176,8 @@ pub(crate) struct Subscriber {
     /// Where the group indexes it ([`EventFilter::required_equality`]).
     index: Option<(String, Value)>,
     pub(crate) queue: Mutex<Queue>,
+    /// Held by a live query ([`Listener::mark_live_query`]), for the stats.
+    pub(crate) live_query: AtomicBool,
     /// The hub's lost-events counter.
     dropped: Arc<AtomicU64>,
 }
@@ -300,6 +309,7 @@ impl PubSub {
             filter,
             index,
             queue: Mutex::new(Queue::default()),
+            live_query: AtomicBool::new(false),
             dropped: Arc::clone(&self.inner.dropped),
         });
         // The closed flag is read under the write lock, which `close` also
@@ -370,11 +380,14 @@ impl PubSub {
     /// lag (walks the listeners: meant for metrics, not per event).
     pub fn stats(&self) -> HubStats {
         let groups = self.inner.groups.read();
-        let (mut listeners, mut buffered_events) = (0, 0);
+        let (mut listeners, mut buffered_events, mut max_listener_lag, mut live_queries) = (0, 0, 0, 0);
         for group in groups.values() {
             group.each(|s| {
                 listeners += 1;
-                buffered_events += s.queue.lock().len;
+                let len = s.queue.lock().len;
+                buffered_events += len;
+                max_listener_lag = max_listener_lag.max(len);
+                live_queries += usize::from(s.live_query.load(Ordering::Relaxed));
             });
         }
         HubStats {
@@ -382,6 +395,8 @@ impl PubSub {
             buffered_events,
             commits_published: self.inner.published.load(Ordering::Relaxed),
             events_dropped: self.inner.dropped.load(Ordering::Relaxed),
+            max_listener_lag,
+            live_queries,
         }
     }
 

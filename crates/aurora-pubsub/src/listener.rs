@@ -65,6 +65,12 @@ impl Listener {
         self
     }
 
+    /// Marks this listener as the one a live query holds, so that
+    /// [`crate::HubStats::live_queries`] counts it.
+    pub fn mark_live_query(&self) {
+        self.subscriber.live_query.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The filter this listener was created with.
     pub fn filter(&self) -> &EventFilter {
         &self.subscriber.filter

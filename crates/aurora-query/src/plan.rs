@@ -52,6 +52,25 @@ pub enum Access {
     },
 }
 
+impl Access {
+    /// The access path named without any value from the filter, e.g.
+    /// `full_scan`, `index(room)`, `index_order(ts desc)`,
+    /// `compound(room,ts)`, `intersection(index(a),index(b))` — what the
+    /// `query` tracing span records (spans never carry document or filter
+    /// values).
+    pub fn summary(&self) -> String {
+        match self {
+            Access::FullScan => "full_scan".into(),
+            Access::Index { field, .. } => format!("index({field})"),
+            Access::Intersection(a, b) => format!("intersection({},{})", a.summary(), b.summary()),
+            Access::IndexOrder { field, descending } => {
+                format!("index_order({field} {})", if *descending { "desc" } else { "asc" })
+            }
+            Access::Compound { fields, .. } => format!("compound({})", fields.join(",")),
+        }
+    }
+}
+
 /// A read of a compound index the filter and order allow.
 #[derive(Debug, Clone)]
 pub(crate) struct CompoundRead {

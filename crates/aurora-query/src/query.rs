@@ -465,8 +465,25 @@ impl Query {
     }
 
     /// Runs the query up to the projection: the page of enriched matches.
+    ///
+    /// Inside a `query` span (debug level) that records the plan once known:
+    /// `access` ([`Access::summary`]), `estimated`, `examined` and `returned`
+    /// rows (never a filter's values).
     fn run_enriched(&self, tx: &mut Transaction) -> Result<(Vec<Arc<Document>>, Plan)> {
-        let _span = tracing::debug_span!("query", collection = %self.collection).entered();
+        use tracing::field::Empty;
+        let span = tracing::debug_span!("query", collection = %self.collection, access = Empty, estimated = Empty, examined = Empty, returned = Empty);
+        let _entered = span.enter();
+        let result = self.run_enriched_in_span(tx);
+        if let Ok((_, plan)) = &result {
+            span.record("access", plan.access.summary());
+            span.record("estimated", plan.estimated_rows);
+            span.record("examined", plan.examined_rows);
+            span.record("returned", plan.returned_rows);
+        }
+        result
+    }
+
+    fn run_enriched_in_span(&self, tx: &mut Transaction) -> Result<(Vec<Arc<Document>>, Plan)> {
         let def = self.validate(tx)?;
         // One script session per run: one sandbox, one time budget.
         let mut scripts = Scripts::with_limits(self.script_limits);
@@ -715,7 +732,6 @@ impl Query {
         let out: Vec<Arc<Document>> =
             matched.into_iter().skip(self.offset).take(self.limit.unwrap_or(usize::MAX)).collect();
         let plan = Plan { access, estimated_rows: estimated, examined_rows: examined, returned_rows: out.len() as u64 };
-        tracing::debug!(?plan.access, plan.estimated_rows, plan.examined_rows, plan.returned_rows, "query ran");
         (out, plan)
     }
 
@@ -850,6 +866,9 @@ impl Query {
         if !exact {
             return Ok(None);
         }
+        let _span =
+            tracing::debug_span!("query", collection = %self.collection, access = %format_args!("index_only({field})"))
+                .entered();
         let collections = tx.database().collections();
         let distinct: BTreeSet<&Value> = values.into_iter().collect();
         let mut ids = Vec::new();

@@ -153,6 +153,7 @@ impl Watcher {
     /// query's collection (subscribe first, then call this), with
     /// [`Watcher::listener_filter`] or a wider filter.
     pub fn start(db: Database, query: Query, listener: Listener) -> Result<Self, WatchError> {
+        listener.mark_live_query();
         let window = query.is_windowed().then(|| {
             let (offset, limit) = query.window();
             (offset, limit.unwrap_or(usize::MAX))

@@ -526,6 +526,7 @@ impl Engine {
             let started = std::time::Instant::now();
             file.sync_data().map_err(|e| self.poison_with(&StorageError::io("syncing the WAL", e)))?;
             self.metrics.fsync(started.elapsed());
+            tracing::debug!(micros = started.elapsed().as_micros() as u64, revision = written, "fsynced the WAL");
             self.synced.fetch_max(written, Ordering::AcqRel);
         }
         Ok(self.synced_revision())
@@ -583,6 +584,7 @@ impl Engine {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        let _span = tracing::info_span!("close", dir = %self.dir.display()).entered();
         self.commits.wait_idle();
         // A poisoned store applied nothing after the failure: closing says so
         // (the WAL still holds every acknowledged write; reopening recovers).

@@ -6,6 +6,7 @@ use crate::config::WorkerConfig;
 use crate::error::{Result, WorkerError};
 use crate::handler::{JobContext, Registered};
 use crate::job::{JobId, JobInfo};
+use crate::latency::LatencyRecorder;
 use crate::queue::{self, Finish, Outcome};
 use crate::view::{Admit, Lane, View};
 use aurora_core::Timestamp;
@@ -40,6 +41,8 @@ pub(crate) struct Shared {
     slots: Mutex<Slots>,
     /// Running jobs' stop switches.
     pub(crate) running: Mutex<HashMap<JobId, oneshot::Sender<Stop>>>,
+    /// Attempts' waits and run times ([`crate::Workers::latency`]).
+    pub(crate) latency: LatencyRecorder,
     strict: bool,
 }
 
@@ -102,6 +105,7 @@ impl Shared {
             wake,
             slots: Mutex::new(Slots::default()),
             running: Mutex::new(HashMap::new()),
+            latency: LatencyRecorder::default(),
             strict,
         }
     }
@@ -332,6 +336,7 @@ async fn supervise_attempt(shared: Arc<Shared>, job: JobInfo, mut stop: oneshot:
         return; // cancelled between the claim and now: never start it
     }
     let handler = shared.handlers.read().get(&job.job_type).map(|h| Arc::clone(&h.run));
+    let started = shared.latency.started(job.run_at.unwrap_or(job.created_at), shared.now());
     let outcome = match handler {
         None => Outcome::Interrupted(format!("no handler for `{}` any more", job.job_type)),
         Some(run) => {
@@ -366,6 +371,7 @@ async fn supervise_attempt(shared: Arc<Shared>, job: JobInfo, mut stop: oneshot:
         }
     };
     shared.running.lock().remove(&job.id);
+    shared.latency.finished(started, shared.now());
     for attempt in 1..=FINISH_ATTEMPTS {
         let (id, recorded, now) = (job.id.clone(), outcome.clone(), shared.now());
         match shared.write(move |s| queue::finish(&s.db, &id, &recorded, &s.finish_rules(now))).await {

@@ -314,8 +314,18 @@ impl Workers {
     /// Depth, age of the oldest waiting job, counts by status and recent
     /// throughput for every (queue, job type) holding a job (reads every
     /// job record: meant for dashboards and alerts, not per-request use).
+    /// Runs on the blocking pool.
     pub async fn queue_stats(&self) -> Result<Vec<crate::QueueStats>> {
-        crate::stats::queue_stats(&self.shared().db, self.now())
+        let (db, now) = (self.shared().db.clone(), self.now());
+        tokio::task::spawn_blocking(move || crate::stats::queue_stats(&db, now))
+            .await
+            .map_err(|_| WorkerError::State("shutting down"))?
+    }
+
+    /// How long this instance's attempts waited to start and ran (see
+    /// [`crate::JobLatency`]); in memory, since this instance was made.
+    pub fn latency(&self) -> crate::JobLatency {
+        self.shared().latency.snapshot()
     }
 
     /// The number of jobs in every status.

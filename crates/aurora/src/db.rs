@@ -134,6 +134,7 @@ impl Aurora {
         let sink: Arc<dyn ChangeSink> = Arc::new(crate::events::EventSink { pubsub: pubsub.clone(), next: user_sink });
         let cfg = config.clone();
         let (db, computed, expiry) = blocking(move || {
+            let _span = tracing::info_span!("open", path = %cfg.path.display()).entered();
             let docs = DocumentStore::open(&cfg.path, cfg.store_config(), cfg.document_config())?;
             let computed = ComputedFields::load(docs.store())?;
             let collections = Collections::open(docs, cfg.index_config())?;

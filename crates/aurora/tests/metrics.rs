@@ -29,6 +29,13 @@ async fn metrics_follow_the_work_and_render_as_prometheus_text() {
     assert_eq!(after.feed_head, after.store.revision);
     assert_eq!(after.events.listeners, 1);
     assert_eq!(after.events.events_dropped, 21 - 4, "the listener kept its last 4 events");
+    assert_eq!(after.events.max_listener_lag, 4, "the slowest listener holds its whole buffer");
+    assert_eq!(after.events.live_queries, 0);
+    let live = db.query("t").filter(|f| f.gt("n", 10)).watch().await.unwrap();
+    let watching = db.metrics().await.unwrap();
+    assert_eq!((watching.events.live_queries, watching.events.listeners), (1, 2));
+    drop(live);
+    assert_eq!(db.metrics().await.unwrap().events.live_queries, 0);
     assert!(after.cache.hits + after.cache.misses > before.cache.hits + before.cache.misses);
 
     let workers = db.workers(WorkerConfig::default()).await.unwrap();
@@ -38,6 +45,10 @@ async fn metrics_follow_the_work_and_render_as_prometheus_text() {
     assert_eq!(workers.wait_for(&job, Duration::from_secs(10)).await.unwrap(), Some(JobStatus::Completed));
     let m = db.metrics().await.unwrap();
     assert_eq!(m.jobs.get("completed"), Some(&1));
+    assert_eq!(m.jobs_by_queue.get("default").and_then(|q| q.get("completed")), Some(&1));
+    assert!(m.job_latency.started == 1 && m.job_latency.finished == 1, "{:?}", m.job_latency);
+    assert!(m.job_latency.run_total >= m.job_latency.run_max && m.job_latency.wait_total >= m.job_latency.wait_max);
+    assert!(m.queue_lag.is_empty(), "nothing waits: {:?}", m.queue_lag);
 
     let text = m.to_prometheus();
     for line in text.lines() {
@@ -54,5 +65,31 @@ async fn metrics_follow_the_work_and_render_as_prometheus_text() {
     }
     assert!(text.contains("aurora_jobs{status=\"completed\"} 1"), "{text}");
     assert!(text.contains("aurora_events_dropped_total 17"), "{text}");
+    assert!(text.contains("aurora_queue_jobs{queue=\"default\",status=\"completed\"} 1"), "{text}");
+    assert!(text.contains("aurora_job_attempts_started_total 1"), "{text}");
+    assert!(text.contains("aurora_live_queries 0") && text.contains("aurora_listener_max_lag_events 4"), "{text}");
+    db.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_queue_shows_its_depth_and_lag_by_name() {
+    let db = Aurora::temporary().await.unwrap();
+    let workers = db.workers(WorkerConfig::default()).await.unwrap();
+    workers.register_handler("mail", |_| async { Ok(()) });
+    workers.pause_queue("outbox");
+    workers.start().unwrap();
+    for _ in 0..3 {
+        workers.enqueue(Job::new("mail").queue("outbox")).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let m = db.metrics().await.unwrap();
+    assert_eq!(m.jobs_by_queue.get("outbox").and_then(|q| q.get("pending")), Some(&3), "{:?}", m.jobs_by_queue);
+    let lag = m.queue_lag.get("outbox").copied().unwrap_or_default();
+    assert!(lag >= Duration::from_millis(30), "the oldest waits since its enqueue: {lag:?}");
+    assert_eq!(m.job_latency.started, 0, "a paused queue starts nothing");
+    let text = m.to_prometheus();
+    assert!(text.contains("aurora_queue_jobs{queue=\"outbox\",status=\"pending\"} 3"), "{text}");
+    assert!(text.contains("aurora_queue_lag_seconds{queue=\"outbox\"} 0."), "{text}");
+    workers.resume_queue("outbox");
     db.close().await.unwrap();
 }
