@@ -244,7 +244,7 @@ impl Collections {
     /// start; a crash midway leaves the collection defined with fewer
     /// documents, and dropping it again finishes the job.
     pub fn drop_collection(&self, name: &str) -> Result<()> {
-        let (def, _) = {
+        {
             let mut catalog = self.catalog.write();
             let entry = catalog.get(name).cloned().ok_or_else(|| IndexError::UnknownCollection(name.into()))?;
             // Rewriting the definition moves its revision: a writer that
@@ -255,14 +255,19 @@ impl Collections {
             bump.put(keys::catalog_key(name), catalog::encode(&entry.0)?);
             self.docs.store().commit(bump)?.into_result()?;
             catalog.remove(name);
-            entry
-        };
-        let docs: Vec<Document> = self.docs.scan(name)?.collect::<Result<_, _>>()?;
-        for chunk in docs.chunks(500) {
+        }
+        // The documents go by id, read from their keys: none is decoded, so
+        // a damaged one cannot keep the collection alive, and memory holds
+        // one chunk of ids. Their index entries and claims go with the
+        // index prefixes below.
+        loop {
+            let ids: Vec<DocId> = self.docs.scan_ids(name)?.take(500).collect::<Result<_, _>>()?;
+            if ids.is_empty() {
+                break;
+            }
             let mut writes = DocumentWrites::new();
-            for doc in chunk {
-                writes.delete(name, &doc.id)?;
-                maintain::plan(name, &def, &doc.id, Some(doc), None, writes.batch_mut());
+            for id in &ids {
+                writes.delete(name, id)?;
             }
             self.docs.commit(writes)?.into_result()?;
         }

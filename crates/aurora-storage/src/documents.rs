@@ -313,6 +313,28 @@ impl DocumentStore {
     }
 }
 
+impl DocumentStore {
+    /// The ids of a collection's documents, in id order, read from the keys
+    /// alone: a document whose stored body cannot be decoded (a damaged
+    /// file) is still listed, so it can be removed by id.
+    ///
+    /// # Errors
+    /// A key that does not hold a valid id is [`StorageError::Corrupt`].
+    pub fn scan_ids(&self, collection: &str) -> Result<impl Iterator<Item = Result<DocId>>> {
+        validate_collection_name(collection)?;
+        let prefix = collection_prefix(collection);
+        let iter = self.store.scan_prefix(&prefix)?;
+        Ok(iter.map(move |item| {
+            item.and_then(|(k, _)| {
+                DocId::from_key_bytes(&k[prefix.len()..]).map_err(|e| StorageError::Corrupt {
+                    key: crate::printable_key(&k),
+                    reason: format!("a document key without a valid id: {e}"),
+                })
+            })
+        }))
+    }
+}
+
 /// A cached entry's live revision: absent documents count as revision 0.
 fn live(rev: Revision, doc: Cached) -> (Revision, Cached) {
     (if doc.is_some() { rev } else { 0 }, doc)

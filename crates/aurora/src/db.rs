@@ -403,18 +403,44 @@ impl Aurora {
         let expiry = Arc::clone(&self.inner.expiry);
         // Whole-collection work: on the blocking pool.
         self.write_heavy(move |db| {
+            // Deleted in transactions, so listeners, live queries and the
+            // feed hear every document go. Ids come from the keys: a
+            // document whose stored body cannot be decoded (a damaged
+            // file) cannot be deleted that way; it is left to the index
+            // layer's drop below, which removes documents without reading
+            // them (no event: nobody could ever read it).
+            let mut damaged: std::collections::HashSet<DocId> = std::collections::HashSet::new();
             loop {
                 let ids: Vec<DocId> = db
                     .collections()
                     .documents()
-                    .scan(&name)?
+                    .scan_ids(&name)?
+                    .filter(|id| id.as_ref().map_or(true, |id| !damaged.contains(id)))
                     .take(500)
-                    .map(|d| d.map(|d| d.id))
                     .collect::<std::result::Result<_, _>>()?;
                 if ids.is_empty() {
                     break;
                 }
-                db.transaction(|tx| ids.iter().try_for_each(|id| tx.delete(&name, id).map(drop)))?;
+                let chunk = db.transaction(|tx| ids.iter().try_for_each(|id| tx.delete(&name, id).map(drop)));
+                match chunk {
+                    Ok(()) => {}
+                    Err(e) if undecodable(&e) => {
+                        for id in ids {
+                            match db.transaction(|tx| tx.delete(&name, &id)) {
+                                Ok(_) => {}
+                                Err(e) if undecodable(&e) => {
+                                    damaged.insert(id);
+                                }
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if !damaged.is_empty() {
+                tracing::warn!(collection = %name, documents = damaged.len(),
+                    "dropping documents that cannot be decoded (damaged), without change events");
             }
             db.collections().drop_collection(&name)?;
             // Its time to live goes with it.
@@ -1095,4 +1121,15 @@ fn dispose_op(op: UpdateOp) {
         | UpdateOp::Pull(_, v) => aurora_core::dispose(v),
         other => drop(other),
     }
+}
+
+/// Whether a transaction failed because a stored document could not be
+/// decoded (a damaged file), as opposed to a conflict or a refusal.
+fn undecodable(e: &aurora_txn::TxnError) -> bool {
+    use aurora_storage::StorageError::Corrupt;
+    matches!(
+        e,
+        aurora_txn::TxnError::Storage(Corrupt { .. })
+            | aurora_txn::TxnError::Index(aurora_index::IndexError::Storage(Corrupt { .. }))
+    )
 }

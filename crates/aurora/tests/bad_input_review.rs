@@ -4,8 +4,8 @@
 //! fixes (entry checks on every write path and patch, depth bounds in the
 //! serde bridge, index-key decoding and filter decoding, name rules for
 //! document fields, query paths and computed fields, a failed index build
-//! that no longer leaves a half-built index). The two `#[ignore]`d tests are
-//! faults still open, kept as reproducers.
+//! that no longer leaves a half-built index). The `#[ignore]`d test is a
+//! fault still open, kept as a reproducer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aurora::{doc, Aurora, DocId, Document, Fields, Value};
@@ -277,16 +277,14 @@ fn write_damaged(db: &Aurora, id: &DocId) {
 }
 
 /// A document that cannot be decoded (damaged file): reading it is a typed
-/// error, as intended — but it can then never be removed: `delete_document`
-/// reads the old version (for the feed and indexes) and fails, and
-/// `drop_collection` scans and decodes every document and fails, so the
-/// collection is stuck with it for good.
-/// Root cause: crates/aurora-txn/src/transaction.rs `delete` (`self.get`)
-/// and crates/aurora/src/db.rs `drop_collection` (`scan(..)?` of decoded
-/// documents just to collect ids).
+/// error, as intended. It could never be removed: `drop_collection`
+/// scanned and decoded every document (to collect ids) and failed, so the
+/// collection was stuck with it for good. Now the drop lists ids from the
+/// keys and removes what it cannot decode without reading it. Deleting
+/// that one document stays refused (`delete` reads the old version for
+/// index maintenance and events): see docs/durability.md.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open (issue 13): a document that cannot be decoded cannot be deleted, nor its collection dropped"]
-async fn a_damaged_deep_document_can_still_be_deleted_or_its_collection_dropped() {
+async fn a_damaged_document_does_not_keep_its_collection_alive() {
     let dir = tempfile::tempdir().unwrap();
     let (db, _) = open_with_docs(dir.path()).await;
     let id = DocId::text("damaged").unwrap();
@@ -298,10 +296,11 @@ async fn a_damaged_deep_document_can_still_be_deleted_or_its_collection_dropped(
     let count = db.query("docs").count().await;
     let deleted = db.delete_document("docs", &id).await;
     let dropped = db.drop_collection("docs").await;
-    assert!(
-        deleted.is_ok() || dropped.is_ok(),
-        "no way to get rid of the damaged document: count {count:?}; delete {deleted:?}; drop {dropped:?}"
-    );
+    assert!(deleted.is_err(), "delete reads the old version for events and indexes: {deleted:?}");
+    assert!(dropped.is_ok(), "dropping the collection gets rid of it: count {count:?}; drop {dropped:?}");
+    db.new_collection("docs", Vec::<(&str, aurora::FieldDefinition)>::new()).await.unwrap();
+    assert_eq!(db.query("docs").count().await.unwrap(), 0, "nothing of the old collection is left");
+    assert!(db.get_document("docs", &id).await.unwrap().is_none());
     db.close().await.unwrap();
 }
 
