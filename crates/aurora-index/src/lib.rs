@@ -26,6 +26,7 @@ mod error;
 pub mod keycodec;
 mod keys;
 mod maintain;
+mod purge;
 mod schema;
 
 pub use build::IndexBuild;

@@ -261,7 +261,7 @@ impl Aurora {
 
     /// Like [`Aurora::write`], always on the blocking pool (a batch or a
     /// whole collection's worth of work).
-    async fn write_heavy<T: Send + 'static>(
+    pub(crate) async fn write_heavy<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Database) -> Result<T> + Send + 'static,
     ) -> Result<T> {

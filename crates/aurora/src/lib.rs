@@ -73,6 +73,8 @@ mod events;
 mod metrics;
 #[cfg(feature = "db")]
 mod query;
+#[cfg(feature = "db")]
+mod repair;
 #[cfg(all(feature = "db", feature = "search"))]
 mod search;
 #[cfg(feature = "db")]

@@ -282,7 +282,7 @@ fn write_damaged(db: &Aurora, id: &DocId) {
 /// collection was stuck with it for good. Now the drop lists ids from the
 /// keys and removes what it cannot decode without reading it. Deleting
 /// that one document stays refused (`delete` reads the old version for
-/// index maintenance and events): see docs/durability.md.
+/// index maintenance and events); `purge_document` removes it (next test).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_document_does_not_keep_its_collection_alive() {
     let dir = tempfile::tempdir().unwrap();
@@ -1060,4 +1060,47 @@ async fn control_a_deep_serde_value_can_be_built_and_dropped() {
 
 fn json_levels() -> usize {
     std::env::var("R13_JSON_LEVELS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000)
+}
+
+/// `purge_document` removes a damaged document that `delete_document`
+/// refuses, with its index entries and unique claim (found by walking the
+/// indexes, since its body cannot say what it held), and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_document_can_be_purged_with_its_index_entries() {
+    use aurora::{FieldDefinition, FieldType};
+    let dir = tempfile::tempdir().unwrap();
+    let db = Aurora::open(dir.path()).await.unwrap();
+    db.new_collection(
+        "docs",
+        [
+            ("email", FieldDefinition::new(FieldType::String).unique()),
+            ("age", FieldDefinition::new(FieldType::Int).indexed()),
+        ],
+    )
+    .await
+    .unwrap();
+    db.create_compound_index("docs", &["age", "email"], true).await.unwrap();
+    let a = db.insert_into("docs", doc! { "email": "a@x", "age": 5 }).await.unwrap();
+    let b = db.insert_into("docs", doc! { "email": "b@x", "age": 5 }).await.unwrap();
+    write_damaged(&db, &a); // A's body is now undecodable; its index entries stay
+    db.close().await.unwrap();
+    let db = Aurora::open(dir.path()).await.unwrap();
+    assert!(db.get_document("docs", &a).await.is_err());
+    assert!(db.delete_document("docs", &a).await.is_err());
+    assert_eq!(db.query("docs").filter(|f| f.eq("age", 5)).count().await.unwrap(), 2, "A's entry is still there");
+
+    assert!(db.purge_document("docs", &a).await.unwrap());
+    assert!(db.get_document("docs", &a).await.unwrap().is_none());
+    assert_eq!(db.query("docs").filter(|f| f.eq("age", 5)).count().await.unwrap(), 1);
+    let left = db.query("docs").filter(|f| f.eq("age", 5)).collect().await.unwrap();
+    assert_eq!(left.iter().map(|d| d.id.clone()).collect::<Vec<_>>(), vec![b.clone()]);
+    assert_eq!(db.query("docs").filter(|f| f.eq("email", "b@x")).count().await.unwrap(), 1, "B's entries stay");
+    let walk = || db.query("docs").filter(|f| f.eq("age", 5)).order_by("email", aurora::Order::Asc).limit(10);
+    assert!(matches!(walk().explain().await.unwrap().access, aurora::Access::Compound { .. }));
+    let walked = walk().collect().await.unwrap();
+    assert_eq!(walked.iter().map(|d| d.id.clone()).collect::<Vec<_>>(), vec![b.clone()], "compound entry gone too");
+    db.insert_into("docs", doc! { "email": "a@x", "age": 6 }).await.expect("A's unique claim was released");
+    assert!(db.insert_into("docs", doc! { "email": "b@x" }).await.is_err(), "B's claim was not");
+    assert!(!db.purge_document("docs", &a).await.unwrap(), "already gone");
+    db.close().await.unwrap();
 }
