@@ -318,7 +318,7 @@ impl Collections {
 
     /// Indexes one document; returns `(encoded value, rendered value,
     /// holder id)` if a unique value is already claimed by another document.
-    fn backfill_one(
+    pub(crate) fn backfill_one(
         &self,
         collection: &str,
         field: &str,

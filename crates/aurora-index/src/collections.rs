@@ -156,6 +156,9 @@ pub struct Collections {
     counts: Arc<RwLock<EntryCounts>>,
     /// Index builds running in this process.
     builds: crate::build::RunningBuilds,
+    /// Held through a schema change ([`Collections::alter_schema`]): one
+    /// at a time.
+    pub(crate) schema_changes: Arc<parking_lot::Mutex<()>>,
     config: IndexConfig,
 }
 
@@ -169,8 +172,12 @@ impl Collections {
             catalog: Arc::new(RwLock::new(loaded.into_iter().map(|(k, (v, r))| (k, (Arc::new(v), r))).collect())),
             counts: Arc::default(),
             builds: Arc::default(),
+            schema_changes: Arc::default(),
             config,
         };
+        // First, so the indexes a change interrupted by a crash added go
+        // with it instead of being resumed.
+        this.roll_back_interrupted_changes()?;
         this.resume_builds()?;
         Ok(this)
     }
@@ -336,7 +343,7 @@ impl Collections {
             // created or dropped) fails and is planned again.
             let (def, def_rev) = self.def_versioned(collection)?;
             if let Some(doc) = &new {
-                def.schema.validate(collection, doc)?;
+                def.check_write(collection, old.as_deref(), doc)?;
             }
             if mode == Mode::Insert && old.is_some() {
                 return Err(IndexError::DocumentExists { collection: collection.into(), id: id.to_string() });
@@ -610,7 +617,7 @@ impl Collections {
     ) -> Result<IndexPlan> {
         let (def, definition_revision) = self.def_versioned(collection)?;
         if let Some(doc) = new {
-            def.schema.validate(collection, doc)?;
+            def.check_write(collection, old, doc)?;
         }
         let delta = maintain::plan(collection, &def, id, old, new, batch);
         self.check_limits(collection, &delta)?;

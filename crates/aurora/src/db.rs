@@ -89,6 +89,17 @@ pub struct CollectionStats {
     pub indexes: Vec<IndexStats>,
 }
 
+/// Refuses a user collection name starting with `_` (system collections).
+pub(crate) fn refuse_reserved(name: &str) -> Result<()> {
+    if name.starts_with('_') {
+        return Err(Error::Storage(aurora_storage::StorageError::InvalidName {
+            name: name.chars().take(64).collect(),
+            reason: "names starting with `_` are reserved for system collections (such as `_jobs`)",
+        }));
+    }
+    Ok(())
+}
+
 /// Runs blocking work on tokio's blocking pool.
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Task(e.to_string()))?
@@ -260,7 +271,7 @@ impl Aurora {
 
     /// Like [`Aurora::write`], always on the blocking pool (a batch or a
     /// whole collection's worth of work).
-    async fn write_heavy<T: Send + 'static>(
+    pub(crate) async fn write_heavy<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Database) -> Result<T> + Send + 'static,
     ) -> Result<T> {
@@ -329,12 +340,7 @@ impl Aurora {
 
     /// Creates a collection with a full [`Schema`] (e.g. a strict one).
     pub async fn new_collection_with_schema(&self, name: &str, schema: Schema) -> Result<()> {
-        if name.starts_with('_') {
-            return Err(Error::Storage(aurora_storage::StorageError::InvalidName {
-                name: name.chars().take(64).collect(),
-                reason: "names starting with `_` are reserved for system collections (such as `_jobs`)",
-            }));
-        }
+        refuse_reserved(name)?;
         let name = name.to_string();
         self.write(move |db| Ok(db.collections().create_collection(&name, schema)?)).await
     }
@@ -346,7 +352,9 @@ impl Aurora {
     /// # Errors
     /// [`Error::Index`] with `InvalidSchema` when the existing collection's
     /// schema differs (nothing is changed: a schema is evolved explicitly,
-    /// never by a start-up call); the errors of [`Aurora::new_collection`].
+    /// with [`Aurora::evolve_collection`], never by a start-up call that
+    /// happens to declare another one); the errors of
+    /// [`Aurora::new_collection`].
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -379,7 +387,7 @@ impl Aurora {
                     Err(Error::Index(aurora_index::IndexError::InvalidSchema {
                         collection: name.to_string(),
                         reason: "the collection exists with a different schema; it is left as it is \
-                                 (read it with `db.database().collections().definition(name)`)"
+                                 (read it with `db.schema(name)`, change it with `db.evolve_collection`)"
                             .into(),
                     }))
                 }

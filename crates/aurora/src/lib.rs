@@ -70,6 +70,8 @@ mod error;
 #[cfg(feature = "db")]
 mod events;
 #[cfg(feature = "db")]
+mod evolve;
+#[cfg(feature = "db")]
 mod metrics;
 #[cfg(feature = "db")]
 mod query;
@@ -136,6 +138,9 @@ pub use typed::{Collection, TypedPage, TypedQuery, TypedTransaction, TypedUpdate
 pub use aurora_storage::{
     BackupProgress, BackupReport, Durability, EvictionPolicy, RecoveryReport, StoreMetricsSnapshot, WalRecovery,
 };
+#[cfg(feature = "index")]
+#[doc(inline)]
+pub use aurora_index::{Existing, Nonconforming, Schema, SchemaChange};
 #[cfg(feature = "txn")]
 #[doc(inline)]
 pub use aurora_txn::{ChangeKind, ChangeSink, CommitInfo, Committed, Isolation};
