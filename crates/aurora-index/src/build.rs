@@ -493,6 +493,28 @@ mod tests {
         assert_eq!((stats[0].entries, stats[0].distinct_values), (31, 31));
     }
 
+    /// A document not yet back-filled holds no claim for its value; when a
+    /// write moves it off that value, the claim — held by another document
+    /// inserted during the build — must stay.
+    #[test]
+    fn a_write_during_a_unique_build_never_releases_a_claim_it_does_not_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        db.create_collection("people", Schema::new()).unwrap();
+        let a = DocId::text("a").unwrap();
+        db.put("people", doc! { "h": "v" }.id(a.clone())).unwrap();
+        // The build published, its back-fill not yet at `a`.
+        db.update_definition("people", |def| {
+            def.indexes.insert("h".into(), IndexDef { unique: true, state: IndexState::Building });
+            Ok(())
+        })
+        .unwrap();
+        db.insert("people", doc! { "h": "v" }.id(DocId::text("b").unwrap())).unwrap();
+        db.put("people", doc! { "h": "x" }.id(a)).unwrap();
+        let err = db.insert("people", doc! { "h": "v" }).unwrap_err();
+        assert!(matches!(err, IndexError::UniqueViolation { .. }), "b still holds v: {err}");
+    }
+
     #[test]
     fn a_resumed_unique_build_that_meets_duplicates_removes_the_index() {
         let dir = tempfile::tempdir().unwrap();

@@ -357,6 +357,7 @@ impl Collections {
             writes.batch_mut().require_revision(doc_key.clone(), rev);
             writes.batch_mut().require_revision(keys::catalog_key(collection), def_rev);
             let delta = maintain::plan(collection, &def, id, old.as_deref(), new.as_ref(), writes.batch_mut());
+            maintain::release_claims(self.docs.store(), id, &delta, writes.batch_mut())?;
             self.check_limits(collection, &delta)?;
             match self.docs.commit(writes)? {
                 CommitOutcome::Committed(r) => {
@@ -367,6 +368,8 @@ impl Collections {
                 }
                 CommitOutcome::ConditionFailed { key, .. } if key == doc_key => continue,
                 CommitOutcome::ConditionFailed { key, .. } if key == keys::catalog_key(collection) => continue,
+                // A claim this write releases changed hands: plan again.
+                CommitOutcome::ConditionFailed { key, .. } if delta.releases.contains(&key) => continue,
                 CommitOutcome::ConditionFailed { key, .. } => {
                     let claim = delta.claims.iter().find(|c| c.key == key);
                     return Err(IndexError::UniqueViolation {
@@ -620,6 +623,7 @@ impl Collections {
             def.check_write(collection, old, doc)?;
         }
         let delta = maintain::plan(collection, &def, id, old, new, batch);
+        maintain::release_claims(self.docs.store(), id, &delta, batch)?;
         self.check_limits(collection, &delta)?;
         Ok(IndexPlan { collection: collection.to_string(), definition_revision, delta })
     }
