@@ -3,8 +3,8 @@
 
 use crate::compound;
 use crate::error::{IndexError, Result};
-use crate::keys;
 use crate::evolve::Existing;
+use crate::keys;
 use crate::schema::Schema;
 use aurora_core::Document;
 use aurora_storage::{format, Revision, Store};

@@ -140,6 +140,10 @@ impl IndexChanges {
     }
 }
 
+/// Values found twice while back-filling one unique index: encoded value →
+/// (the value shown, the documents holding it).
+type Duplicates = BTreeMap<Vec<u8>, (String, Vec<String>)>;
+
 /// What the check of the stored documents found.
 #[derive(Debug, Default)]
 struct Checked {
@@ -347,7 +351,7 @@ impl Collections {
     ) -> Result<Checked> {
         let _span = tracing::info_span!("schema_change", collection).entered();
         let to_build = changes.to_build();
-        let mut duplicates: HashMap<String, BTreeMap<Vec<u8>, (String, Vec<String>)>> = HashMap::new();
+        let mut duplicates: HashMap<String, Duplicates> = HashMap::new();
         let mut out = Checked::default();
         let ids: Vec<DocId> =
             self.documents().scan(collection)?.map(|d| d.map(|d| d.id)).collect::<std::result::Result<_, _>>()?;

@@ -3,10 +3,10 @@
 
 use crate::catalog::CollectionDef;
 use crate::compound;
+use crate::error::Result;
 use crate::keycodec;
 use crate::keys;
 use aurora_core::{DocId, Document, Value};
-use crate::error::Result;
 use aurora_storage::{Batch, Store};
 use std::collections::BTreeSet;
 

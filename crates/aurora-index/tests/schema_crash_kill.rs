@@ -59,7 +59,11 @@ fn schema_crash_child_entry() {
                         0 => doc! { "k": key, "n": "not an int" },
                         _ => doc! { "k": key, "n": i64::from(i % 100) },
                     };
-                    let r = if i % 7 == 0 { db.delete("c", &id).map(drop) } else { db.put("c", d.id(id)).map(drop) };
+                    let r = if i.is_multiple_of(7) {
+                        db.delete("c", &id).map(drop)
+                    } else {
+                        db.put("c", d.id(id)).map(drop)
+                    };
                     match r {
                         Ok(()) | Err(IndexError::UniqueViolation { .. } | IndexError::WrongType { .. }) => {}
                         Err(e) => panic!("{e}"),

@@ -56,7 +56,10 @@ fn fail_applies_reports_and_then_checks_every_write() {
     let shown: Vec<_> = change.examples.iter().map(|e| (e.id.to_string(), e.reason.clone())).collect();
     assert_eq!(
         shown,
-        [("d001".into(), "must be int, got string".into()), ("d002".into(), "is required (not nullable), got nothing".into())]
+        [
+            ("d001".into(), "must be int, got string".into()),
+            ("d002".into(), "is required (not nullable), got nothing".into())
+        ]
     );
     assert!(!db.definition("c").unwrap().validated);
     // Readable as they are; a rewrite must fit.
@@ -118,7 +121,7 @@ fn making_a_field_unique_refuses_duplicates_under_every_policy_and_keeps_the_pla
         assert!(matches!(err, IndexError::DuplicateValues { ref field, .. } if field == "e"), "{policy:?}: {err}");
         let def = db.definition("c").unwrap();
         assert_eq!(def.schema, v1);
-        assert_eq!(def.indexes["e"].unique, false);
+        assert!(!def.indexes["e"].unique);
         assert_eq!(def.indexes["e"].state, IndexState::Ready, "the plain index is back, usable");
         common::check_indexes(&db, "c");
     }
@@ -271,7 +274,7 @@ fn changes_racing_writers_keep_their_promises() {
                         i ^= i >> 17;
                         i ^= i << 5;
                         let key = format!("k{}", 1000 + (i >> 8) % 100_000);
-                        let d = match bad_writes && i % 10 == 0 {
+                        let d = match bad_writes && i.is_multiple_of(10) {
                             true => doc! { "k": key, "n": "text" },
                             false => doc! { "k": key, "n": i64::from(i % 50) },
                         };

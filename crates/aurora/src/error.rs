@@ -71,7 +71,9 @@ pub enum Error {
     /// A schema change under [`Existing::Validate`](crate::Existing::Validate)
     /// met a stored document that does not fit the new schema; the schema
     /// was left as it was.
-    #[error("collection `{collection}`: schema change refused: document {id} does not fit it: field `{field}` {reason}")]
+    #[error(
+        "collection `{collection}`: schema change refused: document {id} does not fit it: field `{field}` {reason}"
+    )]
     SchemaChangeRefused {
         /// The collection.
         collection: String,

@@ -133,14 +133,14 @@ pub use ttl::{ExpiryClock, ManualTime, SystemTime, TimeSource, Ttl};
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use typed::{Collection, TypedPage, TypedQuery, TypedTransaction, TypedUpdate, TypedWatcher};
 
+#[cfg(feature = "index")]
+#[doc(inline)]
+pub use aurora_index::{Existing, Nonconforming, Schema, SchemaChange};
 #[cfg(feature = "storage")]
 #[doc(inline)]
 pub use aurora_storage::{
     BackupProgress, BackupReport, Durability, EvictionPolicy, RecoveryReport, StoreMetricsSnapshot, WalRecovery,
 };
-#[cfg(feature = "index")]
-#[doc(inline)]
-pub use aurora_index::{Existing, Nonconforming, Schema, SchemaChange};
 #[cfg(feature = "txn")]
 #[doc(inline)]
 pub use aurora_txn::{ChangeKind, ChangeSink, CommitInfo, Committed, Isolation};

@@ -4,8 +4,8 @@
 //! fixes (entry checks on every write path and patch, depth bounds in the
 //! serde bridge, index-key decoding and filter decoding, name rules for
 //! document fields, query paths and computed fields, a failed index build
-//! that no longer leaves a half-built index). The two `#[ignore]`d tests are
-//! faults still open, kept as reproducers.
+//! that no longer leaves a half-built index). The `#[ignore]`d test is a
+//! fault still open, kept as a reproducer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aurora::{doc, Aurora, DocId, Document, Fields, Value};
@@ -932,9 +932,9 @@ async fn computed_fields_see_and_return_field_names_with_nul_faithfully() {
 /// refused as too deep) and hiding it from filters (`eq("v.0", 1)`).
 /// Root cause: crates/aurora-core/src/value.rs — `Value`'s derived
 /// `Serialize` / `ValueRepr` `Deserialize` are the storage (postcard) form;
-/// the serde bridge has no special case for `Value` itself.
+/// the serde bridge had no special case for `Value` itself. Fixed (issue
+/// 18): a `Value` crosses the bridge as itself (`VALUE_TOKEN`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open (issue 13): a struct field of type aurora::Value goes through the bridge in Value's tagged storage form"]
 async fn a_value_field_in_a_typed_struct_reads_natively_stored_values() {
     #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
     struct Holder {

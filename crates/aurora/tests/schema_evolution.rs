@@ -164,7 +164,14 @@ async fn transactions_racing_a_change_never_slip_past_it() {
         match outcome {
             Ok(_) => {
                 assert_eq!(db.schema("c").unwrap(), tight);
-                let bad = db.query("c").collect().await.unwrap().into_iter().filter(|d| !matches!(d.get("n"), Some(Value::Int(_)))).count();
+                let bad = db
+                    .query("c")
+                    .collect()
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .filter(|d| !matches!(d.get("n"), Some(Value::Int(_))))
+                    .count();
                 assert_eq!(bad, 0, "round {round}: a write slipped past the change");
             }
             Err(Error::SchemaChangeRefused { .. }) => assert_eq!(db.schema("c").unwrap(), loose),
