@@ -10,6 +10,11 @@
 //! - [`Timestamp`](crate::Timestamp) is a `Timestamp` both ways (its serde
 //!   form is a newtype struct with a reserved name, which other formats see
 //!   as the plain microsecond count);
+//! - a [`Value`](crate::Value) (a struct field of type `Value`) is itself,
+//!   both ways, so it holds what a document would hold there; its tagged
+//!   serde form (`{"Int": 1}`) is for other formats only (it is how
+//!   postcard stores values). Not through serde's buffering of
+//!   `#[serde(flatten)]` or untagged enums, which the bridge does not see;
 //! - bytes serialized as bytes (`serde_bytes`) are `Bytes`;
 //! - a `Uuid`, `Timestamp` or `DocId` value reads into a `String` target as
 //!   its text form, and a `Uuid` into a `Uuid` target.
