@@ -433,9 +433,11 @@ impl Collections {
         let previous = self.update_definition(collection, |def| {
             let Some(pending) = def.pending.take() else { return Ok(BTreeMap::new()) };
             for (name, old) in &pending.previous_indexes {
-                match old {
-                    Some(old) => def.indexes.insert(name.clone(), *old),
-                    None => def.indexes.remove(name),
+                // An index dropped meanwhile (`drop_index`) stays dropped:
+                // its entries are gone.
+                match (old, def.indexes.contains_key(name)) {
+                    (Some(old), true) => def.indexes.insert(name.clone(), *old),
+                    _ => def.indexes.remove(name),
                 };
             }
             Ok(pending.previous_indexes)

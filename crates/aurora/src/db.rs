@@ -381,7 +381,14 @@ impl Aurora {
             Ok(()) => Ok(true),
             Err(Error::CollectionExists(_)) => {
                 let existing = self.collections().definition_shared(name)?;
-                if existing.schema == schema {
+                // Compound indexes are not stored with the schema: the
+                // declared ones must exist, as declared.
+                let compounds_exist = schema.compound_indexes.iter().all(|(fields, unique)| {
+                    let index = existing.indexes.get(&aurora_index::compound::compound_name(fields));
+                    index.is_some_and(|i| i.unique == *unique)
+                });
+                let declared = Schema { compound_indexes: Vec::new(), ..schema };
+                if existing.schema == declared && compounds_exist {
                     Ok(false)
                 } else {
                     Err(Error::Index(aurora_index::IndexError::InvalidSchema {

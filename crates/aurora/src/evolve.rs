@@ -61,9 +61,11 @@ impl Aurora {
     /// [`Aurora::evolve_collection`] but without creating it.
     ///
     /// # Errors
-    /// [`Error::UnknownCollection`](crate::Error::UnknownCollection), and
-    /// those of [`Aurora::evolve_collection`].
+    /// [`Error::UnknownCollection`](crate::Error::UnknownCollection); a
+    /// system collection's name (starting with `_`) is refused like a new
+    /// one's; those of [`Aurora::evolve_collection`].
     pub async fn alter_schema(&self, collection: &str, schema: Schema, existing: Existing) -> Result<SchemaChange> {
+        refuse_reserved(collection)?;
         let collection = collection.to_string();
         self.write_heavy(move |db| Ok(db.collections().alter_schema(&collection, schema, existing)?)).await
     }

@@ -181,3 +181,24 @@ async fn transactions_racing_a_change_never_slip_past_it() {
         db.query("c").delete().await.unwrap();
     }
 }
+
+/// A schema that declares a compound index is found again by the start-up
+/// calls (compound indexes are stored as indexes, not with the schema).
+#[tokio::test(flavor = "current_thread")]
+async fn start_up_calls_with_a_compound_index_are_idempotent() {
+    let db = Aurora::temporary().await.unwrap();
+    let schema = || {
+        Schema::new()
+            .field("room", f(FieldType::String))
+            .field("at", f(FieldType::Int))
+            .compound_index(["room", "at"], true)
+    };
+    assert!(db.ensure_collection_with_schema("m", schema()).await.unwrap());
+    assert!(!db.ensure_collection_with_schema("m", schema()).await.unwrap(), "found as declared");
+    assert!(!db.evolve_collection("m", schema(), Existing::Validate).await.unwrap().changed);
+    let other = schema().compound_index(["at", "room"], false);
+    assert!(db.ensure_collection_with_schema("m", other.clone()).await.is_err(), "a missing compound index differs");
+    let change = db.evolve_collection("m", other, Existing::Validate).await.unwrap();
+    assert_eq!(change.indexes_built, ["(at, room)"]);
+    assert!(matches!(db.alter_schema("_jobs", Schema::new(), Existing::Validate).await, Err(Error::Storage(_))));
+}
