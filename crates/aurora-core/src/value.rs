@@ -204,15 +204,22 @@ pub(crate) fn map_bytes(map: &crate::Fields) -> usize {
         + map.iter().map(|(k, v)| heap_block(k.capacity()) + v.heap_size()).sum::<usize>()
 }
 
+/// The tagged form (`{"Int": 1}`) for every format — what postcard stores —
+/// except the serde bridge, where a value is itself: a struct field of type
+/// `Value` holds the value as a document would.
 impl Serialize for Value {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if crate::serde_bridge::is_bridge_serializer::<S>() {
+            return crate::serde_bridge::ser::hand_over_value(self, serializer);
+        }
         Value::serialize(self, serializer)
     }
 }
 
 /// The derived decoding, wrapped to count levels: a stored value nested
 /// deeper than [`MAX_DECODE_DEPTH`](crate::nesting::MAX_DECODE_DEPTH) is a
-/// decoding error, never a stack overflow.
+/// decoding error, never a stack overflow. From the serde bridge, the value
+/// itself (see `Serialize`).
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let Some(_level) = crate::nesting::DecodeLevel::enter() else {
@@ -221,6 +228,9 @@ impl<'de> Deserialize<'de> for Value {
                 crate::nesting::MAX_DECODE_DEPTH
             )));
         };
+        if crate::serde_bridge::is_bridge_deserializer::<D>() {
+            return crate::serde_bridge::de::take_value(deserializer);
+        }
         Value::deserialize(deserializer)
     }
 }

@@ -318,7 +318,7 @@ impl Collections {
 
     /// Indexes one document; returns `(encoded value, rendered value,
     /// holder id)` if a unique value is already claimed by another document.
-    fn backfill_one(
+    pub(crate) fn backfill_one(
         &self,
         collection: &str,
         field: &str,
@@ -491,6 +491,28 @@ mod tests {
         let stats = db.index_stats("msgs").unwrap();
         assert_eq!(stats[0].fields, ["room", "at"]);
         assert_eq!((stats[0].entries, stats[0].distinct_values), (31, 31));
+    }
+
+    /// A document not yet back-filled holds no claim for its value; when a
+    /// write moves it off that value, the claim — held by another document
+    /// inserted during the build — must stay.
+    #[test]
+    fn a_write_during_a_unique_build_never_releases_a_claim_it_does_not_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        db.create_collection("people", Schema::new()).unwrap();
+        let a = DocId::text("a").unwrap();
+        db.put("people", doc! { "h": "v" }.id(a.clone())).unwrap();
+        // The build published, its back-fill not yet at `a`.
+        db.update_definition("people", |def| {
+            def.indexes.insert("h".into(), IndexDef { unique: true, state: IndexState::Building });
+            Ok(())
+        })
+        .unwrap();
+        db.insert("people", doc! { "h": "v" }.id(DocId::text("b").unwrap())).unwrap();
+        db.put("people", doc! { "h": "x" }.id(a)).unwrap();
+        let err = db.insert("people", doc! { "h": "v" }).unwrap_err();
+        assert!(matches!(err, IndexError::UniqueViolation { .. }), "b still holds v: {err}");
     }
 
     #[test]

@@ -156,6 +156,9 @@ pub struct Collections {
     counts: Arc<RwLock<EntryCounts>>,
     /// Index builds running in this process.
     builds: crate::build::RunningBuilds,
+    /// Held through a schema change ([`Collections::alter_schema`]): one
+    /// at a time.
+    pub(crate) schema_changes: Arc<parking_lot::Mutex<()>>,
     config: IndexConfig,
 }
 
@@ -169,8 +172,12 @@ impl Collections {
             catalog: Arc::new(RwLock::new(loaded.into_iter().map(|(k, (v, r))| (k, (Arc::new(v), r))).collect())),
             counts: Arc::default(),
             builds: Arc::default(),
+            schema_changes: Arc::default(),
             config,
         };
+        // First, so the indexes a change interrupted by a crash added go
+        // with it instead of being resumed.
+        this.roll_back_interrupted_changes()?;
         this.resume_builds()?;
         Ok(this)
     }
@@ -341,7 +348,7 @@ impl Collections {
             // created or dropped) fails and is planned again.
             let (def, def_rev) = self.def_versioned(collection)?;
             if let Some(doc) = &new {
-                def.schema.validate(collection, doc)?;
+                def.check_write(collection, old.as_deref(), doc)?;
             }
             if mode == Mode::Insert && old.is_some() {
                 return Err(IndexError::DocumentExists { collection: collection.into(), id: id.to_string() });
@@ -355,6 +362,7 @@ impl Collections {
             writes.batch_mut().require_revision(doc_key.clone(), rev);
             writes.batch_mut().require_revision(keys::catalog_key(collection), def_rev);
             let delta = maintain::plan(collection, &def, id, old.as_deref(), new.as_ref(), writes.batch_mut());
+            maintain::release_claims(self.docs.store(), id, &delta, writes.batch_mut())?;
             self.check_limits(collection, &delta)?;
             match self.docs.commit(writes)? {
                 CommitOutcome::Committed(r) => {
@@ -365,6 +373,8 @@ impl Collections {
                 }
                 CommitOutcome::ConditionFailed { key, .. } if key == doc_key => continue,
                 CommitOutcome::ConditionFailed { key, .. } if key == keys::catalog_key(collection) => continue,
+                // A claim this write releases changed hands: plan again.
+                CommitOutcome::ConditionFailed { key, .. } if delta.releases.contains(&key) => continue,
                 CommitOutcome::ConditionFailed { key, .. } => {
                     let claim = delta.claims.iter().find(|c| c.key == key);
                     return Err(IndexError::UniqueViolation {
@@ -615,9 +625,10 @@ impl Collections {
     ) -> Result<IndexPlan> {
         let (def, definition_revision) = self.def_versioned(collection)?;
         if let Some(doc) = new {
-            def.schema.validate(collection, doc)?;
+            def.check_write(collection, old, doc)?;
         }
         let delta = maintain::plan(collection, &def, id, old, new, batch);
+        maintain::release_claims(self.docs.store(), id, &delta, batch)?;
         self.check_limits(collection, &delta)?;
         Ok(IndexPlan { collection: collection.to_string(), definition_revision, delta })
     }

@@ -114,6 +114,22 @@ pub enum IndexError {
         /// What is wrong.
         reason: String,
     },
+    /// A schema change under `Existing::Validate` met a stored document
+    /// that does not fit the new schema; the change was not made (see
+    /// [`Collections::alter_schema`](crate::Collections::alter_schema)).
+    #[error(
+        "collection `{collection}`: schema change refused: document {id} does not fit it: field `{field}` {reason}"
+    )]
+    SchemaChangeRefused {
+        /// The collection.
+        collection: String,
+        /// The first document (in id order) that does not fit.
+        id: String,
+        /// Its first field that does not fit.
+        field: String,
+        /// What is wrong, e.g. `must be int, got string`.
+        reason: String,
+    },
     /// A write kept racing with concurrent writers of the same document.
     #[error("collection `{collection}`: document {id} changed concurrently {attempts} times; giving up")]
     Contention {

@@ -23,6 +23,7 @@ mod collections;
 pub mod compound;
 mod count;
 mod error;
+mod evolve;
 pub mod keycodec;
 mod keys;
 mod maintain;
@@ -30,7 +31,8 @@ mod purge;
 mod schema;
 
 pub use build::IndexBuild;
-pub use catalog::{CollectionDef, IndexDef, IndexState};
+pub use catalog::{CollectionDef, IndexDef, IndexState, PendingChange};
 pub use collections::{Collections, IndexConfig, IndexPlan, IndexScan, IndexStats};
 pub use error::{IndexError, Result};
+pub use evolve::{Existing, Nonconforming, SchemaChange, MAX_EXAMPLES};
 pub use schema::{Schema, UnknownFields};

@@ -3,10 +3,11 @@
 
 use crate::catalog::CollectionDef;
 use crate::compound;
+use crate::error::Result;
 use crate::keycodec;
 use crate::keys;
 use aurora_core::{DocId, Document, Value};
-use aurora_storage::Batch;
+use aurora_storage::{Batch, Store};
 use std::collections::BTreeSet;
 
 /// The encoded values `doc` contributes to the index named `field`: the
@@ -64,6 +65,10 @@ pub(crate) struct Claim {
 #[derive(Debug, Default)]
 pub(crate) struct IndexDelta {
     pub(crate) claims: Vec<Claim>,
+    /// Unique claims of a building index that the old version's values
+    /// may hold: released only if this document holds them (see
+    /// [`release_claims`]).
+    pub(crate) releases: Vec<Vec<u8>>,
     /// Net entries added per field.
     pub(crate) entry_deltas: Vec<(String, isize)>,
 }
@@ -86,7 +91,17 @@ pub(crate) fn plan(
         for gone in before.difference(&after) {
             batch.delete(keys::entry_key(collection, field, gone, id));
             if index.unique && claims_uniqueness(gone) {
-                batch.delete(keys::claim_key(collection, field, gone));
+                let claim = keys::claim_key(collection, field, gone);
+                match index.state {
+                    // Every value of a complete unique index is claimed by
+                    // its document.
+                    crate::catalog::IndexState::Ready => {
+                        batch.delete(claim);
+                    }
+                    // A document the back-fill has not reached holds no
+                    // claim; another one may hold this value's.
+                    crate::catalog::IndexState::Building => delta.releases.push(claim),
+                }
             }
             net -= 1;
         }
@@ -105,6 +120,21 @@ pub(crate) fn plan(
         }
     }
     delta
+}
+
+/// Deletes each claim of `delta.releases` that document `id` holds,
+/// conditioned on it being unchanged (a failed condition: plan again);
+/// claims held by another document stay.
+pub(crate) fn release_claims(store: &Store, id: &DocId, delta: &IndexDelta, batch: &mut Batch) -> Result<()> {
+    let holder = id.to_key_bytes();
+    for claim in &delta.releases {
+        if let Some((revision, held_by)) = store.get_versioned(claim)? {
+            if held_by == holder {
+                batch.require_revision(claim.clone(), revision).delete(claim.clone());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The value (or array element) of `field` whose encoding is `encoded`,

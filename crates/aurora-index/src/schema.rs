@@ -55,6 +55,20 @@ impl Schema {
         self
     }
 
+    /// Removes a field declaration (builder style), e.g. to derive the
+    /// next version of a schema from the stored one.
+    ///
+    /// ```
+    /// use aurora_core::{FieldDefinition, FieldType};
+    /// use aurora_index::Schema;
+    /// let v1 = Schema::new().field("a", FieldDefinition::new(FieldType::Int)).field("b", FieldDefinition::new(FieldType::Int));
+    /// assert_eq!(v1.without("b"), Schema::new().field("a", FieldDefinition::new(FieldType::Int)));
+    /// ```
+    pub fn without(mut self, path: &str) -> Self {
+        self.fields.remove(path);
+        self
+    }
+
     /// Declares a compound index over `fields` (builder style), created
     /// ready with the collection; see
     /// [`Collections::create_compound_index`](crate::Collections::create_compound_index)

@@ -2,15 +2,15 @@
 //! listener prints #rust's messages as they are committed, and a typed live
 //! query keeps the room's last three messages — the panel a chat UI would
 //! render — by applying its ordered updates (each says where a message was
-//! and is, so nothing is re-sorted).
+//! and is, so nothing is re-sorted). A commit reaches live queries before
+//! the write returns, so the panel's updates are read right after each
+//! insert, without waiting (`try_recv`).
 //!
 //! Run with `cargo run --example chat_room` (an on-disk database in a
 //! temporary folder, removed at the end).
 
-use aurora::{Aurora, DocId, EventFilter, FieldDefinition, FieldType, Order, TypedUpdate, F};
+use aurora::{Aurora, DocId, EventFilter, FieldDefinition, FieldType, Order, F};
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
-use tokio_stream::StreamExt;
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Message {
@@ -63,18 +63,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let message =
             Message { id: None, room: room.into(), seq: seq as i64, author: author.into(), text: text.into() };
         messages.insert(&message).await?;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        while let Ok(Some(update)) = tokio::time::timeout(Duration::from_millis(20), panel.next()).await {
-            let update = update?;
-            match &update {
-                TypedUpdate::Added { value, new_index } => println!("  [panel] +{new_index} {value}"),
-                TypedUpdate::Removed { old_index, .. } => {
-                    println!("  [panel] -{old_index} (scrolled out of the last three)")
-                }
-                TypedUpdate::Modified { value, old_index, new_index } => {
-                    println!("  [panel] ~{old_index}→{new_index} {value}")
-                }
-            }
+        while let Some(update) = panel.try_recv()? {
+            println!("  [panel] {update}");
             update.apply_to(&mut shown);
         }
     }

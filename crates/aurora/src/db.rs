@@ -89,6 +89,17 @@ pub struct CollectionStats {
     pub indexes: Vec<IndexStats>,
 }
 
+/// Refuses a user collection name starting with `_` (system collections).
+pub(crate) fn refuse_reserved(name: &str) -> Result<()> {
+    if name.starts_with('_') {
+        return Err(Error::Storage(aurora_storage::StorageError::InvalidName {
+            name: name.chars().take(64).collect(),
+            reason: "names starting with `_` are reserved for system collections (such as `_jobs`)",
+        }));
+    }
+    Ok(())
+}
+
 /// Runs blocking work on tokio's blocking pool.
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Task(e.to_string()))?
@@ -330,12 +341,7 @@ impl Aurora {
 
     /// Creates a collection with a full [`Schema`] (e.g. a strict one).
     pub async fn new_collection_with_schema(&self, name: &str, schema: Schema) -> Result<()> {
-        if name.starts_with('_') {
-            return Err(Error::Storage(aurora_storage::StorageError::InvalidName {
-                name: name.chars().take(64).collect(),
-                reason: "names starting with `_` are reserved for system collections (such as `_jobs`)",
-            }));
-        }
+        refuse_reserved(name)?;
         let name = name.to_string();
         self.write(move |db| Ok(db.collections().create_collection(&name, schema)?)).await
     }
@@ -347,7 +353,9 @@ impl Aurora {
     /// # Errors
     /// [`Error::Index`] with `InvalidSchema` when the existing collection's
     /// schema differs (nothing is changed: a schema is evolved explicitly,
-    /// never by a start-up call); the errors of [`Aurora::new_collection`].
+    /// with [`Aurora::evolve_collection`], never by a start-up call that
+    /// happens to declare another one); the errors of
+    /// [`Aurora::new_collection`].
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -374,13 +382,20 @@ impl Aurora {
             Ok(()) => Ok(true),
             Err(Error::CollectionExists(_)) => {
                 let existing = self.collections().definition_shared(name)?;
-                if existing.schema == schema {
+                // Compound indexes are not stored with the schema: the
+                // declared ones must exist, as declared.
+                let compounds_exist = schema.compound_indexes.iter().all(|(fields, unique)| {
+                    let index = existing.indexes.get(&aurora_index::compound::compound_name(fields));
+                    index.is_some_and(|i| i.unique == *unique)
+                });
+                let declared = Schema { compound_indexes: Vec::new(), ..schema };
+                if existing.schema == declared && compounds_exist {
                     Ok(false)
                 } else {
                     Err(Error::Index(aurora_index::IndexError::InvalidSchema {
                         collection: name.to_string(),
                         reason: "the collection exists with a different schema; it is left as it is \
-                                 (read it with `db.database().collections().definition(name)`)"
+                                 (read it with `db.schema(name)`, change it with `db.evolve_collection`)"
                             .into(),
                     }))
                 }

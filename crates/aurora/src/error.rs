@@ -68,6 +68,22 @@ pub enum Error {
         #[source]
         source: Box<IndexError>,
     },
+    /// A schema change under [`Existing::Validate`](crate::Existing::Validate)
+    /// met a stored document that does not fit the new schema; the schema
+    /// was left as it was.
+    #[error(
+        "collection `{collection}`: schema change refused: document {id} does not fit it: field `{field}` {reason}"
+    )]
+    SchemaChangeRefused {
+        /// The collection.
+        collection: String,
+        /// The first document (in id order) that does not fit.
+        id: String,
+        /// Its first field that does not fit.
+        field: String,
+        /// What is wrong, e.g. `must be int, got string`.
+        reason: String,
+    },
     /// `update`/`replace` of a document that does not exist.
     #[error("no document {id} in collection `{collection}`")]
     NotFound {
@@ -166,6 +182,9 @@ impl From<IndexError> for Error {
             IndexError::DocumentExists { collection, id } => Error::DocumentExists { collection, id },
             IndexError::UnknownCollection(c) => Error::UnknownCollection(c),
             IndexError::CollectionExists(c) => Error::CollectionExists(c),
+            IndexError::SchemaChangeRefused { collection, id, field, reason } => {
+                Error::SchemaChangeRefused { collection, id, field, reason }
+            }
             IndexError::WrongType { ref collection, ref field, .. }
             | IndexError::MissingField { ref collection, ref field, .. }
             | IndexError::UnknownField { ref collection, ref field } => {

@@ -50,3 +50,6 @@ pub struct OperationsGuide;
 #[cfg(feature = "search")]
 #[doc = include_str!("../../../docs/search.md")]
 pub struct SearchGuide;
+
+#[doc = include_str!("../../../docs/migrations.md")]
+pub struct MigrationsGuide;

@@ -70,6 +70,8 @@ mod error;
 #[cfg(feature = "db")]
 mod events;
 #[cfg(feature = "db")]
+mod evolve;
+#[cfg(feature = "db")]
 mod metrics;
 #[cfg(feature = "db")]
 mod query;
@@ -133,6 +135,9 @@ pub use ttl::{ExpiryClock, ManualTime, SystemTime, TimeSource, Ttl};
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use typed::{Collection, TypedPage, TypedQuery, TypedTransaction, TypedUpdate, TypedWatcher};
 
+#[cfg(feature = "index")]
+#[doc(inline)]
+pub use aurora_index::{Existing, Nonconforming, Schema, SchemaChange};
 #[cfg(feature = "storage")]
 #[doc(inline)]
 pub use aurora_storage::{

@@ -345,6 +345,27 @@ impl<T: Clone> TypedUpdate<T> {
     }
 }
 
+/// `+{new_index} {value}`, `-{old_index} {id}`, `~{old_index}→{new_index}
+/// {value}` — one line for a log or a terminal UI.
+///
+/// ```
+/// use aurora::{DocId, TypedUpdate};
+/// assert_eq!(TypedUpdate::Added { value: "hi", new_index: 0 }.to_string(), "+0 hi");
+/// assert_eq!(TypedUpdate::Modified { value: "hey", old_index: 2, new_index: 0 }.to_string(), "~2→0 hey");
+/// let gone: TypedUpdate<&str> = TypedUpdate::Removed { id: DocId::text("m1")?, old_index: 3 };
+/// assert_eq!(gone.to_string(), "-3 m1");
+/// # Ok::<(), aurora::CoreError>(())
+/// ```
+impl<T: std::fmt::Display> std::fmt::Display for TypedUpdate<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TypedUpdate::Added { value, new_index } => write!(f, "+{new_index} {value}"),
+            TypedUpdate::Removed { id, old_index } => write!(f, "-{old_index} {id}"),
+            TypedUpdate::Modified { value, old_index, new_index } => write!(f, "~{old_index}→{new_index} {value}"),
+        }
+    }
+}
+
 /// A live query with typed results: a `futures::Stream` of
 /// `Result<TypedUpdate<T>>` ([`Watcher`] underneath).
 pub struct TypedWatcher<T> {
@@ -356,6 +377,21 @@ impl<T: DeserializeOwned> TypedWatcher<T> {
     /// The current results in the query's order, decoded.
     pub fn results(&self) -> Result<Vec<T>> {
         self.inner.results().map(from_document).collect()
+    }
+
+    /// The next update if one is ready now, without waiting: `Ok(None)`
+    /// when the results are current. A commit is delivered to live queries
+    /// before the write that made it returns, so after an `insert().await`
+    /// its update (if the query's results change) is ready here.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] once the database is closed; a query error from a
+    /// re-run; `Error::Core` if a document does not decode as `T`.
+    pub fn try_recv(&mut self) -> Result<Option<TypedUpdate<T>>> {
+        match self.inner.try_recv() {
+            None => Ok(None),
+            Some(update) => Self::typed(update?).map(Some),
+        }
     }
 
     /// The untyped live query.

@@ -931,9 +931,9 @@ async fn computed_fields_see_and_return_field_names_with_nul_faithfully() {
 /// refused as too deep) and hiding it from filters (`eq("v.0", 1)`).
 /// Root cause: crates/aurora-core/src/value.rs — `Value`'s derived
 /// `Serialize` / `ValueRepr` `Deserialize` are the storage (postcard) form;
-/// the serde bridge has no special case for `Value` itself.
+/// the serde bridge had no special case for `Value` itself. Fixed (issue
+/// 18): a `Value` crosses the bridge as itself (`VALUE_TOKEN`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open (issue 13): a struct field of type aurora::Value goes through the bridge in Value's tagged storage form"]
 async fn a_value_field_in_a_typed_struct_reads_natively_stored_values() {
     #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
     struct Holder {

@@ -255,3 +255,22 @@ async fn aggregate_results_are_named() {
     assert_eq!(ada.named().map(|(n, _)| n).collect::<Vec<_>>(), ["count", "sum(total)"]);
     db.close().await.unwrap();
 }
+
+/// A commit reaches the live query before the write returns: its update is
+/// ready at once (`try_recv`), and then there is none.
+#[tokio::test(flavor = "current_thread")]
+async fn a_typed_live_query_has_the_update_of_a_returned_write_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    let messages = db.collection::<Message>("messages");
+    let mut live = messages.query().filter(|f| f.eq("room", "r")).order_by("at", Order::Desc).watch().await.unwrap();
+    assert!(live.try_recv().unwrap().is_none());
+    for at in 0..5 {
+        messages.insert(&msg("r", "hi", at)).await.unwrap();
+        let update = live.try_recv().unwrap().expect("ready when insert returned");
+        assert!(matches!(&update, TypedUpdate::Added { value, new_index: 0 } if value.at == at), "{update:?}");
+        assert!(live.try_recv().unwrap().is_none(), "one update per insert");
+    }
+    messages.insert(&msg("elsewhere", "x", 9)).await.unwrap();
+    assert!(live.try_recv().unwrap().is_none(), "another room changes nothing");
+}

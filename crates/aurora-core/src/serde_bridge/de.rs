@@ -101,6 +101,11 @@ impl<'de> de::Deserializer<'de> for ValueRef<'de> {
     }
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Result<V::Value> {
+        if name == super::VALUE_TOKEN {
+            // A `Value` target: it takes the value as it is (see `VALUE_TOKEN`).
+            super::hand_over(self.0.clone());
+            return visitor.visit_unit();
+        }
         match (name, self.0) {
             (TIMESTAMP_TOKEN, Value::Timestamp(t)) => visitor.visit_newtype_struct(t.as_micros().into_deserializer()),
             _ => visitor.visit_newtype_struct(self),
@@ -141,6 +146,21 @@ impl<'de> de::Deserializer<'de> for ValueRef<'de> {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char
         unit unit_struct tuple tuple_struct map struct identifier ignored_any
     }
+}
+
+/// How a [`Value`] deserializes from the bridge: the value handed over.
+pub(crate) fn take_value<'de, D: de::Deserializer<'de>>(deserializer: D) -> std::result::Result<Value, D::Error> {
+    struct Take;
+    impl<'de> Visitor<'de> for Take {
+        type Value = Value;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a value handed over by the serde bridge")
+        }
+        fn visit_unit<E: de::Error>(self) -> std::result::Result<Value, E> {
+            super::take_handed_over().ok_or_else(|| E::custom("no value was handed over"))
+        }
+    }
+    deserializer.deserialize_newtype_struct(super::VALUE_TOKEN, Take)
 }
 
 /// Deserializes a type from a document's fields (a map).

@@ -10,6 +10,11 @@
 //! - [`Timestamp`](crate::Timestamp) is a `Timestamp` both ways (its serde
 //!   form is a newtype struct with a reserved name, which other formats see
 //!   as the plain microsecond count);
+//! - a [`Value`](crate::Value) (a struct field of type `Value`) is itself,
+//!   both ways, so it holds what a document would hold there; its tagged
+//!   serde form (`{"Int": 1}`) is for other formats only (it is how
+//!   postcard stores values). Not through serde's buffering of
+//!   `#[serde(flatten)]` or untagged enums, which the bridge does not see;
 //! - bytes serialized as bytes (`serde_bytes`) are `Bytes`;
 //! - a `Uuid`, `Timestamp` or `DocId` value reads into a `String` target as
 //!   its text form, and a `Uuid` into a `Uuid` target.
@@ -20,6 +25,41 @@ pub(crate) mod ser;
 /// The newtype-struct name [`Timestamp`](crate::Timestamp) serializes
 /// under, which the bridge turns into `Value::Timestamp`.
 pub(crate) const TIMESTAMP_TOKEN: &str = "$aurora::Timestamp";
+
+/// The newtype-struct name a [`Value`](crate::Value) crosses the bridge
+/// under: the bridge hands the value itself over (see [`hand_over`]), so a
+/// struct field of type `Value` holds the value as it is stored — not
+/// `Value`'s own tagged serde form, which other formats (postcard on disk)
+/// still use.
+pub(crate) const VALUE_TOKEN: &str = "$aurora::Value";
+
+thread_local! {
+    /// The value being handed across the bridge: set by one side of a
+    /// `VALUE_TOKEN` newtype struct, taken by the other in the same call.
+    static HANDOFF: std::cell::RefCell<Option<crate::Value>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Whether `S` is the bridge's serializer (so a `Value` can cross as
+/// itself). Compared by type name: `S` need not be `'static`, so `TypeId`
+/// cannot be used; the path names a private type of this crate.
+pub(crate) fn is_bridge_serializer<S>() -> bool {
+    std::any::type_name::<S>() == std::any::type_name::<ser::ValueSerializer>()
+}
+
+/// Whether `D` is the bridge's deserializer (see [`is_bridge_serializer`]).
+pub(crate) fn is_bridge_deserializer<D>() -> bool {
+    std::any::type_name::<D>() == std::any::type_name::<de::ValueRef<'static>>()
+}
+
+/// Puts `value` where the other side of a `VALUE_TOKEN` call takes it.
+pub(crate) fn hand_over(value: crate::Value) {
+    HANDOFF.with(|h| *h.borrow_mut() = Some(value));
+}
+
+/// Takes the value handed over, if any.
+pub(crate) fn take_handed_over() -> Option<crate::Value> {
+    HANDOFF.with(|h| h.borrow_mut().take())
+}
 
 /// The one key of the object a text document id is offered as when its
 /// text would read as a UUID (see `aurora`'s typed collections): a `DocId`
@@ -173,5 +213,60 @@ mod tests {
         let v = Value::Object([("n".to_string(), Value::String("x".repeat(10 << 20)))].into());
         let err = v.decode::<T>().unwrap_err();
         assert!(err.to_string().len() < 2048, "{} bytes", err.to_string().len());
+    }
+
+    /// A `Value` crosses the bridge as itself, every variant exactly, as a
+    /// struct field, inside a list, and at the top; every other format
+    /// still sees its tagged form (what is stored).
+    #[test]
+    fn a_value_crosses_the_bridge_as_itself_and_other_formats_keep_the_tagged_form() {
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        struct Holder {
+            v: Value,
+            list: Vec<Value>,
+        }
+        let every = Value::Array(vec![
+            Value::Null,
+            Value::Bool(true),
+            Value::Int(-3),
+            Value::Float(f64::NAN.copysign(-1.0)),
+            Value::from("s"),
+            Value::Uuid(uuid::Uuid::from_u128(7)),
+            Value::Timestamp(Timestamp::from_micros(5)),
+            Value::Bytes(vec![0, 255]),
+            Value::Object([("k".to_string(), Value::Int(1))].into()),
+        ]);
+        let holder = Holder { v: every.clone(), list: vec![Value::Int(1), every.clone()] };
+        let doc = Document::from_serde(&holder).unwrap();
+        assert_eq!(doc.get("v").map(|v| v.render(500)), Some(every.render(500)), "stored natively");
+        assert_eq!(doc.decode::<Holder>().unwrap().list[1].render(500), every.render(500));
+        // A natively written document reads into the struct.
+        let native = Document {
+            fields: [("v".to_string(), Value::Int(9)), ("list".to_string(), Value::Array(vec![]))].into(),
+            ..Document::new()
+        };
+        assert_eq!(native.decode::<Holder>().unwrap(), Holder { v: Value::Int(9), list: vec![] });
+        assert_eq!(Value::from_serde(&Value::Int(4)).unwrap(), Value::Int(4));
+        assert_eq!(Value::Int(4).decode::<Value>().unwrap(), Value::Int(4));
+        // Other formats: unchanged.
+        assert_eq!(serde_json::to_value(Value::Int(1)).unwrap(), serde_json::json!({ "Int": 1 }));
+        let back: Value = serde_json::from_value(serde_json::json!({ "Array": [{ "Int": 1 }] })).unwrap();
+        assert_eq!(back, Value::Array(vec![Value::Int(1)]));
+    }
+
+    #[test]
+    fn a_value_too_deep_for_the_bridge_is_refused_not_overflowed() {
+        #[derive(Serialize)]
+        struct Holder {
+            v: Value,
+        }
+        let mut v = Value::Int(1);
+        for _ in 0..200_000 {
+            v = Value::Array(vec![v]);
+        }
+        let holder = Holder { v };
+        let err = Document::from_serde(&holder).unwrap_err();
+        assert!(err.to_string().contains("deeper than"), "{err}");
+        crate::nesting::dispose(holder.v);
     }
 }

@@ -3,6 +3,7 @@
 use super::{BridgeError, TIMESTAMP_TOKEN};
 use crate::nesting::DecodeLevel;
 use crate::{Fields, Timestamp, Value, MAX_DECODE_DEPTH};
+use serde::ser::Error as _;
 use serde::ser::{self, Serialize};
 
 type Result<T> = std::result::Result<T, BridgeError>;
@@ -17,6 +18,19 @@ fn level() -> Result<DecodeLevel> {
 
 /// Serializes into a [`Value`].
 pub(crate) struct ValueSerializer;
+
+/// How a [`Value`] serializes into the bridge: as itself, handed over
+/// (a copy, after checking its depth without recursing past the limit).
+pub(crate) fn hand_over_value<S: ser::Serializer>(
+    value: &Value,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    if value.nesting_depth(MAX_DECODE_DEPTH) > MAX_DECODE_DEPTH {
+        return Err(S::Error::custom(format_args!("the value nests deeper than {MAX_DECODE_DEPTH} levels")));
+    }
+    super::hand_over(value.clone());
+    serializer.serialize_newtype_struct(super::VALUE_TOKEN, &())
+}
 
 fn int<T: TryInto<i64> + std::fmt::Display + Copy>(v: T, ty: &str) -> Result<Value> {
     v.try_into()
@@ -107,6 +121,11 @@ impl ser::Serializer for ValueSerializer {
         Ok(Value::String(variant.to_string()))
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, name: &'static str, v: &T) -> Result<Value> {
+        if name == super::VALUE_TOKEN {
+            if let Some(value) = super::take_handed_over() {
+                return Ok(value);
+            }
+        }
         let _level = level()?;
         match (name, v.serialize(self)?) {
             (TIMESTAMP_TOKEN, Value::Int(micros)) => Ok(Value::Timestamp(Timestamp::from_micros(micros))),

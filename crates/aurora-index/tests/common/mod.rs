@@ -99,3 +99,33 @@ fn check_compound(db: &Collections, collection: &str, name: &str, docs: &[aurora
     assert_eq!(stats.entries, docs.len() as u64, "one entry per document in {name:?}");
     assert_eq!(stats.distinct_values, tuples.len() as u64, "distinct tuples of {name:?}");
 }
+
+/// Writes a collection definition straight into the catalog (to make the
+/// state a crash leaves); only read back after a reopen.
+pub fn write_definition(db: &Collections, collection: &str, def: &aurora_index::CollectionDef) {
+    write_raw_definition(db, collection, aurora_storage::format::encode(def).unwrap());
+}
+
+/// Writes encoded bytes as a collection's catalog entry (`"c" ++ name`).
+pub fn write_raw_definition(db: &Collections, collection: &str, bytes: Vec<u8>) {
+    let mut key = vec![b'c'];
+    key.extend_from_slice(collection.as_bytes());
+    let mut batch = aurora_storage::Batch::new();
+    batch.put(key, bytes);
+    db.documents().store().commit(batch).unwrap().into_result().unwrap();
+}
+
+/// Checks that no two documents hold the same non-null value of `field`.
+pub fn check_unique(db: &Collections, collection: &str, field: &str) {
+    let mut seen = std::collections::BTreeMap::new();
+    for d in db.documents().scan(collection).unwrap().map(Result::unwrap) {
+        match d.get_path(field) {
+            None | Some(Value::Null) => {}
+            Some(v) => {
+                if let Some(other) = seen.insert(v.clone(), d.id.clone()) {
+                    panic!("{field} = {v:?} is held by {other} and {}", d.id);
+                }
+            }
+        }
+    }
+}
