@@ -81,7 +81,8 @@ impl Wanted {
                 .flat_map(|(w, d)| tokens(&mut raw, w).into_iter().map(move |(_, t)| (t, usize::from(*d))))
                 .collect();
             // Each distinct written word once.
-            let written: std::collections::BTreeSet<String> = tokens(&mut raw, text).into_iter().map(|(_, t)| t).collect();
+            let written: std::collections::BTreeSet<String> =
+                tokens(&mut raw, text).into_iter().map(|(_, t)| t).collect();
             for written in written {
                 let hit = prefixes.iter().any(|p| written.starts_with(p.as_str()))
                     || fuzzy.iter().any(|(f, d)| within_edits(f, &written, *d));

@@ -105,7 +105,8 @@ fn schema(definition: &SearchDefinition, boosts: impl Iterator<Item = f32>) -> (
         .enumerate()
         .map(|(i, boost)| {
             let text = builder.add_text_field(&format!("f{i}"), text_options(TOKENIZER));
-            let raw = if stemmed { builder.add_text_field(&format!("r{i}"), text_options(RAW_TOKENIZER)) } else { text };
+            let raw =
+                if stemmed { builder.add_text_field(&format!("r{i}"), text_options(RAW_TOKENIZER)) } else { text };
             Target { text, raw, boost }
         })
         .collect();

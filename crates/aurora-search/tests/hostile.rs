@@ -7,7 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aurora_core::{doc, DocId, Document};
-use aurora_search::{parse, DocChange, Language, SearchDefinition, SearchError, SearchExpr, SearchIndex, SearchOptions};
+use aurora_search::{
+    parse, DocChange, Language, SearchDefinition, SearchError, SearchExpr, SearchIndex, SearchOptions,
+};
 use std::collections::BTreeSet;
 
 fn open(dir: &std::path::Path, options: &SearchOptions, fields: &[&str]) -> SearchIndex {

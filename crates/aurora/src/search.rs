@@ -10,8 +10,7 @@ use crate::error::{Error, Result};
 use aurora_core::{Document, Filter};
 use aurora_pubsub::{ChangeType, CommitEvents, RecvError};
 use aurora_search::{
-    parse, DocChange, Highlight, SearchDefinition, SearchError, SearchExpr, SearchIndex, SearchOptions,
-    DEFINITION_FILE,
+    parse, DocChange, Highlight, SearchDefinition, SearchError, SearchExpr, SearchIndex, SearchOptions, DEFINITION_FILE,
 };
 use aurora_txn::{ChangeKind, Database, Isolation, TxnError};
 use parking_lot::{Mutex, RwLock};

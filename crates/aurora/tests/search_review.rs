@@ -57,7 +57,7 @@ async fn creating_an_index_on_a_big_collection_while_writes_continue() {
             let mut i = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 let k = DocId::text(&format!("d{}", (i * 7919) % (n + 200))).unwrap();
-                if i % 5 == 0 {
+                if i.is_multiple_of(5) {
                     db.delete_document("m", &k).await.unwrap();
                 } else {
                     db.upsert("m", doc! { "body": body(i + 3) }.id(k)).await.unwrap();
