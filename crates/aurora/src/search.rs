@@ -25,8 +25,9 @@ use tokio::task::JoinHandle;
 pub const SEARCH_FOLDER: &str = "search";
 /// Default number of results of a search without `limit`.
 pub const DEFAULT_SEARCH_LIMIT: usize = 10;
-/// Most candidates a filtered search asks the index for before giving up
-/// on filling its window.
+/// Most ranked results a search reads: a window (`offset + limit`) past
+/// it is cut there, and a filtered search asks the index for at most this
+/// many candidates before giving up on filling its window.
 pub const MAX_SEARCH_CANDIDATES: usize = 100_000;
 /// Shortest time between two tantivy commits of the background follower:
 /// an isolated write is searchable right after one catch-up, a stream of
@@ -52,11 +53,21 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    /// Stops every follower and closes every index (releasing its lock).
+    /// Stops every follower, makes what each applied searchable on disk
+    /// (so the next open has less to catch up), and closes every index
+    /// (releasing its lock).
     pub(crate) fn close(&self) {
         for (_, f) in self.followers.lock().drain() {
             f.stop();
-            *f.index.write() = None;
+            let mut guard = f.index.write();
+            if let Some(index) = guard.as_mut() {
+                if index.has_uncommitted() {
+                    if let Err(e) = index.publish() {
+                        tracing::warn!(collection = %f.collection, error = %e, "search index could not commit at close; caught up at the next open");
+                    }
+                }
+            }
+            *guard = None;
         }
     }
 
@@ -747,8 +758,11 @@ impl SearchBuilder {
             let index = guard.as_ref().ok_or_else(|| follower.gone())?;
             let sequence = index.applied();
             let mut tx = read.begin_read()?;
-            let want = self.offset.saturating_add(self.limit);
-            let mut asked = if self.filter.is_some() { want.saturating_mul(4).max(64) } else { want };
+            // Bounded work: at most MAX_SEARCH_CANDIDATES ranked results
+            // are read, whatever the window.
+            let want = self.offset.saturating_add(self.limit).min(MAX_SEARCH_CANDIDATES);
+            let mut asked =
+                if self.filter.is_some() { want.saturating_mul(4).clamp(64, MAX_SEARCH_CANDIDATES) } else { want };
             let field = self.field.as_deref();
             let found = loop {
                 let hits = index.search(&expr, field, asked, 0)?;
