@@ -431,7 +431,18 @@ impl Aurora {
                 Err(Error::Search(SearchError::IndexExists { collection: collection.to_string() }))
             };
         }
-        start(self, definition, index_dir(&self.config().path, collection)).await.map(drop)
+        let dir = index_dir(&self.config().path, collection);
+        match start(self, definition, dir.clone()).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // Leave nothing behind that the next open would start.
+                let removed = blocking(move || std::fs::remove_dir_all(&dir).map_err(|e| folder_error(&dir, &e))).await;
+                if let Err(r) = removed {
+                    tracing::warn!(error = %r, "could not remove the folder of a search index that failed to build");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Drops `collection`'s search index and deletes its files; `false` if
