@@ -62,8 +62,13 @@ pub enum SearchError {
         /// What failed.
         message: String,
     },
-    /// The tantivy index failed (I/O, a corrupt segment, a lock held by
-    /// another process).
+    /// Another writer (another process) holds the index's lock.
+    #[error("search index `{path}` is locked by another writer")]
+    Locked {
+        /// The index folder.
+        path: String,
+    },
+    /// The tantivy index failed (I/O, a corrupt segment).
     #[error("search index: {0}")]
     Index(#[from] tantivy::TantivyError),
     /// The index folder could not be opened.

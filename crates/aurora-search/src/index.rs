@@ -1,30 +1,26 @@
 //! [`SearchIndex`]: one collection's tantivy index, fed commit by commit,
 //! recording in its own commit the last database sequence it reflects.
 
+use crate::analysis::{analyzer, raw_analyzer, RAW_TOKENIZER, TOKENIZER};
 use crate::definition::SearchDefinition;
 use crate::error::{Result, SearchError};
+use crate::highlight::{Highlight, Wanted};
 use crate::parse::SearchExpr;
+use crate::query::{Builder, Target};
 use aurora_core::{DocId, Document, Value};
 use std::path::Path;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
-use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, EmptyQuery, FuzzyTermQuery, Occur, PhraseQuery, Query, TermQuery,
-};
 use tantivy::schema::{BytesOptions, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value as _};
-use tantivy::snippet::SnippetGenerator;
-use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer};
+use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
-/// Name of the analyser registered on every index.
-const TOKENIZER: &str = "aurora";
-/// Writer memory budget, bytes (tantivy's minimum is 15 MB).
-const WRITER_MEMORY: usize = 32 * 1024 * 1024;
+/// Writer memory budget, bytes (tantivy's minimum is 15 MB): documents
+/// are buffered in memory up to it before a segment is written.
+const WRITER_MEMORY: usize = 64 * 1024 * 1024;
 /// Commit the position even without document changes after this many
 /// sequences, so a reopen does not re-read (or find trimmed) a long feed.
 const POSITION_COMMIT_EVERY: u64 = 1_000;
-/// Longest indexed word, bytes; longer ones are dropped.
-const MAX_WORD_BYTES: usize = 64;
 
 /// One ranked match.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,25 +32,41 @@ pub struct Hit {
     pub score: f32,
 }
 
-/// A highlighted fragment of a field's text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Highlight {
-    /// The field.
-    pub field: String,
-    /// A fragment of the field's text (at most ~150 characters).
-    pub fragment: String,
-    /// Byte ranges within `fragment` of the matching words.
-    pub ranges: Vec<std::ops::Range<usize>>,
+/// One document change of a database commit, as the index applies it.
+#[derive(Debug, Clone, Copy)]
+pub enum DocChange<'a> {
+    /// A document that did not exist before this commit (the index holds
+    /// no entry for it, so none is looked up to replace).
+    Insert(&'a DocId, &'a Document),
+    /// A document that existed and is now `after`; `before` (if known)
+    /// lets the index skip a change that leaves every indexed field as it
+    /// was.
+    Update {
+        /// Its id.
+        id: &'a DocId,
+        /// The document before the commit, if known.
+        before: Option<&'a Document>,
+        /// The document after it.
+        after: &'a Document,
+    },
+    /// A deleted document.
+    Delete(&'a DocId),
 }
 
 /// One collection's search index.
 pub struct SearchIndex {
     definition: SearchDefinition,
-    index: Index,
     writer: IndexWriter,
     reader: IndexReader,
     id_field: Field,
-    fields: Vec<Field>,
+    targets: Vec<Target>,
+    analyzer: TextAnalyzer,
+    raw_analyzer: TextAnalyzer,
+    /// Whether a position was ever committed (`false` for a new index,
+    /// which must be built from the collection, not from history).
+    recorded: bool,
+    /// Every commit up to it has been added to the writer.
+    pending: u64,
     /// The sequence the searchable state reflects.
     applied: u64,
     /// The sequence of the last tantivy commit (what survives a crash).
@@ -67,80 +79,113 @@ impl std::fmt::Debug for SearchIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SearchIndex")
             .field("collection", &self.definition.collection)
+            .field("pending", &self.pending)
             .field("applied", &self.applied)
             .field("durable", &self.durable)
             .finish()
     }
 }
 
-fn analyzer(definition: &SearchDefinition) -> TextAnalyzer {
-    let base = TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(MAX_WORD_BYTES))
-        .filter(LowerCaser)
-        .dynamic();
-    match definition.language {
-        None => base.build(),
-        Some(lang) => {
-            let with_stop = if definition.stop_words {
-                match StopWordFilter::new(lang) {
-                    Some(stop) => base.filter_dynamic(stop),
-                    None => base,
-                }
-            } else {
-                base
-            };
-            with_stop.filter_dynamic(Stemmer::new(lang)).build()
-        }
-    }
+fn text_options(tokenizer: &str) -> TextOptions {
+    TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(tokenizer)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    )
 }
 
-fn schema(definition: &SearchDefinition) -> (Schema, Field, Vec<Field>) {
+/// Field `f{i}` holds the analysed text of the definition's `i`th field;
+/// with a language, `r{i}` holds its written-form words (for prefix and
+/// fuzzy searches).
+fn schema(definition: &SearchDefinition, boosts: impl Iterator<Item = f32>) -> (Schema, Field, Vec<Target>) {
     let mut builder = Schema::builder();
     let id = builder.add_bytes_field("_id", BytesOptions::default().set_indexed().set_stored());
-    let text = TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default()
-            .set_tokenizer(TOKENIZER)
-            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-    );
-    let fields = (0..definition.fields.len()).map(|i| builder.add_text_field(&format!("f{i}"), text.clone())).collect();
-    (builder.build(), id, fields)
+    let stemmed = definition.language.is_some();
+    let targets = boosts
+        .enumerate()
+        .map(|(i, boost)| {
+            let text = builder.add_text_field(&format!("f{i}"), text_options(TOKENIZER));
+            let raw =
+                if stemmed { builder.add_text_field(&format!("r{i}"), text_options(RAW_TOKENIZER)) } else { text };
+            Target { text, raw, boost }
+        })
+        .collect();
+    (builder.build(), id, targets)
 }
 
-/// The text of a field: a string, or the strings of an array, joined by newlines.
+/// The text of a field: a string, or the strings of an array, joined by
+/// newlines (as highlights show it).
 pub fn field_text(doc: &Document, path: &str) -> Option<String> {
-    match doc.get_path(path)? {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(items) => {
-            let parts: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
-            (!parts.is_empty()).then(|| parts.join("\n"))
-        }
-        _ => None,
+    let parts = field_strings(doc, path);
+    (!parts.is_empty()).then(|| parts.join("\n"))
+}
+
+/// The strings of a field: a string, or the strings of an array (each one
+/// a separate value: a phrase does not run from one into the next).
+fn field_strings<'d>(doc: &'d Document, path: &str) -> Vec<&'d str> {
+    match doc.get_path(path) {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
     }
 }
 
 impl SearchIndex {
     /// Opens the index in `dir` (created if empty) for `definition`.
     /// [`SearchIndex::applied`] is then the sequence of its last commit (0
-    /// for a new index): feed it every commit after that.
+    /// for a new index, see [`SearchIndex::is_new`]): feed it every commit
+    /// after that.
     ///
     /// # Errors
+    /// [`SearchError::Locked`]: another writer holds the index's lock;
     /// [`SearchError::Directory`] / [`SearchError::Index`]: the folder
-    /// cannot be opened, a segment is corrupt, or another writer holds the
-    /// index's lock.
+    /// cannot be opened, a segment is corrupt, or the files were written
+    /// for another definition.
     pub fn open(dir: &Path, definition: SearchDefinition) -> Result<Self> {
-        let (schema, id_field, fields) = schema(&definition);
+        let (schema, id_field, targets) = schema(&definition, definition.fields.iter().map(|f| f.boost));
         let directory = MmapDirectory::open(dir)?;
         let index = Index::open_or_create(directory, schema)?;
-        index.tokenizers().register(TOKENIZER, analyzer(&definition));
-        let writer = index.writer_with_num_threads(1, WRITER_MEMORY)?;
+        let analyzer = analyzer(&definition);
+        let raw_analyzer = raw_analyzer();
+        index.tokenizers().register(TOKENIZER, analyzer.clone());
+        index.tokenizers().register(RAW_TOKENIZER, raw_analyzer.clone());
+        let writer = match index.writer_with_num_threads(1, WRITER_MEMORY) {
+            Ok(w) => w,
+            Err(tantivy::TantivyError::LockFailure(..)) => {
+                return Err(SearchError::Locked { path: dir.display().to_string() })
+            }
+            Err(e) => return Err(e.into()),
+        };
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        let durable = index.load_metas()?.payload.and_then(|p| p.parse::<u64>().ok()).unwrap_or(0);
-        Ok(Self { definition, index, writer, reader, id_field, fields, applied: durable, durable, dirty: false })
+        let payload = index.load_metas()?.payload;
+        let durable = payload.as_deref().and_then(|p| p.parse::<u64>().ok()).unwrap_or(0);
+        Ok(Self {
+            definition,
+            writer,
+            reader,
+            id_field,
+            targets,
+            analyzer,
+            raw_analyzer,
+            recorded: payload.is_some(),
+            pending: durable,
+            applied: durable,
+            durable,
+            dirty: false,
+        })
     }
 
     /// The definition it was opened with.
     pub fn definition(&self) -> &SearchDefinition {
         &self.definition
+    }
+
+    /// Whether no position was ever committed: the index is new and must
+    /// be built from the collection's documents ([`SearchIndex::clear`],
+    /// [`DocChange::Insert`] for each, [`SearchIndex::commit`] with the
+    /// snapshot's sequence), not from history.
+    pub fn is_new(&self) -> bool {
+        !self.recorded
     }
 
     /// The database sequence the searchable state reflects: every commit
@@ -149,25 +194,55 @@ impl SearchIndex {
         self.applied
     }
 
+    /// The sequence every commit up to which has been given to
+    /// [`SearchIndex::apply`] (searchable after the next
+    /// [`SearchIndex::commit`]); at least [`SearchIndex::applied`].
+    pub fn pending(&self) -> u64 {
+        self.pending
+    }
+
     /// The sequence recorded in the last tantivy commit: what a reopen
     /// after a crash starts from.
     pub fn durable(&self) -> u64 {
         self.durable
     }
 
-    /// Applies one database commit: for each changed document its state
-    /// after the commit (`None`: deleted). Not searchable until
-    /// [`SearchIndex::commit`].
-    pub fn apply<'a>(&mut self, changes: impl IntoIterator<Item = (&'a DocId, Option<&'a Document>)>) -> Result<()> {
-        for (id, doc) in changes {
+    /// Whether changes were applied that are not searchable yet.
+    pub fn has_uncommitted(&self) -> bool {
+        self.dirty || self.pending != self.applied
+    }
+
+    /// Applies one database commit's changes to the collection. Not
+    /// searchable until [`SearchIndex::commit`].
+    ///
+    /// # Errors
+    /// [`SearchError::Index`] if tantivy's indexing thread failed; call
+    /// [`SearchIndex::rollback`] then.
+    pub fn apply<'a>(&mut self, changes: impl IntoIterator<Item = DocChange<'a>>) -> Result<()> {
+        for change in changes {
+            let (id, doc, replace) = match change {
+                DocChange::Insert(id, doc) => (id, Some(doc), false),
+                DocChange::Update { id, before, after } => {
+                    if before.is_some_and(|b| self.same_text(b, after)) {
+                        continue;
+                    }
+                    (id, Some(after), true)
+                }
+                DocChange::Delete(id) => (id, None, true),
+            };
             let key = id.to_key_bytes();
-            self.writer.delete_term(Term::from_field_bytes(self.id_field, &key));
+            if replace {
+                self.writer.delete_term(Term::from_field_bytes(self.id_field, &key));
+            }
             if let Some(doc) = doc {
                 let mut out = TantivyDocument::default();
                 out.add_bytes(self.id_field, &key);
-                for (field, def) in self.fields.iter().zip(&self.definition.fields) {
-                    if let Some(text) = field_text(doc, &def.name) {
-                        out.add_text(*field, text);
+                for (target, def) in self.targets.iter().zip(&self.definition.fields) {
+                    for text in field_strings(doc, &def.name) {
+                        out.add_text(target.text, text);
+                        if target.raw != target.text {
+                            out.add_text(target.raw, text);
+                        }
                     }
                 }
                 self.writer.add_document(out)?;
@@ -177,32 +252,85 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// Removes every document (before a rebuild from a scan).
-    /// The position goes back to 0: the next [`SearchIndex::commit`]
-    /// records exactly the sequence it is given.
+    /// Whether every indexed field reads the same in `a` and `b`.
+    fn same_text(&self, a: &Document, b: &Document) -> bool {
+        self.definition.fields.iter().all(|f| field_strings(a, &f.name) == field_strings(b, &f.name))
+    }
+
+    /// Records that every commit up to `sequence` has been applied (not
+    /// searchable until [`SearchIndex::commit`]).
+    pub fn advance(&mut self, sequence: u64) {
+        self.pending = self.pending.max(sequence);
+    }
+
+    /// Removes every document (before a rebuild from a scan). The
+    /// position goes back to 0: the next [`SearchIndex::commit`] records
+    /// exactly the sequence it is given.
+    ///
+    /// # Errors
+    /// [`SearchError::Index`] if tantivy's indexing thread failed.
     pub fn clear(&mut self) -> Result<()> {
         self.writer.delete_all_documents()?;
-        self.applied = 0;
+        self.pending = 0;
         self.dirty = true;
         Ok(())
     }
 
-    /// Makes everything applied searchable and records `sequence` (every
-    /// commit up to it is applied) in the tantivy commit. Commits to disk
-    /// only when documents changed or the position moved far; otherwise
-    /// only the in-memory position advances.
+    /// Drops every change applied since the last tantivy commit (after a
+    /// failure half-way through a commit's changes): the index is again
+    /// exactly its last commit, at [`SearchIndex::durable`].
+    ///
+    /// # Errors
+    /// [`SearchError::Index`] if tantivy cannot return to its last commit.
+    pub fn rollback(&mut self) -> Result<()> {
+        self.writer.rollback()?;
+        self.pending = self.durable;
+        self.applied = self.durable;
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// [`SearchIndex::advance`] to `sequence`, then
+    /// [`SearchIndex::publish`].
+    ///
+    /// # Errors
+    /// As [`SearchIndex::publish`].
     pub fn commit(&mut self, sequence: u64) -> Result<()> {
-        let sequence = sequence.max(self.applied);
-        if self.dirty || sequence.saturating_sub(self.durable) >= POSITION_COMMIT_EVERY {
+        self.advance(sequence);
+        self.publish()
+    }
+
+    /// Makes everything applied searchable and records the pending
+    /// position (every commit up to it is applied) in the tantivy commit.
+    /// Commits to disk only when documents changed or the position moved
+    /// far; otherwise only the in-memory position advances.
+    ///
+    /// # Errors
+    /// [`SearchError::Index`] on I/O failure (call
+    /// [`SearchIndex::rollback`] then).
+    pub fn publish(&mut self) -> Result<()> {
+        let sequence = self.pending;
+        if self.dirty || !self.recorded || sequence.saturating_sub(self.durable) >= POSITION_COMMIT_EVERY {
             let mut prepared = self.writer.prepare_commit()?;
             prepared.set_payload(&sequence.to_string());
             prepared.commit()?;
             self.reader.reload()?;
             self.durable = sequence;
+            self.recorded = true;
             self.dirty = false;
         }
         self.applied = sequence;
         Ok(())
+    }
+
+    /// Closes the index: waits for tantivy's background merges, so its
+    /// folder can be deleted or opened again right after.
+    ///
+    /// # Errors
+    /// [`SearchError::Index`] if a merge failed.
+    pub fn close(self) -> Result<()> {
+        drop(self.reader);
+        Ok(self.writer.wait_merging_threads()?)
     }
 
     /// Documents in the index (as of the last commit).
@@ -215,11 +343,11 @@ impl SearchIndex {
         self.len() == 0
     }
 
-    fn field_indexes(&self, field: Option<&str>) -> Result<Vec<usize>> {
+    fn targets(&self, field: Option<&str>) -> Result<Vec<(usize, Target)>> {
         match field {
-            None => Ok((0..self.fields.len()).collect()),
+            None => Ok(self.targets.iter().copied().enumerate().collect()),
             Some(name) => match self.definition.fields.iter().position(|f| f.name == name) {
-                Some(i) => Ok(vec![i]),
+                Some(i) => Ok(vec![(i, self.targets[i])]),
                 None => Err(SearchError::UnknownField {
                     collection: self.definition.collection.clone(),
                     field: name.to_string(),
@@ -228,97 +356,30 @@ impl SearchIndex {
         }
     }
 
-    fn analyse(&self, text: &str) -> Vec<String> {
-        let mut analyzer = self.index.tokenizers().get(TOKENIZER).unwrap_or_else(|| analyzer(&self.definition));
-        let mut stream = analyzer.token_stream(text);
-        let mut out = Vec::new();
-        while let Some(token) = stream.next() {
-            out.push(token.text.clone());
+    fn query(&self, expr: &SearchExpr, targets: &[(usize, Target)]) -> Box<dyn tantivy::query::Query> {
+        Builder {
+            targets: targets.iter().map(|(_, t)| *t).collect(),
+            analyzer: self.analyzer.clone(),
+            raw_analyzer: self.raw_analyzer.clone(),
         }
-        out
-    }
-
-    fn leaf(&self, expr: &SearchExpr, field: Field) -> Box<dyn Query> {
-        match expr {
-            SearchExpr::Term(word) => self.words_query(&[word.as_str()], field),
-            SearchExpr::Phrase(words) => {
-                let words: Vec<&str> = words.iter().map(String::as_str).collect();
-                self.words_query(&words, field)
-            }
-            SearchExpr::Prefix(word) => {
-                Box::new(FuzzyTermQuery::new_prefix(Term::from_field_text(field, &word.to_lowercase()), 0, true))
-            }
-            SearchExpr::Fuzzy(word, distance) => {
-                Box::new(FuzzyTermQuery::new(Term::from_field_text(field, &word.to_lowercase()), *distance, true))
-            }
-            _ => Box::new(EmptyQuery),
-        }
-    }
-
-    fn words_query(&self, words: &[&str], field: Field) -> Box<dyn Query> {
-        let tokens = self.analyse(&words.join(" "));
-        let mut terms: Vec<Term> = tokens.iter().map(|t| Term::from_field_text(field, t)).collect();
-        match terms.len() {
-            0 => Box::new(EmptyQuery),
-            1 => Box::new(TermQuery::new(terms.remove(0), IndexRecordOption::WithFreqs)),
-            _ => Box::new(PhraseQuery::new(terms)),
-        }
-    }
-
-    /// The tantivy query for `expr` over the given fields.
-    fn query(&self, expr: &SearchExpr, fields: &[usize]) -> Box<dyn Query> {
-        match expr {
-            SearchExpr::And(parts) => {
-                let mut clauses: Vec<(Occur, Box<dyn Query>)> = parts
-                    .iter()
-                    .map(|p| match p {
-                        SearchExpr::Not(inner) => (Occur::MustNot, self.query(inner, fields)),
-                        other => (Occur::Must, self.query(other, fields)),
-                    })
-                    .collect();
-                if clauses.iter().all(|(o, _)| *o == Occur::MustNot) {
-                    clauses.push((Occur::Must, Box::new(AllQuery)));
-                }
-                Box::new(BooleanQuery::new(clauses))
-            }
-            SearchExpr::Or(parts) => {
-                Box::new(BooleanQuery::new(parts.iter().map(|p| (Occur::Should, self.query(p, fields))).collect()))
-            }
-            SearchExpr::Not(inner) => Box::new(BooleanQuery::new(vec![
-                (Occur::Must, Box::new(AllQuery)),
-                (Occur::MustNot, self.query(inner, fields)),
-            ])),
-            leaf => {
-                let per_field: Vec<(Occur, Box<dyn Query>)> = fields
-                    .iter()
-                    .map(|&i| {
-                        let q = self.leaf(leaf, self.fields[i]);
-                        let boost = self.definition.fields[i].boost;
-                        let q: Box<dyn Query> = if boost == 1.0 { q } else { Box::new(BoostQuery::new(q, boost)) };
-                        (Occur::Should, q)
-                    })
-                    .collect();
-                if per_field.len() == 1 {
-                    per_field.into_iter().next().map(|(_, q)| q).unwrap_or_else(|| Box::new(EmptyQuery))
-                } else {
-                    Box::new(BooleanQuery::new(per_field))
-                }
-            }
-        }
+        .build(expr)
     }
 
     /// The best `limit` matches after skipping `offset`, best first (ties
     /// in index order). `field` restricts the search to one indexed field.
+    /// The window is bounded by the number of documents in the index.
     ///
     /// # Errors
     /// [`SearchError::UnknownField`]; [`SearchError::Index`] on I/O failure.
     pub fn search(&self, expr: &SearchExpr, field: Option<&str>, limit: usize, offset: usize) -> Result<Vec<Hit>> {
-        let fields = self.field_indexes(field)?;
-        let query = self.query(expr, &fields);
+        let targets = self.targets(field)?;
         let searcher = self.reader.searcher();
+        let docs = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX);
+        let limit = limit.min(docs.saturating_sub(offset));
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let query = self.query(expr, &targets);
         let top = searcher.search(&*query, &TopDocs::with_limit(limit).and_offset(offset).order_by_score())?;
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
@@ -338,34 +399,26 @@ impl SearchIndex {
     /// # Errors
     /// As [`SearchIndex::search`].
     pub fn count(&self, expr: &SearchExpr, field: Option<&str>) -> Result<usize> {
-        let fields = self.field_indexes(field)?;
-        let query = self.query(expr, &fields);
+        let targets = self.targets(field)?;
+        let query = self.query(expr, &targets);
         Ok(self.reader.searcher().search(&*query, &Count)?)
     }
 
     /// Highlighted fragments of `doc`'s indexed fields (restricted to
-    /// `field` if given) for `expr`; fields without a match are left out.
+    /// `field` if given) for `expr`'s words that are not negated; fields
+    /// without such a word are left out.
     ///
     /// # Errors
-    /// As [`SearchIndex::search`].
+    /// [`SearchError::UnknownField`].
     pub fn highlights(&self, expr: &SearchExpr, field: Option<&str>, doc: &Document) -> Result<Vec<Highlight>> {
-        let fields = self.field_indexes(field)?;
-        let query = self.query(expr, &fields);
-        let searcher = self.reader.searcher();
+        let wanted = Wanted::of(expr);
         let mut out = Vec::new();
-        for i in fields {
+        for (i, target) in self.targets(field)? {
             let name = &self.definition.fields[i].name;
             let Some(text) = field_text(doc, name) else { continue };
-            let generator = SnippetGenerator::create(&searcher, &*query, self.fields[i])?;
-            let snippet = generator.snippet(&text);
-            if snippet.highlighted().is_empty() {
-                continue;
+            if let Some(h) = wanted.highlight(name, &text, target.text, &self.analyzer, &self.raw_analyzer) {
+                out.push(h);
             }
-            out.push(Highlight {
-                field: name.clone(),
-                fragment: snippet.fragment().to_string(),
-                ranges: snippet.highlighted().to_vec(),
-            });
         }
         Ok(out)
     }

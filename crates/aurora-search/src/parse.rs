@@ -53,6 +53,10 @@ impl std::fmt::Display for SearchExpr {
             write!(f, ")")
         };
         match self {
+            // A word that would read as an operator is shown quoted.
+            SearchExpr::Term(t) if matches!(t.as_str(), "AND" | "OR" | "NOT") || t.starts_with('-') => {
+                write!(f, "\"{t}\"")
+            }
             SearchExpr::Term(t) => write!(f, "{t}"),
             SearchExpr::Phrase(w) => write!(f, "\"{}\"", w.join(" ")),
             SearchExpr::Prefix(p) => write!(f, "{p}*"),
@@ -94,6 +98,21 @@ struct Parser<'a> {
     terms: usize,
 }
 
+/// How many runs of alphanumeric characters `text` holds: the most words
+/// the analyser can make of it.
+fn word_runs(text: &str) -> usize {
+    let mut runs = 0;
+    let mut inside = false;
+    for c in text.chars() {
+        let alnum = c.is_alphanumeric();
+        if alnum && !inside {
+            runs += 1;
+        }
+        inside = alnum;
+    }
+    runs
+}
+
 fn is_word_char(c: char) -> bool {
     !c.is_whitespace() && !matches!(c, '(' | ')' | '"' | '*' | '~')
 }
@@ -129,8 +148,11 @@ impl Parser<'_> {
         self.rest().starts_with(kw) && self.rest()[kw.len()..].chars().next().is_none_or(|c| !is_word_char(c))
     }
 
-    fn count_term(&mut self) -> Result<()> {
-        self.terms += 1;
+    /// Counts the words `text` analyses into (at most its runs of
+    /// alphanumeric characters, which is how the tokenizer splits; at
+    /// least one).
+    fn count_term(&mut self, text: &str) -> Result<()> {
+        self.terms += word_runs(text).max(1);
         if self.terms > MAX_QUERY_TERMS {
             return Err(SearchError::TooManyTerms { max: MAX_QUERY_TERMS });
         }
@@ -194,6 +216,9 @@ impl Parser<'_> {
     }
 
     fn atom(&mut self, depth: usize) -> Result<SearchExpr> {
+        if self.keyword("AND") || self.keyword("OR") {
+            return Err(self.err("expected a word, a phrase or `(` before an operator"));
+        }
         match self.peek() {
             None => Err(self.err("expected a word, a phrase or `(`")),
             Some('(') => {
@@ -220,8 +245,8 @@ impl Parser<'_> {
                 let body = &self.src[self.pos..self.pos + len];
                 let words: Vec<String> = body.split_whitespace().map(str::to_string).collect();
                 self.pos += len + 1;
-                for _ in &words {
-                    self.count_term()?;
+                for w in &words {
+                    self.count_term(w)?;
                 }
                 match words.len() {
                     0 => Err(SearchError::Parse { position: open, message: "empty phrase".into() }),
@@ -238,11 +263,11 @@ impl Parser<'_> {
                     self.pos += c.len_utf8();
                 }
                 let word = self.src[start..self.pos].to_string();
-                self.count_term()?;
-                match self.peek() {
+                self.count_term(&word)?;
+                let expr = match self.peek() {
                     Some('*') => {
                         self.pos += 1;
-                        Ok(SearchExpr::Prefix(word))
+                        SearchExpr::Prefix(word)
                     }
                     Some('~') => {
                         self.pos += 1;
@@ -258,9 +283,20 @@ impl Parser<'_> {
                             Some(c) if c.is_ascii_digit() => return Err(self.err("fuzzy distance must be 1 or 2")),
                             _ => 1,
                         };
-                        Ok(SearchExpr::Fuzzy(word, distance))
+                        if self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                            return Err(self.err("fuzzy distance must be 1 or 2"));
+                        }
+                        SearchExpr::Fuzzy(word, distance)
                     }
-                    _ => Ok(SearchExpr::Term(word)),
+                    _ => return Ok(SearchExpr::Term(word)),
+                };
+                // `*` and `~N` end a word: `foo*bar` or `a~1b` is a mistake,
+                // not two words.
+                match self.peek() {
+                    Some(c) if !c.is_whitespace() && !matches!(c, ')' | '"') => {
+                        Err(self.err(&format!("unexpected `{c}` after `*` or `~`")))
+                    }
+                    _ => Ok(expr),
                 }
             }
             Some(c) => Err(self.err(&format!("unexpected `{c}`"))),

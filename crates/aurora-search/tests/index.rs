@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aurora_core::{doc, DocId, Document};
-use aurora_search::{parse, Language, SearchDefinition, SearchIndex, SearchOptions};
+use aurora_search::{parse, DocChange, Language, SearchDefinition, SearchIndex, SearchOptions};
 use std::collections::BTreeSet;
 
 fn open(dir: &std::path::Path, options: &SearchOptions, fields: &[&str]) -> SearchIndex {
@@ -13,7 +13,7 @@ fn open(dir: &std::path::Path, options: &SearchOptions, fields: &[&str]) -> Sear
 
 fn put(index: &mut SearchIndex, id: &str, doc: Document) -> DocId {
     let id = DocId::text(id).unwrap();
-    index.apply([(&id, Some(&doc))]).unwrap();
+    index.apply([DocChange::Update { id: &id, before: None, after: &doc }]).unwrap();
     id
 }
 
@@ -45,7 +45,7 @@ fn position_is_recorded_in_the_commit_and_survives_reopen() {
     assert_eq!((index.applied(), index.durable()), (6, 5));
     // Deletes and replacements by id.
     let a = DocId::text("a").unwrap();
-    index.apply([(&a, None)]).unwrap();
+    index.apply([DocChange::Delete(&a)]).unwrap();
     put(&mut index, "c", doc! { "body": "first" });
     put(&mut index, "c", doc! { "body": "second" });
     index.commit(9).unwrap();

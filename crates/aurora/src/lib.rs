@@ -100,7 +100,10 @@ pub use aurora_query::{
 pub use aurora_reactive::{QueryUpdate, WatchError, Watcher};
 #[cfg(feature = "search")]
 #[doc(inline)]
-pub use aurora_search::{Highlight, Language, SearchError, SearchExpr, SearchOptions};
+pub use aurora_search::{
+    Highlight, Language, SearchError, SearchExpr, SearchOptions, MAX_QUERY_BYTES, MAX_QUERY_DEPTH, MAX_QUERY_TERMS,
+    MAX_WORD_BYTES,
+};
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use config::AuroraConfig;
@@ -123,7 +126,7 @@ pub use query::QueryBuilder;
 #[cfg_attr(docsrs, doc(cfg(feature = "search")))]
 pub use search::{
     LiveSearch, SearchBuilder, SearchHit, SearchIndexStatus, SearchPlan, SearchResults, DEFAULT_SEARCH_LIMIT,
-    MAX_SEARCH_CANDIDATES, SEARCH_FOLDER,
+    MAX_SEARCH_CANDIDATES, SEARCH_FOLDER, SEARCH_PUBLISH_INTERVAL,
 };
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]

@@ -7,41 +7,67 @@
 
 use crate::db::{blocking, Aurora};
 use crate::error::{Error, Result};
-use crate::events::{commit_events, FeedScope};
 use aurora_core::{Document, Filter};
-use aurora_pubsub::{ChangeType, RecvError};
-use aurora_search::{parse, Highlight, SearchDefinition, SearchError, SearchExpr, SearchIndex, SearchOptions};
-use aurora_txn::{Database, Isolation, TxnError};
+use aurora_pubsub::{ChangeType, CommitEvents, RecvError};
+use aurora_search::{
+    parse, DocChange, Highlight, SearchDefinition, SearchError, SearchExpr, SearchIndex, SearchOptions, DEFINITION_FILE,
+};
+use aurora_txn::{ChangeKind, Database, Isolation, TxnError};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 /// Folder (inside the database folder) holding one sub-folder per search index.
 pub const SEARCH_FOLDER: &str = "search";
 /// Default number of results of a search without `limit`.
 pub const DEFAULT_SEARCH_LIMIT: usize = 10;
-/// Most candidates a filtered search asks the index for before giving up
-/// on filling its window.
+/// Most ranked results a search reads: a window (`offset + limit`) past
+/// it is cut there, and a filtered search asks the index for at most this
+/// many candidates before giving up on filling its window.
 pub const MAX_SEARCH_CANDIDATES: usize = 100_000;
+/// Shortest time between two tantivy commits of the background follower:
+/// an isolated write is searchable right after one catch-up, a stream of
+/// writes within this delay (several commits become one tantivy commit).
+/// `consistent()` searches do not wait for it.
+pub const SEARCH_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+/// A file in an index folder saying its content cannot be trusted (the
+/// database was opened with the change feed off, so commits went by
+/// unseen): the index is rebuilt from a scan at the next open with the
+/// feed on.
+const STALE_FILE: &str = "stale";
+/// After a failed catch-up, the follower retries (from the feed) this long
+/// after, or at the next commit.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// The search indexes of one open database.
 #[derive(Default)]
 pub(crate) struct Registry {
     followers: Mutex<HashMap<String, Arc<Follower>>>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Creating and dropping indexes, one at a time (a create racing a
+    /// drop of the same folder would lose files).
+    admin: tokio::sync::Mutex<()>,
 }
 
 impl Registry {
-    /// Stops every follower and closes every index (releasing its lock).
+    /// Stops every follower, makes what each applied searchable on disk
+    /// (so the next open has less to catch up), and closes every index
+    /// (releasing its lock).
     pub(crate) fn close(&self) {
-        for task in self.tasks.lock().drain(..) {
-            task.abort();
-        }
         for (_, f) in self.followers.lock().drain() {
-            *f.index.write() = None;
+            f.stop();
+            let mut guard = f.index.write();
+            if let Some(index) = guard.as_mut() {
+                if index.has_uncommitted() {
+                    if let Err(e) = index.publish() {
+                        tracing::warn!(collection = %f.collection, error = %e, "search index could not commit at close; caught up at the next open");
+                    }
+                }
+            }
+            *guard = None;
         }
     }
 
@@ -58,10 +84,18 @@ impl Registry {
 struct Follower {
     collection: String,
     db: Database,
-    /// `None` once closed. Searches share it; catching up takes it alone.
+    /// `None` once closed. Searches share it; applying changes takes it alone.
     index: RwLock<Option<SearchIndex>>,
     /// Times the index was rebuilt from a scan.
     rebuilds: AtomicU64,
+    /// When the background follower last made its changes searchable.
+    last_publish: Mutex<Instant>,
+    /// The folder (to drop the stale mark once rebuilt).
+    dir: PathBuf,
+    /// The background task.
+    task: Mutex<Option<JoinHandle<()>>>,
+    /// Set when the index was dropped (not the database closed).
+    dropped: std::sync::atomic::AtomicBool,
 }
 
 fn index_dir(db_path: &Path, collection: &str) -> PathBuf {
@@ -71,35 +105,180 @@ fn index_dir(db_path: &Path, collection: &str) -> PathBuf {
     db_path.join(SEARCH_FOLDER).join(hex)
 }
 
+fn folder_error(dir: &Path, e: &std::io::Error) -> Error {
+    Error::Search(SearchError::DefinitionFile { path: dir.display().to_string(), message: e.to_string() })
+}
+
+/// Deletes tantivy's files from an index folder, keeping the definition
+/// (and the stale mark, removed only once the rebuild is committed).
+fn wipe(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(|e| folder_error(dir, &e))? {
+        let entry = entry.map_err(|e| folder_error(dir, &e))?;
+        let name = entry.file_name();
+        if name == DEFINITION_FILE || name == STALE_FILE {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        removed.map_err(|e| folder_error(&path, &e))?;
+    }
+    Ok(())
+}
+
+/// Opens the index in `dir`, starting it afresh (to be rebuilt from a
+/// scan) if it is marked stale or its files cannot be opened (torn or
+/// corrupt files, files of another format): the index is derived data.
+/// Blocking.
+fn open_index(dir: &Path, definition: SearchDefinition) -> Result<SearchIndex> {
+    if dir.join(STALE_FILE).exists() {
+        tracing::warn!(collection = %definition.collection, "search index was left behind while the change feed was off; rebuilding it from a scan");
+        wipe(dir)?;
+    }
+    match SearchIndex::open(dir, definition.clone()) {
+        Ok(index) => Ok(index),
+        Err(e @ SearchError::Locked { .. }) => Err(e.into()),
+        Err(e) => {
+            tracing::warn!(collection = %definition.collection, error = %e, "search index cannot be opened; rebuilding it from a scan");
+            wipe(dir)?;
+            Ok(SearchIndex::open(dir, definition)?)
+        }
+    }
+}
+
 impl Follower {
-    /// Brings the index up to the feed head: applies every commit of the
-    /// collection after its position, or rebuilds it from a scan if the
-    /// feed no longer holds that history or the index is ahead of the
-    /// database (commits lost in a crash). Blocking.
-    fn catch_up(&self) -> Result<u64> {
+    /// Why the index is gone: dropped (`NoIndex`, as for a search that
+    /// came after the drop) or the database closed.
+    fn gone(&self) -> Error {
+        if self.dropped.load(Ordering::Acquire) {
+            Error::Search(SearchError::NoIndex { collection: self.collection.clone() })
+        } else {
+            Error::Closed
+        }
+    }
+
+    fn stop(&self) {
+        if let Some(task) = self.task.lock().take() {
+            task.abort();
+        }
+    }
+
+    /// Runs `step` on the open index; on failure returns the index to its
+    /// last commit (nothing half-applied stays), so the next attempt
+    /// starts from a known position. Blocking.
+    fn with_index<T>(&self, step: impl FnOnce(&Self, &mut SearchIndex) -> Result<T>) -> Result<T> {
         let mut guard = self.index.write();
-        let Some(index) = guard.as_mut() else { return Err(Error::Closed) };
-        let head = self.db.feed_head();
-        if index.applied() > head {
-            tracing::warn!(collection = %self.collection, applied = index.applied(), head, "search index is ahead of the database (commits lost in a crash); rebuilding from a scan");
+        let Some(index) = guard.as_mut() else { return Err(self.gone()) };
+        let result = step(self, index);
+        if result.is_err() {
+            if let Err(e) = index.rollback() {
+                tracing::error!(collection = %self.collection, error = %e, "search index rollback failed");
+            }
+        }
+        result
+    }
+
+    /// Read-your-writes: applies every commit up to the feed head, then
+    /// makes it searchable. Returns the sequence the index reflects. Blocking.
+    fn catch_up(&self) -> Result<u64> {
+        self.with_index(|f, index| {
+            f.apply_feed(index)?;
+            index.publish()?;
+            f.published(index)?;
+            Ok(index.applied())
+        })
+    }
+
+    /// One round of the background follower: applies the delivered commits
+    /// (or, after a lag or a failure, everything from the feed), and makes
+    /// them searchable unless the last publish was less than
+    /// [`SEARCH_PUBLISH_INTERVAL`] ago. Returns when to publish what is
+    /// left. Blocking.
+    fn step(&self, commits: &[CommitEvents], from_feed: bool) -> Result<Option<Instant>> {
+        self.with_index(|f, index| {
+            if from_feed || index.is_new() {
+                f.apply_feed(index)?;
+            } else {
+                f.apply_events(index, commits)?;
+            }
+            if !index.has_uncommitted() {
+                return Ok(None);
+            }
+            let due = *f.last_publish.lock() + SEARCH_PUBLISH_INTERVAL;
+            if Instant::now() < due {
+                return Ok(Some(due));
+            }
+            index.publish()?;
+            f.published(index)?;
+            Ok(None)
+        })
+    }
+
+    /// After a publish: notes the time, and drops the stale mark once a
+    /// rebuild is committed.
+    fn published(&self, index: &SearchIndex) -> Result<()> {
+        *self.last_publish.lock() = Instant::now();
+        let stale = self.dir.join(STALE_FILE);
+        if index.durable() == index.applied() && stale.exists() {
+            std::fs::remove_file(&stale).map_err(|e| folder_error(&stale, &e))?;
+        }
+        Ok(())
+    }
+
+    /// Applies commits delivered to the follower's listener, in order,
+    /// skipping those the index already has. The listener was subscribed
+    /// before the index first caught up and reports any gap as a lag, so
+    /// every commit of the collection after the index's position is here.
+    fn apply_events(&self, index: &mut SearchIndex, commits: &[CommitEvents]) -> Result<()> {
+        for commit in commits {
+            if commit.sequence <= index.pending() {
+                continue;
+            }
+            index.apply(commit.events.iter().filter(|e| e.collection == self.collection).map(|e| {
+                match (e.change_type, e.document.as_deref()) {
+                    (ChangeType::Insert, Some(doc)) => DocChange::Insert(&e.id, doc),
+                    (ChangeType::Update, Some(doc)) => {
+                        DocChange::Update { id: &e.id, before: e.old_document.as_deref(), after: doc }
+                    }
+                    _ => DocChange::Delete(&e.id),
+                }
+            }))?;
+            index.advance(commit.sequence);
+        }
+        Ok(())
+    }
+
+    /// Applies, from the persistent feed, every commit of the collection
+    /// after the index's position (not yet searchable); or rebuilds it
+    /// from a scan if it is new, the feed no longer holds that history, or
+    /// the index is ahead of the database (commits lost in a crash).
+    fn apply_feed(&self, index: &mut SearchIndex) -> Result<()> {
+        if index.is_new() {
             return self.rebuild(index);
         }
-        if index.applied() == head {
-            return Ok(head);
+        let head = self.db.feed_head();
+        if index.pending() > head {
+            tracing::warn!(collection = %self.collection, position = index.pending(), head, "search index is ahead of the database (commits lost in a crash); rebuilding from a scan");
+            return self.rebuild(index);
         }
-        let filter = FeedScope::collections([self.collection.as_str()]).event_filter();
-        match self.db.changes_since(index.applied()) {
+        if index.pending() == head {
+            return Ok(());
+        }
+        match self.db.changes_since(index.pending()) {
             Ok(commits) => {
-                let mut last = head;
-                for commit in commits.iter().filter_map(|c| commit_events(c, &filter)) {
-                    index.apply(commit.events.iter().map(|e| {
-                        let after = if e.change_type == ChangeType::Delete { None } else { e.document.as_deref() };
-                        (&e.id, after)
+                for commit in &commits {
+                    index.apply(commit.changes.iter().filter(|c| c.collection == self.collection).map(|c| {
+                        match (c.kind, c.new.as_deref()) {
+                            (ChangeKind::Insert, Some(doc)) => DocChange::Insert(&c.id, doc),
+                            (ChangeKind::Update, Some(doc)) => {
+                                DocChange::Update { id: &c.id, before: c.old.as_deref(), after: doc }
+                            }
+                            _ => DocChange::Delete(&c.id),
+                        }
                     }))?;
-                    last = last.max(commit.sequence);
+                    index.advance(commit.sequence);
                 }
-                index.commit(last)?;
-                Ok(index.applied())
+                index.advance(head);
+                Ok(())
             }
             Err(TxnError::FeedTruncated { requested, oldest }) => {
                 tracing::warn!(collection = %self.collection, requested, oldest, "change feed trimmed past the search index's position; rebuilding from a scan");
@@ -109,9 +288,10 @@ impl Follower {
         }
     }
 
-    /// Replaces the index's content with the collection at a snapshot and
-    /// records the snapshot's sequence.
-    fn rebuild(&self, index: &mut SearchIndex) -> Result<u64> {
+    /// Replaces the index's content with the collection at a snapshot,
+    /// positioned at the snapshot's sequence (searchable at the next
+    /// publish).
+    fn rebuild(&self, index: &mut SearchIndex) -> Result<()> {
         let mut tx = self.db.begin_with(Isolation::Snapshot)?;
         let at = tx.snapshot_revision();
         let docs = match tx.scan_shared(&self.collection) {
@@ -120,64 +300,98 @@ impl Follower {
             Err(e) => return Err(e.into()),
         };
         index.clear()?;
-        index.apply(docs.iter().map(|d| (&d.id, Some(&**d))))?;
-        index.commit(at)?;
+        index.apply(docs.iter().map(|d| DocChange::Insert(&d.id, d)))?;
+        index.advance(at);
         self.rebuilds.fetch_add(1, Ordering::Relaxed);
-        Ok(index.applied())
+        Ok(())
     }
 }
 
-/// Starts following: catches up now, then after every commit of the collection.
+/// Starts following: catches up now (a new index is built from a scan),
+/// then follows the collection's commits in a background task.
 async fn start(db: &Aurora, definition: SearchDefinition, dir: PathBuf) -> Result<Arc<Follower>> {
     let collection = definition.collection.clone();
+    let open_dir = dir.clone();
     let index = blocking(move || {
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            Error::Search(SearchError::DefinitionFile { path: dir.display().to_string(), message: e.to_string() })
-        })?;
-        definition.save(&dir)?;
-        Ok(SearchIndex::open(&dir, definition)?)
+        std::fs::create_dir_all(&open_dir).map_err(|e| folder_error(&open_dir, &e))?;
+        definition.save(&open_dir)?;
+        open_index(&open_dir, definition)
     })
     .await?;
+    let fresh = index.is_new();
     let follower = Arc::new(Follower {
         collection: collection.clone(),
         db: db.database().clone(),
         index: RwLock::new(Some(index)),
         rebuilds: AtomicU64::new(0),
+        last_publish: Mutex::new(Instant::now()),
+        dir,
+        task: Mutex::new(None),
+        dropped: std::sync::atomic::AtomicBool::new(false),
     });
     // Subscribe before catching up: no commit falls between the two.
     let mut wake = db.listen(&collection);
     let f = follower.clone();
     blocking(move || f.catch_up().map(drop)).await?;
+    if fresh {
+        // Building a new index is not a rebuild.
+        follower.rebuilds.fetch_sub(1, Ordering::Relaxed);
+    }
     let f = follower.clone();
     let task = tokio::spawn(async move {
+        let mut due: Option<Instant> = None;
+        let mut from_feed = false;
         loop {
-            match wake.recv_commit().await {
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
-                Err(_) => break,
+            let mut commits = Vec::new();
+            let wait = due.map(tokio::time::Instant::from_std);
+            tokio::select! {
+                r = wake.recv_commit() => match r {
+                    Ok(c) => commits.push(c),
+                    Err(RecvError::Lagged(_)) => from_feed = true,
+                    Err(_) => break,
+                },
+                () = async { if let Some(at) = wait { tokio::time::sleep_until(at).await } }, if wait.is_some() => {}
             }
-            // Coalesce: one catch-up for every commit already delivered.
-            while let Some(Ok(_) | Err(RecvError::Lagged(_))) = wake.try_recv_commit() {}
-            let f = f.clone();
-            match tokio::task::spawn_blocking(move || f.catch_up()).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(Error::Closed)) => break,
-                Ok(Err(e)) => tracing::error!(error = %e, "search index catch-up failed; retried at the next commit"),
-                Err(_) => break,
+            // Every commit already delivered is taken in this round.
+            loop {
+                match wake.try_recv_commit() {
+                    Some(Ok(c)) => commits.push(c),
+                    Some(Err(RecvError::Lagged(_))) => from_feed = true,
+                    Some(Err(_)) | None => break,
+                }
+            }
+            let step = f.clone();
+            let feed = std::mem::take(&mut from_feed);
+            match tokio::task::spawn_blocking(move || step.step(&commits, feed)).await {
+                Ok(Ok(next)) => due = next,
+                Ok(Err(Error::Closed | Error::Search(SearchError::NoIndex { .. }))) | Err(_) => break,
+                Ok(Err(e)) => {
+                    tracing::error!(collection = %f.collection, error = %e, "search index catch-up failed; retried from the feed");
+                    from_feed = true;
+                    due = Some(Instant::now() + RETRY_AFTER);
+                }
             }
         }
     });
-    db.search_indexes().tasks.lock().push(task);
+    *follower.task.lock() = Some(task);
     db.search_indexes().followers.lock().insert(collection, follower.clone());
     Ok(follower)
 }
 
-/// Opens every search index found in the database folder (at open).
+/// Opens every search index found in the database folder (at open). With
+/// the change feed off, indexes cannot follow commits: they are marked
+/// stale (rebuilt at the next open with the feed on) and not opened.
 pub(crate) async fn open_all(db: &Aurora) -> Result<()> {
     let root = db.config().path.join(SEARCH_FOLDER);
     let Ok(entries) = std::fs::read_dir(&root) else { return Ok(()) };
     for entry in entries.flatten() {
         let dir = entry.path();
         if let Some(definition) = SearchDefinition::load(&dir)? {
+            if db.config().change_feed_retention == 0 {
+                let stale = dir.join(STALE_FILE);
+                std::fs::write(&stale, b"").map_err(|e| folder_error(&stale, &e))?;
+                continue;
+            }
             start(db, definition, dir).await?;
         }
     }
@@ -208,6 +422,7 @@ impl Aurora {
         }
         self.database().collections().definition_shared(collection)?;
         let definition = SearchDefinition::new(collection, fields, &options)?;
+        let _one_at_a_time = self.search_indexes().admin.lock().await;
         if let Ok(existing) = self.search_indexes().get(collection) {
             let same = existing.index.read().as_ref().is_some_and(|i| i.definition() == &definition);
             return if same {
@@ -216,25 +431,52 @@ impl Aurora {
                 Err(Error::Search(SearchError::IndexExists { collection: collection.to_string() }))
             };
         }
-        start(self, definition, index_dir(&self.config().path, collection)).await.map(drop)
+        let dir = index_dir(&self.config().path, collection);
+        match start(self, definition, dir.clone()).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // Leave nothing behind that the next open would start.
+                let removed = blocking(move || std::fs::remove_dir_all(&dir).map_err(|e| folder_error(&dir, &e))).await;
+                if let Err(r) = removed {
+                    tracing::warn!(error = %r, "could not remove the folder of a search index that failed to build");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Drops `collection`'s search index and deletes its files; `false` if
-    /// there was none.
+    /// there was none. A catch-up in progress finishes first; searches
+    /// after it are `NoIndex`.
     ///
     /// # Errors
     /// `Error::Search(DefinitionFile)` if the folder cannot be removed.
     pub async fn drop_search_index(&self, collection: &str) -> Result<bool> {
+        let _one_at_a_time = self.search_indexes().admin.lock().await;
         let Some(follower) = self.search_indexes().followers.lock().remove(collection) else { return Ok(false) };
-        *follower.index.write() = None;
+        follower.dropped.store(true, Ordering::Release);
+        follower.stop();
         let dir = index_dir(&self.config().path, collection);
         blocking(move || {
-            std::fs::remove_dir_all(&dir).map_err(|e| {
-                Error::Search(SearchError::DefinitionFile { path: dir.display().to_string(), message: e.to_string() })
-            })
+            let index = follower.index.write().take();
+            if let Some(index) = index {
+                // Background merges finish before the files go.
+                if let Err(e) = index.close() {
+                    tracing::warn!(error = %e, "a merge of a dropped search index failed");
+                }
+            }
+            std::fs::remove_dir_all(&dir).map_err(|e| folder_error(&dir, &e))
         })
         .await?;
         Ok(true)
+    }
+
+    /// The follower of `collection`'s index.
+    fn search_follower(&self, collection: &str) -> Result<Arc<Follower>> {
+        if self.config().change_feed_retention == 0 {
+            return Err(Error::Search(SearchError::FeedOff));
+        }
+        self.search_indexes().get(collection)
     }
 
     /// Waits until `collection`'s search index reflects every commit up to
@@ -244,20 +486,23 @@ impl Aurora {
     /// [`SearchBuilder::consistent`]).
     ///
     /// # Errors
-    /// `Error::Search(NoIndex)`; `Error::Closed`; I/O errors of the index.
+    /// `Error::Search(NoIndex)`; `Error::Search(FeedOff)` (the database
+    /// was opened with the change feed off: its indexes are not followed,
+    /// and are rebuilt at the next open with it on); `Error::Closed`; I/O
+    /// errors of the index.
     pub async fn search_caught_up(&self, collection: &str) -> Result<u64> {
-        let follower = self.search_indexes().get(collection)?;
+        let follower = self.search_follower(collection)?;
         blocking(move || follower.catch_up()).await
     }
 
     /// Where `collection`'s search index stands.
     ///
     /// # Errors
-    /// `Error::Search(NoIndex)`; `Error::Closed`.
+    /// `Error::Search(NoIndex)`, `Error::Search(FeedOff)`; `Error::Closed`.
     pub fn search_index_status(&self, collection: &str) -> Result<SearchIndexStatus> {
-        let follower = self.search_indexes().get(collection)?;
+        let follower = self.search_follower(collection)?;
         let guard = follower.index.read();
-        let index = guard.as_ref().ok_or(Error::Closed)?;
+        let index = guard.as_ref().ok_or_else(|| follower.gone())?;
         Ok(SearchIndexStatus {
             sequence: index.applied(),
             durable_sequence: index.durable(),
@@ -480,6 +725,7 @@ impl SearchBuilder {
     /// As [`SearchBuilder::run`] for the search string and the index.
     pub async fn explain(self) -> Result<SearchPlan> {
         let expression = parse(&self.text)?;
+        self.db.search_follower(&self.collection)?;
         let sequence = self.db.search_index_status(&self.collection)?.sequence;
         Ok(SearchPlan {
             collection: self.collection,
@@ -513,18 +759,21 @@ impl SearchBuilder {
     /// [`SearchError::NoIndex`], [`SearchError::UnknownField`]; `Error::Closed`.
     pub async fn run(self) -> Result<SearchResults> {
         let expr = parse(&self.text)?;
-        let follower = self.db.search_indexes().get(&self.collection)?;
+        let follower = self.db.search_follower(&self.collection)?;
         let read = self.db.clone();
         blocking(move || {
             if self.consistent {
                 follower.catch_up()?;
             }
             let guard = follower.index.read();
-            let index = guard.as_ref().ok_or(Error::Closed)?;
+            let index = guard.as_ref().ok_or_else(|| follower.gone())?;
             let sequence = index.applied();
             let mut tx = read.begin_read()?;
-            let want = self.offset.saturating_add(self.limit);
-            let mut asked = if self.filter.is_some() { want.saturating_mul(4).max(64) } else { want };
+            // Bounded work: at most MAX_SEARCH_CANDIDATES ranked results
+            // are read, whatever the window.
+            let want = self.offset.saturating_add(self.limit).min(MAX_SEARCH_CANDIDATES);
+            let mut asked =
+                if self.filter.is_some() { want.saturating_mul(4).clamp(64, MAX_SEARCH_CANDIDATES) } else { want };
             let field = self.field.as_deref();
             let found = loop {
                 let hits = index.search(&expr, field, asked, 0)?;

@@ -270,6 +270,8 @@ enum Op {
     Put(u8, Vec<u8>),
     Delete(u8),
     RolledBack(u8, Vec<u8>),
+    /// Changes a field that is not indexed (the indexed text stays).
+    Touch(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -278,6 +280,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0u8..12, words.clone()).prop_map(|(k, w)| Op::Put(k, w)),
         1 => (0u8..12).prop_map(Op::Delete),
         1 => (0u8..12, words).prop_map(|(k, w)| Op::RolledBack(k, w)),
+        1 => (0u8..12).prop_map(Op::Touch),
     ]
 }
 
@@ -290,6 +293,16 @@ enum Q {
     Prefix(u8),
     /// A typo of a word (one substitution), searched with `~1`.
     Fuzzy(u8),
+    /// Two words adjacent, in this order.
+    Phrase(u8, u8),
+    /// `a OR -b`: a negation inside an `OR`.
+    OrNot(u8, u8),
+    /// `-(a OR b)`.
+    NotOr(u8, u8),
+    /// `(a OR b) -c`.
+    Nested(u8, u8, u8),
+    /// Two substitutions, searched with `~2`.
+    Fuzzy2(u8),
 }
 
 /// Damerau (optimal string alignment) distance at most 1.
@@ -322,7 +335,35 @@ fn q() -> impl Strategy<Value = Q> {
         (0u8..6, 0u8..6).prop_map(|(a, b)| Q::AndNot(a, b)),
         (0u8..6).prop_map(Q::Prefix),
         (0u8..6).prop_map(Q::Fuzzy),
+        (0u8..6, 0u8..6).prop_map(|(a, b)| Q::Phrase(a, b)),
+        (0u8..6, 0u8..6).prop_map(|(a, b)| Q::OrNot(a, b)),
+        (0u8..6, 0u8..6).prop_map(|(a, b)| Q::NotOr(a, b)),
+        (0u8..6, 0u8..6, 0u8..6).prop_map(|(a, b, c)| Q::Nested(a, b, c)),
+        (0u8..6).prop_map(Q::Fuzzy2),
     ]
+}
+
+/// Optimal string alignment distance (a swap of neighbours counts one).
+fn edits(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (n, m) = (a.len(), b.len());
+    let mut d = vec![vec![0usize; m + 1]; n + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=n {
+        for j in 1..=m {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[n][m]
 }
 
 fn text(words: &[u8]) -> String {
@@ -330,7 +371,11 @@ fn text(words: &[u8]) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    // Cases: `AURORA_SEARCH_MODEL_CASES` (default 24).
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("AURORA_SEARCH_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24),
+        ..ProptestConfig::default()
+    })]
     #[test]
     fn search_matches_naive_word_matching(ops in prop::collection::vec(op(), 1..40), queries in prop::collection::vec(q(), 1..8)) {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -359,6 +404,11 @@ proptest! {
                         tx.upsert("m", doc! { "body": text(w) }.id(key(*k))).unwrap();
                         tx.rollback();
                     }
+                    Op::Touch(k) => {
+                        if let Some(w) = model.get(k) {
+                            db.upsert("m", doc! { "body": text(w), "seen": i as i64 }.id(key(*k))).await.unwrap();
+                        }
+                    }
                 }
             }
             // Creates it if `ops` was too short to reach `half`; otherwise a no-op.
@@ -376,6 +426,20 @@ proptest! {
                         let near = |k: &u8| model[k].iter().any(|&w| within_one_edit(WORDS[w as usize], &t));
                         (format!("{t}~1"), model.keys().filter(|k| near(k)).map(|k| key(*k)).collect())
                     }
+                    Q::Fuzzy2(a) => {
+                        let mut t = typo(WORDS[a as usize]).into_bytes();
+                        t[0] = b'z';
+                        let t = String::from_utf8(t).unwrap();
+                        let near = |k: &u8| model[k].iter().any(|&w| edits(WORDS[w as usize], &t) <= 2);
+                        (format!("{t}~2"), model.keys().filter(|k| near(k)).map(|k| key(*k)).collect())
+                    }
+                    Q::Phrase(a, b) => {
+                        let adjacent = |k: &u8| model[k].windows(2).any(|p| p[0] == a && p[1] == b);
+                        (format!("\"{} {}\"", WORDS[a as usize], WORDS[b as usize]), model.keys().filter(|k| adjacent(k)).map(|k| key(*k)).collect())
+                    }
+                    Q::OrNot(a, b) => (format!("{} OR -{}", WORDS[a as usize], WORDS[b as usize]), model.keys().filter(|k| has(k, a) || !has(k, b)).map(|k| key(*k)).collect()),
+                    Q::NotOr(a, b) => (format!("-({} OR {})", WORDS[a as usize], WORDS[b as usize]), model.keys().filter(|k| !has(k, a) && !has(k, b)).map(|k| key(*k)).collect()),
+                    Q::Nested(a, b, c) => (format!("({} OR {}) -{}", WORDS[a as usize], WORDS[b as usize], WORDS[c as usize]), model.keys().filter(|k| (has(k, a) || has(k, b)) && !has(k, c)).map(|k| key(*k)).collect()),
                 };
                 let found = db.search("m", &search).consistent().limit(1000).run().await.unwrap();
                 prop_assert_eq!(ids(&found), expected, "search {}", search);

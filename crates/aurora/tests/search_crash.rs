@@ -4,6 +4,9 @@
 //! the index holds exactly the committed documents (caught up from the
 //! feed, or rebuilt if it was ahead of what the database kept).
 //!
+//! A second child builds an index over a big collection and bulk-writes
+//! (several commits per tantivy commit) until killed, the same way.
+//!
 //! Rounds: `AURORA_CRASH_ROUNDS` (default 3).
 #![cfg(feature = "search")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,6 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const CHILD_DIR: &str = "AURORA_SEARCH_CRASH_DIR";
+const BULK_CHILD_DIR: &str = "AURORA_SEARCH_BULK_CRASH_DIR";
 const WORDS: [&str; 8] = ["amber", "basil", "cedar", "dune", "ember", "fern", "gale", "heron"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,7 +51,7 @@ async fn crash_child_entry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_index_equals_committed_documents_after_sigkill() {
-    if std::env::var(CHILD_DIR).is_ok() {
+    if std::env::var(CHILD_DIR).is_ok() || std::env::var(BULK_CHILD_DIR).is_ok() {
         return;
     }
     let rounds: u32 = std::env::var("AURORA_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
@@ -84,6 +88,95 @@ async fn search_index_equals_committed_documents_after_sigkill() {
                 .map(|d| d.id.clone())
                 .collect();
             let found = db.search("m", word).limit(10_000).run().await.unwrap();
+            let found: BTreeSet<DocId> = found.hits.iter().map(|h| h.document.id.clone()).collect();
+            assert_eq!(found, expected, "round {round}: `{word}`");
+        }
+        db.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_crash_child_entry() {
+    let Ok(dir) = std::env::var(BULK_CHILD_DIR) else { return };
+    let db = Aurora::open(dir).await.unwrap();
+    db.ensure_collection("m", Vec::<(&str, aurora::FieldDefinition)>::new()).await.unwrap();
+    let mut seed = std::process::id() as u64;
+    let mut next = move || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed >> 33
+    };
+    let mut body = move || (0..2 + next() % 6).map(|_| WORDS[(next() % 8) as usize]).collect::<Vec<_>>().join(" ");
+    // A collection big enough that building its index takes a while.
+    if db.search_index_status("m").is_err() {
+        for _ in 0..4 {
+            db.insert_many("m", (0..1000).map(|_| doc! { "body": body() }).collect()).await.unwrap();
+        }
+    }
+    println!("ready");
+    db.create_search_index("m", ["body"], SearchOptions::default()).await.unwrap();
+    let mut round = 0u64;
+    loop {
+        // Bulk inserts, rewrites of existing documents and deletes, as
+        // fast as the follower batches them.
+        db.insert_many("m", (0..300).map(|_| doc! { "body": body() }).collect()).await.unwrap();
+        let some = db.query("m").limit(50).collect().await.unwrap();
+        let mut tx = db.begin().unwrap();
+        for (i, d) in some.iter().enumerate() {
+            if i % 3 == 0 {
+                tx.delete("m", &d.id).unwrap();
+            } else {
+                tx.upsert("m", doc! { "body": body() }.id(d.id.clone())).unwrap();
+            }
+        }
+        if round % 4 == 3 {
+            tx.rollback();
+        } else {
+            tx.commit().await.unwrap();
+        }
+        round += 1;
+    }
+}
+
+/// Kills a child while it builds an index over 4 000 documents or while
+/// it bulk-writes (several commits per tantivy commit), repeatedly on the
+/// same folder; after each reopen the index holds exactly the committed
+/// documents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_index_equals_committed_documents_after_sigkill_during_bulk_indexing() {
+    if std::env::var(CHILD_DIR).is_ok() || std::env::var(BULK_CHILD_DIR).is_ok() {
+        return;
+    }
+    let rounds: u32 = std::env::var("AURORA_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..rounds {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["bulk_crash_child_entry", "--exact", "--nocapture", "--test-threads=1"])
+            .env(BULK_CHILD_DIR, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_ready(&mut child);
+        std::thread::sleep(Duration::from_millis(50 + u64::from(round) * 211 % 700));
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let db = Aurora::open(dir.path()).await.unwrap();
+        let docs = db.query("m").collect().await.unwrap();
+        let Ok(status) = db.search_index_status("m") else {
+            // Killed before the index's definition was written.
+            db.close().await.unwrap();
+            continue;
+        };
+        eprintln!("round {round}: {} documents, index {status:?}", docs.len());
+        assert_eq!(status.documents, docs.len() as u64, "round {round}: {status:?}");
+        for word in WORDS {
+            let expected: BTreeSet<DocId> = docs
+                .iter()
+                .filter(|d| d.get("body").and_then(|v| v.as_str()).is_some_and(|b| b.split(' ').any(|w| w == word)))
+                .map(|d| d.id.clone())
+                .collect();
+            let found = db.search("m", word).limit(1_000_000).run().await.unwrap();
             let found: BTreeSet<DocId> = found.hits.iter().map(|h| h.document.id.clone()).collect();
             assert_eq!(found, expected, "round {round}: `{word}`");
         }
