@@ -175,16 +175,13 @@ impl QueryBuilder {
     /// as a `Stream`), each with the document's old and new position.
     /// Windowed queries (`limit`, `offset`) keep their window full: when a
     /// member leaves, the next document enters.
+    ///
+    /// The initial load runs the query: on the blocking pool, like every
+    /// other query terminal.
     pub async fn watch(self) -> Result<Watcher> {
-        let scripts = self.query.runs_scripts();
         let listener = self.db.listen_filtered(self.query.collection(), Watcher::listener_filter(&self.query))?;
         let db = self.db.database().clone();
-        let start = move || Ok(Watcher::start(db, self.query, listener)?);
-        if scripts {
-            crate::db::blocking(start).await
-        } else {
-            start()
-        }
+        crate::db::blocking(move || Ok(Watcher::start(db, self.query, listener)?)).await
     }
 
     /// How many documents match.
