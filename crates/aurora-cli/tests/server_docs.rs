@@ -325,6 +325,8 @@ fn every_example_of_the_server_guide_answers_as_shown() {
                     if let Some(v) = &var {
                         vars.insert(v.clone(), String::from_utf8_lossy(&out.stdout).trim().to_string());
                     }
+                    // The server re-reads the key file within half a second.
+                    std::thread::sleep(Duration::from_millis(1100));
                     ran += 1;
                 }
                 "curl" => {
