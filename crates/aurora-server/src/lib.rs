@@ -49,6 +49,13 @@ mod routes;
 mod streams;
 
 pub use error::{ApiError, ERROR_CODES};
+
+/// The server guide (`docs/server.md`); its Rust example is compiled and
+/// run as a doc test (its `curl` examples are run against the binary by
+/// `aurora-cli`'s `server_docs` test).
+#[doc = include_str!("../../../docs/server.md")]
+#[cfg(doctest)]
+pub struct ServerGuide;
 pub use streams::STREAM_ERROR_CODES;
 
 use aurora::Aurora;
@@ -205,7 +212,10 @@ impl Stats {
         let _ = writeln!(out, "# HELP aurora_http_open_streams Event streams open.");
         let _ = writeln!(out, "# TYPE aurora_http_open_streams gauge");
         let _ = writeln!(out, "aurora_http_open_streams {}", self.open_streams.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP aurora_http_slow_consumers_total Streams cut off because the client read too slowly.");
+        let _ = writeln!(
+            out,
+            "# HELP aurora_http_slow_consumers_total Streams cut off because the client read too slowly."
+        );
         let _ = writeln!(out, "# TYPE aurora_http_slow_consumers_total counter");
         let _ = writeln!(out, "aurora_http_slow_consumers_total {}", self.slow_consumers.load(Ordering::Relaxed));
     }
