@@ -27,9 +27,11 @@ pub mod keycodec;
 mod keys;
 mod maintain;
 mod schema;
+mod verify;
 
 pub use build::IndexBuild;
 pub use catalog::{CollectionDef, IndexDef, IndexState};
 pub use collections::{Collections, IndexConfig, IndexPlan, IndexScan, IndexStats};
 pub use error::{IndexError, Result};
 pub use schema::{Schema, UnknownFields};
+pub use verify::{IndexCheck, IndexProblem, MAX_REPORTED_PROBLEMS};
