@@ -22,6 +22,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("aurora-workers", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn"]),
     ("aurora-search", &["aurora-core"]),
     ("aurora", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn", "aurora-query", "aurora-pubsub", "aurora-reactive", "aurora-workers", "aurora-search"]),
+    ("aurora-cli", &["aurora"]),
 ];
 
 fn workspace_root() -> PathBuf {

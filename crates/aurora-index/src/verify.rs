@@ -66,7 +66,9 @@ impl std::fmt::Display for IndexProblem {
             IndexProblem::MissingEntry { index, id, key } => {
                 write!(f, "index `{index}`: document {id} has no entry {key}")
             }
-            IndexProblem::StrayEntry { index, key, reason } => write!(f, "index `{index}`: stray entry {key}: {reason}"),
+            IndexProblem::StrayEntry { index, key, reason } => {
+                write!(f, "index `{index}`: stray entry {key}: {reason}")
+            }
             IndexProblem::MissingClaim { index, id, key } => {
                 write!(f, "unique index `{index}`: document {id} has no claim {key}")
             }

@@ -159,8 +159,7 @@ impl Database {
         finish(current.take(), &mut out, &mut last)?;
         let collections = self.collections();
         let existing = collections.list_collections();
-        let mut compared: Vec<_> =
-            last.into_iter().filter(|((c, _), _)| existing.binary_search(c).is_ok()).collect();
+        let mut compared: Vec<_> = last.into_iter().filter(|((c, _), _)| existing.binary_search(c).is_ok()).collect();
         compared.sort_by(|a, b| a.1 .0.cmp(&b.1 .0));
         for ((collection, id), (sequence, after)) in compared {
             out.documents_compared += 1;
@@ -169,7 +168,9 @@ impl Database {
             if stored != after {
                 let says = if after.is_some() { "a version" } else { "a delete" };
                 let is = if stored.is_some() { "a different version is stored" } else { "no document is stored" };
-                out.found(format!("{collection}/{id}: the feed's last change (entry {sequence}) records {says}, but {is}"));
+                out.found(format!(
+                    "{collection}/{id}: the feed's last change (entry {sequence}) records {says}, but {is}"
+                ));
             }
         }
         Ok(out)

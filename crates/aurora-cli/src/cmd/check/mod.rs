@@ -9,13 +9,13 @@
 //!    torn tail or moving anything. Damage ends the check there (verdict
 //!    1): opening would refuse, and salvaging is a decision for a person
 //!    (`AuroraConfig::wal_recovery`).
-//! 2. A database that was not closed cleanly (its WAL holds records to
-//!    replay, or a torn tail) is copied, still under the lock, to a
-//!    temporary folder, and the copy is opened and checked: the original
-//!    is left exactly as it was. A cleanly closed one is opened in place
-//!    — the storage layer's open replays nothing then — at the storage,
-//!    index and transaction layers only (no expiry, no feed trimming, no
-//!    search indexes, no job queue).
+//! 2. The database is copied, still under the lock, to a scratch folder,
+//!    and the copy is opened (recovered, if it was not closed cleanly)
+//!    and checked: opening writes — the storage layer records its
+//!    checkpoint in the cold store at every open — so the database itself
+//!    is never opened. The copy is opened at the storage, index and
+//!    transaction layers only (no expiry, no feed trimming, no search
+//!    indexes, no job queue) and removed at the end.
 //! 3. Each collection's indexes against its documents
 //!    (`Collections::verify_indexes`), then the change feed
 //!    (`Database::verify_feed`).
@@ -45,6 +45,10 @@ pub const COULD_NOT_CHECK: u8 = 2;
 pub struct Args {
     /// The database directory (not in use by another process).
     pub dir: PathBuf,
+    /// Where the working copy goes (default: the system's temporary
+    /// folder); it needs room for a copy of the database.
+    #[arg(long, value_name = "DIR")]
+    pub scratch: Option<PathBuf>,
 }
 
 /// Why the check stopped before a verdict, or the damage that ended it.
@@ -58,7 +62,7 @@ enum Stop {
 /// Runs `aurora check`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut report = Report::default();
-    let code = match check(&args.dir, &mut report) {
+    let code = match check(&args.dir, args.scratch.as_deref(), &mut report) {
         Ok(()) if report.problems == 0 => {
             println!("verdict: healthy");
             HEALTHY
@@ -119,7 +123,7 @@ impl Report {
     }
 }
 
-fn check(dir: &Path, report: &mut Report) -> Result<(), Stop> {
+fn check(dir: &Path, scratch: Option<&Path>, report: &mut Report) -> Result<(), Stop> {
     database::require_database(dir).map_err(|e| Stop::Cannot(e.to_string()))?;
     let lock = DirLock::acquire(dir).map_err(|e| match e {
         StorageError::Locked { .. } => Stop::Cannot(database::locked_message(dir)),
@@ -147,23 +151,19 @@ fn check(dir: &Path, report: &mut Report) -> Result<(), Stop> {
             t.segment.display()
         ));
     }
-    // A database that needs recovery is checked on a copy.
-    let scratch;
-    let target = if wal.needs_recovery() {
-        scratch = tempfile::Builder::new()
-            .prefix("aurora-check-")
-            .tempdir()
-            .map_err(|e| Stop::Cannot(format!("creating a scratch folder: {e}")))?;
-        let bytes = copy::copy_tree(dir, scratch.path()).map_err(|e| Stop::Cannot(format!("{e:#}")))?;
-        report.note(&format!(
-            "not closed cleanly: its WAL has writes to replay; checking a copy ({bytes} bytes in {}), \
-             the database itself is left as it is",
-            scratch.path().display()
-        ));
-        scratch.path().to_path_buf()
-    } else {
-        dir.to_path_buf()
-    };
+    // Opening writes (the storage layer records its checkpoint in the cold
+    // store, recovery replays and cuts): the copy is opened, never `dir`.
+    let scratch = match scratch {
+        Some(parent) => tempfile::Builder::new().prefix("aurora-check-").tempdir_in(parent),
+        None => tempfile::Builder::new().prefix("aurora-check-").tempdir(),
+    }
+    .map_err(|e| Stop::Cannot(format!("creating a scratch folder: {e}")))?;
+    let bytes = copy::copy_tree(dir, scratch.path()).map_err(|e| Stop::Cannot(format!("{e:#}")))?;
+    if wal.needs_recovery() {
+        report.note("not closed cleanly: its WAL has commits to replay (recovery runs on the copy)");
+    }
+    report.note(&format!("checking a copy ({bytes} bytes); the database itself is never opened"));
+    let target = scratch.path().to_path_buf();
     drop(lock);
     let db = open(&target)?;
     let result = check_open(&db, report);
@@ -174,13 +174,12 @@ fn check(dir: &Path, report: &mut Report) -> Result<(), Stop> {
 
 /// Opens the storage, index and transaction layers (nothing above).
 fn open(dir: &Path) -> Result<Database, Stop> {
-    let docs = DocumentStore::open(dir, StoreConfig::default(), DocumentStoreConfig::default()).map_err(|e| {
-        match e {
+    let docs =
+        DocumentStore::open(dir, StoreConfig::default(), DocumentStoreConfig::default()).map_err(|e| match e {
             StorageError::Locked { .. } => Stop::Cannot(database::locked_message(dir)),
             e if storage_damage(&e) => Stop::Damage(format!("opening: {e}")),
             e => Stop::Cannot(format!("opening: {e}")),
-        }
-    })?;
+        })?;
     let collections = Collections::open(docs, IndexConfig::default()).map_err(|e| match e {
         IndexError::Storage(s) if storage_damage(&s) => Stop::Damage(format!("reading the catalog: {s}")),
         e => Stop::Cannot(format!("reading the catalog: {e}")),

@@ -92,10 +92,11 @@ fn import(
         let doc = to_document(at, &json)?;
         schema.validate(c, &doc).map_err(|e| BadRecord { at, problem: Problem::Schema(e.to_string()) })?;
         if json.get("_id").is_some() {
-            let exists = db.database().collections().get(c, &doc.id).map_err(|e| BadRecord {
-                at,
-                problem: Problem::Io(format!("looking up _id {}: {e}", doc.id)),
-            })?;
+            let exists = db
+                .database()
+                .collections()
+                .get(c, &doc.id)
+                .map_err(|e| BadRecord { at, problem: Problem::Io(format!("looking up _id {}: {e}", doc.id)) })?;
             if exists.is_some() {
                 return Err(BadRecord { at, problem: Problem::Exists(doc.id.to_string()) });
             }
@@ -112,15 +113,14 @@ fn import(
     let mut written = 0u64;
     let mut last_written: Option<Position> = None;
     let mut failure: Option<anyhow::Error> = None;
-    let mut record = |result: anyhow::Result<Option<(u64, Position)>>, failure: &mut Option<anyhow::Error>| {
-        match result {
-            Ok(Some((n, last))) => {
-                written += n;
-                last_written = Some(last);
-            }
-            Ok(None) => {}
-            Err(e) => *failure = Some(e),
+    let mut record = |result: anyhow::Result<Option<(u64, Position)>>, failure: &mut Option<anyhow::Error>| match result
+    {
+        Ok(Some((n, last))) => {
+            written += n;
+            last_written = Some(last);
         }
+        Ok(None) => {}
+        Err(e) => *failure = Some(e),
     };
     let read = records::for_each(open()?, format, args.start_at, |at, json| {
         batch.push((at, to_document(at, &json)?));

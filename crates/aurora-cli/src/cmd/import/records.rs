@@ -150,7 +150,12 @@ pub fn for_each(
             }
             parsed.map_err(|e| BadRecord {
                 at: Position::Element(n + 1),
-                problem: Problem::NotJson(format!("line {}, column {}: {}", e.line(), e.column(), json_error_message(&e))),
+                problem: Problem::NotJson(format!(
+                    "line {}, column {}: {}",
+                    e.line(),
+                    e.column(),
+                    json_error_message(&e)
+                )),
             })
         }
     }
