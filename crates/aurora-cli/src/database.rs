@@ -7,6 +7,11 @@ use aurora::{Aurora, AuroraConfig, Error};
 use std::path::Path;
 use std::time::Duration;
 
+/// The hot (decoded document) cache of a command's database, in MiB.
+const HOT_CACHE_MB: usize = 8;
+/// The cold store's page cache of a command's database, in MiB.
+const COLD_CACHE_MB: usize = 16;
+
 /// The tokio runtime a command runs on: one thread (commands do one thing
 /// at a time), plus tokio's blocking pool where Aurora sends long work.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -44,12 +49,19 @@ pub fn locked_message(dir: &Path) -> String {
 /// Opens the database in `dir` (which must exist unless `create`).
 ///
 /// No background expiry pass runs (a command never deletes expired
-/// documents behind the user's back; reads still hide them).
+/// documents behind the user's back; reads still hide them). The caches
+/// are small: a command passes over its data once, so a cache would only
+/// cost memory.
 pub async fn open(dir: &Path, create: bool) -> anyhow::Result<Aurora> {
     if !create {
         require_database(dir)?;
     }
-    let config = AuroraConfig { expiry_interval: Duration::ZERO, ..AuroraConfig::new(dir) };
+    let config = AuroraConfig {
+        expiry_interval: Duration::ZERO,
+        hot_cache_size_mb: HOT_CACHE_MB,
+        cold_cache_capacity_mb: COLD_CACHE_MB,
+        ..AuroraConfig::new(dir)
+    };
     match Aurora::with_config(config).await {
         Ok(db) => Ok(db),
         Err(Error::Locked { .. }) => bail!(locked_message(dir)),

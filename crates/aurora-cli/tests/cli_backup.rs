@@ -1,5 +1,7 @@
 //! `aurora backup` against the real binary.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod cli_support;
 
 use cli_support::{aurora, s, write_lines};

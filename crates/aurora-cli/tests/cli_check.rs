@@ -3,6 +3,8 @@
 //! change feed, to a document — is found, the exit code is the verdict,
 //! and checking changes no byte of the database.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod cli_support;
 
 use aurora::index::keycodec;
@@ -303,4 +305,48 @@ fn what_cannot_be_checked_exits_2() {
     let run = aurora(&["check", s(tmp.path())]).code(2);
     assert!(run.stderr.contains("not an Aurora database"), "{}", run.stderr);
     // In use: see cli_query's a_database_in_use_is_refused_with_a_clear_message.
+}
+
+#[test]
+fn every_kind_of_index_and_system_collection_passes_when_sound() {
+    // Array, nested, compound (unique, with nulls), an index built on a
+    // populated collection, a dropped-and-recreated collection, the job
+    // queue's own collection: none of it may be reported.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    rt().block_on(async {
+        let db = Aurora::open(&dir).await.unwrap();
+        let schema = aurora::index::Schema::new()
+            .field("tags", FieldDefinition::new(FieldType::Array).indexed())
+            .field("room", FieldDefinition::new(FieldType::String))
+            .compound_index(["room", "at"], true);
+        db.new_collection_with_schema("msgs", schema).await.unwrap();
+        let mut docs = Vec::new();
+        for i in 0..50 {
+            let mut d = doc! { "room": format!("r{}", i % 3), "tags": ["a", "b", format!("t{}", i % 7)], "meta": { "score": i } };
+            if i % 5 != 0 {
+                d.fields.insert("at".into(), Value::Int(i));
+            }
+            docs.push(d);
+        }
+        db.insert_many("msgs", docs).await.unwrap();
+        db.create_index("msgs", "meta.score", true).await.unwrap();
+        db.query("msgs").filter(|f| f.lt("meta.score", 10)).delete().await.unwrap();
+        db.query("msgs").filter(|f| f.eq("room", "r1")).update(aurora::Fields::from([("tags".to_string(), Value::Array(vec![]))])).await.unwrap();
+        db.new_collection("gone", Vec::<(&str, FieldDefinition)>::new()).await.unwrap();
+        db.insert_into("gone", doc! { "x": 1 }).await.unwrap();
+        db.drop_collection("gone").await.unwrap();
+        db.new_collection("gone", [("x", FieldDefinition::new(FieldType::Int).indexed())]).await.unwrap();
+        db.insert_into("gone", doc! { "x": 2 }).await.unwrap();
+        let workers = db.workers(aurora::WorkerConfig::default()).await.unwrap();
+        workers.register_handler("noop", |_job| async { Ok(()) });
+        workers.start().unwrap();
+        let id = workers.enqueue(aurora::Job::new("noop")).await.unwrap();
+        workers.wait_for(&id, std::time::Duration::from_secs(10)).await.unwrap();
+        db.close().await.unwrap();
+    });
+    let run = check(&dir).code(0);
+    assert!(run.stdout.contains("collection `msgs`: 40 documents, 3 index(es)"), "{}", run.stdout);
+    assert!(run.stdout.contains("collection `_jobs`"), "{}", run.stdout);
+    assert!(run.stdout.ends_with("verdict: healthy\n"), "{}", run.stdout);
 }

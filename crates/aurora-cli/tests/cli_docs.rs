@@ -5,6 +5,8 @@
 //! (`...` matches any text inside a line; a last line `[exit N]` is the
 //! expected non-zero exit status).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod cli_support;
 
 use cli_support::aurora_in;

@@ -2,6 +2,8 @@
 //! round trip with hostile values, both input forms, and imports that must
 //! write nothing or say exactly how far they got.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod cli_support;
 
 use aurora::{Aurora, DocId, Document, FieldDefinition, FieldType, Fields, Timestamp, Value};

@@ -1,6 +1,8 @@
 //! `aurora query` and `aurora stats` against the real binary: output
 //! forms, flags, and every way the arguments can be wrong.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod cli_support;
 
 use aurora::{doc, Aurora, FieldDefinition, FieldType};

@@ -160,7 +160,7 @@ impl Collections {
         let mut read = 0u64;
         let mut tick = |read: &mut u64| {
             *read += 1;
-            if *read % 1024 == 0 {
+            if read.is_multiple_of(1024) {
                 progress(*read);
             }
         };

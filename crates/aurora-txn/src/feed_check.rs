@@ -78,6 +78,22 @@ impl Database {
     /// # Errors
     /// Storage errors reading the feed or the documents (a feed entry that
     /// does not decode is a problem, not an error).
+    ///
+    /// ```
+    /// use aurora_core::doc;
+    /// use aurora_index::{Collections, IndexConfig, Schema};
+    /// use aurora_storage::{DocumentStore, DocumentStoreConfig, StoreConfig};
+    /// use aurora_txn::{Database, Isolation, NoSink};
+    /// use std::sync::Arc;
+    /// let tmp = tempfile::tempdir().unwrap();
+    /// let docs = DocumentStore::open(tmp.path(), StoreConfig::default(), DocumentStoreConfig::default()).unwrap();
+    /// let collections = Collections::open(docs, IndexConfig::default()).unwrap();
+    /// let db = Database::with_options(collections, Arc::new(NoSink), Isolation::Snapshot, true);
+    /// db.collections().create_collection("t", Schema::new()).unwrap();
+    /// db.transaction(|tx| tx.insert("t", doc! { "n": 1 })).unwrap();
+    /// let found = db.verify_feed(|_| {}).unwrap();
+    /// assert_eq!((found.entries, found.changes, found.documents_compared, found.problem_count), (1, 1, 1, 0));
+    /// ```
     pub fn verify_feed(&self, mut progress: impl FnMut(u64)) -> Result<FeedCheck> {
         let store = self.collections().documents().store();
         let mut out = FeedCheck { floor: self.feed_floor()?, head: self.feed_head(), ..FeedCheck::default() };
@@ -90,7 +106,7 @@ impl Database {
          -> Result<()> {
             let Some((sequence, key, _, bytes)) = entry else { return Ok(()) };
             out.entries += 1;
-            if out.entries % 256 == 0 {
+            if out.entries.is_multiple_of(256) {
                 progress(out.entries);
             }
             if sequence <= out.floor {
@@ -160,7 +176,7 @@ impl Database {
         let collections = self.collections();
         let existing = collections.list_collections();
         let mut compared: Vec<_> = last.into_iter().filter(|((c, _), _)| existing.binary_search(c).is_ok()).collect();
-        compared.sort_by(|a, b| a.1 .0.cmp(&b.1 .0));
+        compared.sort_by_key(|(_, (sequence, _))| *sequence);
         for ((collection, id), (sequence, after)) in compared {
             out.documents_compared += 1;
             let stored = collections.documents().get(&collection, &id)?;

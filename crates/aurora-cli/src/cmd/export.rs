@@ -70,7 +70,7 @@ fn write_all(db: &aurora::Aurora, collection: &str, out: &mut impl Write) -> any
     for doc in db.query(collection).stream()? {
         write_json_line(&mut out, &doc?)?;
         n += 1;
-        if n % 1024 == 0 {
+        if n.is_multiple_of(1024) {
             bar.set(n);
         }
     }

@@ -145,3 +145,83 @@ impl DirLock {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::frame::{write_frame, RecordRef};
+    use super::super::segment_path;
+    use super::*;
+
+    fn record(rev: Revision) -> Vec<u8> {
+        let payload = crate::format::encode(&RecordRef { revision: rev, ops: &[] }).unwrap();
+        let mut out = Vec::new();
+        write_frame(&mut out, &payload);
+        out
+    }
+
+    /// A store folder whose WAL holds `segments` (first revision, bytes).
+    fn folder(segments: &[(Revision, Vec<u8>)]) -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("wal")).unwrap();
+        for (first, bytes) in segments {
+            std::fs::write(segment_path(&tmp.path().join("wal"), *first), bytes).unwrap();
+        }
+        tmp
+    }
+
+    fn inspect(tmp: &tempfile::TempDir) -> WalInspection {
+        DirLock::acquire(tmp.path()).unwrap().inspect_wal().unwrap()
+    }
+
+    #[test]
+    fn a_sound_log_is_counted_and_needs_recovery_only_with_records() {
+        let tmp = folder(&[(5, [record(5), record(6)].concat()), (7, record(7))]);
+        let found = inspect(&tmp);
+        assert_eq!((found.segments, found.records, found.revisions), (2, 3, Some((5, 7))));
+        assert!(found.damage.is_empty() && found.torn_tail.is_none() && found.needs_recovery());
+        let clean = folder(&[(8, Vec::new())]);
+        assert!(!inspect(&clean).needs_recovery());
+    }
+
+    #[test]
+    fn a_torn_tail_is_reported_apart_and_left_in_place() {
+        let bytes = [record(5), record(6)[..7].to_vec()].concat();
+        let tmp = folder(&[(5, bytes.clone())]);
+        let found = inspect(&tmp);
+        assert!(found.damage.is_empty(), "{found:?}");
+        let tail = found.torn_tail.expect("torn tail");
+        assert_eq!((tail.offset, tail.bytes), (record(5).len() as u64, 7));
+        assert_eq!(std::fs::read(segment_path(&tmp.path().join("wal"), 5)).unwrap(), bytes, "nothing cut");
+    }
+
+    #[test]
+    fn damage_with_intact_records_after_it_is_reported_at_its_offset() {
+        let mut bytes = [record(5), record(6), record(7)].concat();
+        let at = record(5).len();
+        bytes[at + 14] ^= 0xFF;
+        let tmp = folder(&[(5, bytes)]);
+        let found = inspect(&tmp);
+        assert_eq!(found.damage.len(), 1, "{found:?}");
+        assert_eq!(found.damage[0].offset, at as u64);
+        assert!(found.damage[0].reason.contains("intact records after it"), "{found:?}");
+        assert!(found.torn_tail.is_none());
+    }
+
+    #[test]
+    fn a_gap_between_segments_and_a_misnamed_segment_are_damage() {
+        let gap = folder(&[(5, record(5)), (7, record(7))]);
+        let found = inspect(&gap);
+        assert!(found.damage[0].reason.contains("revision 6 is missing"), "{found:?}");
+        let misnamed = folder(&[(5, record(6))]);
+        assert!(inspect(&misnamed).damage[0].reason.contains("named for revision 5"));
+        let no_wal = tempfile::tempdir().unwrap();
+        assert!(inspect(&no_wal).damage[0].reason.contains("missing"));
+    }
+
+    #[test]
+    fn inspecting_needs_the_lock() {
+        let tmp = folder(&[(1, Vec::new())]);
+        let _held = DirLock::acquire(tmp.path()).unwrap();
+        assert!(matches!(DirLock::acquire(tmp.path()), Err(StorageError::Locked { .. })));
+    }
+}

@@ -172,7 +172,8 @@ fn check(dir: &Path, scratch: Option<&Path>, report: &mut Report) -> Result<(), 
     closed.map_err(|e| Stop::Cannot(format!("closing: {e}")))
 }
 
-/// Opens the storage, index and transaction layers (nothing above).
+/// Opens the storage, index and transaction layers (nothing above), with
+/// small caches: the check reads everything once.
 fn open(dir: &Path) -> Result<Database, Stop> {
     let docs =
         DocumentStore::open(dir, StoreConfig::default(), DocumentStoreConfig::default()).map_err(|e| match e {

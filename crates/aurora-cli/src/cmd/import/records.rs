@@ -129,22 +129,23 @@ pub fn for_each(
         InputFormat::Json => {
             let mut failed: Option<BadRecord> = None;
             let mut n = 0u64;
-            let mut visit = |json: serde_json::Value| -> bool {
-                n += 1;
-                if n < start {
-                    return true;
-                }
-                match each(Position::Element(n), json) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        failed = Some(e);
-                        false
+            let parsed = {
+                let mut visit = |json: serde_json::Value| -> bool {
+                    n += 1;
+                    if n < start {
+                        return true;
                     }
-                }
+                    match each(Position::Element(n), json) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            failed = Some(e);
+                            false
+                        }
+                    }
+                };
+                let mut de = serde_json::Deserializer::from_reader(BufReader::new(input));
+                de.deserialize_seq(Elements(&mut visit)).and_then(|()| de.end())
             };
-            let mut de = serde_json::Deserializer::from_reader(BufReader::new(input));
-            let parsed = de.deserialize_seq(Elements(&mut visit)).and_then(|()| de.end());
-            drop(visit);
             if let Some(e) = failed {
                 return Err(e);
             }
