@@ -12,9 +12,11 @@ use std::process::ExitCode;
 /// How results are printed.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
-    /// Columns `_id` and the fields, one row per document.
+    /// Columns `_id` and the fields, one row per document (built from
+    /// all the results at once: page with --limit, or use json).
     Table,
-    /// One plain-JSON document per line (what `aurora import` reads).
+    /// One plain-JSON document per line (what `aurora import` reads),
+    /// streamed as the query reads them.
     Json,
 }
 
