@@ -4,6 +4,9 @@
 //! arguments (`Args`) and its `run` function. `aurora --help` lists them.
 
 mod cmd;
+mod database;
+mod output;
+mod progress;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -29,6 +29,7 @@ mod keys;
 mod maintain;
 mod purge;
 mod schema;
+mod verify;
 
 pub use build::IndexBuild;
 pub use catalog::{CollectionDef, IndexDef, IndexState, PendingChange};
@@ -36,3 +37,4 @@ pub use collections::{Collections, IndexConfig, IndexPlan, IndexScan, IndexStats
 pub use error::{IndexError, Result};
 pub use evolve::{Existing, Nonconforming, SchemaChange, MAX_EXAMPLES};
 pub use schema::{Schema, UnknownFields};
+pub use verify::{IndexCheck, IndexProblem, MAX_REPORTED_PROBLEMS};

@@ -45,7 +45,9 @@ pub use documents::{
 };
 pub use error::{printable_key, Result, StorageError};
 pub use hot::{CacheStats, EvictionPolicy, HotCache};
+pub use lock::DirLock;
 pub use metrics::StoreMetricsSnapshot;
 pub use snapshot::{Snapshot, SnapshotIter, VersionedEntry};
 pub use store::{prefix_successor, Store};
+pub use wal::inspect::{TornTail, WalDamage, WalInspection};
 pub use wal::replay::{RecoveryReport, Salvaged};

@@ -44,19 +44,19 @@ struct ChangeRef<'a> {
 }
 
 #[derive(Deserialize)]
-struct Record {
+pub(crate) struct Record {
     transaction_id: u64,
     at: Timestamp,
-    changes: Vec<StoredChange>,
+    pub(crate) changes: Vec<StoredChange>,
 }
 
 #[derive(Deserialize)]
-struct StoredChange {
-    collection: String,
-    id: DocId,
-    kind: ChangeKind,
-    old: Option<Document>,
-    new: Option<Document>,
+pub(crate) struct StoredChange {
+    pub(crate) collection: String,
+    pub(crate) id: DocId,
+    pub(crate) kind: ChangeKind,
+    pub(crate) old: Option<Document>,
+    pub(crate) new: Option<Document>,
 }
 
 /// What the [`FeedIndex`] keeps of one entry.
@@ -203,7 +203,7 @@ fn encode(transaction_id: u64, at: Timestamp, changes: &[Change]) -> Result<Vec<
 }
 
 /// The sequence of a feed key (`"f" ++ sequence`, or with a part number after it).
-fn sequence_of(key: &[u8]) -> Option<Revision> {
+pub(crate) fn sequence_of(key: &[u8]) -> Option<Revision> {
     key.get(FEED.len()..FEED.len() + 8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)
 }
 

@@ -7,6 +7,7 @@
 //! contained in a flushed cold store are deleted at checkpoints.
 
 pub(crate) mod frame;
+pub(crate) mod inspect;
 pub(crate) mod replay;
 
 use crate::batch::{Op, Revision};

@@ -1,0 +1,183 @@
+//! Reading an import file record by record, streamed: JSON lines (one
+//! document per line, blank lines skipped) or one JSON array of documents
+//! (its elements read one at a time, never the whole array at once).
+
+use crate::output::json_error_message;
+use serde::de::{Deserializer as _, Error as _, SeqAccess, Visitor};
+use std::fmt;
+use std::io::{BufRead, BufReader, Read};
+
+/// Which form the file is in.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputFormat {
+    /// One JSON document per line (`.ndjson`, `.jsonl`).
+    Ndjson,
+    /// One JSON array of documents (`.json`).
+    Json,
+}
+
+impl InputFormat {
+    /// The form a file name implies, if it does.
+    pub fn from_name(path: &std::path::Path) -> Option<Self> {
+        match path.extension()?.to_str()? {
+            "ndjson" | "jsonl" => Some(Self::Ndjson),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Where a record is: a line of a JSON-lines file, an element of an array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position {
+    /// Line number, from 1.
+    Line(u64),
+    /// Element number, from 1.
+    Element(u64),
+}
+
+impl Position {
+    /// The record's number (line or element), from 1.
+    pub fn number(self) -> u64 {
+        match self {
+            Position::Line(n) | Position::Element(n) => n,
+        }
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Position::Line(n) => write!(f, "line {n}"),
+            Position::Element(n) => write!(f, "element {n}"),
+        }
+    }
+}
+
+/// A record that cannot be imported, and where it is.
+#[derive(Debug)]
+pub struct BadRecord {
+    /// Where.
+    pub at: Position,
+    /// What is wrong.
+    pub problem: Problem,
+}
+
+/// What is wrong with a record.
+#[derive(Debug)]
+pub enum Problem {
+    /// Not JSON (column, when known, and the parser's message).
+    NotJson(String),
+    /// JSON, but not a document in the plain-JSON form.
+    NotADocument(String),
+    /// A document the collection's schema refuses.
+    Schema(String),
+    /// A document whose `_id` the collection already holds.
+    Exists(String),
+    /// The file cannot be read.
+    Io(String),
+}
+
+impl fmt::Display for BadRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = self.at;
+        match &self.problem {
+            Problem::NotJson(m) => write!(f, "{at}: not JSON: {m}"),
+            Problem::NotADocument(m) => write!(f, "{at}: not a document: {m}"),
+            Problem::Schema(m) => write!(f, "{at}: refused by the schema: {m}"),
+            Problem::Exists(id) => write!(f, "{at}: the collection already has a document with _id {id}"),
+            Problem::Io(m) => write!(f, "{at}: reading the file: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for BadRecord {}
+
+/// Calls `each` with every record of `input` in order, from record number
+/// `start` on (earlier ones are skipped unread as documents); stops at the
+/// first error, `each`'s or the file's.
+pub fn for_each(
+    input: impl Read,
+    format: InputFormat,
+    start: u64,
+    mut each: impl FnMut(Position, serde_json::Value) -> Result<(), BadRecord>,
+) -> Result<(), BadRecord> {
+    match format {
+        InputFormat::Ndjson => {
+            let mut reader = BufReader::new(input);
+            let mut line = String::new();
+            let mut n = 0u64;
+            loop {
+                line.clear();
+                n += 1;
+                let at = Position::Line(n);
+                match reader.read_line(&mut line) {
+                    Ok(0) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) => return Err(BadRecord { at, problem: Problem::Io(e.to_string()) }),
+                }
+                if n < start || line.trim().is_empty() {
+                    continue;
+                }
+                let json = serde_json::from_str(&line).map_err(|e| BadRecord {
+                    at,
+                    problem: Problem::NotJson(format!("column {}: {}", e.column(), json_error_message(&e))),
+                })?;
+                each(at, json)?;
+            }
+        }
+        InputFormat::Json => {
+            let mut failed: Option<BadRecord> = None;
+            let mut n = 0u64;
+            let parsed = {
+                let mut visit = |json: serde_json::Value| -> bool {
+                    n += 1;
+                    if n < start {
+                        return true;
+                    }
+                    match each(Position::Element(n), json) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            failed = Some(e);
+                            false
+                        }
+                    }
+                };
+                let mut de = serde_json::Deserializer::from_reader(BufReader::new(input));
+                de.deserialize_seq(Elements(&mut visit)).and_then(|()| de.end())
+            };
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            parsed.map_err(|e| BadRecord {
+                at: Position::Element(n + 1),
+                problem: Problem::NotJson(format!(
+                    "line {}, column {}: {}",
+                    e.line(),
+                    e.column(),
+                    json_error_message(&e)
+                )),
+            })
+        }
+    }
+}
+
+/// Visits an array's elements one at a time.
+struct Elements<'a, F>(&'a mut F);
+
+impl<'de, F: FnMut(serde_json::Value) -> bool> Visitor<'de> for Elements<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array of documents")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(json) = seq.next_element::<serde_json::Value>()? {
+            if !(self.0)(json) {
+                return Err(A::Error::custom("stopped"));
+            }
+        }
+        Ok(())
+    }
+}
