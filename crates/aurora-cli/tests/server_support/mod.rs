@@ -74,6 +74,11 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A client without a key.
     pub fn client(&self) -> Client {
         Client { addr: self.addr.clone(), token: None }
