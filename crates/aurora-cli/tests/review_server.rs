@@ -94,7 +94,6 @@ fn cpu_seconds(pid: u32) -> f64 {
 /// Found: the stream keeps delivering every commit forever (rights are
 /// checked once, when the stream opens).
 #[test]
-#[ignore = "open: found by the issue-21 review, not fixed yet"]
 fn review_a_revoked_key_keeps_receiving_commits_on_its_open_stream() {
     let (_tmp, data) = temp();
     std::fs::create_dir_all(&data).expect("dir");
@@ -205,7 +204,6 @@ fn review_a_timed_out_query_keeps_burning_cpu_after_its_503() {
 /// `--max-streams` forever after the cut-off, so a few stuck clients lock
 /// every other client out (`429 too_many_streams`) for good.
 #[test]
-#[ignore = "open: found by the issue-21 review, not fixed yet"]
 fn review_a_cut_off_stream_keeps_its_stream_slot_forever() {
     let (_tmp, data) = temp();
     let server = Server::start(&data, &["--max-streams", "2", "--stream-buffer", "2"]);
@@ -334,7 +332,6 @@ fn review_a_cursor_from_another_query_is_accepted() {
 /// name cannot be given rights of its own, and `--read '*'` meant for it
 /// grants everything. Found: `POST /v1/collections {"name": "*"}` → 201.
 #[test]
-#[ignore = "open: found by the issue-21 review, not fixed yet"]
 fn review_a_collection_named_star_is_accepted() {
     let (_tmp, data) = temp();
     let server = Server::start(&data, &[]);
@@ -346,7 +343,6 @@ fn review_a_collection_named_star_is_accepted() {
 /// like a live query of one (`404 unknown_collection`). Found: `200` and
 /// an empty stream that waits forever (a typo is never reported).
 #[test]
-#[ignore = "open: found by the issue-21 review, not fixed yet"]
 fn review_a_change_stream_of_an_unknown_collection_is_accepted() {
     let (_tmp, data) = temp();
     let server = Server::start(&data, &[]);

@@ -98,6 +98,16 @@ impl KeyRing {
         self.current().by_hash.len()
     }
 
+    /// Whether `who` may still act: its key was not revoked (nor its
+    /// rights changed) since it was found; an anonymous principal only
+    /// while no key exists. Long-lived streams ask this as they run.
+    pub(crate) fn still_valid(&self, who: &Principal) -> bool {
+        match who {
+            Principal::Anonymous => self.count() == 0,
+            Principal::Key(k) => self.current().by_hash.get(&k.sha256).is_some_and(|now| now.rights == k.rights),
+        }
+    }
+
     fn find(&self, token: &str) -> Option<Arc<KeyInfo>> {
         let loaded = self.current();
         loaded.by_hash.get(&crate::keys::token_hash(token)).cloned()

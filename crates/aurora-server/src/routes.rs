@@ -75,6 +75,15 @@ pub(crate) async fn create_collection(State(app): AppState, Who(who): Who, RawBo
     let obj = object(&body, "")?;
     only(obj, "", &["name", "schema"])?;
     let name = json::required_string(obj, "", "name")?.to_string();
+    if name == crate::keys::ALL_COLLECTIONS {
+        // `*` stands for every collection in a key's rights: a collection
+        // of that name could never be granted rights of its own.
+        return Err(ApiError::new(
+            "invalid_name",
+            "`*` stands for every collection in API-key rights; choose another name",
+        )
+        .with("collection", name.as_str()));
+    }
     who.require(&name, Right::Admin)?;
     let schema = match obj.get("schema") {
         Some(s) if !s.is_null() => json::schema(s, "/schema")?,

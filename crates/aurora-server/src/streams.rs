@@ -13,6 +13,7 @@
 //! resume from, and the stream ends. Memory per stream is therefore
 //! bounded by the channel, whatever the client does.
 
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::{Who, P, Q};
 use crate::keys::Right;
@@ -121,8 +122,26 @@ struct EventStream {
     rx: mpsc::Receiver<Event>,
     tail: Arc<Mutex<Option<Event>>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// A running stream's place among `max_streams` (and in the
+/// `open_streams` gauge), held by its task.
+struct StreamSlot {
     _permit: OwnedSemaphorePermit,
     app: Arc<App>,
+}
+
+impl StreamSlot {
+    fn take(app: &Arc<App>, permit: OwnedSemaphorePermit) -> Self {
+        app.stats.open_streams.fetch_add(1, Ordering::Relaxed);
+        Self { _permit: permit, app: Arc::clone(app) }
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.app.stats.open_streams.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl futures_core::Stream for EventStream {
@@ -140,14 +159,29 @@ impl futures_core::Stream for EventStream {
 
 impl Drop for EventStream {
     fn drop(&mut self) {
-        // The client left (or the stream ended): the task and its listener go.
+        // The client left (or the stream ended): the task, its listener and
+        // its stream slot go.
         self.task.abort();
-        self.app.stats.open_streams.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// Opens a stream run by `body`, within the limit of open streams.
-fn open<F, Fut>(app: &Arc<App>, body: F) -> Result<Response, ApiError>
+/// How often a running stream checks that its key still holds.
+const REVOCATION_CHECK: Duration = Duration::from_millis(500);
+
+/// Returns once `who` may no longer act (its key revoked or changed).
+async fn revoked(app: Arc<App>, who: Principal) {
+    loop {
+        tokio::time::sleep(REVOCATION_CHECK).await;
+        if !app.keys.still_valid(&who) {
+            return;
+        }
+    }
+}
+
+/// Opens a stream run by `body` for `who`, within the limit of open
+/// streams. The stream ends with an `unauthorized` error event within
+/// about a second of its key being revoked.
+fn open<F, Fut>(app: &Arc<App>, who: &Principal, body: F) -> Result<Response, ApiError>
 where
     F: FnOnce(Outbox) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -155,11 +189,29 @@ where
     let permit = Arc::clone(&app.streams).try_acquire_owned().map_err(|_| {
         ApiError::new("too_many_streams", format!("{} streams are open, the limit", app.limits.max_streams))
     })?;
-    app.stats.open_streams.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(app.limits.stream_buffer.max(1));
     let tail = Arc::new(Mutex::new(None));
-    let task = tokio::spawn(body(Outbox { tx, tail: Arc::clone(&tail), app: Arc::clone(app) }));
-    let stream = EventStream { rx, tail, task, _permit: permit, app: Arc::clone(app) };
+    // The stream's place among `max_streams` belongs to its task: a stream
+    // that ends — cut off as a slow consumer included — gives it back at
+    // once, even while a stuck client never drains what was buffered.
+    let slot = StreamSlot::take(app, permit);
+    let fut = body(Outbox { tx, tail: Arc::clone(&tail), app: Arc::clone(app) });
+    let (app2, who, ended) = (Arc::clone(app), who.clone(), Arc::clone(&tail));
+    let task = tokio::spawn(async move {
+        let _slot = slot;
+        tokio::select! {
+            () = fut => {}
+            () = revoked(app2, who) => {
+                // Dropping the body drops its listener and its sender: the
+                // client gets what is buffered, then this.
+                *ended.lock() = Some(error_event(&ApiError::new(
+                    "unauthorized",
+                    "the API key of this stream was revoked (or its rights changed)",
+                )));
+            }
+        }
+    });
+    let stream = EventStream { rx, tail, task };
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }
 
@@ -214,14 +266,21 @@ pub(crate) async fn changes(
 ) -> Result<Response, ApiError> {
     let collection = params.get("collection").cloned();
     match &collection {
-        Some(c) => who.require(c, Right::Read)?,
+        Some(c) => {
+            who.require(c, Right::Read)?;
+            // A typo is reported, not answered with a stream that waits
+            // forever (as a live query of it is).
+            if !app.db.list_collections()?.iter().any(|n| n == c) {
+                return Err(aurora::Error::UnknownCollection(c.clone()).into());
+            }
+        }
         None => who.require_all(Right::Read)?,
     }
     let start = match resume_position(&headers, params.get("after"))? {
         Some(p) => p,
         None => app.db.feed_head()?,
     };
-    open(&app, move |out| follow_changes(out, collection, start))
+    open(&app, &who, move |out| follow_changes(out, collection, start))
 }
 
 async fn follow_changes(out: Outbox, collection: Option<String>, mut pos: u64) {
@@ -331,7 +390,7 @@ pub(crate) async fn live(
     let resume = resume_position(&headers, params.get("after"))?;
     // Started here, so that a bad query is a JSON error, not a stream.
     let watcher = spec.build(&app.db, &collection, app.limits.max_results).watch().await?;
-    open(&app, move |out| follow_live(out, collection, watcher, resume))
+    open(&app, &who, move |out| follow_live(out, collection, watcher, resume))
 }
 
 /// Whether the results a client saw at `seen` are still those at `now`: no
