@@ -5,6 +5,7 @@ use crate::computed::Scripts;
 use crate::error::{QueryError, Result};
 use crate::hint::Hint;
 use crate::matcher::Matcher;
+use crate::scan::FilteredScan;
 use crate::plan::{
     access_for, compound_for, orderable, scan_cap, tighter_high, tighter_low, Access, CompoundRead, Plan,
 };
@@ -635,20 +636,33 @@ impl Query {
             (Access::IndexOrder { field, descending: dir == Order::Desc }, examined, true)
         } else {
             let early = if self.order.is_empty() { wanted } else { None };
-            // Without own writes to overlay, read lazily and stop early.
-            let all: Box<dyn Iterator<Item = aurora_txn::Result<Arc<Document>>>> = if written.is_empty() {
-                Box::new(tx.snapshot_documents(&self.collection)?)
-            } else {
-                Box::new(tx.scan_shared(&self.collection)?.into_iter().map(Ok))
-            };
-            for d in all {
-                if early.is_some_and(|w| matched.len() >= w) {
-                    break;
+            if written.is_empty() && self.computed.is_none() {
+                // Without own writes to overlay or computed fields to add,
+                // the filter is tested on the stored bytes, lazily, and
+                // the scan stops early.
+                let mut scan = FilteredScan::new(tx, &self.collection, &self.filter, matcher.clone())?;
+                while !early.is_some_and(|w| matched.len() >= w) {
+                    match scan.next() {
+                        Some(d) => matched.push(d?),
+                        None => break,
+                    }
                 }
-                examined += 1;
-                let d = self.enrich(d?, &mut scripts)?;
-                if matcher.matches(&d) {
-                    matched.push(d);
+                examined = scan.examined();
+            } else {
+                let all: Box<dyn Iterator<Item = aurora_txn::Result<Arc<Document>>>> = if written.is_empty() {
+                    Box::new(tx.snapshot_documents(&self.collection)?)
+                } else {
+                    Box::new(tx.scan_shared(&self.collection)?.into_iter().map(Ok))
+                };
+                for d in all {
+                    if early.is_some_and(|w| matched.len() >= w) {
+                        break;
+                    }
+                    examined += 1;
+                    let d = self.enrich(d?, &mut scripts)?;
+                    if matcher.matches(&d) {
+                        matched.push(d);
+                    }
                 }
             }
             (Access::FullScan, examined, false)
@@ -758,6 +772,10 @@ impl Query {
         }
         let mut options = self.index_options(tx, &def)?;
         options.sort_by_key(|(_, ids)| ids.len());
+        let matcher = Matcher::new(&self.filter);
+        // A scan without computed fields tests the filter on the stored
+        // bytes: its items already match.
+        let prefiltered = options.is_empty() && self.computed.is_none();
         let source: Box<dyn Iterator<Item = Result<Arc<Document>>> + Send> = match options.into_iter().next() {
             Some((_, mut ids)) => {
                 ids.sort();
@@ -770,10 +788,10 @@ impl Query {
                         .transpose()
                 }))
             }
+            None if prefiltered => Box::new(FilteredScan::new(tx, &self.collection, &self.filter, matcher.clone())?),
             None => Box::new(tx.snapshot_documents(&self.collection)?.map(|d| d.map_err(QueryError::from))),
         };
         let this = self.clone();
-        let matcher = Matcher::new(&self.filter);
         let mut scripts = Scripts::with_limits(self.script_limits);
         let matches = source.filter_map(move |d| {
             let enriched = d.and_then(|d| this.enrich(d, &mut scripts));
@@ -784,7 +802,7 @@ impl Query {
                 Ok(d) => d,
                 Err(e) => return Some(Err(e)),
             };
-            if !matcher.matches(&d) {
+            if !prefiltered && !matcher.matches(&d) {
                 return None;
             }
             Some(Ok(match &this.select {
