@@ -7,7 +7,7 @@ use crate::hint::Hint;
 use crate::matcher::Matcher;
 use crate::scan::FilteredScan;
 use crate::plan::{
-    access_for, compound_for, orderable, scan_cap, tighter_high, tighter_low, Access, CompoundRead, Plan,
+    access_for, compound_answers, compound_for, orderable, scan_cap, tighter_high, tighter_low, Access, CompoundRead, Plan,
 };
 use crate::validate::{check_filter, field_type};
 use aurora_core::filter::{Filter, F};
@@ -507,7 +507,7 @@ impl Query {
             None
         };
         if let Some(read) = compound.as_ref().filter(|r| r.walk.is_some() && written.is_empty()) {
-            let (matched, examined) = self.walk_compound(tx, read, &matcher, &mut scripts)?;
+            let (matched, examined) = self.walk_compound(tx, &def, read, &matcher, &mut scripts)?;
             return Ok(self.finish(read.access.clone(), examined, examined, matched, true));
         }
         // Ascending top-k on an ordered field: walk its index lazily (the
@@ -677,6 +677,7 @@ impl Query {
     fn walk_compound(
         &self,
         tx: &mut Transaction,
+        def: &CollectionDef,
         read: &CompoundRead,
         matcher: &Matcher,
         scripts: &mut Scripts,
@@ -709,6 +710,14 @@ impl Query {
         };
         let wanted = self.limit.map(|l| l.saturating_add(self.offset));
         let position = self.after.as_ref().map(|c| probe(&self.order, c));
+        // When the read answers the whole filter, its documents match
+        // without a second test (which would touch each one's fields).
+        let answered = match &read.access {
+            Access::Compound { fields, equal, .. } => {
+                compound_answers(def, &self.filter.conjuncts(), fields.get(..equal.len()).unwrap_or(&[]), equal)
+            }
+            _ => false,
+        };
         let (mut examined, mut matched) = (0u64, Vec::new());
         for id in ids {
             if wanted.is_some_and(|w| matched.len() >= w) {
@@ -718,7 +727,7 @@ impl Query {
             if let Some(d) = tx.get_shared(&self.collection, &id?)? {
                 let d = self.enrich(d, scripts)?;
                 let past = position.as_ref().is_none_or(|p| compare(&self.order, &d, p) == Ordering::Greater);
-                if past && matcher.matches(&d) {
+                if past && (answered || matcher.matches(&d)) {
                     matched.push(d);
                 }
             }
