@@ -5,10 +5,11 @@ use crate::computed::Scripts;
 use crate::error::{QueryError, Result};
 use crate::hint::Hint;
 use crate::matcher::Matcher;
-use crate::scan::FilteredScan;
 use crate::plan::{
-    access_for, compound_answers, compound_for, orderable, scan_cap, tighter_high, tighter_low, Access, CompoundRead, Plan,
+    access_for, compound_answers, compound_for, orderable, scan_cap, tighter_high, tighter_low, Access, CompoundRead,
+    Plan,
 };
+use crate::scan::FilteredScan;
 use crate::validate::{check_filter, field_type};
 use aurora_core::filter::{Filter, F};
 use aurora_core::{DocId, Document, Fields, Value};
@@ -565,11 +566,16 @@ impl Query {
                 .position(|(a, _)| matches!(a, Access::Index { field: f, scans } if f == field && scans.len() == 1))
                 .map(|i| (i, *dir))
         });
+        // A read of the one index that answers the filter exactly needs no
+        // second test of its documents (which would touch their fields).
+        let exact_field = self.exact_index_read(tx, &def).map(|(f, _)| f.clone());
+        let answers = |a: &Access| matches!(a, Access::Index { field, .. } if Some(field) == exact_field.as_ref());
         let mut examined = 0u64;
         let mut matched: Vec<Arc<Document>> = Vec::new();
         let mut fetch = |tx: &mut Transaction,
                          ids: Vec<DocId>,
                          stop_at: Option<usize>,
+                         answered: bool,
                          matched: &mut Vec<Arc<Document>>,
                          scripts: &mut Scripts|
          -> Result<()> {
@@ -580,7 +586,7 @@ impl Query {
                 examined += 1;
                 if let Some(d) = tx.get_shared(&self.collection, &id)? {
                     let d = self.enrich(d, scripts)?;
-                    if matcher.matches(&d) {
+                    if answered || matcher.matches(&d) {
                         matched.push(d);
                     }
                 }
@@ -593,7 +599,7 @@ impl Query {
                 ids.reverse();
             }
             let estimated = ids.len() as u64;
-            fetch(tx, ids, wanted, &mut matched, &mut scripts)?;
+            fetch(tx, ids, wanted, answers(&access), &mut matched, &mut scripts)?;
             (access, estimated, true)
         } else if !options.is_empty() {
             let mut it = options.into_iter();
@@ -610,7 +616,7 @@ impl Query {
             ids.extend(written);
             ids.sort();
             ids.dedup();
-            fetch(tx, ids, None, &mut matched, &mut scripts)?;
+            fetch(tx, ids, None, answers(&access), &mut matched, &mut scripts)?;
             (access, estimated, false)
         } else if let Some((field, dir)) = single_order.clone().filter(|_| self.after.is_none()) {
             // Walk the index lazily in the order's direction and stop once
@@ -857,23 +863,22 @@ impl Query {
         Ok(self.clone().limit(1).collect(tx)?.into_iter().next())
     }
 
-    /// The ids of the matches straight from one index, without reading a
-    /// document, when that index answers the filter exactly: the filter is
-    /// one `eq` or `in` on a field whose ready index holds exactly its
-    /// declared scalar values (a declared string, number, bool, UUID,
-    /// timestamp or bytes field — an array or undeclared field may hold
-    /// values the index splits), with no computed fields, cursor or own
-    /// writes to overlay, and a hint that allows it. Sorted by id.
-    fn index_only_ids(&self, tx: &Transaction, def: &CollectionDef) -> Result<Option<Vec<DocId>>> {
+    /// The field and values of the filter when one index answers it
+    /// exactly: the filter is one `eq` or `in` on a field whose ready index
+    /// holds exactly its declared scalar values (a declared string, number,
+    /// bool, UUID, timestamp or bytes field — an array or undeclared field
+    /// may hold values the index splits), with no computed fields, cursor
+    /// or own writes to overlay, and a hint that allows it.
+    fn exact_index_read(&self, tx: &Transaction, def: &CollectionDef) -> Option<(&String, Vec<&Value>)> {
         use aurora_core::FieldType;
         if self.computed.is_some() || self.after.is_some() || !tx.written_ids(&self.collection).is_empty() {
-            return Ok(None);
+            return None;
         }
         let conjuncts = self.filter.conjuncts();
         let (field, values): (&String, Vec<&Value>) = match conjuncts.as_slice() {
             [Filter::Eq(f, v)] => (f, vec![v]),
             [Filter::In(f, vs)] => (f, vs.iter().collect()),
-            _ => return Ok(None),
+            _ => return None,
         };
         let exact = def.ready_index(field).is_some()
             && self.hint.allows(field)
@@ -890,9 +895,16 @@ impl Query {
                 )
             })
             && values.iter().all(|v| !matches!(v, Value::Array(_) | Value::Object(_)));
-        if !exact {
+        exact.then_some((field, values))
+    }
+
+    /// The ids of the matches straight from one index, without reading a
+    /// document, when that index answers the filter exactly
+    /// ([`Query::exact_index_read`]). Sorted by id.
+    fn index_only_ids(&self, tx: &Transaction, def: &CollectionDef) -> Result<Option<Vec<DocId>>> {
+        let Some((field, values)) = self.exact_index_read(tx, def) else {
             return Ok(None);
-        }
+        };
         let _span =
             tracing::debug_span!("query", collection = %self.collection, access = %format_args!("index_only({field})"))
                 .entered();
