@@ -7,7 +7,8 @@
 //! The answer is the one testing every decoded document gives: a filter
 //! reads nothing but the paths it names ([`Filter::fields`]), and those
 //! fields come out of the same decoder. A damaged document is a typed
-//! error, as decoding it would be.
+//! error, as decoding it would be (a filter that reads no field, such as
+//! `All`, reads nothing of a document before deciding).
 
 use crate::error::Result;
 use crate::matcher::Matcher;
@@ -64,8 +65,11 @@ impl Iterator for FilteredScan {
                 Err(e) => return Some(Err(e.into())),
             };
             self.examined += 1;
-            if let Err(e) = self.reader.read(&key, &stored) {
-                return Some(Err(e.into()));
+            // A filter that reads no field (`All`) needs nothing read.
+            if !self.reader.names().is_empty() {
+                if let Err(e) = self.reader.read(&key, &stored) {
+                    return Some(Err(e.into()));
+                }
             }
             let reader = &self.reader;
             if !self.matcher.matches_by(&|path: &str| reader.get_path(path)) {

@@ -38,8 +38,7 @@ fn document() -> impl Strategy<Value = Document> {
         any::<u128>().prop_map(|u| DocId::Uuid(uuid::Uuid::from_u128(u))),
         "[a-z0-9]{1,8}".prop_map(|s| DocId::text(&s).unwrap()),
     ];
-    (id, proptest::collection::btree_map(name(), value(), 0..6))
-        .prop_map(|(id, fields)| Document { id, fields })
+    (id, proptest::collection::btree_map(name(), value(), 0..6)).prop_map(|(id, fields)| Document { id, fields })
 }
 
 /// Paths into a document: top-level names, nested names, array indexes.
@@ -58,8 +57,12 @@ fn agrees(stored: &[u8], names: &[String], paths: &[String]) -> Result<(), TestC
             for p in paths.iter().chain(names) {
                 let head = p.split_once('.').map_or(p.as_str(), |(h, _)| h);
                 let expected = if names.iter().any(|n| n == head) { doc.get_path(p) } else { None };
-                prop_assert_eq!(reader.get_path(p).map(format::encode).transpose().unwrap(),
-                    expected.map(format::encode).transpose().unwrap(), "path {}", p);
+                prop_assert_eq!(
+                    reader.get_path(p).map(format::encode).transpose().unwrap(),
+                    expected.map(format::encode).transpose().unwrap(),
+                    "path {}",
+                    p
+                );
             }
         }
         Err(e) => {
