@@ -647,7 +647,7 @@ impl Query {
                 // the filter is tested on the stored bytes, lazily, and
                 // the scan stops early.
                 let mut scan = FilteredScan::new(tx, &self.collection, &self.filter, matcher.clone())?;
-                while !early.is_some_and(|w| matched.len() >= w) {
+                while early.is_none_or(|w| matched.len() < w) {
                     match scan.next() {
                         Some(d) => matched.push(d?),
                         None => break,
