@@ -227,7 +227,15 @@ impl Filter {
 
     /// Whether `doc` matches.
     pub fn matches(&self, doc: &Document) -> bool {
-        let get = |f: &str| doc.get_path(f);
+        self.matches_by(&|f: &str| doc.get_path(f))
+    }
+
+    /// Whether a document matches whose value at each dotted path is
+    /// `get(path)` (`None`: absent) — [`Filter::matches`] over any source
+    /// of field values, such as a stored document read field by field
+    /// without being decoded whole. The filter reads no path outside
+    /// [`Filter::fields`].
+    pub fn matches_by<'v>(&self, get: &impl Fn(&str) -> Option<&'v Value>) -> bool {
         match self {
             Filter::All => true,
             Filter::Eq(f, v) => get(f).is_some_and(|x| x == v),
@@ -246,9 +254,9 @@ impl Filter {
             Filter::InArray(f, v) => get(f).and_then(Value::as_array).is_some_and(|a| a.contains(v)),
             Filter::HasField(f) => get(f).is_some(),
             Filter::IsNull(f) => get(f).is_none_or(Value::is_null),
-            Filter::And(fs) => fs.iter().all(|x| x.matches(doc)),
-            Filter::Or(fs) => fs.iter().any(|x| x.matches(doc)),
-            Filter::Not(x) => !x.matches(doc),
+            Filter::And(fs) => fs.iter().all(|x| x.matches_by(get)),
+            Filter::Or(fs) => fs.iter().any(|x| x.matches_by(get)),
+            Filter::Not(x) => !x.matches_by(get),
         }
     }
 

@@ -26,6 +26,7 @@ mod hint;
 mod matcher;
 mod plan;
 mod query;
+mod scan;
 mod validate;
 
 pub use aggregate::{Aggregate, AggregateValue, Group};

@@ -44,12 +44,18 @@ impl Matcher {
 
     /// Whether `doc` matches (as [`Filter::matches`] would say).
     pub(crate) fn matches(&self, doc: &Document) -> bool {
+        self.matches_by(&|f: &str| doc.get_path(f))
+    }
+
+    /// Whether the document whose value at each path is `get(path)`
+    /// matches (as [`Filter::matches_by`] would say).
+    pub(crate) fn matches_by<'v>(&self, get: &impl Fn(&str) -> Option<&'v Value>) -> bool {
         match self {
-            Matcher::Leaf(f) => f.matches(doc),
-            Matcher::In(field, values) => doc.get_path(field).is_some_and(|x| values.contains(x)),
-            Matcher::And(ms) => ms.iter().all(|m| m.matches(doc)),
-            Matcher::Or(ms) => ms.iter().any(|m| m.matches(doc)),
-            Matcher::Not(m) => !m.matches(doc),
+            Matcher::Leaf(f) => f.matches_by(get),
+            Matcher::In(field, values) => get(field).is_some_and(|x| values.contains(x)),
+            Matcher::And(ms) => ms.iter().all(|m| m.matches_by(get)),
+            Matcher::Or(ms) => ms.iter().any(|m| m.matches_by(get)),
+            Matcher::Not(m) => !m.matches_by(get),
         }
     }
 }

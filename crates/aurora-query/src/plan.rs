@@ -153,6 +153,42 @@ pub(crate) fn compound_for(
     best.map(|(_, read)| read)
 }
 
+/// Whether a compound read answers the whole filter by itself, so its
+/// documents need no second test: every conjunct is an `eq` fixing one of
+/// the read's leading fields (`equal_fields`) to the very value the read
+/// uses (`equal`, in the same order), on a field declared with a
+/// scalar type whose values the index keeps whole and exact (string, int,
+/// bool, UUID, timestamp, bytes — not float, array or undeclared fields,
+/// which may hold values the index splits or normalises), with a value
+/// that is neither null nor a container. The same rule as the index-only
+/// `count`.
+pub(crate) fn compound_answers(
+    def: &CollectionDef,
+    conjuncts: &[&Filter],
+    equal_fields: &[String],
+    equal: &[Value],
+) -> bool {
+    !conjuncts.is_empty()
+        && conjuncts.iter().all(|c| match c {
+            Filter::Eq(f, v) => {
+                equal_fields.iter().zip(equal).any(|(ef, ev)| ef == f && ev == v)
+                    && !matches!(v, Value::Null | Value::Float(_) | Value::Array(_) | Value::Object(_))
+                    && def.schema.fields.get(f).is_some_and(|d| {
+                        matches!(
+                            d.field_type,
+                            FieldType::String
+                                | FieldType::Int
+                                | FieldType::Bool
+                                | FieldType::Uuid
+                                | FieldType::Timestamp
+                                | FieldType::Bytes
+                        )
+                    })
+            }
+            _ => false,
+        })
+}
+
 /// The tighter of two lower bounds (same field, comparable values).
 pub(crate) fn tighter_low(a: Bound<Value>, b: Bound<Value>) -> Bound<Value> {
     match (&a, &b) {

@@ -6,8 +6,10 @@ use crate::error::{QueryError, Result};
 use crate::hint::Hint;
 use crate::matcher::Matcher;
 use crate::plan::{
-    access_for, compound_for, orderable, scan_cap, tighter_high, tighter_low, Access, CompoundRead, Plan,
+    access_for, compound_answers, compound_for, orderable, scan_cap, tighter_high, tighter_low, Access, CompoundRead,
+    Plan,
 };
+use crate::scan::FilteredScan;
 use crate::validate::{check_filter, field_type};
 use aurora_core::filter::{Filter, F};
 use aurora_core::{DocId, Document, Fields, Value};
@@ -506,7 +508,7 @@ impl Query {
             None
         };
         if let Some(read) = compound.as_ref().filter(|r| r.walk.is_some() && written.is_empty()) {
-            let (matched, examined) = self.walk_compound(tx, read, &matcher, &mut scripts)?;
+            let (matched, examined) = self.walk_compound(tx, &def, read, &matcher, &mut scripts)?;
             return Ok(self.finish(read.access.clone(), examined, examined, matched, true));
         }
         // Ascending top-k on an ordered field: walk its index lazily (the
@@ -564,11 +566,16 @@ impl Query {
                 .position(|(a, _)| matches!(a, Access::Index { field: f, scans } if f == field && scans.len() == 1))
                 .map(|i| (i, *dir))
         });
+        // A read of the one index that answers the filter exactly needs no
+        // second test of its documents (which would touch their fields).
+        let exact_field = self.exact_index_read(tx, &def).map(|(f, _)| f.clone());
+        let answers = |a: &Access| matches!(a, Access::Index { field, .. } if Some(field) == exact_field.as_ref());
         let mut examined = 0u64;
         let mut matched: Vec<Arc<Document>> = Vec::new();
         let mut fetch = |tx: &mut Transaction,
                          ids: Vec<DocId>,
                          stop_at: Option<usize>,
+                         answered: bool,
                          matched: &mut Vec<Arc<Document>>,
                          scripts: &mut Scripts|
          -> Result<()> {
@@ -579,7 +586,7 @@ impl Query {
                 examined += 1;
                 if let Some(d) = tx.get_shared(&self.collection, &id)? {
                     let d = self.enrich(d, scripts)?;
-                    if matcher.matches(&d) {
+                    if answered || matcher.matches(&d) {
                         matched.push(d);
                     }
                 }
@@ -592,7 +599,7 @@ impl Query {
                 ids.reverse();
             }
             let estimated = ids.len() as u64;
-            fetch(tx, ids, wanted, &mut matched, &mut scripts)?;
+            fetch(tx, ids, wanted, answers(&access), &mut matched, &mut scripts)?;
             (access, estimated, true)
         } else if !options.is_empty() {
             let mut it = options.into_iter();
@@ -609,7 +616,7 @@ impl Query {
             ids.extend(written);
             ids.sort();
             ids.dedup();
-            fetch(tx, ids, None, &mut matched, &mut scripts)?;
+            fetch(tx, ids, None, answers(&access), &mut matched, &mut scripts)?;
             (access, estimated, false)
         } else if let Some((field, dir)) = single_order.clone().filter(|_| self.after.is_none()) {
             // Walk the index lazily in the order's direction and stop once
@@ -635,20 +642,33 @@ impl Query {
             (Access::IndexOrder { field, descending: dir == Order::Desc }, examined, true)
         } else {
             let early = if self.order.is_empty() { wanted } else { None };
-            // Without own writes to overlay, read lazily and stop early.
-            let all: Box<dyn Iterator<Item = aurora_txn::Result<Arc<Document>>>> = if written.is_empty() {
-                Box::new(tx.snapshot_documents(&self.collection)?)
-            } else {
-                Box::new(tx.scan_shared(&self.collection)?.into_iter().map(Ok))
-            };
-            for d in all {
-                if early.is_some_and(|w| matched.len() >= w) {
-                    break;
+            if written.is_empty() && self.computed.is_none() {
+                // Without own writes to overlay or computed fields to add,
+                // the filter is tested on the stored bytes, lazily, and
+                // the scan stops early.
+                let mut scan = FilteredScan::new(tx, &self.collection, &self.filter, matcher.clone())?;
+                while early.is_none_or(|w| matched.len() < w) {
+                    match scan.next() {
+                        Some(d) => matched.push(d?),
+                        None => break,
+                    }
                 }
-                examined += 1;
-                let d = self.enrich(d?, &mut scripts)?;
-                if matcher.matches(&d) {
-                    matched.push(d);
+                examined = scan.examined();
+            } else {
+                let all: Box<dyn Iterator<Item = aurora_txn::Result<Arc<Document>>>> = if written.is_empty() {
+                    Box::new(tx.snapshot_documents(&self.collection)?)
+                } else {
+                    Box::new(tx.scan_shared(&self.collection)?.into_iter().map(Ok))
+                };
+                for d in all {
+                    if early.is_some_and(|w| matched.len() >= w) {
+                        break;
+                    }
+                    examined += 1;
+                    let d = self.enrich(d?, &mut scripts)?;
+                    if matcher.matches(&d) {
+                        matched.push(d);
+                    }
                 }
             }
             (Access::FullScan, examined, false)
@@ -663,6 +683,7 @@ impl Query {
     fn walk_compound(
         &self,
         tx: &mut Transaction,
+        def: &CollectionDef,
         read: &CompoundRead,
         matcher: &Matcher,
         scripts: &mut Scripts,
@@ -695,6 +716,14 @@ impl Query {
         };
         let wanted = self.limit.map(|l| l.saturating_add(self.offset));
         let position = self.after.as_ref().map(|c| probe(&self.order, c));
+        // When the read answers the whole filter, its documents match
+        // without a second test (which would touch each one's fields).
+        let answered = match &read.access {
+            Access::Compound { fields, equal, .. } => {
+                compound_answers(def, &self.filter.conjuncts(), fields.get(..equal.len()).unwrap_or(&[]), equal)
+            }
+            _ => false,
+        };
         let (mut examined, mut matched) = (0u64, Vec::new());
         for id in ids {
             if wanted.is_some_and(|w| matched.len() >= w) {
@@ -704,7 +733,7 @@ impl Query {
             if let Some(d) = tx.get_shared(&self.collection, &id?)? {
                 let d = self.enrich(d, scripts)?;
                 let past = position.as_ref().is_none_or(|p| compare(&self.order, &d, p) == Ordering::Greater);
-                if past && matcher.matches(&d) {
+                if past && (answered || matcher.matches(&d)) {
                     matched.push(d);
                 }
             }
@@ -758,6 +787,10 @@ impl Query {
         }
         let mut options = self.index_options(tx, &def)?;
         options.sort_by_key(|(_, ids)| ids.len());
+        let matcher = Matcher::new(&self.filter);
+        // A scan without computed fields tests the filter on the stored
+        // bytes: its items already match.
+        let prefiltered = options.is_empty() && self.computed.is_none();
         let source: Box<dyn Iterator<Item = Result<Arc<Document>>> + Send> = match options.into_iter().next() {
             Some((_, mut ids)) => {
                 ids.sort();
@@ -770,10 +803,10 @@ impl Query {
                         .transpose()
                 }))
             }
+            None if prefiltered => Box::new(FilteredScan::new(tx, &self.collection, &self.filter, matcher.clone())?),
             None => Box::new(tx.snapshot_documents(&self.collection)?.map(|d| d.map_err(QueryError::from))),
         };
         let this = self.clone();
-        let matcher = Matcher::new(&self.filter);
         let mut scripts = Scripts::with_limits(self.script_limits);
         let matches = source.filter_map(move |d| {
             let enriched = d.and_then(|d| this.enrich(d, &mut scripts));
@@ -784,7 +817,7 @@ impl Query {
                 Ok(d) => d,
                 Err(e) => return Some(Err(e)),
             };
-            if !matcher.matches(&d) {
+            if !prefiltered && !matcher.matches(&d) {
                 return None;
             }
             Some(Ok(match &this.select {
@@ -830,23 +863,22 @@ impl Query {
         Ok(self.clone().limit(1).collect(tx)?.into_iter().next())
     }
 
-    /// The ids of the matches straight from one index, without reading a
-    /// document, when that index answers the filter exactly: the filter is
-    /// one `eq` or `in` on a field whose ready index holds exactly its
-    /// declared scalar values (a declared string, number, bool, UUID,
-    /// timestamp or bytes field — an array or undeclared field may hold
-    /// values the index splits), with no computed fields, cursor or own
-    /// writes to overlay, and a hint that allows it. Sorted by id.
-    fn index_only_ids(&self, tx: &Transaction, def: &CollectionDef) -> Result<Option<Vec<DocId>>> {
+    /// The field and values of the filter when one index answers it
+    /// exactly: the filter is one `eq` or `in` on a field whose ready index
+    /// holds exactly its declared scalar values (a declared string, number,
+    /// bool, UUID, timestamp or bytes field — an array or undeclared field
+    /// may hold values the index splits), with no computed fields, cursor
+    /// or own writes to overlay, and a hint that allows it.
+    fn exact_index_read(&self, tx: &Transaction, def: &CollectionDef) -> Option<(&String, Vec<&Value>)> {
         use aurora_core::FieldType;
         if self.computed.is_some() || self.after.is_some() || !tx.written_ids(&self.collection).is_empty() {
-            return Ok(None);
+            return None;
         }
         let conjuncts = self.filter.conjuncts();
         let (field, values): (&String, Vec<&Value>) = match conjuncts.as_slice() {
             [Filter::Eq(f, v)] => (f, vec![v]),
             [Filter::In(f, vs)] => (f, vs.iter().collect()),
-            _ => return Ok(None),
+            _ => return None,
         };
         let exact = def.ready_index(field).is_some()
             && self.hint.allows(field)
@@ -863,9 +895,16 @@ impl Query {
                 )
             })
             && values.iter().all(|v| !matches!(v, Value::Array(_) | Value::Object(_)));
-        if !exact {
+        exact.then_some((field, values))
+    }
+
+    /// The ids of the matches straight from one index, without reading a
+    /// document, when that index answers the filter exactly
+    /// ([`Query::exact_index_read`]). Sorted by id.
+    fn index_only_ids(&self, tx: &Transaction, def: &CollectionDef) -> Result<Option<Vec<DocId>>> {
+        let Some((field, values)) = self.exact_index_read(tx, def) else {
             return Ok(None);
-        }
+        };
         let _span =
             tracing::debug_span!("query", collection = %self.collection, access = %format_args!("index_only({field})"))
                 .entered();

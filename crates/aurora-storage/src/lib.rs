@@ -11,6 +11,8 @@
 //!   accounting, TTLs and sampled LRU/LFU/Hybrid eviction.
 //! - [`DocumentStore`]: documents by collection and id, read through the
 //!   hot cache (hot → cold → promote).
+//! - [`skim::FieldReader`]: chosen fields of a stored document, read from
+//!   its bytes without decoding the rest (scans test filters with it).
 //!
 //! Architecture invariant: this is the only crate that names `sled`; no sled
 //! type appears in its public API.
@@ -31,6 +33,7 @@ mod memtable;
 mod merge;
 mod metrics;
 mod mvcc;
+pub mod skim;
 mod snapshot;
 mod store;
 mod wal;

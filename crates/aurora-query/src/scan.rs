@@ -1,0 +1,88 @@
+//! [`FilteredScan`]: a collection's documents at a snapshot that match a
+//! filter, found by testing the filter on each stored document's bytes —
+//! decoding only the top-level fields the filter reads
+//! ([`FieldReader`]) — and decoding (or sharing from the hot cache) only
+//! the documents that match.
+//!
+//! The answer is the one testing every decoded document gives: a filter
+//! reads nothing but the paths it names ([`Filter::fields`]), and those
+//! fields come out of the same decoder. A damaged document is a typed
+//! error, as decoding it would be (a filter that reads no field, such as
+//! `All`, reads nothing of a document before deciding).
+
+use crate::error::Result;
+use crate::matcher::Matcher;
+use aurora_core::filter::Filter;
+use aurora_core::Document;
+use aurora_storage::skim::FieldReader;
+use aurora_storage::{collection_prefix, format, DocumentStore, SnapshotIter};
+use aurora_txn::Transaction;
+use std::sync::Arc;
+
+/// The matching documents of one collection at the transaction's
+/// snapshot, in id order, lazily (without the transaction's own writes:
+/// callers check [`Transaction::written_ids`] first). Owns what it reads,
+/// so it may outlive the transaction.
+pub(crate) struct FilteredScan {
+    entries: SnapshotIter,
+    documents: DocumentStore,
+    reader: FieldReader,
+    matcher: Matcher,
+    examined: u64,
+}
+
+impl FilteredScan {
+    /// Starts a scan of `collection` (already checked to exist) for the
+    /// documents `filter` matches; `matcher` is the filter prepared.
+    pub(crate) fn new(tx: &Transaction, collection: &str, filter: &Filter, matcher: Matcher) -> Result<Self> {
+        Ok(Self {
+            entries: tx.snapshot().iter_prefix(&collection_prefix(collection))?,
+            documents: tx.database().collections().documents().clone(),
+            reader: FieldReader::new(heads(filter)),
+            matcher,
+            examined: 0,
+        })
+    }
+
+    /// Documents read so far (matching or not).
+    pub(crate) fn examined(&self) -> u64 {
+        self.examined
+    }
+}
+
+/// The top-level fields `filter` reads: the first part of each path.
+pub(crate) fn heads(filter: &Filter) -> impl Iterator<Item = &str> {
+    filter.fields().into_iter().map(|path| path.split_once('.').map_or(path, |(head, _)| head))
+}
+
+impl Iterator for FilteredScan {
+    type Item = Result<Arc<Document>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let (key, revision, stored) = match self.entries.next()? {
+                Ok(entry) => entry,
+                Err(e) => return Some(Err(e.into())),
+            };
+            self.examined += 1;
+            // A filter that reads no field (`All`) needs nothing read.
+            if !self.reader.names().is_empty() {
+                if let Err(e) = self.reader.read(&key, &stored) {
+                    return Some(Err(e.into()));
+                }
+            }
+            let reader = &self.reader;
+            if !self.matcher.matches_by(&|path: &str| reader.get_path(path)) {
+                continue;
+            }
+            // The hot cache's copy when it holds this version: no decoding.
+            return Some(match self.documents.cached_at(&key, revision) {
+                Some(doc) => Ok(doc),
+                None => format::decode::<Document>(&key, &stored).map(Arc::new).map_err(Into::into),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
