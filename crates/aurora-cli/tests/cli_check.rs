@@ -42,6 +42,7 @@ fn users(dir: &Path) {
         .unwrap();
         db.close().await.unwrap();
     });
+    cli_support::settle(dir);
 }
 
 /// Runs `aurora check DIR`, asserting it changed no file of the database.
@@ -97,6 +98,8 @@ fn damage(dir: &Path, f: impl FnOnce(&Store, &mut Batch)) {
     f(&store, &mut batch);
     let _ = store.commit(batch).unwrap();
     store.close().unwrap();
+    drop(store);
+    cli_support::settle(dir);
 }
 
 fn keys_with_prefix(store: &Store, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -345,6 +348,7 @@ fn every_kind_of_index_and_system_collection_passes_when_sound() {
         workers.wait_for(&id, std::time::Duration::from_secs(10)).await.unwrap();
         db.close().await.unwrap();
     });
+    cli_support::settle(&dir);
     let run = check(&dir).code(0);
     assert!(run.stdout.contains("collection `msgs`: 40 documents, 3 index(es)"), "{}", run.stdout);
     assert!(run.stdout.contains("collection `_jobs`"), "{}", run.stdout);

@@ -90,15 +90,18 @@ fn make(dir: &Path, docs: Vec<Document>) {
         db.insert_many("things", docs).await.unwrap();
         db.close().await.unwrap();
     });
+    cli_support::settle(dir);
 }
 
 fn read_all(dir: &Path, collection: &str) -> Vec<String> {
-    rt().block_on(async {
+    let out = rt().block_on(async {
         let db = Aurora::open(dir).await.unwrap();
         let docs = db.query(collection).collect().await.unwrap();
         db.close().await.unwrap();
-        docs.iter().map(exact_doc).collect()
-    })
+        docs.iter().map(exact_doc).collect::<Vec<_>>()
+    });
+    cli_support::settle(dir);
+    out
 }
 
 #[test]
@@ -197,6 +200,7 @@ fn schema_refusals_and_existing_ids_are_found_before_anything_is_written() {
         db.insert_into("users", d).await.unwrap();
         db.close().await.unwrap();
     });
+    cli_support::settle(&db);
     let file = tmp.path().join("in.ndjson");
     write_lines(&file, &[json!({"age": 2}), json!({"age": "old"})]);
     let run = aurora(&["import", s(&db), "users", s(&file)]).code(1);
@@ -219,6 +223,7 @@ fn a_batch_refused_at_write_time_is_reported_with_how_far_the_import_got_and_res
         db.new_collection("users", [("email", FieldDefinition::new(FieldType::String).unique())]).await.unwrap();
         db.close().await.unwrap();
     });
+    cli_support::settle(&db);
     let file = tmp.path().join("in.ndjson");
     // Line 6 repeats line 1's unique email: only a write finds that.
     let emails = ["a", "b", "c", "d", "e", "a", "g"];

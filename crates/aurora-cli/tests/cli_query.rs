@@ -21,6 +21,7 @@ fn people(dir: &Path) {
         }
         db.close().await.expect("close");
     });
+    cli_support::settle(dir);
 }
 
 #[test]
@@ -130,6 +131,7 @@ fn a_database_in_use_is_refused_with_a_clear_message() {
     let run = aurora(&["check", s(&dir)]).code(2);
     assert!(run.stderr.contains("is in use by another process"), "{}", run.stderr);
     rt.block_on(db.close()).expect("close");
+    cli_support::settle(&dir);
     aurora(&["query", s(&dir), "people"]).ok();
 }
 

@@ -82,3 +82,14 @@ pub fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     }
     out
 }
+
+/// Waits (up to 10 s) until nothing holds `dir`'s lock. A database this
+/// process just closed can stay locked for a moment: a child process that
+/// another test thread is starting holds a copy of every descriptor between
+/// its fork and its exec, the lock file's included.
+pub fn settle(dir: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while aurora::storage::DirLock::acquire(dir).is_err() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
