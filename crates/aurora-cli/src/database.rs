@@ -18,9 +18,23 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
 }
 
-/// Whether `dir` holds an Aurora database (its write-ahead log folder).
+/// Whether `dir` holds an Aurora database: a write-ahead log folder with
+/// a segment in it (`<20 digits>.log`; a database always keeps one, even
+/// after a clean close) or beside a cold store (`cold/`, so a database
+/// that lost its segments is checked as damaged, not as foreign). A
+/// folder that merely has a `wal` subfolder is someone else's.
 pub fn is_database(dir: &Path) -> bool {
-    dir.join("wal").is_dir()
+    let wal = dir.join("wal");
+    if !wal.is_dir() {
+        return false;
+    }
+    let segment = |name: &str| {
+        name.strip_suffix(".log").is_some_and(|stem| stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let has_segment = std::fs::read_dir(&wal)
+        .map(|entries| entries.flatten().any(|e| e.file_name().to_str().is_some_and(segment)))
+        .unwrap_or(false);
+    has_segment || dir.join("cold").is_dir()
 }
 
 /// Fails with a clear message unless `dir` holds a database.
@@ -32,7 +46,7 @@ pub fn require_database(dir: &Path) -> anyhow::Result<()> {
         bail!("{}: not a directory", dir.display());
     }
     if !is_database(dir) {
-        bail!("{}: not an Aurora database (it has no `wal` folder)", dir.display());
+        bail!("{}: not an Aurora database (no write-ahead log segment in `wal/`, no `cold/` store)", dir.display());
     }
     Ok(())
 }

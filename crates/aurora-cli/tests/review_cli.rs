@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 /// so with several batches the batches before the oversized record are
 /// written, and the import stops half-way.
 #[test]
-#[ignore = "open: found by the issue-21 review, not fixed yet"]
 fn review_import_writes_batches_before_an_oversized_document() {
     let tmp = tempfile::tempdir().expect("tmp");
     let db = tmp.path().join("db");
@@ -33,7 +32,6 @@ fn review_import_writes_batches_before_an_oversized_document() {
 /// parsed into a `serde_json::Value`, then a `Document`, twice (pass 1
 /// and pass 2): a 200 MB line peaks at ~650 MB; a 2 GB line needs ~6.5 GB.
 #[test]
-#[ignore = "open: found by the issue-21 review, not fixed yet"]
 fn review_import_holds_a_huge_line_in_memory_several_times() {
     let tmp = tempfile::tempdir().expect("tmp");
     let db = tmp.path().join("db");
@@ -81,7 +79,6 @@ fn review_import_holds_a_huge_line_in_memory_several_times() {
 /// an import file. Found: refused as "line 1: not JSON: column 1: expected
 /// value", with nothing to say it is the BOM.
 #[test]
-#[ignore = "open: found by the issue-21 review, not fixed yet"]
 fn review_import_refuses_a_utf8_bom() {
     let tmp = tempfile::tempdir().expect("tmp");
     let db = tmp.path().join("db");
@@ -95,7 +92,6 @@ fn review_import_refuses_a_utf8_bom() {
 /// subfolder, e.g. someone else's folder) must not report it healthy.
 /// Found: "verdict: healthy", exit 0 — and a `LOCK` file is created in it.
 #[test]
-#[ignore = "open: found by the issue-21 review, not fixed yet"]
 fn review_check_calls_a_foreign_folder_healthy() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join("notadb");

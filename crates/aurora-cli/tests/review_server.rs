@@ -141,7 +141,6 @@ fn review_a_revoked_key_keeps_receiving_commits_on_its_open_stream() {
 /// `/v1/health` included — for as long as they run (minutes), and even
 /// SIGTERM cannot stop it.
 #[test]
-#[ignore = "open: found by the issue-21 review, not fixed yet"]
 fn review_expensive_live_queries_freeze_the_whole_server() {
     let (_tmp, data) = temp();
     let server = Server::start(&data, &["--query-timeout-ms", "300"]);

@@ -388,8 +388,29 @@ pub(crate) async fn live(
         None => crate::json::QuerySpec::default(),
     };
     let resume = resume_position(&headers, params.get("after"))?;
-    // Started here, so that a bad query is a JSON error, not a stream.
-    let watcher = spec.build(&app.db, &collection, app.limits.max_results).watch().await?;
+    // Started here, so that a bad query is a JSON error, not a stream. The
+    // initial load is a query like any other: within the limits of
+    // concurrent queries and of query time (on a timeout the load finishes
+    // in the background, holding its place among the concurrent queries).
+    let limit = app.limits.query_timeout;
+    let load = spec.build(&app.db, &collection, app.limits.max_results).watch();
+    let queries = Arc::clone(&app);
+    let started = tokio::spawn(async move {
+        let _permit =
+            queries.queries.acquire().await.map_err(|_| ApiError::new("unavailable", "the server is shutting down"))?;
+        load.await.map_err(ApiError::from)
+    });
+    let watcher = match tokio::time::timeout(limit, started).await {
+        Ok(Ok(w)) => w?,
+        Ok(Err(e)) => return Err(ApiError::internal(e.to_string())),
+        Err(_) => {
+            return Err(ApiError::new(
+                "query_timeout",
+                format!("the live query's initial load ran longer than the limit of {limit:?}"),
+            )
+            .with("limit_ms", limit.as_millis() as u64))
+        }
+    };
     open(&app, &who, move |out| follow_live(out, collection, watcher, resume))
 }
 

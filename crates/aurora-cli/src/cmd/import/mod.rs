@@ -101,6 +101,13 @@ fn import(
                 return Err(BadRecord { at, problem: Problem::Exists(doc.id.to_string()) });
             }
         }
+        // The size and nesting limits every write path applies, checked
+        // here so that a refusal comes before anything is written.
+        db.database()
+            .collections()
+            .documents()
+            .admit(doc)
+            .map_err(|e| BadRecord { at, problem: Problem::TooLarge(e.to_string()) })?;
         total += 1;
         Ok(())
     })

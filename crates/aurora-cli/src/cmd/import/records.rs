@@ -76,7 +76,16 @@ pub enum Problem {
     Exists(String),
     /// The file cannot be read.
     Io(String),
+    /// A line longer than [`MAX_LINE_BYTES`], or a document over the
+    /// database's size limit.
+    TooLarge(String),
 }
+
+/// The longest JSON-lines line read (32 MiB): twice the largest document
+/// the database stores (16 MiB encoded), so every storable document fits
+/// in its JSON form short of pathological escaping, while a huge line is
+/// refused after reading this much, not held in memory whole.
+pub const MAX_LINE_BYTES: u64 = 32 << 20;
 
 impl fmt::Display for BadRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -87,6 +96,7 @@ impl fmt::Display for BadRecord {
             Problem::Schema(m) => write!(f, "{at}: refused by the schema: {m}"),
             Problem::Exists(id) => write!(f, "{at}: the collection already has a document with _id {id}"),
             Problem::Io(m) => write!(f, "{at}: reading the file: {m}"),
+            Problem::TooLarge(m) => write!(f, "{at}: refused: {m}"),
         }
     }
 }
@@ -105,17 +115,29 @@ pub fn for_each(
     match format {
         InputFormat::Ndjson => {
             let mut reader = BufReader::new(input);
-            let mut line = String::new();
+            let mut raw = Vec::new();
             let mut n = 0u64;
             loop {
-                line.clear();
+                raw.clear();
                 n += 1;
                 let at = Position::Line(n);
-                match reader.read_line(&mut line) {
+                match (&mut reader).take(MAX_LINE_BYTES + 1).read_until(b'\n', &mut raw) {
                     Ok(0) => return Ok(()),
                     Ok(_) => {}
                     Err(e) => return Err(BadRecord { at, problem: Problem::Io(e.to_string()) }),
                 }
+                if raw.len() as u64 > MAX_LINE_BYTES {
+                    let problem = Problem::TooLarge(format!(
+                        "the line is longer than {} MiB (the limit of one record)",
+                        MAX_LINE_BYTES >> 20
+                    ));
+                    return Err(BadRecord { at, problem });
+                }
+                let text = std::str::from_utf8(&raw)
+                    .map_err(|e| BadRecord { at, problem: Problem::NotJson(format!("not UTF-8: {e}")) })?;
+                // A UTF-8 byte-order mark (as some Windows tools write) is
+                // not part of the first record.
+                let line = if n == 1 { text.strip_prefix('\u{feff}').unwrap_or(text) } else { text };
                 if n < start || line.trim().is_empty() {
                     continue;
                 }
@@ -143,7 +165,12 @@ pub fn for_each(
                         }
                     }
                 };
-                let mut de = serde_json::Deserializer::from_reader(BufReader::new(input));
+                let mut input = BufReader::new(input);
+                // A UTF-8 byte-order mark before the array is not JSON.
+                if input.fill_buf().is_ok_and(|b| b.starts_with(b"\xef\xbb\xbf")) {
+                    input.consume(3);
+                }
+                let mut de = serde_json::Deserializer::from_reader(input);
                 de.deserialize_seq(Elements(&mut visit)).and_then(|()| de.end())
             };
             if let Some(e) = failed {
