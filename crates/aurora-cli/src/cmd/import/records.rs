@@ -141,7 +141,7 @@ pub fn for_each(
                 if n < start || line.trim().is_empty() {
                     continue;
                 }
-                let json = serde_json::from_str(&line).map_err(|e| BadRecord {
+                let json = serde_json::from_str(line).map_err(|e| BadRecord {
                     at,
                     problem: Problem::NotJson(format!("column {}: {}", e.column(), json_error_message(&e))),
                 })?;
