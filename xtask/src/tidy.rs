@@ -22,6 +22,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("aurora-workers", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn"]),
     ("aurora-search", &["aurora-core"]),
     ("aurora", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn", "aurora-query", "aurora-pubsub", "aurora-reactive", "aurora-workers", "aurora-search"]),
+    ("aurora-server", &["aurora"]),
+    ("aurora-cli", &["aurora", "aurora-server"]),
 ];
 
 fn workspace_root() -> PathBuf {

@@ -252,6 +252,18 @@ impl Database {
     /// [`TxnError::FeedTruncated`]: re-read the current state instead; a
     /// position beyond [`Database::feed_head`] is [`TxnError::FeedAhead`].
     pub fn changes_since(&self, after: Revision) -> Result<Vec<Committed>> {
+        self.changes_in(after, None)
+    }
+
+    /// Like [`Database::changes_since`], only the commits with a sequence
+    /// up to `through` (inclusive): a bounded read, for a consumer that
+    /// pages through a long history (a network stream catching up) instead
+    /// of holding it all at once. Same errors as `changes_since`.
+    pub fn changes_between(&self, after: Revision, through: Revision) -> Result<Vec<Committed>> {
+        self.changes_in(after, Some(through))
+    }
+
+    fn changes_in(&self, after: Revision, through: Option<Revision>) -> Result<Vec<Committed>> {
         let head = self.feed_head();
         if after > head {
             return Err(TxnError::FeedAhead { requested: after, head });
@@ -260,8 +272,14 @@ impl Database {
         if after < floor {
             return Err(TxnError::FeedTruncated { requested: after, oldest: floor });
         }
+        if through.is_some_and(|t| t <= after) {
+            return Ok(Vec::new());
+        }
         let start = revision_key(FEED, after.saturating_add(1));
-        let end = prefix_successor(FEED);
+        let end = match through.and_then(|t| t.checked_add(1)) {
+            Some(next) => Some(revision_key(FEED, next)),
+            None => prefix_successor(FEED),
+        };
         let store = self.collections().documents().store();
         let mut out = Vec::new();
         let items = store.range(Bound::Included(&start), end.as_deref().map_or(Bound::Unbounded, Bound::Excluded))?;

@@ -880,6 +880,43 @@ impl Aurora {
         Ok(self.commits_since(after, scope)?.into_iter().flat_map(|c| c.events).collect())
     }
 
+    /// The retained commits with a sequence in `after + 1 ..= through`,
+    /// restricted to `scope`, each as one [`CommitEvents`] (commits with no
+    /// change in `scope` are left out): a bounded page of the feed, read on
+    /// the blocking pool, for a consumer that catches up over a long
+    /// history page by page (the network server's change streams do) rather
+    /// than holding it all at once as [`Aurora::listen_from`] does. Same
+    /// errors as [`Aurora::changes_since`] (`FeedTruncated`, `FeedAhead`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aurora::Result<()> {
+    /// use aurora::{doc, Aurora, FeedScope};
+    /// let db = Aurora::temporary().await?;
+    /// db.new_collection("t", Vec::<(&str, aurora::FieldDefinition)>::new()).await?;
+    /// let start = db.feed_head()?;
+    /// for n in 0..5 {
+    ///     db.insert_into("t", doc! { "n": n }).await?;
+    /// }
+    /// let first = db.commits_between_in(start, start + 2, &FeedScope::User).await?;
+    /// assert_eq!(first.len(), 2);
+    /// let rest = db.commits_between_in(start + 2, db.feed_head()?, &FeedScope::User).await?;
+    /// assert_eq!(rest.len(), 3);
+    /// # Ok(()) }
+    /// ```
+    pub async fn commits_between_in(&self, after: u64, through: u64, scope: &FeedScope) -> Result<Vec<CommitEvents>> {
+        self.check_open()?;
+        let (db, filter) = (self.inner.db.clone(), scope.event_filter());
+        blocking(move || {
+            Ok(db
+                .changes_between(after, through)?
+                .iter()
+                .filter_map(|c| crate::events::commit_events(c, &filter))
+                .collect())
+        })
+        .await
+    }
+
     /// The retained commits after `after`, restricted to `scope`.
     fn commits_since(&self, after: u64, scope: &FeedScope) -> Result<Vec<CommitEvents>> {
         self.check_open()?;

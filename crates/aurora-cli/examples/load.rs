@@ -1,0 +1,2 @@
+//! The server's load test (being written).
+fn main() {}
