@@ -46,7 +46,11 @@ fn docs(list: &[Document]) -> String {
 }
 
 async fn next_live(s: &mut aurora_client::EventStream<LiveEvent>) -> LiveEvent {
-    tokio::time::timeout(WAIT, s.next()).await.expect("a live event in time").expect("the stream goes on").expect("no error")
+    tokio::time::timeout(WAIT, s.next())
+        .await
+        .expect("a live event in time")
+        .expect("the stream goes on")
+        .expect("no error")
 }
 
 /// The application: one function over `impl Store`, run on both backends.
@@ -60,10 +64,13 @@ async fn scenario(db: &impl Store) -> Vec<String> {
     let mut strict = Schema::new().field("n", FieldDefinition::new(FieldType::Int));
     strict.unknown_fields = UnknownFields::Reject;
     t.push(outcome(&db.create_collection("strict", strict).await));
-    t.push(format!("{:?}", db.list_collections().await.map(|mut v| {
-        v.sort();
-        v
-    })));
+    t.push(format!(
+        "{:?}",
+        db.list_collections().await.map(|mut v| {
+            v.sort();
+            v
+        })
+    ));
 
     // The live query starts before the writes.
     let q = Query::new().filter(|f| f.gte("age", 30)).order_by("age", Order::Asc);
@@ -91,16 +98,20 @@ async fn scenario(db: &impl Store) -> Vec<String> {
     t.push(outcome(&db.delete("people", &id("cy")).await));
     t.push(outcome(&db.delete("people", &id("cy")).await));
 
-    let found = db.find("people", &Query::new().filter(|f| f.gt("age", 30)).order_by("age", Order::Desc).limit(10)).await;
+    let found =
+        db.find("people", &Query::new().filter(|f| f.gt("age", 30)).order_by("age", Order::Desc).limit(10)).await;
     t.push(format!("find: {}", found.as_deref().map(docs).unwrap_or_else(|e| e.to_string())));
     let selected = db.find("people", &Query::new().order_by("email", Order::Asc).select(["email"]).limit(2)).await;
     t.push(format!("select: {}", selected.as_deref().map(docs).unwrap_or_else(|e| e.to_string())));
 
     // A batch with a failing condition writes nothing; a good one commits.
     let (_, rev) = db.get_versioned("people", &id("ada")).await.expect("read").expect("ada exists");
-    let bad = WriteBatch::new()
-        .insert("people", with_id("gus", doc! { "email": "gus@x.io", "age": 60 }))
-        .update_if("people", &id("ada"), Update::new().set("age", 99), rev + 1);
+    let bad = WriteBatch::new().insert("people", with_id("gus", doc! { "email": "gus@x.io", "age": 60 })).update_if(
+        "people",
+        &id("ada"),
+        Update::new().set("age", 99),
+        rev + 1,
+    );
     t.push(outcome(&db.commit(bad).await.map(|_| ())));
     t.push(outcome(&db.get("people", &id("gus")).await));
     let good = WriteBatch::new()
@@ -159,7 +170,14 @@ async fn queries_page_with_cursors_and_explain_their_plan() {
     client.create_collection("nums", &schema).await.expect("create");
     let batch = (0..25).fold(WriteBatch::new(), |b, n| b.insert("nums", doc! { "n": n }));
     client.commit(batch).await.expect("commit");
-    let all = client.query("nums").filter(|f| f.gte("n", 5)).order_by("n", Order::Asc).limit(7).collect_all().await.expect("pages");
+    let all = client
+        .query("nums")
+        .filter(|f| f.gte("n", 5))
+        .order_by("n", Order::Asc)
+        .limit(7)
+        .collect_all()
+        .await
+        .expect("pages");
     let ns: Vec<i64> = all.iter().filter_map(|d| d.get("n").and_then(aurora::Value::as_i64)).collect();
     assert_eq!(ns, (5..25).collect::<Vec<_>>());
     let plan = client.query("nums").filter(|f| f.eq("n", 3)).explain().await.expect("plan");
@@ -176,7 +194,7 @@ async fn a_change_stream_resumes_across_a_server_restart_without_gap_or_duplicat
     let mut server = Server::start(dir.path());
     let client = Client::connect(&server.url(), None).await.expect("connect");
     client.create_collection("log", &Schema::new()).await.expect("create");
-    let mut changes = client.changes(Some("log"), None);
+    let mut changes = client.changes(Some("log"), None).await.expect("changes");
     let mut seen = Vec::new();
     for n in 0..5 {
         client.insert("log", doc! { "n": n }).await.expect("insert");

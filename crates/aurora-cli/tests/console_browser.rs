@@ -77,7 +77,10 @@ async fn the_console_in_a_real_browser() {
     // The server wants a key: the console asks for one.
     b.wait_for("!document.querySelector('#key-dialog').hidden", LONG);
     b.screenshot(&shots.join("01-key-prompt.png"));
-    b.eval(&format!("document.querySelector('#key-input').value = {}; document.querySelector('#key-form').requestSubmit(); true", js(&key)));
+    b.eval(&format!(
+        "document.querySelector('#key-input').value = {}; document.querySelector('#key-form').requestSubmit(); true",
+        js(&key)
+    ));
 
     // The collections, with their counts, and the schema of the first.
     b.wait_for("document.querySelectorAll('#collections li').length === 2", LONG);
@@ -91,7 +94,10 @@ async fn the_console_in_a_real_browser() {
     // Insert a document through the editor: it shows in the table, and the server has it.
     b.eval("document.querySelector('#doc-new').click(); true");
     let doc = r#"{"_id": "from-the-ui", "name": "grace", "age": 85}"#;
-    b.eval(&format!("document.querySelector('#editor').value = {}; document.querySelector('#doc-save').click(); true", js(doc)));
+    b.eval(&format!(
+        "document.querySelector('#editor').value = {}; document.querySelector('#doc-save').click(); true",
+        js(doc)
+    ));
     b.wait_for("!!document.querySelector('#documents-table tr[data-id=\"from-the-ui\"]')", LONG);
     b.wait_for("document.querySelector('#collections li[data-name=people] .count').textContent === '4'", LONG);
     let stored = client.get("people", &DocId::parse("from-the-ui").expect("id")).await.expect("get");
@@ -151,7 +157,9 @@ async fn the_console_in_a_real_browser() {
     client.insert("people", doc! { "name": "methuselah", "age": 969 }).await.expect("insert");
     client.insert("people", doc! { "name": "dan", "age": 50 }).await.expect("insert");
     b.wait_for("document.querySelectorAll('#live-results li').length === 5", LONG);
-    let order = b.eval("[...document.querySelectorAll('#live-results li')].map(li => JSON.parse(li.textContent).name).join(',')");
+    let order = b.eval(
+        "[...document.querySelectorAll('#live-results li')].map(li => JSON.parse(li.textContent).name).join(',')",
+    );
     assert_eq!(order, "methuselah,grace,dan,cy,ada");
     b.screenshot(&shots.join("07-live-query.png"));
 
@@ -162,7 +170,8 @@ async fn the_console_in_a_real_browser() {
     assert!(client.cancel_job(&first).await.expect("cancel"));
     b.eval("document.querySelector('[data-tab=jobs]').click(); true");
     b.wait_for("document.querySelector('#jobs-summary').textContent.includes('images')", LONG);
-    let mail_row = "[...document.querySelectorAll('#jobs-summary tbody tr')].find(r => r.cells[0].textContent === 'mail')";
+    let mail_row =
+        "[...document.querySelectorAll('#jobs-summary tbody tr')].find(r => r.cells[0].textContent === 'mail')";
     assert_eq!(b.eval(&format!("{mail_row}.cells[7].textContent")), "1", "one cancelled job in mail");
     assert_eq!(b.eval(&format!("{mail_row}.cells[1].textContent")), "1", "one pending job in mail");
     b.eval(&format!("{mail_row}.cells[1].click(); true"));

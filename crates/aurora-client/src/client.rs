@@ -252,10 +252,16 @@ impl Client {
     // ---- streams ----------------------------------------------------------
 
     /// The change stream of `collection` (`None`: every collection the key
-    /// reads), from just after sequence `after` (`None`: from now). It
-    /// reconnects by itself and resumes after the last commit delivered.
-    pub fn changes(&self, collection: Option<&str>, after: Option<u64>) -> ChangeStream {
-        ChangeStream::start(self.http.clone(), collection.map(str::to_string), after)
+    /// reads), from just after sequence `after` (`None`: from now — the
+    /// feed's head is read before this returns, so every commit after the
+    /// call is delivered). It reconnects by itself and resumes after the
+    /// last commit delivered.
+    pub async fn changes(&self, collection: Option<&str>, after: Option<u64>) -> Result<ChangeStream> {
+        let after = match after {
+            Some(a) => a,
+            None => self.feed_head().await?,
+        };
+        Ok(ChangeStream::start(self.http.clone(), collection.map(str::to_string), after))
     }
 
     /// A live query: its results, then ordered updates; reconnects by itself.

@@ -44,7 +44,12 @@ fn schema_source(collection: &str, field: &str, message: &str) -> IndexError {
     }
     if let Some(rest) = after(message, " must be ") {
         if let Some((expected, actual)) = rest.rsplit_once(", got ") {
-            return IndexError::WrongType { collection, field, expected: expected.to_string(), actual: static_type(actual) };
+            return IndexError::WrongType {
+                collection,
+                field,
+                expected: expected.to_string(),
+                actual: static_type(actual),
+            };
         }
     }
     IndexError::InvalidSchema { collection, reason: message.to_string() }
@@ -114,7 +119,9 @@ mod tests {
         );
         match e {
             Error::SchemaViolation { source, .. } => {
-                assert!(matches!(*source, IndexError::WrongType { actual: "string", ref expected, .. } if expected == "int"))
+                assert!(
+                    matches!(*source, IndexError::WrongType { actual: "string", ref expected, .. } if expected == "int")
+                )
             }
             other => panic!("{other:?}"),
         }

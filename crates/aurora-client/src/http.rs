@@ -67,7 +67,13 @@ impl Http {
         &self.base
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<&Json>, headers: &[(&str, String)]) -> Result<Response<Incoming>> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Json>,
+        headers: &[(&str, String)],
+    ) -> Result<Response<Incoming>> {
         let mut req = Request::builder().method(method).uri(format!("{}{path}", self.base));
         if let Some(k) = &self.key {
             req = req.header(AUTHORIZATION, k.clone());

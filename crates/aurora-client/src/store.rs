@@ -125,7 +125,7 @@ impl Store for Client {
         Ok(Client::commit(self, batch).await?.sequence)
     }
     async fn changes(&self, collection: &str, after: u64) -> Result<EventStream<CommitEvents>> {
-        Ok(Box::pin(Client::changes(self, Some(collection), Some(after))))
+        Ok(Box::pin(Client::changes(self, Some(collection), Some(after)).await?))
     }
     async fn live(&self, collection: &str, query: &Query) -> Result<EventStream<LiveEvent>> {
         Ok(Box::pin(Client::live(self, collection, query)))
@@ -266,7 +266,8 @@ impl Store for Aurora {
         let mut watcher = query.on(self, collection).watch().await?;
         let (tx, rx) = mpsc::channel(256);
         let task = tokio::spawn(async move {
-            let first = LiveEvent::Results { sequence: watcher.sequence(), documents: watcher.results().cloned().collect() };
+            let first =
+                LiveEvent::Results { sequence: watcher.sequence(), documents: watcher.results().cloned().collect() };
             if tx.send(Ok(first)).await.is_err() {
                 return;
             }

@@ -29,7 +29,9 @@ const BUFFER: usize = 256;
 fn retryable(e: &Error) -> bool {
     match e {
         Error::Closed => true,
-        Error::Remote { code, .. } => matches!(code.as_str(), "unreachable" | "bad_response" | "too_many_streams" | "internal"),
+        Error::Remote { code, .. } => {
+            matches!(code.as_str(), "unreachable" | "bad_response" | "too_many_streams" | "internal")
+        }
         _ => false,
     }
 }
@@ -107,9 +109,8 @@ pub(crate) fn commit_from_json(j: &Json) -> Result<CommitEvents> {
     let changes = j.get("changes").and_then(Json::as_array).ok_or_else(|| bad("`changes`"))?;
     let mut events = Vec::with_capacity(changes.len());
     for c in changes {
-        let doc = |k: &str| -> Result<Option<Arc<Document>>> {
-            c.get(k).map(|d| document(d).map(Arc::new)).transpose()
-        };
+        let doc =
+            |k: &str| -> Result<Option<Arc<Document>>> { c.get(k).map(|d| document(d).map(Arc::new)).transpose() };
         events.push(ChangeEvent {
             collection: c.get("collection").and_then(Json::as_str).ok_or_else(|| bad("`collection`"))?.to_string(),
             change_type: change_type(c.get("type").and_then(Json::as_str).unwrap_or(""))?,
@@ -129,8 +130,8 @@ pub(crate) fn commit_from_json(j: &Json) -> Result<CommitEvents> {
 }
 
 impl ChangeStream {
-    pub(crate) fn start(http: Http, collection: Option<String>, after: Option<u64>) -> Self {
-        let position = Arc::new(AtomicU64::new(after.unwrap_or(0)));
+    pub(crate) fn start(http: Http, collection: Option<String>, after: u64) -> Self {
+        let position = Arc::new(AtomicU64::new(after));
         let (tx, rx) = mpsc::channel(BUFFER);
         let task = tokio::spawn(follow_changes(http, collection, after, Arc::clone(&position), tx));
         Self { feed: Feed { rx, task }, position }
@@ -153,36 +154,11 @@ impl futures_core::Stream for ChangeStream {
 async fn follow_changes(
     http: Http,
     collection: Option<String>,
-    after: Option<u64>,
+    mut last: u64,
     position: Arc<AtomicU64>,
     tx: mpsc::Sender<Result<CommitEvents>>,
 ) {
     let mut backoff = FIRST_BACKOFF;
-    // A stream "from now" first learns where now is, so that a reconnection
-    // before its first event still resumes from there.
-    let mut last = match after {
-        Some(a) => a,
-        None => loop {
-            match http.call(hyper::Method::GET, "/v1/health", None).await {
-                Ok(j) => match j.get("feed_head").and_then(Json::as_u64) {
-                    Some(h) => break h,
-                    None => {
-                        let _ = tx.send(Err(transport("bad_response", "health without `feed_head`"))).await;
-                        return;
-                    }
-                },
-                Err(e) if retryable(&e) => {
-                    tokio::time::sleep(backoff).await;
-                    backoff = next_backoff(backoff);
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
-            }
-        },
-    };
-    position.store(last, Ordering::Release);
     let path = match &collection {
         Some(c) => format!("/v1/changes?collection={}", encode(c)),
         None => "/v1/changes".to_string(),

@@ -631,6 +631,7 @@ async function sampleMetrics() {
       lag: m["aurora_listener_max_lag_events"] || 0,
       queue: sum(m, "aurora_jobs{", 'status="pending"') + sum(m, "aurora_jobs{", 'status="scheduled"'),
     });
+    if (m["aurora_feed_head"] !== undefined) $("#feed-head").textContent = m["aurora_feed_head"];
     if (samples.length > MAX_SAMPLES) samples.shift();
     if ($("#tab-metrics").classList.contains("active")) drawCharts();
   } catch (_) { /* the next sample retries */ }
@@ -652,44 +653,72 @@ function series() {
   return out;
 }
 
+// The span shown: from the first sample (at least a minute) up to 10 minutes.
+function chartSpan() {
+  if (!samples.length) return 60;
+  return Math.min(600, Math.max(60, Date.now() / 1000 - samples[0].t));
+}
+
+// A round top for the y axis (1, 2 or 5 times a power of ten).
+function niceMax(v) {
+  if (v <= 0) return 4;
+  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  for (const m of [1, 2, 5, 10]) if (m * p >= v) return Math.max(m * p, 4 * (p >= 1 ? 1 : p));
+  return 10 * p;
+}
+
 function drawChart(canvas, points, fixedMax, format) {
   const ctx = canvas.getContext("2d");
-  const w = canvas.width, h = canvas.height, pad = 34;
+  const w = canvas.width, h = canvas.height, left = 40, right = 8, top = 8, bottom = 18;
   ctx.clearRect(0, 0, w, h);
   ctx.font = "11px system-ui, sans-serif";
-  ctx.fillStyle = "#6b7385";
-  const now = Date.now() / 1000, span = 600;
-  const max = fixedMax || Math.max(1, ...points.map((p) => p[1])) * 1.15;
+  const now = Date.now() / 1000, span = chartSpan();
+  const max = fixedMax || niceMax(Math.max(0, ...points.map((p) => p[1])) * 1.1);
+  const x = (t) => left + ((t - (now - span)) / span) * (w - left - right);
+  const y = (v) => h - bottom - (Math.min(v, max) / max) * (h - top - bottom);
   ctx.strokeStyle = "#e1e4ea";
   ctx.lineWidth = 1;
+  ctx.fillStyle = "#6b7385";
+  ctx.textAlign = "right";
   for (let g = 0; g <= 4; g++) {
-    const y = h - pad / 2 - (g / 4) * (h - pad);
-    ctx.beginPath(); ctx.moveTo(pad, y); ctx.lineTo(w - 4, y); ctx.stroke();
-    ctx.fillText(format((g / 4) * max), 2, y + 3);
+    const v = (g / 4) * max;
+    ctx.beginPath(); ctx.moveTo(left, y(v)); ctx.lineTo(w - right, y(v)); ctx.stroke();
+    ctx.fillText(format(v), left - 4, y(v) + 4);
   }
-  for (let m = 0; m <= 10; m += 2) {
-    const x = pad + ((span - m * 60) / span) * (w - pad - 4);
-    ctx.fillText(m === 0 ? "now" : `-${m}m`, x - 10, h - 2);
+  // Time ticks: every 10 s under two minutes, else every minute (or two).
+  const step = span <= 120 ? 10 : span <= 300 ? 60 : 120;
+  ctx.textAlign = "center";
+  for (let ago = 0; ago <= span; ago += step) {
+    const label = ago === 0 ? "now" : step < 60 ? `-${ago}s` : `-${ago / 60}m`;
+    ctx.textAlign = ago === 0 ? "right" : "center";
+    ctx.fillText(label, ago === 0 ? w - right : x(now - ago), h - 4);
   }
   if (!points.length) return;
   ctx.strokeStyle = "#5b4bdb";
+  ctx.fillStyle = "rgba(91, 75, 219, 0.12)";
   ctx.lineWidth = 2;
   ctx.beginPath();
-  points.forEach(([t, v], i) => {
-    const x = pad + ((t - (now - span)) / span) * (w - pad - 4);
-    const y = h - pad / 2 - (Math.min(v, max) / max) * (h - pad);
-    if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
-  });
+  points.forEach(([t, v], i) => { if (i === 0) ctx.moveTo(x(t), y(v)); else ctx.lineTo(x(t), y(v)); });
   ctx.stroke();
+  // The area under the line.
+  ctx.lineTo(x(points[points.length - 1][0]), y(0));
+  ctx.lineTo(x(points[0][0]), y(0));
+  ctx.closePath();
+  ctx.fill();
+  // The last sample as a dot.
+  const [lt, lv] = points[points.length - 1];
+  ctx.fillStyle = "#5b4bdb";
+  ctx.beginPath(); ctx.arc(x(lt), y(lv), 3, 0, 2 * Math.PI); ctx.fill();
 }
 
 function drawCharts() {
   const s = series();
   const last = (a) => (a.length ? a[a.length - 1][1] : 0);
-  drawChart($("#c-commits"), s.commits, 0, (v) => v.toFixed(v < 10 ? 1 : 0));
+  const num = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
+  drawChart($("#c-commits"), s.commits, 0, num);
   drawChart($("#c-cache"), s.cache, 1, (v) => (v * 100).toFixed(0) + "%");
-  drawChart($("#c-lag"), s.lag, 0, (v) => v.toFixed(0));
-  drawChart($("#c-queue"), s.queue, 0, (v) => v.toFixed(0));
+  drawChart($("#c-lag"), s.lag, 0, num);
+  drawChart($("#c-queue"), s.queue, 0, num);
   $("#m-commits").textContent = last(s.commits).toFixed(1);
   $("#m-cache").textContent = (last(s.cache) * 100).toFixed(1) + "%";
   $("#m-lag").textContent = last(s.lag).toFixed(0);
@@ -702,7 +731,9 @@ let metricsTimer = null;
 async function start() {
   try {
     const health = await api("GET", "/v1/health");
-    $("#server-status").textContent = `Aurora ${health.version} · feed at ${health.feed_head}`;
+    $("#server-status").innerHTML = `Aurora <span id="version"></span> · feed at <span id="feed-head"></span>`;
+    $("#version").textContent = health.version;
+    $("#feed-head").textContent = health.feed_head;
     await loadCollections();
   } catch (err) {
     $("#server-status").textContent = explain(err);

@@ -126,10 +126,8 @@ impl Browser {
 
     /// Evaluates `expression` in the page (promises awaited); its value.
     pub fn eval(&mut self, expression: &str) -> Json {
-        let r = self.call(
-            "Runtime.evaluate",
-            json!({ "expression": expression, "returnByValue": true, "awaitPromise": true }),
-        );
+        let r = self
+            .call("Runtime.evaluate", json!({ "expression": expression, "returnByValue": true, "awaitPromise": true }));
         assert!(r.get("exceptionDetails").is_none(), "`{expression}` threw: {}", r["exceptionDetails"]);
         r["result"]["value"].clone()
     }
