@@ -48,7 +48,7 @@ enum Command {
         /// The database directory.
         #[arg(long, value_name = "DIR", default_value = "./aurora-data")]
         data: PathBuf,
-        /// The key's id (from `aurora keys list`).
+        /// The key's id (from `aurora keys list`), or the whole token.
         id: String,
     },
 }
@@ -99,6 +99,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Revoke { data, id } => {
+            // A token holds its id: `aurora_<id>_<secret>`.
+            let id = match id.strip_prefix("aurora_").and_then(|rest| rest.split_once('_')) {
+                Some((key_id, _)) => key_id.to_string(),
+                None => id,
+            };
             let file = KeyFile::in_dir(&data);
             if file.revoke(&id).with_context(|| format!("writing {}", file.path().display()))? {
                 eprintln!("revoked key {id}");
