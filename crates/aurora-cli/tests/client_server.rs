@@ -271,7 +271,6 @@ async fn a_live_query_over_the_client_survives_a_server_restart_without_a_gap() 
     }
     let ids: Vec<String> = list.iter().map(|d| d.id.to_string()).collect();
     assert_eq!(ids, ["c", "e", "b"]);
-    drop(apply);
     assert!(sequences.windows(2).all(|w| w[0] < w[1]), "updates in commit order: {sequences:?}");
 }
 

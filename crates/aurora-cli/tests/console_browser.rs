@@ -3,7 +3,8 @@
 //! with an API key: the key prompt, the collections, a document inserted
 //! through the UI shown in the table, a schema error shown in place, a
 //! write made through the API in the live tail within a second, a query
-//! and its plan, a live query, the job queue and the charts. Screenshots
+//! and its plan, a live query, the job queue (a job cancelled with its
+//! button) and the charts. Screenshots
 //! of every screen go to `$CARGO_TARGET_DIR/console-screenshots/` (or
 //! `AURORA_SCREENSHOTS`).
 //!

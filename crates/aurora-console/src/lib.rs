@@ -60,6 +60,10 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/console/app.js", get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }))
 }
 
+/// The guide, `docs/console.md` (its example runs as a doc test).
+#[doc = include_str!("../../../docs/console.md")]
+pub struct ConsoleGuide;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,7 +77,3 @@ mod tests {
         }
     }
 }
-
-/// The guide, `docs/console.md` (its example runs as a doc test).
-#[doc = include_str!("../../../docs/console.md")]
-pub struct ConsoleGuide;
