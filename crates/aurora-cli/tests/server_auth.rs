@@ -48,8 +48,11 @@ const CASES: &[Case] = &[
         name: "transaction on orders",
         ok: 200,
         run: |c| {
-            c.post("/v1/transactions", &json!({ "writes": [{ "op": "insert", "collection": "orders", "document": {} }] }))
-                .status
+            c.post(
+                "/v1/transactions",
+                &json!({ "writes": [{ "op": "insert", "collection": "orders", "document": {} }] }),
+            )
+            .status
         },
     },
     Case {
@@ -61,7 +64,11 @@ const CASES: &[Case] = &[
     Case { name: "all changes", ok: 200, run: |c| status_of_stream(c, "/v1/changes") },
     Case { name: "metrics", ok: 200, run: |c| c.get("/v1/metrics").status },
     Case { name: "enqueue a job", ok: 201, run: |c| c.post("/v1/jobs", &json!({ "type": "t" })).status },
-    Case { name: "create a collection", ok: 201, run: |c| c.post("/v1/collections", &json!({ "name": "fresh" })).status },
+    Case {
+        name: "create a collection",
+        ok: 201,
+        run: |c| c.post("/v1/collections", &json!({ "name": "fresh" })).status,
+    },
 ];
 
 /// Which cases each key may do (by name).
@@ -71,8 +78,15 @@ fn allowed(key: &str, case: &str) -> bool {
         "admin-all" => true,
         "read-all" => matches!(
             case,
-            "list collections" | "read orders" | "query orders" | "stats of orders" | "changes of orders"
-                | "live query on orders" | "read users" | "all changes" | "metrics"
+            "list collections"
+                | "read orders"
+                | "query orders"
+                | "stats of orders"
+                | "changes of orders"
+                | "live query on orders"
+                | "read users"
+                | "all changes"
+                | "metrics"
         ),
         "write-orders" => on_orders && case != "index on orders" || case == "list collections",
         "read-orders" => {
@@ -122,7 +136,9 @@ fn the_auth_matrix_and_keys_managed_while_the_server_runs() {
     assert!(tokens.iter().all(|(_, t)| !listed.contains(t.as_str())));
 
     // Without a key (now that keys exist), or with a wrong one: 401.
-    eventually(Duration::from_secs(5), "keys are required", || (anyone.get("/v1/collections").status == 401).then_some(()));
+    eventually(Duration::from_secs(5), "keys are required", || {
+        (anyone.get("/v1/collections").status == 401).then_some(())
+    });
     let r = anyone.get("/v1/collections");
     assert_eq!(r.header("www-authenticate"), Some("Bearer"));
     assert_eq!(r.code(), "unauthorized");

@@ -173,11 +173,14 @@ fn expectations(lang: &str, body: &str) -> Vec<Expected> {
             .collect(),
         "http" => {
             let mut lines = body.lines();
-            let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).expect("status");
+            let status =
+                lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).expect("status");
             let mut headers = Vec::new();
             for line in lines.by_ref() {
                 match line.split_once(':') {
-                    Some((n, v)) if !line.trim().is_empty() => headers.push((n.trim().to_string(), v.trim().to_string())),
+                    Some((n, v)) if !line.trim().is_empty() => {
+                        headers.push((n.trim().to_string(), v.trim().to_string()))
+                    }
                     _ => break,
                 }
             }
@@ -358,10 +361,8 @@ fn table(md: &str, heading: &str) -> Vec<Vec<String>> {
 fn the_error_tables_of_the_guide_are_the_servers() {
     let md = guide();
     let errors: Vec<Vec<String>> = table(&md, "## Errors");
-    let codes: Vec<Vec<String>> = aurora_server::ERROR_CODES
-        .iter()
-        .map(|(c, s, m)| vec![c.to_string(), s.to_string(), m.to_string()])
-        .collect();
+    let codes: Vec<Vec<String>> =
+        aurora_server::ERROR_CODES.iter().map(|(c, s, m)| vec![c.to_string(), s.to_string(), m.to_string()]).collect();
     assert_eq!(errors, codes, "docs/server.md's error table is aurora_server::ERROR_CODES");
     let streams = table(&md, "an `error` event instead");
     let codes: Vec<Vec<String>> =

@@ -59,7 +59,11 @@ fn crud_queries_with_cursors_transactions_and_jobs() {
 
     // Queries paged with cursors: 25 documents, 10 at a time, in order.
     for i in 0..25 {
-        c.post_ok("/v1/collections/users/documents", &json!({ "_id": format!("u{i:02}"), "email": format!("u{i}@x.io"), "age": 100 + (i * 7) % 25 }), 201);
+        c.post_ok(
+            "/v1/collections/users/documents",
+            &json!({ "_id": format!("u{i:02}"), "email": format!("u{i}@x.io"), "age": 100 + (i * 7) % 25 }),
+            201,
+        );
     }
     let mut seen = Vec::new();
     let mut cursor = Json::Null;
@@ -79,7 +83,8 @@ fn crud_queries_with_cursors_transactions_and_jobs() {
     }
     assert_eq!(pages, 3);
     assert_eq!(seen, (100..125).rev().collect::<Vec<i64>>(), "every document once, in order");
-    let explained = c.post_ok("/v1/collections/users/query", &json!({ "filter": { "age": 110 }, "explain": true }), 200);
+    let explained =
+        c.post_ok("/v1/collections/users/query", &json!({ "filter": { "age": 110 }, "explain": true }), 200);
     assert_eq!(explained["plan"]["access"]["type"], "index");
     assert_eq!(explained["results"].as_array().map(Vec::len), Some(1));
     // A limit above the server's maximum is lowered to it.
@@ -128,7 +133,11 @@ fn crud_queries_with_cursors_transactions_and_jobs() {
     assert!(seq > etag);
     assert_eq!(ok["results"][2], json!({ "_id": "u00", "deleted": true }));
     let r = c.get(&format!("/v1/collections/users/documents/{ada}"));
-    assert_eq!(r.header("etag"), Some(format!("\"{seq}\"").as_str()), "the document's revision is the commit's sequence");
+    assert_eq!(
+        r.header("etag"),
+        Some(format!("\"{seq}\"").as_str()),
+        "the document's revision is the commit's sequence"
+    );
     // The same condition again fails (the revision moved on): nothing of it is written.
     let failed = c.post(
         "/v1/transactions",
@@ -139,7 +148,10 @@ fn crud_queries_with_cursors_transactions_and_jobs() {
     );
     assert_eq!((failed.status, failed.code()), (409, "revision_mismatch".to_string()), "{}", failed.text());
     let err = failed.json()["error"].clone();
-    assert_eq!((err["index"].as_u64(), err["expected"].as_u64(), err["actual"].as_u64()), (Some(1), Some(etag), Some(seq)));
+    assert_eq!(
+        (err["index"].as_u64(), err["expected"].as_u64(), err["actual"].as_u64()),
+        (Some(1), Some(etag), Some(seq))
+    );
     assert_eq!(c.get("/v1/collections/users/documents/hopper").status, 404, "nothing was written");
     assert_eq!(c.get(&format!("/v1/collections/users/documents/{ada}")).json()["age"], 37);
     // `if_revision: 0` means "absent"; `check` asserts without writing.
@@ -163,7 +175,8 @@ fn crud_queries_with_cursors_transactions_and_jobs() {
     assert_eq!(c.get("/v1/collections/users/documents/x1").status, 404);
 
     // Jobs: enqueue, list by state, cancel, retry.
-    let job = c.post_ok("/v1/jobs", &json!({ "type": "email", "payload": { "to": "ada@x.io" }, "priority": "high" }), 201);
+    let job =
+        c.post_ok("/v1/jobs", &json!({ "type": "email", "payload": { "to": "ada@x.io" }, "priority": "high" }), 201);
     let id = job["id"].as_str().expect("job id").to_string();
     let pending = c.get("/v1/jobs?status=pending").json();
     assert_eq!(pending["jobs"][0]["id"], id.as_str());
@@ -221,33 +234,65 @@ fn every_error_code() {
     );
     assert_eq!(e["error"]["at"], "/born/$date", "a JSON pointer to the culprit");
     expect_error(c.post("/v1/collections", &json!({ "name": "_reserved" })), "invalid_name", &mut seen);
-    expect_error(c.post("/v1/collections/users/documents", &json!({ "_id": "", "email": "e@x.io" })), "invalid_id", &mut seen);
+    expect_error(
+        c.post("/v1/collections/users/documents", &json!({ "_id": "", "email": "e@x.io" })),
+        "invalid_id",
+        &mut seen,
+    );
     let mut deep = json!(1);
     for _ in 0..105 {
         deep = json!({ "a": deep });
     }
-    expect_error(c.post("/v1/collections/users/documents", &json!({ "email": "d@x.io", "deep": deep })), "too_deep", &mut seen);
-    expect_error(c.post("/v1/collections/users/query", &json!({ "filter": { "age": "old" } })), "invalid_query", &mut seen);
-    expect_error(c.post("/v1/collections/users/query", &json!({ "cursor": "not-a-cursor" })), "invalid_cursor", &mut seen);
+    expect_error(
+        c.post("/v1/collections/users/documents", &json!({ "email": "d@x.io", "deep": deep })),
+        "too_deep",
+        &mut seen,
+    );
+    expect_error(
+        c.post("/v1/collections/users/query", &json!({ "filter": { "age": "old" } })),
+        "invalid_query",
+        &mut seen,
+    );
+    expect_error(
+        c.post("/v1/collections/users/query", &json!({ "cursor": "not-a-cursor" })),
+        "invalid_cursor",
+        &mut seen,
+    );
     expect_error(c.get("/v2/anything"), "no_route", &mut seen);
     expect_error(c.get("/v1/collections/nope/documents/x"), "unknown_collection", &mut seen);
     expect_error(c.get("/v1/collections/users/documents/nobody"), "not_found", &mut seen);
     expect_error(c.request("DELETE", "/v1/collections/users/indexes/age", None), "no_index", &mut seen);
     expect_error(c.get("/v1/jobs/0190a6b2-0000-7000-8000-000000000000"), "job_not_found", &mut seen);
     expect_error(c.request("PUT", "/v1/collections", None), "method_not_allowed", &mut seen);
-    expect_error(c.post("/v1/collections/users/documents", &json!({ "_id": "ada", "email": "z@x.io" })), "document_exists", &mut seen);
-    expect_error(c.post("/v1/collections", &json!({ "name": "users" })), "collection_exists", &mut seen);
-    let e = expect_error(c.post("/v1/collections/users/documents", &json!({ "email": "ada@x.io" })), "unique_violation", &mut seen);
-    assert_eq!(e["error"]["field"], "email");
-    expect_error(c.post("/v1/collections/users/indexes", &json!({ "fields": ["age"], "unique": true })), "duplicate_values", &mut seen);
     expect_error(
-        c.post("/v1/transactions", &json!({ "writes": [{ "op": "delete", "collection": "users", "id": "ada", "if_revision": 1 }] })),
+        c.post("/v1/collections/users/documents", &json!({ "_id": "ada", "email": "z@x.io" })),
+        "document_exists",
+        &mut seen,
+    );
+    expect_error(c.post("/v1/collections", &json!({ "name": "users" })), "collection_exists", &mut seen);
+    let e = expect_error(
+        c.post("/v1/collections/users/documents", &json!({ "email": "ada@x.io" })),
+        "unique_violation",
+        &mut seen,
+    );
+    assert_eq!(e["error"]["field"], "email");
+    expect_error(
+        c.post("/v1/collections/users/indexes", &json!({ "fields": ["age"], "unique": true })),
+        "duplicate_values",
+        &mut seen,
+    );
+    expect_error(
+        c.post(
+            "/v1/transactions",
+            &json!({ "writes": [{ "op": "delete", "collection": "users", "id": "ada", "if_revision": 1 }] }),
+        ),
         "revision_mismatch",
         &mut seen,
     );
     let big = format!("{{\"email\": \"b@x.io\", \"blob\": \"{}\"}}", "x".repeat(5 << 20));
     expect_error(c.request("POST", "/v1/collections/users/documents", Some(&big)), "payload_too_large", &mut seen);
-    let e = expect_error(c.post("/v1/collections/users/documents", &json!({ "email": 42 })), "schema_violation", &mut seen);
+    let e =
+        expect_error(c.post("/v1/collections/users/documents", &json!({ "email": 42 })), "schema_violation", &mut seen);
     assert_eq!(e["error"]["field"], "email");
     expect_error(
         c.post("/v1/collections", &json!({ "name": "bad", "schema": { "compound_indexes": [{ "fields": ["a"] }] } })),
@@ -279,7 +324,9 @@ fn every_error_code() {
         q.post_ok("/v1/transactions", &json!({ "writes": writes }), 200);
     }
     let timed_out = (0..5)
-        .map(|_| q.post("/v1/collections/t/query", &json!({ "filter": { "n": { "$gte": 0 } }, "order": ["s"], "limit": 1 })))
+        .map(|_| {
+            q.post("/v1/collections/t/query", &json!({ "filter": { "n": { "$gte": 0 } }, "order": ["s"], "limit": 1 }))
+        })
         .find(|r| r.status == 503)
         .expect("a query past the time limit");
     expect_error(timed_out, "query_timeout", &mut seen);
@@ -303,7 +350,8 @@ fn every_error_code() {
     // for `computed_failed`, its in-process tests.
     let untestable = ["conflict", "locked", "internal", "unavailable", "computed_failed"];
     let all: BTreeSet<String> = aurora_server::ERROR_CODES.iter().map(|(c, _, _)| c.to_string()).collect();
-    let missing: Vec<&String> = all.iter().filter(|c| !seen.contains(*c) && !untestable.contains(&c.as_str())).collect();
+    let missing: Vec<&String> =
+        all.iter().filter(|c| !seen.contains(*c) && !untestable.contains(&c.as_str())).collect();
     assert!(missing.is_empty(), "codes not exercised: {missing:?}");
 }
 

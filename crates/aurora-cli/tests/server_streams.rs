@@ -33,7 +33,12 @@ fn read_until(stream: &mut EventStream, mut done: impl FnMut(&Event) -> bool) ->
 
 /// The document ids of a `commit` event's changes.
 fn ids(e: &Event) -> Vec<String> {
-    e.json()["changes"].as_array().expect("changes").iter().map(|c| c["id"].as_str().unwrap_or_default().to_string()).collect()
+    e.json()["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| c["id"].as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
 #[test]
@@ -104,9 +109,8 @@ fn a_change_stream_resumes_across_a_sigkill_with_no_gap_and_no_duplicate() {
     let restarted = Server::start(&data_dir, &[]);
     *writer_addr.lock().expect("addr") = restarted.addr.clone();
     let c2 = restarted.client();
-    let mut resumed = c2
-        .events("/v1/changes?collection=events", &[("Last-Event-ID", &last_id.to_string())])
-        .expect("resumed stream");
+    let mut resumed =
+        c2.events("/v1/changes?collection=events", &[("Last-Event-ID", &last_id.to_string())]).expect("resumed stream");
     let acknowledged = writer.join().expect("writer");
     read_until(&mut resumed, |e| {
         if e.event == "commit" {
@@ -125,8 +129,12 @@ fn a_change_stream_resumes_across_a_sigkill_with_no_gap_and_no_duplicate() {
     assert_eq!(unique.len(), got.len(), "no document twice");
     // Every document in the collection — every commit — came exactly once, in commit order.
     let stored = c2.post_ok("/v1/collections/events/query", &json!({ "limit": 1000 }), 200);
-    let stored: BTreeSet<String> =
-        stored["results"].as_array().expect("results").iter().map(|d| d["_id"].as_str().unwrap_or_default().to_string()).collect();
+    let stored: BTreeSet<String> = stored["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|d| d["_id"].as_str().unwrap_or_default().to_string())
+        .collect();
     let got_set: BTreeSet<String> = unique.into_iter().cloned().collect();
     assert_eq!(got_set, stored, "no gap");
     assert!(acknowledged.iter().all(|a| stored.contains(a)), "every acknowledged write survived the kill");
@@ -191,13 +199,24 @@ fn a_live_query_stream_matches_rerunning_the_query() {
     let (_tmp, data) = temp();
     let server = Server::start(&data, &[]);
     let c = server.client();
-    c.post_ok("/v1/collections", &json!({ "name": "scores", "schema": { "fields": { "score": { "type": "int", "indexed": true } } } }), 201);
+    c.post_ok(
+        "/v1/collections",
+        &json!({ "name": "scores", "schema": { "fields": { "score": { "type": "int", "indexed": true } } } }),
+        201,
+    );
     c.post_ok("/v1/collections", &json!({ "name": "noise" }), 201);
     for i in 0..30 {
-        c.post_ok("/v1/collections/scores/documents", &json!({ "_id": format!("p{i:02}"), "score": (i * 37) % 100 }), 201);
+        c.post_ok(
+            "/v1/collections/scores/documents",
+            &json!({ "_id": format!("p{i:02}"), "score": (i * 37) % 100 }),
+            201,
+        );
     }
-    let query = json!({ "filter": { "score": { "$gte": 40 } }, "order": [{ "field": "score", "order": "desc" }], "limit": 7 });
-    let run = |c: &Client| -> Vec<Json> { c.post_ok("/v1/collections/scores/query", &query, 200)["results"].as_array().expect("r").clone() };
+    let query =
+        json!({ "filter": { "score": { "$gte": 40 } }, "order": [{ "field": "score", "order": "desc" }], "limit": 7 });
+    let run = |c: &Client| -> Vec<Json> {
+        c.post_ok("/v1/collections/scores/query", &query, 200)["results"].as_array().expect("r").clone()
+    };
 
     let mut stream = c.events(&query_path(&query), &[]).expect("live");
     let mut list = LiveList::default();
@@ -212,16 +231,24 @@ fn a_live_query_stream_matches_rerunning_the_query() {
         for _ in 0..6 {
             let id = format!("p{:02}", rng.next(40));
             writes.push(match rng.next(4) {
-                0 => json!({ "op": "upsert", "collection": "scores", "document": { "_id": id, "score": rng.next(100) } }),
+                0 => {
+                    json!({ "op": "upsert", "collection": "scores", "document": { "_id": id, "score": rng.next(100) } })
+                }
                 1 => json!({ "op": "delete", "collection": "scores", "id": id }),
-                2 => json!({ "op": "upsert", "collection": "scores", "document": { "_id": id, "score": rng.next(40) } }),
+                2 => {
+                    json!({ "op": "upsert", "collection": "scores", "document": { "_id": id, "score": rng.next(40) } })
+                }
                 _ => json!({ "op": "insert", "collection": "noise", "document": {} }),
             });
         }
         c.post_ok("/v1/transactions", &json!({ "writes": writes }), 200);
         for _ in 0..3 {
             let id = format!("p{:02}", rng.next(40));
-            let r = c.request("PATCH", &format!("/v1/collections/scores/documents/{id}"), Some(&format!("{{\"score\": {}}}", rng.next(100))));
+            let r = c.request(
+                "PATCH",
+                &format!("/v1/collections/scores/documents/{id}"),
+                Some(&format!("{{\"score\": {}}}", rng.next(100))),
+            );
             assert!(r.status == 200 || r.status == 404);
         }
         // A marker that surely enters the top: once its update is seen, every earlier commit was applied.
@@ -284,7 +311,11 @@ fn a_slow_consumer_is_cut_off_with_a_resumable_position() {
         c.post_ok("/v1/collections/big/documents", &json!({ "_id": format!("b{i:04}"), "blob": blob }), 201);
     }
     let metrics = c.get("/v1/metrics").text();
-    assert!(metrics.contains("aurora_http_slow_consumers_total 1"), "{}", metrics.lines().filter(|l| l.contains("slow")).collect::<Vec<_>>().join("\n"));
+    assert!(
+        metrics.contains("aurora_http_slow_consumers_total 1"),
+        "{}",
+        metrics.lines().filter(|l| l.contains("slow")).collect::<Vec<_>>().join("\n")
+    );
 
     // Reading again: what was buffered, then the cut-off notice, then the end.
     let mut got = Vec::new();

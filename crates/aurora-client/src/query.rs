@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value as Json};
 /// assert_eq!(
 ///     q.to_json(),
 ///     serde_json::json!({
-///         "filter": {"room": "rust", "at": {"$gt": 10}},
+///         "filter": {"$and": [{"room": {"$eq": "rust"}}, {"at": {"$gt": 10}}]},
 ///         "order": [{"field": "at", "order": "desc"}],
 ///         "limit": 20
 ///     })

@@ -53,7 +53,8 @@ pub(crate) struct KeyRing {
 impl KeyRing {
     /// Loads `file` (an unreadable or damaged file is an error here, at start).
     pub(crate) fn open(file: Option<KeyFile>) -> std::io::Result<Self> {
-        let ring = Self { file, loaded: RwLock::new(Arc::new(Loaded::default())), last_check: Mutex::new(Instant::now()) };
+        let ring =
+            Self { file, loaded: RwLock::new(Arc::new(Loaded::default())), last_check: Mutex::new(Instant::now()) };
         if let Some(file) = &ring.file {
             let st = stamp(file.path());
             let keys = file.load()?;
@@ -82,7 +83,9 @@ impl KeyRing {
                             tracing::info!(keys = keys.len(), file = %file.path().display(), "API keys reloaded");
                             *self.loaded.write() = Arc::new(Loaded::from_keys(keys, st));
                         }
-                        Err(e) => tracing::error!(error = %e, "the key file cannot be read; keeping the keys last read"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "the key file cannot be read; keeping the keys last read")
+                        }
                     }
                 }
             }

@@ -13,7 +13,11 @@ use serde_json::{json, Map, Value as Json};
 /// on the code. `docs/server.md` prints this table (a test keeps the two
 /// equal).
 pub const ERROR_CODES: &[(&str, u16, &str)] = &[
-    ("bad_request", 400, "the request is not of the documented shape (a missing or mistyped member, a bad query parameter)"),
+    (
+        "bad_request",
+        400,
+        "the request is not of the documented shape (a missing or mistyped member, a bad query parameter)",
+    ),
     ("malformed_json", 400, "the body is not JSON at all"),
     ("invalid_json", 400, "the JSON is not in Aurora's plain-JSON form; `at` is a JSON pointer to the culprit"),
     ("invalid_name", 400, "a collection name or field path breaks the naming rules"),
@@ -39,7 +43,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("payload_too_large", 413, "the body, a document or a transaction is larger than the limits allow"),
     ("schema_violation", 422, "a document breaks its collection's schema"),
     ("invalid_schema", 422, "a schema definition is itself invalid"),
-    ("update_failed", 422, "an update operator does not apply (incrementing a string, pushing onto a number, an overflow)"),
+    (
+        "update_failed",
+        422,
+        "an update operator does not apply (incrementing a string, pushing onto a number, an overflow)",
+    ),
     ("invalid_job", 422, "a job definition is not acceptable"),
     ("computed_failed", 422, "a computed field failed on a document"),
     ("too_many_streams", 429, "the limit of open streams is reached; retry later"),
@@ -251,7 +259,8 @@ mod tests {
         assert_eq!((internal.code(), internal.status().as_u16()), ("internal", 500));
         let timeout = ApiError::new("query_timeout", "slow");
         assert_eq!(timeout.status().as_u16(), 503);
-        let json = ApiError::from(Error::Core(aurora::CoreError::InvalidJson { at: "/a/0".into(), reason: "x".into() }));
+        let json =
+            ApiError::from(Error::Core(aurora::CoreError::InvalidJson { at: "/a/0".into(), reason: "x".into() }));
         assert_eq!(json.to_json()["error"]["at"], "/a/0");
     }
 }

@@ -60,11 +60,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Who {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        parts
-            .extensions
-            .get::<Principal>()
-            .cloned()
-            .map(Who)
-            .ok_or_else(|| ApiError::new("unauthorized", "no API key"))
+        parts.extensions.get::<Principal>().cloned().map(Who).ok_or_else(|| ApiError::new("unauthorized", "no API key"))
     }
 }

@@ -79,8 +79,10 @@ pub(crate) fn escape(segment: &str) -> String {
 /// absolute.
 pub(crate) fn core_at(prefix: &str, e: CoreError) -> ApiError {
     match e {
-        CoreError::InvalidJson { at, reason } => ApiError::new("invalid_json", format!("invalid JSON at {prefix}{at}: {reason}"))
-            .with("at", format!("{prefix}{at}")),
+        CoreError::InvalidJson { at, reason } => {
+            ApiError::new("invalid_json", format!("invalid JSON at {prefix}{at}: {reason}"))
+                .with("at", format!("{prefix}{at}"))
+        }
         other => ApiError::from(aurora::Error::Core(other)).with("at", prefix),
     }
 }
@@ -190,7 +192,9 @@ pub(crate) fn schema(json: &Json, at: &str) -> Result<Schema, ApiError> {
             let ty = field_type(ty).ok_or_else(|| {
                 ApiError::bad_member(
                     &format!("{dat}/type"),
-                    format!("unknown type {ty:?} (string, int, float, bool, uuid, timestamp, bytes, array, object, any)"),
+                    format!(
+                        "unknown type {ty:?} (string, int, float, bool, uuid, timestamp, bytes, array, object, any)"
+                    ),
                 )
             })?;
             let mut def = FieldDefinition::new(ty);

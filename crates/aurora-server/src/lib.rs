@@ -205,7 +205,10 @@ impl Stats {
         let _ = writeln!(out, "# HELP aurora_http_open_streams Event streams open.");
         let _ = writeln!(out, "# TYPE aurora_http_open_streams gauge");
         let _ = writeln!(out, "aurora_http_open_streams {}", self.open_streams.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP aurora_http_slow_consumers_total Streams cut off because the client read too slowly.");
+        let _ = writeln!(
+            out,
+            "# HELP aurora_http_slow_consumers_total Streams cut off because the client read too slowly."
+        );
         let _ = writeln!(out, "# TYPE aurora_http_slow_consumers_total counter");
         let _ = writeln!(out, "aurora_http_slow_consumers_total {}", self.slow_consumers.load(Ordering::Relaxed));
     }

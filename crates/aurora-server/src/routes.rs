@@ -133,7 +133,9 @@ pub(crate) async fn create_index(
             .iter()
             .enumerate()
             .map(|(i, f)| {
-                f.as_str().map(str::to_string).ok_or_else(|| ApiError::bad_member(&format!("/fields/{i}"), "expected a field path"))
+                f.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| ApiError::bad_member(&format!("/fields/{i}"), "expected a field path"))
             })
             .collect::<Result<_>>()?,
         None => return Err(ApiError::bad_member("/fields", "`fields` (an array of field paths) is required")),
@@ -152,7 +154,11 @@ pub(crate) async fn create_index(
     Ok(created(json!({ "name": name, "fields": fields, "unique": unique }), Some(location)))
 }
 
-pub(crate) async fn drop_index(State(app): AppState, Who(who): Who, P((c, name)): P<(String, String)>) -> Result<Response> {
+pub(crate) async fn drop_index(
+    State(app): AppState,
+    Who(who): Who,
+    P((c, name)): P<(String, String)>,
+) -> Result<Response> {
     who.require(&c, Right::Admin)?;
     let catalog_name = name.split(',').collect::<Vec<_>>().join(&aurora::index::compound::SEPARATOR.to_string());
     app.db.drop_index(&c, &catalog_name).await?;
@@ -165,7 +171,12 @@ fn document_location(c: &str, id: &DocId) -> String {
     format!("/v1/collections/{}/documents/{}", json::percent_encode(c), json::percent_encode(&id.to_string()))
 }
 
-pub(crate) async fn insert(State(app): AppState, Who(who): Who, P(c): P<String>, RawBody(raw): RawBody) -> Result<Response> {
+pub(crate) async fn insert(
+    State(app): AppState,
+    Who(who): Who,
+    P(c): P<String>,
+    RawBody(raw): RawBody,
+) -> Result<Response> {
     who.require(&c, Right::Write)?;
     let doc = Document::from_json(&json::body(&raw)?).map_err(|e| core_at("", e))?;
     let id = app.db.insert_into(&c, doc).await?;
@@ -173,7 +184,11 @@ pub(crate) async fn insert(State(app): AppState, Who(who): Who, P(c): P<String>,
     Ok(created(json!({ "_id": id.to_json() }), Some(location)))
 }
 
-pub(crate) async fn get_document(State(app): AppState, Who(who): Who, P((c, id)): P<(String, String)>) -> Result<Response> {
+pub(crate) async fn get_document(
+    State(app): AppState,
+    Who(who): Who,
+    P((c, id)): P<(String, String)>,
+) -> Result<Response> {
     who.require(&c, Right::Read)?;
     let id = json::doc_id(&id)?;
     let doc = app.db.get_document(&c, &id).await?.ok_or_else(|| {
@@ -181,7 +196,8 @@ pub(crate) async fn get_document(State(app): AppState, Who(who): Who, P((c, id))
             .with("collection", c.as_str())
             .with("id", id.to_string())
     })?;
-    let (revision, current) = app.db.database().collections().documents().get_versioned(&c, &id).map_err(aurora::Error::from)?;
+    let (revision, current) =
+        app.db.database().collections().documents().get_versioned(&c, &id).map_err(aurora::Error::from)?;
     let mut response = Json(doc.to_json()).into_response();
     if current.is_some_and(|cur| Arc::ptr_eq(&cur, &doc) || *cur == *doc) {
         if let Ok(v) = HeaderValue::from_str(&format!("\"{revision}\"")) {
@@ -223,7 +239,11 @@ pub(crate) async fn patch_document(
     Ok(Json(doc.to_json()).into_response())
 }
 
-pub(crate) async fn delete_document(State(app): AppState, Who(who): Who, P((c, id)): P<(String, String)>) -> Result<Response> {
+pub(crate) async fn delete_document(
+    State(app): AppState,
+    Who(who): Who,
+    P((c, id)): P<(String, String)>,
+) -> Result<Response> {
     who.require(&c, Right::Write)?;
     let id = json::doc_id(&id)?;
     if app.db.delete_document(&c, &id).await? {
@@ -237,7 +257,12 @@ pub(crate) async fn delete_document(State(app): AppState, Who(who): Who, P((c, i
 
 // ---- queries --------------------------------------------------------------
 
-pub(crate) async fn query(State(app): AppState, Who(who): Who, P(c): P<String>, RawBody(raw): RawBody) -> Result<Response> {
+pub(crate) async fn query(
+    State(app): AppState,
+    Who(who): Who,
+    P(c): P<String>,
+    RawBody(raw): RawBody,
+) -> Result<Response> {
     who.require(&c, Right::Read)?;
     let spec = json::query(&json::body(&raw)?, "", false)?;
     let builder = spec.build(&app.db, &c, app.limits.max_results);
@@ -300,7 +325,9 @@ fn parse_write(v: &Json_, at: &str) -> Result<TxWrite> {
     let collection = json::required_string(obj, at, "collection")?.to_string();
     let if_revision = json::uint(obj, at, "if_revision")?;
     let document = |at: &str| -> Result<Document> {
-        let d = obj.get("document").ok_or_else(|| ApiError::bad_member(&format!("{at}/document"), "`document` is required"))?;
+        let d = obj
+            .get("document")
+            .ok_or_else(|| ApiError::bad_member(&format!("{at}/document"), "`document` is required"))?;
         Document::from_json(d).map_err(|e| core_at(&format!("{at}/document"), e))
     };
     let id = |at: &str| -> Result<DocId> {
@@ -313,13 +340,21 @@ fn parse_write(v: &Json_, at: &str) -> Result<TxWrite> {
         "replace" => {
             let d = obj.get("document");
             if d.and_then(|d| d.get(aurora::json::ID_FIELD)).is_none() {
-                return Err(ApiError::bad_member(&format!("{at}/document/_id"), "`replace` needs the document's `_id`"));
+                return Err(ApiError::bad_member(
+                    &format!("{at}/document/_id"),
+                    "`replace` needs the document's `_id`",
+                ));
             }
             (Op::Replace(document(at)?), &["op", "collection", "document", "if_revision"])
         }
         "update" => {
-            let u = obj.get("update").ok_or_else(|| ApiError::bad_member(&format!("{at}/update"), "`update` is required"))?;
-            (Op::Update(id(at)?, json::update(u, &format!("{at}/update"))?), &["op", "collection", "id", "update", "if_revision"])
+            let u = obj
+                .get("update")
+                .ok_or_else(|| ApiError::bad_member(&format!("{at}/update"), "`update` is required"))?;
+            (
+                Op::Update(id(at)?, json::update(u, &format!("{at}/update"))?),
+                &["op", "collection", "id", "update", "if_revision"],
+            )
         }
         "delete" => (Op::Delete(id(at)?), &["op", "collection", "id", "if_revision"]),
         "check" => {
@@ -474,7 +509,11 @@ fn job_json(j: &aurora::workers::JobInfo) -> Json_ {
 
 fn job_from_json(body: &Json_) -> Result<Job> {
     let obj = object(body, "")?;
-    only(obj, "", &["type", "payload", "queue", "priority", "max_retries", "delay_ms", "run_at", "timeout_ms", "unique_key"])?;
+    only(
+        obj,
+        "",
+        &["type", "payload", "queue", "priority", "max_retries", "delay_ms", "run_at", "timeout_ms", "unique_key"],
+    )?;
     let mut job = Job::new(json::required_string(obj, "", "type")?);
     if let Some(p) = obj.get("payload") {
         job = job.payload(Value::from_json(p).map_err(|e| core_at("/payload", e))?);
@@ -489,7 +528,10 @@ fn job_from_json(body: &Json_) -> Result<Job> {
             "high" => Priority::High,
             "critical" => Priority::Critical,
             other => {
-                return Err(ApiError::bad_member("/priority", format!("unknown priority {other:?} (low, normal, high, critical)")))
+                return Err(ApiError::bad_member(
+                    "/priority",
+                    format!("unknown priority {other:?} (low, normal, high, critical)"),
+                ))
             }
         });
     }
@@ -522,7 +564,11 @@ pub(crate) async fn enqueue(State(app): AppState, Who(who): Who, RawBody(raw): R
     Ok(created(json!({ "id": id.to_json() }), Some(location)))
 }
 
-pub(crate) async fn list_jobs(State(app): AppState, Who(who): Who, Q(params): Q<HashMap<String, String>>) -> Result<Response> {
+pub(crate) async fn list_jobs(
+    State(app): AppState,
+    Who(who): Who,
+    Q(params): Q<HashMap<String, String>>,
+) -> Result<Response> {
     who.require(JOBS, Right::Read)?;
     let status = params.get("status").map_or("pending", String::as_str);
     let status = JobStatus::parse(status).ok_or_else(|| {

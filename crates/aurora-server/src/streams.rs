@@ -175,7 +175,9 @@ fn resume_position(headers: &HeaderMap, after: Option<&String>) -> Result<Option
             .map_err(|_| ApiError::bad_request(format!("Last-Event-ID {text:?} is not a sequence number")));
     }
     match after {
-        Some(a) => a.parse().map(Some).map_err(|_| ApiError::bad_request(format!("`after` {a:?} is not a sequence number"))),
+        Some(a) => {
+            a.parse().map(Some).map_err(|_| ApiError::bad_request(format!("`after` {a:?} is not a sequence number")))
+        }
         None => Ok(None),
     }
 }
@@ -354,7 +356,10 @@ async fn follow_live(out: Outbox, collection: String, mut watcher: Watcher, resu
         None => false,
     };
     let first = if resumed {
-        Event::default().event("ready").id(last.to_string()).data(json!({ "sequence": last, "resumed": true }).to_string())
+        Event::default()
+            .event("ready")
+            .id(last.to_string())
+            .data(json!({ "sequence": last, "resumed": true }).to_string())
     } else {
         let results: Vec<_> = watcher.results().map(aurora::Document::to_json).collect();
         Event::default()

@@ -57,8 +57,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     use aurora_server::{Limits, ServerConfig, Shutdown};
     use std::io::Write as _;
 
-    let level: tracing::Level =
-        args.log.parse().map_err(|_| anyhow::anyhow!("--log {:?}: expected error, warn, info, debug or trace", args.log))?;
+    let level: tracing::Level = args
+        .log
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--log {:?}: expected error, warn, info, debug or trace", args.log))?;
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).with_target(false).init();
     let addr: std::net::SocketAddr = args
         .listen
@@ -91,11 +93,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
-        let config = AuroraConfig {
-            durability,
-            change_feed_retention: args.feed_retention,
-            ..AuroraConfig::new(&args.data)
-        };
+        let config =
+            AuroraConfig { durability, change_feed_retention: args.feed_retention, ..AuroraConfig::new(&args.data) };
         let db = Aurora::with_config(config)
             .await
             .with_context(|| format!("opening the database in {}", args.data.display()))?;

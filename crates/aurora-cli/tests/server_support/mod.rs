@@ -128,7 +128,8 @@ fn next_id() -> u64 {
 
 /// Runs `aurora keys ARGS… --data DATA`; returns stdout (the token for `create`).
 pub fn keys(data: &Path, args: &[&str]) -> String {
-    let out = aurora().arg("keys").args(&args[..1]).arg("--data").arg(data).args(&args[1..]).output().expect("aurora keys");
+    let out =
+        aurora().arg("keys").args(&args[..1]).arg("--data").arg(data).args(&args[1..]).output().expect("aurora keys");
     assert!(out.status.success(), "aurora keys {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
@@ -144,8 +145,9 @@ pub struct Response {
 impl Response {
     /// The body as JSON (panics if it is not).
     pub fn json(&self) -> Json {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}), status {}: {}", self.status, String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!("not JSON ({e}), status {}: {}", self.status, String::from_utf8_lossy(&self.body))
+        })
     }
 
     /// A header (name case-insensitive).
@@ -178,7 +180,14 @@ fn connect(addr: &str) -> TcpStream {
     s
 }
 
-fn write_request(s: &mut TcpStream, method: &str, path: &str, token: Option<&str>, headers: &[(&str, &str)], body: Option<&[u8]>) {
+fn write_request(
+    s: &mut TcpStream,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) {
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
@@ -202,9 +211,11 @@ fn write_request(s: &mut TcpStream, method: &str, path: &str, token: Option<&str
 fn read_head(r: &mut BufReader<TcpStream>) -> std::io::Result<(u16, Vec<(String, String)>)> {
     let mut line = String::new();
     r.read_line(&mut line)?;
-    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad status line {line:?}"))
-    })?;
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad status line {line:?}")))?;
     let mut headers = Vec::new();
     loop {
         line.clear();
@@ -318,7 +329,10 @@ impl Event {
 
     /// The id as a sequence number.
     pub fn seq(&self) -> u64 {
-        self.id.as_deref().and_then(|i| i.parse().ok()).unwrap_or_else(|| panic!("event without a numeric id: {self:?}"))
+        self.id
+            .as_deref()
+            .and_then(|i| i.parse().ok())
+            .unwrap_or_else(|| panic!("event without a numeric id: {self:?}"))
     }
 }
 
