@@ -259,6 +259,12 @@ mod tests {
         assert_eq!((internal.code(), internal.status().as_u16()), ("internal", 500));
         let timeout = ApiError::new("query_timeout", "slow");
         assert_eq!(timeout.status().as_u16(), 503);
+        let computed = ApiError::from(Error::Query(aurora::query_engine::QueryError::ComputedFailed {
+            field: "f".into(),
+            id: "d".into(),
+            reason: aurora::ScriptError::Threw("boom".into()),
+        }));
+        assert_eq!((computed.code(), computed.status().as_u16()), ("computed_failed", 422));
         let json =
             ApiError::from(Error::Core(aurora::CoreError::InvalidJson { at: "/a/0".into(), reason: "x".into() }));
         assert_eq!(json.to_json()["error"]["at"], "/a/0");

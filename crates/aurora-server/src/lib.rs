@@ -49,6 +49,13 @@ mod routes;
 mod streams;
 
 pub use error::{ApiError, ERROR_CODES};
+
+/// The server guide (`docs/server.md`); its Rust example is compiled and
+/// run as a doc test (its `curl` examples are run against the binary by
+/// `aurora-cli`'s `server_docs` test).
+#[doc = include_str!("../../../docs/server.md")]
+#[cfg(doctest)]
+pub struct ServerGuide;
 pub use streams::STREAM_ERROR_CODES;
 
 use aurora::Aurora;
