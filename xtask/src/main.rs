@@ -54,8 +54,13 @@ const CI_STEPS: &[Step] = &[
 
 /// The runnable examples CI runs after the tests (each must finish well
 /// within [`EXAMPLE_LIMIT`]), with their arguments.
-const EXAMPLES: &[(&str, &[&str])] =
-    &[("quickstart", &["target/quickstart-data"]), ("chat_room", &[]), ("leaderboard", &[]), ("job_pipeline", &[])];
+const EXAMPLES: &[(&str, &[&str])] = &[
+    ("quickstart", &["target/quickstart-data"]),
+    ("chat_room", &[]),
+    ("leaderboard", &[]),
+    ("job_pipeline", &[]),
+    ("either_backend", &[]),
+];
 
 /// Longest an example may run before CI calls it hung.
 const EXAMPLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);

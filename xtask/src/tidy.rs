@@ -23,7 +23,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("aurora-search", &["aurora-core"]),
     ("aurora", &["aurora-core", "aurora-storage", "aurora-index", "aurora-txn", "aurora-query", "aurora-pubsub", "aurora-reactive", "aurora-workers", "aurora-search"]),
     ("aurora-server", &["aurora"]),
-    ("aurora-cli", &["aurora", "aurora-server"]),
+    ("aurora-client", &["aurora"]),
+    ("aurora-console", &[]),
+    ("aurora-cli", &["aurora", "aurora-server", "aurora-console"]),
 ];
 
 fn workspace_root() -> PathBuf {

@@ -339,9 +339,21 @@ pub async fn serve(
     config: ServerConfig,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
     let shutdown = config.shutdown.clone();
-    let app = router(db, config);
+    serve_router(listener, router(db, config), shutdown, signal).await
+}
+
+/// Like [`serve`], for an application's own router that includes
+/// [`router`]'s routes (merged with others, such as the web console's):
+/// `shutdown` must be the [`ServerConfig::shutdown`] the API router was
+/// built with, so that the signal ends its event streams.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: Shutdown,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY not set");

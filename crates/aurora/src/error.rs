@@ -158,6 +158,21 @@ pub enum Error {
     /// A blocking task could not be run (the runtime is shutting down).
     #[error("background task failed: {0}")]
     Task(String),
+    /// An error from an Aurora server (through `aurora-client`) that no
+    /// other variant stands for: the request was refused (`unauthorized`,
+    /// `forbidden`, `bad_request`, limits…) or the server could not be
+    /// reached (`code` "unreachable", `status` 0). The errors the embedded
+    /// handle has variants for map to those variants instead.
+    #[error("server error {code} ({status}): {message}")]
+    Remote {
+        /// The server's stable error code (`docs/server.md`), or
+        /// `"unreachable"` / `"bad_response"` for a transport failure.
+        code: String,
+        /// The HTTP status (0 when no response came).
+        status: u16,
+        /// The server's message.
+        message: String,
+    },
 }
 
 impl From<StorageError> for Error {

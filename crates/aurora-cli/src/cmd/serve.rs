@@ -119,7 +119,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             workers: None,
             shutdown: Shutdown::new(),
         };
-        let served = aurora_server::serve(listener, db.clone(), server, stop_signal()).await;
+        // The API under /v1 and the web console at /console.
+        let shutdown = server.shutdown.clone();
+        let app = aurora_server::router(db.clone(), server).merge(aurora_console::router());
+        let _ = writeln!(out, "aurora: console at http://{local}/console");
+        let _ = out.flush();
+        let served = aurora_server::serve_router(listener, app, shutdown, stop_signal()).await;
         tracing::info!("shutting down: closing the database");
         let closed = db.close().await;
         served.context("serving")?;

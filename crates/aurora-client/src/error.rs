@@ -1,0 +1,132 @@
+//! The server's error bodies (`{"error": {"code", "message", …}}`, codes
+//! listed in `docs/server.md`) as the [`aurora::Error`] variants the
+//! embedded handle returns for the same failure.
+
+use aurora::index::IndexError;
+use aurora::{CoreError, Error, UpdateError};
+use serde_json::Value as Json;
+
+/// An error for a failure with no server answer (connection refused, the
+/// stream broke, a body that is not JSON).
+pub(crate) fn transport(code: &str, message: impl std::fmt::Display) -> Error {
+    Error::Remote { code: code.to_string(), status: 0, message: message.to_string() }
+}
+
+fn text(error: &Json, key: &str) -> String {
+    match error.get(key) {
+        Some(Json::String(s)) => s.clone(),
+        Some(Json::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// The value the server's message names after `marker`, if any.
+fn after(message: &str, marker: &str) -> Option<String> {
+    message.find(marker).map(|i| message[i + marker.len()..].to_string())
+}
+
+/// A type name the index layer uses (`IndexError::WrongType::actual` is static).
+fn static_type(name: &str) -> &'static str {
+    const NAMES: &[&str] =
+        &["null", "bool", "int", "float", "string", "uuid", "timestamp", "bytes", "array", "object", "nothing"];
+    NAMES.iter().find(|n| **n == name).copied().unwrap_or("another type")
+}
+
+/// The schema error behind a `schema_violation`, read back from its message
+/// (the server sends the embedded error's text).
+fn schema_source(collection: &str, field: &str, message: &str) -> IndexError {
+    let (collection, field) = (collection.to_string(), field.to_string());
+    if message.ends_with("is not in the schema") {
+        return IndexError::UnknownField { collection, field };
+    }
+    if let Some(rest) = after(message, "is required (not nullable), got ") {
+        return IndexError::MissingField { collection, field, actual: if rest == "null" { "null" } else { "nothing" } };
+    }
+    if let Some(rest) = after(message, " must be ") {
+        if let Some((expected, actual)) = rest.rsplit_once(", got ") {
+            return IndexError::WrongType {
+                collection,
+                field,
+                expected: expected.to_string(),
+                actual: static_type(actual),
+            };
+        }
+    }
+    IndexError::InvalidSchema { collection, reason: message.to_string() }
+}
+
+/// The error a response with `status` and body `body` stands for.
+pub(crate) fn from_response(status: u16, body: &[u8]) -> Error {
+    let json: Json = match serde_json::from_slice(body) {
+        Ok(j) => j,
+        Err(_) => {
+            let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+            return Error::Remote { code: "bad_response".into(), status, message: text };
+        }
+    };
+    from_json(status, json.get("error").unwrap_or(&Json::Null))
+}
+
+/// The error an error object (`{"code", "message", …}`) stands for.
+pub(crate) fn from_json(status: u16, error: &Json) -> Error {
+    let code = text(error, "code");
+    let message = text(error, "message");
+    let collection = text(error, "collection");
+    let field = text(error, "field");
+    let id = text(error, "id");
+    match code.as_str() {
+        "not_found" => Error::NotFound { collection, id },
+        "document_exists" => Error::DocumentExists { collection, id },
+        "unknown_collection" => Error::UnknownCollection(collection),
+        "collection_exists" => Error::CollectionExists(collection),
+        "unique_violation" => Error::UniqueViolation {
+            value: after(&message, "already has the value ").unwrap_or_default(),
+            collection,
+            field,
+        },
+        "schema_violation" => {
+            let source = Box::new(schema_source(&collection, &field, &message));
+            Error::SchemaViolation { collection, field, source }
+        }
+        // A failed `if_revision` condition: another write got there first —
+        // what the embedded `Store::commit` reports as a conflict too.
+        "conflict" | "revision_mismatch" => Error::Conflict { collection, id },
+        "unavailable" => Error::Closed,
+        "locked" => Error::Locked { path: after(&message, "database directory ").unwrap_or_default().into() },
+        "invalid_json" => Error::Core(CoreError::InvalidJson { at: text(error, "at"), reason: message }),
+        "update_failed" => Error::Update(UpdateError::Refused { reason: message }),
+        _ => Error::Remote { code, status, message },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn codes_map_to_the_embedded_variants() {
+        let e = from_json(404, &json!({"code": "not_found", "message": "m", "collection": "c", "id": "x"}));
+        assert!(matches!(e, Error::NotFound { ref collection, ref id } if collection == "c" && id == "x"), "{e:?}");
+        let e = from_json(
+            409,
+            &json!({"code": "unique_violation", "message": "collection `u`: unique field `email` already has the value \"a\"", "collection": "u", "field": "email"}),
+        );
+        assert!(matches!(e, Error::UniqueViolation { ref value, .. } if value == "\"a\""), "{e:?}");
+        let e = from_json(
+            422,
+            &json!({"code": "schema_violation", "message": "collection `u`: field `age`: collection `u`: field `age` must be int, got string", "collection": "u", "field": "age"}),
+        );
+        match e {
+            Error::SchemaViolation { source, .. } => {
+                assert!(
+                    matches!(*source, IndexError::WrongType { actual: "string", ref expected, .. } if expected == "int")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = from_json(401, &json!({"code": "unauthorized", "message": "no key"}));
+        assert!(matches!(e, Error::Remote { ref code, status: 401, .. } if code == "unauthorized"));
+        assert!(matches!(from_response(502, b"<html>"), Error::Remote { ref code, .. } if code == "bad_response"));
+    }
+}
