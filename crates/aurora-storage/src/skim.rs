@@ -18,7 +18,7 @@
 //! would give them); the others are skipped, checked as strictly as the
 //! decoder checks them (variant indexes, booleans, varints, UTF-8, UUID
 //! lengths, text-id rules, nesting up to
-//! [`MAX_DECODE_DEPTH`](aurora_core::MAX_DECODE_DEPTH)), so a damaged
+//! [`MAX_DECODE_DEPTH`]), so a damaged
 //! document is a [`StorageError::Corrupt`] here whenever decoding it
 //! would be one.
 
