@@ -138,6 +138,9 @@ fn encoded_len_within(bytes: &[u8], depth: usize) -> Option<usize> {
         T_NUM_NEG_HUGE | T_NUM_POS_HUGE | T_TIMESTAMP => fixed(9),
         T_STRING | T_BYTES => escaped_len(&bytes[1..]).map(|n| n + 1),
         T_ARRAY => {
+            // A container is one level: at depth 0 it is one too many,
+            // even empty (so at most MAX_DECODE_DEPTH levels, as decoding).
+            depth.checked_sub(1)?;
             let mut at = 1;
             while *bytes.get(at)? != END {
                 at += encoded_len(&bytes[at..])?;
@@ -145,6 +148,7 @@ fn encoded_len_within(bytes: &[u8], depth: usize) -> Option<usize> {
             Some(at + 1)
         }
         T_OBJECT => {
+            depth.checked_sub(1)?;
             let mut at = 1;
             while *bytes.get(at)? != END {
                 if bytes[at] != T_STRING {
@@ -234,6 +238,8 @@ mod tests {
 
         #[test]
         fn damaged_deep_keys_are_not_whole_encodings(depth in 129usize..70_000) {
+            // 129 is the first depth past the limit; it was accepted once
+            // (an empty innermost container never reached the depth check).
             let mut bytes = vec![T_ARRAY; depth];
             bytes.extend(std::iter::repeat_n(END, depth));
             prop_assert_eq!(encoded_len(&bytes), None);
