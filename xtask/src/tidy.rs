@@ -26,6 +26,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("aurora-client", &["aurora"]),
     ("aurora-console", &[]),
     ("aurora-cli", &["aurora", "aurora-server", "aurora-console"]),
+    ("aurora-testkit", &[]),
 ];
 
 fn workspace_root() -> PathBuf {

@@ -11,15 +11,15 @@ mod common;
 
 use aurora_core::{doc, DocId};
 use aurora_index::IndexConfig;
-use std::process::{Command, Stdio};
+use aurora_testkit::crash::{jitter, CrashTest};
 use std::time::Duration;
 
-const CHILD_DIR: &str = "AURORA_INDEX_CRASH_DIR";
+const CRASH: CrashTest = CrashTest::new("crash_child_entry", "AURORA_INDEX_CRASH_DIR");
 
 #[test]
 fn crash_child_entry() {
-    let Ok(dir) = std::env::var(CHILD_DIR) else { return };
-    let db = common::open(std::path::Path::new(&dir), IndexConfig::default());
+    let Some(dir) = CRASH.child_dir() else { return };
+    let db = common::open(&dir, IndexConfig::default());
     if db.list_collections().is_empty() {
         db.create_collection("users", common::users_schema()).unwrap();
     }
@@ -70,23 +70,12 @@ fn crash_child_entry() {
 
 #[test]
 fn indexes_agree_with_documents_after_sigkill() {
-    if std::env::var(CHILD_DIR).is_ok() {
+    if CRASH.is_child() {
         return;
     }
-    let rounds: u32 = std::env::var("AURORA_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
     let dir = tempfile::tempdir().unwrap();
-    for _ in 0..rounds {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["crash_child_entry", "--exact", "--nocapture", "--test-threads=1"])
-            .env(CHILD_DIR, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_ready(&mut child);
-        std::thread::sleep(Duration::from_millis(50 + fastrand_ms()));
-        child.kill().unwrap();
-        child.wait().unwrap();
+    for _ in 0..CRASH.rounds(4) {
+        CRASH.spawn(dir.path()).kill_after(Duration::from_millis(50) + jitter(400));
         let db = common::open(dir.path(), IndexConfig::default());
         assert!(db.documents().scan("users").unwrap().count() > 0, "the child wrote something");
         // Builds the kill interrupted were resumed at open: wait for them.
@@ -98,24 +87,4 @@ fn indexes_agree_with_documents_after_sigkill() {
         common::check_indexes(&db, "users");
         db.documents().store().close().unwrap();
     }
-}
-
-fn fastrand_ms() -> u64 {
-    u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 400)
-}
-
-/// Waits (up to a minute) until the child prints `ready`, so the kill
-/// lands while it is working even on a loaded machine.
-fn wait_ready(child: &mut std::process::Child) {
-    use std::io::BufRead;
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.ends_with("ready") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(60)).expect("the child never became ready");
 }

@@ -15,10 +15,10 @@ mod common;
 
 use aurora_core::{doc, DocId, FieldDefinition, FieldType};
 use aurora_index::{Existing, IndexConfig, IndexError, IndexState, Schema};
-use std::process::{Command, Stdio};
+use aurora_testkit::crash::{jitter, CrashTest};
 use std::time::Duration;
 
-const CHILD_DIR: &str = "AURORA_SCHEMA_CRASH_DIR";
+const CRASH: CrashTest = CrashTest::new("schema_crash_child_entry", "AURORA_SCHEMA_CRASH_DIR");
 
 fn loose() -> Schema {
     Schema::new().field("k", FieldDefinition::new(FieldType::String).indexed().nullable())
@@ -32,8 +32,8 @@ fn tight() -> Schema {
 
 #[test]
 fn schema_crash_child_entry() {
-    let Ok(dir) = std::env::var(CHILD_DIR) else { return };
-    let db = common::open(std::path::Path::new(&dir), IndexConfig::default());
+    let Some(dir) = CRASH.child_dir() else { return };
+    let db = common::open(&dir, IndexConfig::default());
     if db.list_collections().is_empty() {
         db.create_collection("c", loose()).unwrap();
         // Enough documents that a change's check takes a while, so kills
@@ -90,23 +90,12 @@ fn schema_crash_child_entry() {
 
 #[test]
 fn a_schema_change_killed_midway_leaves_the_old_or_the_new_schema() {
-    if std::env::var(CHILD_DIR).is_ok() {
+    if CRASH.is_child() {
         return;
     }
-    let rounds: u32 = std::env::var("AURORA_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
     let dir = tempfile::tempdir().unwrap();
-    for _ in 0..rounds {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["schema_crash_child_entry", "--exact", "--nocapture", "--test-threads=1"])
-            .env(CHILD_DIR, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_ready(&mut child);
-        std::thread::sleep(Duration::from_millis(100 + jitter_ms()));
-        child.kill().unwrap();
-        child.wait().unwrap();
+    for _ in 0..CRASH.rounds(4) {
+        CRASH.spawn(dir.path()).kill_after(Duration::from_millis(100) + jitter(400));
         let db = common::open(dir.path(), IndexConfig::default());
         let def = db.definition("c").unwrap();
         assert!(def.pending.is_none(), "an interrupted change is rolled back at open");
@@ -127,23 +116,4 @@ fn a_schema_change_killed_midway_leaves_the_old_or_the_new_schema() {
         }
         db.documents().store().close().unwrap();
     }
-}
-
-fn jitter_ms() -> u64 {
-    u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 400)
-}
-
-/// Waits (up to a minute) until the child prints `ready`.
-fn wait_ready(child: &mut std::process::Child) {
-    use std::io::BufRead;
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.ends_with("ready") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(60)).expect("the child never became ready");
 }

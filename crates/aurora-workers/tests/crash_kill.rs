@@ -14,16 +14,16 @@ mod common;
 use aurora_core::{doc, Value};
 use aurora_index::Schema;
 use aurora_storage::Durability;
+use aurora_testkit::crash::{jitter, CrashTest};
 use aurora_txn::{Database, NoSink};
 use aurora_workers::{Job, JobStatus, WorkerConfig, Workers};
 use common::open_db;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const CHILD_DIR: &str = "AURORA_WORKER_CRASH_DIR";
+const CRASH: CrashTest =
+    CrashTest::new("killed_workers_lose_no_job_and_duplicate_only_interrupted_ones", "AURORA_WORKER_CRASH_DIR");
 const CONCURRENCY: usize = 4;
 
 fn worker_config() -> WorkerConfig {
@@ -49,13 +49,14 @@ fn register(w: &Workers, db: &Database) {
     });
 }
 
-fn child_main(dir: &str) {
+fn child_main(dir: &std::path::Path) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let db = open_db(std::path::Path::new(dir), Durability::Strict, Arc::new(NoSink));
+        let db = open_db(dir, Durability::Strict, Arc::new(NoSink));
         let w = Workers::new(db.clone(), worker_config()).unwrap();
         register(&w, &db);
         w.start().unwrap();
+        println!("ready");
         loop {
             let id = w.enqueue(Job::new("work")).await.unwrap();
             println!("enq {id}");
@@ -66,11 +67,11 @@ fn child_main(dir: &str) {
 
 #[test]
 fn killed_workers_lose_no_job_and_duplicate_only_interrupted_ones() {
-    if let Ok(dir) = std::env::var(CHILD_DIR) {
+    if let Some(dir) = CRASH.child_dir() {
         child_main(&dir);
         return;
     }
-    let rounds: u32 = std::env::var("AURORA_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
+    let rounds = CRASH.rounds(4);
     let dir = tempfile::tempdir().unwrap();
     {
         let db = open_db(dir.path(), Durability::Strict, Arc::new(NoSink));
@@ -78,36 +79,12 @@ fn killed_workers_lose_no_job_and_duplicate_only_interrupted_ones() {
     }
     let mut acknowledged = BTreeSet::new();
     for round in 0..rounds {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "killed_workers_lose_no_job_and_duplicate_only_interrupted_ones", "--nocapture"])
-            .env(CHILD_DIR, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (first_tx, first_rx) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            let mut ids = Vec::new();
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // The test harness may print "test … ... " before the first line.
-                if let Some(id) = line.rfind("enq ").map(|i| &line[i + 4..]) {
-                    if ids.is_empty() {
-                        let _ = first_tx.send(());
-                    }
-                    ids.push(id.to_string());
-                }
-            }
-            ids
-        });
         // The kill lands at a random moment after the child is working (a
         // loaded CI machine may take a while to start it).
-        let started = first_rx.recv_timeout(Duration::from_secs(60)).is_ok();
-        std::thread::sleep(Duration::from_millis(50 + fastrand::u64(0..300)));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        let ids = reader.join().unwrap();
-        assert!(started && !ids.is_empty(), "the child acknowledged no enqueue in round {round}");
+        let lines = CRASH.spawn(dir.path()).kill_after(Duration::from_millis(50) + jitter(300));
+        // Each line `enq <id>` is an acknowledged enqueue.
+        let ids: Vec<String> = lines.iter().filter_map(|l| l.strip_prefix("enq ")).map(str::to_string).collect();
+        assert!(!ids.is_empty(), "the child acknowledged no enqueue in round {round}");
         acknowledged.extend(ids);
     }
 

@@ -12,17 +12,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aurora::{doc, Aurora, DocId, SearchOptions};
+use aurora_testkit::crash::CrashTest;
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const CHILD_DIR: &str = "AURORA_SEARCH_CRASH_DIR";
-const BULK_CHILD_DIR: &str = "AURORA_SEARCH_BULK_CRASH_DIR";
+const CRASH: CrashTest = CrashTest::new("crash_child_entry", "AURORA_SEARCH_CRASH_DIR");
+const BULK_CRASH: CrashTest = CrashTest::new("bulk_crash_child_entry", "AURORA_SEARCH_BULK_CRASH_DIR");
 const WORDS: [&str; 8] = ["amber", "basil", "cedar", "dune", "ember", "fern", "gale", "heron"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_child_entry() {
-    let Ok(dir) = std::env::var(CHILD_DIR) else { return };
+    let Some(dir) = CRASH.child_dir() else { return };
     let db = Aurora::open(dir).await.unwrap();
     db.ensure_collection("m", Vec::<(&str, aurora::FieldDefinition)>::new()).await.unwrap();
     db.create_search_index("m", ["body"], SearchOptions::default()).await.unwrap();
@@ -51,23 +51,12 @@ async fn crash_child_entry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_index_equals_committed_documents_after_sigkill() {
-    if std::env::var(CHILD_DIR).is_ok() || std::env::var(BULK_CHILD_DIR).is_ok() {
+    if CRASH.is_child() || BULK_CRASH.is_child() {
         return;
     }
-    let rounds: u32 = std::env::var("AURORA_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let dir = tempfile::tempdir().unwrap();
-    for round in 0..rounds {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["crash_child_entry", "--exact", "--nocapture", "--test-threads=1"])
-            .env(CHILD_DIR, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_ready(&mut child);
-        std::thread::sleep(Duration::from_millis(150 + u64::from(round) * 137 % 400));
-        child.kill().unwrap();
-        child.wait().unwrap();
+    for round in 0..CRASH.rounds(3) {
+        CRASH.spawn(dir.path()).kill_after(Duration::from_millis(150 + u64::from(round) * 137 % 400));
 
         let db = Aurora::open(dir.path()).await.unwrap();
         let docs = db.query("m").collect().await.unwrap();
@@ -97,7 +86,7 @@ async fn search_index_equals_committed_documents_after_sigkill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_crash_child_entry() {
-    let Ok(dir) = std::env::var(BULK_CHILD_DIR) else { return };
+    let Some(dir) = BULK_CRASH.child_dir() else { return };
     let db = Aurora::open(dir).await.unwrap();
     db.ensure_collection("m", Vec::<(&str, aurora::FieldDefinition)>::new()).await.unwrap();
     let mut seed = std::process::id() as u64;
@@ -143,23 +132,12 @@ async fn bulk_crash_child_entry() {
 /// documents.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_index_equals_committed_documents_after_sigkill_during_bulk_indexing() {
-    if std::env::var(CHILD_DIR).is_ok() || std::env::var(BULK_CHILD_DIR).is_ok() {
+    if CRASH.is_child() || BULK_CRASH.is_child() {
         return;
     }
-    let rounds: u32 = std::env::var("AURORA_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let dir = tempfile::tempdir().unwrap();
-    for round in 0..rounds {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["bulk_crash_child_entry", "--exact", "--nocapture", "--test-threads=1"])
-            .env(BULK_CHILD_DIR, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_ready(&mut child);
-        std::thread::sleep(Duration::from_millis(50 + u64::from(round) * 211 % 700));
-        child.kill().unwrap();
-        child.wait().unwrap();
+    for round in 0..CRASH.rounds(3) {
+        BULK_CRASH.spawn(dir.path()).kill_after(Duration::from_millis(50 + u64::from(round) * 211 % 700));
 
         let db = Aurora::open(dir.path()).await.unwrap();
         let docs = db.query("m").collect().await.unwrap();
@@ -182,20 +160,4 @@ async fn search_index_equals_committed_documents_after_sigkill_during_bulk_index
         }
         db.close().await.unwrap();
     }
-}
-
-/// Waits (up to a minute) until the child prints `ready`, so the kill
-/// lands while it is working even on a loaded machine.
-fn wait_ready(child: &mut std::process::Child) {
-    use std::io::BufRead;
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.ends_with("ready") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(60)).expect("the child never became ready");
 }

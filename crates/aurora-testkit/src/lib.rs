@@ -1,0 +1,9 @@
+//! Test support shared by Aurora's crates; a dev-dependency only, never
+//! published, with no dependency of its own.
+//!
+//! - [`crash`]: the SIGKILL crash-test harness — a test binary re-runs one
+//!   of its own tests as a child process that writes to a folder, kills it
+//!   with `SIGKILL` at a random moment once it is working, and lets the
+//!   parent reopen the folder and check what survived.
+
+pub mod crash;
