@@ -39,7 +39,8 @@ pub struct Transaction {
     snapshot: Snapshot,
     id: u64,
     isolation: Isolation,
-    /// Documents as of the snapshot, with the revision that wrote them.
+    /// Documents read as of the snapshot, with the revision that wrote
+    /// them (recorded under `Serializable` only, see `at_snapshot`).
     reads: BTreeMap<Key, (Revision, Option<Arc<Document>>)>,
     /// The final state of each written document (`None` = deleted),
     /// shared with the hot cache and the change record at commit (never
@@ -106,16 +107,26 @@ impl Transaction {
         Ok(())
     }
 
-    /// The document as of the snapshot (cached per transaction).
+    /// The document as of the snapshot, with the revision that wrote it.
+    ///
+    /// Under [`Isolation::Serializable`] each read is recorded (the commit
+    /// re-checks its revision) and answered from the record when repeated.
+    /// Under [`Isolation::Snapshot`] nothing is recorded: the snapshot is
+    /// immutable, so a repeated read gets the same answer from it, and a
+    /// query's read-only transaction does not pay for a growing map of
+    /// every document it touched (a third of an indexed query's
+    /// instructions, measured with callgrind).
     fn at_snapshot(&mut self, collection: &str, id: &DocId) -> Result<(Revision, Option<Arc<Document>>)> {
-        let key = (collection.to_string(), id.clone());
-        if let Some(found) = self.reads.get(&key) {
+        let record = (self.isolation == Isolation::Serializable).then(|| (collection.to_string(), id.clone()));
+        if let Some(found) = record.as_ref().and_then(|key| self.reads.get(key)) {
             return Ok(found.clone());
         }
         self.db.collections().definition_shared(collection)?;
         let storage_key = document_key(collection, id);
         let found = self.db.collections().documents().snapshot_versioned(&self.snapshot, &storage_key)?;
-        self.reads.insert(key, found.clone());
+        if let Some(key) = record {
+            self.reads.insert(key, found.clone());
+        }
         Ok(found)
     }
 
