@@ -568,6 +568,24 @@ impl Collections {
         }
     }
 
+    /// Average entries per distinct value of one index — the planner's
+    /// estimate of the rows an equality on it reads (the uniform
+    /// assumption; a skewed value reads more or fewer). Counted by the same
+    /// first scan as [`Collections::index_entries`] and not kept current
+    /// afterwards (entries are; distinct values are not); 0.0 for an index
+    /// that was empty then, or if counting failed (a storage error, logged).
+    pub fn index_entries_per_value(&self, collection: &str, field: &str) -> f64 {
+        let store = self.docs.store();
+        let prefix = keys::entries_prefix(collection, field);
+        match self.counter(collection, field).entries_per_value(|| Ok(store.snapshot()?), &prefix) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(collection, field, error = %e, "counting index values failed");
+                0.0
+            }
+        }
+    }
+
     /// The live entry count of one index, counted at a snapshot on first use.
     fn entry_count(&self, collection: &str, field: &str) -> Result<isize> {
         let store = self.docs.store();

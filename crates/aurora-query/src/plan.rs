@@ -293,3 +293,30 @@ pub(crate) fn scan_cap(entries: u64) -> usize {
     let share = (entries as f64 * SCAN_FRACTION) as usize;
     share.max(MIN_SCAN_CAP)
 }
+
+/// Of two candidate index reads, the larger is intersected with the
+/// smaller when it produces at most this many times its candidates;
+/// beyond that, testing the smaller read's documents is cheaper.
+pub(crate) const INTERSECT_FACTOR: usize = 8;
+
+/// Rows an index read is expected to produce, before reading it: an
+/// equality (or `in`) reads `entries_per_value` rows per value — the
+/// uniform assumption of System R, which SQLite's `sqlite_stat1` also
+/// keeps — and any other read a third of the index (System R's default
+/// selectivity of an inequality).
+pub(crate) fn estimate_rows(scans: &[IndexScan], entries: u64, entries_per_value: f64) -> f64 {
+    if scans.iter().all(|s| matches!(s, IndexScan::Eq(_))) {
+        scans.len() as f64 * entries_per_value
+    } else {
+        entries as f64 / 3.0
+    }
+}
+
+/// Whether a candidate read estimated at `estimate` rows is worth reading
+/// once the best read so far produced `best` candidates: only if it could
+/// be intersected with it ([`INTERSECT_FACTOR`]), with 4× slack for a
+/// skewed value the average misjudges. Skipping costs nothing in
+/// correctness: the filter is tested on every fetched document.
+pub(crate) fn worth_reading(estimate: f64, best: usize) -> bool {
+    estimate <= (best.max(1) * INTERSECT_FACTOR * 4) as f64
+}

@@ -6,8 +6,8 @@ use crate::error::{QueryError, Result};
 use crate::hint::Hint;
 use crate::matcher::Matcher;
 use crate::plan::{
-    access_for, compound_answers, compound_for, orderable, scan_cap, tighter_high, tighter_low, Access, CompoundRead,
-    Plan,
+    access_for, compound_answers, compound_for, estimate_rows, orderable, scan_cap, tighter_high, tighter_low,
+    worth_reading, Access, CompoundRead, Plan, INTERSECT_FACTOR,
 };
 use crate::scan::FilteredScan;
 use crate::validate::{check_filter, field_type};
@@ -394,14 +394,41 @@ impl Query {
     /// Reads each index option's ids, in (value, id) order. Unless an
     /// index is hinted, a read that produces more candidates than
     /// [`scan_cap`] of its index's entries is abandoned: a scan is cheaper.
+    ///
+    /// Candidates are read most selective first, by [`estimate_rows`] from
+    /// the index's statistics; once one has been read, a candidate too
+    /// broad to be intersected with it ([`worth_reading`]) is not read at
+    /// all — except the index on the query's one ordering field, whose
+    /// read gives the order.
     fn index_options(&self, tx: &Transaction, def: &CollectionDef) -> Result<Vec<(Access, Vec<DocId>)>> {
         let collections = tx.database().collections();
+        let auto = matches!(self.hint, Hint::Auto);
+        let order_field = match self.order.as_slice() {
+            [(field, _)] => Some(field.as_str()),
+            _ => None,
+        };
+        let mut candidates: Vec<(String, Vec<IndexScan>, u64, f64)> = self
+            .index_scans(def)
+            .into_iter()
+            .map(|(field, scans)| {
+                if !auto {
+                    return (field, scans, 0, 0.0);
+                }
+                let entries = collections.index_entries(&self.collection, &field);
+                let per_value = collections.index_entries_per_value(&self.collection, &field);
+                let estimate = estimate_rows(&scans, entries, per_value);
+                (field, scans, entries, estimate)
+            })
+            .collect();
+        candidates.sort_by(|a, b| a.3.total_cmp(&b.3));
+        let mut best: Option<usize> = None;
         let mut options = Vec::new();
-        'fields: for (field, scans) in self.index_scans(def) {
-            let cap = match self.hint {
-                Hint::Auto => scan_cap(collections.index_entries(&self.collection, &field)),
-                _ => usize::MAX,
-            };
+        'fields: for (field, scans, entries, estimate) in candidates {
+            if auto && order_field != Some(field.as_str()) && best.is_some_and(|b| !worth_reading(estimate, b)) {
+                tracing::debug!(field, estimate, "index read skipped: too broad to narrow a better one");
+                continue;
+            }
+            let cap = if auto { scan_cap(entries) } else { usize::MAX };
             let mut ids = Vec::new();
             for scan in &scans {
                 for id in collections.scan_index_lazy(tx.snapshot(), &self.collection, &field, scan)? {
@@ -412,6 +439,7 @@ impl Query {
                     }
                 }
             }
+            best = Some(best.map_or(ids.len(), |b| b.min(ids.len())));
             options.push((Access::Index { field, scans }, ids));
         }
         Ok(options)
@@ -605,7 +633,7 @@ impl Query {
             let mut it = options.into_iter();
             let (best_access, best) = it.next().unwrap_or((Access::FullScan, Vec::new()));
             let (access, mut ids) = match it.next() {
-                Some((second_access, second)) if second.len() <= best.len().saturating_mul(8) => {
+                Some((second_access, second)) if second.len() <= best.len().saturating_mul(INTERSECT_FACTOR) => {
                     let other: BTreeSet<&DocId> = second.iter().collect();
                     let both = best.into_iter().filter(|id| other.contains(id)).collect();
                     (Access::Intersection(Box::new(best_access), Box::new(second_access)), both)
