@@ -13,7 +13,7 @@ use aurora_core::{doc, DocId, Document, FieldDefinition, FieldType, Update, Valu
 use aurora_index::{Collections, IndexConfig, Schema};
 use aurora_query::{Filter, Hint, Order, Query, QueryError};
 use aurora_storage::{DocumentStore, DocumentStoreConfig, StoreConfig};
-use aurora_txn::Database;
+use aurora_txn::{Database, Isolation};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -299,8 +299,10 @@ proptest! {
         let (_dir, db, model) = populate(&ops);
         for q in &queries {
             let want = naive(&model, q);
-            for collection in COLLECTIONS {
-                let mut tx = db.begin().unwrap();
+            // Queries run in Serializable transactions (reads recorded) and
+            // in Snapshot ones (every embedded query's: nothing recorded).
+            for (collection, isolation) in COLLECTIONS.into_iter().flat_map(|c| [(c, Isolation::Serializable), (c, Isolation::Snapshot)]) {
+                let mut tx = db.begin_with(isolation).unwrap();
                 let (got, plan) = build(q, collection).run(&mut tx).unwrap();
                 let got: Vec<DocId> = got.into_iter().map(|d| d.id).collect();
                 prop_assert_eq!(&got, &want, "{} with plan {:?} for {:?}", collection, plan.access, q);
