@@ -3,7 +3,7 @@
 
 use crate::batch::{BatchResult, WriteBatch};
 use crate::error::transport;
-use crate::http::{encode, Http};
+use crate::http::{encode, ClientOptions, Http};
 use crate::jobs::{JobSummary, NewJob};
 use crate::query::{Page, Query};
 use crate::schema::schema_json;
@@ -108,7 +108,13 @@ impl Client {
     /// key (`None` for a loopback server without keys), and checks that it
     /// answers `/v1/health`.
     pub async fn connect(address: &str, api_key: Option<&str>) -> Result<Self> {
-        let client = Self { http: Http::new(address, api_key)? };
+        Self::connect_with(address, api_key, ClientOptions::default()).await
+    }
+
+    /// [`Client::connect`] with other time and size limits than the
+    /// defaults (every request is bounded by them; see [`ClientOptions`]).
+    pub async fn connect_with(address: &str, api_key: Option<&str>, options: ClientOptions) -> Result<Self> {
+        let client = Self { http: Http::new(address, api_key, options)? };
         client.health().await?;
         Ok(client)
     }
@@ -254,19 +260,30 @@ impl Client {
     /// The change stream of `collection` (`None`: every collection the key
     /// reads), from just after sequence `after` (`None`: from now — the
     /// feed's head is read before this returns, so every commit after the
-    /// call is delivered). It reconnects by itself and resumes after the
-    /// last commit delivered.
+    /// call is delivered). It returns once the server accepted the stream;
+    /// then it reconnects by itself and resumes after the last commit
+    /// delivered.
+    ///
+    /// Errors: the embedded handle's for the same mistake —
+    /// `UnknownCollection`, and `Error::Transaction(TxnError::FeedTruncated
+    /// { requested, oldest })` for a position the feed no longer holds (also
+    /// as the stream's last item, if a reconnection finds the position
+    /// trimmed); `Error::Remote` for a refusal (`forbidden`) or a server
+    /// that cannot be reached.
     pub async fn changes(&self, collection: Option<&str>, after: Option<u64>) -> Result<ChangeStream> {
         let after = match after {
             Some(a) => a,
             None => self.feed_head().await?,
         };
-        Ok(ChangeStream::start(self.http.clone(), collection.map(str::to_string), after))
+        ChangeStream::open(self.http.clone(), collection.map(str::to_string), after).await
     }
 
-    /// A live query: its results, then ordered updates; reconnects by itself.
-    pub fn live(&self, collection: &str, query: &Query) -> LiveQuery {
-        LiveQuery::start(self.http.clone(), collection.to_string(), query.to_json())
+    /// A live query: its results, then ordered updates. It returns once
+    /// the server sent the results (a bad query or an unknown collection
+    /// is the error, as on the embedded handle); then it reconnects by
+    /// itself.
+    pub async fn live(&self, collection: &str, query: &Query) -> Result<LiveQuery> {
+        LiveQuery::open(self.http.clone(), collection, &query.to_json()).await
     }
 
     // ---- jobs -------------------------------------------------------------

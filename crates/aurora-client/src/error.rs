@@ -55,6 +55,29 @@ fn schema_source(collection: &str, field: &str, message: &str) -> IndexError {
     IndexError::InvalidSchema { collection, reason: message.to_string() }
 }
 
+/// The embedded `WorkerError::InvalidJob` a message (`invalid job `T`:
+/// reason`, its display) stands for, if it is one.
+pub(crate) fn invalid_job(message: &str) -> Option<Error> {
+    let rest = message.strip_prefix("invalid job `")?;
+    let (job_type, reason) = rest.split_once("`: ")?;
+    Some(Error::Workers(aurora::workers::WorkerError::InvalidJob {
+        job_type: job_type.to_string(),
+        reason: reason.to_string(),
+    }))
+}
+
+/// A change feed refusal (`feed_truncated`, `feed_ahead`) of a stream at
+/// `requested`, as the embedded handle's typed error.
+pub(crate) fn feed_error(error: &Json, requested: u64) -> Error {
+    use aurora::txn::TxnError;
+    let number = |k: &str| error.get(k).and_then(Json::as_u64);
+    match (error.get("code").and_then(Json::as_str), number("oldest"), number("head")) {
+        (Some("feed_truncated"), Some(oldest), _) => Error::Transaction(TxnError::FeedTruncated { requested, oldest }),
+        (Some("feed_ahead"), _, Some(head)) => Error::Transaction(TxnError::FeedAhead { requested, head }),
+        _ => from_json(200, error),
+    }
+}
+
 /// The error a response with `status` and body `body` stands for.
 pub(crate) fn from_response(status: u16, body: &[u8]) -> Error {
     let json: Json = match serde_json::from_slice(body) {
@@ -95,6 +118,11 @@ pub(crate) fn from_json(status: u16, error: &Json) -> Error {
         "locked" => Error::Locked { path: after(&message, "database directory ").unwrap_or_default().into() },
         "invalid_json" => Error::Core(CoreError::InvalidJson { at: text(error, "at"), reason: message }),
         "update_failed" => Error::Update(UpdateError::Refused { reason: message }),
+        "invalid_job" => invalid_job(&message).unwrap_or(Error::Remote { code, status, message }),
+        "no_index" => Error::Index(IndexError::NoIndex { collection, field }),
+        "invalid_cursor" => Error::Query(aurora::query_engine::QueryError::InvalidCursor(
+            after(&message, "invalid cursor: ").unwrap_or(message),
+        )),
         _ => Error::Remote { code, status, message },
     }
 }
