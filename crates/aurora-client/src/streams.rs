@@ -570,6 +570,23 @@ mod tests {
     }
 
     #[test]
+    fn reconnection_waits_grow_to_a_bound_and_are_jittered() {
+        let mut b = Backoff::new();
+        let mut step = FIRST_BACKOFF;
+        for _ in 0..10 {
+            let w = b.next_wait();
+            assert!(w >= step / 2 && w <= step, "{w:?} outside [{:?}, {step:?}]", step / 2);
+            step = (step * 2).min(MAX_BACKOFF);
+        }
+        assert_eq!(step, MAX_BACKOFF);
+        // Twenty waits at the top step are not all the same.
+        let waits: std::collections::HashSet<Duration> = (0..20).map(|_| b.next_wait()).collect();
+        assert!(waits.len() > 1, "no jitter: {waits:?}");
+        b.reset();
+        assert!(b.next_wait() <= FIRST_BACKOFF);
+    }
+
+    #[test]
     fn a_diff_applied_gives_the_new_results() {
         let old = vec![d("a", 1), d("b", 2), d("c", 3), d("d", 4)];
         let new = vec![d("c", 3), d("e", 5), d("a", 9), d("d", 4)];

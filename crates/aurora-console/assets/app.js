@@ -5,6 +5,19 @@
 
 const $ = (sel) => document.querySelector(sel);
 const PAGE_SIZE = 20;
+// The longest text a table cell, a tail row or a live result shows (a
+// document of megabytes stays whole in the editor, not in the DOM of lists).
+const CELL_CHARS = 300;
+const ROW_CHARS = 2000;
+const clip = (text, max) => (text.length > max ? text.slice(0, max) + ` … (${text.length} characters)` : text);
+// A change badge: its type as text, its class from a fixed list (never markup from the server).
+const BADGES = ["insert", "update", "delete", "snapshot", "added", "removed", "modified"];
+function badge(type) {
+  const b = document.createElement("span");
+  b.className = "badge" + (BADGES.includes(type) ? " " + type : "");
+  b.textContent = type;
+  return b;
+}
 const state = {
   key: localStorage.getItem("aurora.key") || "",
   collections: [],
@@ -41,7 +54,7 @@ async function api(method, path, body) {
   let json = null;
   try { json = text ? JSON.parse(text) : null; } catch (_) { json = null; }
   if (!res.ok) {
-    if (res.status === 401) askForKey("The server refused the key: " + ((json && json.error && json.error.message) || "unauthorized"));
+    if (res.status === 401) refusedKey("The server refused the key: " + ((json && json.error && json.error.message) || "unauthorized"));
     throw new ApiError(res.status, json && json.error);
   }
   return json !== null ? json : text;
@@ -75,7 +88,7 @@ async function readEvents(path, lastId, signal, onEvent) {
   if (!res.ok) {
     let error = null;
     try { error = (await res.json()).error; } catch (_) { error = null; }
-    if (res.status === 401) askForKey("The server refused the key.");
+    if (res.status === 401) refusedKey("The server refused the key.");
     throw new ApiError(res.status, error);
   }
   const reader = res.body.getReader();
@@ -122,7 +135,10 @@ function follow(pathFn, onEvent, status, signal) {
         await readEvents(pathFn(), last, signal, (ev) => {
           if (ev.id !== null) last = ev.id;
           if (ev.event === "error") {
-            const e = JSON.parse(ev.data).error || {};
+            let e = {};
+            try { e = JSON.parse(ev.data).error || {}; } catch (_) { e = { code: "bad_event", message: "an error event that is not JSON" }; }
+            // A key revoked while the stream runs ends it with `unauthorized`.
+            if (e.code === "unauthorized") refusedKey("The server refused the key: " + (e.message || "unauthorized"));
             if (e.code !== "slow_consumer") stop = new ApiError(200, e);
             return;
           }
@@ -145,6 +161,16 @@ function follow(pathFn, onEvent, status, signal) {
 }
 
 // ---- the key ---------------------------------------------------------------
+
+// A key the server refused (unknown or revoked) is forgotten, not kept
+// in storage to be sent again; the person is asked for another.
+function refusedKey(message) {
+  if (state.key) {
+    state.key = "";
+    localStorage.removeItem("aurora.key");
+  }
+  askForKey(message);
+}
 
 function askForKey(message) {
   $("#key-dialog").hidden = false;
@@ -281,7 +307,7 @@ function renderTable(el, docs, onClick) {
   for (const d of docs) {
     const tr = body.insertRow();
     tr.dataset.id = idText(d._id);
-    for (const c of cols) { const td = tr.insertCell(); td.textContent = cellText(d[c]); td.title = td.textContent; }
+    for (const c of cols) { const td = tr.insertCell(); const text = cellText(d[c]); td.textContent = clip(text, CELL_CHARS); td.title = clip(text, ROW_CHARS); }
     if (onClick) { tr.className = "clickable"; tr.onclick = () => onClick(d, tr); }
   }
   el.appendChild(table);
@@ -450,10 +476,10 @@ function startTail() {
     for (const ch of c.changes) {
       const tr = document.createElement("tr");
       tr.className = "fresh";
-      const cells = [c.sequence, new Date().toLocaleTimeString(), ch.collection, null, idText(ch.id), ch.document ? JSON.stringify(ch.document) : ""];
+      const cells = [c.sequence, new Date().toLocaleTimeString(), ch.collection, null, clip(idText(ch.id), CELL_CHARS), ch.document ? clip(JSON.stringify(ch.document), CELL_CHARS) : ""];
       cells.forEach((v, i) => {
         const td = tr.insertCell();
-        if (i === 3) td.innerHTML = `<span class="badge ${ch.type}">${ch.type}</span>`;
+        if (i === 3) td.appendChild(badge(String(ch.type)));
         else td.textContent = v;
       });
       body.insertBefore(tr, body.firstChild);
@@ -477,7 +503,7 @@ function renderLive(list, changed) {
   ol.textContent = "";
   list.forEach((d) => {
     const li = document.createElement("li");
-    li.textContent = JSON.stringify(d);
+    li.textContent = clip(JSON.stringify(d), ROW_CHARS);
     if (changed.has(idText(d._id))) li.className = "fresh";
     ol.appendChild(li);
   });
@@ -485,8 +511,8 @@ function renderLive(list, changed) {
 
 function liveLog(text, type) {
   const li = document.createElement("li");
-  li.innerHTML = `<span class="badge ${type}">${type}</span> `;
-  li.appendChild(document.createTextNode(text));
+  li.appendChild(badge(type));
+  li.appendChild(document.createTextNode(" " + clip(text, ROW_CHARS)));
   const log = $("#live-log");
   log.insertBefore(li, log.firstChild);
   while (log.children.length > 200) log.removeChild(log.lastChild);
@@ -572,7 +598,7 @@ function renderJobs(jobs, queue) {
   const body = table.createTBody();
   for (const j of shown) {
     const tr = body.insertRow();
-    for (const v of [idText(j.id), j.type, j.queue, j.priority, j.attempts, j.last_error || ""]) tr.insertCell().textContent = v;
+    for (const v of [idText(j.id), j.type, j.queue, j.priority, j.attempts, j.last_error || ""]) tr.insertCell().textContent = clip(String(v), CELL_CHARS);
     const actions = tr.insertCell();
     // Retry applies to failed and dead-letter jobs; cancel to unfinished ones.
     const ops = [];
