@@ -51,8 +51,20 @@ fn collection_path(c: &str) -> String {
     format!("/v1/collections/{}", encode(c))
 }
 
+/// An id as the server reads a path segment (`DocId::from_path_segment`
+/// of `aurora-server`): a UUID id as its text, a text id as it is — but a
+/// text id that reads as a UUID, or starts with `~`, behind a `~` (as
+/// plain text the server would read the first as a UUID id: another
+/// document).
+pub(crate) fn id_segment(id: &DocId) -> String {
+    match id {
+        DocId::Text(s) if s.starts_with('~') || DocId::canonical_uuid(s).is_some() => format!("~{s}"),
+        other => other.to_string(),
+    }
+}
+
 fn document_path(c: &str, id: &DocId) -> String {
-    format!("/v1/collections/{}/documents/{}", encode(c), encode(&id.to_string()))
+    format!("/v1/collections/{}/documents/{}", encode(c), encode(&id_segment(id)))
 }
 
 pub(crate) fn bad_response(what: &str) -> Error {

@@ -62,7 +62,14 @@ async function api(method, path, body) {
 
 const enc = encodeURIComponent;
 const idText = (id) => (typeof id === "string" ? id : JSON.stringify(id));
-const docPath = (c, id) => `/v1/collections/${enc(c)}/documents/${enc(idText(id))}`;
+// An id (its JSON form) as the server reads a path segment: a text id
+// spelled like a UUID ({"$text": …}) or starting with `~` goes behind a `~`.
+const idSegment = (id) => {
+  if (typeof id === "string") return id.startsWith("~") ? "~" + id : id;
+  if (id && typeof id.$text === "string") return "~" + id.$text;
+  return JSON.stringify(id);
+};
+const docPath = (c, id) => `/v1/collections/${enc(c)}/documents/${enc(idSegment(id))}`;
 
 function explain(err) {
   if (!(err instanceof ApiError)) return String(err);
