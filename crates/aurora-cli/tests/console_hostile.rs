@@ -146,6 +146,46 @@ async fn hostile_content_a_burst_and_a_revoked_key() {
     b.eval("1 + 1");
     eprintln!("after {burst} writes: {rows} tail rows; the page answered in {:?}", started.elapsed());
 
+    // Paging with the server's cursors: forward twice, back once.
+    // `burst` was made after the page loaded: its writes in the tail add it to the sidebar.
+    b.wait_for("!!document.querySelector('#collections li[data-name=burst]')", LONG);
+    b.eval("document.querySelector('[data-tab=documents]').click(); document.querySelector('#collections li[data-name=burst]').click(); true");
+    b.wait_for("document.querySelector('#documents-title').textContent === 'Documents in burst' && document.querySelectorAll('#documents-table tbody tr').length === 20", LONG);
+    assert_eq!(b.eval("document.querySelector('#page-prev').disabled"), json!(true));
+    let first_ids = "[...document.querySelectorAll('#documents-table tbody tr')].map(r => r.dataset.id).join(',')";
+    let page1 = b.eval(first_ids);
+    b.eval("document.querySelector('#page-next').click(); true");
+    b.wait_for("document.querySelector('#page-label').textContent === 'page 2'", LONG);
+    b.wait_for(&format!("{first_ids} !== {page1}"), LONG);
+    let page2 = b.eval(first_ids);
+    b.eval("document.querySelector('#page-next').click(); true");
+    b.wait_for("document.querySelector('#page-label').textContent === 'page 3'", LONG);
+    b.wait_for(&format!("{first_ids} !== {page2}"), LONG);
+    b.eval("document.querySelector('#page-prev').click(); true");
+    b.wait_for("document.querySelector('#page-label').textContent === 'page 2'", LONG);
+    b.wait_for(&format!("{first_ids} === {page2}"), LONG);
+    let all = format!("{page1},{page2}");
+    let distinct: std::collections::HashSet<&str> = all.split(',').collect();
+    assert_eq!(distinct.len(), 40, "two pages of 20 distinct documents");
+
+    // A slow answer for one collection arrives after another was chosen:
+    // it must not replace the other's table.
+    b.eval(
+        "window.__fetch = window.fetch; window.fetch = (url, init) => String(url).includes('/collections/burst/query') \
+         ? new Promise(r => setTimeout(r, 1000)).then(() => window.__fetch(url, init)) : window.__fetch(url, init); true",
+    );
+    b.eval("document.querySelector('#collections li[data-name=burst]').click(); true");
+    b.eval("document.querySelector('#collections li[data-name=evil]').click(); true");
+    b.wait_for("document.querySelectorAll('#documents-table tbody tr').length === 1", LONG);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(b.eval("document.querySelector('#documents-title').textContent"), json!("Documents in evil"));
+    assert_eq!(
+        b.eval("document.querySelectorAll('#documents-table tbody tr').length"),
+        json!(1),
+        "the late answer for `burst` replaced the table of `evil`"
+    );
+    b.eval("window.fetch = window.__fetch; true");
+
     // The key is revoked while the console is open: the tail's stream ends
     // with `unauthorized`, the console forgets the key and asks for one.
     let out = std::process::Command::new(AURORA)

@@ -86,6 +86,14 @@ async fn mistakes(db: &impl Store) -> Vec<String> {
     t.push(kind(&db.commit(WriteBatch::new().check("m", &id("one"), 999)).await));
     t.push(kind(&db.commit(WriteBatch::new().insert("m", doc! { "n": 7 }.id(id("one")))).await));
     t.push(kind(&db.commit(WriteBatch::new().update("m", &id("none"), Update::new().set("n", 1))).await));
+    // Revision conditions: a wrong revision, "absent" for a document
+    // that exists, "absent" for a replace of one that is absent.
+    let (_, rev) = db.get_versioned("m", &id("one")).await.expect("read").expect("exists");
+    t.push(kind(&db.commit(WriteBatch::new().delete_if("m", &id("one"), rev + 1)).await));
+    t.push(kind(&db.commit(WriteBatch::new().update_if("m", &id("one"), Update::new().set("n", 5), 0)).await));
+    t.push(kind(&db.commit(WriteBatch::new().replace_if("m", doc! { "n": 6 }.id(id("ghost")), 0)).await));
+    t.push(kind(&db.commit(WriteBatch::new().delete_if("m", &id("one"), rev)).await));
+    t.push(kind(&db.get("m", &id("one")).await.map(|d| d.is_some())));
     // Streams on what does not exist.
     t.push(kind(&db.changes("nowhere", 0).await));
     t.push(kind(&db.live("nowhere", &Query::new()).await));
@@ -225,11 +233,21 @@ async fn a_dropped_stream_gives_its_connection_back() {
     assert_eq!(open_streams(&client.metrics().await.expect("metrics")), Some(2));
     drop(changes);
     drop(live);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while open_streams(&client.metrics().await.expect("metrics")) != Some(0) {
-        assert!(tokio::time::Instant::now() < deadline, "the server still holds the dropped streams");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let closed = |client: Client| async move {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while open_streams(&client.metrics().await.expect("metrics")) != Some(0) {
+            assert!(tokio::time::Instant::now() < deadline, "the server still holds the dropped streams");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    closed(client.clone()).await;
+    // Openings abandoned at any point (their futures dropped by a
+    // timeout) leave nothing running either.
+    for micros in [1, 100, 1_000, 10_000] {
+        let _ = tokio::time::timeout(Duration::from_micros(micros), client.live("d", &Query::new())).await;
+        let _ = tokio::time::timeout(Duration::from_micros(micros), client.changes(Some("d"), Some(0))).await;
     }
+    closed(client.clone()).await;
 }
 
 /// A serde type with what serde has no word for: a UUID (text) and bytes

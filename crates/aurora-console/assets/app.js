@@ -325,8 +325,14 @@ async function loadDocuments() {
   const body = { limit: PAGE_SIZE };
   const cursor = state.cursors[state.page];
   if (cursor) body.cursor = cursor;
+  // An answer that arrives after another collection or page was chosen
+  // is stale: showing it would put one collection's documents (and
+  // cursor) under another's name.
+  const asked = { collection: state.collection, page: state.page, cursor };
+  const current = () => state.collection === asked.collection && state.page === asked.page && state.cursors[state.page] === asked.cursor;
   try {
     const res = await api("POST", `/v1/collections/${enc(state.collection)}/query`, body);
+    if (!current()) return;
     state.nextCursor = res.next_cursor;
     renderTable($("#documents-table"), res.results, (d, tr) => editDocument(d, tr));
     $("#page-label").textContent = `page ${state.page + 1}`;
@@ -337,7 +343,7 @@ async function loadDocuments() {
       if (tr) tr.classList.add("selected");
     }
   } catch (err) {
-    $("#documents-table").textContent = explain(err);
+    if (current()) $("#documents-table").textContent = explain(err);
   }
 }
 
@@ -493,9 +499,17 @@ function startTail() {
     }
     while (body.rows.length > 200) body.deleteRow(body.rows.length - 1);
     if (c.changes.some((ch) => ch.collection === state.collection)) scheduleRefresh();
+    // A write to a collection the sidebar does not list (made since it loaded).
+    if (c.changes.some((ch) => !state.collections.some((i) => i.name === ch.collection))) scheduleCollections();
   }, (s) => { $("#tail-status").textContent = s; }, tail.signal);
 }
 $("#tail-clear").onclick = () => { $("#tail").textContent = ""; };
+
+let collectionsTimer = null;
+function scheduleCollections() {
+  if (collectionsTimer) return;
+  collectionsTimer = setTimeout(() => { collectionsTimer = null; loadCollections().catch(() => {}); }, 500);
+}
 
 let refreshTimer = null;
 function scheduleRefresh() {
