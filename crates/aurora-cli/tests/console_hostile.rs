@@ -39,8 +39,17 @@ const WATCH: &str = "window.__csp = []; \
 
 /// Nothing ran, nothing became an element, the policy was never violated.
 fn assert_clean(b: &mut Browser, when: &str) {
-    assert_eq!(b.eval("window.__xss === undefined"), json!(true), "{when}: injected code ran: {}", b.eval("window.__xss"));
-    assert_eq!(b.eval("document.querySelectorAll('img, script:not([src])').length"), json!(0), "{when}: markup became elements");
+    assert_eq!(
+        b.eval("window.__xss === undefined"),
+        json!(true),
+        "{when}: injected code ran: {}",
+        b.eval("window.__xss")
+    );
+    assert_eq!(
+        b.eval("document.querySelectorAll('img, script:not([src])').length"),
+        json!(0),
+        "{when}: markup became elements"
+    );
     assert_eq!(b.eval("JSON.stringify(window.__csp)"), json!("[]"), "{when}: policy violations");
 }
 
@@ -114,7 +123,10 @@ async fn hostile_content_a_burst_and_a_revoked_key() {
     // The live tail, the query and the live query over the same document.
     b.eval("document.querySelector('[data-tab=tail]').click(); true");
     b.wait_for("document.querySelector('#tail-status').textContent === 'connected'", LONG);
-    client.update("evil", &DocId::parse(&evil(1)).expect("id"), aurora::Update::new().set("touched", 1)).await.expect("update");
+    client
+        .update("evil", &DocId::parse(&evil(1)).expect("id"), aurora::Update::new().set("touched", 1))
+        .await
+        .expect("update");
     b.wait_for("document.querySelector('#tail').rows.length >= 1", LONG);
     let row = b.eval("document.querySelector('#tail').rows[0].textContent.length");
     assert!(row.as_u64().is_some_and(|n| n < 2000), "a tail row holds {row} characters");
@@ -222,7 +234,8 @@ async fn the_retry_and_cancel_buttons() {
     let served = tokio::spawn(aurora_server::serve_router(listener, app, shutdown.clone(), std::future::pending()));
     let client = Client::connect(&url, None).await.expect("connect");
     let failed = client.enqueue(&NewJob::new("flaky").queue("work")).await.expect("job");
-    let later = client.enqueue(&NewJob::new("flaky").queue("work").delay(Duration::from_secs(3600))).await.expect("job");
+    let later =
+        client.enqueue(&NewJob::new("flaky").queue("work").delay(Duration::from_secs(3600))).await.expect("job");
     let deadline = std::time::Instant::now() + LONG;
     while client.job(&failed).await.expect("job").map(|j| j.status).as_deref() != Some("failed") {
         assert!(std::time::Instant::now() < deadline, "the job never failed");
@@ -242,7 +255,11 @@ async fn the_retry_and_cancel_buttons() {
     // Retry the failed job: it runs again (and fails again: two attempts).
     b.eval(&format!("{row}.cells[4].click(); true"));
     b.wait_for("document.querySelector('#jobs-title').textContent === 'Jobs failed in work (1)'", LONG);
-    assert!(b.eval("document.querySelector('#jobs-list').textContent").as_str().unwrap_or_default().contains("onerror"));
+    assert!(b
+        .eval("document.querySelector('#jobs-list').textContent")
+        .as_str()
+        .unwrap_or_default()
+        .contains("onerror"));
     b.eval("[...document.querySelectorAll('#jobs-list button')].find(x => x.textContent === 'Retry').click(); true");
     b.wait_for("document.querySelector('#jobs-status').textContent.includes(' retried: now ')", LONG);
     let deadline = std::time::Instant::now() + LONG;

@@ -383,7 +383,9 @@ mod tests {
         assert_eq!(take_event(&mut buf, &mut scanned).expect("b").expect("UTF-8").data, "b");
         // Bytes that are not UTF-8 are refused, not repaired.
         let mut buf = b"data: \xff\xfe\n\n".to_vec();
-        assert!(matches!(take_event(&mut buf, &mut 0), Some(Err(Error::Remote { ref code, .. })) if code == "bad_response"));
+        assert!(
+            matches!(take_event(&mut buf, &mut 0), Some(Err(Error::Remote { ref code, .. })) if code == "bad_response")
+        );
     }
 
     #[test]

@@ -195,7 +195,13 @@ fn final_read_error(e: &Error) -> bool {
 
 /// Connects, reads each connection with `reader`, and reconnects after a
 /// wait, until the consumer leaves or an error ends the stream.
-async fn run<R: Reader>(http: Http, path: String, mut reader: R, tx: mpsc::Sender<Result<R::Item>>, mut opened: Opened) {
+async fn run<R: Reader>(
+    http: Http,
+    path: String,
+    mut reader: R,
+    tx: mpsc::Sender<Result<R::Item>>,
+    mut opened: Opened,
+) {
     let mut backoff = Backoff::new();
     loop {
         match http.events(&path, reader.position()).await {

@@ -276,7 +276,8 @@ async fn typed_collections_store_odd_serde_types_as_the_embedded_handle_does() {
     Store::create_collection(&embedded, "things", schema.clone()).await.expect("create");
     let things = embedded.collection::<Thing>("things");
     let id = things.insert(&thing).await.expect("embedded insert");
-    let local = (id.clone(), things.get(&id).await.expect("get"), Store::get(&embedded, "things", &id).await.expect("get"));
+    let local =
+        (id.clone(), things.get(&id).await.expect("get"), Store::get(&embedded, "things", &id).await.expect("get"));
 
     let (client, _db) = serve(Limits::default()).await;
     client.create_collection("things", &schema).await.expect("create");

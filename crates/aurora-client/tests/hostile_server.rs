@@ -316,7 +316,11 @@ async fn repeated_and_stale_events_are_not_delivered_twice() {
 #[tokio::test]
 async fn garbage_in_a_stream_is_an_error_not_a_silent_skip() {
     let f = fake(Arc::new(|_: &Seen| {
-        vec![write(SSE_HEAD), write("event: ready\ndata: {}\n\nevent: commit\nid: 9\ndata: {\"sequence\": \n\n"), Act::Hang]
+        vec![
+            write(SSE_HEAD),
+            write("event: ready\ndata: {}\n\nevent: commit\nid: 9\ndata: {\"sequence\": \n\n"),
+            Act::Hang,
+        ]
     }))
     .await;
     let client = connect(&f).await;
