@@ -82,6 +82,10 @@ fn id_of(json: &Json) -> Result<DocId> {
 /// An update in the JSON form `PATCH` takes (operators; a merge is a `$set`
 /// of each top-level field).
 pub(crate) fn update_json(update: &Update) -> Result<Json> {
+    // The entry rules every write obeys, checked here as the embedded
+    // handle checks them (same error), and before a value nested past the
+    // limit is walked to write its JSON.
+    update.check(|_| None).map_err(Error::Update)?;
     let mut ops: Map<String, Json> = Map::new();
     let mut put = |op: &str, path: &str, v: Json| {
         if let Json::Object(m) = ops.entry(op.to_string()).or_insert_with(|| Json::Object(Map::new())) {
@@ -193,6 +197,10 @@ impl Client {
 
     /// Inserts a document; returns its id.
     pub async fn insert(&self, collection: &str, doc: Document) -> Result<DocId> {
+        if let Err(e) = doc.validate() {
+            crate::dispose::document(doc);
+            return Err(e.into());
+        }
         let path = format!("{}/documents", collection_path(collection));
         id_of(&self.http.call(Method::POST, &path, Some(&doc.to_json())).await?)
     }
@@ -218,13 +226,24 @@ impl Client {
 
     /// Replaces a document (it must exist).
     pub async fn replace(&self, collection: &str, doc: Document) -> Result<()> {
+        if let Err(e) = doc.validate() {
+            crate::dispose::document(doc);
+            return Err(e.into());
+        }
         let path = document_path(collection, &doc.id);
         self.http.call(Method::PUT, &path, Some(&doc.to_json())).await.map(drop)
     }
 
     /// Applies an update (operators or a merge); returns the new document.
     pub async fn update(&self, collection: &str, id: &DocId, update: impl Into<Update>) -> Result<Document> {
-        let body = update_json(&update.into())?;
+        let update = crate::dispose::admit_update(update.into())?;
+        let body = match update_json(&update) {
+            Ok(b) => b,
+            Err(e) => {
+                crate::dispose::update(update);
+                return Err(e);
+            }
+        };
         document(&self.http.call(Method::PATCH, &document_path(collection, id), Some(&body)).await?)
     }
 
@@ -260,7 +279,14 @@ impl Client {
 
     /// Commits a batch of writes all or nothing (conditions checked first).
     pub async fn commit(&self, batch: WriteBatch) -> Result<BatchResult> {
-        let j = self.http.call(Method::POST, "/v1/transactions", Some(&batch.to_json()?)).await?;
+        let body = match batch.to_json() {
+            Ok(b) => b,
+            Err(e) => {
+                batch.dispose();
+                return Err(e);
+            }
+        };
+        let j = self.http.call(Method::POST, "/v1/transactions", Some(&body)).await?;
         Ok(BatchResult {
             sequence: j.get("sequence").and_then(Json::as_u64).ok_or_else(|| bad_response("`sequence`"))?,
             results: j.get("results").and_then(Json::as_array).cloned().unwrap_or_default(),

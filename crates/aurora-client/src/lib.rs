@@ -39,6 +39,7 @@
 
 mod batch;
 mod client;
+mod dispose;
 mod error;
 mod http;
 mod jobs;
