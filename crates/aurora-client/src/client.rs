@@ -461,6 +461,10 @@ impl RemoteQuery {
             let page = q.clone().page().await?;
             out.extend(page.items);
             match page.next_cursor {
+                // The cursor just sent, again: the same page forever.
+                Some(c) if q.cursor.as_deref() == Some(c.as_str()) => {
+                    return Err(transport("bad_response", "the server gave the same page cursor twice"))
+                }
                 Some(c) => q = q.after(c),
                 None => return Ok(out),
             }

@@ -328,3 +328,12 @@ async fn garbage_in_a_stream_is_an_error_not_a_silent_skip() {
     let item = tokio::time::timeout(HUNG, changes.next()).await.expect("in time").expect("an item");
     assert_eq!(code(&item.expect_err("garbage")), "bad_response");
 }
+
+#[tokio::test]
+async fn a_cursor_that_never_moves_does_not_loop_forever() {
+    let f = fake(Arc::new(|_: &Seen| vec![json_response(r#"{"results":[{"_id":"a"}],"next_cursor":"again"}"#)])).await;
+    let client = connect(&f).await;
+    let r = tokio::time::timeout(HUNG, client.query("c").collect_all()).await.expect("returned");
+    assert_eq!(code(&r.expect_err("a stuck cursor")), "bad_response");
+    assert_eq!(f.requests_to("POST /v1/collections/c/query").len(), 2);
+}
