@@ -573,6 +573,7 @@ $("#live-stop").onclick = () => { if (state.live) state.live.abort(); state.live
 
 const JOB_STATES = ["pending", "scheduled", "running", "failed", "dead_letter", "completed", "cancelled"];
 let jobState = "pending";
+let jobQueue = null; // the queue whose jobs are listed (null: every queue)
 
 async function loadJobs() {
   try {
@@ -596,13 +597,14 @@ async function loadJobs() {
         const td = tr.insertCell();
         td.textContent = byQueue[q][s] || 0;
         td.className = "clickable";
-        td.onclick = () => { jobState = s; renderJobs(lists[JOB_STATES.indexOf(s)], q); };
+        td.onclick = () => { jobState = s; jobQueue = q; renderJobs(lists[JOB_STATES.indexOf(s)], q); };
       }
     }
     if (!body.rows.length) body.insertRow().insertCell().textContent = "no jobs";
     $("#jobs-summary").textContent = "";
     $("#jobs-summary").appendChild(table);
-    renderJobs(lists[JOB_STATES.indexOf(jobState)], null);
+    // A reload (Refresh, or after Retry/Cancel) keeps the list the person chose.
+    renderJobs(lists[JOB_STATES.indexOf(jobState)], jobQueue);
   } catch (err) {
     showError($("#jobs-error"), err);
   }
