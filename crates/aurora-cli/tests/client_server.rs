@@ -236,7 +236,7 @@ async fn a_live_query_over_the_client_survives_a_server_restart_without_a_gap() 
         client.insert("board", with_id(name, doc! { "score": score })).await.expect("insert");
     }
     let q = Query::new().filter(|f| f.gt("score", 5)).order_by("score", Order::Desc).limit(3);
-    let mut live: aurora_client::EventStream<LiveEvent> = Box::pin(client.live("board", &q));
+    let mut live: aurora_client::EventStream<LiveEvent> = Box::pin(client.live("board", &q).await.expect("live"));
     let mut list = Vec::new();
     let mut sequences = Vec::new();
     let mut apply = |e: LiveEvent, list: &mut Vec<Document>| {

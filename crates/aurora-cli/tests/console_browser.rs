@@ -73,6 +73,12 @@ async fn the_console_in_a_real_browser() {
     }
 
     let mut b = Browser::start(&chromium, 1400, 900);
+    // Every Content-Security-Policy violation is recorded (a blocked inline
+    // script or style would be a broken screen).
+    b.on_new_document(
+        "window.__csp = []; document.addEventListener('securitypolicyviolation', \
+         e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));",
+    );
     b.goto(&format!("{}/console", server.url()));
 
     // The server wants a key: the console asks for one.
@@ -199,5 +205,6 @@ async fn the_console_in_a_real_browser() {
     let commits = b.eval("document.querySelector('#m-commits').textContent");
     eprintln!("charts: {n} writes in {secs}s; commits/s shown: {commits}");
     b.screenshot(&shots.join("09-metrics.png"));
+    assert_eq!(b.eval("JSON.stringify(window.__csp)"), serde_json::json!("[]"), "policy violations on some screen");
     eprintln!("screenshots in {}", shots.display());
 }

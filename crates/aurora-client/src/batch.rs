@@ -66,6 +66,9 @@ impl Write {
         m.insert("op".into(), json!(op));
         m.insert("collection".into(), json!(self.collection));
         if let Some(d) = doc {
+            // The core's rules first (the embedded handle's error), and no
+            // walk of a value nested past the limit.
+            d.validate()?;
             m.insert("document".into(), d.to_json());
         }
         if let Some(id) = id {
@@ -158,8 +161,21 @@ impl WriteBatch {
         self.push(collection, Op::Check(id.clone()), Some(revision))
     }
 
+    /// Drops the batch without deep recursion (after a refusal).
+    pub(crate) fn dispose(self) {
+        for w in self.writes {
+            match w.op {
+                Op::Insert(d) | Op::Upsert(d) | Op::Replace(d) => crate::dispose::document(d),
+                Op::Update(_, u) => crate::dispose::update(u),
+                Op::Delete(_) | Op::Check(_) => {}
+            }
+        }
+    }
+
     /// The request body: `{"writes": [...]}` (an error for an update
-    /// operator the server's form cannot express).
+    /// operator the server's form cannot express, and the core's error for
+    /// a document or update value that breaks its rules: a field name with
+    /// a `.`, nesting past the limit).
     pub fn to_json(&self) -> Result<Json> {
         Ok(json!({ "writes": self.writes.iter().map(Write::to_json).collect::<Result<Vec<_>>>()? }))
     }

@@ -3,7 +3,7 @@
 
 use crate::batch::{BatchResult, WriteBatch};
 use crate::error::transport;
-use crate::http::{encode, Http};
+use crate::http::{encode, ClientOptions, Http};
 use crate::jobs::{JobSummary, NewJob};
 use crate::query::{Page, Query};
 use crate::schema::schema_json;
@@ -51,8 +51,20 @@ fn collection_path(c: &str) -> String {
     format!("/v1/collections/{}", encode(c))
 }
 
+/// An id as the server reads a path segment (`DocId::from_path_segment`
+/// of `aurora-server`): a UUID id as its text, a text id as it is — but a
+/// text id that reads as a UUID, or starts with `~`, behind a `~` (as
+/// plain text the server would read the first as a UUID id: another
+/// document).
+pub(crate) fn id_segment(id: &DocId) -> String {
+    match id {
+        DocId::Text(s) if s.starts_with('~') || DocId::canonical_uuid(s).is_some() => format!("~{s}"),
+        other => other.to_string(),
+    }
+}
+
 fn document_path(c: &str, id: &DocId) -> String {
-    format!("/v1/collections/{}/documents/{}", encode(c), encode(&id.to_string()))
+    format!("/v1/collections/{}/documents/{}", encode(c), encode(&id_segment(id)))
 }
 
 pub(crate) fn bad_response(what: &str) -> Error {
@@ -70,6 +82,10 @@ fn id_of(json: &Json) -> Result<DocId> {
 /// An update in the JSON form `PATCH` takes (operators; a merge is a `$set`
 /// of each top-level field).
 pub(crate) fn update_json(update: &Update) -> Result<Json> {
+    // The entry rules every write obeys, checked here as the embedded
+    // handle checks them (same error), and before a value nested past the
+    // limit is walked to write its JSON.
+    update.check(|_| None).map_err(Error::Update)?;
     let mut ops: Map<String, Json> = Map::new();
     let mut put = |op: &str, path: &str, v: Json| {
         if let Json::Object(m) = ops.entry(op.to_string()).or_insert_with(|| Json::Object(Map::new())) {
@@ -108,7 +124,13 @@ impl Client {
     /// key (`None` for a loopback server without keys), and checks that it
     /// answers `/v1/health`.
     pub async fn connect(address: &str, api_key: Option<&str>) -> Result<Self> {
-        let client = Self { http: Http::new(address, api_key)? };
+        Self::connect_with(address, api_key, ClientOptions::default()).await
+    }
+
+    /// [`Client::connect`] with other time and size limits than the
+    /// defaults (every request is bounded by them; see [`ClientOptions`]).
+    pub async fn connect_with(address: &str, api_key: Option<&str>, options: ClientOptions) -> Result<Self> {
+        let client = Self { http: Http::new(address, api_key, options)? };
         client.health().await?;
         Ok(client)
     }
@@ -175,6 +197,10 @@ impl Client {
 
     /// Inserts a document; returns its id.
     pub async fn insert(&self, collection: &str, doc: Document) -> Result<DocId> {
+        if let Err(e) = doc.validate() {
+            crate::dispose::document(doc);
+            return Err(e.into());
+        }
         let path = format!("{}/documents", collection_path(collection));
         id_of(&self.http.call(Method::POST, &path, Some(&doc.to_json())).await?)
     }
@@ -200,13 +226,24 @@ impl Client {
 
     /// Replaces a document (it must exist).
     pub async fn replace(&self, collection: &str, doc: Document) -> Result<()> {
+        if let Err(e) = doc.validate() {
+            crate::dispose::document(doc);
+            return Err(e.into());
+        }
         let path = document_path(collection, &doc.id);
         self.http.call(Method::PUT, &path, Some(&doc.to_json())).await.map(drop)
     }
 
     /// Applies an update (operators or a merge); returns the new document.
     pub async fn update(&self, collection: &str, id: &DocId, update: impl Into<Update>) -> Result<Document> {
-        let body = update_json(&update.into())?;
+        let update = crate::dispose::admit_update(update.into())?;
+        let body = match update_json(&update) {
+            Ok(b) => b,
+            Err(e) => {
+                crate::dispose::update(update);
+                return Err(e);
+            }
+        };
         document(&self.http.call(Method::PATCH, &document_path(collection, id), Some(&body)).await?)
     }
 
@@ -242,7 +279,14 @@ impl Client {
 
     /// Commits a batch of writes all or nothing (conditions checked first).
     pub async fn commit(&self, batch: WriteBatch) -> Result<BatchResult> {
-        let j = self.http.call(Method::POST, "/v1/transactions", Some(&batch.to_json()?)).await?;
+        let body = match batch.to_json() {
+            Ok(b) => b,
+            Err(e) => {
+                batch.dispose();
+                return Err(e);
+            }
+        };
+        let j = self.http.call(Method::POST, "/v1/transactions", Some(&body)).await?;
         Ok(BatchResult {
             sequence: j.get("sequence").and_then(Json::as_u64).ok_or_else(|| bad_response("`sequence`"))?,
             results: j.get("results").and_then(Json::as_array).cloned().unwrap_or_default(),
@@ -254,19 +298,30 @@ impl Client {
     /// The change stream of `collection` (`None`: every collection the key
     /// reads), from just after sequence `after` (`None`: from now — the
     /// feed's head is read before this returns, so every commit after the
-    /// call is delivered). It reconnects by itself and resumes after the
-    /// last commit delivered.
+    /// call is delivered). It returns once the server accepted the stream;
+    /// then it reconnects by itself and resumes after the last commit
+    /// delivered.
+    ///
+    /// Errors: the embedded handle's for the same mistake —
+    /// `UnknownCollection`, and `Error::Transaction(TxnError::FeedTruncated
+    /// { requested, oldest })` for a position the feed no longer holds (also
+    /// as the stream's last item, if a reconnection finds the position
+    /// trimmed); `Error::Remote` for a refusal (`forbidden`) or a server
+    /// that cannot be reached.
     pub async fn changes(&self, collection: Option<&str>, after: Option<u64>) -> Result<ChangeStream> {
         let after = match after {
             Some(a) => a,
             None => self.feed_head().await?,
         };
-        Ok(ChangeStream::start(self.http.clone(), collection.map(str::to_string), after))
+        ChangeStream::open(self.http.clone(), collection.map(str::to_string), after).await
     }
 
-    /// A live query: its results, then ordered updates; reconnects by itself.
-    pub fn live(&self, collection: &str, query: &Query) -> LiveQuery {
-        LiveQuery::start(self.http.clone(), collection.to_string(), query.to_json())
+    /// A live query: its results, then ordered updates. It returns once
+    /// the server sent the results (a bad query or an unknown collection
+    /// is the error, as on the embedded handle); then it reconnects by
+    /// itself.
+    pub async fn live(&self, collection: &str, query: &Query) -> Result<LiveQuery> {
+        LiveQuery::open(self.http.clone(), collection, &query.to_json()).await
     }
 
     // ---- jobs -------------------------------------------------------------
@@ -406,6 +461,10 @@ impl RemoteQuery {
             let page = q.clone().page().await?;
             out.extend(page.items);
             match page.next_cursor {
+                // The cursor just sent, again: the same page forever.
+                Some(c) if q.cursor.as_deref() == Some(c.as_str()) => {
+                    return Err(transport("bad_response", "the server gave the same page cursor twice"))
+                }
                 Some(c) => q = q.after(c),
                 None => return Ok(out),
             }

@@ -55,6 +55,145 @@ fn schema_source(collection: &str, field: &str, message: &str) -> IndexError {
     IndexError::InvalidSchema { collection, reason: message.to_string() }
 }
 
+/// The embedded `WorkerError::InvalidJob` a message (`invalid job `T`:
+/// reason`, its display) stands for, if it is one.
+pub(crate) fn invalid_job(message: &str) -> Option<Error> {
+    let rest = message.strip_prefix("invalid job `")?;
+    let (job_type, reason) = rest.split_once("`: ")?;
+    Some(Error::Workers(aurora::workers::WorkerError::InvalidJob {
+        job_type: job_type.to_string(),
+        reason: reason.to_string(),
+    }))
+}
+
+/// A change feed refusal (`feed_truncated`, `feed_ahead`) of a stream at
+/// `requested`, as the embedded handle's typed error.
+pub(crate) fn feed_error(error: &Json, requested: u64) -> Error {
+    use aurora::txn::TxnError;
+    let number = |k: &str| error.get(k).and_then(Json::as_u64);
+    match (error.get("code").and_then(Json::as_str), number("oldest"), number("head")) {
+        (Some("feed_truncated"), Some(oldest), _) => Error::Transaction(TxnError::FeedTruncated { requested, oldest }),
+        (Some("feed_ahead"), _, Some(head)) => Error::Transaction(TxnError::FeedAhead { requested, head }),
+        _ => from_json(200, error),
+    }
+}
+
+/// The reasons the core gives for refusing a name or an id (its
+/// `&'static str` fields), so that a refusal read back from a message is
+/// the same value the embedded handle returns.
+const REASONS: &[&str] = &[
+    "must not be empty",
+    "longer than 128 bytes",
+    "longer than 256 bytes",
+    "longer than 512 bytes",
+    "contains a NUL character",
+    "contains a control character",
+    "has an empty segment",
+    "contains `.`, which paths read as nesting (the field would be unreachable)",
+    "`_id` is reserved: the JSON form carries the document id under it",
+];
+
+fn static_reason(text: &str) -> Option<&'static str> {
+    REASONS.iter().find(|r| **r == text).copied()
+}
+
+/// `"text"` (a name as `{:?}` writes it) and what follows `": "`.
+fn quoted_then_reason(rest: &str) -> Option<(String, &str)> {
+    let (quoted, reason) = rest.rsplit_once(": ")?;
+    let name = serde_json::from_str::<String>(quoted).unwrap_or_else(|_| quoted.trim_matches('"').to_string());
+    Some((name, reason))
+}
+
+/// A core input refusal (`invalid_name`, `invalid_id`, `too_deep`) read
+/// back from its message, as the embedded `CoreError` (or the storage
+/// layer's `InvalidName`); `None` for a message of another form.
+fn core_refusal(code: &str, message: &str) -> Option<Error> {
+    match code {
+        "invalid_name" => {
+            let rest = message.strip_prefix("invalid ")?;
+            for kind in ["collection", "field path", "field"] {
+                if let Some(rest) = rest.strip_prefix(kind).and_then(|r| r.strip_prefix(" name ")) {
+                    let (name, reason) = quoted_then_reason(rest)?;
+                    return Some(Error::Core(CoreError::InvalidName { kind, name, reason: static_reason(reason)? }));
+                }
+            }
+            let (name, reason) = quoted_then_reason(rest.strip_prefix("name ")?)?;
+            Some(Error::Storage(aurora::storage::StorageError::InvalidName { name, reason: static_reason(reason)? }))
+        }
+        "invalid_id" => {
+            let (id, reason) = quoted_then_reason(message.strip_prefix("invalid document id ")?)?;
+            Some(Error::Core(CoreError::InvalidDocId { id, reason: static_reason(reason)? }))
+        }
+        "too_deep" => {
+            let limit = |rest: &str| rest.strip_suffix(" levels")?.parse().ok();
+            if let Some(rest) = message.strip_prefix("the filter nests deeper than ") {
+                return Some(Error::Core(CoreError::FilterTooDeep { limit: limit(rest)? }));
+            }
+            let (quoted, rest) = message.strip_prefix("field ")?.split_once(" nests deeper than ")?;
+            let field = serde_json::from_str::<String>(quoted).ok()?;
+            Some(Error::Core(CoreError::TooDeep { field, limit: limit(rest)? }))
+        }
+        _ => None,
+    }
+}
+
+/// An `update_failed` message read back as the embedded `UpdateError`
+/// (the server sends its text); `Refused` with the message for a form not
+/// recognised.
+fn update_error(message: String) -> UpdateError {
+    const OPS: &[&str] = &["set", "unset", "increment", "push", "pull", "merge"];
+    const NEEDS: &[&str] = &["a number", "an array", "an int or a finite float"];
+    let stat = |list: &[&'static str], text: &str| list.iter().find(|x| **x == text).copied();
+    let parsed = (|| {
+        if let Some(reason) = message.strip_prefix("the update's values are refused: ") {
+            return Some(UpdateError::Refused { reason: reason.to_string() });
+        }
+        if let Some(field) = message.strip_prefix("incrementing field `").and_then(|r| r.strip_suffix("` overflows")) {
+            return Some(UpdateError::Overflow { field: field.to_string() });
+        }
+        let rest = message.strip_prefix("cannot ")?;
+        let (op, rest) = rest.split_once(" field `")?;
+        let op = stat(OPS, op)?;
+        if let Some((field, rest)) = rest.split_once("`: it holds ") {
+            let (actual, expected) = rest.rsplit_once(", the operator needs ")?;
+            let expected = stat(NEEDS, expected)?;
+            return Some(UpdateError::WrongType { op, field: field.to_string(), expected, actual: actual.to_string() });
+        }
+        if let Some((field, rest)) = rest.split_once("` by ") {
+            let (actual, expected) = rest.rsplit_once(": needs ")?;
+            let expected = stat(NEEDS, expected)?;
+            let actual = static_type(actual);
+            return Some(UpdateError::BadOperand { op, field: field.to_string(), expected, actual });
+        }
+        let (field, reason) = rest.split_once("`: ")?;
+        Some(UpdateError::InvalidPath { op, field: field.to_string(), reason: reason.to_string() })
+    })();
+    parsed.unwrap_or(UpdateError::Refused { reason: message })
+}
+
+/// An `invalid_query` message read back as the embedded `QueryError`
+/// (unknown field, type mismatch), if it has one of their forms.
+fn query_error(message: &str) -> Option<Error> {
+    use aurora::query_engine::QueryError;
+    let rest = message.strip_prefix("collection `")?;
+    if let Some((collection, rest)) = rest.split_once("` has no field `") {
+        let field = rest.strip_suffix('`')?;
+        return Some(Error::Query(QueryError::UnknownField {
+            collection: collection.to_string(),
+            field: field.to_string(),
+        }));
+    }
+    let (collection, rest) = rest.split_once("`: field `")?;
+    let (field, rest) = rest.split_once("` is ")?;
+    let (expected, actual) = rest.rsplit_once(", the filter gives ")?;
+    Some(Error::Query(QueryError::TypeMismatch {
+        collection: collection.to_string(),
+        field: field.to_string(),
+        expected: expected.to_string(),
+        actual: static_type(actual),
+    }))
+}
+
 /// The error a response with `status` and body `body` stands for.
 pub(crate) fn from_response(status: u16, body: &[u8]) -> Error {
     let json: Json = match serde_json::from_slice(body) {
@@ -94,7 +233,16 @@ pub(crate) fn from_json(status: u16, error: &Json) -> Error {
         "unavailable" => Error::Closed,
         "locked" => Error::Locked { path: after(&message, "database directory ").unwrap_or_default().into() },
         "invalid_json" => Error::Core(CoreError::InvalidJson { at: text(error, "at"), reason: message }),
-        "update_failed" => Error::Update(UpdateError::Refused { reason: message }),
+        "update_failed" => Error::Update(update_error(message)),
+        "invalid_job" => invalid_job(&message).unwrap_or(Error::Remote { code, status, message }),
+        "no_index" => Error::Index(IndexError::NoIndex { collection, field }),
+        "invalid_cursor" => Error::Query(aurora::query_engine::QueryError::InvalidCursor(
+            after(&message, "invalid cursor: ").unwrap_or(message),
+        )),
+        "invalid_query" => query_error(&message).unwrap_or(Error::Remote { code, status, message }),
+        "invalid_name" | "invalid_id" | "too_deep" => {
+            core_refusal(&code, &message).unwrap_or(Error::Remote { code, status, message })
+        }
         _ => Error::Remote { code, status, message },
     }
 }

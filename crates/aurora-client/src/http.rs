@@ -1,11 +1,12 @@
 //! The transport: JSON requests over HTTP/1.1 with keep-alive (hyper's
 //! pooled client), the API key as a bearer token, and Server-Sent Events
-//! read frame by frame.
+//! read frame by frame — every wait bounded by [`ClientOptions`]' time
+//! limits, every body and event by its size limits.
 
 use crate::error::{from_response, transport};
 use aurora::{Error, Result};
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Method, Request, Response};
@@ -13,6 +14,52 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as Pool;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value as Json;
+use std::future::Future;
+use std::time::Duration;
+
+/// How a [`Client`](crate::Client) bounds its waits and what it accepts
+/// from a server. Every request has a deadline, so a server that hangs
+/// cannot hang the caller; a body or event larger than its limit is an
+/// error (`Error::Remote` with code `response_too_large`), never held
+/// whole.
+///
+/// ```
+/// use aurora_client::ClientOptions;
+/// use std::time::Duration;
+/// let options = ClientOptions { request_timeout: Duration::from_secs(5), ..ClientOptions::default() };
+/// assert_eq!(options.stream_idle_timeout, Duration::from_secs(45));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// The longest a request may take, from sending it to the last byte of
+    /// the answer (for a stream: until its response headers and first
+    /// event). Default 30 s; past it the call fails with
+    /// `Error::Remote { code: "timeout", .. }`.
+    pub request_timeout: Duration,
+    /// The longest a TCP connection may take to open. Default 10 s.
+    pub connect_timeout: Duration,
+    /// The longest an open event stream may stay silent before the client
+    /// takes the connection for dead and reconnects (the server sends a
+    /// keep-alive every 15 s). Default 45 s.
+    pub stream_idle_timeout: Duration,
+    /// The largest response body accepted, in bytes. Default 256 MiB.
+    pub max_response_bytes: usize,
+    /// The largest single Server-Sent Event accepted, in bytes (a commit
+    /// event holds every document the commit wrote). Default 256 MiB.
+    pub max_event_bytes: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            stream_idle_timeout: Duration::from_secs(45),
+            max_response_bytes: 256 << 20,
+            max_event_bytes: 256 << 20,
+        }
+    }
+}
 
 /// A connection to one server.
 #[derive(Clone)]
@@ -20,11 +67,16 @@ pub(crate) struct Http {
     pool: Pool<HttpConnector, Full<Bytes>>,
     base: String,
     key: Option<HeaderValue>,
+    options: ClientOptions,
 }
 
 impl std::fmt::Debug for Http {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Http").field("base", &self.base).field("key", &self.key.as_ref().map(|_| "…")).finish()
+        f.debug_struct("Http")
+            .field("base", &self.base)
+            .field("key", &self.key.as_ref().map(|_| "…"))
+            .field("options", &self.options)
+            .finish()
     }
 }
 
@@ -41,30 +93,58 @@ pub(crate) fn encode(s: &str) -> String {
     out
 }
 
+/// The error of a wait that ran past its limit.
+pub(crate) fn timed_out(what: &str, limit: Duration) -> Error {
+    transport("timeout", format!("{what} took longer than {limit:?}"))
+}
+
+/// Whether `e` is a body or event over its size limit.
+pub(crate) fn is_too_large(e: &Error) -> bool {
+    matches!(e, Error::Remote { code, .. } if code == "response_too_large")
+}
+
+fn too_large(what: &str, limit: usize) -> Error {
+    transport("response_too_large", format!("{what} is larger than the limit of {limit} bytes"))
+}
+
 impl Http {
     /// A transport for the server at `base` (`http://host:port`).
-    pub(crate) fn new(base: &str, key: Option<&str>) -> Result<Self> {
+    pub(crate) fn new(base: &str, key: Option<&str>, options: ClientOptions) -> Result<Self> {
         let base = base.trim_end_matches('/').to_string();
         if !base.starts_with("http://") {
             return Err(transport("bad_address", format!("{base:?}: the address must start with http://")));
         }
         base.parse::<hyper::Uri>().map_err(|e| transport("bad_address", format!("{base:?}: {e}")))?;
         let key = match key {
-            Some(k) => Some(
-                HeaderValue::from_str(&format!("Bearer {k}"))
-                    .map_err(|_| transport("bad_address", "the API key holds characters a header cannot carry"))?,
-            ),
+            Some(k) => {
+                let mut v = HeaderValue::from_str(&format!("Bearer {k}"))
+                    .map_err(|_| transport("bad_address", "the API key holds characters a header cannot carry"))?;
+                v.set_sensitive(true);
+                Some(v)
+            }
             None => None,
         };
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(options.connect_timeout));
         let pool = Pool::builder(TokioExecutor::new()).build(connector);
-        Ok(Self { pool, base, key })
+        Ok(Self { pool, base, key, options })
     }
 
     /// The server's address.
     pub(crate) fn base(&self) -> &str {
         &self.base
+    }
+
+    /// The limits in force.
+    pub(crate) fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// Runs `work` within the request time limit.
+    async fn bounded<T>(&self, what: &str, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let limit = self.options.request_timeout;
+        tokio::time::timeout(limit, work).await.unwrap_or_else(|_| Err(timed_out(what, limit)))
     }
 
     async fn send(
@@ -92,19 +172,39 @@ impl Http {
         self.pool.request(req).await.map_err(|e| transport("unreachable", format!("{}: {e}", self.base)))
     }
 
+    /// A response's whole body, within the size limit.
+    async fn read_body(&self, response: Response<Incoming>) -> Result<Bytes> {
+        let limit = self.options.max_response_bytes;
+        match Limited::new(response.into_body(), limit).collect().await {
+            Ok(b) => Ok(b.to_bytes()),
+            Err(e) if e.is::<LengthLimitError>() => Err(too_large("the response body", limit)),
+            Err(e) => Err(transport("unreachable", format!("reading the response: {e}"))),
+        }
+    }
+
+    /// A request's status, `ETag` and body, within the time limit.
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Json>,
+    ) -> Result<(u16, Option<HeaderValue>, Bytes)> {
+        self.bounded(path, async {
+            let response = self.send(method, path, body, &[]).await?;
+            let status = response.status().as_u16();
+            let etag = response.headers().get(hyper::header::ETAG).cloned();
+            let bytes = self.read_body(response).await?;
+            if !(200..300).contains(&status) {
+                return Err(from_response(status, &bytes));
+            }
+            Ok((status, etag, bytes))
+        })
+        .await
+    }
+
     /// A JSON request; a non-2xx answer is its [`Error`].
     pub(crate) async fn call(&self, method: Method, path: &str, body: Option<&Json>) -> Result<Json> {
-        let response = self.send(method, path, body, &[]).await?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| transport("unreachable", format!("reading the response: {e}")))?
-            .to_bytes();
-        if !(200..300).contains(&status) {
-            return Err(from_response(status, &bytes));
-        }
+        let (status, _, bytes) = self.exchange(method, path, body).await?;
         serde_json::from_slice(&bytes).map_err(|e| Error::Remote {
             code: "bad_response".into(),
             status,
@@ -114,45 +214,41 @@ impl Http {
 
     /// A JSON GET and the response's `ETag` (a document's revision).
     pub(crate) async fn call_etag(&self, path: &str) -> Result<(Json, Option<u64>)> {
-        let response = self.send(Method::GET, path, None, &[]).await?;
-        let status = response.status().as_u16();
-        let etag = response
-            .headers()
-            .get(hyper::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim_matches('"').parse().ok());
-        let bytes = response.into_body().collect().await.map_err(|e| transport("unreachable", e))?.to_bytes();
-        if !(200..300).contains(&status) {
-            return Err(from_response(status, &bytes));
-        }
+        let (_, etag, bytes) = self.exchange(Method::GET, path, None).await?;
+        let etag = etag.as_ref().and_then(|v| v.to_str().ok()).and_then(|v| v.trim_matches('"').parse().ok());
         let json = serde_json::from_slice(&bytes).map_err(|e| transport("bad_response", e))?;
         Ok((json, etag))
     }
 
     /// A plain-text GET (the Prometheus metrics).
     pub(crate) async fn text(&self, path: &str) -> Result<String> {
-        let response = self.send(Method::GET, path, None, &[]).await?;
-        let status = response.status().as_u16();
-        let bytes = response.into_body().collect().await.map_err(|e| transport("unreachable", e))?.to_bytes();
-        if !(200..300).contains(&status) {
-            return Err(from_response(status, &bytes));
-        }
+        let (_, _, bytes) = self.exchange(Method::GET, path, None).await?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
-    /// Opens an event stream (`GET path`, resumed after `last_event_id`).
+    /// Opens an event stream (`GET path`, resumed after `last_event_id`);
+    /// its response headers within the request time limit.
     pub(crate) async fn events(&self, path: &str, last_event_id: Option<u64>) -> Result<Events> {
         let mut headers = vec![(ACCEPT.as_str(), "text/event-stream".to_string())];
         if let Some(id) = last_event_id {
             headers.push(("last-event-id", id.to_string()));
         }
-        let response = self.send(Method::GET, path, None, &headers).await?;
-        let status = response.status().as_u16();
-        if !(200..300).contains(&status) {
-            let bytes = response.into_body().collect().await.map_err(|e| transport("unreachable", e))?.to_bytes();
-            return Err(from_response(status, &bytes));
-        }
-        Ok(Events { body: response.into_body(), buffer: Vec::new() })
+        self.bounded(path, async {
+            let response = self.send(Method::GET, path, None, &headers).await?;
+            let status = response.status().as_u16();
+            if !(200..300).contains(&status) {
+                let bytes = self.read_body(response).await?;
+                return Err(from_response(status, &bytes));
+            }
+            Ok(Events {
+                body: response.into_body(),
+                buffer: Vec::new(),
+                scanned: 0,
+                idle: self.options.stream_idle_timeout,
+                max_event: self.options.max_event_bytes,
+            })
+        })
+        .await
     }
 }
 
@@ -171,17 +267,29 @@ pub(crate) struct Event {
 pub(crate) struct Events {
     body: Incoming,
     buffer: Vec<u8>,
+    scanned: usize,
+    idle: Duration,
+    max_event: usize,
 }
 
 impl Events {
     /// The next event; `Ok(None)` when the server ended the stream, an
-    /// error when the connection broke.
+    /// error when the connection broke, stayed silent longer than the idle
+    /// limit (code `timeout`), or sent an event over the size limit (code
+    /// `response_too_large`, see [`is_too_large`]).
     pub(crate) async fn next(&mut self) -> Result<Option<Event>> {
         loop {
-            if let Some(event) = take_event(&mut self.buffer) {
-                return Ok(Some(event));
+            if let Some(event) = take_event(&mut self.buffer, &mut self.scanned) {
+                return event.map(Some);
             }
-            match self.body.frame().await {
+            if self.buffer.len() > self.max_event {
+                return Err(too_large("an event", self.max_event));
+            }
+            let frame = match tokio::time::timeout(self.idle, self.body.frame()).await {
+                Ok(f) => f,
+                Err(_) => return Err(timed_out("waiting for the next event (or keep-alive)", self.idle)),
+            };
+            match frame {
                 None => return Ok(None),
                 Some(Err(e)) => return Err(transport("unreachable", format!("the event stream broke: {e}"))),
                 Some(Ok(frame)) => {
@@ -195,12 +303,22 @@ impl Events {
 }
 
 /// Takes the first complete event (ended by a blank line) out of `buffer`;
-/// comments and keep-alives are skipped.
-pub(crate) fn take_event(buffer: &mut Vec<u8>) -> Option<Event> {
+/// comments and keep-alives are skipped. `scanned` is how much of
+/// `buffer` is known to hold no blank line (so an event arriving in many
+/// frames is scanned once, not once per frame). An event that is not
+/// UTF-8 is an error: its data would be altered by any repair.
+pub(crate) fn take_event(buffer: &mut Vec<u8>, scanned: &mut usize) -> Option<Result<Event>> {
     loop {
-        let end = find_blank_line(buffer)?;
+        let Some(end) = find_blank_line(buffer, scanned.saturating_sub(2)) else {
+            *scanned = buffer.len();
+            return None;
+        };
+        *scanned = 0;
         let block: Vec<u8> = buffer.drain(..end.1).collect();
-        let block = String::from_utf8_lossy(&block[..end.0]).into_owned();
+        let block = match std::str::from_utf8(&block[..end.0]) {
+            Ok(b) => b,
+            Err(e) => return Some(Err(transport("bad_response", format!("an event that is not UTF-8: {e}")))),
+        };
         let mut event = Event { event: "message".into(), ..Event::default() };
         let mut data: Vec<&str> = Vec::new();
         let mut any = false;
@@ -220,14 +338,15 @@ pub(crate) fn take_event(buffer: &mut Vec<u8>) -> Option<Event> {
         }
         if any {
             event.data = data.join("\n");
-            return Some(event);
+            return Some(Ok(event));
         }
     }
 }
 
-/// The end of the first event's text and of its blank line.
-fn find_blank_line(text: &[u8]) -> Option<(usize, usize)> {
-    for i in 0..text.len() {
+/// The end of the first event's text and of its blank line, looking from
+/// `from` on.
+fn find_blank_line(text: &[u8], from: usize) -> Option<(usize, usize)> {
+    for i in from..text.len() {
         if text[i] == b'\n' {
             if text.get(i + 1) == Some(&b'\n') {
                 return Some((i, i + 2));
@@ -247,13 +366,26 @@ mod tests {
     #[test]
     fn events_are_read_frame_by_frame() {
         let mut buf = b": keep-alive\n\nevent: commit\nid: 7\ndata: {\"a\":\ndata: 1}\n\nevent: rea".to_vec();
-        let e = take_event(&mut buf).expect("one event");
+        let mut scanned = 0;
+        let e = take_event(&mut buf, &mut scanned).expect("one event").expect("UTF-8");
         assert_eq!((e.event.as_str(), e.id.as_deref(), e.data.as_str()), ("commit", Some("7"), "{\"a\":\n1}"));
-        assert!(take_event(&mut buf).is_none(), "the rest is incomplete");
+        assert!(take_event(&mut buf, &mut scanned).is_none(), "the rest is incomplete");
+        assert_eq!(scanned, buf.len());
         buf.extend_from_slice(b"dy\r\ndata: x\r\n\r\n");
-        let e = take_event(&mut buf).expect("completed");
+        let e = take_event(&mut buf, &mut scanned).expect("completed").expect("UTF-8");
         assert_eq!((e.event.as_str(), e.data.as_str()), ("ready", "x"));
         assert!(buf.is_empty());
+        // A blank line split across two frames is still found.
+        let mut buf = b"data: a\n".to_vec();
+        assert!(take_event(&mut buf, &mut scanned).is_none());
+        buf.extend_from_slice(b"\ndata: b\n\n");
+        assert_eq!(take_event(&mut buf, &mut scanned).expect("a").expect("UTF-8").data, "a");
+        assert_eq!(take_event(&mut buf, &mut scanned).expect("b").expect("UTF-8").data, "b");
+        // Bytes that are not UTF-8 are refused, not repaired.
+        let mut buf = b"data: \xff\xfe\n\n".to_vec();
+        assert!(
+            matches!(take_event(&mut buf, &mut 0), Some(Err(Error::Remote { ref code, .. })) if code == "bad_response")
+        );
     }
 
     #[test]

@@ -39,6 +39,7 @@
 
 mod batch;
 mod client;
+mod dispose;
 mod error;
 mod http;
 mod jobs;
@@ -50,6 +51,7 @@ mod typed;
 
 pub use batch::{BatchResult, WriteBatch};
 pub use client::{Client, CollectionInfo, RemoteQuery};
+pub use http::ClientOptions;
 pub use jobs::{JobSummary, NewJob};
 pub use query::{Page, Query};
 pub use store::{EventStream, LiveEvent, Store};

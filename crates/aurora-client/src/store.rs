@@ -85,7 +85,9 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Commits writes all or nothing; returns the commit's sequence.
     fn commit(&self, batch: WriteBatch) -> impl Future<Output = Result<u64>> + Send;
     /// The commits touching `collection` after sequence `after`, then live
-    /// ones, each exactly once.
+    /// ones, each exactly once. Errors: `UnknownCollection`; a position the
+    /// change feed no longer holds is
+    /// `Error::Transaction(TxnError::FeedTruncated { .. })`.
     fn changes(&self, collection: &str, after: u64) -> impl Future<Output = Result<EventStream<CommitEvents>>> + Send;
     /// A live query: [`LiveEvent::Results`], then [`LiveEvent::Update`]s.
     fn live(&self, collection: &str, query: &Query) -> impl Future<Output = Result<EventStream<LiveEvent>>> + Send;
@@ -128,7 +130,7 @@ impl Store for Client {
         Ok(Box::pin(Client::changes(self, Some(collection), Some(after)).await?))
     }
     async fn live(&self, collection: &str, query: &Query) -> Result<EventStream<LiveEvent>> {
-        Ok(Box::pin(Client::live(self, collection, query)))
+        Ok(Box::pin(Client::live(self, collection, query).await?))
     }
     async fn enqueue(&self, job: &NewJob) -> Result<DocId> {
         Client::enqueue(self, job).await
@@ -232,6 +234,9 @@ impl Store for Aurora {
         }
     }
     async fn changes(&self, collection: &str, after: u64) -> Result<EventStream<CommitEvents>> {
+        // A typo is an error, as the server's (a listener of a collection
+        // that does not exist would wait forever).
+        self.database().collections().definition_shared(collection)?;
         let scope = FeedScope::collections([collection.to_string()]);
         let mut listener = self.listen_from_in(after, &scope).await?;
         let (tx, rx) = mpsc::channel(256);
@@ -296,7 +301,12 @@ impl Store for Aurora {
         // In a transaction of its own (the outbox), so that no job queue
         // needs to be opened on the handle just to add a job.
         let mut tx = self.begin()?;
-        let id = aurora::EnqueueExt::enqueue(&mut *tx, job.to_job())?;
+        // The outbox reports an invalid job as an aborted transaction; the
+        // server (and `Workers::enqueue`) as the worker error it is.
+        let id = aurora::EnqueueExt::enqueue(&mut *tx, job.to_job()).map_err(|e| match &e {
+            aurora::txn::TxnError::Aborted(m) => crate::error::invalid_job(m).unwrap_or_else(|| e.into()),
+            _ => e.into(),
+        })?;
         tx.commit().await?;
         Ok(id)
     }

@@ -3,41 +3,81 @@
 //! `futures_core::Stream`s that reconnect by themselves after a broken
 //! connection or a server restart, resuming after the last event they
 //! delivered (`Last-Event-ID`): no gap, no duplicate.
+//!
+//! Each stream is a task feeding a bounded channel; dropping the stream
+//! aborts the task and closes its connection. Reconnection waits grow
+//! from [`FIRST_BACKOFF`] to [`MAX_BACKOFF`], each drawn at random from
+//! its upper half (so clients cut off together do not come back
+//! together), and only a connection that delivered an event resets them:
+//! a server that accepts and hangs up at once is retried ever more
+//! slowly, never in a loop.
 
 use crate::client::document;
-use crate::error::{from_json, transport};
-use crate::http::{encode, Event, Http};
+use crate::error::{feed_error, from_json, transport};
+use crate::http::{encode, is_too_large, timed_out, Event, Http};
 use crate::store::LiveEvent;
 use aurora::{ChangeCause, ChangeEvent, ChangeType, CommitEvents, DocId, Document, Error, QueryUpdate, Result};
 use serde_json::Value as Json;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// The first wait before reconnecting; doubled up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Events buffered between the connection and the consumer.
 const BUFFER: usize = 256;
 
-/// Whether a failure to connect is worth retrying (the server is down or
-/// restarting, or busy) rather than final (a bad request, a missing right).
+/// Whether a failure is worth retrying (the server is down, restarting,
+/// busy or silent) rather than final (a bad request, a missing right, an
+/// event over the size limit).
 fn retryable(e: &Error) -> bool {
     match e {
         Error::Closed => true,
         Error::Remote { code, .. } => {
-            matches!(code.as_str(), "unreachable" | "bad_response" | "too_many_streams" | "internal")
+            matches!(code.as_str(), "unreachable" | "timeout" | "bad_response" | "too_many_streams" | "internal")
         }
         _ => false,
     }
 }
 
-fn next_backoff(b: Duration) -> Duration {
-    (b * 2).min(MAX_BACKOFF)
+/// A reconnection delay: doubling from [`FIRST_BACKOFF`] to
+/// [`MAX_BACKOFF`], each wait drawn from the upper half of the current step.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    step: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new() -> Self {
+        Self { step: FIRST_BACKOFF }
+    }
+
+    /// The next wait (and the step grows).
+    pub(crate) fn next_wait(&mut self) -> Duration {
+        let wait = jitter(self.step);
+        self.step = (self.step * 2).min(MAX_BACKOFF);
+        wait
+    }
+
+    /// A connection made progress: the next failure waits the least again.
+    pub(crate) fn reset(&mut self) {
+        self.step = FIRST_BACKOFF;
+    }
+}
+
+/// A duration drawn uniformly from `[d/2, d]` (std's per-instance random
+/// hash keys as the random source: no dependency for one number).
+fn jitter(d: Duration) -> Duration {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |t| t.as_nanos()));
+    let half = d / 2;
+    let span = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX).saturating_add(1);
+    half + Duration::from_nanos(h.finish() % span)
 }
 
 /// The stream's receiving side; dropping it stops the connection task.
@@ -58,6 +98,44 @@ impl<T> Feed<T> {
     }
 }
 
+/// Tells the caller that opened a stream how its first connection went:
+/// `Ok` once an event arrived, the error if the stream failed before.
+struct Opened(Option<oneshot::Sender<Result<()>>>);
+
+impl Opened {
+    fn ok(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(Ok(()));
+        }
+    }
+
+    /// Reports `e` to the caller if it is still waiting (true), else false.
+    fn fail(&mut self, e: Error) -> std::result::Result<(), Error> {
+        match self.0.take() {
+            Some(tx) => {
+                let _ = tx.send(Err(e));
+                Ok(())
+            }
+            None => Err(e),
+        }
+    }
+
+    fn waiting(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+/// Waits until a stream's first connection delivered an event (or
+/// failed), within the request time limit.
+async fn wait_opened(http: &Http, opened: oneshot::Receiver<Result<()>>) -> Result<()> {
+    let limit = http.options().request_timeout;
+    match tokio::time::timeout(limit, opened).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err(transport("unreachable", "the stream's task ended before it connected")),
+        Err(_) => Err(timed_out("opening the stream", limit)),
+    }
+}
+
 /// What an `error` event asks for.
 enum StreamEnd {
     /// Reconnect (the server cut the stream off: a slow consumer).
@@ -66,24 +144,139 @@ enum StreamEnd {
     Fail(Error),
 }
 
-fn stream_error(e: &Event) -> StreamEnd {
+/// An `error` event; `position` is where the stream was (the position a
+/// `feed_truncated` or `feed_ahead` refused).
+fn stream_error(e: &Event, position: u64) -> StreamEnd {
     let json: Json = serde_json::from_str(&e.data).unwrap_or(Json::Null);
     let error = json.get("error").cloned().unwrap_or(Json::Null);
     match error.get("code").and_then(Json::as_str) {
         Some("slow_consumer") => StreamEnd::Reconnect,
+        Some("feed_truncated" | "feed_ahead") => StreamEnd::Fail(feed_error(&error, position)),
         Some(_) => StreamEnd::Fail(from_json(200, &error)),
         None => StreamEnd::Fail(transport("bad_response", format!("an error event without a code: {}", e.data))),
     }
+}
+
+/// Delivers a final error: to the caller still waiting for the stream to
+/// open, else as the stream's last item.
+async fn fail<T>(opened: &mut Opened, tx: &mpsc::Sender<Result<T>>, e: Error) {
+    if let Err(e) = opened.fail(e) {
+        let _ = tx.send(Err(e)).await;
+    }
+}
+
+/// What an event did to a stream.
+enum Handled<T> {
+    /// Nothing to deliver (a duplicate, or an event of no interest).
+    Skip,
+    /// The stream is current (a `ready` event): progress, nothing to deliver.
+    Ready,
+    /// An item for the consumer.
+    Deliver(T),
+    /// The server cut the stream off: reconnect.
+    Reconnect,
+}
+
+/// The state of one kind of stream, across its connections.
+trait Reader: Send + 'static {
+    type Item: Send + 'static;
+    /// The position to resume after (`Last-Event-ID`), if any yet.
+    fn position(&self) -> Option<u64>;
+    /// Handles one event; an error stops the stream.
+    fn on_event(&mut self, e: &Event) -> Result<Handled<Self::Item>>;
+}
+
+/// Whether an error reading a connection ends the stream (an event over
+/// the size limit or not UTF-8 would come again) rather than calling for
+/// a reconnection (broken, or silent too long).
+fn final_read_error(e: &Error) -> bool {
+    is_too_large(e) || matches!(e, Error::Remote { code, .. } if code == "bad_response")
+}
+
+/// Connects, reads each connection with `reader`, and reconnects after a
+/// wait, until the consumer leaves or an error ends the stream.
+async fn run<R: Reader>(
+    http: Http,
+    path: String,
+    mut reader: R,
+    tx: mpsc::Sender<Result<R::Item>>,
+    mut opened: Opened,
+) {
+    let mut backoff = Backoff::new();
+    loop {
+        match http.events(&path, reader.position()).await {
+            Ok(mut events) => {
+                let mut progressed = false;
+                loop {
+                    let event = match events.next().await {
+                        Ok(Some(e)) => e,
+                        Ok(None) => break,
+                        Err(e) if final_read_error(&e) => {
+                            fail(&mut opened, &tx, e).await;
+                            return;
+                        }
+                        Err(_) => break,
+                    };
+                    match reader.on_event(&event) {
+                        Ok(Handled::Skip) => {}
+                        Ok(Handled::Ready) => {
+                            progressed = true;
+                            opened.ok();
+                        }
+                        Ok(Handled::Deliver(item)) => {
+                            progressed = true;
+                            opened.ok();
+                            if tx.send(Ok(item)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(Handled::Reconnect) => break,
+                        Err(e) => {
+                            fail(&mut opened, &tx, e).await;
+                            return;
+                        }
+                    }
+                }
+                if progressed {
+                    backoff.reset();
+                }
+            }
+            // The first connection's failure is the caller's answer;
+            // later ones are retried while they may pass.
+            Err(e) if retryable(&e) && !opened.waiting() => {}
+            Err(e) => {
+                fail(&mut opened, &tx, e).await;
+                return;
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(backoff.next_wait()).await;
+    }
+}
+
+/// Starts a stream's task and waits until its first connection delivered
+/// an event (so a refusal is the caller's error, as on the embedded handle).
+async fn start<R: Reader>(http: Http, path: String, reader: R) -> Result<Feed<R::Item>> {
+    let (tx, rx) = mpsc::channel(BUFFER);
+    let (opened_tx, opened_rx) = oneshot::channel();
+    let task = tokio::spawn(run(http.clone(), path, reader, tx, Opened(Some(opened_tx))));
+    // Dropped (and the task aborted) if this future is dropped or fails.
+    let feed = Feed { rx, task };
+    wait_opened(&http, opened_rx).await?;
+    Ok(feed)
 }
 
 // ---- change streams -------------------------------------------------------
 
 /// A reconnecting change stream: each item is one commit's changes, in
 /// commit order, exactly once ([`Client::changes`](crate::Client::changes)).
-/// [`ChangeStream::position`] is the sequence of the last commit delivered.
+/// [`ChangeStream::position`] is the sequence of the last commit the
+/// stream yielded.
 pub struct ChangeStream {
     feed: Feed<CommitEvents>,
-    position: Arc<AtomicU64>,
+    position: u64,
 }
 
 impl std::fmt::Debug for ChangeStream {
@@ -129,17 +322,58 @@ pub(crate) fn commit_from_json(j: &Json) -> Result<CommitEvents> {
     Ok(CommitEvents { sequence, transaction_id, events })
 }
 
-impl ChangeStream {
-    pub(crate) fn start(http: Http, collection: Option<String>, after: u64) -> Self {
-        let position = Arc::new(AtomicU64::new(after));
-        let (tx, rx) = mpsc::channel(BUFFER);
-        let task = tokio::spawn(follow_changes(http, collection, after, Arc::clone(&position), tx));
-        Self { feed: Feed { rx, task }, position }
+/// A change stream's state across connections: the last commit read.
+struct Changes {
+    last: u64,
+}
+
+impl Reader for Changes {
+    type Item = CommitEvents;
+
+    fn position(&self) -> Option<u64> {
+        Some(self.last)
     }
 
-    /// The sequence of the last commit delivered (or the starting position).
+    fn on_event(&mut self, e: &Event) -> Result<Handled<CommitEvents>> {
+        match e.event.as_str() {
+            "commit" => {
+                let commit = commit_from_json(&parse(e)?)?;
+                // A commit at or before the position is one already
+                // delivered (a server replaying after a reconnection).
+                if commit.sequence <= self.last {
+                    return Ok(Handled::Skip);
+                }
+                self.last = commit.sequence;
+                Ok(Handled::Deliver(commit))
+            }
+            "ready" => Ok(Handled::Ready),
+            "error" => match stream_error(e, self.last) {
+                StreamEnd::Reconnect => Ok(Handled::Reconnect),
+                StreamEnd::Fail(err) => Err(err),
+            },
+            _ => Ok(Handled::Skip),
+        }
+    }
+}
+
+impl ChangeStream {
+    /// Opens the stream after sequence `after`; returns once the server
+    /// accepted it (its refusal — an unknown collection, a missing right, a
+    /// trimmed position — is the error).
+    pub(crate) async fn open(http: Http, collection: Option<String>, after: u64) -> Result<Self> {
+        let path = match &collection {
+            Some(c) => format!("/v1/changes?collection={}", encode(c)),
+            None => "/v1/changes".to_string(),
+        };
+        let feed = start(http, path, Changes { last: after }).await?;
+        Ok(Self { feed, position: after })
+    }
+
+    /// The sequence of the last commit this stream yielded (or the
+    /// starting position): where to resume after the items consumed so
+    /// far — commits read from the server but not yet yielded do not count.
     pub fn position(&self) -> u64 {
-        self.position.load(Ordering::Acquire)
+        self.position
     }
 }
 
@@ -147,69 +381,12 @@ impl futures_core::Stream for ChangeStream {
     type Item = Result<CommitEvents>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().feed.poll(cx)
-    }
-}
-
-async fn follow_changes(
-    http: Http,
-    collection: Option<String>,
-    mut last: u64,
-    position: Arc<AtomicU64>,
-    tx: mpsc::Sender<Result<CommitEvents>>,
-) {
-    let mut backoff = FIRST_BACKOFF;
-    let path = match &collection {
-        Some(c) => format!("/v1/changes?collection={}", encode(c)),
-        None => "/v1/changes".to_string(),
-    };
-    loop {
-        let mut events = match http.events(&path, Some(last)).await {
-            Ok(e) => e,
-            Err(e) if retryable(&e) => {
-                tokio::time::sleep(backoff).await;
-                backoff = next_backoff(backoff);
-                continue;
-            }
-            Err(e) => {
-                let _ = tx.send(Err(e)).await;
-                return;
-            }
-        };
-        backoff = FIRST_BACKOFF;
-        while let Ok(Some(e)) = events.next().await {
-            match e.event.as_str() {
-                "commit" => {
-                    let commit = serde_json::from_str(&e.data)
-                        .map_err(|err| transport("bad_response", err))
-                        .and_then(|j: Json| commit_from_json(&j));
-                    match commit {
-                        Ok(c) if c.sequence <= last => {}
-                        Ok(c) => {
-                            last = c.sequence;
-                            position.store(last, Ordering::Release);
-                            if tx.send(Ok(c)).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(err) => {
-                            let _ = tx.send(Err(err)).await;
-                            return;
-                        }
-                    }
-                }
-                "error" => match stream_error(&e) {
-                    StreamEnd::Reconnect => break,
-                    StreamEnd::Fail(err) => {
-                        let _ = tx.send(Err(err)).await;
-                        return;
-                    }
-                },
-                _ => {}
-            }
+        let this = self.get_mut();
+        let next = this.feed.poll(cx);
+        if let Poll::Ready(Some(Ok(c))) = &next {
+            this.position = c.sequence;
         }
-        // The stream ended or broke: reconnect after `last`.
-        tokio::time::sleep(backoff).await;
+        next
     }
 }
 
@@ -233,10 +410,12 @@ impl std::fmt::Debug for LiveQuery {
 }
 
 impl LiveQuery {
-    pub(crate) fn start(http: Http, collection: String, query: Json) -> Self {
-        let (tx, rx) = mpsc::channel(BUFFER);
-        let task = tokio::spawn(follow_live(http, collection, query, tx));
-        Self { feed: Feed { rx, task } }
+    /// Opens the live query; returns once the server sent its results (a
+    /// refusal — a bad query, an unknown collection — is the error).
+    pub(crate) async fn open(http: Http, collection: &str, query: &Json) -> Result<Self> {
+        let path = format!("/v1/collections/{}/live?q={}", encode(collection), encode(&query.to_string()));
+        let feed = start(http, path, Live { current: None, last: None }).await?;
+        Ok(Self { feed })
     }
 }
 
@@ -311,71 +490,77 @@ fn documents(j: &Json) -> Result<Vec<Document>> {
         .collect()
 }
 
-async fn follow_live(http: Http, collection: String, query: Json, tx: mpsc::Sender<Result<LiveEvent>>) {
-    let path = format!("/v1/collections/{}/live?q={}", encode(&collection), encode(&query.to_string()));
-    let mut current: Option<Vec<Document>> = None;
-    let mut last: Option<u64> = None;
-    let mut backoff = FIRST_BACKOFF;
-    loop {
-        let mut events = match http.events(&path, last).await {
-            Ok(e) => e,
-            Err(e) if retryable(&e) => {
-                tokio::time::sleep(backoff).await;
-                backoff = next_backoff(backoff);
-                continue;
-            }
-            Err(e) => {
-                let _ = tx.send(Err(e)).await;
-                return;
-            }
-        };
-        backoff = FIRST_BACKOFF;
-        while let Ok(Some(e)) = events.next().await {
-            let out = match e.event.as_str() {
-                "snapshot" => parse(&e).and_then(|j| {
-                    let sequence = j.get("sequence").and_then(Json::as_u64).unwrap_or(0);
-                    let docs = documents(&j)?;
-                    last = Some(sequence);
-                    Ok(match current.replace(docs.clone()) {
-                        None => Some(LiveEvent::Results { sequence, documents: docs }),
-                        Some(old) => {
-                            let updates = diff(&old, &docs);
-                            (!updates.is_empty()).then_some(LiveEvent::Update { sequence, updates })
+/// A live query's state across connections: the results so far and the
+/// sequence they are current at.
+struct Live {
+    current: Option<Vec<Document>>,
+    last: Option<u64>,
+}
+
+fn sequence_of(j: &Json) -> Result<u64> {
+    j.get("sequence").and_then(Json::as_u64).ok_or_else(|| transport("bad_response", "an event without `sequence`"))
+}
+
+impl Reader for Live {
+    type Item = LiveEvent;
+
+    fn position(&self) -> Option<u64> {
+        self.last
+    }
+
+    fn on_event(&mut self, e: &Event) -> Result<Handled<LiveEvent>> {
+        match e.event.as_str() {
+            "snapshot" => {
+                let j = parse(e)?;
+                let sequence = sequence_of(&j)?;
+                let docs = documents(&j)?;
+                self.last = Some(sequence);
+                Ok(match self.current.replace(docs.clone()) {
+                    None => Handled::Deliver(LiveEvent::Results { sequence, documents: docs }),
+                    Some(old) => {
+                        let updates = diff(&old, &docs);
+                        if updates.is_empty() {
+                            Handled::Ready
+                        } else {
+                            Handled::Deliver(LiveEvent::Update { sequence, updates })
                         }
-                    })
-                }),
-                "update" => parse(&e).and_then(|j| {
-                    let sequence = j.get("sequence").and_then(Json::as_u64).unwrap_or(0);
-                    let list = current.get_or_insert_with(Vec::new);
-                    let mut updates = Vec::new();
-                    for c in j.get("changes").and_then(Json::as_array).map(Vec::as_slice).unwrap_or(&[]) {
-                        let u = live_change(c, list)?;
-                        u.apply_to(list);
-                        updates.push(u);
                     }
-                    last = Some(sequence);
-                    Ok(Some(LiveEvent::Update { sequence, updates }))
-                }),
-                "error" => match stream_error(&e) {
-                    StreamEnd::Reconnect => break,
-                    StreamEnd::Fail(err) => Err(err),
-                },
-                _ => Ok(None),
-            };
-            match out {
-                Ok(Some(event)) => {
-                    if tx.send(Ok(event)).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => {}
-                Err(err) => {
-                    let _ = tx.send(Err(err)).await;
-                    return;
-                }
+                })
             }
+            "update" => {
+                let j = parse(e)?;
+                let sequence = sequence_of(&j)?;
+                // An update at or before the results' sequence is in them
+                // already: applying it again would corrupt the list.
+                if self.last.is_some_and(|l| sequence <= l) {
+                    return Ok(Handled::Skip);
+                }
+                let list = self
+                    .current
+                    .as_mut()
+                    .ok_or_else(|| transport("bad_response", "a live update before the results"))?;
+                let mut updates = Vec::new();
+                for c in j.get("changes").and_then(Json::as_array).map(Vec::as_slice).unwrap_or(&[]) {
+                    let u = live_change(c, list)?;
+                    u.apply_to(list);
+                    updates.push(u);
+                }
+                self.last = Some(sequence);
+                Ok(Handled::Deliver(LiveEvent::Update { sequence, updates }))
+            }
+            // Resumed: the results are still those at `sequence`.
+            "ready" if self.current.is_some() => {
+                if let Ok(s) = parse(e).and_then(|j| sequence_of(&j)) {
+                    self.last = Some(self.last.map_or(s, |l| l.max(s)));
+                }
+                Ok(Handled::Ready)
+            }
+            "error" => match stream_error(e, self.last.unwrap_or(0)) {
+                StreamEnd::Reconnect => Ok(Handled::Reconnect),
+                StreamEnd::Fail(err) => Err(err),
+            },
+            _ => Ok(Handled::Skip),
         }
-        tokio::time::sleep(backoff).await;
     }
 }
 
@@ -388,6 +573,23 @@ mod tests {
         let mut x = doc! { "n": n };
         x.id = DocId::parse(id).expect("id");
         x
+    }
+
+    #[test]
+    fn reconnection_waits_grow_to_a_bound_and_are_jittered() {
+        let mut b = Backoff::new();
+        let mut step = FIRST_BACKOFF;
+        for _ in 0..10 {
+            let w = b.next_wait();
+            assert!(w >= step / 2 && w <= step, "{w:?} outside [{:?}, {step:?}]", step / 2);
+            step = (step * 2).min(MAX_BACKOFF);
+        }
+        assert_eq!(step, MAX_BACKOFF);
+        // Twenty waits at the top step are not all the same.
+        let waits: std::collections::HashSet<Duration> = (0..20).map(|_| b.next_wait()).collect();
+        assert!(waits.len() > 1, "no jitter: {waits:?}");
+        b.reset();
+        assert!(b.next_wait() <= FIRST_BACKOFF);
     }
 
     #[test]

@@ -5,6 +5,19 @@
 
 const $ = (sel) => document.querySelector(sel);
 const PAGE_SIZE = 20;
+// The longest text a table cell, a tail row or a live result shows (a
+// document of megabytes stays whole in the editor, not in the DOM of lists).
+const CELL_CHARS = 300;
+const ROW_CHARS = 2000;
+const clip = (text, max) => (text.length > max ? text.slice(0, max) + ` … (${text.length} characters)` : text);
+// A change badge: its type as text, its class from a fixed list (never markup from the server).
+const BADGES = ["insert", "update", "delete", "snapshot", "added", "removed", "modified"];
+function badge(type) {
+  const b = document.createElement("span");
+  b.className = "badge" + (BADGES.includes(type) ? " " + type : "");
+  b.textContent = type;
+  return b;
+}
 const state = {
   key: localStorage.getItem("aurora.key") || "",
   collections: [],
@@ -41,7 +54,7 @@ async function api(method, path, body) {
   let json = null;
   try { json = text ? JSON.parse(text) : null; } catch (_) { json = null; }
   if (!res.ok) {
-    if (res.status === 401) askForKey("The server refused the key: " + ((json && json.error && json.error.message) || "unauthorized"));
+    if (res.status === 401) refusedKey("The server refused the key: " + ((json && json.error && json.error.message) || "unauthorized"));
     throw new ApiError(res.status, json && json.error);
   }
   return json !== null ? json : text;
@@ -49,7 +62,14 @@ async function api(method, path, body) {
 
 const enc = encodeURIComponent;
 const idText = (id) => (typeof id === "string" ? id : JSON.stringify(id));
-const docPath = (c, id) => `/v1/collections/${enc(c)}/documents/${enc(idText(id))}`;
+// An id (its JSON form) as the server reads a path segment: a text id
+// spelled like a UUID ({"$text": …}) or starting with `~` goes behind a `~`.
+const idSegment = (id) => {
+  if (typeof id === "string") return id.startsWith("~") ? "~" + id : id;
+  if (id && typeof id.$text === "string") return "~" + id.$text;
+  return JSON.stringify(id);
+};
+const docPath = (c, id) => `/v1/collections/${enc(c)}/documents/${enc(idSegment(id))}`;
 
 function explain(err) {
   if (!(err instanceof ApiError)) return String(err);
@@ -75,7 +95,7 @@ async function readEvents(path, lastId, signal, onEvent) {
   if (!res.ok) {
     let error = null;
     try { error = (await res.json()).error; } catch (_) { error = null; }
-    if (res.status === 401) askForKey("The server refused the key.");
+    if (res.status === 401) refusedKey("The server refused the key.");
     throw new ApiError(res.status, error);
   }
   const reader = res.body.getReader();
@@ -122,7 +142,10 @@ function follow(pathFn, onEvent, status, signal) {
         await readEvents(pathFn(), last, signal, (ev) => {
           if (ev.id !== null) last = ev.id;
           if (ev.event === "error") {
-            const e = JSON.parse(ev.data).error || {};
+            let e = {};
+            try { e = JSON.parse(ev.data).error || {}; } catch (_) { e = { code: "bad_event", message: "an error event that is not JSON" }; }
+            // A key revoked while the stream runs ends it with `unauthorized`.
+            if (e.code === "unauthorized") refusedKey("The server refused the key: " + (e.message || "unauthorized"));
             if (e.code !== "slow_consumer") stop = new ApiError(200, e);
             return;
           }
@@ -145,6 +168,16 @@ function follow(pathFn, onEvent, status, signal) {
 }
 
 // ---- the key ---------------------------------------------------------------
+
+// A key the server refused (unknown or revoked) is forgotten, not kept
+// in storage to be sent again; the person is asked for another.
+function refusedKey(message) {
+  if (state.key) {
+    state.key = "";
+    localStorage.removeItem("aurora.key");
+  }
+  askForKey(message);
+}
 
 function askForKey(message) {
   $("#key-dialog").hidden = false;
@@ -281,7 +314,7 @@ function renderTable(el, docs, onClick) {
   for (const d of docs) {
     const tr = body.insertRow();
     tr.dataset.id = idText(d._id);
-    for (const c of cols) { const td = tr.insertCell(); td.textContent = cellText(d[c]); td.title = td.textContent; }
+    for (const c of cols) { const td = tr.insertCell(); const text = cellText(d[c]); td.textContent = clip(text, CELL_CHARS); td.title = clip(text, ROW_CHARS); }
     if (onClick) { tr.className = "clickable"; tr.onclick = () => onClick(d, tr); }
   }
   el.appendChild(table);
@@ -292,8 +325,14 @@ async function loadDocuments() {
   const body = { limit: PAGE_SIZE };
   const cursor = state.cursors[state.page];
   if (cursor) body.cursor = cursor;
+  // An answer that arrives after another collection or page was chosen
+  // is stale: showing it would put one collection's documents (and
+  // cursor) under another's name.
+  const asked = { collection: state.collection, page: state.page, cursor };
+  const current = () => state.collection === asked.collection && state.page === asked.page && state.cursors[state.page] === asked.cursor;
   try {
     const res = await api("POST", `/v1/collections/${enc(state.collection)}/query`, body);
+    if (!current()) return;
     state.nextCursor = res.next_cursor;
     renderTable($("#documents-table"), res.results, (d, tr) => editDocument(d, tr));
     $("#page-label").textContent = `page ${state.page + 1}`;
@@ -304,7 +343,7 @@ async function loadDocuments() {
       if (tr) tr.classList.add("selected");
     }
   } catch (err) {
-    $("#documents-table").textContent = explain(err);
+    if (current()) $("#documents-table").textContent = explain(err);
   }
 }
 
@@ -450,19 +489,27 @@ function startTail() {
     for (const ch of c.changes) {
       const tr = document.createElement("tr");
       tr.className = "fresh";
-      const cells = [c.sequence, new Date().toLocaleTimeString(), ch.collection, null, idText(ch.id), ch.document ? JSON.stringify(ch.document) : ""];
+      const cells = [c.sequence, new Date().toLocaleTimeString(), ch.collection, null, clip(idText(ch.id), CELL_CHARS), ch.document ? clip(JSON.stringify(ch.document), CELL_CHARS) : ""];
       cells.forEach((v, i) => {
         const td = tr.insertCell();
-        if (i === 3) td.innerHTML = `<span class="badge ${ch.type}">${ch.type}</span>`;
+        if (i === 3) td.appendChild(badge(String(ch.type)));
         else td.textContent = v;
       });
       body.insertBefore(tr, body.firstChild);
     }
     while (body.rows.length > 200) body.deleteRow(body.rows.length - 1);
     if (c.changes.some((ch) => ch.collection === state.collection)) scheduleRefresh();
+    // A write to a collection the sidebar does not list (made since it loaded).
+    if (c.changes.some((ch) => !state.collections.some((i) => i.name === ch.collection))) scheduleCollections();
   }, (s) => { $("#tail-status").textContent = s; }, tail.signal);
 }
 $("#tail-clear").onclick = () => { $("#tail").textContent = ""; };
+
+let collectionsTimer = null;
+function scheduleCollections() {
+  if (collectionsTimer) return;
+  collectionsTimer = setTimeout(() => { collectionsTimer = null; loadCollections().catch(() => {}); }, 500);
+}
 
 let refreshTimer = null;
 function scheduleRefresh() {
@@ -477,7 +524,7 @@ function renderLive(list, changed) {
   ol.textContent = "";
   list.forEach((d) => {
     const li = document.createElement("li");
-    li.textContent = JSON.stringify(d);
+    li.textContent = clip(JSON.stringify(d), ROW_CHARS);
     if (changed.has(idText(d._id))) li.className = "fresh";
     ol.appendChild(li);
   });
@@ -485,8 +532,8 @@ function renderLive(list, changed) {
 
 function liveLog(text, type) {
   const li = document.createElement("li");
-  li.innerHTML = `<span class="badge ${type}">${type}</span> `;
-  li.appendChild(document.createTextNode(text));
+  li.appendChild(badge(type));
+  li.appendChild(document.createTextNode(" " + clip(text, ROW_CHARS)));
   const log = $("#live-log");
   log.insertBefore(li, log.firstChild);
   while (log.children.length > 200) log.removeChild(log.lastChild);
@@ -526,6 +573,7 @@ $("#live-stop").onclick = () => { if (state.live) state.live.abort(); state.live
 
 const JOB_STATES = ["pending", "scheduled", "running", "failed", "dead_letter", "completed", "cancelled"];
 let jobState = "pending";
+let jobQueue = null; // the queue whose jobs are listed (null: every queue)
 
 async function loadJobs() {
   try {
@@ -549,13 +597,14 @@ async function loadJobs() {
         const td = tr.insertCell();
         td.textContent = byQueue[q][s] || 0;
         td.className = "clickable";
-        td.onclick = () => { jobState = s; renderJobs(lists[JOB_STATES.indexOf(s)], q); };
+        td.onclick = () => { jobState = s; jobQueue = q; renderJobs(lists[JOB_STATES.indexOf(s)], q); };
       }
     }
     if (!body.rows.length) body.insertRow().insertCell().textContent = "no jobs";
     $("#jobs-summary").textContent = "";
     $("#jobs-summary").appendChild(table);
-    renderJobs(lists[JOB_STATES.indexOf(jobState)], null);
+    // A reload (Refresh, or after Retry/Cancel) keeps the list the person chose.
+    renderJobs(lists[JOB_STATES.indexOf(jobState)], jobQueue);
   } catch (err) {
     showError($("#jobs-error"), err);
   }
@@ -572,7 +621,7 @@ function renderJobs(jobs, queue) {
   const body = table.createTBody();
   for (const j of shown) {
     const tr = body.insertRow();
-    for (const v of [idText(j.id), j.type, j.queue, j.priority, j.attempts, j.last_error || ""]) tr.insertCell().textContent = v;
+    for (const v of [idText(j.id), j.type, j.queue, j.priority, j.attempts, j.last_error || ""]) tr.insertCell().textContent = clip(String(v), CELL_CHARS);
     const actions = tr.insertCell();
     // Retry applies to failed and dead-letter jobs; cancel to unfinished ones.
     const ops = [];

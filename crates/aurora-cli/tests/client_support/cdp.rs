@@ -27,6 +27,23 @@ pub fn find_chromium() -> Option<PathBuf> {
     None
 }
 
+/// The browser to test with, or `None` after a loud skip notice for
+/// `test` (a failure instead when `AURORA_REQUIRE_BROWSER=1`).
+pub fn chromium_or_skip(test: &str) -> Option<PathBuf> {
+    let found = find_chromium();
+    if found.is_none() {
+        assert!(
+            std::env::var("AURORA_REQUIRE_BROWSER").as_deref() != Ok("1"),
+            "AURORA_REQUIRE_BROWSER=1 but no Chromium was found"
+        );
+        eprintln!("\n========================================================================");
+        eprintln!("SKIPPED {test}: no Chromium on PATH (apt-get install chromium, or set");
+        eprintln!("AURORA_CHROMIUM). The web console was NOT tested in a browser.");
+        eprintln!("========================================================================\n");
+    }
+    found
+}
+
 /// A headless browser with one page attached.
 pub struct Browser {
     child: Child,
@@ -116,6 +133,12 @@ impl Browser {
     /// A command to the page's session; its result.
     pub fn call(&mut self, method: &str, params: Json) -> Json {
         self.send(method, params, true)
+    }
+
+    /// Runs `script` in every document this page loads, before the page's
+    /// own scripts (to install watchers).
+    pub fn on_new_document(&mut self, script: &str) {
+        self.call("Page.addScriptToEvaluateOnNewDocument", json!({ "source": script }));
     }
 
     /// Loads `url` and waits until the document is complete.
