@@ -78,7 +78,10 @@ pub struct FeedRetention {
     pub entries: usize,
     /// Entries older than this go.
     pub max_age: Option<Duration>,
-    /// Most encoded bytes kept (one bulk transaction can be megabytes).
+    /// Most encoded bytes kept, counted as the documents the entries
+    /// deliver (old and new) plus their headers — what a reader receives;
+    /// one bulk transaction can be megabytes. On disk an entry costs its
+    /// header and the old versions of its updates and deletes.
     pub max_bytes: Option<u64>,
 }
 
@@ -320,7 +323,9 @@ impl Database {
                             batch.delete(key);
                         }
                     }
-                    Err(err) => tracing::warn!(entry = e.sequence, error = %err, "trimming a feed entry that does not decode"),
+                    Err(err) => {
+                        tracing::warn!(entry = e.sequence, error = %err, "trimming a feed entry that does not decode")
+                    }
                 }
             }
             // The floor moves with each batch, so a crash between batches

@@ -1,7 +1,8 @@
 //! Checking the change feed, read-only (for `aurora check`): every entry
-//! whole and decodable, inside the retained window, each change coherent,
-//! and the last change the feed records for a document equal to the
-//! document as stored.
+//! whole and decodable, inside the retained window, each change coherent
+//! (with its archived old version), no archive left without its entry, and
+//! the last change the feed records for a document equal to the document
+//! as stored.
 
 use crate::database::Database;
 use crate::error::Result;
@@ -61,7 +62,9 @@ impl Database {
     /// - its sequence is above the trimmed floor and at most the head;
     /// - each change is coherent (an insert has a new document and no old
     ///   one, a delete the reverse, an update both; the documents carry the
-    ///   change's id);
+    ///   change's id) — for entries stored as headers, each update's and
+    ///   delete's archived old version is present and decodes;
+    /// - every archived old version belongs to a retained entry;
     /// - for each document of an existing collection, the feed's last
     ///   change equals the stored document (deleted ↔ absent). Every
     ///   transaction writes its feed entry in its own commit, so a
@@ -202,10 +205,7 @@ impl Database {
         for item in store.scan_prefix(ARCHIVE)? {
             let (key, _) = item?;
             if !archives.contains(&key) {
-                out.found(format!(
-                    "archived version {} belongs to no retained feed entry",
-                    printable_key(&key)
-                ));
+                out.found(format!("archived version {} belongs to no retained feed entry", printable_key(&key)));
             }
         }
         let collections = self.collections();

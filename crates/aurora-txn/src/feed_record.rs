@@ -150,12 +150,9 @@ pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Stored> {
             body[0] = FULL_RECORD;
             Ok(Stored::Header(format::decode(key, &body)?))
         }
-        Some(&version) => Err(StorageError::UnknownFormat {
-            key: printable_key(key),
-            version,
-            supported: HEADER_RECORD,
+        Some(&version) => {
+            Err(StorageError::UnknownFormat { key: printable_key(key), version, supported: HEADER_RECORD }.into())
         }
-        .into()),
         None => Err(StorageError::Corrupt { key: printable_key(key), reason: "empty feed entry".into() }.into()),
     }
 }
@@ -179,7 +176,9 @@ pub(crate) fn encode(batch: &mut Batch, transaction_id: u64, at: Timestamp, chan
         .ops()
         .iter()
         .filter_map(|op| match op {
-            aurora_storage::Op::Put { key, value } => Some((key.as_slice(), value.as_slice())),
+            aurora_storage::Op::Put { key, value } if key.first() == Some(&b'd') => {
+                Some((key.as_slice(), value.as_slice()))
+            }
             _ => None,
         })
         .collect();
@@ -262,7 +261,7 @@ pub(crate) fn changes_of(
 fn lost(doc_key: &[u8], sequence: Revision, c: &HeaderChange, what: &str) -> TxnError {
     StorageError::Corrupt {
         key: printable_key(doc_key),
-        reason: format!("feed entry {sequence}: the {what} of {}/{} {}", c.collection, c.id, "is missing or damaged"),
+        reason: format!("feed entry {sequence}: the {what} of {}/{} is missing or damaged", c.collection, c.id),
     }
     .into()
 }

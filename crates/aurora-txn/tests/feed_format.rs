@@ -107,8 +107,7 @@ fn an_old_store_s_full_records_are_read_and_trimmed_beside_new_headers() {
     // Opened by this version: the old entries stay as they are, new
     // commits write headers after them.
     let db = open(dir.path(), true);
-    db.transaction(|tx| tx.update("c", &id("a"), set_n(3)).map(drop))
-        .unwrap();
+    db.transaction(|tx| tx.update("c", &id("a"), set_n(3)).map(drop)).unwrap();
     db.transaction(|tx| tx.insert("c", doc! { "n": 20 }.id(id("b"))).map(drop)).unwrap();
     db.transaction(|tx| tx.delete("c", &id("a")).map(drop)).unwrap();
     let all = db.changes_since(0).unwrap();
@@ -187,8 +186,7 @@ fn damage_met_by_a_feed_read_is_corrupt_and_never_fails_open() {
     let db = open(dir.path(), true);
     with_collection(&db);
     db.transaction(|tx| tx.insert("c", doc! { "n": 1 }.id(id("a"))).map(drop)).unwrap();
-    db.transaction(|tx| tx.update("c", &id("a"), set_n(2)).map(drop))
-        .unwrap();
+    db.transaction(|tx| tx.update("c", &id("a"), set_n(2)).map(drop)).unwrap();
     db.transaction(|tx| tx.insert("c", doc! { "n": 5 }.id(id("b"))).map(drop)).unwrap();
     let seqs: Vec<_> = db.changes_since(0).unwrap().iter().map(|c| c.sequence).collect();
     assert_eq!(seqs.len(), 3);
@@ -225,8 +223,7 @@ fn a_document_changed_while_the_feed_was_off_is_reported_not_misread() {
     db.transaction(|tx| tx.insert("c", doc! { "n": 1 }.id(id("a"))).map(drop)).unwrap();
     close(db);
     let db = open(dir.path(), false);
-    db.transaction(|tx| tx.update("c", &id("a"), set_n(2)).map(drop))
-        .unwrap();
+    db.transaction(|tx| tx.update("c", &id("a"), set_n(2)).map(drop)).unwrap();
     close(db);
     let db = open(dir.path(), true);
     let err = db.changes_since(0).unwrap_err();
@@ -258,10 +255,7 @@ fn readers_see_every_entry_as_committed_while_a_writer_updates() {
         let db = db.clone();
         std::thread::spawn(move || {
             for n in 1..=rounds {
-                db.transaction(|tx| {
-                    tx.update("c", &id("a"), set_n(n)).map(drop)
-                })
-                .unwrap();
+                db.transaction(|tx| tx.update("c", &id("a"), set_n(n)).map(drop)).unwrap();
                 if n % 50 == 0 {
                     db.trim_feed(40, None).unwrap();
                 }
