@@ -38,7 +38,14 @@ impl AuroraEngine {
         let durability = if mode == Mode::Strict { Durability::Strict } else { Durability::Balanced };
         // The per-index entry cap (100 000 by default, as the seed) would stop
         // the bulk-insert workload; the peers have no such guard.
-        AuroraConfig { durability, ..AuroraConfig::new(dir) }
+        let base = AuroraConfig::new(dir);
+        // `AURORA_BENCH_FEED_RETENTION=0` measures Aurora without its change
+        // feed (the footprint example's `--aurora-feed-retention`).
+        let change_feed_retention = std::env::var("AURORA_BENCH_FEED_RETENTION")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(base.change_feed_retention);
+        AuroraConfig { durability, change_feed_retention, ..base }
     }
 }
 

@@ -15,6 +15,10 @@
 //!   `REOPEN <engine> <docs> <open_secs>`;
 //! - then Aurora's commit → change-event latency with 1 and 100 listeners:
 //!   `EVENTS <listeners> <p50_us> <p99_us>`.
+//!
+//! `--engine aurora` with `AURORA_BENCH_FEED_RETENTION=0` in the
+//! environment measures Aurora with its change feed off (what the feed
+//! costs on disk).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../engines/mod.rs"]

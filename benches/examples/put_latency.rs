@@ -11,11 +11,15 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let ckpt: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
-    for mode in [Durability::Buffered, Durability::Balanced, Durability::Strict] {
+    let prealloc = StoreConfig::default().wal_preallocate_bytes;
+    let strict_rounds = (0..3).flat_map(|_| [(Durability::Strict, 0), (Durability::Strict, prealloc)]);
+    let runs = [(Durability::Buffered, prealloc), (Durability::Balanced, prealloc)].into_iter().chain(strict_rounds);
+    for (mode, preallocate) in runs {
         let dir = tempfile::tempdir().unwrap();
         let cfg = StoreConfig {
             durability: mode,
             checkpoint_interval: Duration::from_millis(ckpt),
+            wal_preallocate_bytes: preallocate,
             ..StoreConfig::default()
         };
         let docs = DocumentStore::open(dir.path(), cfg, DocumentStoreConfig::default()).unwrap();
@@ -31,7 +35,8 @@ fn main() {
         lat.sort();
         let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
         println!(
-            "{mode:?}: {:.0} ops/s p50 {:?} p99 {:?} p999 {:?} max {:?}",
+            "{mode:?}{}: {:.0} ops/s p50 {:?} p99 {:?} p999 {:?} max {:?}",
+            if mode == Durability::Strict { format!(" (preallocate {preallocate} B)") } else { String::new() },
             n as f64 / total.as_secs_f64(),
             p(0.5),
             p(0.99),

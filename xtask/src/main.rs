@@ -6,6 +6,10 @@
 //!   and the `footprint` example), then `docs/benchmarks.md` from its
 //!   results; `--quick` finishes in minutes on 2 cores; `--all` runs every
 //!   criterion benchmark of `benches/` instead (no report).
+//! - `plot FILE [OUT]`: the footprint plot (`OUT`, default
+//!   `docs/footprint.svg`) from a saved output of the `footprint` example
+//!   (its `SAMPLE` lines), for a footprint run made on its own
+//!   (`cargo run --release -p aurora-benches --example footprint`).
 //!
 //! The tidy checks live in `tidy.rs` as ordinary tests, so `cargo test`
 //! runs them too.
@@ -198,13 +202,42 @@ fn bench(quick: bool, all: bool) -> ExitCode {
     }
 }
 
+/// Writes the footprint plot (`out`, default `docs/footprint.svg`) from a
+/// saved `footprint` output.
+fn plot_file(path: &str, out: Option<&str>) -> ExitCode {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(std::path::Path::new("."));
+    let output = match std::fs::read_to_string(path) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("xtask plot: reading {path} failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(svg) = plot::svg(&output) else {
+        eprintln!("xtask plot: {path} holds no SAMPLE lines");
+        return ExitCode::FAILURE;
+    };
+    let target = out.map_or_else(|| root.join("docs").join("footprint.svg"), std::path::PathBuf::from);
+    match std::fs::write(&target, svg) {
+        Ok(()) => {
+            eprintln!("xtask plot: wrote {}", target.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("xtask plot: writing {} failed: {e}", target.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("bench") => bench(args.iter().any(|a| a == "--quick"), args.iter().any(|a| a == "--all")),
+        Some("plot") if (2..=3).contains(&args.len()) => plot_file(&args[1], args.get(2).map(String::as_str)),
         _ => {
-            eprintln!("usage: cargo xtask <ci | bench [--quick] [--all]>");
+            eprintln!("usage: cargo xtask <ci | bench [--quick] [--all] | plot FOOTPRINT_OUTPUT [SVG]>");
             ExitCode::FAILURE
         }
     }

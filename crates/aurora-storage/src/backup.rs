@@ -125,7 +125,7 @@ impl Store {
         let wal_dir = partial.join("wal");
         std::fs::create_dir_all(&wal_dir)
             .map_err(|e| StorageError::io(format!("creating {}", wal_dir.display()), e))?;
-        drop(WalWriter::create(&wal_dir, revision + 1, self.config().wal_segment_bytes)?);
+        drop(WalWriter::create(&wal_dir, revision + 1, self.config().wal_segment_bytes, 0)?);
         crate::wal::sync_dir(&wal_dir)?;
         crate::wal::sync_dir(&partial)?;
         // `dir` is absent or empty (checked above): the rename replaces it.

@@ -171,7 +171,7 @@ impl Engine {
         // between leaves the replayed segments before an empty newest one,
         // which the recovery rules accept; never a checkpointed store with
         // no segment at all.
-        let writer = WalWriter::create(&wal_dir, revision + 1, config.wal_segment_bytes)?;
+        let writer = WalWriter::create(&wal_dir, revision + 1, config.wal_segment_bytes, config.wal_preallocation())?;
         for (first, path) in wal::list_segments(&wal_dir)? {
             if first != revision + 1 {
                 std::fs::remove_file(&path)
@@ -616,7 +616,7 @@ impl Engine {
             self.checkpoint()?;
         }
         let next = last + 1;
-        *wal = WalWriter::create(&self.wal_dir, next, self.config.wal_segment_bytes)?;
+        *wal = WalWriter::create(&self.wal_dir, next, self.config.wal_segment_bytes, self.config.wal_preallocation())?;
         for (first, path) in wal::list_segments(&self.wal_dir)? {
             if first != next {
                 std::fs::remove_file(&path)

@@ -109,3 +109,62 @@ fn damage_before_intact_records_refuses_to_open() {
     assert!(matches!(err, StorageError::WalCorrupt { .. }), "{err}");
     assert!(err.to_string().contains(".log"), "names the segment: {err}");
 }
+
+/// Zeros after the log's last bytes (what a preallocated segment holds past
+/// its records): the log ends there as at a cut end.
+fn append_zeros(seg: &Path, n: usize) {
+    let mut data = std::fs::read(seg).unwrap();
+    data.extend(std::iter::repeat_n(0u8, n));
+    std::fs::write(seg, data).unwrap();
+}
+
+#[test]
+fn a_zero_filled_tail_ends_the_log_like_a_cut_end() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("db");
+    let _store = write_keys(&dir, Durability::Strict, 0..30);
+    for zeros in [1usize, 11, 12, 4096, 1 << 20] {
+        let reopened = crash_with(&dir, |seg| append_zeros(seg, zeros)).unwrap();
+        assert_eq!(keys(&reopened), (0..30).collect::<Vec<_>>(), "{zeros} zeros");
+        assert_eq!(reopened.recovery_report().torn_tail_bytes, 0, "zeros are no torn record");
+        assert_eq!(reopened.put("new", "x").unwrap(), 31);
+        reopened.close().unwrap();
+        std::fs::remove_dir_all(dir.with_extension("crashed")).unwrap();
+    }
+}
+
+#[test]
+fn a_torn_record_followed_by_zeros_is_a_torn_tail() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("db");
+    let _store = write_keys(&dir, Durability::Strict, 0..30);
+    for cut in [1u64, 5, 13, 20] {
+        let reopened = crash_with(&dir, |seg| {
+            let len = std::fs::metadata(seg).unwrap().len();
+            std::fs::OpenOptions::new().write(true).open(seg).unwrap().set_len(len - cut).unwrap();
+            append_zeros(seg, 8192);
+        })
+        .unwrap();
+        assert_eq!(keys(&reopened), (0..29).collect::<Vec<_>>(), "cut {cut} bytes, then zeros");
+        assert!(reopened.recovery_report().torn_tail_bytes > 8192, "the torn record and the zeros are cut");
+        assert_eq!(reopened.put("new", "x").unwrap(), 30, "the torn record's revision is taken again");
+        reopened.close().unwrap();
+        std::fs::remove_dir_all(dir.with_extension("crashed")).unwrap();
+    }
+}
+
+#[test]
+fn zeros_before_intact_records_still_refuse_to_open() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("db");
+    let _store = write_keys(&dir, Durability::Strict, 0..30);
+    let err = crash_with(&dir, |seg| {
+        let mut data = std::fs::read(seg).unwrap();
+        // A zeroed stretch inside the log, intact records after it.
+        let at = data.len() / 2;
+        data.splice(at..at, std::iter::repeat_n(0u8, 4096));
+        std::fs::write(seg, data).unwrap();
+    })
+    .unwrap_err();
+    assert!(matches!(err, StorageError::WalCorrupt { .. }), "{err}");
+}

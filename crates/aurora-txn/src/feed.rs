@@ -2,62 +2,34 @@
 //! same atomic batch as the transaction under `"f" ++ sequence ++ part`
 //! (the commit's revision and a part number, big-endian), so the feed
 //! survives restarts and holds exactly the committed transactions, in
-//! commit order. An entry is split into parts of at most [`PART_BYTES`]:
+//! commit order. An entry is a small header naming each change (see
+//! [`crate::feed_record`]): documents are not copied — an update's or
+//! delete's old version is archived under `"v"`, a new version is read
+//! from the store. An entry is split into parts of at most [`PART_BYTES`]:
 //! the cold store (sled) rewrites a whole leaf — and spills large values
-//! to blob files — on every append, so one big value per bulk transaction
-//! cost 6× the insert time and gigabytes of disk. Old entries are trimmed
-//! by count and/or age; the highest trimmed sequence is kept under `"F"`
-//! so a reader asking for trimmed history gets `FeedTruncated`.
+//! to blob files — on every append. Old entries are trimmed by count, age
+//! and/or bytes, with the archives they own; the highest trimmed sequence
+//! is kept under `"F"` so a reader asking for trimmed history gets
+//! `FeedTruncated`.
 
 use crate::database::Database;
 use crate::error::{Result, TxnError};
-use crate::sink::{Change, ChangeKind, Committed};
-use aurora_core::{DocId, Document, Timestamp};
-use aurora_storage::{format, prefix_successor, revision_key, Batch, Revision};
-use serde::{Deserialize, Serialize};
+use crate::feed_record::{self, Stored};
+use crate::sink::{Change, Committed};
+use aurora_core::Timestamp;
+use aurora_storage::{prefix_successor, revision_key, Batch, Revision};
 use std::collections::VecDeque;
 use std::ops::Bound;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Prefix of feed entries.
 pub(crate) const FEED: &[u8] = b"f";
-/// Largest part of a feed entry, in bytes.
-pub(crate) const PART_BYTES: usize = 4096;
+/// Largest part of a feed entry, in bytes. Headers are small (a few dozen
+/// bytes per change), so parts are too: sled keeps values this small inline
+/// in its leaves.
+pub(crate) const PART_BYTES: usize = 512;
 /// Key of the highest trimmed sequence.
 const FLOOR: &[u8] = b"F";
-
-#[derive(Serialize)]
-struct RecordRef<'a> {
-    transaction_id: u64,
-    at: Timestamp,
-    changes: Vec<ChangeRef<'a>>,
-}
-
-#[derive(Serialize)]
-struct ChangeRef<'a> {
-    collection: &'a str,
-    id: &'a DocId,
-    kind: ChangeKind,
-    old: Option<&'a Document>,
-    new: Option<&'a Document>,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct Record {
-    transaction_id: u64,
-    at: Timestamp,
-    pub(crate) changes: Vec<StoredChange>,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct StoredChange {
-    pub(crate) collection: String,
-    pub(crate) id: DocId,
-    pub(crate) kind: ChangeKind,
-    pub(crate) old: Option<Document>,
-    pub(crate) new: Option<Document>,
-}
 
 /// What the [`FeedIndex`] keeps of one entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -65,7 +37,8 @@ pub(crate) struct IndexEntry {
     sequence: Revision,
     /// When it was committed, µs since the epoch.
     at: i64,
-    /// Its encoded size.
+    /// The bytes it counts against a byte budget (the documents it
+    /// delivers and its header).
     bytes: u64,
     /// Whether it changes a user collection (not only system collections
     /// such as `_jobs`): what counts against [`FeedRetention::entries`].
@@ -73,7 +46,7 @@ pub(crate) struct IndexEntry {
 }
 
 /// What [`append`] tells the [`FeedIndex`] about an entry: its time (µs),
-/// encoded size, and whether it changes a user collection.
+/// budget bytes, and whether it changes a user collection.
 pub(crate) type Appended = (i64, u64, bool);
 
 /// Whether a collection is a system collection (`_jobs`, …).
@@ -81,16 +54,17 @@ fn is_system(collection: &str) -> bool {
     collection.starts_with('_')
 }
 
-/// Adds one transaction's feed entry to `batch`, in parts; returns what the
-/// [`FeedIndex`] records of it (its sequence is set at commit).
+/// Adds one transaction's feed entry to `batch`, in parts, with the
+/// archives of the versions its updates and deletes replace; returns what
+/// the [`FeedIndex`] records of it (its sequence is set at commit).
 pub(crate) fn append(batch: &mut Batch, transaction_id: u64, changes: &[Change]) -> Result<Appended> {
     let at = Timestamp::now();
-    let entry = encode(transaction_id, at, changes)?;
-    for (part, chunk) in entry.chunks(PART_BYTES).enumerate() {
+    let encoded = feed_record::encode(batch, transaction_id, at, changes)?;
+    for (part, chunk) in encoded.entry.chunks(PART_BYTES).enumerate() {
         batch.put_at_revision_part(FEED.to_vec(), u32::try_from(part).unwrap_or(u32::MAX), chunk.to_vec());
     }
     let user = changes.iter().any(|c| !is_system(&c.collection));
-    Ok((at.as_micros(), entry.len() as u64, user))
+    Ok((at.as_micros(), encoded.budget_bytes, user))
 }
 
 /// How much history [`Database::trim_feed_to`] keeps: an entry goes when
@@ -104,7 +78,10 @@ pub struct FeedRetention {
     pub entries: usize,
     /// Entries older than this go.
     pub max_age: Option<Duration>,
-    /// Most encoded bytes kept (one bulk transaction can be megabytes).
+    /// Most encoded bytes kept, counted as the documents the entries
+    /// deliver (old and new) plus their headers — what a reader receives;
+    /// one bulk transaction can be megabytes. On disk an entry costs its
+    /// header and the old versions of its updates and deletes.
     pub max_bytes: Option<u64>,
 }
 
@@ -183,28 +160,18 @@ impl FeedIndex {
     }
 }
 
-/// The encoded feed entry of one transaction.
-fn encode(transaction_id: u64, at: Timestamp, changes: &[Change]) -> Result<Vec<u8>> {
-    let record = RecordRef {
-        transaction_id,
-        at,
-        changes: changes
-            .iter()
-            .map(|c| ChangeRef {
-                collection: &c.collection,
-                id: &c.id,
-                kind: c.kind,
-                old: c.old.as_deref(),
-                new: c.new.as_deref(),
-            })
-            .collect(),
-    };
-    Ok(format::encode(&record)?)
-}
-
 /// The sequence of a feed key (`"f" ++ sequence`, or with a part number after it).
 pub(crate) fn sequence_of(key: &[u8]) -> Option<Revision> {
     key.get(FEED.len()..FEED.len() + 8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)
+}
+
+fn decode_floor(raw: Option<Vec<u8>>) -> Revision {
+    raw.and_then(|r| r.as_slice().try_into().ok()).map_or(0, u64::from_be_bytes)
+}
+
+/// The highest trimmed sequence as `snapshot` sees it.
+fn floor_at(snapshot: &aurora_storage::Snapshot) -> Result<Revision> {
+    Ok(decode_floor(snapshot.get(FLOOR)?))
 }
 
 /// One feed entry with its parts joined.
@@ -237,7 +204,7 @@ impl Database {
     /// The highest sequence trimmed from the feed (0 if nothing was).
     pub fn feed_floor(&self) -> Result<Revision> {
         let raw = self.collections().documents().store().get(FLOOR)?;
-        Ok(raw.and_then(|r| r.as_slice().try_into().ok()).map_or(0, u64::from_be_bytes))
+        Ok(decode_floor(raw))
     }
 
     /// The current position of the feed: the sequence of the newest
@@ -268,7 +235,12 @@ impl Database {
         if after > head {
             return Err(TxnError::FeedAhead { requested: after, head });
         }
-        let floor = self.feed_floor()?;
+        let docs = self.collections().documents();
+        // One snapshot for the floor, the entries and the documents they
+        // name: a commit or a trim running meanwhile is seen whole or not
+        // at all.
+        let snapshot = docs.store().snapshot()?;
+        let floor = floor_at(&snapshot)?;
         if after < floor {
             return Err(TxnError::FeedTruncated { requested: after, oldest: floor });
         }
@@ -280,26 +252,18 @@ impl Database {
             Some(next) => Some(revision_key(FEED, next)),
             None => prefix_successor(FEED),
         };
-        let store = self.collections().documents().store();
         let mut out = Vec::new();
-        let items = store.range(Bound::Included(&start), end.as_deref().map_or(Bound::Unbounded, Bound::Excluded))?;
+        let items = snapshot
+            .iter(Bound::Included(&start), end.as_deref().map_or(Bound::Unbounded, Bound::Excluded))?
+            .map(|item| item.map(|(k, _, v)| (k, v)));
         for Entry { sequence, keys, bytes } in joined(items)? {
-            let record: Record = format::decode(&keys[0], &bytes)?;
-            out.push(Committed {
-                sequence,
-                transaction_id: record.transaction_id,
-                changes: record
-                    .changes
-                    .into_iter()
-                    .map(|c| Change {
-                        collection: c.collection,
-                        id: c.id,
-                        kind: c.kind,
-                        old: c.old.map(Arc::new),
-                        new: c.new.map(Arc::new),
-                    })
-                    .collect(),
-            });
+            let stored = feed_record::decode(&keys[0], &bytes)?;
+            let transaction_id = match &stored {
+                Stored::Full(r) => r.transaction_id,
+                Stored::Header(h) => h.transaction_id,
+            };
+            let changes = feed_record::changes_of(stored, sequence, &snapshot, docs)?;
+            out.push(Committed { sequence, transaction_id, changes });
         }
         Ok(out)
     }
@@ -312,12 +276,12 @@ impl Database {
         let store = self.collections().documents().store();
         let mut loaded = Vec::new();
         for e in joined(store.scan_prefix(FEED)?)? {
-            let record = format::decode::<Record>(&e.keys[0], &e.bytes)?;
-            let user = record.changes.iter().any(|c| !is_system(&c.collection));
+            let stored = feed_record::decode(&e.keys[0], &e.bytes)?;
+            let user = stored.collections().iter().any(|c| !is_system(c));
             loaded.push(IndexEntry {
                 sequence: e.sequence,
-                at: record.at.as_micros(),
-                bytes: e.bytes.len() as u64,
+                at: stored.at().as_micros(),
+                bytes: stored.budget_bytes(e.bytes.len()),
                 user,
             });
         }
@@ -345,8 +309,24 @@ impl Database {
         let doomed = joined(store.range(Bound::Included(FEED), Bound::Excluded(&end))?)?;
         for chunk in doomed.chunks(1000) {
             let mut batch = Batch::new();
-            for key in chunk.iter().flat_map(|e| &e.keys) {
-                batch.delete(key.clone());
+            for e in chunk {
+                for key in &e.keys {
+                    batch.delete(key.clone());
+                }
+                // The archived versions the entry owns go with it (nothing
+                // older than the floor needs them). An entry that does not
+                // decode cannot name them: it goes, and they stay behind
+                // (`verify_feed` reports them).
+                match feed_record::decode(&e.keys[0], &e.bytes) {
+                    Ok(stored) => {
+                        for key in stored.archive_keys(e.sequence) {
+                            batch.delete(key);
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(entry = e.sequence, error = %err, "trimming a feed entry that does not decode")
+                    }
+                }
             }
             // The floor moves with each batch, so a crash between batches
             // never claims entries that are still present were trimmed.

@@ -1,16 +1,17 @@
 //! Checking the change feed, read-only (for `aurora check`): every entry
-//! whole and decodable, inside the retained window, each change coherent,
-//! and the last change the feed records for a document equal to the
-//! document as stored.
+//! whole and decodable, inside the retained window, each change coherent
+//! (with its archived old version), no archive left without its entry, and
+//! the last change the feed records for a document equal to the document
+//! as stored.
 
 use crate::database::Database;
 use crate::error::Result;
-use crate::feed::{sequence_of, Record, FEED};
+use crate::feed::{sequence_of, FEED};
+use crate::feed_record::{self, archive_key, Stored, ARCHIVE};
 use crate::sink::ChangeKind;
 use aurora_core::{DocId, Document};
-use aurora_storage::{format, printable_key, Revision};
-use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use aurora_storage::{document_key, format, printable_key, Revision};
+use std::collections::{HashMap, HashSet};
 
 /// Problems kept in [`FeedCheck::problems`]; the rest are only counted.
 pub const MAX_REPORTED_FEED_PROBLEMS: usize = 100;
@@ -44,14 +45,12 @@ impl FeedCheck {
     }
 }
 
-/// The last change of one document the feed holds: its sequence and a
-/// hash of the new version's encoding (`None`: deleted).
-type Last = (Revision, Option<u64>);
+/// The last change of one document the feed holds: its sequence and the
+/// CRC-32 of the new version's encoding (`None`: deleted).
+type Last = (Revision, Option<u32>);
 
-fn digest(doc: &Document) -> Result<u64> {
-    let mut h = DefaultHasher::new();
-    format::encode(doc)?.hash(&mut h);
-    Ok(h.finish())
+fn digest(doc: &Document) -> Result<u32> {
+    Ok(feed_record::crc(&format::encode(doc)?))
 }
 
 impl Database {
@@ -63,7 +62,9 @@ impl Database {
     /// - its sequence is above the trimmed floor and at most the head;
     /// - each change is coherent (an insert has a new document and no old
     ///   one, a delete the reverse, an update both; the documents carry the
-    ///   change's id);
+    ///   change's id) — for entries stored as headers, each update's and
+    ///   delete's archived old version is present and decodes;
+    /// - every archived old version belongs to a retained entry;
     /// - for each document of an existing collection, the feed's last
     ///   change equals the stored document (deleted ↔ absent). Every
     ///   transaction writes its feed entry in its own commit, so a
@@ -100,6 +101,8 @@ impl Database {
         let mut last: HashMap<(String, DocId), Last> = HashMap::new();
         // The entry being joined: sequence, first key, next part, bytes.
         let mut current: Option<(Revision, Vec<u8>, u32, Vec<u8>)> = None;
+        // The archived old versions the entries name.
+        let mut archives: HashSet<Vec<u8>> = HashSet::new();
         let mut finish = |entry: Option<(Revision, Vec<u8>, u32, Vec<u8>)>,
                           out: &mut FeedCheck,
                           last: &mut HashMap<(String, DocId), Last>|
@@ -115,29 +118,55 @@ impl Database {
             if sequence > out.head {
                 out.found(format!("entry {sequence} is beyond the newest commit {}", out.head));
             }
-            let record: Record = match format::decode(&key, &bytes) {
+            let stored = match feed_record::decode(&key, &bytes) {
                 Ok(r) => r,
                 Err(e) => {
                     out.found(format!("entry {sequence} does not decode: {e}"));
                     return Ok(());
                 }
             };
-            for c in record.changes {
-                out.changes += 1;
-                let coherent = match c.kind {
-                    ChangeKind::Insert => c.old.is_none() && c.new.is_some(),
-                    ChangeKind::Update => c.old.is_some() && c.new.is_some(),
-                    ChangeKind::Delete => c.old.is_some() && c.new.is_none(),
-                };
-                let ids_match = [&c.old, &c.new].into_iter().flatten().all(|d| d.id == c.id);
-                if !coherent || !ids_match {
-                    out.found(format!(
-                        "entry {sequence}: the {:?} of {}/{} does not hold the documents it should",
-                        c.kind, c.collection, c.id
-                    ));
+            match stored {
+                Stored::Full(record) => {
+                    for c in record.changes {
+                        out.changes += 1;
+                        let coherent = match c.kind {
+                            ChangeKind::Insert => c.old.is_none() && c.new.is_some(),
+                            ChangeKind::Update => c.old.is_some() && c.new.is_some(),
+                            ChangeKind::Delete => c.old.is_some() && c.new.is_none(),
+                        };
+                        let ids_match = [&c.old, &c.new].into_iter().flatten().all(|d| d.id == c.id);
+                        if !coherent || !ids_match {
+                            out.found(format!(
+                                "entry {sequence}: the {:?} of {}/{} does not hold the documents it should",
+                                c.kind, c.collection, c.id
+                            ));
+                        }
+                        let after = c.new.as_ref().map(digest).transpose()?;
+                        last.insert((c.collection, c.id), (sequence, after));
+                    }
                 }
-                let after = c.new.as_ref().map(digest).transpose()?;
-                last.insert((c.collection, c.id), (sequence, after));
+                Stored::Header(header) => {
+                    for c in header.changes {
+                        out.changes += 1;
+                        if c.kind != ChangeKind::Insert {
+                            let archive = archive_key(&document_key(&c.collection, &c.id), sequence);
+                            let held = match store.get(&archive)? {
+                                Some(raw) => format::decode::<Document>(&archive, &raw).is_ok_and(|d| d.id == c.id),
+                                None => false,
+                            };
+                            if !held {
+                                out.found(format!(
+                                    "entry {sequence}: the {:?} of {}/{} does not hold the documents it should \
+                                     (its old version is missing or damaged)",
+                                    c.kind, c.collection, c.id
+                                ));
+                            }
+                            archives.insert(archive);
+                        }
+                        let after = (c.kind != ChangeKind::Delete).then_some(c.new_crc);
+                        last.insert((c.collection, c.id), (sequence, after));
+                    }
+                }
             }
             Ok(())
         };
@@ -173,6 +202,12 @@ impl Database {
             }
         }
         finish(current.take(), &mut out, &mut last)?;
+        for item in store.scan_prefix(ARCHIVE)? {
+            let (key, _) = item?;
+            if !archives.contains(&key) {
+                out.found(format!("archived version {} belongs to no retained feed entry", printable_key(&key)));
+            }
+        }
         let collections = self.collections();
         let existing = collections.list_collections();
         let mut compared: Vec<_> = last.into_iter().filter(|((c, _), _)| existing.binary_search(c).is_ok()).collect();

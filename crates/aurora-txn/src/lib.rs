@@ -16,6 +16,7 @@ mod database;
 mod error;
 mod feed;
 mod feed_check;
+mod feed_record;
 mod sink;
 mod transaction;
 

@@ -63,8 +63,11 @@ pub struct AuroraConfig {
     pub change_feed_retention: usize,
     /// Also trim feed entries older than this (default: none).
     pub change_feed_max_age: Option<Duration>,
-    /// Also keep the feed under this many encoded bytes (default 64 MiB):
-    /// one bulk transaction's entry holds every document it wrote.
+    /// Also keep the feed under this many encoded bytes of the documents
+    /// its entries deliver, old and new (default 64 MiB): one bulk
+    /// transaction's entry delivers every document it wrote. (On disk an
+    /// entry costs far less: its header and the old versions of its updates
+    /// and deletes.)
     pub change_feed_max_bytes: Option<u64>,
     /// What opening does with a write-ahead log damaged other than by a
     /// torn tail (default [`WalRecovery::Refuse`]: a typed error and nothing

@@ -14,7 +14,7 @@ use crate::batch::{Op, Revision};
 use crate::error::{Result, StorageError};
 use crate::format;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -52,7 +52,12 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 pub(crate) struct WalWriter {
     dir: PathBuf,
     file: Arc<File>,
+    /// Bytes of records in the active segment.
     len: u64,
+    /// Bytes the active segment's file holds: records, then zeros.
+    allocated: u64,
+    /// How far ahead of `len` to keep zeros (0: none, the file ends at `len`).
+    preallocate: u64,
     segment_bytes: u64,
     buf: Vec<u8>,
     buf_first: Option<Revision>,
@@ -67,13 +72,18 @@ pub(crate) struct WalWriter {
 }
 
 impl WalWriter {
-    /// Starts a fresh segment whose first record will be `first`.
-    pub(crate) fn create(dir: &Path, first: Revision, segment_bytes: u64) -> Result<Self> {
+    /// Starts a fresh segment whose first record will be `first`; with
+    /// `preallocate` > 0, the segment is filled with zeros that far ahead
+    /// of its records as they are written (the file is empty until the
+    /// first write, so an unused segment costs nothing).
+    pub(crate) fn create(dir: &Path, first: Revision, segment_bytes: u64, preallocate: u64) -> Result<Self> {
         let file = Self::new_segment(dir, first)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             file: Arc::new(file),
             len: 0,
+            allocated: 0,
+            preallocate,
             segment_bytes,
             buf: Vec::with_capacity(64 * 1024),
             buf_first: None,
@@ -131,12 +141,21 @@ impl WalWriter {
 
     fn write_buffer(&mut self, first: Revision) -> Result<()> {
         if self.len >= self.segment_bytes {
+            if self.allocated > self.len {
+                // A closed segment ends at its last record.
+                self.file.set_len(self.len).map_err(|e| StorageError::io("cutting a full WAL segment's zeros", e))?;
+            }
             self.file.sync_data().map_err(|e| StorageError::io("syncing a full WAL segment", e))?;
             self.file = Arc::new(Self::new_segment(&self.dir, first)?);
             self.len = 0;
+            self.allocated = 0;
         }
-        (&*self.file)
-            .write_all(&self.buf)
+        let end = self.len + self.buf.len() as u64;
+        if self.preallocate > 0 && end > self.allocated {
+            self.zero_fill(end + self.preallocate)?;
+        }
+        self.file
+            .write_all_at(&self.buf, self.len)
             .map_err(|e| StorageError::io(format!("writing WAL records up to revision {}", self.buf_last), e))?;
         self.len += self.buf.len() as u64;
         self.written_bytes += self.buf.len() as u64;
@@ -144,6 +163,25 @@ impl WalWriter {
         self.buf.clear();
         self.buf_first = None;
         self.buf_records = 0;
+        Ok(())
+    }
+
+    /// Writes zeros from the end of the file's allocated bytes to `to`: real
+    /// blocks (not a sparse hole or unwritten extents), so that records
+    /// later overwrite blocks the file already holds. The first sync after
+    /// it journals the growth once for many records.
+    fn zero_fill(&mut self, to: u64) -> Result<()> {
+        const CHUNK: usize = 64 << 10;
+        let zeros = vec![0u8; CHUNK];
+        let mut at = self.allocated.max(self.len);
+        while at < to {
+            let n = usize::try_from(to - at).map_or(CHUNK, |left| left.min(CHUNK));
+            self.file
+                .write_all_at(&zeros[..n], at)
+                .map_err(|e| StorageError::io("zero-filling the WAL ahead of its end", e))?;
+            at += n as u64;
+        }
+        self.allocated = to;
         Ok(())
     }
 

@@ -3,6 +3,10 @@
 //!
 //! - only the bytes after the last intact record of the **newest** segment,
 //!   with no intact record anywhere after them, are a torn tail (cut off);
+//! - zeros from the end of the last intact record to the end of a file are
+//!   not data but space written ahead of the log (a preallocated segment):
+//!   the log ends there exactly as at a cut end (a torn record followed by
+//!   zeros is a torn tail as above);
 //! - every segment's first record is the revision in its name, revisions
 //!   are contiguous inside a segment and across segments, and the oldest
 //!   segment covers the revision after the cold store's checkpoint — so a
@@ -72,6 +76,10 @@ pub(crate) fn scan_segment(data: &[u8]) -> SegmentScan {
     let damage = loop {
         let reason = match read_frame(data, at) {
             Frame::End => break None,
+            // Zeros from here to the end are space written ahead of the log
+            // (a preallocated segment): the log ends here, as at a cut end.
+            // A torn record before them is still a torn tail (below).
+            Frame::Invalid(_) if data[at..].iter().all(|b| *b == 0) => break None,
             Frame::PastEnd => {
                 search_from = data.len();
                 "record extends past the end of the segment".to_string()

@@ -6,14 +6,24 @@ use std::path::Path;
 use std::time::Duration;
 
 /// A config for tests: the given mode, small caches, no periodic checkpoint
-/// (tests call `checkpoint()` themselves).
+/// (tests call `checkpoint()` themselves), and no WAL preallocation: the
+/// crash tests that cut, flip or zero bytes at a segment's end model a
+/// crash before the zeros ahead of the log were written (the file's end is
+/// the log's end). `wal_preallocation.rs` runs the same crashes on
+/// preallocated segments.
 pub fn config(durability: Durability) -> StoreConfig {
     StoreConfig {
         durability,
         cold_cache_capacity_mb: 8,
         checkpoint_interval: Duration::from_secs(3600),
+        wal_preallocate_bytes: 0,
         ..StoreConfig::default()
     }
+}
+
+/// Like [`config`], with the default WAL preallocation.
+pub fn preallocated(durability: Durability) -> StoreConfig {
+    StoreConfig { wal_preallocate_bytes: StoreConfig::default().wal_preallocate_bytes, ..config(durability) }
 }
 
 /// Copies a database directory as a killed process would leave it: the

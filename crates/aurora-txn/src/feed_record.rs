@@ -1,0 +1,314 @@
+//! The stored forms of a change-feed entry, and how a reader turns one back
+//! into the commit's changes.
+//!
+//! Two forms exist, told apart by the entry's first byte:
+//!
+//! - **Full records** (byte [`FULL_RECORD`] = 1, written before issue 17):
+//!   every change with its old and new document in full — a second copy of
+//!   everything written. Still read (and trimmed) as they are; stores are
+//!   not migrated.
+//! - **Headers** (byte [`HEADER_RECORD`] = 2, written now): per change only
+//!   the collection, id, kind and a CRC-32 of the new document's stored
+//!   bytes. The documents are not copied:
+//!   - an update's or delete's **old** document is archived by that commit
+//!     under `"v" ++ document key ++ sequence` (the version it replaced,
+//!     written in the same atomic batch);
+//!   - a change's **new** document is the version that the *next* feed
+//!     change of the same document archived (the first archive of that key
+//!     with a later sequence), or, when there is none, the document as
+//!     stored now. Writes that bypass the feed keep a document's content
+//!     (an index build rewrites it as it is), so that is the version the
+//!     commit wrote; the CRC checks it, and a mismatch (damage, or a
+//!     document changed while the feed was off) is reported as
+//!     [`StorageError::Corrupt`] by the read that meets it.
+//!
+//! An entry is read at one storage snapshot, so a concurrent commit or trim
+//! never shows a reader half of its work.
+
+use crate::error::{Result, TxnError};
+use crate::sink::{Change, ChangeKind};
+use aurora_core::{DocId, Document, Timestamp};
+use aurora_storage::{document_key, format, printable_key, revision_key, Batch, Revision, Snapshot, StorageError};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+/// First byte of an entry stored as a full record (old and new documents).
+pub(crate) const FULL_RECORD: u8 = format::FORMAT_VERSION;
+/// First byte of an entry stored as a header (documents not copied).
+pub(crate) const HEADER_RECORD: u8 = 2;
+/// Prefix of archived old versions: `"v" ++ document key ++ sequence`.
+pub(crate) const ARCHIVE: &[u8] = b"v";
+
+/// A full record as read back.
+#[derive(Deserialize)]
+pub(crate) struct Record {
+    pub(crate) transaction_id: u64,
+    pub(crate) at: Timestamp,
+    pub(crate) changes: Vec<StoredChange>,
+}
+
+/// One change of a [`Record`].
+#[derive(Deserialize)]
+pub(crate) struct StoredChange {
+    pub(crate) collection: String,
+    pub(crate) id: DocId,
+    pub(crate) kind: ChangeKind,
+    pub(crate) old: Option<Document>,
+    pub(crate) new: Option<Document>,
+}
+
+/// An entry stored as a header.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Header {
+    pub(crate) transaction_id: u64,
+    pub(crate) at: Timestamp,
+    /// Encoded bytes of the documents the entry delivers (old and new) plus
+    /// the header itself: what counts against a byte budget.
+    pub(crate) bytes: u64,
+    pub(crate) changes: Vec<HeaderChange>,
+}
+
+/// One change of a [`Header`].
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct HeaderChange {
+    pub(crate) collection: String,
+    pub(crate) id: DocId,
+    pub(crate) kind: ChangeKind,
+    /// CRC-32 of the new document's stored bytes (0 for a delete).
+    pub(crate) new_crc: u32,
+}
+
+/// A stored entry in either form.
+pub(crate) enum Stored {
+    /// Written before issue 17.
+    Full(Record),
+    /// Written now.
+    Header(Header),
+}
+
+impl Stored {
+    /// When the entry was committed.
+    pub(crate) fn at(&self) -> Timestamp {
+        match self {
+            Stored::Full(r) => r.at,
+            Stored::Header(h) => h.at,
+        }
+    }
+
+    /// The collections the entry changes, one per change.
+    pub(crate) fn collections(&self) -> Vec<&str> {
+        match self {
+            Stored::Full(r) => r.changes.iter().map(|c| c.collection.as_str()).collect(),
+            Stored::Header(h) => h.changes.iter().map(|c| c.collection.as_str()).collect(),
+        }
+    }
+
+    /// The bytes that count against a byte budget (`encoded` = the stored
+    /// entry's length).
+    pub(crate) fn budget_bytes(&self, encoded: usize) -> u64 {
+        match self {
+            Stored::Full(_) => encoded as u64,
+            Stored::Header(h) => h.bytes,
+        }
+    }
+
+    /// The archive keys this entry owns (deleted with it).
+    pub(crate) fn archive_keys(&self, sequence: Revision) -> Vec<Vec<u8>> {
+        match self {
+            Stored::Full(_) => Vec::new(),
+            Stored::Header(h) => h
+                .changes
+                .iter()
+                .filter(|c| c.kind != ChangeKind::Insert)
+                .map(|c| archive_key(&document_key(&c.collection, &c.id), sequence))
+                .collect(),
+        }
+    }
+}
+
+/// `"v" ++ document key`: the prefix of a document's archived versions.
+fn archive_prefix(doc_key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(ARCHIVE.len() + doc_key.len() + 8);
+    k.extend_from_slice(ARCHIVE);
+    k.extend_from_slice(doc_key);
+    k
+}
+
+/// The key of the version of `doc_key` that commit `sequence` replaced.
+pub(crate) fn archive_key(doc_key: &[u8], sequence: Revision) -> Vec<u8> {
+    revision_key(&archive_prefix(doc_key), sequence)
+}
+
+/// Decodes a stored entry (its parts joined); `key` names it in errors.
+pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Stored> {
+    match bytes.first() {
+        Some(&FULL_RECORD) => Ok(Stored::Full(format::decode(key, bytes)?)),
+        Some(&HEADER_RECORD) => {
+            let mut body = bytes.to_vec();
+            body[0] = FULL_RECORD;
+            Ok(Stored::Header(format::decode(key, &body)?))
+        }
+        Some(&version) => {
+            Err(StorageError::UnknownFormat { key: printable_key(key), version, supported: HEADER_RECORD }.into())
+        }
+        None => Err(StorageError::Corrupt { key: printable_key(key), reason: "empty feed entry".into() }.into()),
+    }
+}
+
+/// CRC-32 of a stored document's bytes.
+pub(crate) fn crc(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
+}
+
+/// What [`encode`] produced: the entry and the bytes it counts against a budget.
+pub(crate) struct Encoded {
+    pub(crate) entry: Vec<u8>,
+    pub(crate) budget_bytes: u64,
+}
+
+/// Encodes one transaction's entry as a header, and adds to `batch` the
+/// archives of the old versions its updates and deletes replace. The new
+/// documents' stored bytes are taken from `batch`'s puts.
+pub(crate) fn encode(batch: &mut Batch, transaction_id: u64, at: Timestamp, changes: &[Change]) -> Result<Encoded> {
+    let puts: HashMap<&[u8], &[u8]> = batch
+        .ops()
+        .iter()
+        .filter_map(|op| match op {
+            aurora_storage::Op::Put { key, value } if key.first() == Some(&b'd') => {
+                Some((key.as_slice(), value.as_slice()))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut bytes = 0u64;
+    let mut header_changes = Vec::with_capacity(changes.len());
+    let mut archives = Vec::new();
+    for c in changes {
+        let doc_key = document_key(&c.collection, &c.id);
+        let new_crc = match &c.new {
+            Some(doc) => match puts.get(doc_key.as_slice()) {
+                Some(stored) => {
+                    bytes += stored.len() as u64;
+                    crc(stored)
+                }
+                None => {
+                    let stored = format::encode(&**doc)?;
+                    bytes += stored.len() as u64;
+                    crc(&stored)
+                }
+            },
+            None => 0,
+        };
+        if let Some(old) = &c.old {
+            let stored = format::encode(&**old)?;
+            bytes += stored.len() as u64;
+            archives.push((archive_prefix(&doc_key), stored));
+        }
+        header_changes.push(HeaderChange { collection: c.collection.clone(), id: c.id.clone(), kind: c.kind, new_crc });
+    }
+    let mut header = Header { transaction_id, at, bytes, changes: header_changes };
+    let mut entry = format::encode(&header)?;
+    header.bytes += entry.len() as u64;
+    entry = format::encode(&header)?;
+    entry[0] = HEADER_RECORD;
+    for (prefix, stored) in archives {
+        batch.put_at_revision(prefix, stored);
+    }
+    Ok(Encoded { budget_bytes: header.bytes, entry })
+}
+
+/// A stored entry's changes with their documents, read at `snapshot`.
+/// `docs` lends decoded documents from the hot cache.
+pub(crate) fn changes_of(
+    stored: Stored,
+    sequence: Revision,
+    snapshot: &Snapshot,
+    docs: &aurora_storage::DocumentStore,
+) -> Result<Vec<Change>> {
+    match stored {
+        Stored::Full(record) => Ok(record
+            .changes
+            .into_iter()
+            .map(|c| Change {
+                collection: c.collection,
+                id: c.id,
+                kind: c.kind,
+                old: c.old.map(Arc::new),
+                new: c.new.map(Arc::new),
+            })
+            .collect()),
+        Stored::Header(header) => header
+            .changes
+            .into_iter()
+            .map(|c| {
+                let doc_key = document_key(&c.collection, &c.id);
+                let old = match c.kind {
+                    ChangeKind::Insert => None,
+                    _ => Some(archived(snapshot, &doc_key, sequence, &c)?),
+                };
+                let new = match c.kind {
+                    ChangeKind::Delete => None,
+                    _ => Some(version_after(snapshot, docs, &doc_key, sequence, &c)?),
+                };
+                Ok(Change { collection: c.collection, id: c.id, kind: c.kind, old, new })
+            })
+            .collect(),
+    }
+}
+
+fn lost(doc_key: &[u8], sequence: Revision, c: &HeaderChange, what: &str) -> TxnError {
+    StorageError::Corrupt {
+        key: printable_key(doc_key),
+        reason: format!("feed entry {sequence}: the {what} of {}/{} is missing or damaged", c.collection, c.id),
+    }
+    .into()
+}
+
+/// The version of a document that commit `sequence` replaced.
+fn archived(snapshot: &Snapshot, doc_key: &[u8], sequence: Revision, c: &HeaderChange) -> Result<Arc<Document>> {
+    let key = archive_key(doc_key, sequence);
+    let raw = snapshot.get(&key)?.ok_or_else(|| lost(doc_key, sequence, c, "old version"))?;
+    let doc: Document = format::decode(&key, &raw)?;
+    if doc.id != c.id {
+        return Err(lost(doc_key, sequence, c, "old version"));
+    }
+    Ok(Arc::new(doc))
+}
+
+/// The version of a document that commit `sequence` wrote: the one the next
+/// feed change of it archived, else the stored one; checked by its CRC.
+fn version_after(
+    snapshot: &Snapshot,
+    docs: &aurora_storage::DocumentStore,
+    doc_key: &[u8],
+    sequence: Revision,
+    c: &HeaderChange,
+) -> Result<Arc<Document>> {
+    let prefix = archive_prefix(doc_key);
+    let start = revision_key(&prefix, sequence.saturating_add(1));
+    let end = revision_key(&prefix, Revision::MAX);
+    let mut later = snapshot.iter(Bound::Included(&start), Bound::Included(&end))?;
+    // Keys of another document whose key extends this one sort inside the
+    // range too; an archive of this document is exactly prefix + 8 bytes.
+    let archived = later.find_map(|item| match item {
+        Ok((key, _, raw)) if key.len() == prefix.len() + 8 => Some(Ok((key, None, raw))),
+        Ok(_) => None,
+        Err(e) => Some(Err(e)),
+    });
+    let (key, rev, raw) = match archived {
+        Some(found) => found?,
+        None => match snapshot.get_versioned(doc_key)? {
+            Some((rev, raw)) => (doc_key.to_vec(), Some(rev), raw),
+            None => return Err(lost(doc_key, sequence, c, "new version")),
+        },
+    };
+    if crc(&raw) != c.new_crc {
+        return Err(lost(doc_key, sequence, c, "new version"));
+    }
+    if let Some(doc) = rev.and_then(|rev| docs.cached_at(&key, rev)) {
+        return Ok(doc);
+    }
+    Ok(Arc::new(format::decode::<Document>(&key, &raw)?))
+}
