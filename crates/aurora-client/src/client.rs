@@ -52,7 +52,8 @@ fn collection_path(c: &str) -> String {
 }
 
 fn document_path(c: &str, id: &DocId) -> String {
-    format!("/v1/collections/{}/documents/{}", encode(c), encode(&id.to_string()))
+    // A text id spelled like a UUID (or starting with `~`) is written `~text`.
+    format!("/v1/collections/{}/documents/{}", encode(c), encode(&id.to_path_segment()))
 }
 
 pub(crate) fn bad_response(what: &str) -> Error {
@@ -287,7 +288,7 @@ impl Client {
 
     /// One job (`None` if unknown).
     pub async fn job(&self, id: &DocId) -> Result<Option<JobSummary>> {
-        match self.http.call(Method::GET, &format!("/v1/jobs/{}", encode(&id.to_string())), None).await {
+        match self.http.call(Method::GET, &format!("/v1/jobs/{}", encode(&id.to_path_segment())), None).await {
             Ok(j) => Ok(Some(JobSummary::from_json(&j)?)),
             Err(Error::Remote { code, .. }) if code == "job_not_found" => Ok(None),
             Err(e) => Err(e),
@@ -296,14 +297,16 @@ impl Client {
 
     /// Cancels a job that has not finished; false if it had.
     pub async fn cancel_job(&self, id: &DocId) -> Result<bool> {
-        let j = self.http.call(Method::POST, &format!("/v1/jobs/{}/cancel", encode(&id.to_string())), None).await?;
+        let j =
+            self.http.call(Method::POST, &format!("/v1/jobs/{}/cancel", encode(&id.to_path_segment())), None).await?;
         Ok(j.get("cancelled").and_then(Json::as_bool).unwrap_or(false))
     }
 
     /// Puts a failed or dead-letter job back in the queue with a fresh retry
     /// budget; false for any other status.
     pub async fn retry_job(&self, id: &DocId) -> Result<bool> {
-        let j = self.http.call(Method::POST, &format!("/v1/jobs/{}/retry", encode(&id.to_string())), None).await?;
+        let j =
+            self.http.call(Method::POST, &format!("/v1/jobs/{}/retry", encode(&id.to_path_segment())), None).await?;
         Ok(j.get("retried").and_then(Json::as_bool).unwrap_or(false))
     }
 }

@@ -49,7 +49,11 @@ async function api(method, path, body) {
 
 const enc = encodeURIComponent;
 const idText = (id) => (typeof id === "string" ? id : JSON.stringify(id));
-const docPath = (c, id) => `/v1/collections/${enc(c)}/documents/${enc(idText(id))}`;
+// An id in a path: a UUID or text id as it is, but `~` before a text id
+// that reads as a UUID (in JSON `{"$text": …}`) or starts with `~`.
+const idSegment = (id) =>
+  typeof id === "string" ? (id.startsWith("~") ? "~" + id : id) : "~" + id.$text;
+const docPath = (c, id) => `/v1/collections/${enc(c)}/documents/${enc(idSegment(id))}`;
 
 function explain(err) {
   if (!(err instanceof ApiError)) return String(err);
@@ -406,6 +410,7 @@ function describeAccess(a) {
   if (!a) return "?";
   switch (a.type) {
     case "full_scan": return "full scan";
+    case "ids": return `read by id (${a.count} id${a.count === 1 ? "" : "s"})`;
     case "index": return `index on ${a.field} (${a.scans} range${a.scans === 1 ? "" : "s"})`;
     case "index_order": return `index order on ${a.field}${a.descending ? " (descending)" : ""}`;
     case "compound": return `compound index (${a.fields.join(", ")})`;
