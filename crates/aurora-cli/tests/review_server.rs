@@ -1,7 +1,8 @@
 //! Hostile review of issue 21 (the server): each test is a break found by
-//! the review, written as the behaviour the documentation promises. They
-//! fail until the break is fixed. Black-box against the real binary, on
-//! loopback only; every loop is bounded in count and time.
+//! the review, written as the behaviour the documentation promises; each
+//! failed before its fix (their siblings are in `server_hardening.rs`).
+//! Black-box against the real binary, on loopback only; every loop is
+//! bounded in count and time.
 
 #![cfg(feature = "server")]
 

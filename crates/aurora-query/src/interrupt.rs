@@ -176,7 +176,7 @@ mod tests {
                 })
                 .collect();
             let mut expected = v.clone();
-            expected.sort_by(|a, b| a.0.cmp(&b.0));
+            expected.sort_by_key(|a| a.0);
             let mut got = v;
             let stop = Stop { deadline: Some(Instant::now() + Duration::from_secs(3600)), token: None };
             sort_by(&mut got, |a, b| a.0.cmp(&b.0), &mut stop.ticker()).expect("no stop");

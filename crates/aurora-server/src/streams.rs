@@ -566,3 +566,34 @@ async fn follow_live(out: Outbox, collection: String, mut watcher: Watcher, resu
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_written_in_the_sse_format() {
+        let e = Event::new("commit", Some(7), "{\"a\":1}");
+        assert_eq!(&e.0[..], b"event: commit\nid: 7\ndata: {\"a\":1}\n\n");
+        // A line break in the data (never in JSON text) makes `data:` lines.
+        let e = Event::new("x", None, "one\ntwo");
+        assert_eq!(&e.0[..], b"event: x\ndata: one\ndata: two\n\n");
+    }
+
+    #[test]
+    fn a_commits_event_is_written_once_per_scope() {
+        let shared = SharedEvents::default();
+        let c = CommitEvents { sequence: 3, transaction_id: 1, events: Vec::new() };
+        let a = shared.commit(&c, Some("c"));
+        let b = shared.commit(&c, Some("c"));
+        // The same bytes, not a copy.
+        assert_eq!(a.0.as_ptr(), b.0.as_ptr());
+        let other = shared.commit(&c, None);
+        assert_ne!(a.0.as_ptr(), other.0.as_ptr());
+        // Old commits make room for new ones.
+        for seq in 4..(4 + SHARED_EVENTS as u64) {
+            shared.commit(&CommitEvents { sequence: seq, ..c.clone() }, Some("c"));
+        }
+        assert!(shared.recent.lock().len() <= SHARED_EVENTS);
+    }
+}
