@@ -305,6 +305,32 @@ fn every_error_code() {
         &mut seen,
     );
     expect_error(c.post("/v1/jobs", &json!({ "type": "" })), "invalid_job", &mut seen);
+    // A cursor that refers to its document (sort values over 2 KiB), which
+    // then changed.
+    let long = "l".repeat(3000);
+    for id in ["l1", "l2"] {
+        c.post_ok(
+            "/v1/collections/users/documents",
+            &json!({ "_id": id, "email": format!("{id}@x.io"), "bio": format!("{id}{long}") }),
+            201,
+        );
+    }
+    let by_bio = json!({ "filter": { "bio": { "$exists": true } }, "order": ["bio"], "limit": 1 });
+    let page = c.post_ok("/v1/collections/users/query", &by_bio, 200);
+    let cursor = page["next_cursor"].as_str().expect("a cursor").to_string();
+    assert!(cursor.len() < 300, "a small cursor: {cursor}");
+    c.request("PATCH", "/v1/collections/users/documents/l1", Some(r#"{"bio": "changed"}"#));
+    let mut next = by_bio.clone();
+    next["cursor"] = json!(cursor);
+    expect_error(c.post("/v1/collections/users/query", &next), "cursor_stale", &mut seen);
+    // Requests hyper refuses before the API sees them, answered in JSON.
+    let many_headers: String = (0..150).map(|i| format!("X-{i}: y\r\n")).collect();
+    let r = c.raw(format!("GET /v1/health HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n").as_bytes());
+    expect_error(r, "headers_too_large", &mut seen);
+    let r = c.raw(format!("GET /v1/{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000)).as_bytes());
+    expect_error(r, "uri_too_long", &mut seen);
+    let r = c.raw(b"NOT HTTP AT ALL\r\n\r\n");
+    expect_error(r, "bad_request", &mut seen);
 
     // Limits, on a server with tiny ones.
     let (_tmp2, data2) = temp();

@@ -51,20 +51,9 @@ fn collection_path(c: &str) -> String {
     format!("/v1/collections/{}", encode(c))
 }
 
-/// An id as the server reads a path segment (`DocId::from_path_segment`
-/// of `aurora-server`): a UUID id as its text, a text id as it is — but a
-/// text id that reads as a UUID, or starts with `~`, behind a `~` (as
-/// plain text the server would read the first as a UUID id: another
-/// document).
-pub(crate) fn id_segment(id: &DocId) -> String {
-    match id {
-        DocId::Text(s) if s.starts_with('~') || DocId::canonical_uuid(s).is_some() => format!("~{s}"),
-        other => other.to_string(),
-    }
-}
-
 fn document_path(c: &str, id: &DocId) -> String {
-    format!("/v1/collections/{}/documents/{}", encode(c), encode(&id_segment(id)))
+    // A text id spelled like a UUID (or starting with `~`) is written `~text`.
+    format!("/v1/collections/{}/documents/{}", encode(c), encode(&id.to_path_segment()))
 }
 
 pub(crate) fn bad_response(what: &str) -> Error {
@@ -342,7 +331,7 @@ impl Client {
 
     /// One job (`None` if unknown).
     pub async fn job(&self, id: &DocId) -> Result<Option<JobSummary>> {
-        match self.http.call(Method::GET, &format!("/v1/jobs/{}", encode(&id.to_string())), None).await {
+        match self.http.call(Method::GET, &format!("/v1/jobs/{}", encode(&id.to_path_segment())), None).await {
             Ok(j) => Ok(Some(JobSummary::from_json(&j)?)),
             Err(Error::Remote { code, .. }) if code == "job_not_found" => Ok(None),
             Err(e) => Err(e),
@@ -351,14 +340,16 @@ impl Client {
 
     /// Cancels a job that has not finished; false if it had.
     pub async fn cancel_job(&self, id: &DocId) -> Result<bool> {
-        let j = self.http.call(Method::POST, &format!("/v1/jobs/{}/cancel", encode(&id.to_string())), None).await?;
+        let j =
+            self.http.call(Method::POST, &format!("/v1/jobs/{}/cancel", encode(&id.to_path_segment())), None).await?;
         Ok(j.get("cancelled").and_then(Json::as_bool).unwrap_or(false))
     }
 
     /// Puts a failed or dead-letter job back in the queue with a fresh retry
     /// budget; false for any other status.
     pub async fn retry_job(&self, id: &DocId) -> Result<bool> {
-        let j = self.http.call(Method::POST, &format!("/v1/jobs/{}/retry", encode(&id.to_string())), None).await?;
+        let j =
+            self.http.call(Method::POST, &format!("/v1/jobs/{}/retry", encode(&id.to_path_segment())), None).await?;
         Ok(j.get("retried").and_then(Json::as_bool).unwrap_or(false))
     }
 }

@@ -175,8 +175,8 @@ mod tests {
         let doc = Document { id: text.clone(), fields: Default::default() };
         // The token is the core's: a drift would read the UUID id instead.
         assert_eq!(from_document::<WithId>(&doc).expect("decoded").id, text);
-        assert_eq!(crate::client::id_segment(&text), "~0190a6b2-0000-7000-8000-000000000002");
-        assert_eq!(crate::client::id_segment(&DocId::text("~x").expect("id")), "~~x");
-        assert_eq!(crate::client::id_segment(&DocId::text("plain").expect("id")), "plain");
+        assert_eq!(text.to_path_segment(), "~0190a6b2-0000-7000-8000-000000000002");
+        assert_eq!(DocId::text("~x").expect("id").to_path_segment(), "~~x");
+        assert_eq!(DocId::text("plain").expect("id").to_path_segment(), "plain");
     }
 }

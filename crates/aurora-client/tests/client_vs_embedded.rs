@@ -316,7 +316,6 @@ async fn typed_collections_store_odd_serde_types_as_the_embedded_handle_does() {
 /// client writes it in a path as `~TEXT`, which the server must read back
 /// as that text id (not as the UUID id it spells).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the server to read `~`-escaped path segments (DocId::from_path_segment, issue-21's fix of the same finding); un-ignore when both are merged"]
 async fn a_text_id_spelled_like_a_uuid_is_reachable_through_the_client() {
     let (client, _db) = serve(Limits::default()).await;
     client.create_collection("t", &Schema::new()).await.expect("create");

@@ -445,6 +445,7 @@ function describeAccess(a) {
   if (!a) return "?";
   switch (a.type) {
     case "full_scan": return "full scan";
+    case "ids": return `read by id (${a.count} id${a.count === 1 ? "" : "s"})`;
     case "index": return `index on ${a.field} (${a.scans} range${a.scans === 1 ? "" : "s"})`;
     case "index_order": return `index order on ${a.field}${a.descending ? " (descending)" : ""}`;
     case "compound": return `compound index (${a.fields.join(", ")})`;

@@ -98,6 +98,53 @@ impl DocId {
         Self::text(s)
     }
 
+    /// The id as a value, as filters compare it (a filter on the field
+    /// `_id`, see [`Filter`](crate::Filter)): a UUID id is a
+    /// [`Value::Uuid`](crate::Value::Uuid), a text id a
+    /// [`Value::String`](crate::Value::String).
+    pub fn to_value(&self) -> crate::Value {
+        match self {
+            DocId::Uuid(u) => crate::Value::Uuid(*u),
+            DocId::Text(s) => crate::Value::String(s.to_string()),
+        }
+    }
+
+    /// This id as one unambiguous text, for places that take text only —
+    /// a URL path segment (`/documents/{id}` of `aurora serve`): a UUID id
+    /// as its canonical text, a text id as it is — except that a text id
+    /// that reads as a canonical UUID, or that starts with `~`, gets a `~`
+    /// in front. [`DocId::from_path_segment`] reads it back.
+    ///
+    /// ```
+    /// use aurora_core::DocId;
+    /// let uuid = DocId::parse("0190a6b2-0000-7000-8000-000000000002").unwrap();
+    /// let text = DocId::text("0190a6b2-0000-7000-8000-000000000002").unwrap();
+    /// assert_eq!(uuid.to_path_segment(), "0190a6b2-0000-7000-8000-000000000002");
+    /// assert_eq!(text.to_path_segment(), "~0190a6b2-0000-7000-8000-000000000002");
+    /// assert_eq!(DocId::text("~home").unwrap().to_path_segment(), "~~home");
+    /// assert_eq!(DocId::text("o1").unwrap().to_path_segment(), "o1");
+    /// for id in [uuid, text, DocId::text("~home").unwrap(), DocId::text("o1").unwrap()] {
+    ///     assert_eq!(DocId::from_path_segment(&id.to_path_segment()).unwrap(), id);
+    /// }
+    /// ```
+    pub fn to_path_segment(&self) -> String {
+        match self {
+            DocId::Uuid(u) => u.hyphenated().to_string(),
+            DocId::Text(s) if s.starts_with('~') || Self::canonical_uuid(s).is_some() => format!("~{s}"),
+            DocId::Text(s) => s.to_string(),
+        }
+    }
+
+    /// Reads [`DocId::to_path_segment`]: a text starting with `~` is the
+    /// text id that follows the `~`; any other is read by [`DocId::parse`]
+    /// (a canonical UUID is a UUID id, the rest a text id).
+    pub fn from_path_segment(s: &str) -> Result<Self, CoreError> {
+        match s.strip_prefix('~') {
+            Some(text) => Self::text(text),
+            None => Self::parse(s),
+        }
+    }
+
     /// Checks a text id's rules (non-empty, at most 512 bytes, no NUL).
     /// A [`TextId`] is checked when it is made, so this holds for every id;
     /// write paths still call it, as a statement of what they require.

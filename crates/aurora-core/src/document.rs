@@ -85,6 +85,16 @@ impl Document {
         self.fields.get(head)?.get_path(rest)
     }
 
+    /// [`Document::get_path`], except that the path `_id` is the
+    /// document's id ([`DocId::to_value`](crate::DocId::to_value), made once
+    /// into `id` when first asked for) — what filters see.
+    pub fn get_path_or_id<'a>(&'a self, path: &str, id: &'a std::cell::OnceCell<Value>) -> Option<&'a Value> {
+        if path == crate::json::ID_FIELD {
+            return Some(id.get_or_init(|| self.id.to_value()));
+        }
+        self.get_path(path)
+    }
+
     /// Follows a dotted path to a value that can be changed in place.
     pub fn get_path_mut(&mut self, path: &str) -> Option<&mut Value> {
         let (head, rest) = path.split_once('.').unwrap_or((path, ""));

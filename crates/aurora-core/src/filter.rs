@@ -12,6 +12,22 @@ use std::ops::{BitAnd, BitOr, Not};
 /// A missing field never matches a comparison (`eq`, `gt`, …) and counts as
 /// absent for `has_field`/`is_null`.
 ///
+/// The path `_id` ([`ID_FIELD`](crate::json::ID_FIELD), which no document
+/// field may be named) is the document's id, as [`DocId::to_value`](crate::DocId::to_value)
+/// gives it: a UUID id compares as a [`Value::Uuid`], a text id as a
+/// [`Value::String`] — `F.eq("_id", "user-42")`, `F.in_values("_id", [..])`,
+/// `F.starts_with("_id", "user-")`, `F.gt("_id", "m")` (ranges within one
+/// kind of id). Queries read an `eq` or `in` on `_id` as point reads.
+///
+/// ```
+/// use aurora_core::{doc, DocId, F};
+/// let mut d = doc! { "n": 1 };
+/// d.id = DocId::text("user-42").unwrap();
+/// assert!(F.eq("_id", "user-42").matches(&d));
+/// assert!(F.eq("_id", &d.id).matches(&d) && F.starts_with("_id", "user-").matches(&d));
+/// assert!(!F.eq("_id", "user-7").matches(&d));
+/// ```
+///
 /// Its serde form is the derived one; decoding it stops past
 /// [`MAX_DECODE_DEPTH`](crate::MAX_DECODE_DEPTH) levels with an error (so
 /// no input, in any format, can exhaust the stack).
@@ -227,14 +243,16 @@ impl Filter {
 
     /// Whether `doc` matches.
     pub fn matches(&self, doc: &Document) -> bool {
-        self.matches_by(&|f: &str| doc.get_path(f))
+        let id = std::cell::OnceCell::new();
+        self.matches_by(&|f: &str| doc.get_path_or_id(f, &id))
     }
 
     /// Whether a document matches whose value at each dotted path is
     /// `get(path)` (`None`: absent) — [`Filter::matches`] over any source
     /// of field values, such as a stored document read field by field
     /// without being decoded whole. The filter reads no path outside
-    /// [`Filter::fields`].
+    /// [`Filter::fields`]; `get("_id")` must give the id
+    /// ([`DocId::to_value`](crate::DocId::to_value)).
     pub fn matches_by<'v>(&self, get: &impl Fn(&str) -> Option<&'v Value>) -> bool {
         match self {
             Filter::All => true,
@@ -258,6 +276,11 @@ impl Filter {
             Filter::Or(fs) => fs.iter().any(|x| x.matches_by(get)),
             Filter::Not(x) => !x.matches_by(get),
         }
+    }
+
+    /// Whether the filter reads the document id (the path `_id`).
+    pub fn reads_id(&self) -> bool {
+        self.fields().contains(&crate::json::ID_FIELD)
     }
 
     /// The field paths this filter mentions.

@@ -135,6 +135,20 @@ impl Update {
         Self::default()
     }
 
+    /// Whether this update changes nothing whatever the document: no
+    /// operator, or only patches without fields (`{}` as a patch). Updates
+    /// that change nothing are not written: no commit, no change event, the
+    /// document keeps its revision.
+    ///
+    /// ```
+    /// use aurora_core::{Fields, Update};
+    /// assert!(Update::new().is_noop() && Update::from(Fields::new()).is_noop());
+    /// assert!(!Update::new().increment("n", 1).is_noop());
+    /// ```
+    pub fn is_noop(&self) -> bool {
+        self.ops.iter().all(|op| matches!(op, UpdateOp::Merge(fields) if fields.is_empty()))
+    }
+
     fn with(mut self, op: UpdateOp) -> Self {
         self.ops.push(op);
         self

@@ -27,6 +27,20 @@ impl From<std::time::SystemTime> for Value {
     }
 }
 
+/// [`DocId::to_value`](crate::DocId::to_value): what a filter on `_id` compares.
+impl From<crate::DocId> for Value {
+    fn from(id: crate::DocId) -> Self {
+        id.to_value()
+    }
+}
+
+/// [`DocId::to_value`](crate::DocId::to_value).
+impl From<&crate::DocId> for Value {
+    fn from(id: &crate::DocId) -> Self {
+        id.to_value()
+    }
+}
+
 impl From<&[u8]> for Value {
     fn from(b: &[u8]) -> Self {
         Value::Bytes(b.to_vec())

@@ -190,12 +190,14 @@ fn malformed_json_is_a_typed_error_that_says_where() {
     for _ in 0..5_000 {
         deep = json!([deep]);
     }
-    assert!(matches!(Value::from_json(&deep), Err(CoreError::InvalidJson { .. })));
+    assert!(matches!(Value::from_json(&deep), Err(CoreError::TooDeep { .. })));
+    let doc = json!({"x": deep});
+    assert!(matches!(Document::from_json(&doc), Err(CoreError::TooDeep { field, .. }) if field == "x"));
     let mut deep = json!({});
     for _ in 0..5_000 {
         deep = json!({"$not": deep});
     }
-    assert!(Filter::from_json(&deep).is_err());
+    assert!(matches!(Filter::from_json(&deep), Err(CoreError::FilterTooDeep { .. })));
     // Documents: the id under `_id`, a UUID-looking text id escaped.
     let text = DocId::text(&uuid::Uuid::now_v7().to_string()).unwrap();
     let d = Document::with_id(text.clone());

@@ -140,8 +140,7 @@ impl Collections {
     /// still building (in this process, or interrupted by a crash and
     /// resumed at open) waits for that build.
     pub fn create_index(&self, collection: &str, field: &str, unique: bool) -> Result<IndexBuild> {
-        aurora_core::names::validate_field_path(field)
-            .map_err(|e| IndexError::InvalidSchema { collection: collection.into(), reason: e.to_string() })?;
+        crate::compound::check_path(collection, field)?;
         self.start_index(collection, field, unique)
     }
 

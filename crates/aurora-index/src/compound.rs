@@ -56,6 +56,22 @@ pub fn display_name(name: &str) -> String {
     }
 }
 
+/// Checks a path an index or a schema names: a valid field path, and not
+/// `_id` — the document id, which no field may hold (documents are stored
+/// by id, and filters on `_id` read them by id): an index or a declaration
+/// of it would describe a field that never exists.
+pub(crate) fn check_path(collection: &str, path: &str) -> Result<()> {
+    let invalid = |reason: String| IndexError::InvalidSchema { collection: collection.into(), reason };
+    aurora_core::names::validate_field_path(path).map_err(|e| invalid(e.to_string()))?;
+    let head = path.split('.').next().unwrap_or(path);
+    if head == aurora_core::json::ID_FIELD {
+        return Err(invalid(format!(
+            "`{path}`: `_id` is the document id, not a field (documents are stored by id: a filter on `_id` needs no index)"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks the fields of a new compound index: 2 to [`MAX_COMPOUND_FIELDS`]
 /// valid, distinct field paths.
 pub(crate) fn check_fields<S: AsRef<str>>(collection: &str, fields: &[S]) -> Result<()> {
@@ -67,7 +83,7 @@ pub(crate) fn check_fields<S: AsRef<str>>(collection: &str, fields: &[S]) -> Res
         )));
     }
     for (i, f) in fields.iter().enumerate() {
-        aurora_core::names::validate_field_path(f.as_ref()).map_err(|e| invalid(e.to_string()))?;
+        check_path(collection, f.as_ref())?;
         if fields[..i].iter().any(|g| g.as_ref() == f.as_ref()) {
             return Err(invalid(format!("field `{}` appears twice in a compound index", f.as_ref())));
         }

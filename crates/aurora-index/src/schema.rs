@@ -99,12 +99,12 @@ impl Schema {
         self.fields.iter().filter(|(_, d)| d.is_indexed()).map(|(p, d)| (p.as_str(), d))
     }
 
-    /// Checks the schema itself: no empty path segments; compound indexes
-    /// over 2 to 8 distinct valid paths.
+    /// Checks the schema itself: no empty path segments, no path under
+    /// `_id` (the document id, not a field); compound indexes over 2 to 8
+    /// distinct valid paths.
     pub fn check(&self, collection: &str) -> Result<()> {
         for path in self.fields.keys() {
-            aurora_core::names::validate_field_path(path)
-                .map_err(|e| IndexError::InvalidSchema { collection: collection.into(), reason: e.to_string() })?;
+            crate::compound::check_path(collection, path)?;
         }
         for (fields, _) in &self.compound_indexes {
             crate::compound::check_fields(collection, fields)?;

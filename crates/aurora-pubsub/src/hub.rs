@@ -153,7 +153,9 @@ impl Group {
         for (field, buckets) in &self.by_value {
             for e in events {
                 for d in [e.old_document.as_deref(), e.document.as_deref()].into_iter().flatten() {
-                    if let Some(subs) = d.get_path(field).and_then(|v| buckets.get(v)) {
+                    // `_id` is the document's id, as filters read it.
+                    let id = std::cell::OnceCell::new();
+                    if let Some(subs) = d.get_path_or_id(field, &id).and_then(|v| buckets.get(v)) {
                         candidates.extend(subs);
                     }
                 }

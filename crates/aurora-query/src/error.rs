@@ -76,6 +76,15 @@ pub enum QueryError {
         /// What went wrong.
         reason: ScriptError,
     },
+    /// The query ran past its deadline ([`Query::deadline`](crate::Query::deadline),
+    /// [`Query::timeout`](crate::Query::timeout)) and was stopped: it reads
+    /// nothing more and returns nothing.
+    #[error("the query ran past its deadline and was stopped")]
+    TimedOut,
+    /// The query's [`CancelToken`](crate::CancelToken) was cancelled: the
+    /// query stopped, reading nothing more and returning nothing.
+    #[error("the query was cancelled")]
+    Cancelled,
     /// A transaction error.
     #[error(transparent)]
     Txn(#[from] TxnError),

@@ -42,9 +42,11 @@ impl Matcher {
         }
     }
 
-    /// Whether `doc` matches (as [`Filter::matches`] would say).
+    /// Whether `doc` matches (as [`Filter::matches`] would say: the path
+    /// `_id` is its id).
     pub(crate) fn matches(&self, doc: &Document) -> bool {
-        self.matches_by(&|f: &str| doc.get_path(f))
+        let id = std::cell::OnceCell::new();
+        self.matches_by(&|f: &str| doc.get_path_or_id(f, &id))
     }
 
     /// Whether the document whose value at each path is `get(path)`

@@ -22,6 +22,12 @@ pub enum Access {
         /// The entries read (one scan per value for `in`).
         scans: Vec<IndexScan>,
     },
+    /// Read the documents by id: an `eq` or `in` on `_id` (no index
+    /// needed — documents are stored by id).
+    Ids {
+        /// The ids read.
+        count: usize,
+    },
     /// Intersect the ids of two index reads.
     Intersection(Box<Access>, Box<Access>),
     /// Walk an index in value order, stopping once `limit` matches are found
@@ -54,13 +60,14 @@ pub enum Access {
 
 impl Access {
     /// The access path named without any value from the filter, e.g.
-    /// `full_scan`, `index(room)`, `index_order(ts desc)`,
+    /// `full_scan`, `ids`, `index(room)`, `index_order(ts desc)`,
     /// `compound(room,ts)`, `intersection(index(a),index(b))` — what the
     /// `query` tracing span records (spans never carry document or filter
     /// values).
     pub fn summary(&self) -> String {
         match self {
             Access::FullScan => "full_scan".into(),
+            Access::Ids { .. } => "ids".into(),
             Access::Index { field, .. } => format!("index({field})"),
             Access::Intersection(a, b) => format!("intersection({},{})", a.summary(), b.summary()),
             Access::IndexOrder { field, descending } => {

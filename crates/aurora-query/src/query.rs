@@ -4,6 +4,7 @@
 use crate::computed::Scripts;
 use crate::error::{QueryError, Result};
 use crate::hint::Hint;
+use crate::interrupt::{CancelToken, Stop};
 use crate::matcher::Matcher;
 use crate::plan::{
     access_for, compound_answers, compound_for, estimate_rows, orderable, scan_cap, tighter_high, tighter_low,
@@ -20,6 +21,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Sort direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +66,7 @@ pub struct Query {
     pub(crate) computed: Option<crate::computed::Ordered>,
     pub(crate) script_limits: crate::computed::ScriptLimits,
     pub(crate) hint: Hint,
+    pub(crate) stop: Stop,
 }
 
 /// A value sorted in one direction.
@@ -178,7 +181,52 @@ impl Query {
             computed: None,
             script_limits: crate::computed::ScriptLimits::default(),
             hint: Hint::Auto,
+            stop: Stop::default(),
         }
+    }
+
+    /// Stops the query once the instant `at` has passed: it fails with
+    /// [`QueryError::TimedOut`], having read nothing more, instead of
+    /// returning. Every loop of the engine that reads documents or index
+    /// entries — scans, index reads and walks, fetching candidates,
+    /// sorting, the initial load of a live query — checks the clock every
+    /// [`CHECK_EVERY`](crate::CHECK_EVERY) steps, so a query stops within a
+    /// few documents' work of its deadline (a step that runs a script is
+    /// bound by the script's own time limit). Without a deadline a query
+    /// runs to its end.
+    pub fn deadline(mut self, at: Instant) -> Self {
+        self.stop.deadline = Some(at);
+        self
+    }
+
+    /// A [`Query::deadline`] `limit` from now: the clock starts when this
+    /// is called, not when the query runs (time spent waiting to run
+    /// counts).
+    pub fn timeout(self, limit: Duration) -> Self {
+        let at = Instant::now().checked_add(limit);
+        match at {
+            Some(at) => self.deadline(at),
+            None => self,
+        }
+    }
+
+    /// Stops the query, with [`QueryError::Cancelled`], once `token` is
+    /// cancelled — from any thread, for instance when the client that
+    /// asked for it has gone. Checked like [`Query::deadline`].
+    pub fn cancel_token(mut self, token: CancelToken) -> Self {
+        self.stop.token = Some(token);
+        self
+    }
+
+    /// The query without its deadline and cancel token.
+    pub fn without_deadline(mut self) -> Self {
+        self.stop = Stop::default();
+        self
+    }
+
+    /// The deadline set by [`Query::deadline`] or [`Query::timeout`].
+    pub fn deadline_at(&self) -> Option<Instant> {
+        self.stop.deadline
     }
 
     /// Overrides the planner: [`Hint::Scan`] reads every document,
@@ -423,6 +471,11 @@ impl Query {
         candidates.sort_by(|a, b| a.3.total_cmp(&b.3));
         let mut best: Option<usize> = None;
         let mut options = Vec::new();
+        if let Some(ids) = self.id_reads() {
+            best = Some(ids.len());
+            options.push((Access::Ids { count: ids.len() }, ids));
+        }
+        let mut ticker = self.stop.ticker();
         'fields: for (field, scans, entries, estimate) in candidates {
             if auto && order_field != Some(field.as_str()) && best.is_some_and(|b| !worth_reading(estimate, b)) {
                 tracing::debug!(field, estimate, "index read skipped: too broad to narrow a better one");
@@ -432,6 +485,7 @@ impl Query {
             let mut ids = Vec::new();
             for scan in &scans {
                 for id in collections.scan_index_lazy(tx.snapshot(), &self.collection, &field, scan)? {
+                    ticker.tick()?;
                     ids.push(id?);
                     if ids.len() > cap {
                         tracing::debug!(field, cap, "index read too broad: a scan is cheaper");
@@ -443,6 +497,36 @@ impl Query {
             options.push((Access::Index { field, scans }, ids));
         }
         Ok(options)
+    }
+
+    /// The ids an `eq` or `in` on `_id` names (the fewest, if several
+    /// conjuncts do), sorted — documents are stored by id, so these are
+    /// point reads. `None` when no conjunct is one, or a hint says which
+    /// access to use.
+    fn id_reads(&self) -> Option<Vec<DocId>> {
+        if self.hint != Hint::Auto {
+            return None;
+        }
+        let as_id = |v: &Value| match v {
+            Value::Uuid(u) => Some(DocId::Uuid(*u)),
+            // A text that breaks the id rules is no document's id.
+            Value::String(s) => DocId::text(s).ok(),
+            _ => None,
+        };
+        self.filter
+            .conjuncts()
+            .into_iter()
+            .filter_map(|c| match c {
+                Filter::Eq(f, v) if f == aurora_core::json::ID_FIELD => Some(as_id(v).into_iter().collect::<Vec<_>>()),
+                Filter::In(f, vs) if f == aurora_core::json::ID_FIELD => Some(vs.iter().filter_map(as_id).collect()),
+                _ => None,
+            })
+            .min_by_key(Vec::len)
+            .map(|mut ids| {
+                ids.sort();
+                ids.dedup();
+                ids
+            })
     }
 
     /// Refuses a [`Hint::Index`] the query cannot use: no such ready index,
@@ -517,6 +601,8 @@ impl Query {
         let def = self.validate(tx)?;
         // One script session per run: one sandbox, one time budget.
         let mut scripts = Scripts::with_limits(self.script_limits);
+        let mut ticker = self.stop.ticker();
+        ticker.check()?;
         let written = tx.written_ids(&self.collection);
         let wanted = self.limit.map(|l| l.saturating_add(self.offset)).filter(|_| self.after.is_none());
         self.check_hint(&def)?;
@@ -537,7 +623,7 @@ impl Query {
         };
         if let Some(read) = compound.as_ref().filter(|r| r.walk.is_some() && written.is_empty()) {
             let (matched, examined) = self.walk_compound(tx, &def, read, &matcher, &mut scripts)?;
-            return Ok(self.finish(read.access.clone(), examined, examined, matched, true));
+            return self.finish(read.access.clone(), examined, examined, matched, true);
         }
         // Ascending top-k on an ordered field: walk its index lazily (the
         // filter's read on it, or the whole index when the filter uses no
@@ -558,6 +644,7 @@ impl Query {
                     if matched.len() >= w {
                         break;
                     }
+                    ticker.tick()?;
                     examined += 1;
                     if let Some(d) = tx.get_shared(&self.collection, &id?)? {
                         let d = self.enrich(d, &mut scripts)?;
@@ -566,17 +653,18 @@ impl Query {
                         }
                     }
                 }
-                return Ok(self.finish(access, examined, examined, matched, true));
+                return self.finish(access, examined, examined, matched, true);
             }
         }
         let mut options = self.index_options(tx, &def)?;
         if let Some(read) = compound {
-            let ids = tx.database().collections().scan_index(
-                Some(tx.snapshot()),
-                &self.collection,
-                &read.name,
-                &read.scan,
-            )?;
+            let mut ids = Vec::new();
+            for id in
+                tx.database().collections().scan_index_lazy(tx.snapshot(), &self.collection, &read.name, &read.scan)?
+            {
+                ticker.tick()?;
+                ids.push(id?);
+            }
             let access = match read.access {
                 Access::Compound { fields, equal, range, .. } => {
                     Access::Compound { fields, equal, range, ordered: false, descending: false }
@@ -611,6 +699,7 @@ impl Query {
                 if stop_at.is_some_and(|w| matched.len() >= w) {
                     break;
                 }
+                ticker.tick()?;
                 examined += 1;
                 if let Some(d) = tx.get_shared(&self.collection, &id)? {
                     let d = self.enrich(d, scripts)?;
@@ -659,6 +748,7 @@ impl Query {
                 if wanted.is_some_and(|w| matched.len() >= w) {
                     break;
                 }
+                ticker.tick()?;
                 examined += 1;
                 if let Some(d) = tx.get_shared(&self.collection, &id?)? {
                     let d = self.enrich(d, &mut scripts)?;
@@ -674,7 +764,7 @@ impl Query {
                 // Without own writes to overlay or computed fields to add,
                 // the filter is tested on the stored bytes, lazily, and
                 // the scan stops early.
-                let mut scan = FilteredScan::new(tx, &self.collection, &self.filter, matcher.clone())?;
+                let mut scan = FilteredScan::new(tx, &self.collection, &self.filter, matcher.clone(), &self.stop)?;
                 while early.is_none_or(|w| matched.len() < w) {
                     match scan.next() {
                         Some(d) => matched.push(d?),
@@ -692,6 +782,7 @@ impl Query {
                     if early.is_some_and(|w| matched.len() >= w) {
                         break;
                     }
+                    ticker.tick()?;
                     examined += 1;
                     let d = self.enrich(d?, &mut scripts)?;
                     if matcher.matches(&d) {
@@ -701,7 +792,7 @@ impl Query {
             }
             (Access::FullScan, examined, false)
         };
-        Ok(self.finish(access, estimated, examined, matched, presorted))
+        self.finish(access, estimated, examined, matched, presorted)
     }
 
     /// Walks a compound index in the query's order (ascending lazily,
@@ -753,10 +844,12 @@ impl Query {
             _ => false,
         };
         let (mut examined, mut matched) = (0u64, Vec::new());
+        let mut ticker = self.stop.ticker();
         for id in ids {
             if wanted.is_some_and(|w| matched.len() >= w) {
                 break;
             }
+            ticker.tick()?;
             examined += 1;
             if let Some(d) = tx.get_shared(&self.collection, &id?)? {
                 let d = self.enrich(d, scripts)?;
@@ -778,9 +871,9 @@ impl Query {
         examined: u64,
         mut matched: Vec<Arc<Document>>,
         presorted: bool,
-    ) -> (Vec<Arc<Document>>, Plan) {
+    ) -> Result<(Vec<Arc<Document>>, Plan)> {
         if !presorted {
-            matched.sort_by(|a, b| compare(&self.order, a, b));
+            crate::interrupt::sort_by(&mut matched, |a, b| compare(&self.order, a, b), &mut self.stop.ticker())?;
         }
         if let Some(c) = &self.after {
             let position = probe(&self.order, c);
@@ -789,7 +882,7 @@ impl Query {
         let out: Vec<Arc<Document>> =
             matched.into_iter().skip(self.offset).take(self.limit.unwrap_or(usize::MAX)).collect();
         let plan = Plan { access, estimated_rows: estimated, examined_rows: examined, returned_rows: out.len() as u64 };
-        (out, plan)
+        Ok((out, plan))
     }
 
     /// An enriched match as the query returns it (projected).
@@ -831,12 +924,18 @@ impl Query {
                         .transpose()
                 }))
             }
-            None if prefiltered => Box::new(FilteredScan::new(tx, &self.collection, &self.filter, matcher.clone())?),
+            None if prefiltered => {
+                Box::new(FilteredScan::new(tx, &self.collection, &self.filter, matcher.clone(), &self.stop)?)
+            }
             None => Box::new(tx.snapshot_documents(&self.collection)?.map(|d| d.map_err(QueryError::from))),
         };
         let this = self.clone();
         let mut scripts = Scripts::with_limits(self.script_limits);
+        let mut ticker = self.stop.ticker();
         let matches = source.filter_map(move |d| {
+            if let Err(e) = ticker.tick() {
+                return Some(Err(e));
+            }
             let enriched = d.and_then(|d| this.enrich(d, &mut scripts));
             // The caller may hold the stream for as long as it likes between
             // items: the sandbox goes back to the pool meanwhile.
@@ -939,9 +1038,13 @@ impl Query {
         let collections = tx.database().collections();
         let distinct: BTreeSet<&Value> = values.into_iter().collect();
         let mut ids = Vec::new();
+        let mut ticker = self.stop.ticker();
         for v in distinct {
             let scan = IndexScan::Eq(v.clone());
-            ids.extend(collections.scan_index(Some(tx.snapshot()), &self.collection, field, &scan)?);
+            for id in collections.scan_index_lazy(tx.snapshot(), &self.collection, field, &scan)? {
+                ticker.tick()?;
+                ids.push(id?);
+            }
         }
         ids.sort_unstable();
         ids.dedup();

@@ -10,10 +10,11 @@
 //! error, as decoding it would be (a filter that reads no field, such as
 //! `All`, reads nothing of a document before deciding).
 
-use crate::error::Result;
+use crate::error::{QueryError, Result};
+use crate::interrupt::{Stop, Ticker};
 use crate::matcher::Matcher;
 use aurora_core::filter::Filter;
-use aurora_core::Document;
+use aurora_core::{DocId, Document};
 use aurora_storage::skim::FieldReader;
 use aurora_storage::{collection_prefix, format, DocumentStore, SnapshotIter};
 use aurora_txn::Transaction;
@@ -29,18 +30,31 @@ pub(crate) struct FilteredScan {
     reader: FieldReader,
     matcher: Matcher,
     examined: u64,
+    ticker: Ticker,
+    /// Where the id starts in a key, when the filter reads `_id`.
+    id_at: Option<usize>,
 }
 
 impl FilteredScan {
     /// Starts a scan of `collection` (already checked to exist) for the
-    /// documents `filter` matches; `matcher` is the filter prepared.
-    pub(crate) fn new(tx: &Transaction, collection: &str, filter: &Filter, matcher: Matcher) -> Result<Self> {
+    /// documents `filter` matches; `matcher` is the filter prepared. The
+    /// scan ends with an error once `stop` says so (it is checked while
+    /// documents that do not match are skipped, too).
+    pub(crate) fn new(
+        tx: &Transaction,
+        collection: &str,
+        filter: &Filter,
+        matcher: Matcher,
+        stop: &Stop,
+    ) -> Result<Self> {
         Ok(Self {
             entries: tx.snapshot().iter_prefix(&collection_prefix(collection))?,
             documents: tx.database().collections().documents().clone(),
-            reader: FieldReader::new(heads(filter)),
+            reader: FieldReader::new(heads(filter).filter(|h| *h != aurora_core::json::ID_FIELD)),
             matcher,
             examined: 0,
+            ticker: stop.ticker(),
+            id_at: filter.reads_id().then(|| collection_prefix(collection).len()),
         })
     }
 
@@ -65,6 +79,9 @@ impl Iterator for FilteredScan {
                 Err(e) => return Some(Err(e.into())),
             };
             self.examined += 1;
+            if let Err(e) = self.ticker.tick() {
+                return Some(Err(e));
+            }
             // A filter that reads no field (`All`) needs nothing read.
             if !self.reader.names().is_empty() {
                 if let Err(e) = self.reader.read(&key, &stored) {
@@ -72,7 +89,30 @@ impl Iterator for FilteredScan {
                 }
             }
             let reader = &self.reader;
-            if !self.matcher.matches_by(&|path: &str| reader.get_path(path)) {
+            let matched = match self.id_at {
+                // The id comes from the key (a filter on `_id`).
+                Some(at) => {
+                    let id = match key.get(at..).map(DocId::from_key_bytes) {
+                        Some(Ok(id)) => id.to_value(),
+                        Some(Err(e)) => return Some(Err(QueryError::Core(e))),
+                        None => {
+                            return Some(Err(QueryError::Core(aurora_core::CoreError::InvalidDocId {
+                                id: String::new(),
+                                reason: "a document key without an id",
+                            })))
+                        }
+                    };
+                    self.matcher.matches_by(&|path: &str| {
+                        if path == aurora_core::json::ID_FIELD {
+                            Some(&id)
+                        } else {
+                            reader.get_path(path)
+                        }
+                    })
+                }
+                None => self.matcher.matches_by(&|path: &str| reader.get_path(path)),
+            };
+            if !matched {
                 continue;
             }
             // The hot cache's copy when it holds this version: no decoding.

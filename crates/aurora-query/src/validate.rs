@@ -3,6 +3,7 @@
 
 use crate::error::{QueryError, Result};
 use aurora_core::filter::Filter;
+use aurora_core::json::ID_FIELD;
 use aurora_core::{FieldType, Value};
 use aurora_index::{Schema, UnknownFields};
 
@@ -15,7 +16,9 @@ use aurora_index::{Schema, UnknownFields};
 /// layer walks it.
 pub(crate) fn field_type(collection: &str, schema: &Schema, path: &str) -> Result<FieldType> {
     aurora_core::names::validate_field_path(path)?;
-    if schema.fields.is_empty() {
+    // The document id: every collection has it (see `check_filter` for
+    // the values it is compared with).
+    if schema.fields.is_empty() || path == ID_FIELD {
         return Ok(FieldType::Any);
     }
     if let Some(t) = schema.field_type(path) {
@@ -60,6 +63,18 @@ pub(crate) fn check_filter(
         }
     };
     let check_value = |field: &str, v: &Value| -> Result<()> {
+        if field == ID_FIELD {
+            // An id is a UUID or a text: any other value could never match.
+            return match v {
+                Value::Uuid(_) | Value::String(_) => Ok(()),
+                other => Err(QueryError::TypeMismatch {
+                    collection: collection.into(),
+                    field: field.into(),
+                    expected: "the document id (a UUID or a text)".into(),
+                    actual: other.type_name(),
+                }),
+            };
+        }
         let t = field_type(collection, schema, field)?;
         if value_fits(t, v) {
             Ok(())
@@ -86,6 +101,12 @@ pub(crate) fn check_filter(
         Filter::Between(f, lo, hi) => check_value(f, lo).and_then(|()| check_value(f, hi)),
         Filter::In(f, vs) => vs.iter().try_for_each(|v| check_value(f, v)),
         Filter::Contains(f, _) | Filter::StartsWith(f, _) | Filter::EndsWith(f, _) => check_string_op(f),
+        Filter::InArray(f, _) if f == ID_FIELD => Err(QueryError::TypeMismatch {
+            collection: collection.into(),
+            field: f.clone(),
+            expected: "the document id (a UUID or a text)".into(),
+            actual: "array element",
+        }),
         Filter::InArray(f, _) => {
             let t = field_type(collection, schema, f)?;
             if matches!(t, FieldType::Array | FieldType::Any) {

@@ -151,7 +151,9 @@ pub struct Watcher {
 impl Watcher {
     /// Starts watching: `listener` must already be subscribed to the
     /// query's collection (subscribe first, then call this), with
-    /// [`Watcher::listener_filter`] or a wider filter.
+    /// [`Watcher::listener_filter`] or a wider filter. The query's deadline
+    /// and cancel token ([`Query::deadline`](aurora_query::Query::deadline))
+    /// bound this initial load only.
     pub fn start(db: Database, query: Query, listener: Listener) -> Result<Self, WatchError> {
         listener.mark_live_query();
         let window = query.is_windowed().then(|| {
@@ -174,6 +176,9 @@ impl Watcher {
             told: None,
         };
         w.load()?;
+        // A deadline or cancel token bounds the initial load only: the
+        // live query's later re-runs must not fail for it.
+        w.query = w.query.clone().without_deadline();
         Ok(w)
     }
 

@@ -46,15 +46,22 @@ struct Loaded {
 /// The keys the server knows, from a key file or none.
 pub(crate) struct KeyRing {
     file: Option<KeyFile>,
+    /// Whether requests without a key are served while no key exists (a
+    /// loopback server): the reload then says when that starts or stops.
+    allow_anonymous: bool,
     loaded: RwLock<Arc<Loaded>>,
     last_check: Mutex<Instant>,
 }
 
 impl KeyRing {
     /// Loads `file` (an unreadable or damaged file is an error here, at start).
-    pub(crate) fn open(file: Option<KeyFile>) -> std::io::Result<Self> {
-        let ring =
-            Self { file, loaded: RwLock::new(Arc::new(Loaded::default())), last_check: Mutex::new(Instant::now()) };
+    pub(crate) fn open(file: Option<KeyFile>, allow_anonymous: bool) -> std::io::Result<Self> {
+        let ring = Self {
+            file,
+            allow_anonymous,
+            loaded: RwLock::new(Arc::new(Loaded::default())),
+            last_check: Mutex::new(Instant::now()),
+        };
         if let Some(file) = &ring.file {
             let st = stamp(file.path());
             let keys = file.load()?;
@@ -81,6 +88,8 @@ impl KeyRing {
                     match file.load() {
                         Ok(keys) => {
                             tracing::info!(keys = keys.len(), file = %file.path().display(), "API keys reloaded");
+                            let before = self.loaded.read().by_hash.len();
+                            self.say_what_changed(before, keys.len());
                             *self.loaded.write() = Arc::new(Loaded::from_keys(keys, st));
                         }
                         Err(e) => {
@@ -91,6 +100,22 @@ impl KeyRing {
             }
         }
         Arc::clone(&self.loaded.read())
+    }
+
+    /// Says in the log when a loopback server starts or stops serving
+    /// requests without a key (its last key revoked, its first created).
+    fn say_what_changed(&self, before: usize, after: usize) {
+        match (before, after) {
+            (1.., 0) if self.allow_anonymous => tracing::warn!(
+                "the last API key was revoked: this loopback server now serves requests WITHOUT a key, \
+                 with every right (create a key to require keys again)"
+            ),
+            (1.., 0) => tracing::warn!("the last API key was revoked: every request is refused until a key is created"),
+            (0, 1..) if self.allow_anonymous => {
+                tracing::info!("an API key was created: requests without a key are refused from now on")
+            }
+            _ => {}
+        }
     }
 
     /// How many keys there are now.

@@ -39,8 +39,14 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("duplicate_values", 409, "a unique index cannot be built: documents share a value"),
     ("revision_mismatch", 409, "a transaction's `if_revision` condition does not hold; nothing was written"),
     ("conflict", 409, "a concurrent commit won, even after retries; retry the request"),
+    (
+        "cursor_stale",
+        409,
+        "the document a cursor refers to (its sort values too large to carry) changed or was deleted since: page again from the start",
+    ),
     ("locked", 409, "the database directory is held by another process"),
     ("payload_too_large", 413, "the body, a document or a transaction is larger than the limits allow"),
+    ("uri_too_long", 414, "the request target (path and query string) is longer than the server takes"),
     ("schema_violation", 422, "a document breaks its collection's schema"),
     ("invalid_schema", 422, "a schema definition is itself invalid"),
     (
@@ -51,6 +57,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("invalid_job", 422, "a job definition is not acceptable"),
     ("computed_failed", 422, "a computed field failed on a document"),
     ("too_many_streams", 429, "the limit of open streams is reached; retry later"),
+    (
+        "headers_too_large",
+        431,
+        "the request head (request line and headers) is larger than the server takes",
+    ),
     ("internal", 500, "the server failed; the message says how (the log has more)"),
     ("query_timeout", 503, "the query ran longer than the server's query time limit"),
     ("unavailable", 503, "the database is closing or closed"),
@@ -219,6 +230,9 @@ impl From<Error> for ApiError {
             },
             Error::Query(q) => match q {
                 QueryError::InvalidCursor(_) => ApiError::new("invalid_cursor", message),
+                // A query stops by itself at the server's query time limit
+                // (or when its request is dropped: nobody reads that answer).
+                QueryError::TimedOut | QueryError::Cancelled => ApiError::new("query_timeout", message),
                 QueryError::ComputedFailed { .. } => ApiError::new("computed_failed", message),
                 QueryError::Core(c) => core_error(&c),
                 _ => ApiError::new("invalid_query", message),

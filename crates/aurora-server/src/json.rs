@@ -67,8 +67,28 @@ pub(crate) fn body(bytes: &[u8]) -> Result<Json, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new("malformed_json", "the request needs a JSON body"));
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::new("malformed_json", format!("the body is not JSON: {e}")))
+    parse(bytes, "the body")
 }
+
+/// JSON text as JSON: `malformed_json` if it is not JSON, `too_deep` if it
+/// nests deeper than the parser goes (`serde_json` stops at 128 levels, far
+/// past the limit of documents and filters, which is checked afterwards).
+pub(crate) fn parse(bytes: &[u8], what: &str) -> Result<Json, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        if aurora::json::text_nesting_depth(bytes) >= PARSER_DEPTH {
+            ApiError::new(
+                "too_deep",
+                format!("{what} nests deeper than {} levels, the limit", aurora::MAX_NESTING_DEPTH),
+            )
+            .with("limit", aurora::MAX_NESTING_DEPTH as u64)
+        } else {
+            ApiError::new("malformed_json", format!("{what} is not JSON: {e}"))
+        }
+    })
+}
+
+/// How deep `serde_json` parses.
+const PARSER_DEPTH: usize = 128;
 
 /// A JSON pointer segment, escaped.
 pub(crate) fn escape(segment: &str) -> String {
@@ -152,9 +172,16 @@ fn strings(v: &Json, at: &str) -> Result<Vec<String>, ApiError> {
         .collect()
 }
 
-/// A document id written as JSON (a path segment is a JSON string).
+/// A document id from a path segment ([`DocId::from_path_segment`]: a
+/// UUID in its canonical form, a text id as it is, or `~` and a text id —
+/// for a text id that reads as a UUID or starts with `~`).
 pub(crate) fn doc_id(text: &str) -> Result<DocId, ApiError> {
-    DocId::from_json(&Json::String(text.to_string())).map_err(|e| core_at("", e))
+    DocId::from_path_segment(text).map_err(|e| core_at("", e))
+}
+
+/// A document id as a path segment, URL-encoded (read back by [`doc_id`]).
+pub(crate) fn id_segment(id: &DocId) -> String {
+    percent_encode(&id.to_path_segment())
 }
 
 // ---- schemas --------------------------------------------------------------
@@ -247,10 +274,42 @@ pub(crate) fn schema_json(schema: &Schema) -> Json {
     json!({ "fields": fields, "unknown_fields": unknown })
 }
 
+/// An index's name in the API: its fields joined with `,`, each field's
+/// own `\` and `,` escaped with a `\` — so a compound index on (`a`, `b`)
+/// is `a,b` and an index on the one field `a,b` is `a\,b`.
+pub(crate) fn index_name<S: AsRef<str>>(fields: &[S]) -> String {
+    let escaped: Vec<String> = fields.iter().map(|f| f.as_ref().replace('\\', "\\\\").replace(',', "\\,")).collect();
+    escaped.join(",")
+}
+
+/// The fields an index name ([`index_name`]) lists.
+pub(crate) fn index_fields(name: &str) -> Result<Vec<String>, ApiError> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut chars = name.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(e @ ('\\' | ',')) => field.push(e),
+                _ => {
+                    return Err(ApiError::new(
+                        "invalid_name",
+                        format!("index name {name:?}: a `\\` escapes only `,` or `\\` (fields are joined with `,`)"),
+                    ))
+                }
+            },
+            ',' => fields.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    fields.push(field);
+    Ok(fields)
+}
+
 /// Index statistics.
 pub(crate) fn index_json(i: &IndexStats) -> Json {
     json!({
-        "name": i.fields.join(","),
+        "name": index_name(&i.fields),
         "fields": i.fields,
         "unique": i.unique,
         "state": format!("{:?}", i.state).to_lowercase(),
@@ -327,6 +386,9 @@ pub(crate) struct QuerySpec {
     pub(crate) select: Option<Vec<String>>,
     pub(crate) limit: Option<usize>,
     pub(crate) offset: usize,
+    /// The `cursor` member as sent ([`QuerySpec::resolve_cursor`] reads it).
+    pub(crate) cursor_text: Option<String>,
+    /// The position the page starts after, once resolved.
     pub(crate) cursor: Option<Cursor>,
     pub(crate) explain: bool,
 }
@@ -381,9 +443,7 @@ pub(crate) fn query(json: &Json, at: &str, live: bool) -> Result<QuerySpec, ApiE
     }
     spec.limit = uint(obj, at, "limit")?.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
     spec.offset = uint(obj, at, "offset")?.map_or(0, |o| usize::try_from(o).unwrap_or(usize::MAX));
-    if let Some(c) = string(obj, at, "cursor")? {
-        spec.cursor = Some(decode_cursor(c).map_err(|e| e.with("at", format!("{at}/cursor")))?);
-    }
+    spec.cursor_text = string(obj, at, "cursor")?.map(str::to_string);
     spec.explain = boolean(obj, at, "explain")?.unwrap_or(false);
     Ok(spec)
 }
@@ -412,25 +472,126 @@ impl QuerySpec {
     }
 }
 
-/// A cursor as an opaque string: base64url of its plain JSON.
-pub(crate) fn encode_cursor(c: &Cursor) -> String {
-    let json = json!({ "v": c.values.iter().map(Value::to_json).collect::<Vec<_>>(), "id": c.id.to_json() });
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.to_string())
+// ---- cursors --------------------------------------------------------------
+//
+// A cursor is an opaque string: base64url of a small JSON object with
+//
+// - `q`: the query's fingerprint — 16 hex digits of the SHA-256 of its
+//   collection, filter and order (what positions depend on; `select`,
+//   `limit` and `offset` do not change where a page ends). A cursor sent
+//   with another query is `invalid_cursor`.
+// - `id`: the id of the last document of the page (the final tie-breaker).
+// - `v`: the sort values of that document, when their JSON is at most
+//   [`MAX_INLINE_CURSOR_BYTES`]; or else
+// - `h`: the SHA-256 of those values, and the next page reads them from the
+//   document itself. If it changed them (or was deleted) meanwhile, the
+//   position is lost: `cursor_stale`. So a cursor is always small — sort
+//   values of several megabytes never travel back and forth.
+
+/// Largest sort values (their plain JSON, in bytes) a cursor carries; larger
+/// ones are referred to through the document (see above).
+pub(crate) const MAX_INLINE_CURSOR_BYTES: usize = 2048;
+
+/// What positions of `spec` on `collection` depend on, as 16 hex digits.
+fn fingerprint(collection: &str, spec: &QuerySpec) -> String {
+    use sha2::{Digest, Sha256};
+    let order: Vec<Json> =
+        spec.order.iter().map(|(f, o)| json!([f, if *o == Order::Desc { "desc" } else { "asc" }])).collect();
+    let filter = spec.filter.as_ref().map_or(Json::Null, Filter::to_json);
+    let text = json!([collection, filter, order]).to_string();
+    hex(&Sha256::digest(text.as_bytes())[..8])
 }
 
-fn decode_cursor(s: &str) -> Result<Cursor, ApiError> {
-    let bad = || ApiError::new("invalid_cursor", "the cursor is not one this server gave out");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
-    let json: Json = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    let values = json.get("v").and_then(Json::as_array).ok_or_else(bad)?;
-    let values = values.iter().map(Value::from_json).collect::<Result<Vec<_>, _>>().map_err(|_| bad())?;
-    let id = DocId::from_json(json.get("id").ok_or_else(bad)?).map_err(|_| bad())?;
-    Ok(Cursor { values, id })
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn values_digest(values: &Json) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(values.to_string().as_bytes()))
+}
+
+/// The cursor of a page's last position, for `spec` on `collection`.
+pub(crate) fn encode_cursor(c: &Cursor, collection: &str, spec: &QuerySpec) -> String {
+    let values = Json::Array(c.values.iter().map(Value::to_json).collect());
+    let mut obj = Map::new();
+    obj.insert("q".into(), json!(fingerprint(collection, spec)));
+    obj.insert("id".into(), c.id.to_json());
+    let inline = values.to_string().len() <= MAX_INLINE_CURSOR_BYTES;
+    if inline {
+        obj.insert("v".into(), values);
+    } else {
+        obj.insert("h".into(), json!(values_digest(&values)));
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Json::Object(obj).to_string())
+}
+
+/// A decoded cursor: the position, or the document that holds it.
+pub(crate) enum CursorRef {
+    Values(Cursor),
+    Document { id: DocId, digest: String },
+}
+
+/// Reads a cursor sent with `spec` on `collection`: `invalid_cursor` if it
+/// is not one this server gave out for that query.
+pub(crate) fn decode_cursor(s: &str, collection: &str, spec: &QuerySpec) -> Result<CursorRef, ApiError> {
+    let bad = |why: &str| ApiError::new("invalid_cursor", format!("the cursor is not one this server gave out{why}"));
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).map_err(|_| bad(""))?;
+    let json: Json = serde_json::from_slice(&bytes).map_err(|_| bad(""))?;
+    if json.get("q").and_then(Json::as_str) != Some(fingerprint(collection, spec).as_str()) {
+        return Err(bad(
+            " for this query: a cursor belongs to the collection, filter and order of the query that gave it out",
+        ));
+    }
+    let id = DocId::from_json(json.get("id").ok_or_else(|| bad(""))?).map_err(|_| bad(""))?;
+    if let Some(values) = json.get("v").and_then(Json::as_array) {
+        let values = values.iter().map(Value::from_json).collect::<Result<Vec<_>, _>>().map_err(|_| bad(""))?;
+        return Ok(CursorRef::Values(Cursor { values, id }));
+    }
+    match json.get("h").and_then(Json::as_str) {
+        Some(h) => Ok(CursorRef::Document { id, digest: h.to_string() }),
+        None => Err(bad("")),
+    }
+}
+
+impl QuerySpec {
+    /// Resolves the `cursor` member (if any) for a query of `collection`:
+    /// decodes it, and reads the sort values of a cursor that refers to
+    /// its document.
+    pub(crate) async fn resolve_cursor(&mut self, db: &aurora::Aurora, collection: &str) -> Result<(), ApiError> {
+        let Some(text) = self.cursor_text.clone() else { return Ok(()) };
+        let at = |e: ApiError| e.with("at", "/cursor");
+        self.cursor = Some(match decode_cursor(&text, collection, self).map_err(at)? {
+            CursorRef::Values(c) => c,
+            CursorRef::Document { id, digest } => {
+                let doc = db.get_document(collection, &id).await?;
+                let values: Option<Vec<Value>> = doc
+                    .map(|d| self.order.iter().map(|(f, _)| d.get_path(f).cloned().unwrap_or(Value::Null)).collect());
+                match values {
+                    Some(v) if values_digest(&Json::Array(v.iter().map(Value::to_json).collect())) == digest => {
+                        Cursor { values: v, id }
+                    }
+                    _ => {
+                        return Err(ApiError::new(
+                            "cursor_stale",
+                            format!(
+                                "the cursor's position was document {id}, whose sort values were too large to carry in \
+                                 the cursor; it has changed them or was deleted since: start again from the first page"
+                            ),
+                        )
+                        .with("id", id.to_json()))
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
 }
 
 fn access_json(a: &Access) -> Json {
     match a {
         Access::FullScan => json!({ "type": "full_scan" }),
+        Access::Ids { count } => json!({ "type": "ids", "count": count }),
         Access::Index { field, scans } => json!({ "type": "index", "field": field, "scans": scans.len() }),
         Access::Intersection(x, y) => json!({ "type": "intersection", "of": [access_json(x), access_json(y)] }),
         Access::IndexOrder { field, descending } => {
@@ -519,10 +680,42 @@ mod tests {
     }
 
     #[test]
-    fn cursors_round_trip() {
-        let c = Cursor { values: vec![Value::Int(3), Value::from("x"), Value::Null], id: DocId::new() };
-        assert_eq!(decode_cursor(&encode_cursor(&c)).expect("decodes"), c);
-        assert_eq!(decode_cursor("nonsense!").unwrap_err().code(), "invalid_cursor");
+    fn cursors_round_trip_and_belong_to_their_query() {
+        let spec = QuerySpec { order: vec![("n".into(), Order::Asc), ("s".into(), Order::Desc)], ..Default::default() };
+        let c = Cursor { values: vec![Value::Int(3), Value::from("x")], id: DocId::new() };
+        let text = encode_cursor(&c, "c", &spec);
+        assert!(matches!(decode_cursor(&text, "c", &spec), Ok(CursorRef::Values(d)) if d == c));
+        assert_eq!(decode_cursor("nonsense!", "c", &spec).err().map(|e| e.code()), Some("invalid_cursor"));
+        // Another collection, filter or order: refused.
+        let other_order =
+            QuerySpec { order: vec![("n".into(), Order::Desc), ("s".into(), Order::Desc)], ..spec.clone() };
+        let other_filter = QuerySpec { filter: Some(Filter::Eq("n".into(), Value::Int(1))), ..spec.clone() };
+        for (coll, s) in [("d", &spec), ("c", &other_order), ("c", &other_filter)] {
+            assert_eq!(decode_cursor(&text, coll, s).err().map(|e| e.code()), Some("invalid_cursor"));
+        }
+        // The page size, projection and offset do not matter.
+        let paged = QuerySpec { limit: Some(5), select: Some(vec!["n".into()]), offset: 2, ..spec.clone() };
+        assert!(decode_cursor(&text, "c", &paged).is_ok());
+        // Large sort values are referred to, never carried.
+        let big = Cursor { values: vec![Value::from("x".repeat(100_000)), Value::Null], id: DocId::new() };
+        let text = encode_cursor(&big, "c", &spec);
+        assert!(text.len() < 200, "{} bytes", text.len());
+        assert!(matches!(decode_cursor(&text, "c", &spec), Ok(CursorRef::Document { id, .. }) if id == big.id));
+    }
+
+    #[test]
+    fn index_names_keep_fields_with_commas_apart() {
+        for fields in
+            [vec!["a"], vec!["a", "b"], vec!["a,b"], vec!["a\\", "b"], vec!["a\\,b", ",", "c"], vec!["ü,", "\\\\"]]
+        {
+            let name = index_name(&fields);
+            assert_eq!(index_fields(&name).expect("parses"), fields, "{name}");
+        }
+        assert_ne!(index_name(&["a,b"]), index_name(&["a", "b"]));
+        assert_eq!(index_name(&["a", "b"]), "a,b");
+        assert_eq!(index_name(&["a,b"]), "a\\,b");
+        assert_eq!(index_fields("a\\x").unwrap_err().code(), "invalid_name");
+        assert_eq!(index_fields("a\\").unwrap_err().code(), "invalid_name");
     }
 
     #[test]

@@ -67,6 +67,30 @@ impl std::str::FromStr for Right {
 /// (system collections such as `_jobs` included).
 pub const ALL_COLLECTIONS: &str = "*";
 
+/// Checks a collection name given rights in a key: [`ALL_COLLECTIONS`],
+/// the job queue's `_jobs` (the rights of `/v1/jobs`), or a name a user
+/// collection can have (the naming rules of collections; not starting
+/// with `_`, which is reserved for system collections). A right on any
+/// other name could never apply — most likely a typo.
+///
+/// ```
+/// use aurora_server::keys::check_rights_name;
+/// assert!(check_rights_name("orders").is_ok() && check_rights_name("*").is_ok() && check_rights_name("_jobs").is_ok());
+/// assert!(check_rights_name("").is_err() && check_rights_name("_system").is_err() && check_rights_name("a\0b").is_err());
+/// ```
+pub fn check_rights_name(collection: &str) -> Result<(), String> {
+    if collection == ALL_COLLECTIONS || collection == aurora::workers::JOBS {
+        return Ok(());
+    }
+    if collection.starts_with('_') {
+        return Err(format!(
+            "collection {collection:?}: names starting with `_` are reserved for system collections \
+             (the job queue's rights are on `_jobs`)"
+        ));
+    }
+    aurora::storage::validate_collection_name(collection).map_err(|e| e.to_string())
+}
+
 /// One key as stored: everything but the secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyInfo {
@@ -174,14 +198,14 @@ impl KeyFile {
     /// returns it with its token.
     ///
     /// # Errors
-    /// `InvalidInput` without rights or with an empty collection name; I/O
-    /// errors.
+    /// `InvalidInput` without rights, or with rights on a name no
+    /// collection can have ([`check_rights_name`]); I/O errors.
     pub fn create(&self, name: &str, rights: BTreeMap<String, Right>) -> io::Result<NewKey> {
         if rights.is_empty() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "a key needs at least one right"));
         }
-        if rights.keys().any(|c| c.is_empty()) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "an empty collection name"));
+        for collection in rights.keys() {
+            check_rights_name(collection).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         }
         let id: String = random_bytes::<6>()?.iter().map(|b| format!("{b:02x}")).collect();
         let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);

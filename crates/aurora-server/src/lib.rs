@@ -10,17 +10,18 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use aurora::Aurora;
-//! use aurora_server::{router, ServerConfig};
+//! use aurora_server::{router, serve_router, ServerConfig};
 //!
 //! let db = Aurora::temporary().await?;
 //! // A server for this machine only: no keys, requests need none.
-//! let api = router(db.clone(), ServerConfig { allow_anonymous: true, ..ServerConfig::default() });
+//! let config = ServerConfig { allow_anonymous: true, ..ServerConfig::default() };
 //! let app = axum::Router::new()
 //!     .route("/", axum::routing::get(|| async { "my application" }))
-//!     .merge(api); // the database under /v1
+//!     .merge(router(db.clone(), config.clone())); // the database under /v1
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! # let addr = listener.local_addr()?;
-//! let server = tokio::spawn(async move { axum::serve(listener, app).await });
+//! // Until the signal (here: never), with the connection limits of `config`.
+//! let server = tokio::spawn(async move { serve_router(listener, app, &config, std::future::pending()).await });
 //! # use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //! # let mut s = tokio::net::TcpStream::connect(addr).await?;
 //! # s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await?;
@@ -41,6 +42,7 @@
 //! handle), so the facade cannot re-export it; depend on both.
 
 mod auth;
+mod conn;
 mod error;
 mod extract;
 mod json;
@@ -96,6 +98,18 @@ pub struct Limits {
     pub stream_buffer: usize,
     /// Most writes in one transaction request (default 1 000).
     pub max_transaction_writes: usize,
+    /// How long a connection may take to send a complete request head
+    /// (default 30 s, hyper's usual): a slower one — a client that opened a
+    /// connection and sends its headers a byte at a time, or never finishes
+    /// them — is closed. The same bound applies to an idle keep-alive
+    /// connection waiting for its next request. Applied by [`serve`] and
+    /// [`serve_router`] (not by a server the application runs itself).
+    pub header_read_timeout: Duration,
+    /// Connections open at once (default 10 000): at the limit the server
+    /// stops accepting until one closes (keep it below the process's file
+    /// descriptor limit, `ulimit -n`). Applied by [`serve`] and
+    /// [`serve_router`].
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -108,6 +122,8 @@ impl Default for Limits {
             max_streams: 4096,
             stream_buffer: 256,
             max_transaction_writes: 1000,
+            header_read_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
         }
     }
 }
@@ -233,6 +249,7 @@ pub(crate) struct App {
     workers: tokio::sync::OnceCell<aurora::Workers>,
     pub(crate) shutdown: Shutdown,
     pub(crate) stats: Stats,
+    pub(crate) shared_events: streams::SharedEvents,
 }
 
 impl App {
@@ -275,7 +292,7 @@ async fn trace(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
 /// If the key file exists but cannot be read or parsed (check it first
 /// with [`keys::KeyFile::load`]; `aurora serve` does).
 pub fn router(db: Aurora, config: ServerConfig) -> Router {
-    let keys = match auth::KeyRing::open(config.key_file.clone()) {
+    let keys = match auth::KeyRing::open(config.key_file.clone(), config.allow_anonymous) {
         Ok(k) => k,
         Err(e) => panic!("aurora-server: {e}"),
     };
@@ -291,6 +308,7 @@ pub fn router(db: Aurora, config: ServerConfig) -> Router {
         workers: tokio::sync::OnceCell::new(),
         shutdown: config.shutdown,
         stats: Stats::default(),
+        shared_events: streams::SharedEvents::default(),
     });
     let protected = Router::new()
         .route("/v1/metrics", get(routes::metrics))
@@ -331,44 +349,40 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves the API on `listener` until `signal` completes; then ends the
 /// event streams, stops accepting, and waits up to [`SHUTDOWN_GRACE`] for
-/// open requests. Close the database afterwards. Connections use
-/// `TCP_NODELAY` (events go out at once).
+/// open requests. Close the database afterwards.
+///
+/// Each connection speaks HTTP/1.1 with keep-alive and `TCP_NODELAY`
+/// (events go out at once), must send each request head within
+/// [`Limits::header_read_timeout`] (the same bound closes an idle
+/// keep-alive connection), and counts against [`Limits::max_connections`].
+/// A request hyper cannot parse (a malformed request line or header, a
+/// head or target too large) is answered with the API's JSON error like
+/// any other (`bad_request`, `headers_too_large`, `uri_too_long`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     db: Aurora,
     config: ServerConfig,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let shutdown = config.shutdown.clone();
-    serve_router(listener, router(db, config), shutdown, signal).await
+    let (shutdown, limits) = (config.shutdown.clone(), config.limits.clone());
+    conn::serve(listener, router(db, config), shutdown, &limits, signal).await
 }
 
 /// Like [`serve`], for an application's own router that includes
 /// [`router`]'s routes (merged with others, such as the web console's):
-/// `shutdown` must be the [`ServerConfig::shutdown`] the API router was
-/// built with, so that the signal ends its event streams.
+/// `config` must be the [`ServerConfig`] the API router was built with —
+/// its [`ServerConfig::shutdown`] ends the API's event streams when
+/// `signal` completes, and its connection limits
+/// ([`Limits::header_read_timeout`], [`Limits::max_connections`]) apply.
+///
+/// Prefer this to `axum::serve`, which sets no deadline on request heads:
+/// a client that never finishes its headers would hold its connection for
+/// ever.
 pub async fn serve_router(
     listener: tokio::net::TcpListener,
     app: Router,
-    shutdown: Shutdown,
+    config: &ServerConfig,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
-    let trigger = shutdown.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        signal.await;
-        trigger.trigger();
-    });
-    tokio::select! {
-        r = server => r,
-        _ = async { shutdown.triggered().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
-            tracing::warn!("connections still open {SHUTDOWN_GRACE:?} after the shutdown signal: closing them");
-            Ok(())
-        }
-    }
+    conn::serve(listener, app, config.shutdown.clone(), &config.limits, signal).await
 }

@@ -14,7 +14,7 @@ use axum::Json;
 use serde_json::{json, Value as Json_};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
 type AppState = State<Arc<App>>;
@@ -158,7 +158,7 @@ pub(crate) async fn create_index(
             app.db.create_compound_index(&c, &refs, unique).await?;
         }
     }
-    let name = fields.join(",");
+    let name = json::index_name(&fields);
     let location = format!("/v1/collections/{}/indexes/{}", json::percent_encode(&c), json::percent_encode(&name));
     Ok(created(json!({ "name": name, "fields": fields, "unique": unique }), Some(location)))
 }
@@ -169,15 +169,20 @@ pub(crate) async fn drop_index(
     P((c, name)): P<(String, String)>,
 ) -> Result<Response> {
     who.require(&c, Right::Admin)?;
-    let catalog_name = name.split(',').collect::<Vec<_>>().join(&aurora::index::compound::SEPARATOR.to_string());
-    app.db.drop_index(&c, &catalog_name).await?;
+    match json::index_fields(&name)?.as_slice() {
+        [one] => app.db.drop_index(&c, one).await?,
+        many => {
+            let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+            app.db.drop_compound_index(&c, &refs).await?;
+        }
+    }
     Ok(Json(json!({ "dropped": name })).into_response())
 }
 
 // ---- documents ------------------------------------------------------------
 
 fn document_location(c: &str, id: &DocId) -> String {
-    format!("/v1/collections/{}/documents/{}", json::percent_encode(c), json::percent_encode(&id.to_string()))
+    format!("/v1/collections/{}/documents/{}", json::percent_encode(c), json::id_segment(id))
 }
 
 pub(crate) async fn insert(
@@ -273,9 +278,14 @@ pub(crate) async fn query(
     RawBody(raw): RawBody,
 ) -> Result<Response> {
     who.require(&c, Right::Read)?;
-    let spec = json::query(&json::body(&raw)?, "", false)?;
-    let builder = spec.build(&app.db, &c, app.limits.max_results);
+    let mut spec = json::query(&json::body(&raw)?, "", false)?;
+    spec.resolve_cursor(&app.db, &c).await?;
     let limit = app.limits.query_timeout;
+    // The query stops itself at the deadline (the engine checks it as it
+    // reads), and when this request is dropped — the client left.
+    let cancel = CancelOnDrop::default();
+    let builder =
+        spec.build(&app.db, &c, app.limits.max_results).deadline(Instant::now() + limit).cancel_token(cancel.token());
     let run = async {
         let _permit = app.queries.acquire().await.map_err(|_| ApiError::new("unavailable", "shutting down"))?;
         let plan = match spec.explain {
@@ -285,20 +295,58 @@ pub(crate) async fn query(
         let page = builder.page().await?;
         Ok::<_, ApiError>((plan, page))
     };
-    let (plan, page) = match tokio::time::timeout(limit, run).await {
-        Ok(r) => r?,
-        Err(_) => {
-            return Err(ApiError::new("query_timeout", format!("the query ran longer than the limit of {limit:?}"))
-                .with("limit_ms", limit.as_millis() as u64))
-        }
-    };
+    let (plan, page) = within_query_time(limit, run).await?;
     let mut out = serde_json::Map::new();
     out.insert("results".into(), Json_::Array(page.items.iter().map(Document::to_json).collect()));
-    out.insert("next_cursor".into(), page.next_cursor.as_ref().map_or(Json_::Null, |c| json!(json::encode_cursor(c))));
+    let next = match &page.next_cursor {
+        Some(cursor) => Json_::String(json::encode_cursor(cursor, &c, &spec)),
+        None => Json_::Null,
+    };
+    out.insert("next_cursor".into(), next);
     if let Some(plan) = plan {
         out.insert("plan".into(), json::plan_json(&plan));
     }
     Ok(Json(Json_::Object(out)).into_response())
+}
+
+/// Cancels its token when dropped: a query given this token stops when
+/// the request that runs it is dropped (its client disconnected).
+#[derive(Default)]
+pub(crate) struct CancelOnDrop(aurora::CancelToken);
+
+impl CancelOnDrop {
+    pub(crate) fn token(&self) -> aurora::CancelToken {
+        self.0.clone()
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// How long past its deadline a query's request waits for the engine to
+/// notice it (the engine checks every few documents; this only bounds a
+/// step that would not check, such as a slow disk read).
+const DEADLINE_SLACK: Duration = Duration::from_secs(2);
+
+/// Runs `work` (a query given the deadline now + `limit`): its result,
+/// with a query stopped at its deadline answered `query_timeout` (with the
+/// limit).
+pub(crate) async fn within_query_time<T>(
+    limit: Duration,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let timeout = || {
+        ApiError::new("query_timeout", format!("the query ran longer than the limit of {limit:?}"))
+            .with("limit_ms", limit.as_millis() as u64)
+    };
+    match tokio::time::timeout(limit + DEADLINE_SLACK, work).await {
+        Ok(Err(e)) if e.code() == "query_timeout" => Err(timeout()),
+        Ok(r) => r,
+        Err(_) => Err(timeout()),
+    }
 }
 
 // ---- transactions ---------------------------------------------------------
@@ -569,7 +617,7 @@ pub(crate) async fn enqueue(State(app): AppState, Who(who): Who, RawBody(raw): R
     who.require(JOBS, Right::Write)?;
     let job = job_from_json(&json::body(&raw)?)?;
     let id = app.workers().await?.enqueue(job).await.map_err(aurora::Error::from)?;
-    let location = format!("/v1/jobs/{}", json::percent_encode(&id.to_string()));
+    let location = format!("/v1/jobs/{}", json::id_segment(&id));
     Ok(created(json!({ "id": id.to_json() }), Some(location)))
 }
 

@@ -19,17 +19,18 @@ use crate::extract::{Who, P, Q};
 use crate::keys::Right;
 use crate::App;
 use aurora::{CommitEvents, EventFilter, FeedScope, RecvError, WatchError, Watcher};
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::mpsc::{self, error::TrySendError};
@@ -49,6 +50,39 @@ struct Outbox {
     /// (an error, or the cut-off notice).
     tail: Arc<Mutex<Option<Event>>>,
     app: Arc<App>,
+}
+
+/// How long a stream may stay silent before a comment line (`:`) keeps
+/// the connection (and the proxies on its way) from closing it as idle.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// One Server-Sent Event, written out (`event:`, `id:`, `data:` lines and
+/// the blank line that ends it): cheap to clone, so one commit's event is
+/// written once and shared by every stream that sends it.
+#[derive(Debug, Clone)]
+pub(crate) struct Event(Bytes);
+
+impl Event {
+    /// An event of type `event` with `data` (split into `data:` lines at
+    /// line breaks, which JSON text never has) and an optional `id`.
+    pub(crate) fn new(event: &str, id: Option<u64>, data: &str) -> Self {
+        let mut out = String::with_capacity(data.len() + event.len() + 32);
+        out.push_str("event: ");
+        out.push_str(event);
+        out.push('\n');
+        if let Some(id) = id {
+            out.push_str("id: ");
+            out.push_str(&id.to_string());
+            out.push('\n');
+        }
+        for line in data.split(['\n', '\r']) {
+            out.push_str("data: ");
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push('\n');
+        Event(Bytes::from(out))
+    }
 }
 
 /// What became of a live event.
@@ -78,11 +112,22 @@ fn stream_error(code: &str, message: &str, extra: serde_json::Value) -> Event {
     if let serde_json::Value::Object(m) = extra {
         error.extend(m);
     }
-    Event::default().event("error").data(json!({ "error": error }).to_string())
+    Event::new("error", None, &json!({ "error": error }).to_string())
+}
+
+/// Like [`stream_error`], with the position to resume from as its `id`.
+fn stream_error_at(code: &str, message: &str, extra: serde_json::Value, id: u64) -> Event {
+    let mut error = serde_json::Map::new();
+    error.insert("code".into(), json!(code));
+    error.insert("message".into(), json!(message));
+    if let serde_json::Value::Object(m) = extra {
+        error.extend(m);
+    }
+    Event::new("error", Some(id), &json!({ "error": error }).to_string())
 }
 
 fn error_event(e: &ApiError) -> Event {
-    Event::default().event("error").data(e.to_json().to_string())
+    Event::new("error", None, &e.to_json().to_string())
 }
 
 impl Outbox {
@@ -98,12 +143,12 @@ impl Outbox {
             Ok(()) => Sent::Yes,
             Err(TrySendError::Full(_)) => {
                 self.app.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
-                let notice = stream_error(
+                let notice = stream_error_at(
                     "slow_consumer",
                     "this stream was cut off: the client did not read fast enough; reconnect with Last-Event-ID (the id of this event)",
                     json!({ "resume_after": resume }),
-                )
-                .id(resume.to_string());
+                    resume,
+                );
                 *self.tail.lock() = Some(notice);
                 Sent::CutOff
             }
@@ -117,11 +162,13 @@ impl Outbox {
     }
 }
 
-/// The response body of a stream: the channel, then the tail event.
+/// The response body of a stream: the channel, then the tail event; a
+/// comment line after [`KEEP_ALIVE`] of silence.
 struct EventStream {
     rx: mpsc::Receiver<Event>,
     tail: Arc<Mutex<Option<Event>>>,
     task: tokio::task::JoinHandle<()>,
+    quiet: Pin<Box<tokio::time::Sleep>>,
 }
 
 /// A running stream's place among `max_streams` (and in the
@@ -145,14 +192,24 @@ impl Drop for StreamSlot {
 }
 
 impl futures_core::Stream for EventStream {
-    type Item = Result<Event, Infallible>;
+    type Item = Result<Bytes, Infallible>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        match this.rx.poll_recv(cx) {
-            Poll::Ready(Some(e)) => Poll::Ready(Some(Ok(e))),
-            Poll::Ready(None) => Poll::Ready(this.tail.lock().take().map(Ok)),
-            Poll::Pending => Poll::Pending,
+        let item = match this.rx.poll_recv(cx) {
+            Poll::Ready(Some(e)) => Some(e.0),
+            Poll::Ready(None) => return Poll::Ready(this.tail.lock().take().map(|e| Ok(e.0))),
+            Poll::Pending => match this.quiet.as_mut().poll(cx) {
+                Poll::Ready(()) => Some(Bytes::from_static(b":\n\n")),
+                Poll::Pending => None,
+            },
+        };
+        match item {
+            Some(bytes) => {
+                this.quiet.as_mut().reset(tokio::time::Instant::now() + KEEP_ALIVE);
+                Poll::Ready(Some(Ok(bytes)))
+            }
+            None => Poll::Pending,
         }
     }
 }
@@ -211,8 +268,13 @@ where
             }
         }
     });
-    let stream = EventStream { rx, tail, task };
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+    let quiet = Box::pin(tokio::time::sleep(KEEP_ALIVE));
+    let stream = EventStream { rx, tail, task, quiet };
+    let mut response = Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(response)
 }
 
 /// The position a client resumes from: `Last-Event-ID` (what an
@@ -235,7 +297,45 @@ fn resume_position(headers: &HeaderMap, after: Option<&String>) -> Result<Option
 }
 
 fn commit_event(c: &CommitEvents) -> Event {
-    Event::default().event("commit").id(c.sequence.to_string()).data(crate::json::commit_json(c))
+    Event::new("commit", Some(c.sequence), &crate::json::commit_json(c))
+}
+
+/// Recent commits whose `commit` event is kept for sharing.
+const SHARED_EVENTS: usize = 64;
+
+/// The `commit` events of recent commits, each written once and shared by
+/// every change stream of the same scope that sends it live (a thousand
+/// subscribers of a collection cost one serialization per commit, not a
+/// thousand). Keyed by the commit's sequence and the stream's scope (a
+/// collection, or every user collection), which fix the event's content.
+#[derive(Default)]
+pub(crate) struct SharedEvents {
+    recent: Mutex<VecDeque<SharedEvent>>,
+}
+
+type SharedEvent = (u64, Option<String>, Arc<OnceLock<Event>>);
+
+impl SharedEvents {
+    /// The `commit` event of `c` as heard live by a stream of `scope`.
+    fn commit(&self, c: &CommitEvents, scope: Option<&str>) -> Event {
+        let cell = {
+            let mut recent = self.recent.lock();
+            let found = recent.iter().rev().find(|(seq, s, _)| *seq == c.sequence && s.as_deref() == scope);
+            match found {
+                Some((_, _, cell)) => Arc::clone(cell),
+                None => {
+                    let cell = Arc::new(OnceLock::new());
+                    recent.push_back((c.sequence, scope.map(str::to_string), Arc::clone(&cell)));
+                    if recent.len() > SHARED_EVENTS {
+                        recent.pop_front();
+                    }
+                    cell
+                }
+            }
+        };
+        // The first stream writes it; the others wait for that (microseconds).
+        cell.get_or_init(|| commit_event(c)).clone()
+    }
 }
 
 fn feed_error(e: aurora::Error) -> Event {
@@ -344,7 +444,7 @@ async fn follow_changes(out: Outbox, collection: Option<String>, mut pos: u64) {
         }
         if !ready {
             ready = true;
-            let e = Event::default().event("ready").data(json!({ "position": pos }).to_string());
+            let e = Event::new("ready", None, &json!({ "position": pos }).to_string());
             if !out.paced(e).await {
                 return;
             }
@@ -354,7 +454,7 @@ async fn follow_changes(out: Outbox, collection: Option<String>, mut pos: u64) {
                 _ = stop.wait_for(|s| *s) => return,
                 r = live.recv_commit() => match r {
                     Ok(c) if c.sequence <= pos => {}
-                    Ok(c) => match out.live(commit_event(&c), pos) {
+                    Ok(c) => match out.live(app.shared_events.commit(&c, collection.as_deref()), pos) {
                         Sent::Yes => pos = c.sequence,
                         Sent::CutOff | Sent::Gone => return,
                     },
@@ -381,8 +481,7 @@ pub(crate) async fn live(
     who.require(&collection, Right::Read)?;
     let spec = match params.get("q") {
         Some(q) => {
-            let json = serde_json::from_str(q)
-                .map_err(|e| ApiError::new("malformed_json", format!("`q` is not JSON: {e}")))?;
+            let json = crate::json::parse(q.as_bytes(), "`q`")?;
             crate::json::query(&json, "/q", true)?
         }
         None => crate::json::QuerySpec::default(),
@@ -390,27 +489,21 @@ pub(crate) async fn live(
     let resume = resume_position(&headers, params.get("after"))?;
     // Started here, so that a bad query is a JSON error, not a stream. The
     // initial load is a query like any other: within the limits of
-    // concurrent queries and of query time (on a timeout the load finishes
-    // in the background, holding its place among the concurrent queries).
+    // concurrent queries and of query time (it stops by itself at the
+    // deadline, and when this request is dropped).
     let limit = app.limits.query_timeout;
-    let load = spec.build(&app.db, &collection, app.limits.max_results).watch();
-    let queries = Arc::clone(&app);
-    let started = tokio::spawn(async move {
+    let cancel = crate::routes::CancelOnDrop::default();
+    let load = spec
+        .build(&app.db, &collection, app.limits.max_results)
+        .deadline(std::time::Instant::now() + limit)
+        .cancel_token(cancel.token())
+        .watch();
+    let watcher = crate::routes::within_query_time(limit, async {
         let _permit =
-            queries.queries.acquire().await.map_err(|_| ApiError::new("unavailable", "the server is shutting down"))?;
+            app.queries.acquire().await.map_err(|_| ApiError::new("unavailable", "the server is shutting down"))?;
         load.await.map_err(ApiError::from)
-    });
-    let watcher = match tokio::time::timeout(limit, started).await {
-        Ok(Ok(w)) => w?,
-        Ok(Err(e)) => return Err(ApiError::internal(e.to_string())),
-        Err(_) => {
-            return Err(ApiError::new(
-                "query_timeout",
-                format!("the live query's initial load ran longer than the limit of {limit:?}"),
-            )
-            .with("limit_ms", limit.as_millis() as u64))
-        }
-    };
+    })
+    .await?;
     open(&app, &who, move |out| follow_live(out, collection, watcher, resume))
 }
 
@@ -436,16 +529,10 @@ async fn follow_live(out: Outbox, collection: String, mut watcher: Watcher, resu
         None => false,
     };
     let first = if resumed {
-        Event::default()
-            .event("ready")
-            .id(last.to_string())
-            .data(json!({ "sequence": last, "resumed": true }).to_string())
+        Event::new("ready", Some(last), &json!({ "sequence": last, "resumed": true }).to_string())
     } else {
         let results: Vec<_> = watcher.results().map(aurora::Document::to_json).collect();
-        Event::default()
-            .event("snapshot")
-            .id(last.to_string())
-            .data(json!({ "sequence": last, "results": results }).to_string())
+        Event::new("snapshot", Some(last), &json!({ "sequence": last, "results": results }).to_string())
     };
     if !out.paced(first).await {
         return;
@@ -464,10 +551,7 @@ async fn follow_live(out: Outbox, collection: String, mut watcher: Watcher, resu
                         }
                     }
                     let seq = watcher.sequence();
-                    let e = Event::default()
-                        .event("update")
-                        .id(seq.to_string())
-                        .data(json!({ "sequence": seq, "changes": changes }).to_string());
+                    let e = Event::new("update", Some(seq), &json!({ "sequence": seq, "changes": changes }).to_string());
                     match out.live(e, last) {
                         Sent::Yes => last = seq,
                         Sent::CutOff | Sent::Gone => return,
@@ -480,5 +564,36 @@ async fn follow_live(out: Outbox, collection: String, mut watcher: Watcher, resu
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_written_in_the_sse_format() {
+        let e = Event::new("commit", Some(7), "{\"a\":1}");
+        assert_eq!(&e.0[..], b"event: commit\nid: 7\ndata: {\"a\":1}\n\n");
+        // A line break in the data (never in JSON text) makes `data:` lines.
+        let e = Event::new("x", None, "one\ntwo");
+        assert_eq!(&e.0[..], b"event: x\ndata: one\ndata: two\n\n");
+    }
+
+    #[test]
+    fn a_commits_event_is_written_once_per_scope() {
+        let shared = SharedEvents::default();
+        let c = CommitEvents { sequence: 3, transaction_id: 1, events: Vec::new() };
+        let a = shared.commit(&c, Some("c"));
+        let b = shared.commit(&c, Some("c"));
+        // The same bytes, not a copy.
+        assert_eq!(a.0.as_ptr(), b.0.as_ptr());
+        let other = shared.commit(&c, None);
+        assert_ne!(a.0.as_ptr(), other.0.as_ptr());
+        // Old commits make room for new ones.
+        for seq in 4..(4 + SHARED_EVENTS as u64) {
+            shared.commit(&CommitEvents { sequence: seq, ..c.clone() }, Some("c"));
+        }
+        assert!(shared.recent.lock().len() <= SHARED_EVENTS);
     }
 }

@@ -285,7 +285,7 @@ impl Transaction {
 
     /// Merges `patch` into an existing document's top-level fields (a
     /// `Null` value sets the field to null, which a non-nullable field
-    /// rejects) and returns the result.
+    /// rejects) and returns the result. An empty patch writes nothing.
     pub fn update(&mut self, collection: &str, id: &DocId, patch: Fields) -> Result<Document> {
         // The patch is checked before anything copies it.
         if let Err(e) = aurora_core::validate_fields(&patch) {
@@ -296,6 +296,10 @@ impl Transaction {
         let mut doc = self
             .get(collection, id)?
             .ok_or_else(|| TxnError::NotFound { collection: collection.into(), id: id.to_string() })?;
+        // An empty patch writes nothing (no event, the revision stays).
+        if patch.is_empty() {
+            return Ok(doc);
+        }
         doc.fields.extend(patch);
         self.upsert(collection, doc.clone())?;
         Ok(doc)
@@ -309,6 +313,8 @@ impl Transaction {
     /// retries). Operators that do not fit the schema's declared types or
     /// the document's values are [`TxnError::Update`]; a result the schema
     /// refuses is [`TxnError::Index`]; in both cases nothing is written.
+    /// An update without operators ([`Update::is_noop`](aurora_core::Update::is_noop))
+    /// writes nothing either.
     pub fn update_with(&mut self, collection: &str, id: &DocId, update: &aurora_core::Update) -> Result<Document> {
         id.validate().map_err(aurora_storage::StorageError::from)?;
         let def = self.db.collections().definition_shared(collection)?;
@@ -316,6 +322,12 @@ impl Transaction {
         let mut doc = self
             .get(collection, id)?
             .ok_or_else(|| TxnError::NotFound { collection: collection.into(), id: id.to_string() })?;
+        // An update without operators writes nothing (no event, the
+        // revision stays); the document was still read, so a concurrent
+        // delete makes a serializable commit conflict as before.
+        if update.is_noop() {
+            return Ok(doc);
+        }
         update.apply(&mut doc)?;
         self.upsert(collection, doc.clone())?;
         Ok(doc)

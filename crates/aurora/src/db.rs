@@ -504,6 +504,20 @@ impl Aurora {
         self.write(move |db| Ok(db.collections().drop_index(&collection, &field)?)).await
     }
 
+    /// Drops the compound index over `fields` (in its order), with its
+    /// entries and unique claims; a build of it still running ends. Its
+    /// fields stay declared. A compound index and an index on one field
+    /// never share a name, whatever characters the field names hold.
+    ///
+    /// # Errors
+    /// `Error::Index(NoIndex)` if there is no such index;
+    /// [`Error::UnknownCollection`].
+    pub async fn drop_compound_index(&self, collection: &str, fields: &[&str]) -> Result<()> {
+        let collection = collection.to_string();
+        let fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+        self.write(move |db| Ok(db.collections().drop_compound_index(&collection, &fields)?)).await
+    }
+
     /// Builds a compound index over `fields` (2 to 8 distinct paths, in
     /// this order) on a possibly populated collection, online like
     /// [`Aurora::create_index`]; waits for completion. It serves an
@@ -683,7 +697,10 @@ impl Aurora {
     /// nothing: [`Error::NotFound`] if the document does not exist,
     /// [`Error::Update`] for an operator that does not fit the declared type
     /// or the value (incrementing a string), [`Error::SchemaViolation`] for
-    /// a result the schema refuses.
+    /// a result the schema refuses. An update that changes nothing
+    /// whatever the document — no operator, or an empty patch
+    /// ([`Update::is_noop`]) — writes nothing: no commit, no change event,
+    /// the revision stays; it returns the document as it is.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

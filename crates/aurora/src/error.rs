@@ -134,7 +134,9 @@ pub enum Error {
     /// A storage error.
     #[error(transparent)]
     Storage(StorageError),
-    /// A malformed query (unknown field, wrong value type, bad cursor).
+    /// A malformed query (unknown field, wrong value type, bad cursor), or
+    /// one stopped by its deadline or cancel token
+    /// ([`QueryError::TimedOut`], [`QueryError::Cancelled`]).
     #[error(transparent)]
     Query(QueryError),
     /// An update operator that does not apply (incrementing a string,

@@ -92,8 +92,8 @@ pub use aurora_pubsub::{ChangeCause, ChangeEvent, ChangeType, CommitEvents, Even
 #[cfg(feature = "query")]
 #[doc(inline)]
 pub use aurora_query::{
-    Access, Aggregate, Cursor, Expression, Filter, Group, Hint, Order, Page, Plan, ScriptError, ScriptLimits, SortKey,
-    F,
+    Access, Aggregate, CancelToken, Cursor, Expression, Filter, Group, Hint, Order, Page, Plan, ScriptError,
+    ScriptLimits, SortKey, F,
 };
 #[cfg(feature = "reactive")]
 #[doc(inline)]

@@ -111,6 +111,52 @@ impl QueryBuilder {
         self
     }
 
+    /// Stops the query once the instant `at` has passed: the terminal call
+    /// fails with `Error::Query(QueryError::TimedOut)` and the work stops
+    /// too — the scan on the blocking pool checks the clock every
+    /// [`CHECK_EVERY`](crate::query_engine::CHECK_EVERY) documents or index
+    /// entries (see [`Query::deadline`]), so a query given up on does not
+    /// go on using a thread. For [`QueryBuilder::watch`], the deadline
+    /// bounds the initial load only; the live query then runs for as long
+    /// as it is held.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aurora::Result<()> {
+    /// use aurora::{doc, query_engine::QueryError, Aurora, Error};
+    /// use std::time::{Duration, Instant};
+    /// let db = Aurora::temporary().await?;
+    /// db.insert_many("logs", (0..1000).map(|i| doc! { "n": i }).collect()).await?;
+    /// let gone = Instant::now() - Duration::from_millis(1);
+    /// let late = db.query("logs").filter(|f| f.gt("n", 10)).deadline(gone).collect().await;
+    /// assert!(matches!(late, Err(Error::Query(QueryError::TimedOut))));
+    /// // With time to spare, the same query answers.
+    /// let n = db.query("logs").filter(|f| f.gt("n", 10)).timeout(Duration::from_secs(5)).count().await?;
+    /// assert_eq!(n, 989);
+    /// # Ok(()) }
+    /// ```
+    pub fn deadline(mut self, at: std::time::Instant) -> Self {
+        self.query = self.query.deadline(at);
+        self
+    }
+
+    /// A [`QueryBuilder::deadline`] `limit` from now (from this call, not
+    /// from when the query starts running).
+    pub fn timeout(mut self, limit: std::time::Duration) -> Self {
+        self.query = self.query.timeout(limit);
+        self
+    }
+
+    /// Stops the query — the terminal call fails with
+    /// `Error::Query(QueryError::Cancelled)` and the scan stops — once
+    /// `token` is cancelled (from any thread or task): for instance when
+    /// the caller that wanted the answer has gone. Checked like
+    /// [`QueryBuilder::deadline`].
+    pub fn cancel_token(mut self, token: crate::CancelToken) -> Self {
+        self.query = self.query.cancel_token(token);
+        self
+    }
+
     /// The query as data.
     pub fn as_query(&self) -> &Query {
         &self.query
@@ -177,7 +223,9 @@ impl QueryBuilder {
     /// member leaves, the next document enters.
     ///
     /// The initial load runs the query: on the blocking pool, like every
-    /// other query terminal.
+    /// other query terminal, within the query's deadline and cancel token
+    /// if it has them ([`QueryBuilder::deadline`]); later re-runs of the
+    /// live query are not bound by them.
     pub async fn watch(self) -> Result<Watcher> {
         let listener = self.db.listen_filtered(self.query.collection(), Watcher::listener_filter(&self.query))?;
         let db = self.db.database().clone();

@@ -72,6 +72,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if rights.is_empty() {
                 anyhow::bail!("a key needs at least one right: --read, --write or --admin COLLECTION (`*` for all)");
             }
+            for collection in rights.keys() {
+                aurora_server::keys::check_rights_name(collection)
+                    .map_err(|e| anyhow::anyhow!("no right can be given on {collection:?}: {e}"))?;
+            }
             let file = KeyFile::in_dir(&data);
             let key = file.create(&name, rights).with_context(|| format!("writing {}", file.path().display()))?;
             eprintln!("created key {} — keep the token below: it is not stored and cannot be shown again", key.info.id);

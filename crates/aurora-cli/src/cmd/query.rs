@@ -56,6 +56,9 @@ pub struct Args {
 /// pointer of the bad part).
 pub fn parse_filter(text: &str) -> anyhow::Result<Filter> {
     let json: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        if crate::output::nests_too_deep(&e) {
+            return anyhow!("invalid filter: the filter {}", crate::output::too_deep_message());
+        }
         anyhow!("invalid filter: not JSON (line {}, column {}): {}", e.line(), e.column(), json_error_message(&e))
     })?;
     Filter::from_json(&json).map_err(|e| match e {

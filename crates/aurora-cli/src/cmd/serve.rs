@@ -36,6 +36,13 @@ pub struct Args {
     /// Events buffered per stream before a client that reads too slowly is cut off.
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub stream_buffer: usize,
+    /// How long a connection may take to send a request head, in
+    /// milliseconds (also how long an idle keep-alive connection stays open).
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub header_timeout_ms: u64,
+    /// Connections open at once; at the limit new ones wait to be accepted.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_connections: usize,
     /// Commits the change feed keeps: how far back a change stream can resume.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub feed_retention: usize,
@@ -89,6 +96,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_results: args.max_results.max(1),
         max_streams: args.max_streams,
         stream_buffer: args.stream_buffer.max(1),
+        header_read_timeout: std::time::Duration::from_millis(args.header_timeout_ms.max(1)),
+        max_connections: args.max_connections.max(1),
         ..Limits::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
@@ -120,11 +129,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             shutdown: Shutdown::new(),
         };
         // The API under /v1 and the web console at /console.
-        let shutdown = server.shutdown.clone();
-        let app = aurora_server::router(db.clone(), server).merge(aurora_console::router());
+        let app = aurora_server::router(db.clone(), server.clone()).merge(aurora_console::router());
         let _ = writeln!(out, "aurora: console at http://{local}/console");
         let _ = out.flush();
-        let served = aurora_server::serve_router(listener, app, shutdown, stop_signal()).await;
+        let served = aurora_server::serve_router(listener, app, &server, stop_signal()).await;
         tracing::info!("shutting down: closing the database");
         let closed = db.close().await;
         served.context("serving")?;

@@ -26,6 +26,19 @@ pub fn cell(value: &serde_json::Value) -> String {
 
 /// serde_json's message without its trailing " at line L column C" (the
 /// caller says where, in its own terms).
+/// Whether `serde_json` refused a text for nesting deeper than it parses
+/// (128 levels; documents and filters may nest 100): input too deep, not
+/// input that is not JSON. (`serde_json` has no public error code for it;
+/// its message is checked by the tests of `aurora import` and `aurora query`.)
+pub fn nests_too_deep(e: &serde_json::Error) -> bool {
+    e.to_string().starts_with("recursion limit exceeded")
+}
+
+/// What `aurora` says of input nested past the limit.
+pub fn too_deep_message() -> String {
+    format!("nests deeper than {} levels, the limit", aurora::MAX_NESTING_DEPTH)
+}
+
 pub fn json_error_message(e: &serde_json::Error) -> String {
     let text = e.to_string();
     match text.rfind(" at line ") {

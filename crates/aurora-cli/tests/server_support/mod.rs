@@ -287,6 +287,24 @@ impl Client {
         self.request("GET", path, None)
     }
 
+    /// Sends `bytes` as they are on a fresh connection (anything, HTTP or
+    /// not) and reads one response with a `content-length` body.
+    pub fn raw(&self, bytes: &[u8]) -> Response {
+        let mut s = connect(&self.addr);
+        // The server may answer and close before reading everything.
+        let _ = s.write_all(bytes);
+        let mut r = BufReader::new(s);
+        let (status, headers) = read_head(&mut r).unwrap_or_else(|e| panic!("raw request: {e}"));
+        let len = headers
+            .iter()
+            .find(|(h, _)| h.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).expect("body");
+        Response { status, headers, body }
+    }
+
     pub fn post(&self, path: &str, body: &Json) -> Response {
         self.request("POST", path, Some(&body.to_string()))
     }

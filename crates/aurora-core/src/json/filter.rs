@@ -29,6 +29,11 @@ impl Filter {
     /// back with [`Filter::from_json`] gives this filter again.
     pub fn to_json(&self) -> Json {
         let list = |fs: &[Filter]| Json::Array(fs.iter().map(Filter::to_json).collect());
+        if self.fields().first() == Some(&super::ID_FIELD)
+            && !matches!(self, Filter::And(_) | Filter::Or(_) | Filter::Not(_))
+        {
+            return self.id_condition_json();
+        }
         match self {
             Filter::All => Json::Object(Map::new()),
             Filter::Eq(f, v) => on_field(f, "$eq", v.to_json()),
@@ -48,6 +53,29 @@ impl Filter {
             Filter::And(fs) => one("$and", list(fs)),
             Filter::Or(fs) => one("$or", list(fs)),
             Filter::Not(f) => one("$not", f.to_json()),
+        }
+    }
+
+    /// A comparison on `_id`, its operands written as ids are.
+    fn id_condition_json(&self) -> Json {
+        let f = super::ID_FIELD;
+        let v = id_operand_json;
+        match self {
+            Filter::Eq(_, x) => on_field(f, "$eq", v(x)),
+            Filter::Ne(_, x) => on_field(f, "$ne", v(x)),
+            Filter::Gt(_, x) => on_field(f, "$gt", v(x)),
+            Filter::Gte(_, x) => on_field(f, "$gte", v(x)),
+            Filter::Lt(_, x) => on_field(f, "$lt", v(x)),
+            Filter::Lte(_, x) => on_field(f, "$lte", v(x)),
+            Filter::Between(_, lo, hi) => on_field(f, "$between", Json::Array(vec![v(lo), v(hi)])),
+            Filter::In(_, xs) => on_field(f, "$in", Json::Array(xs.iter().map(v).collect())),
+            Filter::InArray(_, x) => on_field(f, "$has", v(x)),
+            Filter::Contains(_, s) => on_field(f, "$contains", Json::String(s.clone())),
+            Filter::StartsWith(_, s) => on_field(f, "$startsWith", Json::String(s.clone())),
+            Filter::EndsWith(_, s) => on_field(f, "$endsWith", Json::String(s.clone())),
+            Filter::HasField(_) => on_field(f, "$exists", Json::Bool(true)),
+            Filter::IsNull(_) => on_field(f, "$isNull", Json::Bool(true)),
+            Filter::All | Filter::And(_) | Filter::Or(_) | Filter::Not(_) => Json::Object(Map::new()),
         }
     }
 
@@ -86,7 +114,10 @@ impl Filter {
     /// assert_eq!(f, (F.gt("age", 21) & F.lt("age", 65)) & F.in_array("tags", "vip"));
     /// ```
     pub fn from_json(json: &Json) -> Result<Filter, CoreError> {
-        let filter = filter_at(json, &Path::ROOT)?;
+        let filter = filter_at(json, &Path::ROOT).map_err(|e| match e {
+            CoreError::TooDeep { limit, .. } => CoreError::FilterTooDeep { limit },
+            other => other,
+        })?;
         filter.check_depth()?;
         Ok(filter)
     }
@@ -147,10 +178,40 @@ fn is_operators(json: &Json) -> bool {
     }
 }
 
+/// An operand compared with `_id`, read as an id is written
+/// ([`DocId::from_json`](crate::DocId::from_json)): a string is a UUID id
+/// in its canonical spelling, else a text id; `{"$text": "…"}` is a text
+/// id even when it reads as a UUID. Other values are read as values.
+fn id_operand(json: &Json, at: &Path<'_>) -> Result<Value, CoreError> {
+    match json {
+        Json::String(s) => Ok(match crate::DocId::canonical_uuid(s) {
+            Some(u) => Value::Uuid(u),
+            None => Value::String(s.clone()),
+        }),
+        Json::Object(m) if m.len() == 1 && m.contains_key("$text") => match m.get("$text") {
+            Some(Json::String(s)) => Ok(Value::String(s.clone())),
+            _ => Err(invalid(at, "`$text` takes a string")),
+        },
+        other => value_at(other, at),
+    }
+}
+
+/// An operand compared with `_id` in the form [`id_operand`] reads.
+fn id_operand_json(v: &Value) -> Json {
+    match v {
+        Value::Uuid(u) => Json::String(u.hyphenated().to_string()),
+        Value::String(s) if crate::DocId::canonical_uuid(s).is_some() => one("$text", Json::String(s.clone())),
+        other => other.to_json(),
+    }
+}
+
 /// The conditions one field's operand sets (one per operator).
 fn condition(field: &str, operand: &Json, at: &Path<'_>) -> Result<Vec<Filter>, CoreError> {
     crate::names::validate_field_path(field)?;
-    if !is_operators(operand) {
+    let is_id = field == super::ID_FIELD;
+    let value_at = |json: &Json, at: &Path<'_>| if is_id { id_operand(json, at) } else { value_at(json, at) };
+    let text_id = is_id && matches!(operand, Json::Object(m) if m.len() == 1 && m.contains_key("$text"));
+    if !is_operators(operand) || text_id {
         return Ok(vec![Filter::Eq(field.to_string(), value_at(operand, at)?)]);
     }
     let Json::Object(ops) = operand else { return Err(invalid(at, "expected operators")) };

@@ -54,11 +54,49 @@ mod value;
 /// document may have a top-level field of this name).
 pub const ID_FIELD: &str = "_id";
 
+/// The deepest nesting of arrays and objects in a JSON text (`0` for a
+/// scalar, `1` for `[1]`), read without parsing it — strings are skipped,
+/// nothing is checked. For telling apart, when a parser refuses a text,
+/// input nested past a limit from input that is not JSON: `serde_json`
+/// stops at 128 levels with an error of its own.
+///
+/// ```
+/// use aurora_core::json::text_nesting_depth;
+/// assert_eq!(text_nesting_depth(br#"{"a": [1, {"b": "[[["}]}"#), 3);
+/// assert_eq!(text_nesting_depth(&[b'['; 500]), 500);
+/// ```
+pub fn text_nesting_depth(text: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in text {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 use crate::CoreError;
 
 /// How deep a JSON input may nest before conversion stops (beyond
 /// [`MAX_NESTING_DEPTH`](crate::MAX_NESTING_DEPTH), which documents and
-/// filters then check): bounds the recursion on any input.
+/// filters then check): bounds the recursion on any input. Input nested
+/// deeper is refused as [`CoreError::TooDeep`] (a filter:
+/// [`CoreError::FilterTooDeep`]), like nesting found by those checks.
 const MAX_JSON_DEPTH: usize = crate::MAX_NESTING_DEPTH + 8;
 
 /// A refusal at `at` (a JSON pointer into the input).
@@ -96,9 +134,29 @@ impl<'a> Path<'a> {
 
     fn child(&'a self, step: Step<'a>) -> Result<Path<'a>, CoreError> {
         if self.depth >= MAX_JSON_DEPTH {
-            return Err(invalid(self, format!("nests deeper than {MAX_JSON_DEPTH} levels")));
+            // Nesting, not a malformed value: the error every layer gives
+            // for input nested past the limit (a filter's reader turns it
+            // into `FilterTooDeep`).
+            return Err(CoreError::TooDeep {
+                field: crate::error::bounded(&self.top_key().unwrap_or_default()),
+                limit: crate::MAX_NESTING_DEPTH,
+            });
         }
         Ok(Path { parent: Some((self, step)), depth: self.depth + 1 })
+    }
+
+    /// The first key of the path from the root (a document's top-level field).
+    fn top_key(&self) -> Option<String> {
+        let mut at = self;
+        let mut first = None;
+        while let Some((parent, step)) = &at.parent {
+            first = Some(*step);
+            at = parent;
+        }
+        match first? {
+            Step::Key(k) => Some(k.to_string()),
+            Step::Index(_) => None,
+        }
     }
 
     /// RFC 6901 JSON pointer (`/items/0/name`), built without recursion.

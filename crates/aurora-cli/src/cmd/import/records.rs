@@ -143,7 +143,11 @@ pub fn for_each(
                 }
                 let json = serde_json::from_str(line).map_err(|e| BadRecord {
                     at,
-                    problem: Problem::NotJson(format!("column {}: {}", e.column(), json_error_message(&e))),
+                    problem: if crate::output::nests_too_deep(&e) {
+                        Problem::NotADocument(crate::output::too_deep_message())
+                    } else {
+                        Problem::NotJson(format!("column {}: {}", e.column(), json_error_message(&e)))
+                    },
                 })?;
                 each(at, json)?;
             }
@@ -178,12 +182,11 @@ pub fn for_each(
             }
             parsed.map_err(|e| BadRecord {
                 at: Position::Element(n + 1),
-                problem: Problem::NotJson(format!(
-                    "line {}, column {}: {}",
-                    e.line(),
-                    e.column(),
-                    json_error_message(&e)
-                )),
+                problem: if crate::output::nests_too_deep(&e) {
+                    Problem::NotADocument(crate::output::too_deep_message())
+                } else {
+                    Problem::NotJson(format!("line {}, column {}: {}", e.line(), e.column(), json_error_message(&e)))
+                },
             })
         }
     }
