@@ -126,6 +126,7 @@ impl QueryBuilder {
     /// use aurora::{doc, query_engine::QueryError, Aurora, Error};
     /// use std::time::{Duration, Instant};
     /// let db = Aurora::temporary().await?;
+    /// db.new_collection("logs", Vec::<(&str, aurora::FieldDefinition)>::new()).await?;
     /// db.insert_many("logs", (0..1000).map(|i| doc! { "n": i }).collect()).await?;
     /// let gone = Instant::now() - Duration::from_millis(1);
     /// let late = db.query("logs").filter(|f| f.gt("n", 10)).deadline(gone).collect().await;
