@@ -232,8 +232,10 @@ async fn the_retry_and_cancel_buttons() {
     let app = aurora_server::router(db.clone(), config).merge(aurora_console::router());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let served =
-        tokio::spawn(async move { aurora_server::serve_router(listener, app, &serving, std::future::pending()).await });
+    let stop = shutdown.clone();
+    let served = tokio::spawn(async move {
+        aurora_server::serve_router(listener, app, &serving, async move { stop.triggered().await }).await
+    });
     let client = Client::connect(&url, None).await.expect("connect");
     let failed = client.enqueue(&NewJob::new("flaky").queue("work")).await.expect("job");
     let later =
