@@ -50,6 +50,10 @@ struct Outbox {
     /// (an error, or the cut-off notice).
     tail: Arc<Mutex<Option<Event>>>,
     app: Arc<App>,
+    /// Whose stream it is: checked before every event, so nothing is sent
+    /// once the key is revoked (the periodic check in [`open`] ends a
+    /// stream that is silent meanwhile).
+    who: Principal,
 }
 
 /// How long a stream may stay silent before a comment line (`:`) keeps
@@ -130,15 +134,34 @@ fn error_event(e: &ApiError) -> Event {
     Event::new("error", None, &e.to_json().to_string())
 }
 
+/// The event that ends a stream whose key was revoked.
+fn revoked_event() -> Event {
+    error_event(&ApiError::new("unauthorized", "the API key of this stream was revoked (or its rights changed)"))
+}
+
 impl Outbox {
-    /// Sends, waiting for room (history, first events); false if the client left.
+    /// Whether the stream's key still holds; if not, the stream is to end
+    /// with the `unauthorized` event and send nothing more.
+    fn allowed(&self) -> bool {
+        if self.app.keys.still_valid(&self.who) {
+            return true;
+        }
+        self.finish(revoked_event());
+        false
+    }
+
+    /// Sends, waiting for room (history, first events); false if the client
+    /// left or the key was revoked.
     async fn paced(&self, e: Event) -> bool {
-        self.tx.send(e).await.is_ok()
+        self.allowed() && self.tx.send(e).await.is_ok()
     }
 
     /// Sends a live event without waiting; a full channel cuts the stream
     /// off, to be resumed after `resume` (the last position delivered).
     fn live(&self, e: Event, resume: u64) -> Sent {
+        if !self.allowed() {
+            return Sent::Gone;
+        }
         match self.tx.try_send(e) {
             Ok(()) => Sent::Yes,
             Err(TrySendError::Full(_)) => {
@@ -252,7 +275,7 @@ where
     // that ends — cut off as a slow consumer included — gives it back at
     // once, even while a stuck client never drains what was buffered.
     let slot = StreamSlot::take(app, permit);
-    let fut = body(Outbox { tx, tail: Arc::clone(&tail), app: Arc::clone(app) });
+    let fut = body(Outbox { tx, tail: Arc::clone(&tail), app: Arc::clone(app), who: who.clone() });
     let (app2, who, ended) = (Arc::clone(app), who.clone(), Arc::clone(&tail));
     let task = tokio::spawn(async move {
         let _slot = slot;
@@ -261,10 +284,7 @@ where
             () = revoked(app2, who) => {
                 // Dropping the body drops its listener and its sender: the
                 // client gets what is buffered, then this.
-                *ended.lock() = Some(error_event(&ApiError::new(
-                    "unauthorized",
-                    "the API key of this stream was revoked (or its rights changed)",
-                )));
+                *ended.lock() = Some(revoked_event());
             }
         }
     });
