@@ -63,8 +63,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     assert_eq!(local, remote, "the same function gives the same results on both");
     assert_eq!(local, ["welcome", "yes!", "anyone here?"]);
-    shutdown.trigger();
-    server.abort();
+    shutdown.trigger(); // stops the server as its ctrl-c signal would
+    server.await??;
     served.close().await?;
     Ok(())
 }

@@ -165,8 +165,8 @@ impl WriteBatch {
     pub(crate) fn dispose(self) {
         for w in self.writes {
             match w.op {
-                Op::Insert(d) | Op::Upsert(d) | Op::Replace(d) => crate::dispose::document(d),
-                Op::Update(_, u) => crate::dispose::update(u),
+                Op::Insert(d) | Op::Upsert(d) | Op::Replace(d) => aurora::dispose_document(d),
+                Op::Update(_, u) => aurora::dispose_update(u),
                 Op::Delete(_) | Op::Check(_) => {}
             }
         }

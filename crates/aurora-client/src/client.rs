@@ -187,7 +187,7 @@ impl Client {
     /// Inserts a document; returns its id.
     pub async fn insert(&self, collection: &str, doc: Document) -> Result<DocId> {
         if let Err(e) = doc.validate() {
-            crate::dispose::document(doc);
+            aurora::dispose_document(doc);
             return Err(e.into());
         }
         let path = format!("{}/documents", collection_path(collection));
@@ -216,7 +216,7 @@ impl Client {
     /// Replaces a document (it must exist).
     pub async fn replace(&self, collection: &str, doc: Document) -> Result<()> {
         if let Err(e) = doc.validate() {
-            crate::dispose::document(doc);
+            aurora::dispose_document(doc);
             return Err(e.into());
         }
         let path = document_path(collection, &doc.id);
@@ -225,11 +225,19 @@ impl Client {
 
     /// Applies an update (operators or a merge); returns the new document.
     pub async fn update(&self, collection: &str, id: &DocId, update: impl Into<Update>) -> Result<Document> {
-        let update = crate::dispose::admit_update(update.into())?;
+        // The entry check of the embedded handle (`Aurora::update_document`):
+        // a value nested past the limit is `CoreError::TooDeep` on both.
+        let update = update.into().admit_values(|d| match d.validate() {
+            Ok(()) => Ok(d),
+            Err(e) => {
+                aurora::dispose_document(d);
+                Err(e)
+            }
+        })?;
         let body = match update_json(&update) {
             Ok(b) => b,
             Err(e) => {
-                crate::dispose::update(update);
+                aurora::dispose_update(update);
                 return Err(e);
             }
         };

@@ -39,7 +39,6 @@
 
 mod batch;
 mod client;
-mod dispose;
 mod error;
 mod http;
 mod jobs;

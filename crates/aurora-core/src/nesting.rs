@@ -97,6 +97,23 @@ pub fn dispose_document(doc: Document) {
     dispose(Value::Object(doc.fields));
 }
 
+/// Drops an update's operands without recursion (see [`dispose`]): what
+/// is left of an update after one of its values was refused.
+pub fn dispose_update(update: crate::Update) {
+    use crate::UpdateOp;
+    for op in update.ops {
+        match op {
+            UpdateOp::Merge(fields) => dispose(Value::Object(fields)),
+            UpdateOp::Set(_, v)
+            | UpdateOp::SetIfAbsent(_, v)
+            | UpdateOp::Increment(_, v)
+            | UpdateOp::Push(_, v)
+            | UpdateOp::Pull(_, v) => dispose(v),
+            other => drop(other),
+        }
+    }
+}
+
 thread_local! {
     static DECODE_DEPTH: Cell<usize> = const { Cell::new(0) };
 }
@@ -183,5 +200,24 @@ mod tests {
         let shallow = nested(MAX_NESTING_DEPTH);
         let bytes = postcard::to_allocvec(&shallow).unwrap();
         assert_eq!(postcard::from_bytes::<Value>(&bytes).unwrap(), shallow);
+    }
+
+    #[test]
+    fn an_update_refused_at_its_first_value_disposes_the_rest_without_recursion() {
+        use crate::Update;
+        // Each operand is far deeper than an ordinary (recursive) drop
+        // survives on a test thread's stack: the refused probe and every
+        // operator after it must be taken apart on the heap.
+        let mut update = Update::new().set("a", nested(200_000)).push("b", nested(200_000));
+        update.ops.push(crate::UpdateOp::Merge([("m".to_string(), nested(200_000))].into()));
+        let refused = update.admit_values(|d: Document| match d.validate() {
+            Ok(()) => Ok(d),
+            Err(e) => {
+                dispose_document(d);
+                Err(e)
+            }
+        });
+        assert!(matches!(refused, Err(CoreError::TooDeep { .. })));
+        dispose_update(Update::new().increment("n", nested(200_000)));
     }
 }

@@ -149,6 +149,57 @@ impl Update {
         self.ops.iter().all(|op| matches!(op, UpdateOp::Merge(fields) if fields.is_empty()))
     }
 
+    /// Passes every value this update writes through `admit` before
+    /// anything copies it: a merge's fields as a document, each operator's
+    /// operand as the field `value` of a probe document — so a write path
+    /// applies the entry rules of documents (nesting, field names, size) to
+    /// updates too, and a value nested past the limit is refused the same
+    /// way whichever path it came by.
+    ///
+    /// `admit` owns the probe: it returns it (possibly changed) or refuses
+    /// it, disposing of it without deep recursion
+    /// ([`dispose_document`](crate::dispose_document)). On the first
+    /// refusal the operators not yet checked are disposed of the same way
+    /// and the error is returned.
+    ///
+    /// ```
+    /// use aurora_core::{Document, Update, MAX_NESTING_DEPTH};
+    /// let check = |d: Document| d.validate().map(|()| d);
+    /// assert!(Update::new().set("a", 1).admit_values(check).is_ok());
+    /// let mut deep = aurora_core::Value::from(1);
+    /// for _ in 0..MAX_NESTING_DEPTH {
+    ///     deep = aurora_core::Value::Array(vec![deep]);
+    /// }
+    /// assert!(Update::new().set("a", deep).admit_values(check).is_err());
+    /// ```
+    pub fn admit_values<E>(self, mut admit: impl FnMut(Document) -> Result<Document, E>) -> Result<Self, E> {
+        let mut ops = self.ops.into_iter();
+        let mut admitted = Vec::with_capacity(ops.len());
+        while let Some(op) = ops.next() {
+            let checked = match op {
+                UpdateOp::Merge(fields) => {
+                    let mut probe = Document::new();
+                    probe.fields = fields;
+                    admit(probe).map(|d| UpdateOp::Merge(d.fields))
+                }
+                UpdateOp::Set(p, v) => operand(&mut admit, v).map(|v| UpdateOp::Set(p, v)),
+                UpdateOp::SetIfAbsent(p, v) => operand(&mut admit, v).map(|v| UpdateOp::SetIfAbsent(p, v)),
+                UpdateOp::Increment(p, v) => operand(&mut admit, v).map(|v| UpdateOp::Increment(p, v)),
+                UpdateOp::Push(p, v) => operand(&mut admit, v).map(|v| UpdateOp::Push(p, v)),
+                UpdateOp::Pull(p, v) => operand(&mut admit, v).map(|v| UpdateOp::Pull(p, v)),
+                other => Ok(other),
+            };
+            match checked {
+                Ok(op) => admitted.push(op),
+                Err(e) => {
+                    crate::dispose_update(Self { ops: ops.collect() });
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Self { ops: admitted })
+    }
+
     fn with(mut self, op: UpdateOp) -> Self {
         self.ops.push(op);
         self
@@ -371,6 +422,14 @@ fn finite(x: f64, path: &str) -> Result<Value, UpdateError> {
 
 fn not_array(op: &'static str, path: &str, other: &Value) -> UpdateError {
     UpdateError::WrongType { op, field: path.to_string(), expected: "an array", actual: other.type_name().to_string() }
+}
+
+/// An operator's operand through an entry check, as the field `value` of a
+/// probe document ([`Update::admit_values`]).
+fn operand<E>(admit: &mut impl FnMut(Document) -> Result<Document, E>, v: Value) -> Result<Value, E> {
+    let mut probe = Document::new();
+    probe.fields.insert("value".into(), v);
+    admit(probe).map(|mut d| d.fields.remove("value").unwrap_or(Value::Null))
 }
 
 #[cfg(test)]

@@ -191,7 +191,7 @@ fn token(req: &Request) -> Option<String> {
         return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string());
     }
     let query = req.uri().query()?;
-    query.split('&').find_map(|pair| pair.strip_prefix("access_token=")).map(crate::json::percent_decode)
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "access_token").map(|(_, v)| v.into_owned())
 }
 
 /// The middleware: finds the principal, or answers 401.

@@ -37,7 +37,8 @@ use tower::ServiceExt as _;
 /// idle (no request in flight, no response being written).
 const IDLE_CHECK: Duration = Duration::from_millis(50);
 
-/// Serves `app` on `listener` until `signal` completes; see [`crate::serve_router`].
+/// Serves `app` on `listener` until `signal` completes or `shutdown` is
+/// triggered; see [`crate::serve_router`].
 ///
 /// On the signal: the shutdown is triggered (event streams end), no
 /// connection is accepted any more, and each connection closes as soon as
@@ -56,8 +57,14 @@ pub(crate) async fn serve(
     let max = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
     let slots = Arc::new(Semaphore::new(max as usize));
     let trigger = shutdown.clone();
+    // The signal, or a trigger of the shutdown handle by anyone holding a
+    // clone of it: either stops the server the same way.
     let mut signal = std::pin::pin!(async move {
-        signal.await;
+        let triggered = trigger.clone();
+        tokio::select! {
+            () = signal => {}
+            () = triggered.triggered() => {}
+        }
         trigger.trigger();
     });
     loop {

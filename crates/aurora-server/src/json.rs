@@ -1,7 +1,7 @@
 //! The request and response forms of the API on top of Aurora's plain JSON
 //! (`aurora::json`): schemas, update operators, queries and their cursors,
 //! plans, index statistics, change events, live-query updates and jobs —
-//! plus the little URL encoding the server needs.
+//! plus the encoding of path segments.
 
 use crate::error::ApiError;
 use aurora::index::{IndexStats, Schema, UnknownFields};
@@ -14,50 +14,13 @@ use serde_json::{json, Map, Value as Json};
 
 // ---- URL encoding ---------------------------------------------------------
 
-/// Decodes `%XX` escapes and `+` (as a space, for query strings).
-pub(crate) fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+/// What a path segment keeps unescaped: RFC 3986's unreserved characters.
+const SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// Encodes a path segment (everything but unreserved characters escaped).
 pub(crate) fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 // ---- bodies and members ---------------------------------------------------
@@ -671,12 +634,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percent_round_trip() {
-        for s in ["plain", "a b/c?d=e&f", "ünï", "%", "a%2"] {
-            assert_eq!(percent_decode(&percent_encode(s)), s);
-        }
-        assert_eq!(percent_decode("a%20b+c"), "a b c");
-        assert_eq!(percent_decode("100%"), "100%");
+    fn path_segments_escape_all_but_unreserved_characters() {
+        assert_eq!(percent_encode("a b/c?d=e&f~_.-"), "a%20b%2Fc%3Fd%3De%26f~_.-");
+        assert_eq!(percent_encode("ü%"), "%C3%BC%25");
     }
 
     #[test]

@@ -128,9 +128,10 @@ impl Default for Limits {
     }
 }
 
-/// Ends the open event streams of a server (for a graceful shutdown: a
-/// stream never ends by itself, so a server waiting for its connections
-/// to close would wait forever). Cloneable; every clone triggers the same.
+/// Stops a server from anywhere in the application: ends its open event
+/// streams (a stream never ends by itself, so a server waiting for its
+/// connections to close would wait forever) and its accept loop — the
+/// same as its stop signal. Cloneable; every clone triggers the same.
 #[derive(Debug, Clone)]
 pub struct Shutdown {
     tx: Arc<watch::Sender<bool>>,
@@ -148,8 +149,11 @@ impl Shutdown {
         Self { tx: Arc::new(watch::channel(false).0) }
     }
 
-    /// Ends every stream of the servers using this handle (clients
-    /// reconnect with `Last-Event-ID` and lose nothing).
+    /// Stops every server using this handle as if its stop signal had
+    /// completed: its event streams end (clients reconnect with
+    /// `Last-Event-ID` and lose nothing), it accepts no more connections,
+    /// and [`serve`]/[`serve_router`] return once open requests finish
+    /// (within [`SHUTDOWN_GRACE`]).
     pub fn trigger(&self) {
         self.tx.send_replace(true);
     }
@@ -189,7 +193,7 @@ pub struct ServerConfig {
     /// first job request (without handlers: jobs wait for a process that
     /// has them).
     pub workers: Option<aurora::Workers>,
-    /// Ends the event streams; keep a clone to trigger it on shutdown.
+    /// Stops the server (like its stop signal); keep a clone to trigger it.
     pub shutdown: Shutdown,
 }
 
@@ -347,7 +351,8 @@ pub fn router(db: Aurora, config: ServerConfig) -> Router {
 /// its connection open).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Serves the API on `listener` until `signal` completes; then ends the
+/// Serves the API on `listener` until `signal` completes (or
+/// [`ServerConfig::shutdown`] is triggered); then ends the
 /// event streams, stops accepting, and waits up to [`SHUTDOWN_GRACE`] for
 /// open requests. Close the database afterwards.
 ///

@@ -732,39 +732,7 @@ impl Aurora {
     /// for a document, done before anything copies them. A refused update
     /// is disposed of without deep recursion.
     pub(crate) fn admit_update(&self, update: Update) -> Result<Update> {
-        let mut ops = update.ops.into_iter();
-        let mut admitted = Vec::new();
-        while let Some(op) = ops.next() {
-            let checked = match op {
-                UpdateOp::Merge(fields) => {
-                    let mut probe = Document::new();
-                    probe.fields = fields;
-                    self.admit(probe).map(|d| UpdateOp::Merge(d.fields))
-                }
-                UpdateOp::Set(p, v) => self.admit_value(v).map(|v| UpdateOp::Set(p, v)),
-                UpdateOp::SetIfAbsent(p, v) => self.admit_value(v).map(|v| UpdateOp::SetIfAbsent(p, v)),
-                UpdateOp::Increment(p, v) => self.admit_value(v).map(|v| UpdateOp::Increment(p, v)),
-                UpdateOp::Push(p, v) => self.admit_value(v).map(|v| UpdateOp::Push(p, v)),
-                UpdateOp::Pull(p, v) => self.admit_value(v).map(|v| UpdateOp::Pull(p, v)),
-                other => Ok(other),
-            };
-            match checked {
-                Ok(op) => admitted.push(op),
-                Err(e) => {
-                    for rest in ops {
-                        dispose_op(rest);
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        Ok(Update { ops: admitted })
-    }
-
-    fn admit_value(&self, v: Value) -> Result<Value> {
-        let mut probe = Document::new();
-        probe.fields.insert("value".into(), v);
-        Ok(self.admit(probe)?.fields.remove("value").unwrap_or(Value::Null))
+        update.admit_values(|d| self.admit(d))
     }
 
     /// Replaces an existing document.
@@ -1172,23 +1140,6 @@ fn run_once<T>(db: &Database, body: &mut impl FnMut(&mut aurora_txn::Transaction
 impl std::fmt::Debug for Aurora {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Aurora").field("path", &self.inner.config.path).finish()
-    }
-}
-
-/// Drops an operator that was never admitted without deep recursion.
-fn dispose_op(op: UpdateOp) {
-    match op {
-        UpdateOp::Merge(fields) => {
-            let mut d = Document::new();
-            d.fields = fields;
-            aurora_core::dispose_document(d);
-        }
-        UpdateOp::Set(_, v)
-        | UpdateOp::SetIfAbsent(_, v)
-        | UpdateOp::Increment(_, v)
-        | UpdateOp::Push(_, v)
-        | UpdateOp::Pull(_, v) => aurora_core::dispose(v),
-        other => drop(other),
     }
 }
 

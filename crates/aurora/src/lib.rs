@@ -156,7 +156,7 @@ pub use aurora_workers::{EnqueueExt, Job, JobId, JobStatus, Priority, WorkerConf
 
 #[doc(inline)]
 pub use aurora_core::{
-    doc, json, value, CoreError, DocId, Document, FieldDefinition, FieldType, Fields, Timestamp, Update, UpdateError,
+    dispose, dispose_all, dispose_document, dispose_update, doc, json, value, CoreError, DocId, Document, FieldDefinition, FieldType, Fields, Timestamp, Update, UpdateError,
     UpdateOp, Value, MAX_NESTING_DEPTH,
 };
 
