@@ -43,7 +43,8 @@ pub use document::Document;
 pub use error::CoreError;
 pub use filter::{Filter, F};
 pub use nesting::{
-    dispose, dispose_all, dispose_document, dispose_update, validate_fields, DecodeLevel, MAX_DECODE_DEPTH, MAX_NESTING_DEPTH,
+    dispose, dispose_all, dispose_document, dispose_update, validate_fields, DecodeLevel, MAX_DECODE_DEPTH,
+    MAX_NESTING_DEPTH,
 };
 pub use schema::{FieldDefinition, FieldType};
 pub use serde_bridge::{BridgeError, TEXT_ID_TOKEN};

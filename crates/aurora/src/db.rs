@@ -4,7 +4,7 @@ use crate::config::AuroraConfig;
 use crate::error::{Error, Result};
 use crate::events::FeedScope;
 use crate::transaction::Transaction;
-use aurora_core::{DocId, Document, FieldDefinition, Update, UpdateOp, Value};
+use aurora_core::{DocId, Document, FieldDefinition, Update};
 use aurora_index::{Collections, IndexStats, Schema};
 use aurora_pubsub::{ChangeEvent, CommitEvents, EventFilter, Listener, PubSub};
 use aurora_query::{ComputedFields, Expression};

@@ -156,8 +156,8 @@ pub use aurora_workers::{EnqueueExt, Job, JobId, JobStatus, Priority, WorkerConf
 
 #[doc(inline)]
 pub use aurora_core::{
-    dispose, dispose_all, dispose_document, dispose_update, doc, json, value, CoreError, DocId, Document, FieldDefinition, FieldType, Fields, Timestamp, Update, UpdateError,
-    UpdateOp, Value, MAX_NESTING_DEPTH,
+    dispose, dispose_all, dispose_document, dispose_update, doc, json, value, CoreError, DocId, Document,
+    FieldDefinition, FieldType, Fields, Timestamp, Update, UpdateError, UpdateOp, Value, MAX_NESTING_DEPTH,
 };
 
 /// The storage engine (`aurora-storage`): WAL, durability modes, cold store, hot cache.
