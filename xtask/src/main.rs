@@ -5,7 +5,10 @@
 //! - `bench [--quick]`: the comparison suite (`benches/benches/compare.rs`
 //!   and the `footprint` example), then `docs/benchmarks.md` from its
 //!   results; `--quick` finishes in minutes on 2 cores; `--all` runs every
-//!   criterion benchmark of `benches/` instead (no report).
+//!   criterion benchmark of `benches/` instead (no report);
+//!   `--report-only` rewrites the report from the last run's results
+//!   (criterion's, and the examples' output saved under
+//!   `target/criterion/`) without measuring.
 //! - `plot FILE [OUT]`: the footprint plot (`OUT`, default
 //!   `docs/footprint.svg`) from a saved output of the `footprint` example
 //!   (its `SAMPLE` lines), for a footprint run made on its own
@@ -190,7 +193,34 @@ fn bench(quick: bool, all: bool) -> ExitCode {
         }
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(std::path::Path::new("."));
-    match report::write(root, quick, &footprint) {
+    let output = format!("{}{footprint}", report::run_line(quick));
+    let saved = report::saved_output(root);
+    if let Err(e) = std::fs::write(&saved, &output) {
+        eprintln!("xtask bench: saving {} failed: {e}", saved.display());
+    }
+    write_report(root, &output)
+}
+
+/// `bench --report-only`: the report rewritten from the results of the
+/// last run (criterion's and the saved output of the examples), without
+/// measuring again — for a change to the report itself.
+fn report_only() -> ExitCode {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(std::path::Path::new("."));
+    let saved = report::saved_output(root);
+    match std::fs::read_to_string(&saved) {
+        Ok(output) => write_report(root, &output),
+        Err(e) => {
+            eprintln!(
+                "xtask bench --report-only: reading {} failed ({e}): run `cargo xtask bench` first",
+                saved.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn write_report(root: &std::path::Path, output: &str) -> ExitCode {
+    match report::write(root, output) {
         Ok(path) => {
             eprintln!("xtask bench: wrote {}", path.display());
             ExitCode::SUCCESS
@@ -234,10 +264,13 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("bench") if args.iter().any(|a| a == "--report-only") => report_only(),
         Some("bench") => bench(args.iter().any(|a| a == "--quick"), args.iter().any(|a| a == "--all")),
         Some("plot") if (2..=3).contains(&args.len()) => plot_file(&args[1], args.get(2).map(String::as_str)),
         _ => {
-            eprintln!("usage: cargo xtask <ci | bench [--quick] [--all] | plot FOOTPRINT_OUTPUT [SVG]>");
+            eprintln!(
+                "usage: cargo xtask <ci | bench [--quick] [--all] [--report-only] | plot FOOTPRINT_OUTPUT [SVG]>"
+            );
             ExitCode::FAILURE
         }
     }
