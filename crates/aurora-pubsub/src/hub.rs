@@ -372,6 +372,18 @@ impl PubSub {
         }
     }
 
+    /// Like [`PubSub::publish`] for a commit with at least one change,
+    /// building its events only if some listener exists: a commit while
+    /// nobody listens costs a lock check, not an event (and an allocation)
+    /// per change.
+    pub fn publish_with(&self, events: impl FnOnce() -> Vec<ChangeEvent>) {
+        if self.inner.groups.read().is_empty() {
+            self.inner.published.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.publish(events());
+    }
+
     /// Groups currently open: collections with listeners, plus the global
     /// group while it has listeners.
     pub fn channel_count(&self) -> usize {

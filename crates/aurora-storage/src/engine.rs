@@ -18,6 +18,7 @@ use crate::cold::{sled_store::SledStore, ColdStore, ScanIter, Versioned};
 use crate::commit::{GroupCommit, Pending};
 use crate::config::{Durability, StoreConfig};
 use crate::error::{Result, StorageError};
+use crate::high_keys::HighKeys;
 use crate::lock::DirLock;
 use crate::memtable::Memtable;
 use crate::merge::Merge;
@@ -38,6 +39,9 @@ pub(crate) struct Engine {
     /// `None` once closed. Declared before `lock` so it is released first.
     cold: RwLock<Option<Arc<dyn ColdStore>>>,
     wal: Mutex<WalWriter>,
+    /// The highest key held per scope of `Batch::require_new`; used by the
+    /// commit leader only (locked after `wal`).
+    high_keys: Mutex<HighKeys>,
     memtable: RwLock<Memtable>,
     /// Pinned snapshots and the version history they need.
     pub(crate) mvcc: Mvcc,
@@ -187,6 +191,7 @@ impl Engine {
             cold: RwLock::new(Some(Arc::new(cold))),
             report,
             wal: Mutex::new(writer),
+            high_keys: Mutex::new(HighKeys::default()),
             memtable: RwLock::new(Memtable::default()),
             mvcc: Mvcc::default(),
             signal: Signal::default(),
@@ -307,15 +312,21 @@ impl Engine {
             return (0..n).map(|_| Err(StorageError::Poisoned(msg.clone()))).collect();
         }
         let mut wal = self.wal.lock();
-        let track_overlay = group.iter().any(|p| !p.batch.conditions.is_empty());
+        let mut high_keys = self.high_keys.lock();
+        self.learn_scopes(&group, &mut high_keys);
+        // A batch's writes are looked up by the conditions of the batches
+        // after it in the group; none are kept when no later batch has any
+        // (a lone committer's group).
+        let last_conditional = group.iter().rposition(|p| !p.batch.conditions.is_empty());
         let mut overlay: HashMap<Vec<u8>, Revision> = HashMap::new();
         let mut rev = self.revision();
         let mut writes = Vec::new();
         let mut outcomes: Vec<Result<CommitOutcome>> = Vec::with_capacity(n);
         let mut hooks = Vec::with_capacity(n);
         let mut deletes = 0;
-        for Pending { batch, hook } in group {
-            match self.check_conditions(&batch.conditions, &overlay) {
+        for (i, Pending { batch, hook }) in group.into_iter().enumerate() {
+            let track_overlay = last_conditional.is_some_and(|last| i < last);
+            match self.check_conditions(&batch.conditions, &overlay, &high_keys) {
                 Err(e) => outcomes.push(Err(e)),
                 Ok(Some(failed)) => outcomes.push(Ok(failed)),
                 Ok(None) => {
@@ -329,13 +340,18 @@ impl Engine {
                             overlay.insert(op.key_at(rev), if op.value().is_some() { rev } else { 0 });
                         }
                         deletes += usize::from(op.value().is_none());
-                        writes.push(versioned(op, rev));
+                        let write = versioned(op, rev);
+                        if !high_keys.is_empty() {
+                            high_keys.note(&write.0);
+                        }
+                        writes.push(write);
                     }
                     outcomes.push(Ok(CommitOutcome::Committed(rev)));
                     hooks.push((rev, hook));
                 }
             }
         }
+        drop(high_keys);
         let failed = outcomes.iter().filter(|o| matches!(o, Ok(CommitOutcome::ConditionFailed { .. }))).count();
         self.metrics.group(n, hooks.len(), failed);
         if hooks.is_empty() {
@@ -465,14 +481,56 @@ impl Engine {
         &self,
         conditions: &[Condition],
         overlay: &HashMap<Vec<u8>, Revision>,
+        high_keys: &HighKeys,
     ) -> Result<Option<CommitOutcome>> {
+        let (mut read, mut by_order) = (0, 0);
+        let mut outcome = None;
         for c in conditions {
-            let actual = self.live_revision(&c.key, overlay)?;
+            let actual = if c.revision == 0 && high_keys.above(&c.key, c.scope) {
+                by_order += 1;
+                0
+            } else {
+                read += 1;
+                self.live_revision(&c.key, overlay)?
+            };
             if actual != c.revision {
-                return Ok(Some(CommitOutcome::ConditionFailed { key: c.key.clone(), expected: c.revision, actual }));
+                outcome = Some(CommitOutcome::ConditionFailed { key: c.key.clone(), expected: c.revision, actual });
+                break;
             }
         }
-        Ok(None)
+        self.metrics.conditions(read, by_order);
+        Ok(outcome)
+    }
+
+    /// Learns, from the store as it is before `group`, the highest key of
+    /// every scope its absence conditions name that is not yet tracked
+    /// (one reverse seek per scope, the first time). A scope that cannot
+    /// be read stays untracked: its conditions are read one by one, and
+    /// report the error there.
+    fn learn_scopes(&self, group: &[Pending], high_keys: &mut HighKeys) {
+        let scopes = group.iter().flat_map(|p| &p.batch.conditions).filter(|c| c.revision == 0);
+        for c in scopes {
+            if c.scope == 0 || c.scope >= c.key.len() || high_keys.tracks(&c.key[..c.scope]) {
+                continue;
+            }
+            let prefix = &c.key[..c.scope];
+            if let Ok(high) = self.last_key_under(prefix) {
+                high_keys.track(prefix, high);
+            }
+        }
+    }
+
+    /// The highest key starting with `prefix` in the memtable or the cold
+    /// store, tombstones included.
+    fn last_key_under(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>> {
+        let end = crate::store::prefix_successor(prefix);
+        let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        let hot = self.memtable.read().last_key_in(Bound::Included(prefix), end);
+        let cold = match self.cold()?.scan_rev(Bound::Included(prefix), end).next() {
+            Some(item) => Some(item?.0),
+            None => None,
+        };
+        Ok(hot.max(cold))
     }
 
     /// One applier cycle: freeze the memtable, make the WAL durable up to

@@ -88,6 +88,8 @@ struct Follower {
     index: RwLock<Option<SearchIndex>>,
     /// Times the index was rebuilt from a scan.
     rebuilds: AtomicU64,
+    /// Commits applied from the persistent feed (not from the listener).
+    feed_commits: AtomicU64,
     /// When the background follower last made its changes searchable.
     last_publish: Mutex<Instant>,
     /// The folder (to drop the stale mark once rebuilt).
@@ -265,6 +267,7 @@ impl Follower {
         }
         match self.db.changes_since(index.pending()) {
             Ok(commits) => {
+                self.feed_commits.fetch_add(commits.len() as u64, Ordering::Relaxed);
                 for commit in &commits {
                     index.apply(commit.changes.iter().filter(|c| c.collection == self.collection).map(|c| {
                         match (c.kind, c.new.as_deref()) {
@@ -324,6 +327,7 @@ async fn start(db: &Aurora, definition: SearchDefinition, dir: PathBuf) -> Resul
         db: db.database().clone(),
         index: RwLock::new(Some(index)),
         rebuilds: AtomicU64::new(0),
+        feed_commits: AtomicU64::new(0),
         last_publish: Mutex::new(Instant::now()),
         dir,
         task: Mutex::new(None),
@@ -508,6 +512,7 @@ impl Aurora {
             durable_sequence: index.durable(),
             documents: index.len(),
             rebuilds: follower.rebuilds.load(Ordering::Relaxed),
+            feed_commits: follower.feed_commits.load(Ordering::Relaxed),
         })
     }
 
@@ -544,6 +549,13 @@ pub struct SearchIndexStatus {
     /// or the index ahead of a database that lost commits in a crash)
     /// since the database was opened.
     pub rebuilds: u64,
+    /// Commits it read back from the persistent change feed since the
+    /// database was opened — after its listener lagged (more than
+    /// `event_buffer` events behind), after a failed step, or to catch up
+    /// at open and for a consistent search — instead of taking them from
+    /// the in-memory events (the cheap way: a feed read looks each
+    /// document up again).
+    pub feed_commits: u64,
 }
 
 /// A full-text search being built; `run().await` executes it.
