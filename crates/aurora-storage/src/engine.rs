@@ -64,6 +64,11 @@ pub(crate) struct Engine {
     /// Oldest revision [`Store::get_at`](crate::Store::get_at) can answer for.
     oldest_readable: AtomicU64,
     deletes_since_purge: AtomicUsize,
+    /// The tombstones applied to the cold store since the last full purge,
+    /// with their revisions, so a purge visits those keys instead of
+    /// scanning the store; `None` until the first purge (which scans, for
+    /// tombstones older than this process) or after too many piled up.
+    applied_tombstones: Mutex<Option<Vec<(Vec<u8>, Revision)>>>,
     closed: AtomicBool,
     poison: Mutex<Option<String>>,
     lock: Mutex<Option<DirLock>>,
@@ -204,6 +209,7 @@ impl Engine {
             applied: AtomicU64::new(revision),
             oldest_readable: AtomicU64::new(revision),
             deletes_since_purge: AtomicUsize::new(0),
+            applied_tombstones: Mutex::new(None),
             closed: AtomicBool::new(false),
             poison: Mutex::new(None),
             lock: Mutex::new(Some(lock)),
@@ -559,6 +565,7 @@ impl Engine {
             return Err(self.poison_with(&e));
         }
         self.applied.fetch_max(upto, Ordering::AcqRel);
+        self.note_tombstones(&table);
         self.memtable.write().release_frozen();
         Ok(true)
     }
@@ -613,11 +620,44 @@ impl Engine {
             self.deletes_since_purge.store(0, Ordering::Relaxed);
             // A pinned snapshot may still need to see a later delete.
             let horizon = self.mvcc.min_pinned().map_or(applied, |pin| pin.min(applied));
-            let removed = cold.purge_tombstones(horizon)?;
+            let due = self.take_due_tombstones(horizon);
+            let removed = match &due {
+                Some(keys) => cold.purge_tombstones_of(&mut keys.iter().map(Vec::as_slice), horizon)?,
+                None => cold.purge_tombstones(horizon)?,
+            };
             self.oldest_readable.fetch_max(horizon, Ordering::AcqRel);
             tracing::debug!(removed, horizon, "purged tombstones");
         }
         Ok(())
+    }
+
+    /// Records the tombstones of an applied table for the next purge
+    /// (nothing while a full purge is due anyway). Too many pending — a
+    /// snapshot pinned for long holds the horizon back — and the next purge
+    /// scans instead.
+    fn note_tombstones(&self, table: &crate::memtable::Table) {
+        let mut pending = self.applied_tombstones.lock();
+        if let Some(list) = pending.as_mut() {
+            list.extend(table.iter().filter(|(_, v)| v.value.is_none()).map(|(k, v)| (k.clone(), v.revision)));
+            if list.len() > self.config.tombstone_purge_threshold.saturating_mul(8) {
+                *pending = None;
+            }
+        }
+    }
+
+    /// The tombstone keys a purge at `horizon` should visit, taken from the
+    /// pending list (newer ones stay), or `None` for a full scan — the
+    /// first purge since open, which also starts the list: tombstones
+    /// applied while it scans are recorded for the next purge.
+    fn take_due_tombstones(&self, horizon: Revision) -> Option<Vec<Vec<u8>>> {
+        let mut pending = self.applied_tombstones.lock();
+        let Some(list) = pending.as_mut() else {
+            *pending = Some(Vec::new());
+            return None;
+        };
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(list).into_iter().partition(|(_, rev)| *rev <= horizon);
+        *list = later;
+        Some(due.into_iter().map(|(k, _)| k).collect())
     }
 
     /// The highest revision the cold store holds.

@@ -65,7 +65,7 @@ pub(crate) fn submit(
     }));
     match collections.documents().commit(batch)? {
         CommitOutcome::Committed(sequence) => {
-            plans.iter().for_each(|p| collections.committed(p, sequence));
+            collections.committed(plans, sequence);
             Ok(Submitted::Committed(sequence))
         }
         CommitOutcome::ConditionFailed { key, .. } => Ok(Submitted::Refused(key)),

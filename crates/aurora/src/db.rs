@@ -862,6 +862,15 @@ impl Aurora {
         self.inner.pubsub.listen_unfiltered(collection)
     }
 
+    /// A search index's listener on `collection`: a buffer of
+    /// [`SEARCH_EVENT_BUFFER`](crate::search::SEARCH_EVENT_BUFFER) events
+    /// (or `event_buffer`, if larger).
+    #[cfg(feature = "search")]
+    pub(crate) fn search_listener(&self, collection: &str) -> Listener {
+        let capacity = crate::search::SEARCH_EVENT_BUFFER.max(self.inner.config.event_buffer);
+        self.inner.pubsub.listen_buffered(collection, capacity)
+    }
+
     /// Like [`Aurora::listen`], delivering only events that pass `filter`.
     ///
     /// # Errors

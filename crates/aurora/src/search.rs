@@ -29,6 +29,12 @@ pub const DEFAULT_SEARCH_LIMIT: usize = 10;
 /// it is cut there, and a filtered search asks the index for at most this
 /// many candidates before giving up on filling its window.
 pub const MAX_SEARCH_CANDIDATES: usize = 100_000;
+/// Events a search index's listener buffers (or the database's
+/// `event_buffer`, if larger) before it falls behind and reads commits back
+/// from the change feed instead. The events share their documents with the
+/// commit (nothing is copied); at worst this many documents are kept alive
+/// for the index while it catches up.
+pub const SEARCH_EVENT_BUFFER: usize = 65_536;
 /// Shortest time between two tantivy commits of the background follower:
 /// an isolated write is searchable right after one catch-up, a stream of
 /// writes within this delay (several commits become one tantivy commit).
@@ -333,8 +339,12 @@ async fn start(db: &Aurora, definition: SearchDefinition, dir: PathBuf) -> Resul
         task: Mutex::new(None),
         dropped: std::sync::atomic::AtomicBool::new(false),
     });
-    // Subscribe before catching up: no commit falls between the two.
-    let mut wake = db.listen(&collection);
+    // Subscribe before catching up: no commit falls between the two. The
+    // listener buffers up to SEARCH_EVENT_BUFFER events: a follower that
+    // lags reads the commits back from the feed, which costs more than
+    // the events themselves (each document is looked up again), so under
+    // a burst of bulk inserts a small buffer makes it slower still.
+    let mut wake = db.search_listener(&collection);
     let f = follower.clone();
     blocking(move || f.catch_up().map(drop)).await?;
     if fresh {
