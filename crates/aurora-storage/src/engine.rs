@@ -32,6 +32,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A tombstone applied to the cold store: its key and revision.
+type Tombstone = (Vec<u8>, Revision);
+
 pub(crate) struct Engine {
     pub(crate) config: StoreConfig,
     pub(crate) dir: PathBuf,
@@ -68,7 +71,7 @@ pub(crate) struct Engine {
     /// with their revisions, so a purge visits those keys instead of
     /// scanning the store; `None` until the first purge (which scans, for
     /// tombstones older than this process) or after too many piled up.
-    applied_tombstones: Mutex<Option<Vec<(Vec<u8>, Revision)>>>,
+    applied_tombstones: Mutex<Option<Vec<Tombstone>>>,
     closed: AtomicBool,
     poison: Mutex<Option<String>>,
     lock: Mutex<Option<DirLock>>,
