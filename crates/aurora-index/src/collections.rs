@@ -674,10 +674,23 @@ impl Collections {
         plans.iter().map(|p| p.collection.as_str()).find(|c| keys::catalog_key(c) == key)
     }
 
-    /// Updates entry counts after a planned write committed at `revision`.
-    pub fn committed(&self, plan: &IndexPlan, revision: Revision) {
-        for (field, n) in &plan.delta.entry_deltas {
-            self.counter(&plan.collection, field).add(*n, revision);
+    /// Updates entry counts after planned writes committed together at
+    /// `revision`: their deltas are summed per index first, so a batch of
+    /// any size updates each count once.
+    pub fn committed(&self, plans: &[IndexPlan], revision: Revision) {
+        let mut sums: Vec<(&str, &str, isize)> = Vec::new();
+        for plan in plans {
+            for (field, n) in &plan.delta.entry_deltas {
+                match sums.iter_mut().find(|(c, f, _)| *c == plan.collection && *f == field) {
+                    Some(sum) => sum.2 += n,
+                    None => sums.push((&plan.collection, field, *n)),
+                }
+            }
+        }
+        for (collection, field, n) in sums {
+            if n != 0 {
+                self.counter(collection, field).add(n, revision);
+            }
         }
     }
 

@@ -180,6 +180,9 @@ pub(crate) struct Subscriber {
     pub(crate) queue: Mutex<Queue>,
     /// Held by a live query ([`Listener::mark_live_query`]), for the stats.
     pub(crate) live_query: AtomicBool,
+    /// Its own buffer size in events, instead of the hub's
+    /// ([`PubSub::listen_buffered`]).
+    capacity: Option<usize>,
     /// The hub's lost-events counter.
     dropped: Arc<AtomicU64>,
 }
@@ -221,6 +224,7 @@ impl Subscriber {
     /// oldest whole commits beyond `capacity` events (the newest commit is
     /// always kept whole, however large).
     fn offer(&self, sequence: u64, transaction_id: u64, events: &[Arc<ChangeEvent>], capacity: usize) {
+        let capacity = self.capacity.unwrap_or(capacity);
         let passing: VecDeque<Arc<ChangeEvent>> =
             events.iter().filter(|e| self.filter.matches(e)).map(Arc::clone).collect();
         if passing.is_empty() {
@@ -304,7 +308,39 @@ impl PubSub {
         self.subscribe(GLOBAL, EventFilter::All)
     }
 
+    /// Like [`PubSub::listen_unfiltered`], with a buffer of its own of
+    /// `capacity` events (at least 1) instead of the hub's: for a consumer
+    /// that falls back to something dearer when it lags, such as a search
+    /// index that would read the commits back from the change feed. The
+    /// buffer holds shared events (their documents are not copied); the
+    /// newest commit is still kept whole.
+    ///
+    /// ```
+    /// use aurora_core::doc;
+    /// use aurora_pubsub::{ChangeCause, ChangeEvent, ChangeType, PubSub};
+    /// let hub = PubSub::new(1);
+    /// let mut small = hub.listen_unfiltered("t");
+    /// let mut roomy = hub.listen_buffered("t", 100);
+    /// for seq in 1..=3 {
+    ///     let d = doc! { "n": seq as i64 };
+    ///     hub.publish(vec![ChangeEvent {
+    ///         collection: "t".into(), change_type: ChangeType::Insert, id: d.id.clone(),
+    ///         document: Some(std::sync::Arc::new(d)), old_document: None,
+    ///         sequence: seq, transaction_id: seq, cause: ChangeCause::Write,
+    ///     }]);
+    /// }
+    /// assert!(small.try_recv_commit().is_some_and(|r| r.is_err()), "lagged: two commits dropped");
+    /// assert_eq!(roomy.try_recv_commit().and_then(Result::ok).map(|c| c.sequence), Some(1), "kept all three");
+    /// ```
+    pub fn listen_buffered(&self, collection: &str, capacity: usize) -> Listener {
+        self.subscribe_with(collection, EventFilter::All, Some(capacity.max(1)))
+    }
+
     fn subscribe(&self, key: &str, filter: EventFilter) -> Listener {
+        self.subscribe_with(key, filter, None)
+    }
+
+    fn subscribe_with(&self, key: &str, filter: EventFilter, capacity: Option<usize>) -> Listener {
         let index = filter.required_equality().map(|(f, v)| (f.to_string(), v.clone()));
         let subscriber = Arc::new(Subscriber {
             id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
@@ -312,6 +348,7 @@ impl PubSub {
             index,
             queue: Mutex::new(Queue::default()),
             live_query: AtomicBool::new(false),
+            capacity,
             dropped: Arc::clone(&self.inner.dropped),
         });
         // The closed flag is read under the write lock, which `close` also
@@ -370,6 +407,18 @@ impl PubSub {
         if let Some(group) = groups.get(GLOBAL) {
             group.offer(sequence, transaction_id, &events, capacity);
         }
+    }
+
+    /// Like [`PubSub::publish`] for a commit with at least one change,
+    /// building its events only if some listener exists: a commit while
+    /// nobody listens costs a lock check, not an event (and an allocation)
+    /// per change.
+    pub fn publish_with(&self, events: impl FnOnce() -> Vec<ChangeEvent>) {
+        if self.inner.groups.read().is_empty() {
+            self.inner.published.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.publish(events());
     }
 
     /// Groups currently open: collections with listeners, plus the global

@@ -8,18 +8,26 @@ use crate::error::{printable_key, StorageError};
 pub type Revision = u64;
 
 /// One write in a [`Batch`].
+///
+/// Keys and values are encoded as byte strings (one length, then the
+/// bytes in one piece), which in postcard — the WAL's encoding — is
+/// exactly the form the derived sequence-of-`u8` encoding wrote before,
+/// byte for byte, without a call per byte.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Op {
     /// Set `key` to `value`.
     Put {
         /// The key.
+        #[serde(with = "crate::bytes")]
         key: Vec<u8>,
         /// The value.
+        #[serde(with = "crate::bytes")]
         value: Vec<u8>,
     },
     /// Remove `key` (a no-op if absent, but still a recorded write).
     Delete {
         /// The key.
+        #[serde(with = "crate::bytes")]
         key: Vec<u8>,
     },
     /// Set the key `prefix ++ revision` (8 bytes, big-endian) to `value`,
@@ -27,8 +35,10 @@ pub enum Op {
     /// ordered by commit, written atomically with the rest of the batch.
     PutAtRevision {
         /// The key prefix.
+        #[serde(with = "crate::bytes")]
         prefix: Vec<u8>,
         /// The value.
+        #[serde(with = "crate::bytes")]
         value: Vec<u8>,
     },
     /// Like [`Op::PutAtRevision`], for one part of a value split across
@@ -36,10 +46,12 @@ pub enum Op {
     /// large log entry becomes several small values in key order.
     PutAtRevisionPart {
         /// The key prefix.
+        #[serde(with = "crate::bytes")]
         prefix: Vec<u8>,
         /// The part number.
         part: u32,
         /// This part of the value.
+        #[serde(with = "crate::bytes")]
         value: Vec<u8>,
     },
 }
@@ -97,6 +109,13 @@ pub struct Condition {
     /// The revision that last wrote the key's live value; `0` means the key
     /// must be absent.
     pub revision: Revision,
+    /// For an absence (`revision == 0`): the length of the key's *scope*,
+    /// a prefix of it under which keys are usually written in increasing
+    /// order (ids from a clock or a counter), or 0 for none. The store
+    /// keeps the highest key it has held under each scope it was given,
+    /// and a key above it is absent without a read (see
+    /// [`Batch::require_new`]). Ignored for other conditions.
+    pub scope: usize,
 }
 
 /// An atomic group of writes: all of them become visible and durable
@@ -152,7 +171,37 @@ impl Batch {
 
     /// Requires `key`'s live value to have been written at `revision`.
     pub fn require_revision(&mut self, key: impl Into<Vec<u8>>, revision: Revision) -> &mut Self {
-        self.conditions.push(Condition { key: key.into(), revision });
+        self.conditions.push(Condition { key: key.into(), revision, scope: 0 });
+        self
+    }
+
+    /// Requires `key` to be absent, like [`Batch::require_absent`], for a
+    /// key that is probably new: its first `scope` bytes are a prefix under
+    /// which keys mostly arrive in increasing order (a collection's ids
+    /// made from a clock, as UUID v7 ids are, or from a counter). The
+    /// commit then decides absence without reading the key when it sorts
+    /// above every key the store has held under that prefix — the common
+    /// case costs no read; any other key is read as for `require_absent`.
+    /// The outcome is the same either way. A `scope` of 0, or not shorter
+    /// than the key, is a plain `require_absent`.
+    ///
+    /// ```
+    /// use aurora_storage::{Batch, Store, StoreConfig};
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path(), StoreConfig::default())?;
+    /// for id in [b"ids/0001", b"ids/0002"] {
+    ///     let mut b = Batch::new();
+    ///     b.require_new(id.to_vec(), 4).put(id.to_vec(), b"x".to_vec());
+    ///     assert!(store.commit(b)?.revision().is_some());
+    /// }
+    /// let mut again = Batch::new();
+    /// again.require_new(b"ids/0001".to_vec(), 4).put(b"ids/0001".to_vec(), b"y".to_vec());
+    /// assert!(store.commit(again)?.revision().is_none(), "taken: the condition fails");
+    /// assert_eq!(store.metrics().absences_by_order, 2, "the new ids cost no read");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn require_new(&mut self, key: impl Into<Vec<u8>>, scope: usize) -> &mut Self {
+        self.conditions.push(Condition { key: key.into(), revision: 0, scope });
         self
     }
 

@@ -93,6 +93,24 @@ fn with_document_key<R>(collection: &str, id: &DocId, f: impl FnOnce(&[u8]) -> R
     f(buf)
 }
 
+/// The collection and id a [`document_key`] was made of, or `None` for a
+/// key that is not a document key.
+pub fn split_document_key(key: &[u8]) -> Option<(&str, DocId)> {
+    let rest = key.strip_prefix(b"d")?;
+    let end = rest.iter().position(|b| *b == 0)?;
+    let collection = std::str::from_utf8(&rest[..end]).ok()?;
+    let id = DocId::from_key_bytes(&rest[end + 1..]).ok()?;
+    Some((collection, id))
+}
+
+/// The scope of a document key for [`Batch::require_new`]: the
+/// collection's key prefix and the id's kind byte, so UUID ids (time
+/// ordered: [`DocId::new`] makes UUID v7) and text ids are each ordered on
+/// their own.
+pub fn document_key_scope(collection: &str) -> usize {
+    collection.len() + 3
+}
+
 /// The prefix of every document key of a collection.
 pub fn collection_prefix(collection: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(collection.len() + 20);
@@ -193,13 +211,17 @@ impl DocumentStore {
         &self.stripes[stripe_index(key, self.stripes.len())]
     }
 
-    /// A hook that caches `value` for `key` at the commit's revision.
-    fn cache_hook(&self, key: Vec<u8>, value: Cached) -> CommitHook {
+    /// The commit hook of a batch: caches each written document (`None`:
+    /// deleted) at the commit's revision, then runs the batch's own hooks.
+    /// One hook per batch, whatever its size.
+    fn commit_hook(&self, cached: Vec<(Vec<u8>, Cached, usize)>, after: Vec<CommitHook>) -> CommitHook {
         let (cache, stripes, ttl) = (Arc::clone(&self.cache), Arc::clone(&self.stripes), self.ttl);
-        let size = value.as_ref().map_or(0, |d| d.approx_size());
         Box::new(move |rev| {
-            let _order = stripes[stripe_index(&key, stripes.len())].lock();
-            cache.insert(&key, value, size, rev, ttl);
+            for (key, value, size) in cached {
+                let _order = stripes[stripe_index(&key, stripes.len())].lock();
+                cache.insert(&key, value, size, rev, ttl);
+            }
+            after.into_iter().for_each(|h| h(rev));
         })
     }
 
@@ -229,10 +251,7 @@ impl DocumentStore {
     /// commit order if it commits.
     pub fn commit(&self, writes: DocumentWrites) -> Result<CommitOutcome> {
         let DocumentWrites { batch, cached, after } = writes;
-        let mut hooks: Vec<CommitHook> = cached.into_iter().map(|(k, v)| self.cache_hook(k, v)).collect();
-        hooks.extend(after);
-        let hook: CommitHook = Box::new(move |rev| hooks.into_iter().for_each(|h| h(rev)));
-        self.store.commit_with(batch, Some(hook))
+        self.store.commit_with(batch, Some(self.commit_hook(cached, after)))
     }
 
     /// The document, from the hot cache or the cold store.
@@ -345,7 +364,9 @@ fn live(rev: Revision, doc: Cached) -> (Revision, Cached) {
 #[derive(Default)]
 pub struct DocumentWrites {
     batch: Batch,
-    cached: Vec<(Vec<u8>, Cached)>,
+    /// Documents to cache at commit, with their cache charge (measured
+    /// here, off the commit leader's path).
+    cached: Vec<(Vec<u8>, Cached, usize)>,
     after: Vec<CommitHook>,
 }
 
@@ -367,8 +388,30 @@ impl DocumentWrites {
         validate_collection_name(collection)?;
         let key = document_key(collection, &doc.id);
         self.batch.put(key.clone(), format::encode(&**doc)?);
-        self.cached.push((key, Some(Arc::clone(doc))));
+        self.cached.push((key, Some(Arc::clone(doc)), doc.approx_size()));
         Ok(self)
+    }
+
+    /// Adds an insert of a new document: a put of `doc`, conditioned on its
+    /// id being absent at commit (a failed condition names its
+    /// [`document_key`]). The absence of a new id above every id of the
+    /// collection is known without a read ([`Batch::require_new`] with the
+    /// [`document_key_scope`]): ids made by [`DocId::new`] (UUID v7) grow
+    /// with the clock.
+    pub fn insert_new(&mut self, collection: &str, doc: &Arc<Document>) -> Result<&mut Self> {
+        validate_collection_name(collection)?;
+        let key = document_key(collection, &doc.id);
+        self.batch.put(key.clone(), format::encode(&**doc)?);
+        self.batch.require_new(key.clone(), document_key_scope(collection));
+        self.cached.push((key, Some(Arc::clone(doc)), doc.approx_size()));
+        Ok(self)
+    }
+
+    /// Conditions the batch on the document's live version having been
+    /// written at `revision` (`0`: absent) when it commits.
+    pub fn require_revision_of(&mut self, collection: &str, id: &DocId, revision: Revision) -> &mut Self {
+        self.batch.require_revision(document_key(collection, id), revision);
+        self
     }
 
     /// Adds a delete.
@@ -376,7 +419,7 @@ impl DocumentWrites {
         validate_collection_name(collection)?;
         let key = document_key(collection, id);
         self.batch.delete(key.clone());
-        self.cached.push((key, None));
+        self.cached.push((key, None, 0));
         Ok(self)
     }
 

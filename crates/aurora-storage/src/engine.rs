@@ -18,6 +18,7 @@ use crate::cold::{sled_store::SledStore, ColdStore, ScanIter, Versioned};
 use crate::commit::{GroupCommit, Pending};
 use crate::config::{Durability, StoreConfig};
 use crate::error::{Result, StorageError};
+use crate::high_keys::HighKeys;
 use crate::lock::DirLock;
 use crate::memtable::Memtable;
 use crate::merge::Merge;
@@ -31,6 +32,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A tombstone applied to the cold store: its key and revision.
+type Tombstone = (Vec<u8>, Revision);
+
 pub(crate) struct Engine {
     pub(crate) config: StoreConfig,
     pub(crate) dir: PathBuf,
@@ -38,6 +42,9 @@ pub(crate) struct Engine {
     /// `None` once closed. Declared before `lock` so it is released first.
     cold: RwLock<Option<Arc<dyn ColdStore>>>,
     wal: Mutex<WalWriter>,
+    /// The highest key held per scope of `Batch::require_new`; used by the
+    /// commit leader only (locked after `wal`).
+    high_keys: Mutex<HighKeys>,
     memtable: RwLock<Memtable>,
     /// Pinned snapshots and the version history they need.
     pub(crate) mvcc: Mvcc,
@@ -60,6 +67,11 @@ pub(crate) struct Engine {
     /// Oldest revision [`Store::get_at`](crate::Store::get_at) can answer for.
     oldest_readable: AtomicU64,
     deletes_since_purge: AtomicUsize,
+    /// The tombstones applied to the cold store since the last full purge,
+    /// with their revisions, so a purge visits those keys instead of
+    /// scanning the store; `None` until the first purge (which scans, for
+    /// tombstones older than this process) or after too many piled up.
+    applied_tombstones: Mutex<Option<Vec<Tombstone>>>,
     closed: AtomicBool,
     poison: Mutex<Option<String>>,
     lock: Mutex<Option<DirLock>>,
@@ -187,6 +199,7 @@ impl Engine {
             cold: RwLock::new(Some(Arc::new(cold))),
             report,
             wal: Mutex::new(writer),
+            high_keys: Mutex::new(HighKeys::default()),
             memtable: RwLock::new(Memtable::default()),
             mvcc: Mvcc::default(),
             signal: Signal::default(),
@@ -199,6 +212,7 @@ impl Engine {
             applied: AtomicU64::new(revision),
             oldest_readable: AtomicU64::new(revision),
             deletes_since_purge: AtomicUsize::new(0),
+            applied_tombstones: Mutex::new(None),
             closed: AtomicBool::new(false),
             poison: Mutex::new(None),
             lock: Mutex::new(Some(lock)),
@@ -307,15 +321,21 @@ impl Engine {
             return (0..n).map(|_| Err(StorageError::Poisoned(msg.clone()))).collect();
         }
         let mut wal = self.wal.lock();
-        let track_overlay = group.iter().any(|p| !p.batch.conditions.is_empty());
+        let mut high_keys = self.high_keys.lock();
+        self.learn_scopes(&group, &mut high_keys);
+        // A batch's writes are looked up by the conditions of the batches
+        // after it in the group; none are kept when no later batch has any
+        // (a lone committer's group).
+        let last_conditional = group.iter().rposition(|p| !p.batch.conditions.is_empty());
         let mut overlay: HashMap<Vec<u8>, Revision> = HashMap::new();
         let mut rev = self.revision();
         let mut writes = Vec::new();
         let mut outcomes: Vec<Result<CommitOutcome>> = Vec::with_capacity(n);
         let mut hooks = Vec::with_capacity(n);
         let mut deletes = 0;
-        for Pending { batch, hook } in group {
-            match self.check_conditions(&batch.conditions, &overlay) {
+        for (i, Pending { batch, hook }) in group.into_iter().enumerate() {
+            let track_overlay = last_conditional.is_some_and(|last| i < last);
+            match self.check_conditions(&batch.conditions, &overlay, &high_keys) {
                 Err(e) => outcomes.push(Err(e)),
                 Ok(Some(failed)) => outcomes.push(Ok(failed)),
                 Ok(None) => {
@@ -329,13 +349,18 @@ impl Engine {
                             overlay.insert(op.key_at(rev), if op.value().is_some() { rev } else { 0 });
                         }
                         deletes += usize::from(op.value().is_none());
-                        writes.push(versioned(op, rev));
+                        let write = versioned(op, rev);
+                        if !high_keys.is_empty() {
+                            high_keys.note(&write.0);
+                        }
+                        writes.push(write);
                     }
                     outcomes.push(Ok(CommitOutcome::Committed(rev)));
                     hooks.push((rev, hook));
                 }
             }
         }
+        drop(high_keys);
         let failed = outcomes.iter().filter(|o| matches!(o, Ok(CommitOutcome::ConditionFailed { .. }))).count();
         self.metrics.group(n, hooks.len(), failed);
         if hooks.is_empty() {
@@ -465,14 +490,56 @@ impl Engine {
         &self,
         conditions: &[Condition],
         overlay: &HashMap<Vec<u8>, Revision>,
+        high_keys: &HighKeys,
     ) -> Result<Option<CommitOutcome>> {
+        let (mut read, mut by_order) = (0, 0);
+        let mut outcome = None;
         for c in conditions {
-            let actual = self.live_revision(&c.key, overlay)?;
+            let actual = if c.revision == 0 && high_keys.above(&c.key, c.scope) {
+                by_order += 1;
+                0
+            } else {
+                read += 1;
+                self.live_revision(&c.key, overlay)?
+            };
             if actual != c.revision {
-                return Ok(Some(CommitOutcome::ConditionFailed { key: c.key.clone(), expected: c.revision, actual }));
+                outcome = Some(CommitOutcome::ConditionFailed { key: c.key.clone(), expected: c.revision, actual });
+                break;
             }
         }
-        Ok(None)
+        self.metrics.conditions(read, by_order);
+        Ok(outcome)
+    }
+
+    /// Learns, from the store as it is before `group`, the highest key of
+    /// every scope its absence conditions name that is not yet tracked
+    /// (one reverse seek per scope, the first time). A scope that cannot
+    /// be read stays untracked: its conditions are read one by one, and
+    /// report the error there.
+    fn learn_scopes(&self, group: &[Pending], high_keys: &mut HighKeys) {
+        let scopes = group.iter().flat_map(|p| &p.batch.conditions).filter(|c| c.revision == 0);
+        for c in scopes {
+            if c.scope == 0 || c.scope >= c.key.len() || high_keys.tracks(&c.key[..c.scope]) {
+                continue;
+            }
+            let prefix = &c.key[..c.scope];
+            if let Ok(high) = self.last_key_under(prefix) {
+                high_keys.track(prefix, high);
+            }
+        }
+    }
+
+    /// The highest key starting with `prefix` in the memtable or the cold
+    /// store, tombstones included.
+    fn last_key_under(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>> {
+        let end = crate::store::prefix_successor(prefix);
+        let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        let hot = self.memtable.read().last_key_in(Bound::Included(prefix), end);
+        let cold = match self.cold()?.scan_rev(Bound::Included(prefix), end).next() {
+            Some(item) => Some(item?.0),
+            None => None,
+        };
+        Ok(hot.max(cold))
     }
 
     /// One applier cycle: freeze the memtable, make the WAL durable up to
@@ -501,6 +568,7 @@ impl Engine {
             return Err(self.poison_with(&e));
         }
         self.applied.fetch_max(upto, Ordering::AcqRel);
+        self.note_tombstones(&table);
         self.memtable.write().release_frozen();
         Ok(true)
     }
@@ -555,11 +623,44 @@ impl Engine {
             self.deletes_since_purge.store(0, Ordering::Relaxed);
             // A pinned snapshot may still need to see a later delete.
             let horizon = self.mvcc.min_pinned().map_or(applied, |pin| pin.min(applied));
-            let removed = cold.purge_tombstones(horizon)?;
+            let due = self.take_due_tombstones(horizon);
+            let removed = match &due {
+                Some(keys) => cold.purge_tombstones_of(&mut keys.iter().map(Vec::as_slice), horizon)?,
+                None => cold.purge_tombstones(horizon)?,
+            };
             self.oldest_readable.fetch_max(horizon, Ordering::AcqRel);
             tracing::debug!(removed, horizon, "purged tombstones");
         }
         Ok(())
+    }
+
+    /// Records the tombstones of an applied table for the next purge
+    /// (nothing while a full purge is due anyway). Too many pending — a
+    /// snapshot pinned for long holds the horizon back — and the next purge
+    /// scans instead.
+    fn note_tombstones(&self, table: &crate::memtable::Table) {
+        let mut pending = self.applied_tombstones.lock();
+        if let Some(list) = pending.as_mut() {
+            list.extend(table.iter().filter(|(_, v)| v.value.is_none()).map(|(k, v)| (k.clone(), v.revision)));
+            if list.len() > self.config.tombstone_purge_threshold.saturating_mul(8) {
+                *pending = None;
+            }
+        }
+    }
+
+    /// The tombstone keys a purge at `horizon` should visit, taken from the
+    /// pending list (newer ones stay), or `None` for a full scan — the
+    /// first purge since open, which also starts the list: tombstones
+    /// applied while it scans are recorded for the next purge.
+    fn take_due_tombstones(&self, horizon: Revision) -> Option<Vec<Vec<u8>>> {
+        let mut pending = self.applied_tombstones.lock();
+        let Some(list) = pending.as_mut() else {
+            *pending = Some(Vec::new());
+            return None;
+        };
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(list).into_iter().partition(|(_, rev)| *rev <= horizon);
+        *list = later;
+        Some(due.into_iter().map(|(k, _)| k).collect())
     }
 
     /// The highest revision the cold store holds.

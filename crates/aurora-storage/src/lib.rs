@@ -19,6 +19,7 @@
 
 mod backup;
 mod batch;
+mod bytes;
 pub mod cold;
 mod commit;
 mod config;
@@ -26,6 +27,7 @@ mod documents;
 mod engine;
 mod error;
 pub mod format;
+mod high_keys;
 pub mod hot;
 mod lock;
 mod maintenance;
@@ -44,7 +46,8 @@ pub use cold::{ColdStore, Versioned};
 pub use commit::CommitHook;
 pub use config::{Durability, StoreConfig, WalRecovery};
 pub use documents::{
-    collection_prefix, document_key, validate_collection_name, DocumentStore, DocumentStoreConfig, DocumentWrites,
+    collection_prefix, document_key, document_key_scope, split_document_key, validate_collection_name, DocumentStore,
+    DocumentStoreConfig, DocumentWrites,
 };
 pub use error::{printable_key, Result, StorageError};
 pub use hot::{CacheStats, EvictionPolicy, HotCache};

@@ -34,11 +34,13 @@ impl Memtable {
     /// Adds committed writes (in revision order).
     pub(crate) fn insert(&mut self, writes: Vec<(Vec<u8>, Versioned)>) {
         for (key, v) in writes {
+            let key_len = key.len();
             self.active_bytes += charge(&key, &v);
-            if let Some(old) = self.active.get(&key) {
-                self.active_bytes -= charge(&key, old);
+            // One search of the tree per write: the replaced version comes
+            // back from the insert.
+            if let Some(old) = self.active.insert(key, v) {
+                self.active_bytes -= key_len + old.value.as_ref().map_or(0, Vec::len) + ENTRY_OVERHEAD;
             }
-            self.active.insert(key, v);
         }
     }
 
@@ -50,6 +52,17 @@ impl Memtable {
     /// The newest version of `key` held here.
     pub(crate) fn get(&self, key: &[u8]) -> Option<Versioned> {
         self.active.get(key).or_else(|| self.frozen.as_ref().and_then(|f| f.get(key))).cloned()
+    }
+
+    /// The highest key in a range in either table (tombstones included).
+    pub(crate) fn last_key_in(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Option<Vec<u8>> {
+        let bounds = (start.map(<[u8]>::to_vec), end.map(<[u8]>::to_vec));
+        if bounds_empty(&bounds) {
+            return None;
+        }
+        let last = |t: &Table| t.range(bounds.clone()).next_back().map(|(k, _)| k.clone());
+        let frozen = self.frozen.as_deref().and_then(last);
+        last(&self.active).max(frozen)
     }
 
     /// Moves the active table to `frozen` and returns it; `None` if empty

@@ -15,6 +15,8 @@ pub(crate) struct StoreMetrics {
     fsyncs: AtomicU64,
     fsync_micros: AtomicU64,
     checkpoints: AtomicU64,
+    condition_reads: AtomicU64,
+    absences_by_order: AtomicU64,
 }
 
 impl StoreMetrics {
@@ -33,6 +35,17 @@ impl StoreMetrics {
         self.fsync_micros.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
+    /// Conditions of one batch: `read` decided by reading the key,
+    /// `by_order` absences decided by key order (see `Batch::require_new`).
+    pub(crate) fn conditions(&self, read: usize, by_order: usize) {
+        if read > 0 {
+            self.condition_reads.fetch_add(read as u64, Ordering::Relaxed);
+        }
+        if by_order > 0 {
+            self.absences_by_order.fetch_add(by_order as u64, Ordering::Relaxed);
+        }
+    }
+
     /// One checkpoint done.
     pub(crate) fn checkpoint(&self) {
         self.checkpoints.fetch_add(1, Ordering::Relaxed);
@@ -48,6 +61,8 @@ impl StoreMetrics {
             fsyncs: get(&self.fsyncs),
             fsync_time: Duration::from_micros(get(&self.fsync_micros)),
             checkpoints: get(&self.checkpoints),
+            condition_reads: get(&self.condition_reads),
+            absences_by_order: get(&self.absences_by_order),
             ..StoreMetricsSnapshot::default()
         }
     }
@@ -76,6 +91,14 @@ pub struct StoreMetricsSnapshot {
     pub fsync_time: Duration,
     /// Checkpoints (memtable applied to the cold store, WAL segments freed).
     pub checkpoints: u64,
+    /// Commit conditions decided by reading the key's current revision
+    /// (compare-and-swap, unique claims, inserts of ids that may exist).
+    pub condition_reads: u64,
+    /// Absence conditions decided without a read, because the key sorts
+    /// above every key the store has held in its scope
+    /// ([`Batch::require_new`](crate::Batch::require_new): inserts of new
+    /// ids in increasing order).
+    pub absences_by_order: u64,
     /// Bytes written to the WAL since open.
     pub wal_bytes: u64,
     /// The newest committed revision.

@@ -164,6 +164,100 @@ fn tombstones_are_purged_after_the_threshold() {
     assert!(before > 0);
 }
 
+/// Sled, counting the tombstones each kind of purge removed.
+struct PurgeCounting {
+    inner: aurora_storage::cold::SledStore,
+    full: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    targeted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl aurora_storage::ColdStore for PurgeCounting {
+    fn get(&self, key: &[u8]) -> aurora_storage::Result<Option<aurora_storage::Versioned>> {
+        self.inner.get(key)
+    }
+    fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> aurora_storage::cold::ScanIter {
+        self.inner.scan(start, end)
+    }
+    fn scan_rev(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> aurora_storage::cold::ScanIter {
+        self.inner.scan_rev(start, end)
+    }
+    fn apply(
+        &self,
+        writes: &mut dyn Iterator<Item = (&[u8], &aurora_storage::Versioned)>,
+    ) -> aurora_storage::Result<()> {
+        self.inner.apply(writes)
+    }
+    fn set_checkpoint(&self, revision: u64) -> aurora_storage::Result<()> {
+        self.inner.set_checkpoint(revision)
+    }
+    fn checkpoint(&self) -> aurora_storage::Result<u64> {
+        self.inner.checkpoint()
+    }
+    fn flush(&self) -> aurora_storage::Result<()> {
+        self.inner.flush()
+    }
+    fn purge_tombstones(&self, horizon: u64) -> aurora_storage::Result<usize> {
+        let n = self.inner.purge_tombstones(horizon)?;
+        self.full.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+    fn purge_tombstones_of(
+        &self,
+        keys: &mut dyn Iterator<Item = &[u8]>,
+        horizon: u64,
+    ) -> aurora_storage::Result<usize> {
+        let n = self.inner.purge_tombstones_of(keys, horizon)?;
+        self.targeted.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+    fn disk_bytes(&self) -> aurora_storage::Result<u64> {
+        self.inner.disk_bytes()
+    }
+}
+
+/// A purge used to scan the whole store every `tombstone_purge_threshold`
+/// deletes (a cost growing with the store, paid by every delete — the
+/// change feed's trimming deletes an entry per commit). Only the first
+/// purge after open scans; later ones visit the keys deleted since, and
+/// leave a key written again alone.
+#[test]
+fn purges_after_the_first_visit_only_the_deleted_keys() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let (full, targeted) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let cfg = StoreConfig { tombstone_purge_threshold: 10, ..common::config(Durability::Balanced) };
+    let (f, t) = (Arc::clone(&full), Arc::clone(&targeted));
+    let store = Store::open_with_backend(dir.path(), cfg, &mut move |path, cache| {
+        let inner = aurora_storage::cold::SledStore::open(path, cache)?;
+        Ok(Arc::new(PurgeCounting { inner, full: Arc::clone(&f), targeted: Arc::clone(&t) }))
+    })
+    .unwrap();
+    let churn = |from: u32| {
+        for i in from..from + 20 {
+            store.put(i.to_be_bytes(), "v").unwrap();
+            store.delete(i.to_be_bytes()).unwrap();
+        }
+    };
+    churn(0);
+    store.checkpoint().unwrap();
+    assert_eq!((full.load(Ordering::Relaxed), targeted.load(Ordering::Relaxed)), (20, 0), "the first purge scans");
+    churn(100);
+    store.put(7u32.to_be_bytes(), "back").unwrap();
+    store.checkpoint().unwrap();
+    assert_eq!(
+        (full.load(Ordering::Relaxed), targeted.load(Ordering::Relaxed)),
+        (20, 20),
+        "then only what was deleted"
+    );
+    assert_eq!(common::dump(&store), vec![(7u32.to_be_bytes().to_vec(), b"back".to_vec())]);
+    churn(200);
+    store.delete(7u32.to_be_bytes()).unwrap();
+    store.checkpoint().unwrap();
+    assert_eq!(targeted.load(Ordering::Relaxed), 41);
+    assert!(common::dump(&store).is_empty());
+}
+
 /// Regression (shrunk by the model test): a batch that writes one key twice
 /// while a snapshot is pinned must leave the snapshot seeing the version
 /// before the batch, not the batch's first write.

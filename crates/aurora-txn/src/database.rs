@@ -132,8 +132,12 @@ impl Database {
     /// Starts a transaction at the given isolation level.
     pub fn begin_with(&self, isolation: Isolation) -> Result<Transaction> {
         let snapshot = self.inner.collections.documents().store().snapshot()?;
-        let id = self.inner.next_txn.fetch_add(1, Ordering::Relaxed);
-        Ok(Transaction::new(self.clone(), snapshot, id, isolation))
+        Ok(Transaction::new(self.clone(), snapshot, self.next_transaction_id(), isolation))
+    }
+
+    /// A fresh transaction id (also given to the batched insert path's commits).
+    pub(crate) fn next_transaction_id(&self) -> u64 {
+        self.inner.next_txn.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Runs `body` in a transaction and commits it, retrying the whole

@@ -286,23 +286,33 @@ fn version_after(
     sequence: Revision,
     c: &HeaderChange,
 ) -> Result<Arc<Document>> {
-    let prefix = archive_prefix(doc_key);
-    let start = revision_key(&prefix, sequence.saturating_add(1));
-    let end = revision_key(&prefix, Revision::MAX);
-    let mut later = snapshot.iter(Bound::Included(&start), Bound::Included(&end))?;
-    // Keys of another document whose key extends this one sort inside the
-    // range too; an archive of this document is exactly prefix + 8 bytes.
-    let archived = later.find_map(|item| match item {
-        Ok((key, _, raw)) if key.len() == prefix.len() + 8 => Some(Ok((key, None, raw))),
-        Ok(_) => None,
-        Err(e) => Some(Err(e)),
-    });
-    let (key, rev, raw) = match archived {
-        Some(found) => found?,
-        None => match snapshot.get_versioned(doc_key)? {
-            Some((rev, raw)) => (doc_key.to_vec(), Some(rev), raw),
-            None => return Err(lost(doc_key, sequence, c, "new version")),
-        },
+    // The stored version, when this commit wrote it, is the one: a later
+    // feed change of the document would have rewritten it (at its own,
+    // higher revision) in the commit that archived it. That spares the
+    // archive range read below for every document not changed since — a
+    // third of a feed read's instructions (callgrind, inserts).
+    let stored = snapshot.get_versioned(doc_key)?;
+    let (key, rev, raw) = match stored {
+        Some((rev, raw)) if rev == sequence => (doc_key.to_vec(), Some(rev), raw),
+        stored => {
+            let prefix = archive_prefix(doc_key);
+            let start = revision_key(&prefix, sequence.saturating_add(1));
+            let end = revision_key(&prefix, Revision::MAX);
+            let mut later = snapshot.iter(Bound::Included(&start), Bound::Included(&end))?;
+            // Keys of another document whose key extends this one sort
+            // inside the range too; an archive of this document is
+            // exactly prefix + 8 bytes.
+            let archived = later.find_map(|item| match item {
+                Ok((key, _, raw)) if key.len() == prefix.len() + 8 => Some(Ok((key, None, raw))),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            });
+            match (archived, stored) {
+                (Some(found), _) => found?,
+                (None, Some((rev, raw))) => (doc_key.to_vec(), Some(rev), raw),
+                (None, None) => return Err(lost(doc_key, sequence, c, "new version")),
+            }
+        }
     };
     if crc(&raw) != c.new_crc {
         return Err(lost(doc_key, sequence, c, "new version"));

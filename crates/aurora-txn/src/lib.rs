@@ -12,12 +12,14 @@
 //! Architecture invariant: this crate knows documents, collections and
 //! revisions; it does not know sled, the WAL or any async runtime.
 
+mod bulk;
 mod database;
 mod error;
 mod feed;
 mod feed_check;
 mod feed_record;
 mod sink;
+mod submit;
 mod transaction;
 
 pub use database::{Database, Observation, MAX_TRANSACTION_ATTEMPTS};

@@ -3,14 +3,15 @@
 
 use crate::database::Database;
 use crate::error::{Result, TxnError};
-use crate::sink::{Change, ChangeKind, Committed};
+use crate::sink::{Change, ChangeKind};
+use crate::submit::Submitted;
 use aurora_core::{DocId, Document, Fields};
 use aurora_index::{IndexError, IndexPlan};
 use aurora_storage::{
-    collection_prefix, document_key, format, CommitOutcome, Condition, DocumentStore, DocumentWrites, Op, Revision,
-    Snapshot, SnapshotIter,
+    collection_prefix, document_key, document_key_scope, format, split_document_key, DocumentStore, DocumentWrites, Op,
+    Revision, Snapshot, SnapshotIter,
 };
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// How much a transaction is protected from concurrent commits.
@@ -367,107 +368,87 @@ impl Transaction {
         let mut batch = DocumentWrites::new();
         let mut plans: Vec<IndexPlan> = Vec::new();
         let mut changes = Vec::new();
-        let mut doc_keys: HashMap<Vec<u8>, Key> = HashMap::new();
+        // Written keys planned without a condition: read as absent and
+        // deleted again, nothing to write (a read condition covers them).
+        let mut unconditioned: Vec<&Key> = Vec::new();
         // Blind inserts deleted again in this transaction: nothing to write,
         // but the insert would have failed on a taken id, so the commit must.
-        let mut absent: Vec<Key> = Vec::new();
-        for ((collection, id), new) in writes {
+        let mut absent: Vec<&Key> = Vec::new();
+        for (key, new) in &writes {
+            let (collection, id) = key;
             // A blind insert is planned as an insert; its condition
-            // (revision 0, below) fails the commit if the id is taken.
-            let blind_insert = blind.contains(&(collection.clone(), id.clone()));
+            // (absence) fails the commit if the id is taken.
+            let blind_insert = blind.contains(key);
             let (rev, old) = match blind_insert {
                 true => (0, None),
-                false => self.at_snapshot(&collection, &id)?,
+                false => self.at_snapshot(collection, id)?,
             };
-            let kind = match (&old, &new) {
+            let kind = match (&old, new) {
                 (None, None) if blind_insert => {
-                    let key = document_key(&collection, &id);
-                    batch.batch_mut().require_revision(key.clone(), 0);
-                    doc_keys.insert(key, (collection.clone(), id.clone()));
-                    absent.push((collection, id));
+                    let doc_key = document_key(collection, id);
+                    batch.batch_mut().require_new(doc_key, document_key_scope(collection));
+                    absent.push(key);
                     continue;
                 }
-                (None, None) => continue,
+                (None, None) => {
+                    unconditioned.push(key);
+                    continue;
+                }
                 (None, Some(_)) => ChangeKind::Insert,
                 (Some(_), Some(_)) => ChangeKind::Update,
                 (Some(_), None) => ChangeKind::Delete,
             };
-            match &new {
-                Some(doc) => batch.put_shared(&collection, doc)?,
-                None => batch.delete(&collection, &id)?,
+            match new {
+                // A new id (UUID v7 ids grow with the clock) is known absent
+                // without a read when it sorts above every id of the
+                // collection (see `Batch::require_new`).
+                Some(doc) if blind_insert => batch.insert_new(collection, doc)?,
+                Some(doc) => batch.put_shared(collection, doc)?.require_revision_of(collection, id, rev),
+                None => batch.delete(collection, id)?.require_revision_of(collection, id, rev),
             };
-            let key = document_key(&collection, &id);
-            batch.batch_mut().require_revision(key.clone(), rev);
-            plans.push(collections.plan_write(&collection, &id, old.as_deref(), new.as_deref(), batch.batch_mut())?);
-            doc_keys.insert(key, (collection.clone(), id.clone()));
-            changes.push(Change { collection, id, kind, old, new });
+            plans.push(collections.plan_write(collection, id, old.as_deref(), new.as_deref(), batch.batch_mut())?);
+            changes.push(Change { collection: collection.clone(), id: id.clone(), kind, old, new: new.clone() });
         }
         if changes.is_empty() {
             // Nothing to write: the ids of blind inserts deleted again must
             // still be free now (the insert would have failed otherwise).
             for (collection, id) in absent {
-                if collections.get(&collection, &id)?.is_some() {
-                    return Err(IndexError::DocumentExists { collection, id: id.to_string() }.into());
+                if collections.get(collection, id)?.is_some() {
+                    return Err(
+                        IndexError::DocumentExists { collection: collection.clone(), id: id.to_string() }.into()
+                    );
                 }
             }
             return Ok(CommitInfo { sequence: 0, writes: 0 });
         }
         if self.isolation == Isolation::Serializable {
-            for ((collection, id), (rev, _)) in &self.reads {
-                if let std::collections::hash_map::Entry::Vacant(e) = doc_keys.entry(document_key(collection, id)) {
-                    batch.batch_mut().require_revision(e.key().clone(), *rev);
-                    e.insert((collection.clone(), id.clone()));
+            for (key, (rev, _)) in &self.reads {
+                let conditioned = writes.contains_key(key) && !unconditioned.contains(&key);
+                if !conditioned && !blind.contains(key) {
+                    batch.batch_mut().require_revision(document_key(&key.0, &key.1), *rev);
                 }
             }
         }
         self.merge_claims(&plans, batch.batch_mut())?;
-        collections.require_definitions(&plans, batch.batch_mut());
-        let feed_at = match self.db.inner.change_feed {
-            true => Some(crate::feed::append(batch.batch_mut(), self.id, &changes)?),
-            false => None,
-        };
-        let (inner, txn_id, count) = (Arc::clone(&self.db.inner), self.id, changes.len());
-        batch.on_commit(Box::new(move |sequence| {
-            if let Some(at) = feed_at {
-                inner.feed_index.lock().appended(sequence, at);
-            }
-            inner.publish(Committed { sequence, transaction_id: txn_id, changes });
-        }));
+        let count = changes.len();
         // The snapshot is not read again: releasing its pin first spares
         // the commit recording the versions it replaces (a read per written
         // key) when no other snapshot needs them.
-        let Transaction { snapshot, .. } = self;
+        let Transaction { snapshot, db, id: txn_id, .. } = self;
         drop(snapshot);
-        match collections.documents().commit(batch)? {
-            CommitOutcome::Committed(sequence) => {
-                plans.iter().for_each(|p| collections.committed(p, sequence));
-                Ok(CommitInfo { sequence, writes: count })
-            }
-            CommitOutcome::ConditionFailed { key, .. } => {
-                if let Some((collection, id)) = doc_keys.get(&key) {
-                    if blind.contains(&(collection.clone(), id.clone())) {
-                        // Only the absence of a blind insert's id is
-                        // conditioned on it: the id is taken.
-                        return Err(
-                            IndexError::DocumentExists { collection: collection.clone(), id: id.to_string() }.into()
-                        );
-                    }
-                    return Err(TxnError::Conflict { collection: collection.clone(), id: id.to_string() });
+        match crate::submit::submit(&db, txn_id, batch, &plans, changes)? {
+            Submitted::Committed(sequence) => Ok(CommitInfo { sequence, writes: count }),
+            Submitted::Refused(key) => match split_document_key(&key) {
+                // Only the absence of a blind insert's id is conditioned on
+                // it: the id is taken.
+                Some((collection, id)) if blind.contains(&(collection.to_string(), id.clone())) => {
+                    Err(IndexError::DocumentExists { collection: collection.to_string(), id: id.to_string() }.into())
                 }
-                if let Some(collection) = collections.changed_definition(&plans, &key) {
-                    // An index was created or dropped meanwhile: planning
-                    // again (a retry) uses the new definition.
-                    return Err(TxnError::Conflict {
-                        collection: collection.to_string(),
-                        id: "(collection definition changed)".into(),
-                    });
+                Some((collection, id)) => {
+                    Err(TxnError::Conflict { collection: collection.to_string(), id: id.to_string() })
                 }
-                let violation = plans.iter().find_map(|p| collections.violation(p, &key));
-                Err(violation.map_or_else(
-                    || TxnError::Conflict { collection: String::new(), id: aurora_storage::printable_key(&key) },
-                    TxnError::from,
-                ))
-            }
+                None => Err(crate::submit::refusal(&db, &plans, &key)),
+            },
         }
     }
 
@@ -476,15 +457,7 @@ impl Transaction {
     /// another claims keeps the claim, conditioned on the claim being
     /// unchanged since the snapshot (instead of being absent).
     fn merge_claims(&self, plans: &[IndexPlan], batch: &mut aurora_storage::Batch) -> Result<()> {
-        let mut claimed: BTreeSet<&[u8]> = BTreeSet::new();
-        for plan in plans {
-            for key in plan.claim_keys() {
-                if !claimed.insert(key) {
-                    let err = self.db.collections().violation(plan, key);
-                    return Err(err.map_or(TxnError::Finished, TxnError::from));
-                }
-            }
-        }
+        let claimed = crate::submit::distinct_claims(&self.db, plans)?;
         let released: BTreeSet<Vec<u8>> = batch
             .ops()
             .iter()
@@ -498,7 +471,7 @@ impl Transaction {
         for c in batch.conditions_mut().iter_mut() {
             if c.revision == 0 && released.contains(&c.key) {
                 let rev = self.snapshot.get_versioned(&c.key)?.map_or(0, |(r, _)| r);
-                *c = Condition { key: c.key.clone(), revision: rev };
+                c.revision = rev;
             }
         }
         Ok(())

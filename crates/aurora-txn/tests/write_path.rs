@@ -191,3 +191,108 @@ fn insert_shared_checks_the_document_first() {
     assert!(tx.get("users", &big.id).unwrap().is_none(), "nothing buffered");
     assert_eq!(tx.commit().unwrap().writes, 0);
 }
+
+/// Issue 17: "inserts with generated ids skip the existence read". A new
+/// id above every id of its collection (UUID v7 ids grow with the clock) is
+/// known absent from the key order; before, the commit leader read each
+/// one from the cold store (100 reads for 100 inserts).
+#[test]
+fn new_ids_are_inserted_without_reading_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, gets) = open_counting(dir.path());
+    let schema = Schema::new().field("age", FieldDefinition::new(FieldType::Int).indexed());
+    db.collections().create_collection("users", schema).unwrap();
+    let store = db.collections().documents().store().clone();
+    let (before, metrics) = (gets.load(Ordering::Relaxed), store.metrics());
+    for i in 0..100i64 {
+        db.transaction(|tx| tx.insert("users", doc! { "age": i })).unwrap();
+    }
+    db.insert_many("users", (0..100i64).map(|i| doc! { "age": i }).collect()).unwrap();
+    let one = db.insert("users", doc! { "age": 7 }).unwrap();
+    assert_eq!(gets.load(Ordering::Relaxed) - before, 0, "no document key was read");
+    let by_order = store.metrics().absences_by_order - metrics.absences_by_order;
+    assert_eq!(by_order, 201, "each new id's absence was decided by key order");
+    assert!(db.collections().get("users", &one).unwrap().is_some());
+    assert_eq!(db.collections().lookup("users", "age", &aurora_core::Value::Int(7)).unwrap().len(), 3);
+}
+
+/// The shortcut answers exactly as the read: an id at or below the
+/// highest one is read, a taken one refused — also after a reopen, when the
+/// highest id is learned from the cold store.
+#[test]
+fn ids_below_the_highest_are_read_and_taken_ones_refused_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = |s: &str| aurora_core::DocId::text(s).unwrap();
+    let taken =
+        |r: Result<aurora_core::DocId, TxnError>| matches!(r, Err(TxnError::Index(IndexError::DocumentExists { .. })));
+    {
+        let (db, _) = common::open(dir.path(), Durability::Balanced);
+        db.collections().create_collection("t", Schema::new()).unwrap();
+        db.insert("t", doc! { "v": 1 }.id(id("m"))).unwrap();
+        db.insert("t", doc! { "v": 2 }.id(id("c"))).unwrap();
+        assert!(taken(db.insert("t", doc! { "v": 3 }.id(id("c")))), "below the highest, taken");
+        assert!(taken(db.insert("t", doc! { "v": 3 }.id(id("m")))), "the highest itself");
+        db.collections().documents().store().checkpoint().unwrap();
+        db.collections().documents().store().close().unwrap();
+    }
+    let (db, gets) = open_counting(dir.path());
+    let store = db.collections().documents().store().clone();
+    assert!(taken(db.insert("t", doc! { "v": 4 }.id(id("m")))), "learned from the cold store after reopen");
+    assert!(taken(db.insert("t", doc! { "v": 4 }.id(id("c")))));
+    let reads = gets.load(Ordering::Relaxed);
+    db.insert("t", doc! { "v": 5 }.id(id("z"))).unwrap();
+    assert_eq!(gets.load(Ordering::Relaxed), reads, "above the highest: no read");
+    db.transaction(|tx| tx.delete("t", &id("z")).map(drop)).unwrap();
+    db.insert("t", doc! { "v": 6 }.id(id("z"))).unwrap();
+    assert_eq!(db.collections().get("t", &id("z")).unwrap().unwrap().get("v"), Some(&aurora_core::Value::Int(6)));
+    assert!(store.metrics().condition_reads > 0);
+    assert_eq!(db.collections().documents().scan("t").unwrap().count(), 3);
+}
+
+/// Issue 17: "bulk inserts and `insert_many` take a batched path" — one
+/// commit, one change record with every insert in order, the same outcome
+/// as a transaction of inserts, and nothing written on any refusal.
+#[test]
+fn insert_many_commits_once_and_refuses_as_a_transaction_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, recorder) = common::open(dir.path(), Durability::Balanced);
+    let schema = Schema::new()
+        .field("n", FieldDefinition::new(FieldType::Int))
+        .field("email", FieldDefinition::new(FieldType::String).unique());
+    db.collections().create_collection("users", schema).unwrap();
+    let store = db.collections().documents().store().clone();
+    let docs: Vec<_> = (0..3i64).map(|i| doc! { "n": i, "email": format!("u{i}@x") }).collect();
+    let before = store.revision();
+    let ids = db.insert_many("users", docs.clone()).unwrap();
+    assert_eq!(ids, docs.iter().map(|d| d.id.clone()).collect::<Vec<_>>());
+    assert_eq!(store.revision(), before + 1, "one commit");
+    let published = recorder.0.lock().last().cloned().unwrap();
+    assert_eq!(published.changes.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), ids);
+    assert!(published.changes.iter().all(|c| c.kind == aurora_txn::ChangeKind::Insert && c.old.is_none()));
+
+    let revision = store.revision();
+    let refused = |r: Result<Vec<aurora_core::DocId>, TxnError>| r.unwrap_err();
+    let fresh = || doc! { "n": 9, "email": format!("{}@y", aurora_core::DocId::new()) };
+    let twice = fresh();
+    let err = refused(db.insert_many("users", vec![fresh(), twice.clone(), twice]));
+    assert!(matches!(err, TxnError::Index(IndexError::DocumentExists { .. })), "an id given twice: {err}");
+    let err = refused(db.insert_many("users", vec![fresh(), docs[1].clone()]));
+    assert!(
+        matches!(&err, TxnError::Index(IndexError::DocumentExists { id, .. }) if *id == docs[1].id.to_string()),
+        "a taken id: {err}"
+    );
+    let err = refused(db.insert_many("users", vec![fresh(), doc! { "n": "x", "email": "e@x" }]));
+    assert!(matches!(err, TxnError::Index(IndexError::WrongType { .. })), "a schema violation: {err}");
+    let err = refused(db.insert_many("users", vec![fresh(), doc! { "n": 1, "email": "u0@x" }]));
+    assert!(matches!(err, TxnError::Index(IndexError::UniqueViolation { .. })), "a taken value: {err}");
+    let err =
+        refused(db.insert_many("users", vec![doc! { "n": 1, "email": "same" }, doc! { "n": 2, "email": "same" }]));
+    assert!(matches!(err, TxnError::Index(IndexError::UniqueViolation { .. })), "a value claimed twice: {err}");
+    let err = refused(db.insert_many("nope", vec![fresh()]));
+    assert!(matches!(err, TxnError::Index(IndexError::UnknownCollection(_))), "{err}");
+    let big = doc! { "blob": "x".repeat(17 << 20) };
+    assert!(refused(db.insert_many("users", vec![fresh(), big])).to_string().contains("document"));
+    assert_eq!(store.revision(), revision, "nothing was committed");
+    assert_eq!(db.collections().documents().scan("users").unwrap().count(), 3);
+    assert!(db.insert_many("users", Vec::new()).unwrap().is_empty());
+}

@@ -555,31 +555,13 @@ impl Aurora {
         Ok(self.collections().documents().admit(doc)?)
     }
 
-    /// [`Aurora::admit`] for a batch: on the first refusal the rest are
-    /// disposed of without recursion (any of them may be nested too deep
-    /// for an ordinary drop).
-    fn admit_all(&self, docs: Vec<Document>) -> Result<Vec<Document>> {
-        let mut admitted = Vec::with_capacity(docs.len());
-        let mut rest = docs.into_iter();
-        for d in rest.by_ref() {
-            match self.admit(d) {
-                Ok(d) => admitted.push(d),
-                Err(e) => {
-                    aurora_core::dispose_all(rest);
-                    return Err(e);
-                }
-            }
-        }
-        Ok(admitted)
-    }
-
     /// Inserts a document; returns its id.
     pub async fn insert_into(&self, collection: &str, doc: Document) -> Result<DocId> {
-        // Shared, not copied, for each attempt: the transaction hands the
-        // same allocation to the hot cache and the change record.
-        let doc = Arc::new(self.admit(doc)?);
         let collection = collection.to_string();
         if let Some(expired) = self.expired_check(&collection) {
+            // Shared, not copied, for each attempt: the transaction hands
+            // the same allocation to the hot cache and the change record.
+            let doc = Arc::new(self.admit(doc)?);
             // An expired document under this id is absent for the insert.
             return self
                 .transaction(move |tx| {
@@ -588,7 +570,9 @@ impl Aurora {
                 })
                 .await;
         }
-        self.write(move |db| Ok(db.transaction(|tx| tx.insert_shared(&collection, Arc::clone(&doc)))?)).await
+        // The batched insert path (no transaction: an insert reads
+        // nothing); it makes the entry check first.
+        self.write(move |db| Ok(db.insert(&collection, doc)?)).await
     }
 
     /// For a collection with a time to live: what its writes need to treat
@@ -603,15 +587,11 @@ impl Aurora {
     /// Inserts documents in one atomic transaction; returns their ids.
     pub async fn insert_many(&self, collection: &str, docs: Vec<Document>) -> Result<Vec<DocId>> {
         // A batch is long work — its entry checks too: on the blocking pool
-        // whatever the durability.
-        let this = self.clone();
-        let docs: Vec<Arc<Document>> =
-            blocking(move || Ok(this.admit_all(docs)?.into_iter().map(Arc::new).collect())).await?;
+        // whatever the durability, in one hop. The batched insert path
+        // makes the entry checks first and commits the documents as one
+        // transaction would.
         let collection = collection.to_string();
-        self.write_heavy(move |db| {
-            Ok(db.transaction(|tx| docs.iter().map(|d| tx.insert_shared(&collection, Arc::clone(d))).collect())?)
-        })
-        .await
+        self.write_heavy(move |db| Ok(db.insert_many(&collection, docs)?)).await
     }
 
     /// The document, if present (from the hot cache when it can) and not
@@ -848,6 +828,15 @@ impl Aurora {
     /// never wait for listeners.
     pub fn listen(&self, collection: &str) -> Listener {
         self.inner.pubsub.listen_unfiltered(collection)
+    }
+
+    /// A search index's listener on `collection`: a buffer of
+    /// [`SEARCH_EVENT_BUFFER`](crate::search::SEARCH_EVENT_BUFFER) events
+    /// (or `event_buffer`, if larger).
+    #[cfg(feature = "search")]
+    pub(crate) fn search_listener(&self, collection: &str) -> Listener {
+        let capacity = crate::search::SEARCH_EVENT_BUFFER.max(self.inner.config.event_buffer);
+        self.inner.pubsub.listen_buffered(collection, capacity)
     }
 
     /// Like [`Aurora::listen`], delivering only events that pass `filter`.

@@ -81,7 +81,9 @@ fn events_of(committed: &Committed) -> Vec<ChangeEvent> {
 
 impl ChangeSink for EventSink {
     fn publish(&self, committed: Committed) {
-        self.pubsub.publish(events_of(&committed));
+        if !committed.changes.is_empty() {
+            self.pubsub.publish_with(|| events_of(&committed));
+        }
         self.next.publish(committed);
     }
 }

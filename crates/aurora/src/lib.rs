@@ -126,7 +126,7 @@ pub use query::QueryBuilder;
 #[cfg_attr(docsrs, doc(cfg(feature = "search")))]
 pub use search::{
     LiveSearch, SearchBuilder, SearchHit, SearchIndexStatus, SearchPlan, SearchResults, DEFAULT_SEARCH_LIMIT,
-    MAX_SEARCH_CANDIDATES, SEARCH_FOLDER, SEARCH_PUBLISH_INTERVAL,
+    MAX_SEARCH_CANDIDATES, SEARCH_EVENT_BUFFER, SEARCH_FOLDER, SEARCH_PUBLISH_INTERVAL,
 };
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]

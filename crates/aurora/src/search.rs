@@ -29,6 +29,12 @@ pub const DEFAULT_SEARCH_LIMIT: usize = 10;
 /// it is cut there, and a filtered search asks the index for at most this
 /// many candidates before giving up on filling its window.
 pub const MAX_SEARCH_CANDIDATES: usize = 100_000;
+/// Events a search index's listener buffers (or the database's
+/// `event_buffer`, if larger) before it falls behind and reads commits back
+/// from the change feed instead. The events share their documents with the
+/// commit (nothing is copied); at worst this many documents are kept alive
+/// for the index while it catches up.
+pub const SEARCH_EVENT_BUFFER: usize = 65_536;
 /// Shortest time between two tantivy commits of the background follower:
 /// an isolated write is searchable right after one catch-up, a stream of
 /// writes within this delay (several commits become one tantivy commit).
@@ -88,6 +94,8 @@ struct Follower {
     index: RwLock<Option<SearchIndex>>,
     /// Times the index was rebuilt from a scan.
     rebuilds: AtomicU64,
+    /// Commits applied from the persistent feed (not from the listener).
+    feed_commits: AtomicU64,
     /// When the background follower last made its changes searchable.
     last_publish: Mutex<Instant>,
     /// The folder (to drop the stale mark once rebuilt).
@@ -265,6 +273,7 @@ impl Follower {
         }
         match self.db.changes_since(index.pending()) {
             Ok(commits) => {
+                self.feed_commits.fetch_add(commits.len() as u64, Ordering::Relaxed);
                 for commit in &commits {
                     index.apply(commit.changes.iter().filter(|c| c.collection == self.collection).map(|c| {
                         match (c.kind, c.new.as_deref()) {
@@ -324,13 +333,18 @@ async fn start(db: &Aurora, definition: SearchDefinition, dir: PathBuf) -> Resul
         db: db.database().clone(),
         index: RwLock::new(Some(index)),
         rebuilds: AtomicU64::new(0),
+        feed_commits: AtomicU64::new(0),
         last_publish: Mutex::new(Instant::now()),
         dir,
         task: Mutex::new(None),
         dropped: std::sync::atomic::AtomicBool::new(false),
     });
-    // Subscribe before catching up: no commit falls between the two.
-    let mut wake = db.listen(&collection);
+    // Subscribe before catching up: no commit falls between the two. The
+    // listener buffers up to SEARCH_EVENT_BUFFER events: a follower that
+    // lags reads the commits back from the feed, which costs more than
+    // the events themselves (each document is looked up again), so under
+    // a burst of bulk inserts a small buffer makes it slower still.
+    let mut wake = db.search_listener(&collection);
     let f = follower.clone();
     blocking(move || f.catch_up().map(drop)).await?;
     if fresh {
@@ -508,6 +522,7 @@ impl Aurora {
             durable_sequence: index.durable(),
             documents: index.len(),
             rebuilds: follower.rebuilds.load(Ordering::Relaxed),
+            feed_commits: follower.feed_commits.load(Ordering::Relaxed),
         })
     }
 
@@ -544,6 +559,13 @@ pub struct SearchIndexStatus {
     /// or the index ahead of a database that lost commits in a crash)
     /// since the database was opened.
     pub rebuilds: u64,
+    /// Commits it read back from the persistent change feed since the
+    /// database was opened — after its listener lagged (more than
+    /// `event_buffer` events behind), after a failed step, or to catch up
+    /// at open and for a consistent search — instead of taking them from
+    /// the in-memory events (the cheap way: a feed read looks each
+    /// document up again).
+    pub feed_commits: u64,
 }
 
 /// A full-text search being built; `run().await` executes it.

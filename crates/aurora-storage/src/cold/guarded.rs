@@ -130,6 +130,10 @@ impl ColdStore for Guarded {
         self.call("purging tombstones", |c| c.purge_tombstones(horizon))
     }
 
+    fn purge_tombstones_of(&self, keys: &mut dyn Iterator<Item = &[u8]>, horizon: Revision) -> Result<usize> {
+        self.call("purging tombstones", |c| c.purge_tombstones_of(keys, horizon))
+    }
+
     fn disk_bytes(&self) -> Result<u64> {
         self.call("measuring its size", |c| c.disk_bytes())
     }

@@ -80,6 +80,15 @@ pub trait ColdStore: Send + Sync + 'static {
     /// rewritten meanwhile. Returns how many were removed.
     fn purge_tombstones(&self, horizon: Revision) -> Result<usize>;
 
+    /// Like [`ColdStore::purge_tombstones`] for the given keys only (those
+    /// the engine applied deletes to since its last full purge): a purge
+    /// then costs what was deleted, not a scan of the whole store. The
+    /// default scans everything, which removes at least as much.
+    fn purge_tombstones_of(&self, keys: &mut dyn Iterator<Item = &[u8]>, horizon: Revision) -> Result<usize> {
+        let _ = keys;
+        self.purge_tombstones(horizon)
+    }
+
     /// Bytes the store occupies on disk.
     fn disk_bytes(&self) -> Result<u64>;
 }

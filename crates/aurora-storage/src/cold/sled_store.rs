@@ -240,6 +240,25 @@ impl ColdStore for SledStore {
         Ok(removed)
     }
 
+    fn purge_tombstones_of(&self, keys: &mut dyn Iterator<Item = &[u8]>, horizon: Revision) -> Result<usize> {
+        let mut removed = 0;
+        for key in keys {
+            let k = data_key(key);
+            let Some(v) = self.db.get(&k).map_err(|e| StorageError::backend("reading a tombstone", e))? else {
+                continue;
+            };
+            let versioned = decode_versioned(key, &v)?;
+            if versioned.value.is_none() && versioned.revision <= horizon {
+                let swapped = self
+                    .db
+                    .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
+                    .map_err(|e| StorageError::backend("purging a tombstone", e))?;
+                removed += usize::from(swapped.is_ok());
+            }
+        }
+        Ok(removed)
+    }
+
     fn disk_bytes(&self) -> Result<u64> {
         self.db.size_on_disk().map_err(|e| StorageError::backend("measuring disk size", e))
     }
@@ -283,6 +302,30 @@ mod tests {
         assert_eq!(s.purge_tombstones(1).unwrap(), 0);
         assert_eq!(s.purge_tombstones(2).unwrap(), 1);
         assert_eq!(s.get(b"b").unwrap(), None);
+        assert!(s.get(b"a").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_targeted_purge_removes_only_the_named_tombstones_at_or_below_the_horizon() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let v = |revision, value: Option<&[u8]>| Versioned { revision, value: value.map(<[u8]>::to_vec) };
+        let writes = [
+            (b"a".to_vec(), v(1, Some(b"1"))),
+            (b"b".to_vec(), v(2, None)),
+            (b"c".to_vec(), v(3, None)),
+            (b"d".to_vec(), v(4, None)),
+        ];
+        s.apply(&mut writes.iter().map(|(k, v)| (k.as_slice(), v))).unwrap();
+        let named: [&[u8]; 4] = [b"a", b"b", b"d", b"zz"];
+        assert_eq!(
+            s.purge_tombstones_of(&mut named.into_iter(), 3).unwrap(),
+            1,
+            "only b: a is live, d is newer, zz absent"
+        );
+        assert_eq!(s.get(b"b").unwrap(), None);
+        assert_eq!(s.get(b"c").unwrap(), Some(v(3, None)), "not named: kept");
+        assert_eq!(s.get(b"d").unwrap(), Some(v(4, None)));
         assert!(s.get(b"a").unwrap().is_some());
     }
 }
