@@ -14,6 +14,7 @@
 
 use crate::batch::{CommitOutcome, Condition, Op, Revision};
 use crate::cold::guarded::{self, Guarded};
+use crate::cold::resident::{Resident, ResidentRanges};
 use crate::cold::{sled_store::SledStore, ColdStore, ScanIter, Versioned};
 use crate::commit::{GroupCommit, Pending};
 use crate::config::{Durability, StoreConfig};
@@ -37,6 +38,8 @@ pub(crate) struct Engine {
     wal_dir: PathBuf,
     /// `None` once closed. Declared before `lock` so it is released first.
     cold: RwLock<Option<Arc<dyn ColdStore>>>,
+    /// The key ranges the cold store keeps resident in memory.
+    pub(crate) resident: Arc<ResidentRanges>,
     wal: Mutex<WalWriter>,
     memtable: RwLock<Memtable>,
     /// Pinned snapshots and the version history they need.
@@ -180,11 +183,14 @@ impl Engine {
         }
         let replayed = report.replayed;
         tracing::info!(revision, checkpoint, replayed, durability = ?config.durability, "opened store");
+        let resident = Arc::new(ResidentRanges::new(config.range_cache_bytes));
+        let cold: Arc<dyn ColdStore> = Arc::new(Resident::new(Arc::new(cold), Arc::clone(&resident)));
         Ok(Self {
             config,
             dir: dir.to_path_buf(),
             wal_dir,
-            cold: RwLock::new(Some(Arc::new(cold))),
+            cold: RwLock::new(Some(cold)),
+            resident,
             report,
             wal: Mutex::new(writer),
             memtable: RwLock::new(Memtable::default()),

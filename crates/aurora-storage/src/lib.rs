@@ -44,7 +44,8 @@ pub use cold::{ColdStore, Versioned};
 pub use commit::CommitHook;
 pub use config::{Durability, StoreConfig, WalRecovery};
 pub use documents::{
-    collection_prefix, document_key, validate_collection_name, DocumentStore, DocumentStoreConfig, DocumentWrites,
+    collection_prefix, document_key, validate_collection_name, with_document_key_bytes, DocumentStore,
+    DocumentStoreConfig, DocumentWrites,
 };
 pub use error::{printable_key, Result, StorageError};
 pub use hot::{CacheStats, EvictionPolicy, HotCache};
