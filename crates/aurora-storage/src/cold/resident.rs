@@ -48,7 +48,7 @@ pub(crate) const ENTRY_OVERHEAD: usize = 128;
 /// takes twice as many, up to [`MAX_CHUNK`] (a walk that stops after a
 /// few entries copies few, a long read takes few locks).
 const FIRST_CHUNK: usize = 8;
-const MAX_CHUNK: usize = 256;
+const MAX_CHUNK: usize = 64;
 
 /// The registered prefixes and their maps, shared by the cold-store
 /// wrapper and the engine (which registers prefixes for the layer above).
@@ -251,9 +251,10 @@ impl ResidentRanges {
         }
     }
 
-    /// Up to `n` entries of the loaded range `prefix` within `from..to`
-    /// (from the top when `descending`), or `None` if the range is no
-    /// longer loaded.
+    /// Appends to `out` up to `n` entries of the loaded range `prefix`
+    /// within `from..to` (from the top when `descending`) and returns how
+    /// many, or `None` if the range is no longer loaded. (Appending to the
+    /// scan's own buffer: no allocation per chunk.)
     fn chunk(
         &self,
         prefix: &[u8],
@@ -261,21 +262,22 @@ impl ResidentRanges {
         to: Bound<&[u8]>,
         descending: bool,
         n: usize,
-    ) -> Option<Vec<(Vec<u8>, Versioned)>> {
+        out: &mut VecDeque<(Vec<u8>, Versioned)>,
+    ) -> Option<usize> {
         let state = self.state.read();
         let range = state.list.iter().find(|r| r.prefix == prefix && r.state == State::Loaded)?;
         if bounds_empty(from, to) {
-            return Some(Vec::new());
+            return Some(0);
         }
         let items = range.entries.range::<[u8], _>((from, to));
         let clone = |(k, v): (&Vec<u8>, &Versioned)| (k.clone(), v.clone());
-        let mut out = Vec::with_capacity(n.min(range.entries.len()));
+        let before = out.len();
         if descending {
             out.extend(items.rev().take(n).map(clone));
         } else {
             out.extend(items.take(n).map(clone));
         }
-        Some(out)
+        Some(out.len() - before)
     }
 }
 
@@ -411,18 +413,17 @@ impl Iterator for ResidentIter {
         }
         if self.buffer.is_empty() && !self.exhausted {
             let (low, high) = (bound_ref(&self.low), bound_ref(&self.high));
-            match self.ranges.chunk(&self.prefix, low, high, self.descending, self.chunk) {
-                Some(items) => {
-                    self.exhausted = items.len() < self.chunk;
+            match self.ranges.chunk(&self.prefix, low, high, self.descending, self.chunk, &mut self.buffer) {
+                Some(taken) => {
+                    self.exhausted = taken < self.chunk;
                     self.chunk = (self.chunk * 2).min(MAX_CHUNK);
-                    if let Some((last, _)) = items.last() {
+                    if let Some((last, _)) = self.buffer.back() {
                         if self.descending {
                             self.high = Bound::Excluded(last.clone());
                         } else {
                             self.low = Bound::Excluded(last.clone());
                         }
                     }
-                    self.buffer = items.into();
                 }
                 None => {
                     let (low, high) = (bound_ref(&self.low), bound_ref(&self.high));
