@@ -1,3 +1,8 @@
+//! The resident ranges against the backend they mirror: a model test of
+//! scans after random writes, deletes and purges (with room for everything,
+//! and with a budget that drops the range midway), and the load / drop
+//! life of one range.
+
 use super::*;
 use crate::cold::sled_store::SledStore;
 use proptest::prelude::*;
