@@ -211,6 +211,43 @@ impl DocId {
             _ => Err(bad("unknown id tag")),
         }
     }
+
+    /// Checks that `bytes` are the [`DocId::to_key_bytes`] of some id —
+    /// exactly when [`DocId::from_key_bytes`] would succeed — without
+    /// building the id (no allocation): for readers that only pass the
+    /// bytes on, such as an index read fetching its documents by key.
+    ///
+    /// ```
+    /// use aurora_core::DocId;
+    /// let id = DocId::text("user-1")?;
+    /// assert!(DocId::check_key_bytes(&id.to_key_bytes()).is_ok());
+    /// assert!(DocId::check_key_bytes(&[2]).is_err(), "an empty text id");
+    /// assert!(DocId::check_key_bytes(&[9, 1]).is_err(), "an unknown tag");
+    /// # Ok::<(), aurora_core::CoreError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`CoreError::InvalidDocId`], as `from_key_bytes` gives it.
+    pub fn check_key_bytes(bytes: &[u8]) -> Result<(), CoreError> {
+        let fine = match bytes.split_first() {
+            Some((1, rest)) => rest.len() == 16,
+            Some((2, rest)) => {
+                // ASCII (the common case) is UTF-8: checked without the
+                // general decoder.
+                !rest.is_empty()
+                    && rest.len() <= MAX_TEXT_ID_LEN
+                    && !rest.contains(&0)
+                    && (rest.is_ascii() || std::str::from_utf8(rest).is_ok())
+            }
+            _ => false,
+        };
+        if fine {
+            Ok(())
+        } else {
+            // The slow path names the reason exactly as decoding does.
+            Self::from_key_bytes(bytes).map(drop)
+        }
+    }
 }
 
 impl Default for DocId {
@@ -256,6 +293,23 @@ mod tests {
     }
 
     proptest! {
+        /// Checking key bytes agrees with decoding them, on any bytes
+        /// (mostly tags 1 and 2, short bodies, NULs and broken UTF-8).
+        #[test]
+        fn checking_key_bytes_agrees_with_decoding(
+            tag in prop_oneof![Just(1u8), Just(2u8), any::<u8>()],
+            body in proptest::collection::vec(prop_oneof![Just(0u8), Just(0xffu8), 0x20u8..0x7f, any::<u8>()], 0..20),
+            long in any::<bool>(),
+        ) {
+            let mut bytes = vec![tag];
+            bytes.extend_from_slice(&body);
+            if long {
+                bytes.extend(std::iter::repeat_n(b'x', MAX_TEXT_ID_LEN));
+            }
+            prop_assert_eq!(DocId::check_key_bytes(&bytes).is_ok(), DocId::from_key_bytes(&bytes).is_ok());
+            prop_assert!(DocId::check_key_bytes(&[]).is_err());
+        }
+
         #[test]
         fn key_bytes_preserve_order(a in "[a-z0-9-]{1,20}", b in "[a-z0-9-]{1,20}", ua: u128, ub: u128) {
             let ids = [

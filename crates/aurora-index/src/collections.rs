@@ -6,6 +6,7 @@ use crate::catalog::{self, CollectionDef, IndexDef, IndexState};
 use crate::compound;
 use crate::count::EntryCount;
 use crate::error::{IndexError, Result};
+use crate::id_key::IdKey;
 use crate::keycodec;
 use crate::keys;
 use crate::maintain::{self, IndexDelta};
@@ -504,6 +505,29 @@ impl Collections {
         scan: &IndexScan,
         descending: bool,
     ) -> Result<Box<dyn Iterator<Item = Result<DocId>> + Send>> {
+        let keys = self.scan_index_keys(at, collection, field, scan, descending)?;
+        Ok(Box::new(keys.map(|key| {
+            let key = key?;
+            // Checked when read, so this does not fail; typed all the same.
+            key.to_id().map_err(|e| entry_corrupt(key.as_bytes(), e.to_string()))
+        })))
+    }
+
+    /// Like [`Collections::scan_index_lazy`] (or
+    /// [`Collections::scan_index_desc`] when `descending`), yielding each
+    /// entry's document id as its key bytes: checked as an id (a damaged
+    /// entry is [`StorageError::Corrupt`], as there), but not built into
+    /// one, so a reader that fetches the documents by key
+    /// (`Transaction::get_shared_by_key`) allocates nothing per entry for
+    /// the id. Lazy: stopping early reads nothing more.
+    pub fn scan_index_keys(
+        &self,
+        at: &Snapshot,
+        collection: &str,
+        field: &str,
+        scan: &IndexScan,
+        descending: bool,
+    ) -> Result<Box<dyn Iterator<Item = Result<IdKey>> + Send>> {
         let Some((base, start, end)) = self.index_bounds(collection, field, scan)? else {
             return Ok(Box::new(std::iter::empty()));
         };
@@ -511,8 +535,11 @@ impl Collections {
         let iter = if descending { at.iter_rev(start, end)? } else { at.iter(start, end)? };
         let parts = compound::index_fields(field).len();
         Ok(Box::new(iter.map(move |entry| {
-            let (key, _, _) = entry?;
-            id_of_entry(&base, parts, &key)
+            let (mut key, _, _) = entry?;
+            let id_at = id_start(&base, parts, &key)?;
+            // The key's own buffer becomes the id's: no allocation.
+            key.drain(..id_at);
+            Ok(IdKey::checked(key))
         })))
     }
 
@@ -520,6 +547,10 @@ impl Collections {
     fn index_bounds(&self, collection: &str, field: &str, scan: &IndexScan) -> Result<Option<IndexBounds>> {
         self.ready(collection, field)?;
         let base = keys::entries_prefix(collection, field);
+        // An index that is read is worth keeping in memory (within the
+        // store's `range_cache_bytes`): its reads then skip the cold
+        // store's iterator.
+        self.docs.store().keep_resident(&base);
         let with = |v: &Value| {
             let mut k = base.clone();
             keycodec::encode_into(v, &mut k);
@@ -774,17 +805,30 @@ pub(crate) fn id_of_entry(base: &[u8], parts: usize, key: &[u8]) -> Result<DocId
 
 /// Splits an index entry key into its encoded value(s) and document id.
 pub(crate) fn split_entry<'k>(base: &[u8], parts: usize, key: &'k [u8]) -> Result<(&'k [u8], DocId)> {
-    let corrupt = |reason: String| {
-        IndexError::Storage(StorageError::Corrupt {
-            key: aurora_storage::printable_key(key),
-            reason: format!("index entry: {reason}"),
-        })
-    };
-    let rest = key.get(base.len()..).ok_or_else(|| corrupt("shorter than its prefix".into()))?;
+    let id_at = id_start(base, parts, key)?;
+    let id = DocId::from_key_bytes(&key[id_at..]).map_err(|e| entry_corrupt(key, e.to_string()))?;
+    Ok((&key[base.len()..id_at], id))
+}
+
+/// Where the document id starts in an index entry key
+/// (`base ++ enc(value) ++ id key bytes`; `parts` encoded values for a
+/// compound index), the id's key bytes checked.
+fn id_start(base: &[u8], parts: usize, key: &[u8]) -> Result<usize> {
+    let rest = key.get(base.len()..).ok_or_else(|| entry_corrupt(key, "shorter than its prefix".into()))?;
     let mut n = 0;
     for _ in 0..parts {
-        n += rest.get(n..).and_then(keycodec::encoded_len).ok_or_else(|| corrupt("undecodable value".into()))?;
+        n += rest
+            .get(n..)
+            .and_then(keycodec::encoded_len)
+            .ok_or_else(|| entry_corrupt(key, "undecodable value".into()))?;
     }
-    let id = DocId::from_key_bytes(&rest[n..]).map_err(|e| corrupt(e.to_string()))?;
-    Ok((&rest[..n], id))
+    DocId::check_key_bytes(&rest[n..]).map_err(|e| entry_corrupt(key, e.to_string()))?;
+    Ok(base.len() + n)
+}
+
+fn entry_corrupt(key: &[u8], reason: String) -> IndexError {
+    IndexError::Storage(StorageError::Corrupt {
+        key: aurora_storage::printable_key(key),
+        reason: format!("index entry: {reason}"),
+    })
 }

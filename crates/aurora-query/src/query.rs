@@ -14,7 +14,7 @@ use crate::scan::FilteredScan;
 use crate::validate::{check_filter, field_type};
 use aurora_core::filter::{Filter, F};
 use aurora_core::{DocId, Document, Fields, Value};
-use aurora_index::{CollectionDef, IndexScan};
+use aurora_index::{CollectionDef, IdKey, IndexScan};
 use aurora_txn::Transaction;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
@@ -448,7 +448,7 @@ impl Query {
     /// broad to be intersected with it ([`worth_reading`]) is not read at
     /// all — except the index on the query's one ordering field, whose
     /// read gives the order.
-    fn index_options(&self, tx: &Transaction, def: &CollectionDef) -> Result<Vec<(Access, Vec<DocId>)>> {
+    fn index_options(&self, tx: &Transaction, def: &CollectionDef) -> Result<Vec<(Access, Vec<IdKey>)>> {
         let collections = tx.database().collections();
         let auto = matches!(self.hint, Hint::Auto);
         let order_field = match self.order.as_slice() {
@@ -482,9 +482,10 @@ impl Query {
                 continue;
             }
             let cap = if auto { scan_cap(entries) } else { usize::MAX };
-            let mut ids = Vec::new();
+            // Sized by the estimate (bounded), so the read does not regrow it.
+            let mut ids = Vec::with_capacity((estimate.max(0.0) as usize).min(cap).min(1 << 16));
             for scan in &scans {
-                for id in collections.scan_index_lazy(tx.snapshot(), &self.collection, &field, scan)? {
+                for id in collections.scan_index_keys(tx.snapshot(), &self.collection, &field, scan, false)? {
                     ticker.tick()?;
                     ids.push(id?);
                     if ids.len() > cap {
@@ -503,7 +504,7 @@ impl Query {
     /// conjuncts do), sorted — documents are stored by id, so these are
     /// point reads. `None` when no conjunct is one, or a hint says which
     /// access to use.
-    fn id_reads(&self) -> Option<Vec<DocId>> {
+    fn id_reads(&self) -> Option<Vec<IdKey>> {
         if self.hint != Hint::Auto {
             return None;
         }
@@ -525,7 +526,7 @@ impl Query {
             .map(|mut ids| {
                 ids.sort();
                 ids.dedup();
-                ids
+                ids.iter().map(IdKey::of).collect()
             })
     }
 
@@ -638,7 +639,13 @@ impl Query {
                 _ => None,
             };
             if let Some((access, scan)) = walk {
-                let ids = tx.database().collections().scan_index_lazy(tx.snapshot(), &self.collection, field, &scan)?;
+                let ids = tx.database().collections().scan_index_keys(
+                    tx.snapshot(),
+                    &self.collection,
+                    field,
+                    &scan,
+                    false,
+                )?;
                 let (mut examined, mut matched) = (0u64, Vec::new());
                 for id in ids {
                     if matched.len() >= w {
@@ -646,7 +653,7 @@ impl Query {
                     }
                     ticker.tick()?;
                     examined += 1;
-                    if let Some(d) = tx.get_shared(&self.collection, &id?)? {
+                    if let Some(d) = tx.get_shared_by_key(&self.collection, &id?)? {
                         let d = self.enrich(d, &mut scripts)?;
                         if matcher.matches(&d) {
                             matched.push(d);
@@ -659,9 +666,13 @@ impl Query {
         let mut options = self.index_options(tx, &def)?;
         if let Some(read) = compound {
             let mut ids = Vec::new();
-            for id in
-                tx.database().collections().scan_index_lazy(tx.snapshot(), &self.collection, &read.name, &read.scan)?
-            {
+            for id in tx.database().collections().scan_index_keys(
+                tx.snapshot(),
+                &self.collection,
+                &read.name,
+                &read.scan,
+                false,
+            )? {
                 ticker.tick()?;
                 ids.push(id?);
             }
@@ -689,7 +700,7 @@ impl Query {
         let mut examined = 0u64;
         let mut matched: Vec<Arc<Document>> = Vec::new();
         let mut fetch = |tx: &mut Transaction,
-                         ids: Vec<DocId>,
+                         ids: Vec<IdKey>,
                          stop_at: Option<usize>,
                          answered: bool,
                          matched: &mut Vec<Arc<Document>>,
@@ -701,7 +712,7 @@ impl Query {
                 }
                 ticker.tick()?;
                 examined += 1;
-                if let Some(d) = tx.get_shared(&self.collection, &id)? {
+                if let Some(d) = tx.get_shared_by_key(&self.collection, &id)? {
                     let d = self.enrich(d, scripts)?;
                     if answered || matcher.matches(&d) {
                         matched.push(d);
@@ -723,34 +734,39 @@ impl Query {
             let (best_access, best) = it.next().unwrap_or((Access::FullScan, Vec::new()));
             let (access, mut ids) = match it.next() {
                 Some((second_access, second)) if second.len() <= best.len().saturating_mul(INTERSECT_FACTOR) => {
-                    let other: BTreeSet<&DocId> = second.iter().collect();
+                    let other: BTreeSet<&IdKey> = second.iter().collect();
                     let both = best.into_iter().filter(|id| other.contains(id)).collect();
                     (Access::Intersection(Box::new(best_access), Box::new(second_access)), both)
                 }
                 _ => (best_access, best),
             };
             let estimated = ids.len() as u64;
-            ids.extend(written);
+            ids.extend(written.iter().map(IdKey::of));
             ids.sort();
             ids.dedup();
+            matched.reserve(ids.len());
             fetch(tx, ids, None, answers(&access), &mut matched, &mut scripts)?;
-            (access, estimated, false)
+            // Fetched in id order (the key bytes sort as the ids do), which
+            // is the order of a query without `order_by`: no sort needed.
+            (access, estimated, self.order.is_empty())
         } else if let Some((field, dir)) = single_order.clone().filter(|_| self.after.is_none()) {
             // Walk the index lazily in the order's direction and stop once
             // `offset + limit` documents matched.
             let collections = tx.database().collections().clone();
-            let ids = if dir == Order::Desc {
-                collections.scan_index_desc(tx.snapshot(), &self.collection, &field, &IndexScan::All)?
-            } else {
-                collections.scan_index_lazy(tx.snapshot(), &self.collection, &field, &IndexScan::All)?
-            };
+            let ids = collections.scan_index_keys(
+                tx.snapshot(),
+                &self.collection,
+                &field,
+                &IndexScan::All,
+                dir == Order::Desc,
+            )?;
             for id in ids {
                 if wanted.is_some_and(|w| matched.len() >= w) {
                     break;
                 }
                 ticker.tick()?;
                 examined += 1;
-                if let Some(d) = tx.get_shared(&self.collection, &id?)? {
+                if let Some(d) = tx.get_shared_by_key(&self.collection, &id?)? {
                     let d = self.enrich(d, &mut scripts)?;
                     if matcher.matches(&d) {
                         matched.push(d);
@@ -826,13 +842,8 @@ impl Query {
             },
             _ => read.scan.clone(),
         };
-        let ids: Box<dyn Iterator<Item = Result<DocId>>> = if read.walk == Some(Order::Desc) {
-            let ids = collections.scan_index_desc(tx.snapshot(), &self.collection, &read.name, &scan)?;
-            Box::new(ids.map(|id| id.map_err(QueryError::from)))
-        } else {
-            let ids = collections.scan_index_lazy(tx.snapshot(), &self.collection, &read.name, &scan)?;
-            Box::new(ids.map(|id| id.map_err(QueryError::from)))
-        };
+        let descending = read.walk == Some(Order::Desc);
+        let ids = collections.scan_index_keys(tx.snapshot(), &self.collection, &read.name, &scan, descending)?;
         let wanted = self.limit.map(|l| l.saturating_add(self.offset));
         let position = self.after.as_ref().map(|c| probe(&self.order, c));
         // When the read answers the whole filter, its documents match
@@ -843,7 +854,7 @@ impl Query {
             }
             _ => false,
         };
-        let (mut examined, mut matched) = (0u64, Vec::new());
+        let (mut examined, mut matched) = (0u64, Vec::with_capacity(wanted.unwrap_or(0).min(1024)));
         let mut ticker = self.stop.ticker();
         for id in ids {
             if wanted.is_some_and(|w| matched.len() >= w) {
@@ -851,7 +862,7 @@ impl Query {
             }
             ticker.tick()?;
             examined += 1;
-            if let Some(d) = tx.get_shared(&self.collection, &id?)? {
+            if let Some(d) = tx.get_shared_by_key(&self.collection, &id?)? {
                 let d = self.enrich(d, scripts)?;
                 let past = position.as_ref().is_none_or(|p| compare(&self.order, &d, p) == Ordering::Greater);
                 if past && (answered || matcher.matches(&d)) {
@@ -919,7 +930,7 @@ impl Query {
                 let (snapshot, docs, collection) =
                     (tx.snapshot().clone(), tx.database().collections().documents().clone(), self.collection.clone());
                 Box::new(ids.into_iter().filter_map(move |id| {
-                    Transaction::snapshot_document(&snapshot, &docs, &collection, &id)
+                    Transaction::snapshot_document_by_key(&snapshot, &docs, &collection, &id)
                         .map_err(QueryError::from)
                         .transpose()
                 }))
@@ -1028,7 +1039,7 @@ impl Query {
     /// The ids of the matches straight from one index, without reading a
     /// document, when that index answers the filter exactly
     /// ([`Query::exact_index_read`]). Sorted by id.
-    fn index_only_ids(&self, tx: &Transaction, def: &CollectionDef) -> Result<Option<Vec<DocId>>> {
+    fn index_only_ids(&self, tx: &Transaction, def: &CollectionDef) -> Result<Option<Vec<IdKey>>> {
         let Some((field, values)) = self.exact_index_read(tx, def) else {
             return Ok(None);
         };
@@ -1041,7 +1052,7 @@ impl Query {
         let mut ticker = self.stop.ticker();
         for v in distinct {
             let scan = IndexScan::Eq(v.clone());
-            for id in collections.scan_index_lazy(tx.snapshot(), &self.collection, field, &scan)? {
+            for id in collections.scan_index_keys(tx.snapshot(), &self.collection, field, &scan, false)? {
                 ticker.tick()?;
                 ids.push(id?);
             }
@@ -1085,7 +1096,12 @@ impl Query {
         self.check_hint(&def)?;
         if self.order.is_empty() {
             if let Some(ids) = self.index_only_ids(tx, &def)? {
-                return Ok(ids.into_iter().skip(self.offset).take(self.limit.unwrap_or(usize::MAX)).collect());
+                return ids
+                    .iter()
+                    .skip(self.offset)
+                    .take(self.limit.unwrap_or(usize::MAX))
+                    .map(|id| id.to_id().map_err(QueryError::Core))
+                    .collect();
             }
         }
         Ok(self.run_enriched(tx)?.0.iter().map(|d| d.id.clone()).collect())

@@ -47,9 +47,15 @@ impl FilteredScan {
         matcher: Matcher,
         stop: &Stop,
     ) -> Result<Self> {
+        let documents = tx.database().collections().documents().clone();
+        let prefix = collection_prefix(collection);
+        // A collection that is scanned is worth keeping in memory (within
+        // the store's range cache): its scans then skip the cold store's
+        // iterator.
+        documents.store().keep_resident(&prefix);
         Ok(Self {
-            entries: tx.snapshot().iter_prefix(&collection_prefix(collection))?,
-            documents: tx.database().collections().documents().clone(),
+            entries: tx.snapshot().iter_prefix(&prefix)?,
+            documents,
             reader: FieldReader::new(heads(filter).filter(|h| *h != aurora_core::json::ID_FIELD)),
             matcher,
             examined: 0,

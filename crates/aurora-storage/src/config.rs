@@ -68,6 +68,15 @@ pub struct StoreConfig {
     /// (default 64; sled is given 3/4 of it as its `cache_capacity`, which
     /// it overshoots by about that much).
     pub cold_cache_capacity_mb: usize,
+    /// Memory for key ranges kept resident, in bytes (default 32 MiB; 0
+    /// turns it off): the layer above registers prefixes
+    /// ([`Store::keep_resident`](crate::Store::keep_resident) — the index
+    /// layer registers each index it reads, the query engine each
+    /// collection it scans in full), and scans inside a registered
+    /// prefix are served from a copy in memory instead of the cold store's
+    /// iterator. Each entry is charged its key, its value and 128 bytes; a
+    /// prefix that does not fit is left in the cold store.
+    pub range_cache_bytes: usize,
     /// How often the cold store is flushed and the WAL trimmed (default 1 s).
     pub checkpoint_interval: Duration,
     /// Size at which a WAL segment is closed and a new one started (default 64 MiB).
@@ -112,6 +121,7 @@ impl Default for StoreConfig {
             write_buffer_size: 1000,
             write_buffer_flush_interval: Duration::from_millis(10),
             cold_cache_capacity_mb: 64,
+            range_cache_bytes: 32 << 20,
             checkpoint_interval: Duration::from_secs(1),
             wal_segment_bytes: 64 << 20,
             wal_preallocate_bytes: 1 << 20,

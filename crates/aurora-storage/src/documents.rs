@@ -76,8 +76,40 @@ pub fn document_key(collection: &str, id: &DocId) -> Vec<u8> {
 /// Calls `f` with [`document_key`], built on the stack when it is short
 /// (the hot read path allocates nothing for it).
 fn with_document_key<R>(collection: &str, id: &DocId, f: impl FnOnce(&[u8]) -> R) -> R {
+    build_document_key(
+        collection,
+        id.key_len(),
+        |out| {
+            id.write_key_bytes(out);
+        },
+        f,
+    )
+}
+
+/// Calls `f` with the storage key ([`document_key`]) of the document whose
+/// id has the key bytes `id_key` ([`DocId::to_key_bytes`]), without
+/// building the id; on the stack when it is short. For readers that hold
+/// ids as key bytes, such as index reads.
+///
+/// ```
+/// use aurora_core::DocId;
+/// use aurora_storage::{document_key, with_document_key_bytes};
+/// let id = DocId::text("u1")?;
+/// with_document_key_bytes("users", &id.to_key_bytes(), |key| assert_eq!(key, document_key("users", &id)));
+/// # Ok::<(), aurora_core::CoreError>(())
+/// ```
+pub fn with_document_key_bytes<R>(collection: &str, id_key: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    build_document_key(collection, id_key.len(), |out| out.copy_from_slice(id_key), f)
+}
+
+fn build_document_key<R>(
+    collection: &str,
+    id_len: usize,
+    write_id: impl FnOnce(&mut [u8]),
+    f: impl FnOnce(&[u8]) -> R,
+) -> R {
     const INLINE: usize = 160;
-    let len = 2 + collection.len() + id.key_len();
+    let len = 2 + collection.len() + id_len;
     let mut inline = [0u8; INLINE];
     let mut heap = Vec::new();
     let buf: &mut [u8] = if len <= INLINE {
@@ -89,7 +121,7 @@ fn with_document_key<R>(collection: &str, id: &DocId, f: impl FnOnce(&[u8]) -> R
     buf[0] = b'd';
     buf[1..=collection.len()].copy_from_slice(collection.as_bytes());
     buf[1 + collection.len()] = 0;
-    id.write_key_bytes(&mut buf[2 + collection.len()..]);
+    write_id(&mut buf[2 + collection.len()..]);
     f(buf)
 }
 

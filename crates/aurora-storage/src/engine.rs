@@ -14,6 +14,7 @@
 
 use crate::batch::{CommitOutcome, Condition, Op, Revision};
 use crate::cold::guarded::{self, Guarded};
+use crate::cold::resident::{Resident, ResidentRanges};
 use crate::cold::{sled_store::SledStore, ColdStore, ScanIter, Versioned};
 use crate::commit::{GroupCommit, Pending};
 use crate::config::{Durability, StoreConfig};
@@ -41,6 +42,8 @@ pub(crate) struct Engine {
     wal_dir: PathBuf,
     /// `None` once closed. Declared before `lock` so it is released first.
     cold: RwLock<Option<Arc<dyn ColdStore>>>,
+    /// The key ranges the cold store keeps resident in memory.
+    pub(crate) resident: Arc<ResidentRanges>,
     wal: Mutex<WalWriter>,
     /// The highest key held per scope of `Batch::require_new`; used by the
     /// commit leader only (locked after `wal`).
@@ -162,7 +165,13 @@ impl Engine {
         let _span = tracing::info_span!("recover", dir = %dir.display()).entered();
         let cold_dir = dir.join("cold");
         let cache = (config.cold_cache_capacity_mb as u64) << 20;
-        let cold = guarded::catch("opening", || backend(&cold_dir, cache)).map(Guarded::new)?;
+        // The range cache sits inside the panic boundary: once the backend
+        // has panicked, scans the cache could answer fail like every other
+        // call (the boundary promises that), and a panic in the cache
+        // itself is caught too.
+        let resident = Arc::new(ResidentRanges::new(config.range_cache_bytes));
+        let cold = guarded::catch("opening", || backend(&cold_dir, cache))
+            .map(|b| Guarded::new(Arc::new(Resident::new(b, Arc::clone(&resident)))))?;
         let checkpoint = cold.checkpoint()?;
         let replay = wal::replay::replay(&wal_dir, checkpoint, config.wal_recovery)?;
         let report = replay.report;
@@ -192,11 +201,13 @@ impl Engine {
         }
         let replayed = report.replayed;
         tracing::info!(revision, checkpoint, replayed, durability = ?config.durability, "opened store");
+        let cold: Arc<dyn ColdStore> = Arc::new(cold);
         Ok(Self {
             config,
             dir: dir.to_path_buf(),
             wal_dir,
-            cold: RwLock::new(Some(Arc::new(cold))),
+            cold: RwLock::new(Some(cold)),
+            resident,
             report,
             wal: Mutex::new(writer),
             high_keys: Mutex::new(HighKeys::default()),

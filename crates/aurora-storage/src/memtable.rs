@@ -51,6 +51,9 @@ impl Memtable {
 
     /// The newest version of `key` held here.
     pub(crate) fn get(&self, key: &[u8]) -> Option<Versioned> {
+        if self.active.is_empty() && self.frozen.is_none() {
+            return None;
+        }
         self.active.get(key).or_else(|| self.frozen.as_ref().and_then(|f| f.get(key))).cloned()
     }
 
@@ -84,6 +87,11 @@ impl Memtable {
 
     /// Copies of the entries in a range from both tables, newest winning.
     pub(crate) fn range(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Vec<(Vec<u8>, Versioned)> {
+        // Nothing to copy (the usual case once the applier has caught up):
+        // skip copying the bounds and building the merged table.
+        if self.active.is_empty() && self.frozen.is_none() {
+            return Vec::new();
+        }
         let mut merged: Table = BTreeMap::new();
         let bounds = (start.map(<[u8]>::to_vec), end.map(<[u8]>::to_vec));
         if bounds_empty(&bounds) {

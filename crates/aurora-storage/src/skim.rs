@@ -92,7 +92,7 @@ impl FieldReader {
         r.doc_id().map_err(corrupt)?;
         let count = r.varint_u64().map_err(corrupt)?;
         for _ in 0..count {
-            let name = r.str().map_err(corrupt)?;
+            let name = r.str_bytes().map_err(corrupt)?;
             match self.position(name) {
                 Some(i) => {
                     let (value, rest) = postcard::take_from_bytes::<Value>(r.bytes)
@@ -107,11 +107,11 @@ impl FieldReader {
         Ok(())
     }
 
-    fn position(&self, name: &str) -> Option<usize> {
+    fn position(&self, name: &[u8]) -> Option<usize> {
         match self.names.as_slice() {
             [] => None,
-            [only] => (only == name).then_some(0),
-            names => names.binary_search_by(|n| n.as_str().cmp(name)).ok(),
+            [only] => (only.as_bytes() == name).then_some(0),
+            names => names.binary_search_by(|n| n.as_bytes().cmp(name)).ok(),
         }
     }
 
@@ -121,7 +121,7 @@ impl FieldReader {
     /// `None` when absent or when its top-level field was not asked for.
     pub fn get_path(&self, path: &str) -> Option<&Value> {
         let (head, rest) = path.split_once('.').unwrap_or((path, ""));
-        self.values[self.position(head)?].as_ref()?.get_path(rest)
+        self.values[self.position(head.as_bytes())?].as_ref()?.get_path(rest)
     }
 }
 
@@ -173,9 +173,17 @@ impl<'a> Cursor<'a> {
         self.varint(5, 0x0f)
     }
 
-    fn str(&mut self) -> std::result::Result<&'a str, &'static str> {
+    /// A length-prefixed string's bytes, checked to be UTF-8 (ASCII, the
+    /// common case, without the general decoder: a scan checks every
+    /// string of every document it skims).
+    fn str_bytes(&mut self) -> std::result::Result<&'a [u8], &'static str> {
         let len = self.varint_u64()?;
-        std::str::from_utf8(self.take(len)?).map_err(|_| "invalid UTF-8")
+        let bytes = self.take(len)?;
+        if bytes.is_ascii() || std::str::from_utf8(bytes).is_ok() {
+            Ok(bytes)
+        } else {
+            Err("invalid UTF-8")
+        }
     }
 
     fn uuid(&mut self) -> std::result::Result<(), &'static str> {
@@ -190,8 +198,8 @@ impl<'a> Cursor<'a> {
         match self.varint_u32()? {
             0 => self.uuid(),
             1 => {
-                let text = self.str()?;
-                if text.is_empty() || text.len() > MAX_TEXT_ID_LEN || text.contains('\0') {
+                let text = self.str_bytes()?;
+                if text.is_empty() || text.len() > MAX_TEXT_ID_LEN || text.contains(&0) {
                     return Err("invalid text id");
                 }
                 Ok(())
@@ -213,7 +221,7 @@ impl<'a> Cursor<'a> {
             },
             2 | 7 => self.varint_u64().map(drop),
             3 => self.take(8).map(drop),
-            4 => self.str().map(drop),
+            4 => self.str_bytes().map(drop),
             5 => self.uuid(),
             6 => {
                 let len = self.varint_u64()?;
@@ -227,7 +235,7 @@ impl<'a> Cursor<'a> {
             }
             9 => {
                 for _ in 0..self.varint_u64()? {
-                    self.str()?;
+                    self.str_bytes()?;
                     self.skip_value(level + 1)?;
                 }
                 Ok(())

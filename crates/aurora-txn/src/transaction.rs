@@ -6,10 +6,10 @@ use crate::error::{Result, TxnError};
 use crate::sink::{Change, ChangeKind};
 use crate::submit::Submitted;
 use aurora_core::{DocId, Document, Fields};
-use aurora_index::{IndexError, IndexPlan};
+use aurora_index::{IdKey, IndexError, IndexPlan};
 use aurora_storage::{
-    collection_prefix, document_key, document_key_scope, format, split_document_key, DocumentStore, DocumentWrites, Op,
-    Revision, Snapshot, SnapshotIter,
+    collection_prefix, document_key, document_key_scope, format, split_document_key, with_document_key_bytes,
+    DocumentStore, DocumentWrites, Op, Revision, Snapshot, SnapshotIter,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -149,6 +149,39 @@ impl Transaction {
         id: &DocId,
     ) -> Result<Option<Arc<Document>>> {
         Ok(docs.snapshot_versioned(snapshot, &document_key(collection, id))?.1)
+    }
+
+    /// Like [`Transaction::snapshot_document`], with the id given as its
+    /// key bytes (as an index read yields it): no id is built.
+    pub fn snapshot_document_by_key(
+        snapshot: &Snapshot,
+        docs: &DocumentStore,
+        collection: &str,
+        id: &IdKey,
+    ) -> Result<Option<Arc<Document>>> {
+        let found = with_document_key_bytes(collection, id.as_bytes(), |key| docs.snapshot_versioned(snapshot, key))?;
+        Ok(found.1)
+    }
+
+    /// Like [`Transaction::get_shared`], with the id given as its key bytes
+    /// (as [`Collections::scan_index_keys`](aurora_index::Collections::scan_index_keys)
+    /// yields them), for readers that have checked the collection exists
+    /// (the query engine, before it reads). A read-only snapshot
+    /// transaction — every query's — reads the snapshot by key without
+    /// building the id or the key on the heap; one that records its reads
+    /// (`Serializable`) or has written documents takes the
+    /// `get_shared` path, with the same answer.
+    pub fn get_shared_by_key(&mut self, collection: &str, id: &IdKey) -> Result<Option<Arc<Document>>> {
+        self.check_open()?;
+        if self.isolation == Isolation::Serializable || !self.writes.is_empty() {
+            // Checked when read, so this does not fail; typed all the same.
+            let id = id.to_id().map_err(|e| aurora_storage::StorageError::Corrupt {
+                key: aurora_storage::printable_key(id.as_bytes()),
+                reason: format!("a document id: {e}"),
+            })?;
+            return self.get_shared(collection, &id);
+        }
+        Self::snapshot_document_by_key(&self.snapshot, self.db.collections().documents(), collection, id)
     }
 
     /// Like [`Transaction::get`], sharing the document instead of copying it.

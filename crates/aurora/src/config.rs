@@ -27,6 +27,14 @@ pub struct AuroraConfig {
     /// Cold store page cache in MiB. Default 64: about what it costs in
     /// resident memory (sled gets 3/4 of it, since it undercounts).
     pub cold_cache_capacity_mb: usize,
+    /// Key ranges kept in memory, in MiB: the indexes queries read and the
+    /// collections they scan. Default 32; 0 turns it off. Each is loaded
+    /// whole the first time a query reads it, if it fits what is left (an
+    /// entry costs its key and stored value plus 128 bytes), and kept
+    /// current by every write; its reads then skip the cold store's
+    /// iterator. One that does not fit is read from the cold store as
+    /// before (see `docs/configuration.md`, "Memory").
+    pub range_cache_mb: usize,
     /// Hot cache eviction. Default `Hybrid`.
     pub eviction_policy: EvictionPolicy,
     /// Write buffering: acknowledge writes before they reach the OS
@@ -100,6 +108,7 @@ impl AuroraConfig {
             path: path.into(),
             hot_cache_size_mb: 32,
             cold_cache_capacity_mb: 64,
+            range_cache_mb: 32,
             eviction_policy: EvictionPolicy::Hybrid,
             enable_write_buffering: false,
             write_buffer_size: 1000,
@@ -215,6 +224,7 @@ impl AuroraConfig {
             write_buffer_size: self.write_buffer_size,
             write_buffer_flush_interval: Duration::from_millis(self.write_buffer_flush_interval_ms),
             cold_cache_capacity_mb: self.cold_cache_capacity_mb,
+            range_cache_bytes: self.range_cache_mb.saturating_mul(1 << 20),
             checkpoint_interval: Duration::from_millis(self.cold_flush_interval_ms),
             wal_recovery: self.wal_recovery,
             min_free_disk_bytes: self.min_free_disk_bytes,

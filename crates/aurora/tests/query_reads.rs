@@ -103,3 +103,55 @@ async fn a_long_in_list_on_an_unindexed_field_is_a_lookup_per_document() {
     assert_eq!(db.query("events").filter(|f| f.in_values("n", floats)).count().await.unwrap(), 2);
     eprintln!("in with 200 000 values over 2 000 documents: {took:?}");
 }
+
+/// Index reads hand the query each entry's id as key bytes and the
+/// documents are fetched by key (no id built per entry): every path that
+/// reads an index — an equality read, an ordered walk, an `in`, `count`,
+/// `ids`, `stream`, and a query inside a recording (`Serializable`)
+/// transaction with its own write — returns what a scan returns. An entry
+/// whose id bytes are no id's (a text id with a NUL) is still a typed
+/// `Corrupt` error on every one of those paths, never a silently skipped
+/// document.
+#[tokio::test]
+async fn index_reads_fetch_by_key_and_still_refuse_a_damaged_id() {
+    let db = events().await;
+    let by_scan = db.query("events").filter(|f| f.eq("kind", "k3")).hint(Hint::Scan).collect().await.unwrap();
+    assert_eq!(db.query("events").filter(|f| f.eq("kind", "k3")).collect().await.unwrap(), by_scan);
+    let newest = db.query("events").order_by("kind", aurora::Order::Desc).limit(3).collect().await.unwrap();
+    assert!(newest.iter().all(|d| d.get("kind") == Some(&Value::from("k9"))), "{newest:?}");
+    let streamed: Vec<_> =
+        db.query("events").filter(|f| f.eq("kind", "k3")).stream().unwrap().map(|d| d.unwrap()).collect();
+    assert_eq!(streamed, by_scan);
+    let written = by_scan[0].id.clone();
+    let first = written.clone();
+    let seen = db
+        .transaction(move |tx| {
+            tx.update("events", &first, [("n".to_string(), Value::Int(-1))].into())?;
+            let q = aurora::query_engine::Query::new("events").filter(|f| f.eq("kind", "k3"));
+            Ok(q.collect(tx)?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen.len(), 100);
+    assert_eq!(seen.iter().find(|d| d.id == written).and_then(|d| d.get("n")), Some(&Value::Int(-1)), "own write");
+    // An entry of `k3` whose id is the text "a\0b" (tag 2, then the bytes).
+    let damaged =
+        [b"xevents\0kind\0".as_slice(), &aurora::index::keycodec::encode(&"k3".into()), b"\x02a\x00b"].concat();
+    let mut batch = aurora::storage::Batch::new();
+    batch.put(damaged, Vec::new());
+    db.database().collections().documents().store().commit(batch).unwrap().into_result().unwrap();
+    let corrupt = |r: aurora::Result<String>| match r {
+        Err(e) => e.to_string().contains("index entry"),
+        Ok(_) => false,
+    };
+    let k3 = || db.query("events").filter(|f| f.eq("kind", "k3"));
+    assert!(corrupt(k3().collect().await.map(|d| format!("{d:?}"))));
+    assert!(corrupt(k3().count().await.map(|n| n.to_string())));
+    assert!(corrupt(k3().ids().await.map(|ids| format!("{ids:?}"))));
+    assert!(corrupt(
+        db.query("events").filter(|f| f.in_values("kind", ["k3", "k4"])).collect().await.map(|d| format!("{d:?}"))
+    ));
+    assert!(corrupt(k3().stream().and_then(|s| s.collect::<aurora::Result<Vec<_>>>()).map(|d| format!("{d:?}"))));
+    let walk = db.query("events").filter(|f| f.gte("kind", "k3")).order_by("kind", aurora::Order::Asc).limit(200);
+    assert!(corrupt(walk.collect().await.map(|d| format!("{d:?}"))));
+}

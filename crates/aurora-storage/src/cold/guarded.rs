@@ -13,6 +13,7 @@ use crate::error::{Result, StorageError};
 use parking_lot::Mutex;
 use std::ops::Bound;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// What the key field of the error names.
@@ -38,13 +39,21 @@ fn panicked(what: &str, payload: &(dyn std::any::Any + Send)) -> StorageError {
 /// A [`ColdStore`] whose calls cannot unwind into the caller.
 pub(crate) struct Guarded {
     inner: Arc<dyn ColdStore>,
-    /// The first panic's error, once there was one.
-    broken: Arc<Mutex<Option<String>>>,
+    broken: Arc<Broken>,
+}
+
+/// The first panic's error, once there was one. The flag is what every
+/// call checks (one atomic load: scans check it at every step); the
+/// reason is read only once it is set.
+#[derive(Default)]
+struct Broken {
+    flag: AtomicBool,
+    reason: Mutex<Option<String>>,
 }
 
 impl Guarded {
     pub(crate) fn new(inner: Arc<dyn ColdStore>) -> Self {
-        Self { inner, broken: Arc::new(Mutex::new(None)) }
+        Self { inner, broken: Arc::new(Broken::default()) }
     }
 
     fn call<T>(&self, what: &str, f: impl FnOnce(&dyn ColdStore) -> Result<T>) -> Result<T> {
@@ -52,14 +61,17 @@ impl Guarded {
     }
 }
 
-fn guarded_call<T>(broken: &Mutex<Option<String>>, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    if let Some(reason) = broken.lock().clone() {
-        return Err(StorageError::Corrupt { key: WHERE.into(), reason });
+fn guarded_call<T>(broken: &Broken, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    if broken.flag.load(Ordering::Acquire) {
+        if let Some(reason) = broken.reason.lock().clone() {
+            return Err(StorageError::Corrupt { key: WHERE.into(), reason });
+        }
     }
     let out = catch(what, f);
     if let Err(StorageError::Corrupt { key, reason }) = &out {
         if key == WHERE {
-            broken.lock().get_or_insert_with(|| reason.clone());
+            broken.reason.lock().get_or_insert_with(|| reason.clone());
+            broken.flag.store(true, Ordering::Release);
         }
     }
     out
@@ -68,7 +80,7 @@ fn guarded_call<T>(broken: &Mutex<Option<String>>, what: &str, f: impl FnOnce() 
 /// A scan whose every step runs behind the same boundary.
 struct GuardedIter {
     inner: ScanIter,
-    broken: Arc<Mutex<Option<String>>>,
+    broken: Arc<Broken>,
     done: bool,
 }
 

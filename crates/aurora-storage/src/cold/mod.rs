@@ -9,6 +9,7 @@
 //! replicated backend later (see ARCHITECTURE.md for how one fits).
 
 pub(crate) mod guarded;
+pub(crate) mod resident;
 pub(crate) mod sled_store;
 
 pub use sled_store::SledStore;

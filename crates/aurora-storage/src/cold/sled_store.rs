@@ -176,10 +176,21 @@ impl SledStore {
 
 impl ColdStore for SledStore {
     fn get(&self, key: &[u8]) -> Result<Option<Versioned>> {
-        let raw = self
-            .db
-            .get(data_key(key))
-            .map_err(|e| StorageError::backend(format!("reading key {}", printable_key(key)), e))?;
+        // The data key on the stack when it is short (a point read
+        // allocates nothing for it).
+        const INLINE: usize = 128;
+        let mut inline = [0u8; INLINE];
+        let heap;
+        let k: &[u8] = if key.len() < INLINE {
+            inline[0] = DATA;
+            inline[1..=key.len()].copy_from_slice(key);
+            &inline[..=key.len()]
+        } else {
+            heap = data_key(key);
+            &heap
+        };
+        let raw =
+            self.db.get(k).map_err(|e| StorageError::backend(format!("reading key {}", printable_key(key)), e))?;
         raw.map(|r| decode_versioned(key, &r)).transpose()
     }
 
