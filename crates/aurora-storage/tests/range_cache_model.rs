@@ -42,14 +42,30 @@ enum Op {
     Checkpoint,
     Register(u8),
     /// A scan of `prefix ++ lo ..= prefix ++ hi`, or of the whole prefix.
-    Scan { prefix: u8, lo: u8, hi: u8, whole: bool, descending: bool, take: usize },
+    Scan {
+        prefix: u8,
+        lo: u8,
+        hi: u8,
+        whole: bool,
+        descending: bool,
+        take: usize,
+    },
     Snapshot,
     DropSnapshot,
     /// Reads the oldest kept snapshot (whole prefix, both ways).
-    ReadSnapshot { prefix: u8, descending: bool, take: usize },
+    ReadSnapshot {
+        prefix: u8,
+        descending: bool,
+        take: usize,
+    },
     /// A scan that reads `take` items, then writes land (and are applied),
     /// then it goes on.
-    Interleaved { prefix: u8, descending: bool, take: usize, writes: Vec<(u8, Option<u8>)> },
+    Interleaved {
+        prefix: u8,
+        descending: bool,
+        take: usize,
+        writes: Vec<(u8, Option<u8>)>,
+    },
     Reopen,
 }
 
@@ -103,7 +119,12 @@ fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     b.as_ref().map(Vec::as_slice)
 }
 
-fn model_range(model: &Model, start: &Bound<Vec<u8>>, end: &Bound<Vec<u8>>, descending: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn model_range(
+    model: &Model,
+    start: &Bound<Vec<u8>>,
+    end: &Bound<Vec<u8>>,
+    descending: bool,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
     let inverted = match (start, end) {
         (Bound::Included(s), Bound::Included(e)) => s > e,
         (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) => s >= e,
