@@ -285,7 +285,7 @@ async fn index_reads_stay_consistent_while_writers_and_checkpoints_race_them() {
                 seed ^= seed << 17;
                 let (x, y) = (seed % DOCS as u64, (seed >> 12) % DOCS as u64);
                 let (x, y) = (DocId::text(&format!("d{x:02}")).unwrap(), DocId::text(&format!("d{y:02}")).unwrap());
-                let reinsert = r % 5 == 0;
+                let reinsert = r.is_multiple_of(5);
                 db.transaction(move |tx| {
                     let dx = tx.get("c", &x)?.expect("every document exists");
                     let dy = tx.get("c", &y)?.expect("every document exists");
