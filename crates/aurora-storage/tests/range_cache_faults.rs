@@ -84,12 +84,11 @@ fn without_the_range_cache_a_scan_after_a_backend_panic_fails() {
     assert!(matches!(got, Err(StorageError::Corrupt { .. })), "{got:?}");
 }
 
-/// Review finding 1: with the range cache on, the same scan answers from
-/// memory as if nothing happened — the resident layer sits *above* the
-/// panic boundary (`engine.rs`: `Resident::new(Arc::new(Guarded))`), so a
-/// broken backend is not noticed by scans of loaded prefixes.
+/// Review finding 1 (fixed): with the range cache on, the same scan
+/// answered from memory as if nothing happened while the resident layer
+/// sat above the panic boundary; it sits inside it now (`engine.rs`), so a
+/// broken backend fails scans of loaded prefixes too.
 #[test]
-#[ignore = "review finding 1: scans of a resident prefix bypass the panic boundary's broken state"]
 fn with_the_range_cache_a_scan_after_a_backend_panic_fails_too() {
     let got = scan_after_a_panic(1 << 20);
     assert!(matches!(got, Err(StorageError::Corrupt { .. })), "{got:?}");
