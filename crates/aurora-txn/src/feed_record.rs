@@ -66,8 +66,11 @@ pub(crate) fn split_archive<'a>(key: &[u8], raw: &'a [u8]) -> Result<(Option<Rev
             let revision = raw.get(1..9).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
             match (revision, raw.get(9..)) {
                 (Some(revision), Some(doc)) => Ok((Some(revision), doc)),
-                _ => Err(StorageError::Corrupt { key: printable_key(key), reason: "archive shorter than its header".into() }
-                    .into()),
+                _ => Err(StorageError::Corrupt {
+                    key: printable_key(key),
+                    reason: "archive shorter than its header".into(),
+                }
+                .into()),
             }
         }
         _ => Ok((None, raw)),
@@ -258,12 +261,10 @@ pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Stored> {
             body[0] = FULL_RECORD;
             Ok(Stored::Header(format::decode::<CompactHeader>(key, &body)?.into_header()))
         }
-        Some(&version) => Err(StorageError::UnknownFormat {
-            key: printable_key(key),
-            version,
-            supported: COMPACT_HEADER_RECORD,
+        Some(&version) => {
+            Err(StorageError::UnknownFormat { key: printable_key(key), version, supported: COMPACT_HEADER_RECORD }
+                .into())
         }
-        .into()),
         None => Err(StorageError::Corrupt { key: printable_key(key), reason: "empty feed entry".into() }.into()),
     }
 }
@@ -295,8 +296,7 @@ pub(crate) fn encode(batch: &mut Batch, transaction_id: u64, at: Timestamp, chan
             _ => None,
         })
         .collect();
-    let read_at: HashMap<&[u8], Revision> =
-        batch.conditions().iter().map(|c| (c.key.as_slice(), c.revision)).collect();
+    let read_at: HashMap<&[u8], Revision> = batch.conditions().iter().map(|c| (c.key.as_slice(), c.revision)).collect();
     let mut bytes = 0u64;
     let mut header_changes = Vec::with_capacity(changes.len());
     let mut archives = Vec::new();

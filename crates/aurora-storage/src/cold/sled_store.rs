@@ -325,7 +325,10 @@ mod tests {
         for v in [Versioned { revision: 7, value: Some(b"abc".to_vec()) }, Versioned { revision: 9, value: None }] {
             assert_eq!(decode_versioned(b"k", &first_layout(&v)).unwrap(), v);
         }
-        assert!(matches!(decode_versioned(b"k", &first_layout(&Versioned { revision: 1, value: None })[..4]), Err(StorageError::Corrupt { .. })));
+        assert!(matches!(
+            decode_versioned(b"k", &first_layout(&Versioned { revision: 1, value: None })[..4]),
+            Err(StorageError::Corrupt { .. })
+        ));
     }
 
     #[test]
