@@ -26,14 +26,17 @@ use std::time::Duration;
 pub(crate) const FEED: &[u8] = b"f";
 /// Largest part of a feed entry, in bytes: an entry (a header of about
 /// 23 bytes per change) is stored in parts of at most this size, so a
-/// large transaction never becomes one large value (sled 0.34 rewrites a
-/// whole leaf — up to 17 values — at each consolidation and split, and
-/// moves values past 128 KiB to a file each). Measured (issue 17, 1 000 000
-/// inserts in transactions of 1 000, `footprint` example): 512 B, 4 KiB and
-/// 16 KiB parts left the same disk within the run-to-run spread (365, 365,
-/// 364 MiB at load 5–9); 4 KiB writes an eighth of the keys 512 B does
-/// (6 instead of 45 per 1 000-document transaction).
-pub const FEED_PART_BYTES: usize = 4096;
+/// large transaction never becomes one large value (sled 0.34 moves values
+/// past 128 KiB to a file each). Chosen by measurement (issue 17, 1 000 000
+/// small documents inserted in transactions of 1 000, `footprint` example,
+/// load 5–11): the folder after a clean close was 365–411 MiB with 512-byte
+/// parts, 364–940 MiB with 4 KiB parts (six runs), 1 315 MiB with 32 KiB
+/// parts; a bare sled fed the same keys one transaction at a time
+/// (documents, then the entry's parts at the end of the key space) showed
+/// the same band: 340 MiB with 512 B or 1 KiB parts, 619–934 MiB with 2–8
+/// KiB parts. Parts this small keep sled's leaves at the feed's end small,
+/// which is what sled's consolidations rewrite.
+pub const FEED_PART_BYTES: usize = 512;
 /// Key of the highest trimmed sequence.
 const FLOOR: &[u8] = b"F";
 
