@@ -41,8 +41,12 @@ pub struct SledStore {
 }
 
 /// The share of the configured cold cache given to sled as its
-/// `cache_capacity` (numerator, denominator): its resident cost is then about
-/// the configured size.
+/// `cache_capacity` (numerator, denominator): sled's cache then costs about
+/// the configured size (it overshoots what it is given by a third to a
+/// half); its per-page bookkeeping comes on top and grows with the data
+/// (docs/configuration.md, "Memory"). A smaller share is no cure: with half
+/// of it sled's file after a million inserts was 1.8× larger (it writes
+/// pages it paged out again).
 pub const SLED_CACHE_SHARE: (u64, u64) = (3, 4);
 
 impl SledStore {
@@ -54,9 +58,10 @@ impl SledStore {
     /// down: opening retries for up to 5 s.
     ///
     /// `cache_bytes` is what sled's page cache may cost in resident
-    /// memory. sled 0.34 undercounts what it caches (measured: a 64 MiB
-    /// `cache_capacity` cost 82 MiB after a million small documents), so
-    /// sled is given three quarters of it. Fails with
+    /// memory. sled 0.34 undercounts what it caches (measured after a
+    /// million small documents: 48 / 24 / 12 MiB of `cache_capacity` cost
+    /// resident 217 / 180 / 166 MiB in all), so sled is given three
+    /// quarters of it. Fails with
     /// [`StorageError::Backend`] when sled refuses the directory.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
         let config = sled::Config::new()
