@@ -9,6 +9,9 @@
 //!   lines along the load for the report's plot:
 //!   `SAMPLE <engine> <docs so far> <rss_bytes> <disk_bytes>` (disk while
 //!   open: what the folder holds at that moment);
+//!   After the close, one line per file of the folder larger than 64 KiB:
+//!   `FILE <engine> <path in the folder> <allocated_bytes>` (what stays
+//!   after a clean close);
 //! - then, per engine in a child process, the time to reopen a closed
 //!   database of [`REOPEN_DOCS`] documents (the `age` index for the engines
 //!   that have indexes), as the median of three opens:
@@ -58,6 +61,22 @@ fn allocated_bytes(dir: &Path) -> u64 {
         total += if meta.is_dir() { allocated_bytes(&entry.path()) } else { meta.blocks() * 512 };
     }
     total
+}
+
+/// Prints a `FILE` line for each file under `dir` larger than 64 KiB.
+fn list_files(engine: &str, root: &Path, dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            list_files(engine, root, &entry.path());
+        } else if meta.blocks() * 512 > 64 << 10 {
+            let path = entry.path();
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            println!("FILE {engine} {} {}", rel.display(), meta.blocks() * 512);
+        }
+    }
 }
 
 /// Samples of resident memory and disk taken along a load.
@@ -130,6 +149,7 @@ fn child(engine: &str, docs: u64) {
     std::thread::sleep(Duration::from_millis(200));
     let disk = allocated_bytes(dir.path());
     println!("FOOTPRINT {engine} {docs} {rss} {peak} {disk} {secs:.2}");
+    list_files(engine, dir.path(), dir.path());
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {

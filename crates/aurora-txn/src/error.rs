@@ -48,6 +48,21 @@ pub enum TxnError {
         /// The newest commit's sequence ([`crate::Database::feed_head`]).
         head: u64,
     },
+    /// A feed entry names a version of a document that is no longer kept:
+    /// the document was changed or deleted by a commit the feed did not
+    /// record (made while the change feed was off,
+    /// `change_feed_retention: 0`), so what this entry wrote is gone. The
+    /// feed keeps no history written without it: re-read the current state
+    /// (as after [`TxnError::FeedTruncated`]), then follow from the feed head.
+    #[error("feed entry {sequence}: the version of {collection}/{id} it wrote was replaced while the change feed was off, and the feed keeps no history written without it: re-read the current state")]
+    HistoryNotKept {
+        /// The entry's sequence.
+        sequence: u64,
+        /// The document's collection.
+        collection: String,
+        /// The document's id.
+        id: String,
+    },
     /// The transaction's own logic refused to go on (for example, a job
     /// enqueued inside it was invalid); nothing was written.
     #[error("transaction aborted: {0}")]

@@ -151,7 +151,7 @@ impl Database {
                         if c.kind != ChangeKind::Insert {
                             let archive = archive_key(&document_key(&c.collection, &c.id), sequence);
                             let held = match store.get(&archive)? {
-                                Some(raw) => format::decode::<Document>(&archive, &raw).is_ok_and(|d| d.id == c.id),
+                                Some(raw) => feed_record::archived_document(&archive, &raw).is_ok_and(|d| d.id == c.id),
                                 None => false,
                             };
                             if !held {

@@ -24,7 +24,7 @@ mod transaction;
 
 pub use database::{Database, Observation, MAX_TRANSACTION_ATTEMPTS};
 pub use error::{Result, TxnError};
-pub use feed::FeedRetention;
+pub use feed::{FeedRetention, FEED_PART_BYTES};
 pub use feed_check::{FeedCheck, MAX_REPORTED_FEED_PROBLEMS};
 pub use sink::{Change, ChangeKind, ChangeSink, CommitObserver, Committed, NoSink};
 pub use transaction::{CommitInfo, Isolation, SnapshotDocuments, Transaction};

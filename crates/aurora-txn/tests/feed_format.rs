@@ -90,6 +90,104 @@ fn commit_old_style(db: &Database, kind: ChangeKind, old: Option<Document>, new:
     db.collections().documents().commit(writes).unwrap().into_result().unwrap();
 }
 
+/// The header the feed wrote first (format byte 2), field for field.
+#[derive(Serialize)]
+struct FirstHeader {
+    transaction_id: u64,
+    at: Timestamp,
+    bytes: u64,
+    changes: Vec<FirstHeaderChange>,
+}
+
+#[derive(Serialize)]
+struct FirstHeaderChange {
+    collection: String,
+    id: DocId,
+    kind: ChangeKind,
+    new_crc: u32,
+}
+
+/// Commits a change the way the feed's first headers did: the document
+/// write, the replaced version archived as its stored bytes alone, and a
+/// header with byte 2 under `"f" ++ revision ++ part`.
+fn commit_first_header_style(db: &Database, kind: ChangeKind, old: Option<&Document>, new: Option<&Document>) {
+    let name = new.or(old).map(|d| d.id.clone()).unwrap();
+    let mut writes = DocumentWrites::new();
+    match new {
+        Some(doc) => writes.put("c", doc).unwrap(),
+        None => writes.delete("c", &name).unwrap(),
+    };
+    if let Some(old) = old {
+        let mut prefix = b"v".to_vec();
+        prefix.extend_from_slice(&document_key("c", &name));
+        writes.batch_mut().put_at_revision(prefix, format::encode(old).unwrap());
+    }
+    let new_crc = new.map_or(0, |d| crc32fast::hash(&format::encode(d).unwrap()));
+    let header = FirstHeader {
+        transaction_id: 8,
+        at: Timestamp::now(),
+        bytes: 0,
+        changes: vec![FirstHeaderChange { collection: "c".into(), id: name, kind, new_crc }],
+    };
+    let mut entry = format::encode(&header).unwrap();
+    entry[0] = 2;
+    writes.batch_mut().put_at_revision_part(b"f".to_vec(), 0, entry);
+    db.collections().documents().commit(writes).unwrap().into_result().unwrap();
+}
+
+#[test]
+fn the_first_headers_and_their_archives_are_read_and_trimmed_beside_compact_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), true);
+    with_collection(&db);
+    let a1 = doc! { "n": 1 }.id(id("a"));
+    let a2 = doc! { "n": 2 }.id(id("a"));
+    commit_first_header_style(&db, ChangeKind::Insert, None, Some(&a1));
+    commit_first_header_style(&db, ChangeKind::Update, Some(&a1), Some(&a2));
+    close(db);
+
+    let db = open(dir.path(), true);
+    db.transaction(|tx| tx.update("c", &id("a"), set_n(3)).map(drop)).unwrap();
+    db.transaction(|tx| tx.delete("c", &id("a")).map(drop)).unwrap();
+    let seen: Vec<_> = db
+        .changes_since(0)
+        .unwrap()
+        .iter()
+        .map(|c| (c.changes[0].kind, n_of(&c.changes[0].old), n_of(&c.changes[0].new)))
+        .collect();
+    let want = vec![
+        (ChangeKind::Insert, None, Some(1)),
+        (ChangeKind::Update, Some(1), Some(2)),
+        (ChangeKind::Update, Some(2), Some(3)),
+        (ChangeKind::Delete, Some(3), None),
+    ];
+    assert_eq!(seen, want);
+    assert_eq!(db.verify_feed(|_| {}).unwrap().problems, Vec::<String>::new());
+    assert_eq!(db.trim_feed(0, None).unwrap(), 4);
+    assert_eq!((stored_bytes(&db, b"v").0, stored_bytes(&db, b"f").0), (0, 0), "every form's archives trimmed");
+}
+
+#[test]
+fn a_bulk_insert_costs_the_feed_under_24_bytes_per_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), true);
+    with_collection(&db);
+    db.transaction(|tx| {
+        for i in 0..1000 {
+            tx.insert("c", doc! { "n": i })?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    // Keys and values of the entry's parts: per change a UUID id (18
+    // bytes), the kind and a 4-byte CRC; the collection once.
+    let (_, feed) = stored_bytes(&db, b"f");
+    assert!(feed < 24 * 1000, "{feed} bytes for 1000 inserts");
+    let all = db.changes_since(0).unwrap();
+    assert_eq!(all[0].changes.len(), 1000);
+    assert!(all[0].changes.iter().all(|c| c.kind == ChangeKind::Insert && c.new.is_some()));
+}
+
 #[test]
 fn an_old_store_s_full_records_are_read_and_trimmed_beside_new_headers() {
     let dir = tempfile::tempdir().unwrap();
@@ -180,6 +278,10 @@ fn is_corrupt(err: &TxnError) -> bool {
     matches!(err, TxnError::Storage(StorageError::Corrupt { .. }))
 }
 
+fn is_not_kept(err: &TxnError, name: &str) -> bool {
+    matches!(err, TxnError::HistoryNotKept { collection, id, .. } if collection == "c" && id == name)
+}
+
 #[test]
 fn damage_met_by_a_feed_read_is_corrupt_and_never_fails_open() {
     let dir = tempfile::tempdir().unwrap();
@@ -196,12 +298,13 @@ fn damage_met_by_a_feed_read_is_corrupt_and_never_fails_open() {
     let (archive, _) =
         db.collections().documents().store().scan_prefix(b"v").unwrap().map(Result::unwrap).next().unwrap();
     overwrite(&db, archive, vec![1, 0xFF, 0xFF]);
-    // The stored `b` changed behind the feed: its insert's CRC no longer holds.
+    // The stored `b` replaced by a commit the feed did not record: its
+    // insert's version is no longer kept (what the feed being off leaves).
     overwrite(&db, document_key("c", &id("b")), format::encode(&doc! { "n": 6 }.id(id("b"))).unwrap());
     let err = db.changes_since(0).unwrap_err();
     assert!(is_corrupt(&err), "{err}");
     let err = db.changes_since(seqs[1]).unwrap_err();
-    assert!(is_corrupt(&err), "{err}");
+    assert!(is_not_kept(&err, "b"), "{err}");
     assert!(err.to_string().contains(&format!("feed entry {}", seqs[2])), "the entry is named: {err}");
     close(db);
 
@@ -227,7 +330,45 @@ fn a_document_changed_while_the_feed_was_off_is_reported_not_misread() {
     close(db);
     let db = open(dir.path(), true);
     let err = db.changes_since(0).unwrap_err();
-    assert!(is_corrupt(&err), "the insert's version is gone, never served as the later one: {err}");
+    assert!(is_not_kept(&err, "a"), "the insert's version is gone, never served as the later one: {err}");
+    assert!(err.to_string().contains("change feed was off"), "{err}");
+}
+
+#[test]
+fn a_version_replaced_while_the_feed_was_off_and_updated_since_is_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), true);
+    with_collection(&db);
+    db.transaction(|tx| tx.insert("c", doc! { "n": 1 }.id(id("a"))).map(drop)).unwrap();
+    close(db);
+    let db = open(dir.path(), false);
+    db.transaction(|tx| tx.update("c", &id("a"), set_n(2)).map(drop)).unwrap();
+    close(db);
+    // Updated again with the feed on: that update archives version 2, which
+    // is not what the insert wrote.
+    let db = open(dir.path(), true);
+    db.transaction(|tx| tx.update("c", &id("a"), set_n(3)).map(drop)).unwrap();
+    let all = db.changes_since(0).unwrap_err();
+    assert!(is_not_kept(&all, "a"), "{all}");
+    // The update recorded with the feed on still reads whole.
+    let head = db.feed_head();
+    let last = db.changes_since(head - 1).unwrap();
+    assert_eq!((n_of(&last[0].changes[0].old), n_of(&last[0].changes[0].new)), (Some(2), Some(3)));
+}
+
+#[test]
+fn a_document_deleted_while_the_feed_was_off_is_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), true);
+    with_collection(&db);
+    db.transaction(|tx| tx.insert("c", doc! { "n": 1 }.id(id("a"))).map(drop)).unwrap();
+    close(db);
+    let db = open(dir.path(), false);
+    db.transaction(|tx| tx.delete("c", &id("a")).map(drop)).unwrap();
+    close(db);
+    let db = open(dir.path(), true);
+    let err = db.changes_since(0).unwrap_err();
+    assert!(is_not_kept(&err, "a"), "{err}");
 }
 
 #[test]

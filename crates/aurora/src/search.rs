@@ -293,6 +293,10 @@ impl Follower {
                 tracing::warn!(collection = %self.collection, requested, oldest, "change feed trimmed past the search index's position; rebuilding from a scan");
                 self.rebuild(index)
             }
+            Err(TxnError::HistoryNotKept { sequence, .. }) => {
+                tracing::warn!(collection = %self.collection, sequence, "the change feed no longer holds what an entry after the search index's position wrote (changed while the feed was off); rebuilding from a scan");
+                self.rebuild(index)
+            }
             Err(e) => Err(e.into()),
         }
     }
