@@ -66,14 +66,22 @@ pub(crate) fn invalid_job(message: &str) -> Option<Error> {
     }))
 }
 
-/// A change feed refusal (`feed_truncated`, `feed_ahead`) of a stream at
+/// A change feed refusal (`feed_truncated`, `feed_ahead`,
+/// `history_not_kept`) of a stream at
 /// `requested`, as the embedded handle's typed error.
 pub(crate) fn feed_error(error: &Json, requested: u64) -> Error {
     use aurora::txn::TxnError;
     let number = |k: &str| error.get(k).and_then(Json::as_u64);
+    let text = |k: &str| error.get(k).and_then(Json::as_str).map(str::to_string);
     match (error.get("code").and_then(Json::as_str), number("oldest"), number("head")) {
         (Some("feed_truncated"), Some(oldest), _) => Error::Transaction(TxnError::FeedTruncated { requested, oldest }),
         (Some("feed_ahead"), _, Some(head)) => Error::Transaction(TxnError::FeedAhead { requested, head }),
+        (Some("history_not_kept"), _, _) => match (number("sequence"), text("collection"), text("id")) {
+            (Some(sequence), Some(collection), Some(id)) => {
+                Error::Transaction(TxnError::HistoryNotKept { sequence, collection, id })
+            }
+            _ => from_json(200, error),
+        },
         _ => from_json(200, error),
     }
 }
@@ -251,6 +259,21 @@ pub(crate) fn from_json(status: u16, error: &Json) -> Error {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn feed_refusals_map_to_the_embedded_variants() {
+        use aurora::txn::TxnError;
+        let e = feed_error(&json!({"code": "feed_truncated", "message": "m", "oldest": 7}), 3);
+        assert!(matches!(e, Error::Transaction(TxnError::FeedTruncated { requested: 3, oldest: 7 })), "{e:?}");
+        let e = feed_error(
+            &json!({"code": "history_not_kept", "message": "m", "sequence": 9, "collection": "c", "id": "x"}),
+            3,
+        );
+        assert!(
+            matches!(e, Error::Transaction(TxnError::HistoryNotKept { sequence: 9, ref collection, ref id }) if collection == "c" && id == "x"),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn codes_map_to_the_embedded_variants() {

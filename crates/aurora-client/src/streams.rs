@@ -151,7 +151,7 @@ fn stream_error(e: &Event, position: u64) -> StreamEnd {
     let error = json.get("error").cloned().unwrap_or(Json::Null);
     match error.get("code").and_then(Json::as_str) {
         Some("slow_consumer") => StreamEnd::Reconnect,
-        Some("feed_truncated" | "feed_ahead") => StreamEnd::Fail(feed_error(&error, position)),
+        Some("feed_truncated" | "feed_ahead" | "history_not_kept") => StreamEnd::Fail(feed_error(&error, position)),
         Some(_) => StreamEnd::Fail(from_json(200, &error)),
         None => StreamEnd::Fail(transport("bad_response", format!("an error event without a code: {}", e.data))),
     }

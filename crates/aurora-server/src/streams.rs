@@ -106,6 +106,7 @@ pub const STREAM_ERROR_CODES: &[(&str, &str)] = &[
     ("slow_consumer", "the client did not read fast enough; the event's `id` (and `resume_after`) is the position to resume from"),
     ("feed_truncated", "the position was trimmed from the change feed (or the database keeps none); `oldest` is the oldest position still held: re-read the current state, then follow from the head"),
     ("feed_ahead", "the position is beyond the feed's head (`head`): a position from another database"),
+    ("history_not_kept", "a feed entry at `sequence` wrote a version of `collection`/`id` that a commit made while the change feed was off replaced: the feed keeps no history written without it; re-read the current state, then follow from the head"),
 ];
 
 /// An `error` event: `{"error": {"code", "message", ...extra}}`.
@@ -370,6 +371,11 @@ fn feed_error(e: aurora::Error) -> Event {
             "feed_ahead",
             &format!("position {requested} is beyond the change feed's head {head} (a position from another database?)"),
             json!({ "head": head }),
+        ),
+        aurora::Error::Transaction(TxnError::HistoryNotKept { sequence, collection, id }) => stream_error(
+            "history_not_kept",
+            &format!("feed entry {sequence}: the version of {collection}/{id} it wrote was replaced while the change feed was off; re-read the current state, then follow from the feed head"),
+            json!({ "sequence": sequence, "collection": collection, "id": id }),
         ),
         other => error_event(&ApiError::from(other)),
     }
