@@ -236,3 +236,54 @@ fn ids_only_in_the_wal_after_a_crash_are_still_taken() {
     db.insert("users", doc! { "name": "new" }.id(DocId::new())).unwrap();
     db.insert("users", doc! { "name": "new" }.id(tid("t7"))).unwrap();
 }
+
+/// Batches racing drops and re-creations of their collection: each batch is
+/// refused with `UnknownCollection` or lands whole in a live collection,
+/// and the index agrees with the documents at the end.
+/// Env `AURORA_BULK_HOSTILE_ROUNDS` sizes it (default 20).
+#[test]
+fn batches_racing_a_dropped_and_recreated_collection_stay_whole_and_indexed() {
+    let rounds: usize = std::env::var("AURORA_BULK_HOSTILE_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = common::open(dir.path(), Durability::Balanced);
+    let schema = || Schema::new().field("g", FieldDefinition::new(FieldType::Int).indexed());
+    db.collections().create_collection("c", schema()).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let last = std::sync::atomic::AtomicI64::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..rounds {
+                db.collections().drop_collection("c").unwrap();
+                db.collections().create_collection("c", schema()).unwrap();
+            }
+            stop.store(true, Ordering::SeqCst);
+        });
+        s.spawn(|| {
+            let mut g = 0i64;
+            while !stop.load(Ordering::SeqCst) {
+                g += 1;
+                last.store(g, Ordering::SeqCst);
+                let docs: Vec<_> = (0..5).map(|_| doc! { "g": g }).collect();
+                match db.insert_many("c", docs) {
+                    Ok(ids) => assert_eq!(ids.len(), 5),
+                    Err(e) => assert!(
+                        matches!(e, TxnError::Index(IndexError::UnknownCollection(_)) | TxnError::Conflict { .. }),
+                        "{e:?}"
+                    ),
+                }
+            }
+        });
+    });
+    // Whatever survived: every group of five whole, index and documents agree.
+    for g in 1..=last.load(Ordering::SeqCst) {
+        let ids = db.collections().lookup("c", "g", &aurora_core::Value::Int(g)).unwrap();
+        if ids.is_empty() {
+            continue;
+        }
+        assert_eq!(ids.len(), 5, "group {g} partly present: {ids:?}");
+        for id in &ids {
+            let d = db.collections().get("c", id).unwrap().expect("an index entry without its document");
+            assert_eq!(d.get("g"), Some(&aurora_core::Value::Int(g)));
+        }
+    }
+}

@@ -119,5 +119,5 @@ async fn the_search_index_and_live_queries_see_batched_inserts() {
         assert!(std::time::Instant::now() < deadline, "the live query saw {} of {n}", live.results().len());
         let _ = tokio::time::timeout(Duration::from_millis(100), live.next()).await;
     }
-    assert_eq!(db.query("m").count().await.unwrap(), n);
+    assert_eq!(db.query("m").count().await.unwrap(), n as u64);
 }
