@@ -81,10 +81,7 @@ fn ids_below_and_above_the_high_key_after_deletes_memtable_and_reopen() {
         let err = db.insert_many("users", vec![doc! { "name": "x" }.id(tid(id))]).unwrap_err();
         assert!(exists(&err), "{id} after reopen: {err:?}");
     }
-    assert_eq!(
-        db.collections().get("users", &tid("k10")).unwrap().unwrap().get("name").cloned(),
-        Some("again".into())
-    );
+    assert_eq!(db.collections().get("users", &tid("k10")).unwrap().unwrap().get("name").cloned(), Some("again".into()));
     db.insert("users", doc! { "name": "new" }.id(tid("k98"))).unwrap();
     db.insert("users", doc! { "name": "new" }.id(tid("kz"))).unwrap();
 }
@@ -228,9 +225,8 @@ fn ids_only_in_the_wal_after_a_crash_are_still_taken() {
     for id in uuids.iter().chain(&[tid("t5"), tid("t9")]) {
         let err = db.insert("users", doc! { "name": "again" }.id(id.clone())).unwrap_err();
         assert!(exists(&err), "{id}: {err:?}");
-        let err = db
-            .transaction(|tx| tx.insert("users", doc! { "name": "again" }.id(id.clone())).map(|_| ()))
-            .unwrap_err();
+        let err =
+            db.transaction(|tx| tx.insert("users", doc! { "name": "again" }.id(id.clone())).map(|_| ())).unwrap_err();
         assert!(exists(&err), "{id} by a transaction: {err:?}");
     }
     db.insert("users", doc! { "name": "new" }.id(DocId::new())).unwrap();
