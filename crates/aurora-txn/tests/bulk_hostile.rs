@@ -283,3 +283,32 @@ fn batches_racing_a_dropped_and_recreated_collection_stay_whole_and_indexed() {
         }
     }
 }
+
+/// A batch inserting an id while a transaction deletes the document holding
+/// it: the outcome is one of the two serial orders (in one commit group the
+/// leader's overlay decides). Env `AURORA_BULK_HOSTILE_ROUNDS` sizes it.
+#[test]
+fn a_batch_racing_a_delete_of_its_id_ends_in_a_serial_order() {
+    let rounds: usize = std::env::var("AURORA_BULK_HOSTILE_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = common::open(dir.path(), Durability::Balanced);
+    db.collections().create_collection("c", Schema::new()).unwrap();
+    for round in 0..rounds {
+        let id = tid(&format!("x{round:04}"));
+        db.insert("c", doc! { "by": "seed" }.id(id.clone())).unwrap();
+        let (inserted, deleted) = std::thread::scope(|s| {
+            let b = s.spawn(|| db.insert_many("c", vec![doc! { "by": "batch" }.id(id.clone())]));
+            let t = s.spawn(|| db.transaction(|tx| tx.delete("c", &id)));
+            (b.join().unwrap(), t.join().unwrap())
+        });
+        assert!(deleted.unwrap(), "round {round}: the seeded document is deleted once");
+        let now = db.collections().get("c", &id).unwrap().and_then(|d| d.get("by").cloned());
+        match inserted {
+            Ok(_) => assert_eq!(now, Some("batch".into()), "round {round}: delete, then the batch"),
+            Err(e) => {
+                assert!(exists(&e), "{e:?}");
+                assert_eq!(now, None, "round {round}: the batch refused, then the delete");
+            }
+        }
+    }
+}
