@@ -36,6 +36,19 @@ use std::time::Duration;
 /// A tombstone applied to the cold store: its key and revision.
 type Tombstone = (Vec<u8>, Revision);
 
+/// What the next tombstone purge must visit: the tombstones recorded as
+/// they were applied, and whether some were not recorded — those older
+/// than this process, or dropped when too many piled up (a snapshot pinned
+/// for long holds the horizon back) — in which case a purge scans the
+/// whole store, until one whose horizon reaches them all.
+struct PendingTombstones {
+    /// Applied tombstones not purged yet, with their revisions.
+    recorded: Vec<Tombstone>,
+    /// The newest revision of a tombstone that may be in the cold store
+    /// without being recorded: `None` once a full purge covered them.
+    unrecorded_upto: Option<Revision>,
+}
+
 pub(crate) struct Engine {
     pub(crate) config: StoreConfig,
     pub(crate) dir: PathBuf,
@@ -70,11 +83,9 @@ pub(crate) struct Engine {
     /// Oldest revision [`Store::get_at`](crate::Store::get_at) can answer for.
     oldest_readable: AtomicU64,
     deletes_since_purge: AtomicUsize,
-    /// The tombstones applied to the cold store since the last full purge,
-    /// with their revisions, so a purge visits those keys instead of
-    /// scanning the store; `None` until the first purge (which scans, for
-    /// tombstones older than this process) or after too many piled up.
-    applied_tombstones: Mutex<Option<Vec<Tombstone>>>,
+    /// The tombstones applied to the cold store that no purge has visited
+    /// yet, so a purge visits those keys instead of scanning the store.
+    applied_tombstones: Mutex<PendingTombstones>,
     closed: AtomicBool,
     poison: Mutex<Option<String>>,
     lock: Mutex<Option<DirLock>>,
@@ -223,7 +234,12 @@ impl Engine {
             applied: AtomicU64::new(revision),
             oldest_readable: AtomicU64::new(revision),
             deletes_since_purge: AtomicUsize::new(0),
-            applied_tombstones: Mutex::new(None),
+            // Tombstones up to the open revision were written by earlier
+            // processes: the first purge scans for them.
+            applied_tombstones: Mutex::new(PendingTombstones {
+                recorded: Vec::new(),
+                unrecorded_upto: (revision > 0).then_some(revision),
+            }),
             closed: AtomicBool::new(false),
             poison: Mutex::new(None),
             lock: Mutex::new(Some(lock)),
@@ -645,33 +661,37 @@ impl Engine {
         Ok(())
     }
 
-    /// Records the tombstones of an applied table for the next purge
-    /// (nothing while a full purge is due anyway). Too many pending — a
-    /// snapshot pinned for long holds the horizon back — and the next purge
-    /// scans instead.
+    /// Records the tombstones of an applied table for the next purge. Too
+    /// many pending and the list is dropped: the next purges scan instead
+    /// (see [`PendingTombstones`]).
     fn note_tombstones(&self, table: &crate::memtable::Table) {
         let mut pending = self.applied_tombstones.lock();
-        if let Some(list) = pending.as_mut() {
-            list.extend(table.iter().filter(|(_, v)| v.value.is_none()).map(|(k, v)| (k.clone(), v.revision)));
-            if list.len() > self.config.tombstone_purge_threshold.saturating_mul(8) {
-                *pending = None;
-            }
+        pending.recorded.extend(table.iter().filter(|(_, v)| v.value.is_none()).map(|(k, v)| (k.clone(), v.revision)));
+        if pending.recorded.len() > self.config.tombstone_purge_threshold.saturating_mul(8) {
+            let newest = pending.recorded.iter().map(|(_, rev)| *rev).max();
+            pending.unrecorded_upto = pending.unrecorded_upto.max(newest);
+            pending.recorded = Vec::new();
         }
     }
 
-    /// The tombstone keys a purge at `horizon` should visit, taken from the
-    /// pending list (newer ones stay), or `None` for a full scan — the
-    /// first purge since open, which also starts the list: tombstones
-    /// applied while it scans are recorded for the next purge.
+    /// The tombstone keys a purge at `horizon` should visit (those recorded
+    /// at or below it; newer ones stay for a later purge), or `None` for a
+    /// full scan while unrecorded tombstones may remain — the scan covers
+    /// them up to `horizon`, and those above it keep the next purge a scan.
     fn take_due_tombstones(&self, horizon: Revision) -> Option<Vec<Vec<u8>>> {
         let mut pending = self.applied_tombstones.lock();
-        let Some(list) = pending.as_mut() else {
-            *pending = Some(Vec::new());
-            return None;
-        };
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(list).into_iter().partition(|(_, rev)| *rev <= horizon);
-        *list = later;
-        Some(due.into_iter().map(|(k, _)| k).collect())
+        let (due, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut pending.recorded).into_iter().partition(|(_, rev)| *rev <= horizon);
+        pending.recorded = later;
+        match pending.unrecorded_upto {
+            Some(upto) => {
+                if upto <= horizon {
+                    pending.unrecorded_upto = None;
+                }
+                None
+            }
+            None => Some(due.into_iter().map(|(k, _)| k).collect()),
+        }
     }
 
     /// The highest revision the cold store holds.

@@ -119,7 +119,6 @@ fn a_pinned_snapshot_keeps_the_tombstones_it_needs_and_later_ones_are_purged() {
 }
 
 #[test]
-#[ignore = "review finding 3: tombstones applied before the first purge and above its horizon are never purged until a reopen"]
 fn tombstones_held_back_by_the_first_purge_are_purged_by_a_later_one() {
     let dir = tempfile::tempdir().unwrap();
     let (store, cold) = open(dir.path());

@@ -221,7 +221,7 @@ impl aurora_storage::ColdStore for PurgeCounting {
 /// purge after open scans; later ones visit the keys deleted since, and
 /// leave a key written again alone.
 #[test]
-fn purges_after_the_first_visit_only_the_deleted_keys() {
+fn purges_visit_only_the_deleted_keys() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
@@ -241,20 +241,23 @@ fn purges_after_the_first_visit_only_the_deleted_keys() {
     };
     churn(0);
     store.checkpoint().unwrap();
-    assert_eq!((full.load(Ordering::Relaxed), targeted.load(Ordering::Relaxed)), (20, 0), "the first purge scans");
+    // A new store holds no tombstone this process did not record: even
+    // the first purge visits only what was deleted. (After a reopen the
+    // first purge scans: `purge_hostile.rs`.)
+    assert_eq!(
+        (full.load(Ordering::Relaxed), targeted.load(Ordering::Relaxed)),
+        (0, 20),
+        "a new store's first purge visits its deletes"
+    );
     churn(100);
     store.put(7u32.to_be_bytes(), "back").unwrap();
     store.checkpoint().unwrap();
-    assert_eq!(
-        (full.load(Ordering::Relaxed), targeted.load(Ordering::Relaxed)),
-        (20, 20),
-        "then only what was deleted"
-    );
+    assert_eq!((full.load(Ordering::Relaxed), targeted.load(Ordering::Relaxed)), (0, 40), "then only what was deleted");
     assert_eq!(common::dump(&store), vec![(7u32.to_be_bytes().to_vec(), b"back".to_vec())]);
     churn(200);
     store.delete(7u32.to_be_bytes()).unwrap();
     store.checkpoint().unwrap();
-    assert_eq!(targeted.load(Ordering::Relaxed), 41);
+    assert_eq!(targeted.load(Ordering::Relaxed), 61);
     assert!(common::dump(&store).is_empty());
 }
 

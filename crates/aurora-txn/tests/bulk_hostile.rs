@@ -174,7 +174,6 @@ fn concurrent_batches_and_transactions_on_the_same_ids_insert_each_id_once() {
 /// The reference: a transaction of the same inserts publishes its changes
 /// in (collection, id) order, as `Committed::changes` documents.
 #[test]
-#[ignore = "review finding 1: insert_many publishes changes in input order, a transaction in (collection, id) order"]
 fn insert_many_publishes_changes_in_the_order_a_transaction_does() {
     let dir = tempfile::tempdir().unwrap();
     let (db, rec) = common::open(dir.path(), Durability::Balanced);

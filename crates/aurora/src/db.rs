@@ -591,6 +591,32 @@ impl Aurora {
         // makes the entry checks first and commits the documents as one
         // transaction would.
         let collection = collection.to_string();
+        if let Some(expired) = self.expired_check(&collection) {
+            // As `insert_into`: an expired document under one of these ids
+            // is absent for the insert — a transaction clears it first.
+            let mut admitted = Vec::with_capacity(docs.len());
+            let mut rest = docs.into_iter();
+            for doc in rest.by_ref() {
+                match self.admit(doc) {
+                    Ok(doc) => admitted.push(Arc::new(doc)),
+                    Err(e) => {
+                        // The rest may be nested too deep for an ordinary drop.
+                        aurora_core::dispose_all(rest);
+                        return Err(e);
+                    }
+                }
+            }
+            let docs = admitted;
+            return self
+                .transaction(move |tx| {
+                    for doc in &docs {
+                        expired.clear(tx, &collection, &doc.id)?;
+                        tx.insert_shared(&collection, Arc::clone(doc))?;
+                    }
+                    Ok(docs.iter().map(|d| d.id.clone()).collect())
+                })
+                .await;
+        }
         self.write_heavy(move |db| Ok(db.insert_many(&collection, docs)?)).await
     }
 

@@ -21,7 +21,6 @@ fn none() -> Vec<(&'static str, FieldDefinition)> {
 /// Reads treat an expired document as absent, and so does `insert_into`
 /// (its `expired_check`): `insert_many` of the same id must accept it too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "review finding 2: insert_many refuses the id of an expired document that insert_into accepts (pre-existing, kept by the batched path)"]
 async fn insert_many_treats_an_expired_document_as_absent_like_insert_into() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualTime::new(Timestamp::from_micros(T0));
