@@ -220,6 +220,21 @@ impl SledStore {
             Box::new(range.map(decode))
         }
     }
+
+    /// Removes the entry at data key `k` (holding `v`; `key` is the key
+    /// without its tag) if it is a tombstone at or below `horizon` and
+    /// nothing replaced it meanwhile; returns whether it did.
+    fn purge_if_tombstone(&self, k: &[u8], key: &[u8], v: &sled::IVec, horizon: Revision) -> Result<bool> {
+        let versioned = decode_versioned(key, v)?;
+        if versioned.value.is_some() || versioned.revision > horizon {
+            return Ok(false);
+        }
+        let swapped = self
+            .db
+            .compare_and_swap(k, Some(v), None as Option<&[u8]>)
+            .map_err(|e| StorageError::backend("purging a tombstone", e))?;
+        Ok(swapped.is_ok())
+    }
 }
 
 impl ColdStore for SledStore {
@@ -287,14 +302,7 @@ impl ColdStore for SledStore {
         let mut removed = 0;
         for item in self.db.range::<&[u8], _>(&[DATA][..]..&[DATA + 1][..]) {
             let (k, v) = item.map_err(|e| StorageError::backend("scanning for tombstones", e))?;
-            let versioned = decode_versioned(&k[1..], &v)?;
-            if versioned.value.is_none() && versioned.revision <= horizon {
-                let swapped = self
-                    .db
-                    .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
-                    .map_err(|e| StorageError::backend("purging a tombstone", e))?;
-                removed += usize::from(swapped.is_ok());
-            }
+            removed += usize::from(self.purge_if_tombstone(&k, &k[1..], &v, horizon)?);
         }
         Ok(removed)
     }
@@ -306,14 +314,7 @@ impl ColdStore for SledStore {
             let Some(v) = self.db.get(&k).map_err(|e| StorageError::backend("reading a tombstone", e))? else {
                 continue;
             };
-            let versioned = decode_versioned(key, &v)?;
-            if versioned.value.is_none() && versioned.revision <= horizon {
-                let swapped = self
-                    .db
-                    .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
-                    .map_err(|e| StorageError::backend("purging a tombstone", e))?;
-                removed += usize::from(swapped.is_ok());
-            }
+            removed += usize::from(self.purge_if_tombstone(&k, key, &v, horizon)?);
         }
         Ok(removed)
     }
