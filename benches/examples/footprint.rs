@@ -27,7 +27,7 @@
 #[path = "../engines/mod.rs"]
 mod engines;
 
-use aurora_benches::user;
+use aurora_benches::{allocated_bytes, user};
 use engines::aurora::AuroraEngine;
 use engines::redb::RedbEngine;
 use engines::sled::SledEngine;
@@ -49,18 +49,6 @@ fn status_kib(field: &str) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-fn allocated_bytes(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    // Files may come and go while an engine is open: skip those that vanish.
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    for entry in entries.flatten() {
-        let Ok(meta) = entry.metadata() else { continue };
-        total += if meta.is_dir() { allocated_bytes(&entry.path()) } else { meta.blocks() * 512 };
-    }
-    total
 }
 
 /// Prints a `FILE` line for each file under `dir` larger than 64 KiB.

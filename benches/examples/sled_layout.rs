@@ -22,21 +22,9 @@
 //! `cargo run --release -p aurora-benches --example sled_layout -- --docs 1000000`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use aurora_benches::user;
+use aurora_benches::{allocated_bytes, user};
 use aurora_storage::{document_key, format};
-use std::path::Path;
 use std::time::Instant;
-
-fn allocated_bytes(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    for entry in entries.flatten() {
-        let Ok(meta) = entry.metadata() else { continue };
-        total += if meta.is_dir() { allocated_bytes(&entry.path()) } else { meta.blocks() * 512 };
-    }
-    total
-}
 
 fn run(variant: &str, docs: u64) {
     let dir = tempfile::tempdir().unwrap();
