@@ -82,10 +82,10 @@ fn delete(store: &Store, key: &[u8]) {
     assert!(matches!(store.commit(b).unwrap(), CommitOutcome::Committed(_)));
 }
 
-#[test]
-fn a_pinned_snapshot_keeps_the_tombstones_it_needs_and_later_ones_are_purged() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, cold) = open(dir.path());
+/// Writes k1..k4, deletes k1 and k2 while a snapshot pins them through
+/// the first purge since open (a full scan, held back: both stay), then
+/// drops the snapshot and deletes k3 and k4 with a checkpoint after.
+fn pin_then_delete_four(store: &Store, cold: &SledStore) {
     let mut b = Batch::new();
     for k in [b"k1", b"k2", b"k3", b"k4"] {
         b.put(k.to_vec(), b"v".to_vec());
@@ -93,17 +93,24 @@ fn a_pinned_snapshot_keeps_the_tombstones_it_needs_and_later_ones_are_purged() {
     assert!(matches!(store.commit(b).unwrap(), CommitOutcome::Committed(_)));
     store.checkpoint().unwrap();
     let snapshot = store.snapshot().unwrap();
-    delete(&store, b"k1");
-    delete(&store, b"k2");
+    delete(store, b"k1");
+    delete(store, b"k2");
     // The first purge since open: a full scan, held back by the snapshot.
     store.checkpoint().unwrap();
-    assert_eq!(tombstones(&cold), [b"k1".to_vec(), b"k2".to_vec()], "the snapshot still needs them");
+    assert_eq!(tombstones(cold), [b"k1".to_vec(), b"k2".to_vec()], "the snapshot still needs them");
     assert_eq!(snapshot.get(b"k1").unwrap().as_deref(), Some(&b"v"[..]), "the snapshot reads the old value");
     drop(snapshot);
-    delete(&store, b"k3");
-    delete(&store, b"k4");
+    delete(store, b"k3");
+    delete(store, b"k4");
     store.checkpoint().unwrap();
     assert!(store.get(b"k1").unwrap().is_none() && store.get(b"k4").unwrap().is_none());
+}
+
+#[test]
+fn a_pinned_snapshot_keeps_the_tombstones_it_needs_and_later_ones_are_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, cold) = open(dir.path());
+    pin_then_delete_four(&store, &cold);
     let left = tombstones(&cold);
     assert!(!left.contains(&b"k3".to_vec()) && !left.contains(&b"k4".to_vec()), "targeted purge: {left:?}");
     store.close().unwrap();
@@ -122,24 +129,7 @@ fn a_pinned_snapshot_keeps_the_tombstones_it_needs_and_later_ones_are_purged() {
 fn tombstones_held_back_by_the_first_purge_are_purged_by_a_later_one() {
     let dir = tempfile::tempdir().unwrap();
     let (store, cold) = open(dir.path());
-    let mut b = Batch::new();
-    for k in [b"k1", b"k2", b"k3", b"k4"] {
-        b.put(k.to_vec(), b"v".to_vec());
-    }
-    assert!(matches!(store.commit(b).unwrap(), CommitOutcome::Committed(_)));
-    store.checkpoint().unwrap();
-    let snapshot = store.snapshot().unwrap();
-    delete(&store, b"k1");
-    delete(&store, b"k2");
-    // The first purge since open: a full scan, held back by the snapshot.
-    store.checkpoint().unwrap();
-    assert_eq!(tombstones(&cold), [b"k1".to_vec(), b"k2".to_vec()], "the snapshot still needs them");
-    assert_eq!(snapshot.get(b"k1").unwrap().as_deref(), Some(&b"v"[..]), "the snapshot reads the old value");
-    drop(snapshot);
-    delete(&store, b"k3");
-    delete(&store, b"k4");
-    store.checkpoint().unwrap();
-    assert!(store.get(b"k1").unwrap().is_none() && store.get(b"k4").unwrap().is_none());
+    pin_then_delete_four(&store, &cold);
     // k3 and k4 are purged by the targeted purge; k1 and k2 were applied
     // before the first purge started the list and were above its horizon.
     // More purges, with nothing pinned: k1 and k2 stay anyway.

@@ -35,6 +35,23 @@ fn crash_with(src: &Path, mutate: impl FnOnce(&Path)) -> Result<Store, StorageEr
     Store::open(&crashed, common::config(Durability::Balanced))
 }
 
+/// One crash per case: each reopened store (which must open) is checked,
+/// closed, and its crashed copy removed before the next case.
+fn crash_each<C: Copy>(src: &Path, cases: &[C], mutate: impl Fn(&Path, C), check: impl Fn(&Store, C)) {
+    for &case in cases {
+        let reopened = crash_with(src, |seg| mutate(seg, case)).unwrap();
+        check(&reopened, case);
+        reopened.close().unwrap();
+        std::fs::remove_dir_all(src.with_extension("crashed")).unwrap();
+    }
+}
+
+/// Cuts the last `n` bytes of a segment (a write torn by the crash).
+fn cut_tail(seg: &Path, n: u64) {
+    let len = std::fs::metadata(seg).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(seg).unwrap().set_len(len - n).unwrap();
+}
+
 #[test]
 fn unsynced_bytes_dropped_keeps_synced_prefix() {
     let root = tempfile::tempdir().unwrap();
@@ -66,16 +83,9 @@ fn torn_last_record_is_discarded() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("db");
     let _store = write_keys(&dir, Durability::Strict, 0..30);
-    for cut in [1u64, 5, 13, 20] {
-        let reopened = crash_with(&dir, |seg| {
-            let len = std::fs::metadata(seg).unwrap().len();
-            std::fs::OpenOptions::new().write(true).open(seg).unwrap().set_len(len - cut).unwrap();
-        })
-        .unwrap();
-        assert_eq!(keys(&reopened), (0..29).collect::<Vec<_>>(), "cut {cut} bytes");
-        reopened.close().unwrap();
-        std::fs::remove_dir_all(dir.with_extension("crashed")).unwrap();
-    }
+    crash_each(&dir, &[1u64, 5, 13, 20], cut_tail, |reopened, cut| {
+        assert_eq!(keys(reopened), (0..29).collect::<Vec<_>>(), "cut {cut} bytes");
+    });
 }
 
 #[test]
@@ -123,14 +133,11 @@ fn a_zero_filled_tail_ends_the_log_like_a_cut_end() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("db");
     let _store = write_keys(&dir, Durability::Strict, 0..30);
-    for zeros in [1usize, 11, 12, 4096, 1 << 20] {
-        let reopened = crash_with(&dir, |seg| append_zeros(seg, zeros)).unwrap();
-        assert_eq!(keys(&reopened), (0..30).collect::<Vec<_>>(), "{zeros} zeros");
+    crash_each(&dir, &[1usize, 11, 12, 4096, 1 << 20], append_zeros, |reopened, zeros| {
+        assert_eq!(keys(reopened), (0..30).collect::<Vec<_>>(), "{zeros} zeros");
         assert_eq!(reopened.recovery_report().torn_tail_bytes, 0, "zeros are no torn record");
         assert_eq!(reopened.put("new", "x").unwrap(), 31);
-        reopened.close().unwrap();
-        std::fs::remove_dir_all(dir.with_extension("crashed")).unwrap();
-    }
+    });
 }
 
 #[test]
@@ -138,19 +145,15 @@ fn a_torn_record_followed_by_zeros_is_a_torn_tail() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("db");
     let _store = write_keys(&dir, Durability::Strict, 0..30);
-    for cut in [1u64, 5, 13, 20] {
-        let reopened = crash_with(&dir, |seg| {
-            let len = std::fs::metadata(seg).unwrap().len();
-            std::fs::OpenOptions::new().write(true).open(seg).unwrap().set_len(len - cut).unwrap();
-            append_zeros(seg, 8192);
-        })
-        .unwrap();
-        assert_eq!(keys(&reopened), (0..29).collect::<Vec<_>>(), "cut {cut} bytes, then zeros");
+    let cut_then_zeros = |seg: &Path, cut| {
+        cut_tail(seg, cut);
+        append_zeros(seg, 8192);
+    };
+    crash_each(&dir, &[1u64, 5, 13, 20], cut_then_zeros, |reopened, cut| {
+        assert_eq!(keys(reopened), (0..29).collect::<Vec<_>>(), "cut {cut} bytes, then zeros");
         assert!(reopened.recovery_report().torn_tail_bytes > 8192, "the torn record and the zeros are cut");
         assert_eq!(reopened.put("new", "x").unwrap(), 30, "the torn record's revision is taken again");
-        reopened.close().unwrap();
-        std::fs::remove_dir_all(dir.with_extension("crashed")).unwrap();
-    }
+    });
 }
 
 #[test]

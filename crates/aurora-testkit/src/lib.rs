@@ -5,5 +5,8 @@
 //!   of its own tests as a child process that writes to a folder, kills it
 //!   with `SIGKILL` at a random moment once it is working, and lets the
 //!   parent reopen the folder and check what survived.
+//! - [`image`]: crash images — a database folder copied while open, as a
+//!   killed process would leave it.
 
 pub mod crash;
+pub mod image;

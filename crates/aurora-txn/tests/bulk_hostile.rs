@@ -194,19 +194,6 @@ fn insert_many_publishes_changes_in_the_order_a_transaction_does() {
     assert_eq!(order(1), order(0), "the batch: the same order as the transaction");
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// A crash image (the directory copied while open: the ids only in the
 /// WAL, not in the cold store) reopens with every acknowledged id taken.
 #[test]
@@ -218,7 +205,7 @@ fn ids_only_in_the_wal_after_a_crash_are_still_taken() {
     let uuids: Vec<DocId> = (0..4).map(|_| DocId::new()).collect();
     db.insert_many("users", uuids.iter().map(|id| doc! { "name": "u" }.id(id.clone())).collect()).unwrap();
     db.insert_many("users", vec![doc! { "name": "t" }.id(tid("t5")), doc! { "name": "t" }.id(tid("t9"))]).unwrap();
-    copy_dir(dir.path(), &image.path().join("db"));
+    aurora_testkit::image::copy_dir(dir.path(), &image.path().join("db"));
     drop(db);
     let (db, _) = common::open(&image.path().join("db"), Durability::Strict);
     for id in uuids.iter().chain(&[tid("t5"), tid("t9")]) {

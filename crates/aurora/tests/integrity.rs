@@ -50,7 +50,7 @@ async fn a_damaged_log_refuses_to_open_and_the_salvage_reports() {
     }
     // A killed process: copy the folder while the database is open.
     let crashed = root.path().join("crashed");
-    copy_dir(&live, &crashed);
+    aurora_testkit::image::copy_dir(&live, &crashed);
     db.close().await.unwrap();
     let mut segs: Vec<_> = std::fs::read_dir(crashed.join("wal")).unwrap().map(|e| e.unwrap().path()).collect();
     segs.sort();
@@ -66,17 +66,4 @@ async fn a_damaged_log_refuses_to_open_and_the_salvage_reports() {
     let salvaged = db.recovery_report().salvaged.clone().expect("a salvage report");
     assert_eq!(salvaged.offset, 0);
     db.close().await.unwrap();
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else if entry.file_name() != "LOCK" {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }

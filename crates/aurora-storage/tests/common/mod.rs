@@ -2,7 +2,6 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use aurora_storage::{Durability, Store, StoreConfig};
-use std::path::Path;
 use std::time::Duration;
 
 /// A config for tests: the given mode, small caches, no periodic checkpoint
@@ -26,20 +25,8 @@ pub fn preallocated(durability: Durability) -> StoreConfig {
     StoreConfig { wal_preallocate_bytes: StoreConfig::default().wal_preallocate_bytes, ..config(durability) }
 }
 
-/// Copies a database directory as a killed process would leave it: the
-/// bytes every `write()` handed to the OS, nothing of the process's memory.
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
+#[allow(unused_imports)] // not every test file that includes this module copies folders
+pub use aurora_testkit::image::copy_dir;
 
 /// Every live key and value of the store, in order.
 pub fn dump(store: &Store) -> Vec<(Vec<u8>, Vec<u8>)> {
