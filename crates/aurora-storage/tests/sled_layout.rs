@@ -107,7 +107,7 @@ fn legacy_key(i: u64) -> Vec<u8> {
 /// A stored value: the first layout's `[1][revision: u64][kind][bytes]`
 /// for even revisions, the compact `[2][revision: LEB128][bytes]` else.
 fn legacy_value(revision: u64, body: &[u8]) -> Vec<u8> {
-    let mut out = if revision % 2 == 0 {
+    let mut out = if revision.is_multiple_of(2) {
         [&[1u8][..], &revision.to_be_bytes(), &[1u8]].concat()
     } else {
         let mut out = vec![2u8];

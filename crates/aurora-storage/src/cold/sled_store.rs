@@ -356,9 +356,12 @@ impl SledStore {
 impl ColdStore for SledStore {
     fn get(&self, key: &[u8]) -> Result<Option<Versioned>> {
         let read_error = |e| StorageError::backend(format!("reading key {}", printable_key(key)), e);
-        let in_tree = tree_prefix(key).and_then(|p| Some((p.len(), self.trees.read().get(p)?.clone())));
+        let in_tree = tree_prefix(key).and_then(|p| {
+            // Read under the map's lock: no handle cloned on the hot path.
+            self.trees.read().get(p).map(|tree| tree.get(&key[p.len()..]))
+        });
         let raw = match in_tree {
-            Some((len, tree)) => tree.get(&key[len..]).map_err(read_error)?,
+            Some(read) => read.map_err(read_error)?,
             None => with_joined(&[DATA], key, |k| self.db.get(k)).map_err(read_error)?,
         };
         raw.map(|r| decode_versioned(key, &r)).transpose()

@@ -6,13 +6,12 @@
 use crate::cold::{ScanItem, ScanIter};
 use std::ops::Bound;
 
+/// Owned bounds of a range: (start, end).
+pub(crate) type Bounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
 /// The bounds of `start..end` inside the tree named `prefix`, with the
 /// prefix stripped, or `None` when no key of the tree is in the range.
-pub(crate) fn inner_bounds(
-    prefix: &[u8],
-    start: Bound<&[u8]>,
-    end: Bound<&[u8]>,
-) -> Option<(Bound<Vec<u8>>, Bound<Vec<u8>>)> {
+pub(crate) fn inner_bounds(prefix: &[u8], start: Bound<&[u8]>, end: Bound<&[u8]>) -> Option<Bounds> {
     // A key outside the tree's interval that is above its name is above
     // every key of the tree (see `routes`: keys with the prefix are all of
     // the interval).
