@@ -6,7 +6,10 @@
 //! (`"d" ++ collection ++ 0x00`, `"x" …`, `"u" …`), the change feed in the
 //! tree `"f"`, each keyed without that prefix; every other key is in
 //! sled's default tree under the prefix `0x01`; the checkpoint revision is
-//! the meta key `0x00 "checkpoint"` and the layout's version the meta key
+//! the meta key `0x00 "checkpoint"` (`[2][revision: u64 BE]`: 9 bytes, so
+//! that a build from before the trees, which reads exactly 8, refuses the
+//! database as corrupt instead of finding its collections empty; 8 bytes
+//! in the first layout) and the layout's version the meta key
 //! `0x00 "layout"` of the default tree. A database written before (every
 //! key in the default tree under `0x01`) is moved into the trees when it
 //! is opened (`layout`). A scan spanning several trees walks them in name
@@ -401,8 +404,11 @@ impl ColdStore for SledStore {
     }
 
     fn set_checkpoint(&self, revision: Revision) -> Result<()> {
+        let mut value = [0u8; 9];
+        value[0] = layout::TREES;
+        value[1..].copy_from_slice(&revision.to_be_bytes());
         self.db
-            .insert(META_CHECKPOINT, &revision.to_be_bytes())
+            .insert(META_CHECKPOINT, &value)
             .map(drop)
             .map_err(|e| StorageError::backend("recording the checkpoint revision", e))
     }
@@ -411,11 +417,19 @@ impl ColdStore for SledStore {
         match self.db.get(META_CHECKPOINT).map_err(|e| StorageError::backend("reading the checkpoint revision", e))? {
             None => Ok(0),
             Some(raw) => {
-                let bytes: [u8; 8] = raw.as_ref().try_into().map_err(|_| StorageError::Corrupt {
-                    key: printable_key(META_CHECKPOINT),
-                    reason: "checkpoint revision is not 8 bytes".into(),
-                })?;
-                Ok(u64::from_be_bytes(bytes))
+                let bytes = match raw.as_ref() {
+                    [layout::TREES, rest @ ..] if rest.len() == 8 => rest,
+                    first_layout if first_layout.len() == 8 => first_layout,
+                    _ => {
+                        return Err(StorageError::Corrupt {
+                            key: printable_key(META_CHECKPOINT),
+                            reason: "checkpoint revision is neither 8 bytes nor the layout version and 8 bytes".into(),
+                        })
+                    }
+                };
+                let mut revision = [0u8; 8];
+                revision.copy_from_slice(bytes);
+                Ok(u64::from_be_bytes(revision))
             }
         }
     }
@@ -656,6 +670,8 @@ mod tests {
         assert_eq!(s.trees.read().len(), 5);
         assert!(s.db.get(b"\x01dusers\0\x02u1").unwrap().is_none(), "moved out of the default tree");
         assert_eq!(s.db.get(b"\x00layout").unwrap().as_deref(), Some(&[2u8][..]));
+        let raw_checkpoint = s.db.get(META_CHECKPOINT).unwrap().unwrap();
+        assert_eq!(raw_checkpoint.len(), 9, "not the 8 bytes a build before the trees reads");
         drop(s);
         let s = SledStore::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(s.scan(Bound::Unbounded, Bound::Unbounded).map(|r| r.unwrap()).collect::<Vec<_>>(), pairs);
@@ -712,6 +728,12 @@ mod tests {
             db.flush().unwrap();
         }
         let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+        s.db.insert(META_CHECKPOINT, &[2u8, 0, 0][..]).unwrap();
+        assert!(matches!(s.checkpoint(), Err(StorageError::Corrupt { .. })));
+        s.db.insert(META_CHECKPOINT, &7u64.to_be_bytes()).unwrap();
+        assert_eq!(s.checkpoint().unwrap(), 7, "the first layout's 8 bytes");
+        s.set_checkpoint(8).unwrap();
+        assert_eq!(s.checkpoint().unwrap(), 8);
         let items: Vec<_> = s.scan(Bound::Unbounded, Bound::Unbounded).collect();
         assert!(items
             .iter()

@@ -12,22 +12,25 @@
 //!   overwrites what an interrupted earlier copy wrote, with the same
 //!   bytes), flush, record [`COPIED`], flush;
 //! - [`COPIED`]: remove from the default tree the keys whose prefix has a
-//!   tree, record [`TREES`], flush.
+//!   tree, record [`TREES`] and the checkpoint in this layout's 9-byte
+//!   form (which a build from before the trees refuses), flush.
 //!
 //! A kill at any point leaves the database at one of these states (sled's
 //! flush makes every earlier write durable), and the next open goes on
 //! from there. Nothing else writes before the move is done: it runs inside
 //! [`SledStore::open`].
 
-use super::{data_key, routes, SledStore, DATA, MAX_TREES};
+use super::{data_key, routes, SledStore, DATA, MAX_TREES, META_CHECKPOINT};
+use crate::cold::ColdStore;
 use crate::error::{printable_key, Result, StorageError};
 
 /// The layout's meta key.
 const META_LAYOUT: &[u8] = b"\x00layout";
 /// The trees hold a copy of their keys; the default tree's copies may remain.
 const COPIED: u8 = 1;
-/// Every key is where the layout puts it.
-const TREES: u8 = 2;
+/// Every key is where the layout puts it (also the first byte of the
+/// checkpoint value in this layout).
+pub(super) const TREES: u8 = 2;
 
 impl SledStore {
     /// Brings the database to the tree layout (see the module docs), then
@@ -57,7 +60,8 @@ impl SledStore {
             if copied == 0 {
                 // Nothing to move (a new database): no key of a prefix is
                 // in the default tree, so the layout holds as it is.
-                return self.set_marker(TREES);
+                self.set_marker(TREES)?;
+                return self.mark_checkpoint();
             }
             tracing::info!(keys = copied, "moved the cold store's keys into sled trees (layout 2)");
             self.flush_layout()?;
@@ -67,9 +71,21 @@ impl SledStore {
         if state != Some(TREES) {
             self.remove_moved()?;
             self.set_marker(TREES)?;
+            self.mark_checkpoint()?;
             self.flush_layout()?;
         }
         self.drop_empty_trees()
+    }
+
+    /// Rewrites a first-layout checkpoint (8 bytes) in this layout's form,
+    /// which a build from before the trees refuses to read.
+    fn mark_checkpoint(&self) -> Result<()> {
+        let present =
+            self.db.get(META_CHECKPOINT).map_err(|e| StorageError::backend("reading the checkpoint revision", e))?;
+        if present.is_some() {
+            self.set_checkpoint(self.checkpoint()?)?;
+        }
+        Ok(())
     }
 
     fn set_marker(&self, state: u8) -> Result<()> {
