@@ -45,7 +45,13 @@ impl AuroraEngine {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(base.change_feed_retention);
-        AuroraConfig { durability, change_feed_retention, ..base }
+        // `AURORA_BENCH_COLD_CACHE_MB=N` measures another cold (sled) cache
+        // size (the footprint's resident memory against its disk).
+        let cold_cache_capacity_mb = std::env::var("AURORA_BENCH_COLD_CACHE_MB")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(base.cold_cache_capacity_mb);
+        AuroraConfig { durability, change_feed_retention, cold_cache_capacity_mb, ..base }
     }
 }
 

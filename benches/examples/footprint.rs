@@ -21,7 +21,8 @@
 //!
 //! `--engine aurora` with `AURORA_BENCH_FEED_RETENTION=0` in the
 //! environment measures Aurora with its change feed off (what the feed
-//! costs on disk).
+//! costs on disk); with `AURORA_BENCH_COLD_CACHE_MB=N`, with a cold (sled)
+//! cache of N MiB instead of the default 64 (resident memory against disk).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../engines/mod.rs"]

@@ -1,15 +1,18 @@
 //! What sled itself costs on disk for Aurora's bytes (issue 17's
 //! accounting): a bare sled 0.34 stores the keys and values Aurora's cold
-//! store holds after inserting N small user documents with the change feed
-//! off (`0x01 "d" "users" 0x00 id-key` → `[1][revision: u64][live][document]`,
-//! the layout before issue 17's compact values), inserted one by one in key
-//! order with a flush every 20 000 writes (as Aurora's applier and its
-//! checkpoint do), and prints the logical bytes (keys + values) and the
+//! store holds after inserting N small user documents, inserted one by one
+//! in key order with a flush every 20 000 writes (as Aurora's applier and
+//! its checkpoint do), and prints the logical bytes (keys + values) and the
 //! allocated bytes of the folder after a clean close:
 //!
-//! `LAYOUT <variant> <docs> <logical_bytes> <disk_bytes> <secs>`
+//! `LAYOUT <variant> <docs> <logical_bytes> <disk_bytes> <secs> <rss_bytes>`
 //!
-//! Variants (`--variant V`; all of the first four by default):
+//! (`rss_bytes`: the process's resident memory before the close; run one
+//! variant per process to compare it.)
+//!
+//! Variants (`--variant V`; all of the first four by default). The first
+//! ones store the layout before issue 17's compact values
+//! (`0x01 "d" "users" 0x00 id-key` → `[1][revision: u64][live][document]`):
 //! - `aurora`: Aurora's settings (no sled flusher, so no background segment
 //!   cleaning);
 //! - `flusher`: sled's flusher every 1 000 ms (it rolls the log and cleans
@@ -19,6 +22,24 @@
 //!   `bench`: both (the raw-sled peer's bytes);
 //! - `segN`: Aurora's settings with sled segments of N KiB.
 //!
+//! The candidate layouts of the key space (compact values
+//! `[2][revision: LEB128][document]`; with `--feed`, each transaction of
+//! 1 000 documents also appends its change-feed entry, ~23 bytes a
+//! document in 512-byte parts keyed `"f" ++ sequence ++ part`, after its
+//! documents, as Aurora's applier does):
+//! - `current`: every key in sled's default tree under `0x01` (the layout
+//!   of the third session);
+//! - `trees`: a sled tree per key-space prefix — the documents of `users`
+//!   in the tree `"d" "users" 0x00` keyed by the id key alone, the feed in
+//!   the tree `"f"` keyed by sequence and part, the checkpoint in the
+//!   default tree;
+//! - `colnum`: the default tree only, with a one-byte collection number in
+//!   place of the name (`0x01 "d" 0x01 id-key`).
+//!
+//! `--tree-cost N` instead measures what a sled tree costs: N trees of 10
+//! documents each, then the folder and the resident memory after a reopen:
+//! `TREES <n> <disk_bytes> <rss_after_reopen_bytes> <reopen_secs>`.
+//!
 //! `cargo run --release -p aurora-benches --example sled_layout -- --docs 1000000`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -26,7 +47,35 @@ use aurora_benches::{allocated_bytes, user};
 use aurora_storage::{document_key, format};
 use std::time::Instant;
 
-fn run(variant: &str, docs: u64) {
+/// Changes of one transaction in the feed: ~23 bytes a document.
+const FEED_BYTES_PER_DOC: usize = 23;
+const FEED_PART: usize = 512;
+const TXN_DOCS: u64 = 1_000;
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+fn compact_value(revision: u64, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![2u8];
+    let mut n = revision;
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    out.extend_from_slice(body);
+    out
+}
+
+fn run(variant: &str, docs: u64, feed: bool) {
     let dir = tempfile::tempdir().unwrap();
     let config = sled::Config::new().path(dir.path().join("cold")).cache_capacity(48 << 20);
     let config = match variant {
@@ -38,42 +87,101 @@ fn run(variant: &str, docs: u64) {
         },
     };
     let db = config.open().unwrap();
+    let candidate = matches!(variant, "current" | "trees" | "colnum");
+    let (docs_tree, feed_tree) = if variant == "trees" {
+        (db.open_tree(b"dusers\0").unwrap(), db.open_tree(b"f").unwrap())
+    } else {
+        ((*db).clone(), (*db).clone())
+    };
     let start = Instant::now();
     let mut logical = 0u64;
+    let mut revision = 1u64;
     for i in 0..docs {
         let doc = user(i);
-        let mut key = vec![0x01];
-        key.extend_from_slice(&document_key("users", &doc.id));
-        if variant == "idkey" || variant == "bench" {
-            key = doc.id.to_string().into_bytes();
-        }
-        let mut value = vec![format::FORMAT_VERSION];
-        value.extend_from_slice(&(i + 2).to_be_bytes());
-        value.push(1);
-        if variant == "nohdr" || variant == "bench" {
-            value.clear();
-        }
-        value.extend_from_slice(&format::encode(&doc).unwrap());
+        revision += 1;
+        let full = document_key("users", &doc.id);
+        let key = match variant {
+            "idkey" | "bench" => doc.id.to_string().into_bytes(),
+            "trees" => full[b"dusers\0".len()..].to_vec(),
+            "colnum" => [&[0x01, b'd', 0x01][..], &full[b"dusers\0".len()..]].concat(),
+            _ => [&[0x01][..], &full].concat(),
+        };
+        let body = format::encode(&doc).unwrap();
+        let value = if candidate {
+            compact_value(revision, &body)
+        } else if variant == "nohdr" || variant == "bench" {
+            body
+        } else {
+            let mut value = vec![format::FORMAT_VERSION];
+            value.extend_from_slice(&revision.to_be_bytes());
+            value.push(1);
+            value.extend_from_slice(&body);
+            value
+        };
         logical += (key.len() + value.len()) as u64;
-        db.insert(key, value).unwrap();
+        docs_tree.insert(key, value).unwrap();
+        if feed && i % TXN_DOCS == TXN_DOCS - 1 {
+            let entry = vec![0xA5u8; FEED_BYTES_PER_DOC * TXN_DOCS as usize];
+            for (part, chunk) in entry.chunks(FEED_PART).enumerate() {
+                let mut key = if variant == "trees" { vec![] } else { vec![0x01, b'f'] };
+                key.extend_from_slice(&revision.to_be_bytes());
+                key.extend_from_slice(&(part as u32).to_be_bytes());
+                let value = compact_value(revision, chunk);
+                logical += (key.len() + value.len()) as u64;
+                feed_tree.insert(key, value).unwrap();
+            }
+        }
         if i % 20_000 == 19_999 {
-            db.insert(b"\x00checkpoint", &(i + 2).to_be_bytes()).unwrap();
+            db.insert(b"\x00checkpoint", &revision.to_be_bytes()).unwrap();
             db.flush().unwrap();
         }
     }
     db.flush().unwrap();
+    let rss = rss_bytes();
+    drop((docs_tree, feed_tree));
     drop(db);
     std::thread::sleep(std::time::Duration::from_millis(200));
     let secs = start.elapsed().as_secs_f64();
-    println!("LAYOUT {variant} {docs} {logical} {} {secs:.2}", allocated_bytes(dir.path()));
+    let name = if feed { format!("{variant}+feed") } else { variant.to_string() };
+    println!("LAYOUT {name} {docs} {logical} {} {secs:.2} {rss}", allocated_bytes(dir.path()));
+}
+
+fn tree_cost(trees: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = sled::Config::new().path(dir.path().join("cold")).cache_capacity(48 << 20).flush_every_ms(None);
+    {
+        let db = config.open().unwrap();
+        for t in 0..trees {
+            let tree = db.open_tree(format!("dcollection-{t}\0")).unwrap();
+            for i in 0..10 {
+                let doc = user(i);
+                tree.insert(doc.id.to_string(), compact_value(i + 2, &format::encode(&doc).unwrap())).unwrap();
+            }
+        }
+        db.flush().unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let before = rss_bytes();
+    let start = Instant::now();
+    let db = config.open().unwrap();
+    let reopen = start.elapsed().as_secs_f64();
+    assert_eq!(db.tree_names().len() as u64, trees + 1);
+    let rss = rss_bytes().saturating_sub(before);
+    drop(db);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    println!("TREES {trees} {} {rss} {reopen:.4}", allocated_bytes(dir.path()));
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let docs: u64 = arg("--docs").and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let feed = args.iter().any(|a| a == "--feed");
+    if let Some(n) = arg("--tree-cost").and_then(|v| v.parse().ok()) {
+        return tree_cost(n);
+    }
     match arg("--variant") {
-        Some(v) => run(&v, docs),
-        None => ["aurora", "flusher", "idkey", "bench"].iter().for_each(|v| run(v, docs)),
+        Some(v) => run(&v, docs, feed),
+        None => ["aurora", "flusher", "idkey", "bench"].iter().for_each(|v| run(v, docs, feed)),
     }
 }

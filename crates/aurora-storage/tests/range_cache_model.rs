@@ -31,9 +31,11 @@ fn rounds() -> usize {
     std::env::var("AURORA_RANGE_CACHE_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(300)
 }
 
-/// The prefixes a step may register: nested (`a`, `a\x01`), disjoint (`b`)
-/// and one ending in 0xff (whose successor carries).
-const PREFIXES: [&[u8]; 4] = [b"a", b"a\x01", b"b", b"a\xff"];
+/// The prefixes a step may register: nested (`a`, `a\x01`), disjoint (`b`),
+/// one ending in 0xff (whose successor carries), and two whose keys the
+/// sled backend keeps in trees of their own (a collection's documents,
+/// the change feed).
+const PREFIXES: [&[u8]; 6] = [b"a", b"a\x01", b"b", b"a\xff", b"dc\0", b"f"];
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -82,17 +84,17 @@ fn value(k: u8, len: u8, revision: u64) -> Vec<u8> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let write = (0u8..4, any::<u8>(), proptest::option::of(any::<u8>()));
+    let write = (0u8..6, any::<u8>(), proptest::option::of(any::<u8>()));
     prop_oneof![
         6 => proptest::collection::vec(write, 1..6).prop_map(Op::Write),
         3 => Just(Op::Checkpoint),
-        2 => (0u8..4).prop_map(Op::Register),
-        5 => (0u8..4, 0u8..7, 0u8..7, any::<bool>(), any::<bool>(), 0usize..12)
+        2 => (0u8..6).prop_map(Op::Register),
+        5 => (0u8..6, 0u8..7, 0u8..7, any::<bool>(), any::<bool>(), 0usize..12)
             .prop_map(|(prefix, lo, hi, whole, descending, take)| Op::Scan { prefix, lo, hi, whole, descending, take }),
         1 => Just(Op::Snapshot),
         1 => Just(Op::DropSnapshot),
-        2 => (0u8..4, any::<bool>(), 0usize..12).prop_map(|(prefix, descending, take)| Op::ReadSnapshot { prefix, descending, take }),
-        2 => (0u8..4, any::<bool>(), 0usize..6, proptest::collection::vec((any::<u8>(), proptest::option::of(any::<u8>())), 1..6))
+        2 => (0u8..6, any::<bool>(), 0usize..12).prop_map(|(prefix, descending, take)| Op::ReadSnapshot { prefix, descending, take }),
+        2 => (0u8..6, any::<bool>(), 0usize..6, proptest::collection::vec((any::<u8>(), proptest::option::of(any::<u8>())), 1..6))
             .prop_map(|(prefix, descending, take, writes)| Op::Interleaved { prefix, descending, take, writes }),
         1 => Just(Op::Reopen),
     ]

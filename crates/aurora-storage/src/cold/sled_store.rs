@@ -1,45 +1,82 @@
 //! [`SledStore`]: the [`ColdStore`] on sled 0.34.
 //!
-//! Layout in sled's default tree: user keys are stored under the prefix
-//! `0x01`; the checkpoint revision under the meta key `0x00 "checkpoint"`.
+//! Layout (since issue 17's fourth session; `routes` has the rules): the
+//! documents of a collection, its index entries and its unique claims are
+//! each in a sled tree of their own named by their key prefix
+//! (`"d" ++ collection ++ 0x00`, `"x" …`, `"u" …`), the change feed in the
+//! tree `"f"`, each keyed without that prefix; every other key is in
+//! sled's default tree under the prefix `0x01`; the checkpoint revision is
+//! the meta key `0x00 "checkpoint"` (`[2][revision: u64 BE]`: 9 bytes, so
+//! that a build from before the trees, which reads exactly 8, refuses the
+//! database as corrupt instead of finding its collections empty; 8 bytes
+//! in the first layout) and the layout's version the meta key
+//! `0x00 "layout"` of the default tree. A database written before (every
+//! key in the default tree under `0x01`) is moved into the trees when it
+//! is opened (`layout`). A scan spanning several trees walks them in name
+//! order merged with the default tree (`scan`), so the store still
+//! presents one ordered key space.
+//!
+//! Why trees: sled 0.34 rewrites the leaves at the end of a tree whole
+//! (sequential ids always land there) and a key byte cost ~8 MiB on disk
+//! per million documents; a prefix every key of a tree repeats is not
+//! stored at all, and the feed's appends no longer interleave with the
+//! documents' leaves (measured in docs/footprint.md).
+//!
 //! Writes are plain inserts: sled 0.34's atomic batches seal an I/O buffer
 //! each (a `pwrite` + `sync_file_range` per batch), which is what made its
 //! flushes take seconds; atomicity comes from Aurora's WAL instead.
-//! Values are `[2][revision: LEB128][bytes]` (live) or `[3][revision: LEB128]`
-//! (a tombstone): 4 bytes of header for a revision below 2²¹, where the
-//! first layout, `[1][revision: u64 BE][kind: 0 tombstone | 1 live][bytes]`,
-//! took 10 — sled 0.34 writes every value several times over (each insert,
-//! then its leaf at each consolidation and split), so header bytes cost
-//! disk several times. Values in the first layout are still read.
-//!
-//! sled's own periodic flush is disabled: durability comes from Aurora's
-//! WAL, and [`ColdStore::flush`] is called at checkpoints.
+//! Values: `values`. sled's own periodic flush is disabled: durability
+//! comes from Aurora's WAL, and [`ColdStore::flush`] is called at
+//! checkpoints. sled's trees share one log, and `flush` makes all of them
+//! durable (`Tree::flush` flushes the page cache every tree writes
+//! through), so the checkpoint and the data it covers become durable
+//! together, as with one tree.
+
+mod layout;
+mod routes;
+mod scan;
+mod values;
 
 use super::{ColdStore, ScanIter, Versioned};
 use crate::batch::Revision;
 use crate::error::{printable_key, Result, StorageError};
-use crate::format::FORMAT_VERSION;
+use parking_lot::RwLock;
+use routes::tree_prefix;
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use values::{decode_versioned, encode_versioned};
 
 const DATA: u8 = 0x01;
 const META_CHECKPOINT: &[u8] = b"\x00checkpoint";
-/// Header length of the first layout (`[1][revision: u64 BE][kind]`).
-const FIRST_HEADER: usize = 1 + 8 + 1;
-/// First byte of a live value in the compact layout.
-const COMPACT_LIVE: u8 = 2;
-/// First byte of a tombstone in the compact layout.
-const COMPACT_TOMBSTONE: u8 = 3;
 /// How long opening waits for sled's own lock to be released.
 const SLED_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Most sled trees a database gets. sled 0.34 keeps every tree's name and
+/// root in one meta page that it rewrites whenever a tree is created or a
+/// root splits, so trees cost O(trees²) bytes written: 100 trees of 10
+/// documents took 0.5 MiB on disk, 1 000 took 11 MiB and 5 000 took
+/// 194 MiB (`sled_layout --tree-cost N`). Prefixes met after this many
+/// trees exist stay in the default tree.
+pub const MAX_TREES: usize = 256;
+
+/// The open trees by name.
+type Trees = Arc<RwLock<BTreeMap<Vec<u8>, sled::Tree>>>;
 
 /// The sled-backed cold store (the default backend of
 /// [`Store::open`](crate::Store::open)).
 pub struct SledStore {
     db: sled::Db,
+    /// Every tree of the database (all are opened at start). A prefix
+    /// (`routes::tree_prefix`) has its keys in its tree when it has one,
+    /// else in the default tree; a write to a prefix without a tree creates
+    /// one while there are fewer than [`MAX_TREES`] and the default tree
+    /// holds no key of the prefix, so a prefix's keys are never split
+    /// between the two.
+    trees: Trees,
 }
-
 /// The share of the configured cold cache given to sled as its
 /// `cache_capacity` (numerator, denominator): sled's cache then costs about
 /// the configured size (it overshoots what it is given by a third to a
@@ -61,8 +98,17 @@ impl SledStore {
     /// memory. sled 0.34 undercounts what it caches (measured after a
     /// million small documents: 48 / 24 / 12 MiB of `cache_capacity` cost
     /// resident 217 / 180 / 166 MiB in all), so sled is given three
-    /// quarters of it. Fails with
-    /// [`StorageError::Backend`] when sled refuses the directory.
+    /// quarters of it.
+    ///
+    /// A database in the layout before sled trees is moved into them here
+    /// (once; crash-safe: a kill at any point leaves a database that opens
+    /// and finishes the move).
+    ///
+    /// # Errors
+    /// [`StorageError::Backend`] when sled refuses the directory;
+    /// [`StorageError::Corrupt`] when it holds a tree whose name this
+    /// layout does not make, or [`StorageError::UnknownFormat`] for a
+    /// layout version this build does not know.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
         let config = sled::Config::new()
             .path(path)
@@ -71,9 +117,9 @@ impl SledStore {
             .flush_every_ms(None);
         remove_partial_snapshots(path)?;
         let started = Instant::now();
-        loop {
+        let db = loop {
             match config.open() {
-                Ok(db) => return Ok(Self { db }),
+                Ok(db) => break db,
                 Err(sled::Error::Io(e))
                     if e.to_string().contains("could not acquire lock") && started.elapsed() < SLED_LOCK_WAIT =>
                 {
@@ -81,7 +127,32 @@ impl SledStore {
                 }
                 Err(e) => return Err(StorageError::backend(format!("opening sled at {}", path.display()), e)),
             }
+        };
+        let store = Self { db, trees: Arc::default() };
+        store.load_trees()?;
+        store.upgrade_layout()?;
+        Ok(store)
+    }
+
+    /// Opens every tree of the database; a name this layout does not make
+    /// is damage.
+    fn load_trees(&self) -> Result<()> {
+        let default_name: &[u8] = &self.db.name();
+        let mut trees = self.trees.write();
+        for name in self.db.tree_names() {
+            if name.as_ref() == default_name {
+                continue;
+            }
+            if !routes::is_tree_name(&name) {
+                return Err(StorageError::Corrupt {
+                    key: printable_key(&name),
+                    reason: "sled holds a tree whose name is not a key prefix of Aurora's layout".into(),
+                });
+            }
+            let tree = self.db.open_tree(&name).map_err(|e| StorageError::backend("opening a sled tree", e))?;
+            trees.insert(name.to_vec(), tree);
         }
+        Ok(())
     }
 }
 
@@ -118,71 +189,6 @@ fn data_key(key: &[u8]) -> Vec<u8> {
     k
 }
 
-/// Appends `n` as LEB128 (7 bits a byte, low first; at most 10 bytes).
-fn push_varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-/// Reads a LEB128 `u64` from the front of `raw`: the value and its length.
-fn read_varint(raw: &[u8]) -> Option<(u64, usize)> {
-    let mut n: u64 = 0;
-    for (i, &b) in raw.iter().enumerate().take(10) {
-        let bits = u64::from(b & 0x7F);
-        if i == 9 && b > 1 {
-            return None; // past 64 bits
-        }
-        n |= bits << (7 * i);
-        if b & 0x80 == 0 {
-            return Some((n, i + 1));
-        }
-    }
-    None
-}
-
-fn encode_versioned(v: &Versioned) -> Vec<u8> {
-    let body = v.value.as_deref().unwrap_or(&[]);
-    let mut out = Vec::with_capacity(1 + 10 + body.len());
-    out.push(if v.value.is_some() { COMPACT_LIVE } else { COMPACT_TOMBSTONE });
-    push_varint(&mut out, v.revision);
-    out.extend_from_slice(body);
-    out
-}
-
-fn decode_versioned(key: &[u8], raw: &[u8]) -> Result<Versioned> {
-    let corrupt = |reason: &str| StorageError::Corrupt { key: printable_key(key), reason: reason.into() };
-    match raw.first() {
-        None => return Err(corrupt("stored value shorter than its header")),
-        Some(&kind @ (COMPACT_LIVE | COMPACT_TOMBSTONE)) => {
-            let (revision, len) = read_varint(&raw[1..]).ok_or_else(|| corrupt("revision does not decode"))?;
-            let body = &raw[1 + len..];
-            return match kind {
-                COMPACT_LIVE => Ok(Versioned { revision, value: Some(body.to_vec()) }),
-                _ if body.is_empty() => Ok(Versioned { revision, value: None }),
-                _ => Err(corrupt("tombstone with a body")),
-            };
-        }
-        Some(&FORMAT_VERSION) => {}
-        Some(&version) => {
-            return Err(StorageError::UnknownFormat { key: printable_key(key), version, supported: COMPACT_TOMBSTONE })
-        }
-    }
-    if raw.len() < FIRST_HEADER {
-        return Err(corrupt("stored value shorter than its header"));
-    }
-    let mut rev = [0u8; 8];
-    rev.copy_from_slice(&raw[1..9]);
-    let value = match raw[9] {
-        0 => None,
-        1 => Some(raw[FIRST_HEADER..].to_vec()),
-        _ => return Err(corrupt("unknown value kind")),
-    };
-    Ok(Versioned { revision: u64::from_be_bytes(rev), value })
-}
-
 fn bound_key(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
     match b {
         Bound::Included(k) => Bound::Included(data_key(k)),
@@ -191,10 +197,68 @@ fn bound_key(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
     }
 }
 
+/// The error for a key of the default tree whose prefix has a tree.
+fn misplaced(key: &[u8]) -> StorageError {
+    StorageError::Corrupt {
+        key: printable_key(key),
+        reason: "a key in sled's default tree that belongs in the tree of its prefix".into(),
+    }
+}
+
+/// Calls `f` with `key` stored under `prefix` in one buffer (on the stack
+/// when it is short: a point read allocates nothing for it).
+fn with_joined<R>(prefix: &[u8], key: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    const INLINE: usize = 128;
+    let len = prefix.len() + key.len();
+    if len <= INLINE {
+        let mut inline = [0u8; INLINE];
+        inline[..prefix.len()].copy_from_slice(prefix);
+        inline[prefix.len()..len].copy_from_slice(key);
+        f(&inline[..len])
+    } else {
+        f(&[prefix, key].concat())
+    }
+}
+
 impl SledStore {
-    /// A scan of the data keys in a range, forwards or backwards (lazily
-    /// either way: sled's ranges walk both directions).
-    fn scan_in(&self, start: Bound<&[u8]>, end: Bound<&[u8]>, reverse: bool) -> ScanIter {
+    /// The tree a write to `prefix` goes to: its own (created if there is
+    /// room and the default tree holds none of its keys), or the default
+    /// tree (`None`).
+    fn tree_for_write(&self, prefix: &[u8]) -> Result<Option<sled::Tree>> {
+        if let Some(tree) = self.trees.read().get(prefix) {
+            return Ok(Some(tree.clone()));
+        }
+        if self.trees.read().len() >= MAX_TREES || self.default_holds(prefix)? {
+            return Ok(None);
+        }
+        self.create_tree(prefix).map(Some)
+    }
+
+    /// Whether the default tree holds a key under `prefix`.
+    fn default_holds(&self, prefix: &[u8]) -> Result<bool> {
+        let start = data_key(prefix);
+        let end = crate::store::prefix_successor(&start).unwrap_or_default();
+        let first = self.db.range::<&[u8], _>(&start[..]..&end[..]).next();
+        first.transpose().map(|f| f.is_some()).map_err(|e| StorageError::backend("reading sled's default tree", e))
+    }
+
+    /// Opens (creates) the tree named `prefix`.
+    fn create_tree(&self, prefix: &[u8]) -> Result<sled::Tree> {
+        let mut trees = self.trees.write();
+        if let Some(tree) = trees.get(prefix) {
+            return Ok(tree.clone());
+        }
+        let tree = self
+            .db
+            .open_tree(prefix)
+            .map_err(|e| StorageError::backend(format!("creating the sled tree {}", printable_key(prefix)), e))?;
+        trees.insert(prefix.to_vec(), tree.clone());
+        Ok(tree)
+    }
+
+    /// The default tree's part of a scan: its data keys in a range, each
+    /// checked to belong there.
+    fn scan_default(&self, start: Bound<&[u8]>, end: Bound<&[u8]>, reverse: bool) -> ScanIter {
         let start = match bound_key(start) {
             Bound::Unbounded => Bound::Included(vec![DATA]),
             b => b,
@@ -203,15 +267,18 @@ impl SledStore {
             Bound::Unbounded => Bound::Excluded(vec![DATA + 1]),
             b => b,
         };
-        if matches!((&start, &end), (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) if s > e)
-        {
+        if scan::is_empty(scan::as_ref(&start), scan::as_ref(&end)) {
             return Box::new(std::iter::empty());
         }
-        let decode = |item: sled::Result<(sled::IVec, sled::IVec)>| {
+        let trees = Arc::clone(&self.trees);
+        let decode = move |item: sled::Result<(sled::IVec, sled::IVec)>| {
             let (k, v) = item.map_err(|e| StorageError::backend("scanning", e))?;
-            let key = k[1..].to_vec();
-            let versioned = decode_versioned(&key, &v)?;
-            Ok((key, versioned))
+            let key = &k[1..];
+            if tree_prefix(key).is_some_and(|p| trees.read().contains_key(p)) {
+                return Err(misplaced(key));
+            }
+            let versioned = decode_versioned(key, &v)?;
+            Ok((key.to_vec(), versioned))
         };
         let range = self.db.range::<Vec<u8>, _>((start, end));
         if reverse {
@@ -221,16 +288,68 @@ impl SledStore {
         }
     }
 
-    /// Removes the entry at data key `k` (holding `v`; `key` is the key
-    /// without its tag) if it is a tombstone at or below `horizon` and
-    /// nothing replaced it meanwhile; returns whether it did.
-    fn purge_if_tombstone(&self, k: &[u8], key: &[u8], v: &sled::IVec, horizon: Revision) -> Result<bool> {
+    /// One tree's part of a scan (`None`: no key of the tree is in it).
+    fn scan_tree(
+        prefix: Vec<u8>,
+        tree: sled::Tree,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        reverse: bool,
+    ) -> Option<ScanIter> {
+        let (lo, hi) = scan::inner_bounds(&prefix, start, end)?;
+        let range = tree.range::<Vec<u8>, _>((lo, hi));
+        let decode = move |item: sled::Result<(sled::IVec, sled::IVec)>| {
+            let (k, v) = item.map_err(|e| StorageError::backend("scanning", e))?;
+            let key = [&prefix[..], &k].concat();
+            let versioned = decode_versioned(&key, &v)?;
+            Ok((key, versioned))
+        };
+        Some(if reverse { Box::new(range.rev().map(decode)) } else { Box::new(range.map(decode)) })
+    }
+
+    /// A scan of the keys in a range, forwards or backwards (lazily either
+    /// way: sled's ranges walk both directions): inside one tree (or the
+    /// default tree only) when the range is inside one prefix's interval
+    /// (a prefix scan of a collection or an index), else the trees it meets
+    /// in name order merged with the default tree.
+    fn scan_in(&self, start: Bound<&[u8]>, end: Bound<&[u8]>, reverse: bool) -> ScanIter {
+        if scan::is_empty(start, end) {
+            return Box::new(std::iter::empty());
+        }
+        let single = match start {
+            Bound::Included(s) | Bound::Excluded(s) => tree_prefix(s).filter(|p| scan::within(p, start, end)),
+            Bound::Unbounded => None,
+        };
+        if let Some(prefix) = single {
+            let tree = self.trees.read().get(prefix).cloned();
+            return match tree {
+                Some(tree) => Self::scan_tree(prefix.to_vec(), tree, start, end, reverse)
+                    .unwrap_or_else(|| Box::new(std::iter::empty())),
+                None => self.scan_default(start, end, reverse),
+            };
+        }
+        let mut parts: Vec<ScanIter> = self
+            .trees
+            .read()
+            .iter()
+            .filter_map(|(prefix, tree)| Self::scan_tree(prefix.clone(), tree.clone(), start, end, reverse))
+            .collect();
+        if reverse {
+            parts.reverse();
+        }
+        let trees: ScanIter = Box::new(parts.into_iter().flatten());
+        Box::new(scan::Merged { a: self.scan_default(start, end, reverse).peekable(), b: trees.peekable(), reverse })
+    }
+
+    /// Removes the entry at `k` of `tree` (holding `v`; `key` names it in
+    /// errors) if it is a tombstone at or below `horizon` and nothing
+    /// replaced it meanwhile; returns whether it did.
+    fn purge_if_tombstone(tree: &sled::Tree, k: &[u8], key: &[u8], v: &sled::IVec, horizon: Revision) -> Result<bool> {
         let versioned = decode_versioned(key, v)?;
         if versioned.value.is_some() || versioned.revision > horizon {
             return Ok(false);
         }
-        let swapped = self
-            .db
+        let swapped = tree
             .compare_and_swap(k, Some(v), None as Option<&[u8]>)
             .map_err(|e| StorageError::backend("purging a tombstone", e))?;
         Ok(swapped.is_ok())
@@ -239,21 +358,15 @@ impl SledStore {
 
 impl ColdStore for SledStore {
     fn get(&self, key: &[u8]) -> Result<Option<Versioned>> {
-        // The data key on the stack when it is short (a point read
-        // allocates nothing for it).
-        const INLINE: usize = 128;
-        let mut inline = [0u8; INLINE];
-        let heap;
-        let k: &[u8] = if key.len() < INLINE {
-            inline[0] = DATA;
-            inline[1..=key.len()].copy_from_slice(key);
-            &inline[..=key.len()]
-        } else {
-            heap = data_key(key);
-            &heap
+        let read_error = |e| StorageError::backend(format!("reading key {}", printable_key(key)), e);
+        let in_tree = tree_prefix(key).and_then(|p| {
+            // Read under the map's lock: no handle cloned on the hot path.
+            self.trees.read().get(p).map(|tree| tree.get(&key[p.len()..]))
+        });
+        let raw = match in_tree {
+            Some(read) => read.map_err(read_error)?,
+            None => with_joined(&[DATA], key, |k| self.db.get(k)).map_err(read_error)?,
         };
-        let raw =
-            self.db.get(k).map_err(|e| StorageError::backend(format!("reading key {}", printable_key(key)), e))?;
         raw.map(|r| decode_versioned(key, &r)).transpose()
     }
 
@@ -266,17 +379,36 @@ impl ColdStore for SledStore {
     }
 
     fn apply(&self, writes: &mut dyn Iterator<Item = (&[u8], &Versioned)>) -> Result<()> {
+        // The home of the previous write's prefix: writes come in key
+        // order, so runs of one prefix are the rule.
+        let mut last: Option<(Vec<u8>, Option<sled::Tree>)> = None;
         for (key, v) in writes {
-            self.db
-                .insert(data_key(key), encode_versioned(v))
-                .map_err(|e| StorageError::backend(format!("writing key {}", printable_key(key)), e))?;
+            let write_error = |e| StorageError::backend(format!("writing key {}", printable_key(key)), e);
+            let tree = match tree_prefix(key) {
+                None => None,
+                Some(prefix) => match &last {
+                    Some((p, tree)) if p.as_slice() == prefix => tree.as_ref().map(|t| (prefix.len(), t)),
+                    _ => {
+                        let tree = self.tree_for_write(prefix)?;
+                        last.insert((prefix.to_vec(), tree)).1.as_ref().map(|t| (prefix.len(), t))
+                    }
+                },
+            };
+            match tree {
+                Some((len, tree)) => tree.insert(&key[len..], encode_versioned(v)),
+                None => self.db.insert(data_key(key), encode_versioned(v)),
+            }
+            .map_err(write_error)?;
         }
         Ok(())
     }
 
     fn set_checkpoint(&self, revision: Revision) -> Result<()> {
+        let mut value = [0u8; 9];
+        value[0] = layout::TREES;
+        value[1..].copy_from_slice(&revision.to_be_bytes());
         self.db
-            .insert(META_CHECKPOINT, &revision.to_be_bytes())
+            .insert(META_CHECKPOINT, &value)
             .map(drop)
             .map_err(|e| StorageError::backend("recording the checkpoint revision", e))
     }
@@ -285,11 +417,19 @@ impl ColdStore for SledStore {
         match self.db.get(META_CHECKPOINT).map_err(|e| StorageError::backend("reading the checkpoint revision", e))? {
             None => Ok(0),
             Some(raw) => {
-                let bytes: [u8; 8] = raw.as_ref().try_into().map_err(|_| StorageError::Corrupt {
-                    key: printable_key(META_CHECKPOINT),
-                    reason: "checkpoint revision is not 8 bytes".into(),
-                })?;
-                Ok(u64::from_be_bytes(bytes))
+                let bytes = match raw.as_ref() {
+                    [layout::TREES, rest @ ..] if rest.len() == 8 => rest,
+                    first_layout if first_layout.len() == 8 => first_layout,
+                    _ => {
+                        return Err(StorageError::Corrupt {
+                            key: printable_key(META_CHECKPOINT),
+                            reason: "checkpoint revision is neither 8 bytes nor the layout version and 8 bytes".into(),
+                        })
+                    }
+                };
+                let mut revision = [0u8; 8];
+                revision.copy_from_slice(bytes);
+                Ok(u64::from_be_bytes(revision))
             }
         }
     }
@@ -302,7 +442,18 @@ impl ColdStore for SledStore {
         let mut removed = 0;
         for item in self.db.range::<&[u8], _>(&[DATA][..]..&[DATA + 1][..]) {
             let (k, v) = item.map_err(|e| StorageError::backend("scanning for tombstones", e))?;
-            removed += usize::from(self.purge_if_tombstone(&k, &k[1..], &v, horizon)?);
+            if tree_prefix(&k[1..]).is_some_and(|p| self.trees.read().contains_key(p)) {
+                return Err(misplaced(&k[1..]));
+            }
+            removed += usize::from(Self::purge_if_tombstone(&self.db, &k, &k[1..], &v, horizon)?);
+        }
+        let trees: Vec<(Vec<u8>, sled::Tree)> = self.trees.read().iter().map(|(p, t)| (p.clone(), t.clone())).collect();
+        for (prefix, tree) in trees {
+            for item in tree.iter() {
+                let (k, v) = item.map_err(|e| StorageError::backend("scanning for tombstones", e))?;
+                let key = [&prefix[..], &k].concat();
+                removed += usize::from(Self::purge_if_tombstone(&tree, &k, &key, &v, horizon)?);
+            }
         }
         Ok(removed)
     }
@@ -310,11 +461,15 @@ impl ColdStore for SledStore {
     fn purge_tombstones_of(&self, keys: &mut dyn Iterator<Item = &[u8]>, horizon: Revision) -> Result<usize> {
         let mut removed = 0;
         for key in keys {
-            let k = data_key(key);
-            let Some(v) = self.db.get(&k).map_err(|e| StorageError::backend("reading a tombstone", e))? else {
+            let in_tree = tree_prefix(key).and_then(|p| Some((p.len(), self.trees.read().get(p)?.clone())));
+            let (tree, k) = match in_tree {
+                Some((len, tree)) => (tree, key[len..].to_vec()),
+                None => ((*self.db).clone(), data_key(key)),
+            };
+            let Some(v) = tree.get(&k).map_err(|e| StorageError::backend("reading a tombstone", e))? else {
                 continue;
             };
-            removed += usize::from(self.purge_if_tombstone(&k, key, &v, horizon)?);
+            removed += usize::from(Self::purge_if_tombstone(&tree, &k, key, &v, horizon)?);
         }
         Ok(removed)
     }
@@ -327,56 +482,6 @@ impl ColdStore for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn versioned_round_trip_and_corruption() {
-        for v in [
-            Versioned { revision: 7, value: Some(b"abc".to_vec()) },
-            Versioned { revision: u64::MAX, value: None },
-            Versioned { revision: 1, value: Some(vec![]) },
-        ] {
-            assert_eq!(decode_versioned(b"k", &encode_versioned(&v)).unwrap(), v);
-        }
-        let mut raw = encode_versioned(&Versioned { revision: 1, value: Some(vec![1]) });
-        raw[0] = 42;
-        assert!(matches!(decode_versioned(b"k", &raw), Err(StorageError::UnknownFormat { version: 42, .. })));
-        assert!(matches!(decode_versioned(b"k", &[COMPACT_LIVE, 0x80]), Err(StorageError::Corrupt { .. })));
-        assert!(matches!(decode_versioned(b"k", &[COMPACT_TOMBSTONE, 1, 7]), Err(StorageError::Corrupt { .. })));
-        assert!(matches!(decode_versioned(b"k", &[]), Err(StorageError::Corrupt { .. })));
-        let past_64_bits = [COMPACT_LIVE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02];
-        assert!(matches!(decode_versioned(b"k", &past_64_bits), Err(StorageError::Corrupt { .. })));
-    }
-
-    /// The first layout: `[1][revision: u64 BE][kind][bytes]`.
-    fn first_layout(v: &Versioned) -> Vec<u8> {
-        let mut out = vec![FORMAT_VERSION];
-        out.extend_from_slice(&v.revision.to_be_bytes());
-        out.push(u8::from(v.value.is_some()));
-        out.extend_from_slice(v.value.as_deref().unwrap_or(&[]));
-        out
-    }
-
-    #[test]
-    fn values_in_the_first_layout_are_still_read() {
-        for v in [Versioned { revision: 7, value: Some(b"abc".to_vec()) }, Versioned { revision: 9, value: None }] {
-            assert_eq!(decode_versioned(b"k", &first_layout(&v)).unwrap(), v);
-        }
-        assert!(matches!(
-            decode_versioned(b"k", &first_layout(&Versioned { revision: 1, value: None })[..4]),
-            Err(StorageError::Corrupt { .. })
-        ));
-    }
-
-    #[test]
-    fn the_compact_header_takes_4_bytes_up_to_revision_2_pow_21() {
-        for (revision, header) in [(1u64, 2usize), (127, 2), (128, 3), (2_000_000, 4), (u64::MAX, 11)] {
-            let v = Versioned { revision, value: Some(vec![7; 100]) };
-            let raw = encode_versioned(&v);
-            assert_eq!(raw.len(), header + 100, "revision {revision}");
-            assert_eq!(decode_versioned(b"k", &raw).unwrap(), v);
-        }
-        assert!(encode_versioned(&Versioned { revision: 1_000_000, value: Some(vec![]) }).len() < FIRST_HEADER - 5);
-    }
 
     #[test]
     fn apply_scan_and_purge() {
@@ -422,5 +527,217 @@ mod tests {
         assert_eq!(s.get(b"c").unwrap(), Some(v(3, None)), "not named: kept");
         assert_eq!(s.get(b"d").unwrap(), Some(v(4, None)));
         assert!(s.get(b"a").unwrap().is_some());
+    }
+
+    /// sled itself at `path` (retrying while a dropped store's lock is
+    /// being released).
+    fn raw(path: &Path) -> sled::Db {
+        let started = Instant::now();
+        loop {
+            match sled::Config::new().path(path).flush_every_ms(None).open() {
+                Ok(db) => return db,
+                Err(e) if started.elapsed() < SLED_LOCK_WAIT => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    fn live(revision: Revision, value: &[u8]) -> Versioned {
+        Versioned { revision, value: Some(value.to_vec()) }
+    }
+
+    fn keys(iter: ScanIter) -> Vec<Vec<u8>> {
+        iter.map(|r| r.unwrap().0).collect()
+    }
+
+    const SPREAD: [&[u8]; 12] = [
+        b"a",
+        b"cusers",
+        b"d",
+        b"dorders\0\x02o1",
+        b"dusers",
+        b"dusers\0",
+        b"dusers\0\x02u1",
+        b"dusers\0\x02u2",
+        b"dusers\x01",
+        b"f\0\0\0\0\0\0\0\x01",
+        b"uusers\0email\0a",
+        b"xusers\0age\0\x10",
+    ];
+
+    #[test]
+    fn a_scan_across_trees_walks_the_key_space_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let writes: Vec<_> =
+            SPREAD.iter().rev().enumerate().map(|(i, k)| (k.to_vec(), live(i as u64 + 1, k))).collect();
+        s.apply(&mut writes.iter().map(|(k, v)| (k.as_slice(), v))).unwrap();
+        let all: Vec<Vec<u8>> = SPREAD.iter().map(|k| k.to_vec()).collect();
+        assert_eq!(keys(s.scan(Bound::Unbounded, Bound::Unbounded)), all);
+        let mut rev = all.clone();
+        rev.reverse();
+        assert_eq!(keys(s.scan_rev(Bound::Unbounded, Bound::Unbounded)), rev);
+        assert_eq!(keys(s.scan(Bound::Excluded(b"dusers"), Bound::Included(b"dusers\0\x02u1"))), all[5..7].to_vec());
+        assert_eq!(keys(s.scan_rev(Bound::Included(b"d"), Bound::Excluded(b"dusers\0\x02u2"))), {
+            let mut v = all[2..7].to_vec();
+            v.reverse();
+            v
+        });
+        assert_eq!(keys(s.scan(Bound::Included(b"dusers\0"), Bound::Excluded(b"dusers\x01"))), all[5..8].to_vec());
+        for (k, v) in &writes {
+            assert_eq!(s.get(k).unwrap().as_ref(), Some(v));
+        }
+        assert_eq!(s.get(b"dusers\0\x02u3").unwrap(), None);
+        assert_eq!(s.get(b"dnone\0\x02u3").unwrap(), None, "a prefix without a tree");
+        // Where the bytes went: the documents of `users` in their tree, keyed by the id alone.
+        let users = s.trees.read().get(&b"dusers\0"[..]).cloned().unwrap();
+        assert!(users.get(b"\x02u1").unwrap().is_some());
+        assert!(s.db.get(b"\x01dusers\0\x02u1").unwrap().is_none());
+        assert!(s.db.get(b"\x01dusers").unwrap().is_some(), "no NUL: the default tree");
+        let names: Vec<Vec<u8>> = s.trees.read().keys().cloned().collect();
+        let expected: Vec<&[u8]> = vec![b"dorders\0", b"dusers\0", b"f", b"uusers\0", b"xusers\0"];
+        assert_eq!(names, expected.iter().map(|n| n.to_vec()).collect::<Vec<_>>());
+        // Tombstones in trees are purged like the others.
+        let dels = [(b"dusers\0\x02u1".to_vec(), Versioned { revision: 20, value: None })];
+        s.apply(&mut dels.iter().map(|(k, v)| (k.as_slice(), v))).unwrap();
+        assert_eq!(s.purge_tombstones_of(&mut [&b"dusers\0\x02u1"[..]].into_iter(), 19).unwrap(), 0);
+        assert_eq!(s.purge_tombstones(20).unwrap(), 1);
+        assert_eq!(s.get(b"dusers\0\x02u1").unwrap(), None);
+    }
+
+    #[test]
+    fn past_max_trees_a_prefix_stays_in_the_default_tree_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let key = |i: usize| format!("dc{i:04}\0\x02id").into_bytes();
+        let writes: Vec<_> = (0..=MAX_TREES).map(|i| (key(i), live(i as u64 + 1, b"v"))).collect();
+        s.apply(&mut writes.iter().map(|(k, v)| (k.as_slice(), v))).unwrap();
+        assert_eq!(s.trees.read().len(), MAX_TREES);
+        let last = key(MAX_TREES);
+        assert!(s.db.get(data_key(&last)).unwrap().is_some(), "the prefix past the cap is in the default tree");
+        assert_eq!(keys(s.scan(Bound::Unbounded, Bound::Unbounded)).len(), MAX_TREES + 1);
+        let prefix = format!("dc{MAX_TREES:04}\0").into_bytes();
+        assert_eq!(keys(s.scan_prefix_for_test(&prefix)), vec![last.clone()]);
+        // Empty one tree: dropped at the next open; the prefix past the cap
+        // still holds keys in the default tree, so it gets no tree.
+        let dels = [(key(0), Versioned { revision: 900, value: None })];
+        s.apply(&mut dels.iter().map(|(k, v)| (k.as_slice(), v))).unwrap();
+        assert_eq!(s.purge_tombstones(900).unwrap(), 1);
+        drop(s);
+        let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(s.trees.read().len(), MAX_TREES - 1, "the emptied tree was dropped");
+        let more = [(format!("dc{MAX_TREES:04}\0\x02id2").into_bytes(), live(901, b"w"))];
+        s.apply(&mut more.iter().map(|(k, v)| (k.as_slice(), v))).unwrap();
+        assert_eq!(s.trees.read().len(), MAX_TREES - 1);
+        assert_eq!(keys(s.scan_prefix_for_test(&prefix)).len(), 2);
+        // A new prefix takes the free place.
+        let new = [(b"dnew\0\x02id".to_vec(), live(902, b"n"))];
+        s.apply(&mut new.iter().map(|(k, v)| (k.as_slice(), v))).unwrap();
+        assert!(s.trees.read().contains_key(&b"dnew\0"[..]));
+        assert_eq!(s.get(b"dnew\0\x02id").unwrap(), Some(live(902, b"n")));
+    }
+
+    impl SledStore {
+        fn scan_prefix_for_test(&self, prefix: &[u8]) -> ScanIter {
+            let end = crate::store::prefix_successor(prefix).unwrap();
+            self.scan(Bound::Included(prefix), Bound::Excluded(&end))
+        }
+    }
+
+    /// Writes `pairs` the way the first layout did: every key in sled's
+    /// default tree under `0x01`.
+    fn write_first_layout(path: &Path, pairs: &[(Vec<u8>, Versioned)]) {
+        let db = raw(path);
+        for (k, v) in pairs {
+            db.insert(data_key(k), encode_versioned(v)).unwrap();
+        }
+        db.insert(META_CHECKPOINT, &9u64.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+
+    #[test]
+    fn the_first_layout_is_moved_into_trees_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let pairs: Vec<_> = SPREAD.iter().enumerate().map(|(i, k)| (k.to_vec(), live(i as u64 + 1, k))).collect();
+        write_first_layout(dir.path(), &pairs);
+        let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(s.checkpoint().unwrap(), 9);
+        let all: Vec<_> = s.scan(Bound::Unbounded, Bound::Unbounded).map(|r| r.unwrap()).collect();
+        assert_eq!(all, pairs);
+        assert_eq!(s.trees.read().len(), 5);
+        assert!(s.db.get(b"\x01dusers\0\x02u1").unwrap().is_none(), "moved out of the default tree");
+        assert_eq!(s.db.get(b"\x00layout").unwrap().as_deref(), Some(&[2u8][..]));
+        let raw_checkpoint = s.db.get(META_CHECKPOINT).unwrap().unwrap();
+        assert_eq!(raw_checkpoint.len(), 9, "not the 8 bytes a build before the trees reads");
+        drop(s);
+        let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(s.scan(Bound::Unbounded, Bound::Unbounded).map(|r| r.unwrap()).collect::<Vec<_>>(), pairs);
+    }
+
+    #[test]
+    fn a_move_stopped_after_its_copy_is_finished_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let pairs: Vec<_> = SPREAD.iter().enumerate().map(|(i, k)| (k.to_vec(), live(i as u64 + 1, k))).collect();
+        write_first_layout(dir.path(), &pairs);
+        {
+            // Stopped inside the copy: one key copied, no marker.
+            let db = raw(dir.path());
+            db.open_tree(b"dusers\0").unwrap().insert(b"\x02u1", encode_versioned(&pairs[6].1)).unwrap();
+            db.flush().unwrap();
+        }
+        let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(s.scan(Bound::Unbounded, Bound::Unbounded).map(|r| r.unwrap()).collect::<Vec<_>>(), pairs);
+        drop(s);
+        {
+            // Stopped inside the removal: copies back in the default tree, marker "copied".
+            let db = raw(dir.path());
+            db.insert(b"\x01dusers\0\x02u2", encode_versioned(&pairs[7].1)).unwrap();
+            db.insert(b"\x00layout", &[1u8]).unwrap();
+            db.flush().unwrap();
+        }
+        let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(s.scan(Bound::Unbounded, Bound::Unbounded).map(|r| r.unwrap()).collect::<Vec<_>>(), pairs);
+        assert!(s.db.get(b"\x01dusers\0\x02u2").unwrap().is_none());
+    }
+
+    #[test]
+    fn damaged_layouts_are_typed_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SledStore::open(dir.path(), 1 << 20).unwrap());
+        raw(dir.path()).insert(b"\x00layout", &[9u8]).unwrap();
+        assert!(matches!(SledStore::open(dir.path(), 1 << 20), Err(StorageError::UnknownFormat { version: 9, .. })));
+        raw(dir.path()).insert(b"\x00layout", &[2u8, 0]).unwrap();
+        assert!(matches!(SledStore::open(dir.path(), 1 << 20), Err(StorageError::Corrupt { .. })));
+        raw(dir.path()).insert(b"\x00layout", &[2u8]).unwrap();
+        {
+            let db = raw(dir.path());
+            db.open_tree(b"not a prefix").unwrap().insert(b"k", b"v").unwrap();
+            db.flush().unwrap();
+        }
+        let err = SledStore::open(dir.path(), 1 << 20).err().unwrap();
+        assert!(matches!(&err, StorageError::Corrupt { reason, .. } if reason.contains("tree")), "{err}");
+        assert!(raw(dir.path()).drop_tree(b"not a prefix").unwrap());
+        {
+            // A key of a prefix with a tree, left in the default tree.
+            let db = raw(dir.path());
+            db.open_tree(b"dusers\0").unwrap().insert(b"\x02u1", encode_versioned(&live(1, b"a"))).unwrap();
+            db.insert(b"\x01dusers\0\x02u2", encode_versioned(&live(2, b"b"))).unwrap();
+            db.flush().unwrap();
+        }
+        let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+        s.db.insert(META_CHECKPOINT, &[2u8, 0, 0][..]).unwrap();
+        assert!(matches!(s.checkpoint(), Err(StorageError::Corrupt { .. })));
+        s.db.insert(META_CHECKPOINT, &7u64.to_be_bytes()).unwrap();
+        assert_eq!(s.checkpoint().unwrap(), 7, "the first layout's 8 bytes");
+        s.set_checkpoint(8).unwrap();
+        assert_eq!(s.checkpoint().unwrap(), 8);
+        let items: Vec<_> = s.scan(Bound::Unbounded, Bound::Unbounded).collect();
+        assert!(items
+            .iter()
+            .any(|r| matches!(r, Err(StorageError::Corrupt { reason, .. }) if reason.contains("default tree"))));
+        assert!(matches!(s.purge_tombstones(5), Err(StorageError::Corrupt { .. })));
     }
 }

@@ -1,0 +1,148 @@
+//! The layout version of the sled backend, and the move of a database
+//! written before sled trees (every key in the default tree under `0x01`)
+//! into them.
+//!
+//! The meta key `0x00 "layout"` of the default tree says where the move is:
+//! absent — the first layout (or a new, empty database); [`COPIED`] — the
+//! keys of every prefix with a tree are in their trees, and their old
+//! copies in the default tree may remain; [`TREES`] — done. Each step is
+//! flushed before the marker that records it, and each is idempotent:
+//! - absent: copy the default tree's keys into the trees of their
+//!   prefixes (creating trees up to [`MAX_TREES`]; a copy
+//!   overwrites what an interrupted earlier copy wrote, with the same
+//!   bytes), flush, record [`COPIED`], flush;
+//! - [`COPIED`]: remove from the default tree the keys whose prefix has a
+//!   tree, record [`TREES`] and the checkpoint in this layout's 9-byte
+//!   form (which a build from before the trees refuses), flush.
+//!
+//! A kill at any point leaves the database at one of these states (sled's
+//! flush makes every earlier write durable), and the next open goes on
+//! from there. Nothing else writes before the move is done: it runs inside
+//! [`SledStore::open`].
+
+use super::{data_key, routes, SledStore, DATA, MAX_TREES, META_CHECKPOINT};
+use crate::cold::ColdStore;
+use crate::error::{printable_key, Result, StorageError};
+
+/// The layout's meta key.
+const META_LAYOUT: &[u8] = b"\x00layout";
+/// The trees hold a copy of their keys; the default tree's copies may remain.
+const COPIED: u8 = 1;
+/// Every key is where the layout puts it (also the first byte of the
+/// checkpoint value in this layout).
+pub(super) const TREES: u8 = 2;
+
+impl SledStore {
+    /// Brings the database to the tree layout (see the module docs), then
+    /// drops the trees left empty (a dropped collection's), so they do not
+    /// count against [`MAX_TREES`].
+    pub(super) fn upgrade_layout(&self) -> Result<()> {
+        let marker = self.db.get(META_LAYOUT).map_err(|e| StorageError::backend("reading the layout version", e))?;
+        let state = match marker.as_deref() {
+            None => None,
+            Some([v @ (COPIED | TREES)]) => Some(*v),
+            Some([v]) => {
+                return Err(StorageError::UnknownFormat {
+                    key: printable_key(META_LAYOUT),
+                    version: *v,
+                    supported: TREES,
+                })
+            }
+            Some(_) => {
+                return Err(StorageError::Corrupt {
+                    key: printable_key(META_LAYOUT),
+                    reason: "the layout version is not one byte".into(),
+                })
+            }
+        };
+        if state.is_none() {
+            let copied = self.copy_into_trees()?;
+            if copied == 0 {
+                // Nothing to move (a new database): no key of a prefix is
+                // in the default tree, so the layout holds as it is.
+                self.set_marker(TREES)?;
+                return self.mark_checkpoint();
+            }
+            tracing::info!(keys = copied, "moved the cold store's keys into sled trees (layout 2)");
+            self.flush_layout()?;
+            self.set_marker(COPIED)?;
+            self.flush_layout()?;
+        }
+        if state != Some(TREES) {
+            self.remove_moved()?;
+            self.set_marker(TREES)?;
+            self.mark_checkpoint()?;
+            self.flush_layout()?;
+        }
+        self.drop_empty_trees()
+    }
+
+    /// Rewrites a first-layout checkpoint (8 bytes) in this layout's form,
+    /// which a build from before the trees refuses to read.
+    fn mark_checkpoint(&self) -> Result<()> {
+        let present =
+            self.db.get(META_CHECKPOINT).map_err(|e| StorageError::backend("reading the checkpoint revision", e))?;
+        if present.is_some() {
+            self.set_checkpoint(self.checkpoint()?)?;
+        }
+        Ok(())
+    }
+
+    fn set_marker(&self, state: u8) -> Result<()> {
+        self.db
+            .insert(META_LAYOUT, &[state])
+            .map(drop)
+            .map_err(|e| StorageError::backend("recording the layout version", e))
+    }
+
+    fn flush_layout(&self) -> Result<()> {
+        self.db.flush().map(drop).map_err(|e| StorageError::backend("flushing sled", e))
+    }
+
+    /// Copies every key of the default tree whose prefix has (or can get)
+    /// a tree into it; returns how many.
+    fn copy_into_trees(&self) -> Result<u64> {
+        let mut copied = 0;
+        for item in self.db.range::<&[u8], _>(&[DATA][..]..&[DATA + 1][..]) {
+            let (k, v) = item.map_err(|e| StorageError::backend("reading the first layout", e))?;
+            let key = &k[1..];
+            let Some(prefix) = routes::tree_prefix(key) else { continue };
+            let (existing, room) = {
+                let trees = self.trees.read();
+                (trees.get(prefix).cloned(), trees.len() < MAX_TREES)
+            };
+            let tree = match existing {
+                Some(tree) => tree,
+                None if room => self.create_tree(prefix)?,
+                None => continue,
+            };
+            tree.insert(&key[prefix.len()..], v).map_err(|e| StorageError::backend("moving a key into its tree", e))?;
+            copied += 1;
+        }
+        Ok(copied)
+    }
+
+    /// Removes from the default tree the keys whose prefix has a tree.
+    fn remove_moved(&self) -> Result<()> {
+        let prefixes: Vec<Vec<u8>> = self.trees.read().keys().cloned().collect();
+        for prefix in prefixes {
+            let start = data_key(&prefix);
+            let end = crate::store::prefix_successor(&start).unwrap_or_default();
+            for item in self.db.range::<&[u8], _>(&start[..]..&end[..]) {
+                let (k, _) = item.map_err(|e| StorageError::backend("reading the first layout", e))?;
+                self.db.remove(&k).map_err(|e| StorageError::backend("removing a moved key", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn drop_empty_trees(&self) -> Result<()> {
+        let mut trees = self.trees.write();
+        let empty: Vec<Vec<u8>> = trees.iter().filter(|(_, t)| t.is_empty()).map(|(p, _)| p.clone()).collect();
+        for prefix in empty {
+            self.db.drop_tree(&prefix).map_err(|e| StorageError::backend("dropping an empty sled tree", e))?;
+            trees.remove(&prefix);
+        }
+        Ok(())
+    }
+}
