@@ -316,3 +316,90 @@ fn kills_during_an_upgrading_open_with_a_wal_converge() {
         assert!(tree_count(&dir.join("cold")) <= MAX_TREES);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Memory of a big move.
+// ---------------------------------------------------------------------------
+
+/// The process's peak and current resident memory, in KiB (Linux).
+fn memory_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+const BIG_MOVE_VAR: &str = "AURORA_REVIEW_BIG_MOVE_DIR";
+
+/// Runs only as the child of the big move test: opens (moves) the store and
+/// prints its memory before and after.
+#[test]
+fn big_move_child_entry() {
+    let Some(dir) = std::env::var_os(BIG_MOVE_VAR) else { return };
+    let before = memory_kib();
+    let store = SledStore::open(Path::new(&dir), 8 << 20).unwrap();
+    let after = memory_kib();
+    println!("memory {} {} {}", before.1, after.0, after.1);
+    drop(store);
+}
+
+/// Keys of the big move: `AURORA_REVIEW_BIG_MOVE_KEYS` (default 120 000).
+fn big_move_keys() -> u64 {
+    std::env::var("AURORA_REVIEW_BIG_MOVE_KEYS").ok().and_then(|v| v.parse().ok()).unwrap_or(120_000)
+}
+
+/// A first-layout database much larger than the cache (the default: 120 000
+/// keys of 300 bytes, ~75 MiB of sled files, against an 8 MiB cache) moves
+/// into trees in a fresh process whose peak resident memory stays bounded:
+/// it must not grow with the database (measured: 38 MiB of files +51 MiB,
+/// 171 MiB of files +63 MiB — sled's per-page bookkeeping).
+#[test]
+fn a_big_first_layout_moves_within_bounded_memory() {
+    if std::env::var_os(BIG_MOVE_VAR).is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let n = big_move_keys();
+    {
+        let db = raw(dir.path());
+        for i in 0..n {
+            let key = [&b"d"[..], format!("c{}", i % 50).as_bytes(), b"\0\x02", format!("{i:010}").as_bytes()].concat();
+            let v = Versioned { revision: i + 1, value: Some(vec![(i % 251) as u8; 300]) };
+            db.insert([&[1u8][..], &key].concat(), first_layout_value(&v)).unwrap();
+        }
+        db.insert(b"\x00checkpoint", &n.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let files: u64 = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.metadata().unwrap().len()).sum();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["big_move_child_entry", "--exact", "--nocapture", "--test-threads=1"])
+        .env(BIG_MOVE_VAR, dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().find_map(|l| l.split_once("memory ")).unwrap_or_else(|| panic!("child: {stdout}")).1;
+    let v: Vec<u64> = line.split_whitespace().take(3).map(|x| x.parse().unwrap()).collect();
+    let (before, peak) = (v[0], v[1]);
+    let grew_mib = peak.saturating_sub(before) / 1024;
+    eprintln!(
+        "{n} keys, sled files {} MiB: resident {} MiB before, peak {} MiB (+{grew_mib} MiB)",
+        files >> 20,
+        before / 1024,
+        peak / 1024
+    );
+    let s = SledStore::open(dir.path(), 8 << 20).unwrap();
+    assert_eq!(s.scan(Bound::Unbounded, Bound::Unbounded).count() as u64, n);
+    drop(s);
+    assert!(
+        grew_mib < 80 + (files >> 20) / 4,
+        "the move grew the process by {grew_mib} MiB for {} MiB of files",
+        files >> 20
+    );
+}
