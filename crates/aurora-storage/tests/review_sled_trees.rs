@@ -602,3 +602,130 @@ fn a_misplaced_key_is_reported_by_get_as_by_scans() {
         other => panic!("get of a misplaced key answered {other:?}"),
     }
 }
+
+// ---------------------------------------------------------------------------
+// Readers against writers, purges and trees coming and going.
+// ---------------------------------------------------------------------------
+
+/// Snapshot iterators and plain range scans run while a writer fills and
+/// empties collections on both sides of the tree cap and checkpoints purge
+/// tombstones every few milliseconds: every read is `Ok`, in strictly
+/// ascending (or descending) key order, and a snapshot read twice gives
+/// the same answer; the store is reopened every second (dropping the trees
+/// emptied meanwhile). Sized by `AURORA_SLED_TREES_ROUNDS` (seconds of
+/// load, default 3).
+///
+/// REVIEW FINDING 1 in a plain workload (no hand-placed timing): the slow
+/// snapshot reader failed with `Corrupt { key: "dc2NN\0\x02b", reason: "a
+/// key in sled's default tree that belongs in the tree of its prefix" }`
+/// in 3 of about 12 runs on a loaded 2-core machine (timing-dependent: the
+/// deterministic reproductions are the two tests above), while the store
+/// on disk was healthy (the checks after the load pass). Correct: every
+/// read is `Ok`.
+#[test]
+#[ignore = "review finding 1: concurrent snapshot reads fail with a false Corrupt (misplaced key) while purges free a prefix that then gets a tree"]
+fn readers_never_fail_while_writers_purge_and_trees_come_and_go() {
+    const PAST_CAP: usize = 60;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let config = StoreConfig {
+        tombstone_purge_threshold: 5,
+        checkpoint_interval: Duration::from_millis(5),
+        sync_interval: Duration::from_millis(2),
+        ..common::config(Durability::Balanced)
+    };
+    // Take every tree place, then reopen with places freed (emptied trees dropped).
+    {
+        let store = Store::open(&dir, StoreConfig { tombstone_purge_threshold: 1, ..config.clone() }).unwrap();
+        let mut b = Batch::new();
+        for i in 0..(MAX_TREES + PAST_CAP) {
+            b.put(doc(&format!("c{i:03}"), "id"), b"v".to_vec());
+        }
+        store.commit(b).unwrap();
+        store.checkpoint().unwrap();
+        for i in (0..MAX_TREES).step_by(8) {
+            store.delete(doc(&format!("c{i:03}"), "id")).unwrap();
+        }
+        store.checkpoint().unwrap();
+        store.close().unwrap();
+    }
+    let mut failures = Vec::new();
+    for round in 0..rounds() {
+        // Each reopen drops the trees emptied meanwhile: places for the prefixes past the cap.
+        let store = Store::open(&dir, config.clone()).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut rng = fastrand::Rng::with_seed(7);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // Mostly collections past the cap (in the default tree), which
+                    // take a freed place once every key of theirs is purged.
+                    let c = format!("c{:03}", MAX_TREES + rng.usize(..PAST_CAP));
+                    let mut b = Batch::new();
+                    if rng.bool() {
+                        for id in ["a", "b", "c", "id"] {
+                            b.delete(doc(&c, id));
+                        }
+                    } else {
+                        for id in ["a", "b", "c"] {
+                            b.put(doc(&c, id), vec![rng.u8(..); 3]);
+                        }
+                    }
+                    store.commit(b).unwrap();
+                }
+            })
+        };
+        let readers: Vec<_> = (0..2)
+            .map(|r| {
+                let (store, stop) = (store.clone(), stop.clone());
+                std::thread::spawn(move || -> Result<u64, StorageError> {
+                    let mut reads = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let snapshot = store.snapshot().unwrap();
+                        let start = doc(&format!("c{:03}", MAX_TREES - 10), "");
+                        let first: Vec<_> = if r == 0 {
+                            // Slowly: the writer and the purges get in between the items.
+                            let iter = snapshot.iter(Bound::Included(&start[..]), Bound::Unbounded).unwrap();
+                            iter.map(|item| {
+                                std::thread::sleep(Duration::from_micros(100));
+                                item
+                            })
+                            .collect::<Result<Vec<_>, _>>()?
+                        } else {
+                            let mut v: Vec<_> = snapshot
+                                .iter_rev(Bound::Included(&start[..]), Bound::Unbounded)?
+                                .collect::<Result<Vec<_>, _>>()?;
+                            v.reverse();
+                            v
+                        };
+                        assert!(first.windows(2).all(|w| w[0].0 < w[1].0), "keys out of order");
+                        std::thread::sleep(Duration::from_micros(200));
+                        let again: Vec<_> = snapshot
+                            .iter(Bound::Included(&start[..]), Bound::Unbounded)?
+                            .collect::<Result<Vec<_>, _>>()?;
+                        assert!(first == again, "a snapshot read twice differs");
+                        let plain: Vec<_> = store
+                            .range(Bound::Included(&start[..]), Bound::Unbounded)?
+                            .collect::<Result<Vec<_>, _>>()?;
+                        assert!(plain.windows(2).all(|w| w[0].0 < w[1].0));
+                        reads += 1;
+                    }
+                    Ok(reads)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().unwrap();
+        let results: Vec<_> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+        store.close().unwrap();
+        failures.extend(results.into_iter().filter_map(Result::err).map(|e| format!("round {round}: {e}")));
+    }
+    // The store itself is healthy: no key is out of place on disk.
+    let cold = reopen(&dir.join("cold"));
+    assert!(cold.scan(Bound::Unbounded, Bound::Unbounded).all(|r| r.is_ok()), "a key really is misplaced");
+    assert!(cold.purge_tombstones(0).is_ok(), "a key really is misplaced");
+    drop(cold);
+    assert!(failures.is_empty(), "reads of a healthy store failed: {failures:?}");
+}
