@@ -156,7 +156,7 @@ fn a_snapshot_iterator_survives_a_purge_and_a_new_tree_under_it() {
         for id in ["a", "b", "c", "d", "e"] {
             b.put(doc("dq", id), b"q".to_vec());
         }
-        store.commit(b).unwrap();
+        store.commit(b).unwrap().revision().unwrap();
         store.checkpoint().unwrap();
         store.delete(doc("c000", "id")).unwrap();
         store.checkpoint().unwrap();
@@ -169,7 +169,7 @@ fn a_snapshot_iterator_survives_a_purge_and_a_new_tree_under_it() {
     for id in ["a", "b", "c", "d", "e"] {
         b.delete(doc("dq", id));
     }
-    store.commit(b).unwrap();
+    store.commit(b).unwrap().revision().unwrap();
     store.checkpoint().unwrap(); // applied; 5 deletes: no purge yet
     let snapshot = store.snapshot().unwrap();
     let mut iter = snapshot.iter(Bound::Included(&doc("dp", "")[..]), Bound::Unbounded).unwrap();
@@ -641,7 +641,7 @@ fn readers_never_fail_while_writers_purge_and_trees_come_and_go() {
         for i in 0..(MAX_TREES + PAST_CAP) {
             b.put(doc(&format!("c{i:03}"), "id"), b"v".to_vec());
         }
-        store.commit(b).unwrap();
+        store.commit(b).unwrap().revision().unwrap();
         store.checkpoint().unwrap();
         for i in (0..MAX_TREES).step_by(8) {
             store.delete(doc(&format!("c{i:03}"), "id")).unwrap();
@@ -672,7 +672,7 @@ fn readers_never_fail_while_writers_purge_and_trees_come_and_go() {
                             b.put(doc(&c, id), vec![rng.u8(..); 3]);
                         }
                     }
-                    store.commit(b).unwrap();
+                    store.commit(b).unwrap().revision().unwrap();
                 }
             })
         };
@@ -687,11 +687,8 @@ fn readers_never_fail_while_writers_purge_and_trees_come_and_go() {
                         let first: Vec<_> = if r == 0 {
                             // Slowly: the writer and the purges get in between the items.
                             let iter = snapshot.iter(Bound::Included(&start[..]), Bound::Unbounded).unwrap();
-                            iter.map(|item| {
-                                std::thread::sleep(Duration::from_micros(100));
-                                item
-                            })
-                            .collect::<Result<Vec<_>, _>>()?
+                            iter.inspect(|_| std::thread::sleep(Duration::from_micros(100)))
+                                .collect::<Result<Vec<_>, _>>()?
                         } else {
                             let mut v: Vec<_> = snapshot
                                 .iter_rev(Bound::Included(&start[..]), Bound::Unbounded)?

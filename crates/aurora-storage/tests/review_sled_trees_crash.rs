@@ -174,7 +174,7 @@ fn kills_while_the_applier_writes_many_trees_converge_to_the_acknowledged_commit
                 model.insert(x, Vec::new());
             }
         }
-        store.commit(b).unwrap();
+        store.commit(b).unwrap().revision().unwrap();
         std::fs::write(dir.join("start_revision"), store.revision().to_string()).unwrap();
         store.close().unwrap();
     }
