@@ -403,3 +403,39 @@ fn a_big_first_layout_moves_within_bounded_memory() {
         files >> 20
     );
 }
+
+/// A damaged first-layout database (an undecodable value in a collection
+/// that moves into a tree, another in one that stays in the default tree,
+/// a value of an unknown kind): the move carries the bytes as they are, so
+/// the damage stays a typed error on exactly those keys — every other key
+/// reads the same, and nothing panics.
+#[test]
+fn damage_in_a_first_layout_database_stays_a_typed_error_on_its_keys_after_the_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = Model::new();
+    for i in 0..(MAX_TREES + 4) {
+        for k in keys_of(i, 1) {
+            model.insert(k, Versioned { revision: 1, value: Some(b"ok".to_vec()) });
+        }
+    }
+    write_first_layout(dir.path(), &model, 1);
+    let in_tree = [&b"d"[..], collection(0).as_bytes(), b"\0\x02bad"].concat();
+    let past_cap = [&b"d"[..], collection(MAX_TREES + 3).as_bytes(), b"\0\x02bad"].concat();
+    {
+        let db = raw(dir.path());
+        db.insert([&[1u8][..], &in_tree].concat(), &[1u8, 0, 0][..]).unwrap(); // shorter than its header
+        db.insert([&[1u8][..], &past_cap].concat(), &[1u8, 0, 0, 0, 0, 0, 0, 0, 1, 9, b'x'][..]).unwrap(); // kind 9
+        db.flush().unwrap();
+    }
+    let s = SledStore::open(dir.path(), 4 << 20).unwrap();
+    assert!(matches!(s.get(&in_tree), Err(aurora_storage::StorageError::Corrupt { .. })));
+    assert!(matches!(s.get(&past_cap), Err(aurora_storage::StorageError::Corrupt { .. })));
+    let items: Vec<_> = s.scan(Bound::Unbounded, Bound::Unbounded).collect();
+    let bad: Vec<_> = items.iter().filter(|r| r.is_err()).collect();
+    assert_eq!(bad.len(), 2, "exactly the two damaged keys");
+    let good: Model = items.into_iter().filter_map(Result::ok).collect();
+    assert!(good == model, "every other key reads the same");
+    for (k, v) in model.iter().step_by(11) {
+        assert_eq!(s.get(k).unwrap().as_ref(), Some(v));
+    }
+}
