@@ -299,6 +299,40 @@ fn damage_to_the_change_feed_or_a_document_is_found() {
     }
 }
 
+/// A key stored in sled's default tree although its collection has a tree
+/// of its own: point reads never look there, the store-wide scan finds it.
+#[test]
+fn a_key_in_the_wrong_sled_tree_is_found_by_the_store_scan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    users(&dir);
+    let healthy = check(&dir);
+    assert_eq!(healthy.code, 0, "{healthy:#?}");
+    assert!(healthy.stdout.contains("ok       store: "), "{}", healthy.stdout);
+    {
+        let started = std::time::Instant::now();
+        let cold = loop {
+            match sled::Config::new().path(dir.join("cold")).flush_every_ms(None).open() {
+                Ok(db) => break db,
+                Err(e) if started.elapsed() < std::time::Duration::from_secs(5) => {
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => panic!("opening sled: {e}"),
+            }
+        };
+        // The default tree's data keys are `0x01 ++ key`; `users` has a tree.
+        let misplaced = [&[1u8][..], &document_key("users", &text_id("bogus"))].concat();
+        cold.insert(misplaced, &[2u8, 1, 0][..]).unwrap();
+        cold.flush().unwrap();
+    }
+    let run = check(&dir);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(run.stdout.contains("PROBLEM  store: after"), "{}", run.stdout);
+    assert!(run.stdout.contains("belongs in the tree of its prefix"), "{}", run.stdout);
+    assert!(run.stdout.contains("collection `users`: 3 documents"), "the other checks still run: {}", run.stdout);
+}
+
 #[test]
 fn what_cannot_be_checked_exits_2() {
     let tmp = tempfile::tempdir().unwrap();

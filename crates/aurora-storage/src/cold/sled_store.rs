@@ -205,6 +205,17 @@ fn misplaced(key: &[u8]) -> StorageError {
     }
 }
 
+/// Whether the default tree's key `stored` (with its `0x01`), handed out
+/// by an iterator although its prefix has a tree of its own, is gone from
+/// the default tree. sled 0.34's iterators hand out keys from a copy of the
+/// leaf they last read, so a key purged after that read (and its prefix
+/// given a tree, which needs the default tree to hold none of its keys)
+/// can still come out: it is skipped. A key still there is misplaced —
+/// damage, [`StorageError::Corrupt`].
+fn gone_from_default(db: &sled::Db, stored: &[u8]) -> Result<bool> {
+    db.get(stored).map(|v| v.is_none()).map_err(|e| StorageError::backend("reading sled's default tree", e))
+}
+
 /// Calls `f` with `key` stored under `prefix` in one buffer (on the stack
 /// when it is short: a point read allocates nothing for it).
 fn with_joined<R>(prefix: &[u8], key: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
@@ -271,20 +282,20 @@ impl SledStore {
             return Box::new(std::iter::empty());
         }
         let trees = Arc::clone(&self.trees);
+        let db = self.db.clone();
         let decode = move |item: sled::Result<(sled::IVec, sled::IVec)>| {
             let (k, v) = item.map_err(|e| StorageError::backend("scanning", e))?;
             let key = &k[1..];
-            if tree_prefix(key).is_some_and(|p| trees.read().contains_key(p)) {
+            if tree_prefix(key).is_some_and(|p| trees.read().contains_key(p)) && !gone_from_default(&db, &k)? {
                 return Err(misplaced(key));
             }
-            let versioned = decode_versioned(key, &v)?;
-            Ok((key.to_vec(), versioned))
+            Ok(Some((key.to_vec(), decode_versioned(key, &v)?)))
         };
         let range = self.db.range::<Vec<u8>, _>((start, end));
         if reverse {
-            Box::new(range.rev().map(decode))
+            Box::new(range.rev().map(decode).filter_map(Result::transpose))
         } else {
-            Box::new(range.map(decode))
+            Box::new(range.map(decode).filter_map(Result::transpose))
         }
     }
 
@@ -443,6 +454,9 @@ impl ColdStore for SledStore {
         for item in self.db.range::<&[u8], _>(&[DATA][..]..&[DATA + 1][..]) {
             let (k, v) = item.map_err(|e| StorageError::backend("scanning for tombstones", e))?;
             if tree_prefix(&k[1..]).is_some_and(|p| self.trees.read().contains_key(p)) {
+                if gone_from_default(&self.db, &k)? {
+                    continue;
+                }
                 return Err(misplaced(&k[1..]));
             }
             removed += usize::from(Self::purge_if_tombstone(&self.db, &k, &k[1..], &v, horizon)?);
