@@ -338,6 +338,12 @@ impl SearchIndex {
         self.reader.searcher().num_docs()
     }
 
+    /// tantivy segments in the searchable state (each tantivy commit with
+    /// changed documents writes one; background merges join them).
+    pub fn segments(&self) -> usize {
+        self.reader.searcher().segment_readers().len()
+    }
+
     /// Whether the index has no document.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
