@@ -653,10 +653,11 @@ pub struct SearchIndexStatus {
     pub rebuilds: u64,
     /// Commits it read back from the persistent change feed since the
     /// database was opened — after its listener lagged (more than
-    /// `event_buffer` events behind), after a failed step, or to catch up
-    /// at open and for a consistent search — instead of taking them from
-    /// the in-memory events (the cheap way: a feed read looks each
-    /// document up again).
+    /// [`SEARCH_EVENT_BUFFER`] events behind), after a failed step, to
+    /// catch up at open, or for a consistent search when a commit was in
+    /// the feed but not yet delivered to the listener — instead of taking
+    /// them from the in-memory events (the cheap way: a feed read looks
+    /// each document up again).
     pub feed_commits: u64,
 }
 
