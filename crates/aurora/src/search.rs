@@ -126,10 +126,12 @@ impl Inbox {
         (commits, std::mem::take(&mut self.from_feed))
     }
 
-    /// Ready when there is something to apply (`true`), or the database
-    /// closed (`false`).
+    /// Ready when a commit was delivered or the listener lagged (`true`),
+    /// or the database closed (`false`). (After a failed step the flag
+    /// to read from the feed is set but not a reason to wake: the retry
+    /// waits for the next commit or its delay.)
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
-        if !self.taken.is_empty() || self.from_feed {
+        if !self.taken.is_empty() {
             return Poll::Ready(true);
         }
         if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
