@@ -11,6 +11,9 @@
 //! round, and the best round of each is reported: on a shared machine the
 //! load drifts within a run.
 //!
+//! `SEARCH_VS_FTS5_ONLY=search` runs only the indexed inserts through
+//! Aurora, round after round, and no queries (to profile them).
+//!
 //! FTS5 has no fuzzy operator: its fuzzy query is the OR of the
 //! vocabulary's words within one edit of the term, expanded in Rust before
 //! timing (so FTS5's fuzzy time leaves out finding those words).
@@ -151,14 +154,26 @@ fn fts5_index(messages: &[String]) -> (rusqlite::Connection, tempfile::TempDir, 
     (sql, dir, t)
 }
 
+/// What one indexing run through Aurora measured.
+#[derive(Default)]
+struct Indexed {
+    /// Inserts, and (with a search index) the final catch-up.
+    total: Duration,
+    /// The final `search_caught_up` alone.
+    catch_up: Duration,
+    /// Commits the index read back from the change feed (instead of
+    /// taking them from its listener).
+    feed_commits: u64,
+    /// tantivy segments after the catch-up.
+    segments: u64,
+}
+
 /// Inserts the messages into a new Aurora database, with or without a
 /// search index on `body` (then caught up before the clock stops);
-/// returns the closed database's folder, the time taken and how many
-/// commits the index read back from the change feed (instead of taking
-/// them from its listener).
-fn aurora_index(rt: &tokio::runtime::Runtime, messages: &[String], search: bool) -> (tempfile::TempDir, Duration, u64) {
+/// returns the closed database's folder and what was measured.
+fn aurora_index(rt: &tokio::runtime::Runtime, messages: &[String], search: bool) -> (tempfile::TempDir, Indexed) {
     let dir = tempfile::tempdir().unwrap();
-    let (t, feed_commits) = rt.block_on(async {
+    let measured = rt.block_on(async {
         let db = Aurora::with_config(AuroraConfig::new(dir.path())).await.unwrap();
         db.new_collection("m", Vec::<(&str, aurora::FieldDefinition)>::new()).await.unwrap();
         if search {
@@ -173,18 +188,21 @@ fn aurora_index(rt: &tokio::runtime::Runtime, messages: &[String], search: bool)
                 .collect();
             db.insert_many("m", docs).await.unwrap();
         }
-        let mut feed_commits = 0;
+        let mut measured = Indexed::default();
         if search {
+            let caught = Instant::now();
             db.search_caught_up("m").await.unwrap();
+            measured.catch_up = caught.elapsed();
             let status = db.search_index_status("m").unwrap();
             assert_eq!(status.documents, messages.len() as u64);
-            feed_commits = status.feed_commits;
+            measured.feed_commits = status.feed_commits;
+            measured.segments = status.segments;
         }
-        let t = start.elapsed();
+        measured.total = start.elapsed();
         db.close().await.unwrap();
-        (t, feed_commits)
+        measured
     });
-    (dir, t, feed_commits)
+    (dir, measured)
 }
 
 /// Builds a search index over the collection stored in `dir`.
@@ -214,23 +232,42 @@ fn main() {
     // Indexing, the engines taking turns round after round (on a shared
     // machine the load drifts): the best round of each is reported.
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    if std::env::var("SEARCH_VS_FTS5_ONLY").is_ok_and(|v| v == "search") {
+        // Profiling: only the indexed inserts through Aurora, no queries
+        // (`valgrind --tool=callgrind` on this run counts its instructions).
+        for round in 0..rounds {
+            let (_dir, m) = aurora_index(&rt, &messages, true);
+            println!(
+                "  round {round}: aurora with search index {:.2} s (final catch-up {:.3} s, {} of {} commits read back from the feed, {} segments)",
+                m.total.as_secs_f64(),
+                m.catch_up.as_secs_f64(),
+                m.feed_commits,
+                n.div_ceil(BATCH),
+                m.segments
+            );
+        }
+        return;
+    }
     let mut times: [Vec<Duration>; 4] = Default::default();
     let mut kept = None;
     for round in 0..rounds {
         let (sql, sql_dir, fts) = fts5_index(&messages);
-        let (plain_dir, plain, _) = aurora_index(&rt, &messages, false);
+        let (plain_dir, plain) = aurora_index(&rt, &messages, false);
         let build = aurora_build(&rt, plain_dir.path(), n);
         drop(plain_dir);
-        let (search_dir, search, feed_commits) = aurora_index(&rt, &messages, true);
+        let (search_dir, m) = aurora_index(&rt, &messages, true);
         println!(
-            "  round {round}: fts5 {:.2} s, aurora with search index {:.2} s ({feed_commits} of {} commits read back from the feed), without {:.2} s, index built over the collection {:.2} s",
+            "  round {round}: fts5 {:.2} s, aurora with search index {:.2} s (final catch-up {:.3} s, {} of {} commits read back from the feed, {} segments), without {:.2} s, index built over the collection {:.2} s",
             fts.as_secs_f64(),
-            search.as_secs_f64(),
+            m.total.as_secs_f64(),
+            m.catch_up.as_secs_f64(),
+            m.feed_commits,
             n.div_ceil(BATCH),
-            plain.as_secs_f64(),
+            m.segments,
+            plain.total.as_secs_f64(),
             build.as_secs_f64()
         );
-        for (i, t) in [fts, search, plain, build].into_iter().enumerate() {
+        for (i, t) in [fts, m.total, plain.total, build].into_iter().enumerate() {
             times[i].push(t);
         }
         kept = Some((sql, sql_dir, search_dir));

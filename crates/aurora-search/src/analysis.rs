@@ -5,7 +5,8 @@
 //! searches match against.
 
 use crate::definition::SearchDefinition;
-use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer};
+use crate::tokenizer::WordTokenizer;
+use tantivy::tokenizer::{Stemmer, StopWordFilter, TextAnalyzer};
 
 /// Name of the analyser of the (possibly stemmed) text fields.
 pub(crate) const TOKENIZER: &str = "aurora";
@@ -15,21 +16,15 @@ pub(crate) const RAW_TOKENIZER: &str = "aurora_raw";
 pub const MAX_WORD_BYTES: usize = 64;
 
 /// The written-form analyser: split, drop words of [`MAX_WORD_BYTES`] or
-/// more, lowercase.
+/// more, lowercase ([`WordTokenizer`], in one pass).
 pub(crate) fn raw_analyzer() -> TextAnalyzer {
-    TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(MAX_WORD_BYTES))
-        .filter(LowerCaser)
-        .build()
+    TextAnalyzer::from(WordTokenizer::default())
 }
 
 /// The analyser of the definition's text fields.
 pub(crate) fn analyzer(definition: &SearchDefinition) -> TextAnalyzer {
     let Some(lang) = definition.language else { return raw_analyzer() };
-    let base = TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(MAX_WORD_BYTES))
-        .filter(LowerCaser)
-        .dynamic();
+    let base = TextAnalyzer::builder(WordTokenizer::default()).dynamic();
     let with_stop = match (definition.stop_words, StopWordFilter::new(lang)) {
         (true, Some(stop)) => base.filter_dynamic(stop),
         _ => base,

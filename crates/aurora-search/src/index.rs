@@ -235,10 +235,27 @@ impl SearchIndex {
                 self.writer.delete_term(Term::from_field_bytes(self.id_field, &key));
             }
             if let Some(doc) = doc {
-                let mut out = TantivyDocument::default();
+                let fields: Vec<(Target, Vec<&str>)> = self
+                    .targets
+                    .iter()
+                    .zip(&self.definition.fields)
+                    .map(|(target, def)| (*target, field_strings(doc, &def.name)))
+                    .collect();
+                // Sized for its values (each with a few bytes of header),
+                // not tantivy's default 1 KiB.
+                let bytes = fields
+                    .iter()
+                    .map(|(t, texts)| {
+                        let copies = if t.raw == t.text { 1 } else { 2 };
+                        texts.iter().map(|s| copies * (s.len() + 8)).sum::<usize>()
+                    })
+                    .sum::<usize>()
+                    + key.len()
+                    + 8;
+                let mut out = TantivyDocument::with_capacity(bytes);
                 out.add_bytes(self.id_field, &key);
-                for (target, def) in self.targets.iter().zip(&self.definition.fields) {
-                    for text in field_strings(doc, &def.name) {
+                for (target, texts) in fields {
+                    for text in texts {
                         out.add_text(target.text, text);
                         if target.raw != target.text {
                             out.add_text(target.raw, text);
@@ -336,6 +353,12 @@ impl SearchIndex {
     /// Documents in the index (as of the last commit).
     pub fn len(&self) -> u64 {
         self.reader.searcher().num_docs()
+    }
+
+    /// tantivy segments in the searchable state (each tantivy commit with
+    /// changed documents writes one; background merges join them).
+    pub fn segments(&self) -> usize {
+        self.reader.searcher().segment_readers().len()
     }
 
     /// Whether the index has no document.

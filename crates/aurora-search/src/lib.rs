@@ -38,6 +38,7 @@ mod highlight;
 mod index;
 mod parse;
 mod query;
+mod tokenizer;
 
 pub use analysis::MAX_WORD_BYTES;
 pub use definition::{Language, SearchDefinition, SearchField, SearchOptions, DEFINITION_FILE, MAX_SEARCH_FIELDS};

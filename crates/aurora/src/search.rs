@@ -8,7 +8,7 @@
 use crate::db::{blocking, Aurora};
 use crate::error::{Error, Result};
 use aurora_core::{Document, Filter};
-use aurora_pubsub::{ChangeType, CommitEvents, RecvError};
+use aurora_pubsub::{ChangeType, CommitEvents, Listener, RecvError};
 use aurora_search::{
     parse, DocChange, Highlight, SearchDefinition, SearchError, SearchExpr, SearchIndex, SearchOptions, DEFINITION_FILE,
 };
@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
@@ -86,12 +87,80 @@ impl Registry {
     }
 }
 
+/// The commits delivered to a follower and not applied yet. Whoever
+/// applies commits (the background task's step, or a read-your-writes
+/// catch-up) takes them all from here while holding the index's write
+/// lock, so they are applied in order and none is skipped; the
+/// background task only waits here for something to do.
+struct Inbox {
+    /// Subscribed before the index first caught up: every commit of the
+    /// collection after the index's position is delivered here (or
+    /// reported as a lag).
+    listener: Listener,
+    /// Commits the background task's wait took from the listener.
+    taken: Vec<CommitEvents>,
+    /// Set after a lag or a failed step: the next application reads
+    /// every commit after the index's position from the persistent feed
+    /// (the delivered events are then skipped by sequence).
+    from_feed: bool,
+    /// The background task's waker: a catch-up that empties the listener
+    /// leaves it registered there (a no-op waker would lose the task's
+    /// next wake-up).
+    waker: Option<Waker>,
+}
+
+impl Inbox {
+    /// Every delivered commit, in order, and whether they must be read
+    /// from the feed instead (after a lag or a failure).
+    fn drain(&mut self) -> (Vec<CommitEvents>, bool) {
+        let waker = self.waker.clone().unwrap_or_else(|| Waker::noop().clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut commits = std::mem::take(&mut self.taken);
+        loop {
+            match self.listener.poll_next_commit(&mut cx) {
+                Poll::Ready(Ok(c)) => commits.push(c),
+                Poll::Ready(Err(RecvError::Lagged(_))) => self.from_feed = true,
+                Poll::Ready(Err(_)) | Poll::Pending => break,
+            }
+        }
+        (commits, std::mem::take(&mut self.from_feed))
+    }
+
+    /// Ready when a commit was delivered or the listener lagged (`true`),
+    /// or the database closed (`false`). (After a failed step the flag
+    /// to read from the feed is set but not a reason to wake: the retry
+    /// waits for the next commit or its delay.)
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        if !self.taken.is_empty() {
+            return Poll::Ready(true);
+        }
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            self.waker = Some(cx.waker().clone());
+        }
+        match self.listener.poll_next_commit(cx) {
+            Poll::Ready(Ok(c)) => {
+                self.taken.push(c);
+                Poll::Ready(true)
+            }
+            Poll::Ready(Err(RecvError::Lagged(_))) => {
+                self.from_feed = true;
+                Poll::Ready(true)
+            }
+            Poll::Ready(Err(_)) => Poll::Ready(false),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 /// One collection's index and what it needs to follow the feed.
 struct Follower {
     collection: String,
     db: Database,
-    /// `None` once closed. Searches share it; applying changes takes it alone.
+    /// `None` once closed. Searches share it; applying changes takes it
+    /// alone (and then the inbox: always in this order).
     index: RwLock<Option<SearchIndex>>,
+    /// The commits delivered and not applied yet.
+    inbox: Mutex<Inbox>,
     /// Times the index was rebuilt from a scan.
     rebuilds: AtomicU64,
     /// Commits applied from the persistent feed (not from the listener).
@@ -171,13 +240,15 @@ impl Follower {
     }
 
     /// Runs `step` on the open index; on failure returns the index to its
-    /// last commit (nothing half-applied stays), so the next attempt
-    /// starts from a known position. Blocking.
+    /// last commit (nothing half-applied stays) and has the next step read
+    /// from the feed (the commits taken from the inbox are gone), so the
+    /// next attempt starts from a known position. Blocking.
     fn with_index<T>(&self, step: impl FnOnce(&Self, &mut SearchIndex) -> Result<T>) -> Result<T> {
         let mut guard = self.index.write();
         let Some(index) = guard.as_mut() else { return Err(self.gone()) };
         let result = step(self, index);
         if result.is_err() {
+            self.inbox.lock().from_feed = true;
             if let Err(e) = index.rollback() {
                 tracing::error!(collection = %self.collection, error = %e, "search index rollback failed");
             }
@@ -185,11 +256,29 @@ impl Follower {
         result
     }
 
-    /// Read-your-writes: applies every commit up to the feed head, then
-    /// makes it searchable. Returns the sequence the index reflects. Blocking.
+    /// Applies the commits delivered to the inbox; after a lag or a
+    /// failure, everything from the feed instead; a new index is first
+    /// built from a scan (then the delivered commits after its snapshot
+    /// are applied). Blocking; the caller holds the index's write lock.
+    fn apply_delivered(&self, index: &mut SearchIndex) -> Result<()> {
+        let (commits, from_feed) = self.inbox.lock().drain();
+        if from_feed || index.is_new() {
+            self.apply_feed(index)?;
+        }
+        if from_feed {
+            return Ok(());
+        }
+        self.apply_events(index, &commits)
+    }
+
+    /// Read-your-writes: applies the commits already delivered to the
+    /// listener (kept in memory: no feed read), then from the feed any
+    /// commit up to the feed head not delivered yet, then makes it
+    /// searchable. Returns the sequence the index reflects. Blocking.
     fn catch_up(&self) -> Result<u64> {
         self.with_index(|f, index| {
-            f.apply_feed(index)?;
+            f.apply_delivered(index)?;
+            f.read_feed(index)?;
             index.publish()?;
             f.published(index)?;
             Ok(index.applied())
@@ -201,18 +290,18 @@ impl Follower {
     /// them searchable unless the last publish was less than
     /// [`SEARCH_PUBLISH_INTERVAL`] ago. Returns when to publish what is
     /// left. Blocking.
-    fn step(&self, commits: &[CommitEvents], from_feed: bool) -> Result<Option<Instant>> {
+    fn step(&self) -> Result<Option<Instant>> {
         self.with_index(|f, index| {
-            if from_feed || index.is_new() {
-                f.apply_feed(index)?;
-            } else {
-                f.apply_events(index, commits)?;
-            }
+            // A rebuild is published at once: until then the index is
+            // still new, and another rebuild would not remove the
+            // documents of this one still in tantivy's indexing queue.
+            let building = index.is_new();
+            f.apply_delivered(index)?;
             if !index.has_uncommitted() {
                 return Ok(None);
             }
             let due = *f.last_publish.lock() + SEARCH_PUBLISH_INTERVAL;
-            if Instant::now() < due {
+            if !building && Instant::now() < due {
                 return Ok(Some(due));
             }
             index.publish()?;
@@ -263,6 +352,15 @@ impl Follower {
         if index.is_new() {
             return self.rebuild(index);
         }
+        self.read_feed(index)
+    }
+
+    /// Applies, from the persistent feed, every commit of the collection
+    /// after the index's pending position (a new index just rebuilt from
+    /// a scan included: its position is the scan's snapshot); or rebuilds
+    /// it from a scan if the feed no longer holds that history or the
+    /// index is ahead of the database.
+    fn read_feed(&self, index: &mut SearchIndex) -> Result<()> {
         let head = self.db.feed_head();
         if index.pending() > head {
             tracing::warn!(collection = %self.collection, position = index.pending(), head, "search index is ahead of the database (commits lost in a crash); rebuilding from a scan");
@@ -332,10 +430,17 @@ async fn start(db: &Aurora, definition: SearchDefinition, dir: PathBuf) -> Resul
     })
     .await?;
     let fresh = index.is_new();
+    // Subscribe before catching up: no commit falls between the two. The
+    // listener buffers up to SEARCH_EVENT_BUFFER events: a follower that
+    // lags reads the commits back from the feed, which costs more than
+    // the events themselves (each document is looked up again), so under
+    // a burst of bulk inserts a small buffer makes it slower still.
+    let listener = db.search_listener(&collection);
     let follower = Arc::new(Follower {
         collection: collection.clone(),
         db: db.database().clone(),
         index: RwLock::new(Some(index)),
+        inbox: Mutex::new(Inbox { listener, taken: Vec::new(), from_feed: false, waker: None }),
         rebuilds: AtomicU64::new(0),
         feed_commits: AtomicU64::new(0),
         last_publish: Mutex::new(Instant::now()),
@@ -343,12 +448,6 @@ async fn start(db: &Aurora, definition: SearchDefinition, dir: PathBuf) -> Resul
         task: Mutex::new(None),
         dropped: std::sync::atomic::AtomicBool::new(false),
     });
-    // Subscribe before catching up: no commit falls between the two. The
-    // listener buffers up to SEARCH_EVENT_BUFFER events: a follower that
-    // lags reads the commits back from the feed, which costs more than
-    // the events themselves (each document is looked up again), so under
-    // a burst of bulk inserts a small buffer makes it slower still.
-    let mut wake = db.search_listener(&collection);
     let f = follower.clone();
     blocking(move || f.catch_up().map(drop)).await?;
     if fresh {
@@ -358,34 +457,20 @@ async fn start(db: &Aurora, definition: SearchDefinition, dir: PathBuf) -> Resul
     let f = follower.clone();
     let task = tokio::spawn(async move {
         let mut due: Option<Instant> = None;
-        let mut from_feed = false;
         loop {
-            let mut commits = Vec::new();
             let wait = due.map(tokio::time::Instant::from_std);
             tokio::select! {
-                r = wake.recv_commit() => match r {
-                    Ok(c) => commits.push(c),
-                    Err(RecvError::Lagged(_)) => from_feed = true,
-                    Err(_) => break,
-                },
+                open = std::future::poll_fn(|cx| f.inbox.lock().poll_ready(cx)) => if !open { break },
                 () = async { if let Some(at) = wait { tokio::time::sleep_until(at).await } }, if wait.is_some() => {}
             }
-            // Every commit already delivered is taken in this round.
-            loop {
-                match wake.try_recv_commit() {
-                    Some(Ok(c)) => commits.push(c),
-                    Some(Err(RecvError::Lagged(_))) => from_feed = true,
-                    Some(Err(_)) | None => break,
-                }
-            }
+            // Every commit already delivered is taken in this step.
             let step = f.clone();
-            let feed = std::mem::take(&mut from_feed);
-            match tokio::task::spawn_blocking(move || step.step(&commits, feed)).await {
+            match tokio::task::spawn_blocking(move || step.step()).await {
                 Ok(Ok(next)) => due = next,
                 Ok(Err(Error::Closed | Error::Search(SearchError::NoIndex { .. }))) | Err(_) => break,
                 Ok(Err(e)) => {
+                    // The step set the inbox to read from the feed.
                     tracing::error!(collection = %f.collection, error = %e, "search index catch-up failed; retried from the feed");
-                    from_feed = true;
                     due = Some(Instant::now() + RETRY_AFTER);
                 }
             }
@@ -525,6 +610,7 @@ impl Aurora {
             sequence: index.applied(),
             durable_sequence: index.durable(),
             documents: index.len(),
+            segments: index.segments() as u64,
             rebuilds: follower.rebuilds.load(Ordering::Relaxed),
             feed_commits: follower.feed_commits.load(Ordering::Relaxed),
         })
@@ -559,16 +645,21 @@ pub struct SearchIndexStatus {
     pub durable_sequence: u64,
     /// Documents it holds.
     pub documents: u64,
+    /// tantivy segments its searchable state is made of (each tantivy
+    /// commit with changed documents writes one; background merges join
+    /// them).
+    pub segments: u64,
     /// Times it was rebuilt from a scan (feed trimmed past its position,
     /// or the index ahead of a database that lost commits in a crash)
     /// since the database was opened.
     pub rebuilds: u64,
     /// Commits it read back from the persistent change feed since the
     /// database was opened — after its listener lagged (more than
-    /// `event_buffer` events behind), after a failed step, or to catch up
-    /// at open and for a consistent search — instead of taking them from
-    /// the in-memory events (the cheap way: a feed read looks each
-    /// document up again).
+    /// [`SEARCH_EVENT_BUFFER`] events behind), after a failed step, to
+    /// catch up at open, or for a consistent search when a commit was in
+    /// the feed but not yet delivered to the listener — instead of taking
+    /// them from the in-memory events (the cheap way: a feed read looks
+    /// each document up again).
     pub feed_commits: u64,
 }
 
@@ -824,5 +915,78 @@ impl SearchBuilder {
             Ok(SearchResults { hits, sequence })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aurora_core::{doc, DocId};
+
+    /// The follower's background task stopped: commits wait in its
+    /// listener, as they do when it falls behind under a burst of writes.
+    async fn stalled_follower(db: &Aurora) -> Arc<Follower> {
+        db.new_collection("m", Vec::<(&str, crate::FieldDefinition)>::new()).await.unwrap();
+        db.create_search_index("m", ["body"], SearchOptions::default()).await.unwrap();
+        let follower = db.search_indexes().get("m").unwrap();
+        follower.stop();
+        follower
+    }
+
+    #[tokio::test]
+    async fn catch_up_applies_the_delivered_commits_without_reading_the_feed() {
+        let db = Aurora::temporary().await.unwrap();
+        let follower = stalled_follower(&db).await;
+        let before = follower.feed_commits.load(Ordering::Relaxed);
+        for i in 0..5 {
+            db.insert_into("m", doc! { "body": format!("common word{i}") }).await.unwrap();
+        }
+        let head = db.feed_head().unwrap();
+        assert_eq!(db.search_caught_up("m").await.unwrap(), head);
+        assert_eq!(db.search("m", "common").run().await.unwrap().hits.len(), 5);
+        assert_eq!(
+            follower.feed_commits.load(Ordering::Relaxed),
+            before,
+            "the five commits were in the listener: none is read back from the feed"
+        );
+        db.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_index_built_over_existing_documents_is_built_once() {
+        let db = Aurora::temporary().await.unwrap();
+        db.new_collection("m", Vec::<(&str, crate::FieldDefinition)>::new()).await.unwrap();
+        let id = DocId::text("d0").unwrap();
+        db.upsert("m", doc! { "body": "old" }.id(id.clone())).await.unwrap();
+        db.create_search_index("m", ["body"], SearchOptions::default()).await.unwrap();
+        let status = db.search_index_status("m").unwrap();
+        assert_eq!((status.documents, status.rebuilds), (1, 0), "built once from the scan, not rebuilt");
+        db.upsert("m", doc! { "body": "new" }.id(id)).await.unwrap();
+        db.search_caught_up("m").await.unwrap();
+        assert_eq!(db.search_index_status("m").unwrap().documents, 1);
+        assert!(db.search("m", "old").run().await.unwrap().hits.is_empty());
+        assert_eq!(db.search("m", "new").run().await.unwrap().hits.len(), 1);
+        db.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn catch_up_after_a_lag_reads_the_feed_and_skips_the_delivered_duplicates() {
+        let db = Aurora::temporary().await.unwrap();
+        let follower = stalled_follower(&db).await;
+        db.insert_into("m", doc! { "body": "first" }).await.unwrap();
+        // As after a lag (or a failed step): the delivered events cannot be trusted.
+        follower.inbox.lock().from_feed = true;
+        db.insert_into("m", doc! { "body": "second" }).await.unwrap();
+        let before = follower.feed_commits.load(Ordering::Relaxed);
+        db.search_caught_up("m").await.unwrap();
+        assert_eq!(follower.feed_commits.load(Ordering::Relaxed) - before, 2, "both commits read from the feed");
+        db.insert_into("m", doc! { "body": "third" }).await.unwrap();
+        db.search_caught_up("m").await.unwrap();
+        assert_eq!(follower.feed_commits.load(Ordering::Relaxed) - before, 2, "back to the listener");
+        for word in ["first", "second", "third"] {
+            assert_eq!(db.search("m", word).run().await.unwrap().hits.len(), 1, "{word} indexed once");
+        }
+        assert_eq!(db.search_index_status("m").unwrap().documents, 3);
+        db.close().await.unwrap();
     }
 }
