@@ -21,7 +21,9 @@ use tokio::task::JoinHandle;
 /// Every write is a transaction through one commit pipeline; a single
 /// document write is a one-operation transaction. Durable commits in
 /// `Strict` mode wait for their fsync on tokio's blocking pool, never on a
-/// runtime worker.
+/// runtime worker — except when driven by a multi-thread runtime's
+/// `block_on`, whose calling thread runs no task: they wait on that thread
+/// and skip the pool's two thread hand-offs.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
