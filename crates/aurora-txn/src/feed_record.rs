@@ -341,8 +341,9 @@ fn varint_len(value: u64) -> usize {
 /// and its length is known before `bytes` is written. Returns the entry and
 /// its `bytes`.
 fn encode_entry(transaction_id: u64, at: Timestamp, documents: u64, runs: &[Run]) -> Result<(Vec<u8>, u64)> {
-    let mut entry = format::encode(&(transaction_id, at))?;
     let tail = format::encode(runs)?;
+    let mut entry = Vec::with_capacity(32 + tail.len());
+    format::encode_into(&(transaction_id, at), &mut entry)?;
     // The entry without its `bytes` field (the tail's version byte dropped).
     let fixed = (entry.len() + tail.len() - 1) as u64;
     let mut width = varint_len(documents + fixed + 1);
@@ -352,8 +353,14 @@ fn encode_entry(transaction_id: u64, at: Timestamp, documents: u64, runs: &[Run]
         width = varint_len(documents + fixed + width as u64);
     }
     let total = documents + fixed + width as u64;
-    let field = format::encode(&total)?;
-    entry.extend_from_slice(&field[1..]);
+    // postcard's varint: 7 bits a byte, least significant first, the high
+    // bit set on every byte but the last.
+    let mut rest = total;
+    while rest >= 0x80 {
+        entry.push((rest & 0x7f) as u8 | 0x80);
+        rest >>= 7;
+    }
+    entry.push(rest as u8);
     entry.extend_from_slice(&tail[1..]);
     entry[0] = COMPACT_HEADER_RECORD;
     Ok((entry, total))
