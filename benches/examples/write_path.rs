@@ -107,7 +107,11 @@ fn strict(kind: &str, n: u64) {
     let t = start.elapsed();
     rt.block_on(db.close()).unwrap();
     let per = t.as_secs_f64() / n as f64 * 1e6;
-    println!("{kind}: {n} commits in {:.3} s = {:.0} commits/s, {per:.1} µs each", t.as_secs_f64(), n as f64 / t.as_secs_f64());
+    println!(
+        "{kind}: {n} commits in {:.3} s = {:.0} commits/s, {per:.1} µs each",
+        t.as_secs_f64(),
+        n as f64 / t.as_secs_f64()
+    );
 }
 
 /// The peer and the floor of `strict`: SQLite in WAL mode with
@@ -119,8 +123,11 @@ fn peer(kind: &str, n: u64, dir: &std::path::Path) {
         let conn = rusqlite::Connection::open(dir.join("bench.sqlite")).unwrap();
         conn.pragma_update(None, "journal_mode", "WAL").unwrap();
         conn.pragma_update(None, "synchronous", "FULL").unwrap();
-        conn.execute("CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, email TEXT, age INTEGER, active INTEGER)", [])
-            .unwrap();
+        conn.execute(
+            "CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, email TEXT, age INTEGER, active INTEGER)",
+            [],
+        )
+        .unwrap();
         start = Instant::now();
         for i in 0..n {
             let d = user(i);
@@ -130,7 +137,13 @@ fn peer(kind: &str, n: u64, dir: &std::path::Path) {
                 .unwrap();
         }
     } else {
-        let file = std::fs::File::options().create(true).truncate(true).read(true).write(true).open(dir.join("floor")).unwrap();
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(dir.join("floor"))
+            .unwrap();
         file.write_all_at(&vec![0u8; 1 << 20], 0).unwrap();
         file.sync_all().unwrap();
         let record = [7u8; 153];
@@ -142,5 +155,9 @@ fn peer(kind: &str, n: u64, dir: &std::path::Path) {
     }
     let t = start.elapsed();
     let per = t.as_secs_f64() / n as f64 * 1e6;
-    println!("{kind}: {n} commits in {:.3} s = {:.0} commits/s, {per:.1} µs each", t.as_secs_f64(), n as f64 / t.as_secs_f64());
+    println!(
+        "{kind}: {n} commits in {:.3} s = {:.0} commits/s, {per:.1} µs each",
+        t.as_secs_f64(),
+        n as f64 / t.as_secs_f64()
+    );
 }

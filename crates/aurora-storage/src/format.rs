@@ -190,7 +190,10 @@ mod tests {
         let bytes = encode(&d).unwrap();
         assert_eq!(encode_within(&d, bytes.len(), "document").unwrap(), bytes);
         let err = encode_within(&d, bytes.len() - 1, "document").unwrap_err();
-        assert!(matches!(err, StorageError::TooLarge { what: "document", limit, .. } if limit == bytes.len() - 1), "{err}");
+        assert!(
+            matches!(err, StorageError::TooLarge { what: "document", limit, .. } if limit == bytes.len() - 1),
+            "{err}"
+        );
         assert!(matches!(encode_within(&d, 0, "document"), Err(StorageError::TooLarge { size: 1, .. })));
         assert_eq!(encode(&d).unwrap(), bytes, "the scratch buffer is clean after a refusal");
     }

@@ -321,9 +321,11 @@ impl Database {
         for e in joined(store.scan_prefix(FEED)?)? {
             let stored = feed_record::decode(&e.keys[0], &e.bytes)?;
             let user = stored.collections().iter().any(|c| !is_system(c));
-            let numbered = e.keys.iter().enumerate().all(|(i, k)| {
-                u32::try_from(i).is_ok_and(|part| *k == revision_part_key(FEED, e.sequence, part))
-            });
+            let numbered = e
+                .keys
+                .iter()
+                .enumerate()
+                .all(|(i, k)| u32::try_from(i).is_ok_and(|part| *k == revision_part_key(FEED, e.sequence, part)));
             let trim = match u32::try_from(e.keys.len()) {
                 Ok(parts) if numbered && stored.archive_keys(e.sequence).is_empty() => Trim::Parts(parts),
                 _ => Trim::Read,

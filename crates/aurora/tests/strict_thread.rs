@@ -45,7 +45,9 @@ fn a_strict_write_from_a_multi_thread_block_on_commits_on_the_callers_thread() {
         rt.block_on(async {
             match write {
                 "insert_into" => drop(db.insert_into("t", doc! { "n": i as i64 }).await.unwrap()),
-                "transaction" => db.transaction(move |tx| Ok(drop(tx.insert("t", doc! { "n": i as i64 })?))).await.unwrap(),
+                "transaction" => {
+                    db.transaction(move |tx| Ok(drop(tx.insert("t", doc! { "n": i as i64 })?))).await.unwrap()
+                }
                 "insert_many" => drop(db.insert_many("t", vec![doc! { "n": i as i64 }]).await.unwrap()),
                 _ => {
                     let mut tx = db.begin().unwrap();
