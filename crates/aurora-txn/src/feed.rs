@@ -99,7 +99,9 @@ pub(crate) fn append(batch: &mut Batch, transaction_id: u64, changes: &[Change])
         batch.put_at_revision_part(FEED.to_vec(), u32::try_from(part).unwrap_or(u32::MAX), chunk.to_vec());
     }
     let user = changes.iter().any(|c| !is_system(&c.collection));
-    let archives = changes.iter().any(|c| c.kind != crate::sink::ChangeKind::Insert);
+    // What `feed_record::encode` archived (an old version), or what a
+    // trim that reads the entry would delete (`Stored::archive_keys`).
+    let archives = changes.iter().any(|c| c.old.is_some() || c.kind != crate::sink::ChangeKind::Insert);
     let trim = if archives || parts == 0 { Trim::Read } else { Trim::Parts(parts) };
     Ok(Appended { at: at.as_micros(), bytes: encoded.budget_bytes, user, trim })
 }
