@@ -13,7 +13,19 @@
 //! - `feed`: as `many1000`, then the whole change feed read back once
 //!   (`Database::changes_since(0)`, what a search index does after its
 //!   listener lagged); callgrind's `--toggle-collect='*changes_in*'`
-//!   counts that read alone.
+//!   counts that read alone;
+//! - `strict1`: `insert_into` of one user (text ids, no index) under
+//!   `Durability::Strict`, from a plain thread through `block_on` on a
+//!   two-worker runtime — `writers_strict_1`; for `strace -f -c` (system
+//!   calls and fsyncs per commit) and `perf stat -e context-switches`;
+//! - `strict1-core`: as `strict1`, calling the synchronous core
+//!   (`Database::insert`) on the thread — the commit without the async
+//!   handle's hand-off to the blocking pool;
+//! - `strict1-sqlite`: the same inserts into SQLite (WAL,
+//!   `synchronous=FULL`) as `writers_strict_1` sets it up — the peer, in
+//!   the same run;
+//! - `strict1-floor`: one 153-byte `pwrite` and one `fdatasync` per commit
+//!   on a zero-filled file, nothing else — what the disk costs.
 //!
 //! Instructions per document: run twice under
 //! `valgrind --tool=callgrind` with n and 2n and divide the difference by n
@@ -30,6 +42,9 @@ fn message(i: u64) -> Document {
 fn main() {
     let kind = std::env::args().nth(1).unwrap_or_else(|| "bulk100".into());
     let n: u64 = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    if kind.starts_with("strict1") {
+        return strict(&kind, n);
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     rt.block_on(async {
@@ -69,4 +84,80 @@ fn main() {
         db.close().await.unwrap();
         println!("{kind}: {n} documents in {:.3} s = {:.0} docs/s", t.as_secs_f64(), n as f64 / t.as_secs_f64());
     });
+}
+
+/// One `Strict` writer, set up as `compare.rs`'s `writers_strict_1`.
+fn strict(kind: &str, n: u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    if kind == "strict1-sqlite" || kind == "strict1-floor" {
+        return peer(kind, n, dir.path());
+    }
+    let config = AuroraConfig { durability: aurora::Durability::Strict, ..AuroraConfig::new(dir.path()) };
+    let db = rt.block_on(Aurora::with_config(config)).unwrap();
+    rt.block_on(db.new_collection("users", Vec::<(&str, FieldDefinition)>::new())).unwrap();
+    let start = Instant::now();
+    for i in 0..n {
+        if kind == "strict1-core" {
+            db.database().insert("users", user(i)).unwrap();
+        } else {
+            rt.block_on(db.insert_into("users", user(i))).unwrap();
+        }
+    }
+    let t = start.elapsed();
+    rt.block_on(db.close()).unwrap();
+    let per = t.as_secs_f64() / n as f64 * 1e6;
+    println!(
+        "{kind}: {n} commits in {:.3} s = {:.0} commits/s, {per:.1} µs each",
+        t.as_secs_f64(),
+        n as f64 / t.as_secs_f64()
+    );
+}
+
+/// The peer and the floor of `strict`: SQLite in WAL mode with
+/// `synchronous=FULL`, or a bare write + `fdatasync` per commit.
+fn peer(kind: &str, n: u64, dir: &std::path::Path) {
+    use std::os::unix::fs::FileExt;
+    let start;
+    if kind == "strict1-sqlite" {
+        let conn = rusqlite::Connection::open(dir.join("bench.sqlite")).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.pragma_update(None, "synchronous", "FULL").unwrap();
+        conn.execute(
+            "CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, email TEXT, age INTEGER, active INTEGER)",
+            [],
+        )
+        .unwrap();
+        start = Instant::now();
+        for i in 0..n {
+            let d = user(i);
+            conn.prepare_cached("INSERT INTO users (id, name, email, age, active) VALUES (?1, 'n', 'e', 1, 1)")
+                .unwrap()
+                .execute([d.id.to_string()])
+                .unwrap();
+        }
+    } else {
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(dir.join("floor"))
+            .unwrap();
+        file.write_all_at(&vec![0u8; 1 << 20], 0).unwrap();
+        file.sync_all().unwrap();
+        let record = [7u8; 153];
+        start = Instant::now();
+        for i in 0..n {
+            file.write_all_at(&record, (i * 153) % (1 << 20)).unwrap();
+            file.sync_data().unwrap();
+        }
+    }
+    let t = start.elapsed();
+    let per = t.as_secs_f64() / n as f64 * 1e6;
+    println!(
+        "{kind}: {n} commits in {:.3} s = {:.0} commits/s, {per:.1} µs each",
+        t.as_secs_f64(),
+        n as f64 / t.as_secs_f64()
+    );
 }

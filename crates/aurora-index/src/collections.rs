@@ -693,7 +693,7 @@ impl Collections {
         let mut seen = std::collections::BTreeSet::new();
         for plan in plans {
             if seen.insert(plan.collection.as_str()) {
-                batch.require_revision(keys::catalog_key(&plan.collection), plan.definition_revision);
+                batch.require_watched_revision(keys::catalog_key(&plan.collection), plan.definition_revision);
             }
         }
     }

@@ -116,6 +116,10 @@ pub struct Condition {
     /// and a key above it is absent without a read (see
     /// [`Batch::require_new`]). Ignored for other conditions.
     pub scope: usize,
+    /// Whether the store keeps `key`'s live revision in memory to decide
+    /// this condition without a read (see
+    /// [`Batch::require_watched_revision`]). The outcome is the same.
+    pub watched: bool,
 }
 
 /// An atomic group of writes: all of them become visible and durable
@@ -171,7 +175,41 @@ impl Batch {
 
     /// Requires `key`'s live value to have been written at `revision`.
     pub fn require_revision(&mut self, key: impl Into<Vec<u8>>, revision: Revision) -> &mut Self {
-        self.conditions.push(Condition { key: key.into(), revision, scope: 0 });
+        self.conditions.push(Condition { key: key.into(), revision, scope: 0, watched: false });
+        self
+    }
+
+    /// Like [`Batch::require_revision`], for a key that most commits name
+    /// and few write — a collection's definition, which every write to the
+    /// collection is conditioned on. From the first such condition on, the
+    /// store keeps the key's live revision in memory (the commit leader
+    /// records every revision it commits for it), so the condition costs
+    /// no read; the outcome is the same as `require_revision`'s. At most a
+    /// few thousand keys are watched; conditions on keys past that bound
+    /// are read.
+    ///
+    /// ```
+    /// use aurora_storage::{Batch, Store, StoreConfig};
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path(), StoreConfig::default())?;
+    /// let rev = store.put(b"schema", b"v1")?;
+    /// for i in 0..3u8 {
+    ///     let mut b = Batch::new();
+    ///     b.require_watched_revision(b"schema".to_vec(), rev).put(vec![b'd', i], b"x".to_vec());
+    ///     assert!(store.commit(b)?.revision().is_some());
+    /// }
+    /// assert_eq!(store.metrics().watched_conditions, 2, "read once, then from memory");
+    /// let changed = store.put(b"schema", b"v2")?;
+    /// let mut stale = Batch::new();
+    /// stale.require_watched_revision(b"schema".to_vec(), rev).put(b"d9".to_vec(), b"x".to_vec());
+    /// assert!(store.commit(stale)?.revision().is_none(), "the definition changed: refused");
+    /// let mut fresh = Batch::new();
+    /// fresh.require_watched_revision(b"schema".to_vec(), changed).put(b"d9".to_vec(), b"x".to_vec());
+    /// assert!(store.commit(fresh)?.revision().is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn require_watched_revision(&mut self, key: impl Into<Vec<u8>>, revision: Revision) -> &mut Self {
+        self.conditions.push(Condition { key: key.into(), revision, scope: 0, watched: true });
         self
     }
 
@@ -201,7 +239,7 @@ impl Batch {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn require_new(&mut self, key: impl Into<Vec<u8>>, scope: usize) -> &mut Self {
-        self.conditions.push(Condition { key: key.into(), revision: 0, scope });
+        self.conditions.push(Condition { key: key.into(), revision: 0, scope, watched: false });
         self
     }
 

@@ -217,6 +217,23 @@ impl DocumentStore {
         }
     }
 
+    /// [`DocumentStore::admit`], returning the document's stored bytes as
+    /// well: the size check encodes it anyway, so a caller that writes it
+    /// with [`DocumentWrites::insert_new_encoded`] serializes it once.
+    pub fn admit_encoded(&self, doc: Document) -> Result<(Document, Vec<u8>)> {
+        let checked = doc
+            .validate()
+            .map_err(StorageError::from)
+            .and_then(|()| format::encode_within(&doc, self.store().config().max_value_bytes, "document"));
+        match checked {
+            Ok(stored) => Ok((doc, stored)),
+            Err(e) => {
+                aurora_core::dispose_document(doc);
+                Err(e)
+            }
+        }
+    }
+
     /// The checks of [`DocumentStore::admit`].
     fn check(&self, doc: &Document) -> Result<()> {
         doc.validate()
@@ -431,9 +448,17 @@ impl DocumentWrites {
     /// [`document_key_scope`]): ids made by [`DocId::new`] (UUID v7) grow
     /// with the clock.
     pub fn insert_new(&mut self, collection: &str, doc: &Arc<Document>) -> Result<&mut Self> {
+        let stored = format::encode(&**doc)?;
+        self.insert_new_encoded(collection, doc, stored)
+    }
+
+    /// [`DocumentWrites::insert_new`] of a document already encoded:
+    /// `stored` must be its stored bytes, as
+    /// [`DocumentStore::admit_encoded`] returns them.
+    pub fn insert_new_encoded(&mut self, collection: &str, doc: &Arc<Document>, stored: Vec<u8>) -> Result<&mut Self> {
         validate_collection_name(collection)?;
         let key = document_key(collection, &doc.id);
-        self.batch.put(key.clone(), format::encode(&**doc)?);
+        self.batch.put(key.clone(), stored);
         self.batch.require_new(key.clone(), document_key_scope(collection));
         self.cached.push((key, Some(Arc::clone(doc)), doc.approx_size()));
         Ok(self)

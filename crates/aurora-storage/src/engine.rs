@@ -25,6 +25,7 @@ use crate::memtable::Memtable;
 use crate::merge::Merge;
 use crate::mvcc::Mvcc;
 use crate::wal::{self, replay::RecoveryReport, WalWriter};
+use crate::watched::Watched;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -61,6 +62,9 @@ pub(crate) struct Engine {
     /// The highest key held per scope of `Batch::require_new`; used by the
     /// commit leader only (locked after `wal`).
     high_keys: Mutex<HighKeys>,
+    /// The live revisions of watched keys (`Batch::require_watched_revision`);
+    /// used by the commit leader only (locked after `high_keys`).
+    watched: Mutex<Watched>,
     memtable: RwLock<Memtable>,
     /// Pinned snapshots and the version history they need.
     pub(crate) mvcc: Mvcc,
@@ -222,6 +226,7 @@ impl Engine {
             report,
             wal: Mutex::new(writer),
             high_keys: Mutex::new(HighKeys::default()),
+            watched: Mutex::new(Watched::default()),
             memtable: RwLock::new(Memtable::default()),
             mvcc: Mvcc::default(),
             signal: Signal::default(),
@@ -349,6 +354,7 @@ impl Engine {
         }
         let mut wal = self.wal.lock();
         let mut high_keys = self.high_keys.lock();
+        let mut watched = self.watched.lock();
         self.learn_scopes(&group, &mut high_keys);
         // A batch's writes are looked up by the conditions of the batches
         // after it in the group; none are kept when no later batch has any
@@ -362,7 +368,7 @@ impl Engine {
         let mut deletes = 0;
         for (i, Pending { batch, hook }) in group.into_iter().enumerate() {
             let track_overlay = last_conditional.is_some_and(|last| i < last);
-            match self.check_conditions(&batch.conditions, &overlay, &high_keys) {
+            match self.check_conditions(&batch.conditions, &overlay, &high_keys, &mut watched) {
                 Err(e) => outcomes.push(Err(e)),
                 Ok(Some(failed)) => outcomes.push(Ok(failed)),
                 Ok(None) => {
@@ -380,6 +386,9 @@ impl Engine {
                         if !high_keys.is_empty() {
                             high_keys.note(&write.0);
                         }
+                        if !watched.is_empty() {
+                            watched.note(&write.0, if write.1.value.is_some() { rev } else { 0 });
+                        }
                         writes.push(write);
                     }
                     outcomes.push(Ok(CommitOutcome::Committed(rev)));
@@ -387,6 +396,7 @@ impl Engine {
                 }
             }
         }
+        drop(watched);
         drop(high_keys);
         let failed = outcomes.iter().filter(|o| matches!(o, Ok(CommitOutcome::ConditionFailed { .. }))).count();
         self.metrics.group(n, hooks.len(), failed);
@@ -518,23 +528,36 @@ impl Engine {
         conditions: &[Condition],
         overlay: &HashMap<Vec<u8>, Revision>,
         high_keys: &HighKeys,
+        watched: &mut Watched,
     ) -> Result<Option<CommitOutcome>> {
-        let (mut read, mut by_order) = (0, 0);
+        let (mut read, mut by_order, mut from_watched) = (0, 0, 0);
         let mut outcome = None;
         for c in conditions {
             let actual = if c.revision == 0 && high_keys.above(&c.key, c.scope) {
                 by_order += 1;
                 0
+            } else if let Some(r) = c.watched.then(|| watched.get(&c.key)).flatten() {
+                // Every commit of a watched key, this group's earlier
+                // batches included, is recorded in `watched`.
+                from_watched += 1;
+                r
             } else {
                 read += 1;
-                self.live_revision(&c.key, overlay)?
+                let r = self.live_revision(&c.key, overlay)?;
+                if c.watched {
+                    // The live revision (the overlay holds every earlier
+                    // write of this group, as this batch has conditions),
+                    // from now on kept current by `note`.
+                    watched.watch(&c.key, r);
+                }
+                r
             };
             if actual != c.revision {
                 outcome = Some(CommitOutcome::ConditionFailed { key: c.key.clone(), expected: c.revision, actual });
                 break;
             }
         }
-        self.metrics.conditions(read, by_order);
+        self.metrics.conditions(read, by_order, from_watched);
         Ok(outcome)
     }
 

@@ -39,6 +39,7 @@ pub mod skim;
 mod snapshot;
 mod store;
 mod wal;
+mod watched;
 
 pub use backup::{BackupProgress, BackupReport};
 pub use batch::{revision_key, revision_part_key, Batch, CommitOutcome, Condition, Op, Revision};

@@ -17,6 +17,7 @@ pub(crate) struct StoreMetrics {
     checkpoints: AtomicU64,
     condition_reads: AtomicU64,
     absences_by_order: AtomicU64,
+    watched_conditions: AtomicU64,
 }
 
 impl StoreMetrics {
@@ -36,8 +37,13 @@ impl StoreMetrics {
     }
 
     /// Conditions of one batch: `read` decided by reading the key,
-    /// `by_order` absences decided by key order (see `Batch::require_new`).
-    pub(crate) fn conditions(&self, read: usize, by_order: usize) {
+    /// `by_order` absences decided by key order (see `Batch::require_new`),
+    /// `watched` from the revisions of watched keys (see
+    /// `Batch::require_watched_revision`).
+    pub(crate) fn conditions(&self, read: usize, by_order: usize, watched: usize) {
+        if watched > 0 {
+            self.watched_conditions.fetch_add(watched as u64, Ordering::Relaxed);
+        }
         if read > 0 {
             self.condition_reads.fetch_add(read as u64, Ordering::Relaxed);
         }
@@ -63,6 +69,7 @@ impl StoreMetrics {
             checkpoints: get(&self.checkpoints),
             condition_reads: get(&self.condition_reads),
             absences_by_order: get(&self.absences_by_order),
+            watched_conditions: get(&self.watched_conditions),
             ..StoreMetricsSnapshot::default()
         }
     }
@@ -99,6 +106,11 @@ pub struct StoreMetricsSnapshot {
     /// ([`Batch::require_new`](crate::Batch::require_new): inserts of new
     /// ids in increasing order).
     pub absences_by_order: u64,
+    /// Revision conditions decided without a read from the revisions the
+    /// store keeps of watched keys
+    /// ([`Batch::require_watched_revision`](crate::Batch::require_watched_revision):
+    /// the collection definitions every write is conditioned on).
+    pub watched_conditions: u64,
     /// Bytes written to the WAL since open.
     pub wal_bytes: u64,
     /// The newest committed revision.

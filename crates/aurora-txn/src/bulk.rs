@@ -58,17 +58,22 @@ impl Database {
     pub fn insert_many(&self, collection: &str, docs: Vec<Document>) -> Result<Vec<DocId>> {
         let store = self.collections().documents();
         let mut admitted = Vec::with_capacity(docs.len());
+        let mut stored = Vec::with_capacity(docs.len());
         let mut rest = docs.into_iter();
         for doc in rest.by_ref() {
-            match store.admit(doc) {
-                Ok(doc) => admitted.push(Arc::new(doc)),
+            // The entry check encodes the document: those bytes are stored.
+            match store.admit_encoded(doc) {
+                Ok((doc, bytes)) => {
+                    admitted.push(Arc::new(doc));
+                    stored.push(bytes);
+                }
                 Err(e) => {
                     aurora_core::dispose_all(rest);
                     return Err(e.into());
                 }
             }
         }
-        self.insert_many_shared(collection, &admitted)?;
+        self.insert_many_shared(collection, &admitted, stored)?;
         Ok(admitted.iter().map(|d| d.id.clone()).collect())
     }
 
@@ -78,15 +83,17 @@ impl Database {
     /// # Errors
     /// As [`Database::insert_many`].
     pub fn insert(&self, collection: &str, doc: Document) -> Result<DocId> {
-        let doc = Arc::new(self.collections().documents().admit(doc)?);
-        self.insert_many_shared(collection, std::slice::from_ref(&doc))?;
+        let (doc, stored) = self.collections().documents().admit_encoded(doc)?;
+        let doc = Arc::new(doc);
+        self.insert_many_shared(collection, std::slice::from_ref(&doc), vec![stored])?;
         Ok(doc.id.clone())
     }
 
     /// [`Database::insert_many`] of documents that passed the entry check,
     /// shared with the commit (the hot cache and the change record get the
-    /// same allocations).
-    fn insert_many_shared(&self, collection: &str, docs: &[Arc<Document>]) -> Result<()> {
+    /// same allocations), with their stored bytes (`stored`, in order: the
+    /// first attempt writes them, a retry encodes again).
+    fn insert_many_shared(&self, collection: &str, docs: &[Arc<Document>], stored: Vec<Vec<u8>>) -> Result<()> {
         if docs.is_empty() {
             // Nothing to write, as a transaction that inserts nothing.
             return Ok(());
@@ -95,12 +102,13 @@ impl Database {
             return Err(IndexError::DocumentExists { collection: collection.into(), id: id.to_string() }.into());
         }
         let mut last = None;
+        let mut stored = Some(stored);
         for attempt in 0..MAX_TRANSACTION_ATTEMPTS {
             if attempt > 0 {
                 // As `Database::transaction` backs off.
                 std::thread::sleep(std::time::Duration::from_micros(20 << attempt.min(8)));
             }
-            match self.insert_once(collection, docs) {
+            match self.insert_once(collection, docs, stored.take()) {
                 Err(e) if e.is_retryable() => last = Some(e),
                 other => return other,
             }
@@ -108,15 +116,20 @@ impl Database {
         Err(last.unwrap_or(TxnError::Finished))
     }
 
-    /// One attempt of [`Database::insert_many_shared`].
-    fn insert_once(&self, collection: &str, docs: &[Arc<Document>]) -> Result<()> {
+    /// One attempt of [`Database::insert_many_shared`]; `stored`: the
+    /// documents' stored bytes, if still at hand.
+    fn insert_once(&self, collection: &str, docs: &[Arc<Document>], stored: Option<Vec<Vec<u8>>>) -> Result<()> {
         let _span = tracing::debug_span!("insert_many", collection, documents = docs.len()).entered();
         let collections = self.collections();
         let mut batch = DocumentWrites::new();
         let mut plans: Vec<IndexPlan> = Vec::with_capacity(docs.len());
         let mut changes = Vec::with_capacity(docs.len());
+        let mut stored = stored.map(Vec::into_iter);
         for doc in docs {
-            batch.insert_new(collection, doc)?;
+            match stored.as_mut().and_then(Iterator::next) {
+                Some(bytes) => batch.insert_new_encoded(collection, doc, bytes)?,
+                None => batch.insert_new(collection, doc)?,
+            };
             plans.push(collections.plan_write(collection, &doc.id, None, Some(doc), batch.batch_mut())?);
             changes.push(Change {
                 collection: collection.to_string(),

@@ -17,7 +17,7 @@ use crate::error::{Result, TxnError};
 use crate::feed_record::{self, Stored};
 use crate::sink::{Change, Committed};
 use aurora_core::Timestamp;
-use aurora_storage::{prefix_successor, revision_key, Batch, Revision};
+use aurora_storage::{prefix_successor, revision_key, revision_part_key, Batch, Revision};
 use std::collections::VecDeque;
 use std::ops::Bound;
 use std::time::Duration;
@@ -52,11 +52,35 @@ pub(crate) struct IndexEntry {
     /// Whether it changes a user collection (not only system collections
     /// such as `_jobs`): what counts against [`FeedRetention::entries`].
     user: bool,
+    /// How it is deleted when trimmed (see [`Trim`]).
+    trim: Trim,
 }
 
-/// What [`append`] tells the [`FeedIndex`] about an entry: its time (µs),
-/// budget bytes, and whether it changes a user collection.
-pub(crate) type Appended = (i64, u64, bool);
+/// What trimming an entry deletes, known when it is written (or loaded),
+/// so that a trim reads only the entries that own archives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Trim {
+    /// Its parts `"f" ++ sequence ++ 0..n`, nothing else (it archives no
+    /// version: inserts only): deleted without reading it.
+    Parts(u32),
+    /// Read it to learn what to delete: it owns archives (updates,
+    /// deletes), or its keys are not numbered parts (an older form).
+    Read,
+}
+
+/// What [`append`] tells the [`FeedIndex`] about an entry (its sequence
+/// is set at commit).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Appended {
+    /// When it was committed, µs since the epoch.
+    at: i64,
+    /// The bytes it counts against a byte budget.
+    bytes: u64,
+    /// Whether it changes a user collection.
+    user: bool,
+    /// How it is trimmed.
+    trim: Trim,
+}
 
 /// Whether a collection is a system collection (`_jobs`, …).
 fn is_system(collection: &str) -> bool {
@@ -69,11 +93,17 @@ fn is_system(collection: &str) -> bool {
 pub(crate) fn append(batch: &mut Batch, transaction_id: u64, changes: &[Change]) -> Result<Appended> {
     let at = Timestamp::now();
     let encoded = feed_record::encode(batch, transaction_id, at, changes)?;
+    let mut parts = 0u32;
     for (part, chunk) in encoded.entry.chunks(FEED_PART_BYTES).enumerate() {
+        parts = u32::try_from(part + 1).unwrap_or(u32::MAX);
         batch.put_at_revision_part(FEED.to_vec(), u32::try_from(part).unwrap_or(u32::MAX), chunk.to_vec());
     }
     let user = changes.iter().any(|c| !is_system(&c.collection));
-    Ok((at.as_micros(), encoded.budget_bytes, user))
+    // What `feed_record::encode` archived (an old version), or what a
+    // trim that reads the entry would delete (`Stored::archive_keys`).
+    let archives = changes.iter().any(|c| c.old.is_some() || c.kind != crate::sink::ChangeKind::Insert);
+    let trim = if archives || parts == 0 { Trim::Read } else { Trim::Parts(parts) };
+    Ok(Appended { at: at.as_micros(), bytes: encoded.budget_bytes, user, trim })
 }
 
 /// How much history [`Database::trim_feed_to`] keeps: an entry goes when
@@ -110,8 +140,8 @@ pub(crate) struct FeedIndex {
 
 impl FeedIndex {
     /// Records a committed entry (called in commit order).
-    pub(crate) fn appended(&mut self, sequence: Revision, (at, bytes, user): Appended) {
-        let entry = IndexEntry { sequence, at, bytes, user };
+    pub(crate) fn appended(&mut self, sequence: Revision, Appended { at, bytes, user, trim }: Appended) {
+        let entry = IndexEntry { sequence, at, bytes, user, trim };
         match &mut self.entries {
             Some(entries) if entries.back().is_none_or(|b| b.sequence < sequence) => {
                 entries.push_back(entry);
@@ -156,6 +186,12 @@ impl FeedIndex {
             n += 1;
         }
         n.checked_sub(1).map(|last| entries[last].sequence)
+    }
+
+    /// The entries up to `sequence`, oldest first.
+    fn up_to(&self, sequence: Revision) -> Vec<IndexEntry> {
+        let entries = self.entries.iter().flatten();
+        entries.take_while(|e| e.sequence <= sequence).copied().collect()
     }
 
     /// Forgets entries up to `sequence` (trimmed).
@@ -287,11 +323,21 @@ impl Database {
         for e in joined(store.scan_prefix(FEED)?)? {
             let stored = feed_record::decode(&e.keys[0], &e.bytes)?;
             let user = stored.collections().iter().any(|c| !is_system(c));
+            let numbered = e
+                .keys
+                .iter()
+                .enumerate()
+                .all(|(i, k)| u32::try_from(i).is_ok_and(|part| *k == revision_part_key(FEED, e.sequence, part)));
+            let trim = match u32::try_from(e.keys.len()) {
+                Ok(parts) if numbered && stored.archive_keys(e.sequence).is_empty() => Trim::Parts(parts),
+                _ => Trim::Read,
+            };
             loaded.push(IndexEntry {
                 sequence: e.sequence,
                 at: stored.at().as_micros(),
                 bytes: stored.budget_bytes(e.bytes.len()),
                 user,
+                trim,
             });
         }
         self.inner.feed_index.lock().install(loaded);
@@ -306,35 +352,29 @@ impl Database {
 
     /// Drops the oldest feed entries until `retention` holds; returns how
     /// many were dropped. Decides from an in-memory index (loaded from the
-    /// store once) and reads only the entries it deletes.
+    /// store once, then told of every commit in commit order, so it knows
+    /// every entry) and reads only the entries that own archives: an entry
+    /// of inserts only is its numbered parts, deleted unread.
     pub fn trim_feed_to(&self, retention: &FeedRetention) -> Result<usize> {
         let _one_at_a_time = self.inner.feed_trim.lock();
         self.load_feed_index()?;
-        let doomed = self.inner.feed_index.lock().doomed(retention, Timestamp::now());
-        let Some(last_doomed) = doomed else { return Ok(0) };
+        let (last_doomed, doomed) = {
+            let index = self.inner.feed_index.lock();
+            let Some(last) = index.doomed(retention, Timestamp::now()) else { return Ok(0) };
+            (last, index.up_to(last))
+        };
         let _span = tracing::debug_span!("feed_trim", up_to = last_doomed).entered();
         let store = self.collections().documents().store();
-        let end = revision_key(FEED, last_doomed.saturating_add(1));
-        let doomed = joined(store.range(Bound::Included(FEED), Bound::Excluded(&end))?)?;
         for chunk in doomed.chunks(1000) {
             let mut batch = Batch::new();
             for e in chunk {
-                for key in &e.keys {
-                    batch.delete(key.clone());
-                }
-                // The archived versions the entry owns go with it (nothing
-                // older than the floor needs them). An entry that does not
-                // decode cannot name them: it goes, and they stay behind
-                // (`verify_feed` reports them).
-                match feed_record::decode(&e.keys[0], &e.bytes) {
-                    Ok(stored) => {
-                        for key in stored.archive_keys(e.sequence) {
-                            batch.delete(key);
+                match e.trim {
+                    Trim::Parts(parts) => {
+                        for part in 0..parts {
+                            batch.delete(revision_part_key(FEED, e.sequence, part));
                         }
                     }
-                    Err(err) => {
-                        tracing::warn!(entry = e.sequence, error = %err, "trimming a feed entry that does not decode")
-                    }
+                    Trim::Read => self.trim_read(e.sequence, &mut batch)?,
                 }
             }
             // The floor moves with each batch, so a crash between batches
@@ -346,5 +386,31 @@ impl Database {
         self.inner.feed_index.lock().trimmed(last_doomed);
         tracing::debug!(commits = doomed.len(), floor = last_doomed, "trimmed the change feed");
         Ok(doomed.len())
+    }
+
+    /// Adds to `batch` the deletes of entry `sequence` as stored — its keys
+    /// and the archived versions it owns (nothing older than the floor
+    /// needs them). An entry that does not decode cannot name its
+    /// archives: it goes, and they stay behind (`verify_feed` reports
+    /// them).
+    fn trim_read(&self, sequence: Revision, batch: &mut Batch) -> Result<()> {
+        let store = self.collections().documents().store();
+        let (start, end) = (revision_key(FEED, sequence), revision_key(FEED, sequence.saturating_add(1)));
+        for e in joined(store.range(Bound::Included(&start), Bound::Excluded(&end))?)? {
+            for key in &e.keys {
+                batch.delete(key.clone());
+            }
+            match feed_record::decode(&e.keys[0], &e.bytes) {
+                Ok(stored) => {
+                    for key in stored.archive_keys(e.sequence) {
+                        batch.delete(key);
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(entry = e.sequence, error = %err, "trimming a feed entry that does not decode")
+                }
+            }
+        }
+        Ok(())
     }
 }

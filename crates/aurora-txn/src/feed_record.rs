@@ -149,18 +149,6 @@ struct CompactChange {
 }
 
 impl CompactHeader {
-    fn from_header(h: Header) -> Self {
-        let mut runs: Vec<Run> = Vec::new();
-        for c in h.changes {
-            let change = CompactChange { id: c.id, kind: c.kind, new_crc: c.new_crc.to_be_bytes() };
-            match runs.last_mut() {
-                Some(run) if run.collection == c.collection => run.changes.push(change),
-                _ => runs.push(Run { collection: c.collection, changes: vec![change] }),
-            }
-        }
-        Self { transaction_id: h.transaction_id, at: h.at, bytes: h.bytes, runs }
-    }
-
     fn into_header(self) -> Header {
         let changes = self
             .runs
@@ -177,13 +165,6 @@ impl CompactHeader {
             .collect();
         Header { transaction_id: self.transaction_id, at: self.at, bytes: self.bytes, changes }
     }
-}
-
-/// Encodes a compact header with its own first byte.
-fn encode_compact(header: CompactHeader) -> Result<(Vec<u8>, CompactHeader)> {
-    let mut entry = format::encode(&header)?;
-    entry[0] = COMPACT_HEADER_RECORD;
-    Ok((entry, header))
 }
 
 /// A stored entry in any form (both header forms read as [`Header`]).
@@ -296,9 +277,13 @@ pub(crate) fn encode(batch: &mut Batch, transaction_id: u64, at: Timestamp, chan
             _ => None,
         })
         .collect();
-    let read_at: HashMap<&[u8], Revision> = batch.conditions().iter().map(|c| (c.key.as_slice(), c.revision)).collect();
+    // The revisions replaced versions had: only updates and deletes need them.
+    let read_at: HashMap<&[u8], Revision> = match changes.iter().any(|c| c.old.is_some()) {
+        true => batch.conditions().iter().map(|c| (c.key.as_slice(), c.revision)).collect(),
+        false => HashMap::new(),
+    };
     let mut bytes = 0u64;
-    let mut header_changes = Vec::with_capacity(changes.len());
+    let mut runs: Vec<Run> = Vec::new();
     let mut archives = Vec::new();
     for c in changes {
         let doc_key = document_key(&c.collection, &c.id);
@@ -331,18 +316,54 @@ pub(crate) fn encode(batch: &mut Batch, transaction_id: u64, at: Timestamp, chan
             };
             archives.push((archive_prefix(&doc_key), archive));
         }
-        header_changes.push(HeaderChange { collection: c.collection.clone(), id: c.id.clone(), kind: c.kind, new_crc });
+        let change = CompactChange { id: c.id.clone(), kind: c.kind, new_crc: new_crc.to_be_bytes() };
+        match runs.last_mut() {
+            Some(run) if run.collection == c.collection => run.changes.push(change),
+            _ => runs.push(Run { collection: c.collection.clone(), changes: vec![change] }),
+        }
     }
-    let header = CompactHeader::from_header(Header { transaction_id, at, bytes, changes: header_changes });
-    // The budget counts the entry itself too: encode once to learn its
-    // length, then with it (a varint a byte or two longer at most).
-    let (first, mut header) = encode_compact(header)?;
-    header.bytes += first.len() as u64;
-    let (entry, header) = encode_compact(header)?;
+    let (entry, budget_bytes) = encode_entry(transaction_id, at, bytes, &runs)?;
     for (prefix, stored) in archives {
         batch.put_at_revision(prefix, stored);
     }
-    Ok(Encoded { budget_bytes: header.bytes, entry })
+    Ok(Encoded { budget_bytes, entry })
+}
+
+/// Bytes of `value` as a postcard varint (LEB128: 7 bits a byte).
+fn varint_len(value: u64) -> usize {
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// The compact header of `runs` whose `bytes` counts the documents
+/// (`documents`) and the entry itself, encoded once: postcard writes a
+/// struct as its fields in order, so the entry is
+/// `[COMPACT_HEADER_RECORD] ++ (transaction_id, at) ++ varint(bytes) ++ runs`,
+/// and its length is known before `bytes` is written. Returns the entry and
+/// its `bytes`.
+fn encode_entry(transaction_id: u64, at: Timestamp, documents: u64, runs: &[Run]) -> Result<(Vec<u8>, u64)> {
+    let tail = format::encode(runs)?;
+    let mut entry = Vec::with_capacity(32 + tail.len());
+    format::encode_into(&(transaction_id, at), &mut entry)?;
+    // The entry without its `bytes` field (the tail's version byte dropped).
+    let fixed = (entry.len() + tail.len() - 1) as u64;
+    let mut width = varint_len(documents + fixed + 1);
+    // The field's own width is part of the length it counts; a wider
+    // total can need one more byte, once.
+    while varint_len(documents + fixed + width as u64) != width {
+        width = varint_len(documents + fixed + width as u64);
+    }
+    let total = documents + fixed + width as u64;
+    // postcard's varint: 7 bits a byte, least significant first, the high
+    // bit set on every byte but the last.
+    let mut rest = total;
+    while rest >= 0x80 {
+        entry.push((rest & 0x7f) as u8 | 0x80);
+        rest >>= 7;
+    }
+    entry.push(rest as u8);
+    entry.extend_from_slice(&tail[1..]);
+    entry[0] = COMPACT_HEADER_RECORD;
+    Ok((entry, total))
 }
 
 /// A stored entry's changes with their documents, read at `snapshot`.
@@ -465,4 +486,44 @@ fn version_after(
         return Ok(doc);
     }
     Ok(Arc::new(format::decode::<Document>(&key, &raw)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runs(n: usize) -> Vec<Run> {
+        let change = |i: usize| CompactChange {
+            id: DocId::text(&format!("u{i:010}")).unwrap_or_default(),
+            kind: ChangeKind::Insert,
+            new_crc: (i as u32).to_be_bytes(),
+        };
+        vec![Run { collection: "users".into(), changes: (0..n).map(change).collect() }]
+    }
+
+    #[test]
+    fn an_entry_encoded_once_is_the_compact_header_counting_its_own_length() {
+        let at = Timestamp::from_micros(1_700_000_000_000_000);
+        // Document bytes around each varint width change (127/128,
+        // 16 383/16 384), and entries of several lengths.
+        for documents in [0u64, 1, 100, 120, 127, 128, 16_300, 16_383, 16_384, 2_097_100, u64::from(u32::MAX)] {
+            for n in [0, 1, 3, 100] {
+                let (entry, bytes) = encode_entry(42, at, documents, &runs(n)).unwrap();
+                assert_eq!(bytes, documents + entry.len() as u64, "the budget counts the entry exactly");
+                let whole = CompactHeader { transaction_id: 42, at, bytes, runs: runs(n) };
+                let mut expected = format::encode(&whole).unwrap();
+                expected[0] = COMPACT_HEADER_RECORD;
+                assert_eq!(entry, expected, "byte for byte the struct's encoding ({documents}, {n})");
+                let Stored::Header(h) = decode(b"f", &entry).unwrap() else { panic!("a header") };
+                assert_eq!((h.transaction_id, h.bytes, h.changes.len()), (42, bytes, n));
+            }
+        }
+    }
+
+    #[test]
+    fn varint_lengths_match_postcard() {
+        for v in [0u64, 1, 127, 128, 16_383, 16_384, 1 << 35, u64::MAX] {
+            assert_eq!(varint_len(v), format::encode(&v).unwrap().len() - 1, "{v}");
+        }
+    }
 }

@@ -428,3 +428,49 @@ fn readers_see_every_entry_as_committed_while_a_writer_updates() {
     assert_eq!(n_of(&last.last().unwrap().changes[0].new), Some(rounds));
     assert_eq!(db.verify_feed(|_| {}).unwrap().problems, Vec::<String>::new());
 }
+
+#[test]
+fn trimming_deletes_every_part_of_multi_part_insert_entries_whether_the_index_was_fed_or_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), true);
+    with_collection(&db);
+    // Entries of 60 inserts with long ids span several 512-byte parts;
+    // updates own archives, so their entries are read when trimmed.
+    let insert_60 = |db: &Database, round: usize| {
+        db.transaction(|tx| {
+            for i in 0..60 {
+                tx.insert("c", doc! { "n": i }.id(id(&format!("{round:04}-{i:04}-{}", "x".repeat(40)))))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    };
+    let parts_below = |db: &Database, floor: u64| {
+        let store = db.collections().documents().store();
+        store.scan_prefix(b"f").unwrap().map(Result::unwrap).filter(|(k, _)| k[1..9] <= floor.to_be_bytes()[..]).count()
+    };
+    for round in 0..6 {
+        insert_60(&db, round);
+        db.transaction(|tx| tx.update("c", &id(&format!("{round:04}-0000-{}", "x".repeat(40))), set_n(-1)).map(drop))
+            .unwrap();
+    }
+    let (parts, _) = stored_bytes(&db, b"f");
+    assert!(parts > 12 * 2, "entries of several parts: {parts}");
+    // Fed by commits: keep the newest 7 of 12.
+    assert_eq!(db.trim_feed(7, None).unwrap(), 5);
+    let floor = db.feed_floor().unwrap();
+    assert_eq!(parts_below(&db, floor), 0, "no part at or below the floor is left");
+    assert_eq!(db.verify_feed(|_| {}).unwrap().problems, Vec::<String>::new());
+    close(db);
+
+    // Loaded from the store after a reopen.
+    let db = open(dir.path(), true);
+    insert_60(&db, 6);
+    assert_eq!(db.trim_feed(2, None).unwrap(), 6);
+    let floor = db.feed_floor().unwrap();
+    assert_eq!(parts_below(&db, floor), 0);
+    assert_eq!(stored_bytes(&db, b"v").0, 1, "the trimmed updates' archives went with them; the kept one's stayed");
+    assert_eq!(db.verify_feed(|_| {}).unwrap().problems, Vec::<String>::new());
+    let left = db.changes_since(floor).unwrap();
+    assert_eq!(left.iter().map(|c| c.changes.len()).sum::<usize>(), 1 + 60);
+}

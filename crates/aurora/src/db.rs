@@ -21,7 +21,9 @@ use tokio::task::JoinHandle;
 /// Every write is a transaction through one commit pipeline; a single
 /// document write is a one-operation transaction. Durable commits in
 /// `Strict` mode wait for their fsync on tokio's blocking pool, never on a
-/// runtime worker.
+/// runtime worker — except when driven by a multi-thread runtime's
+/// `block_on`, whose calling thread runs no task: they wait on that thread
+/// and skip the pool's two thread hand-offs.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -103,6 +105,33 @@ pub(crate) fn refuse_reserved(name: &str) -> Result<()> {
 /// Runs blocking work on tokio's blocking pool.
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Task(e.to_string()))?
+}
+
+/// Whether this future is driven by a multi-thread runtime's `block_on` on
+/// the caller's own thread: outside every task (so not on a runtime worker,
+/// and not in the blocking pool) of a runtime whose tasks all run on other
+/// threads. That thread does nothing but wait for this future, so blocking
+/// work done on it stalls no task — and saves the two thread hand-offs of
+/// the blocking pool (the pool thread woken, then the caller), which on a
+/// `Strict` commit cost about as much as the commit's own work (measured in
+/// `benches/examples/write_path.rs`, `strict1`). A current-thread runtime's
+/// `block_on` thread runs that runtime's tasks, so it never qualifies.
+pub(crate) fn on_callers_thread() -> bool {
+    tokio::task::try_id().is_none()
+        && tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
+
+/// Runs blocking work on the caller's own thread when it only waits for it
+/// ([`on_callers_thread`]), otherwise on tokio's blocking pool.
+pub(crate) async fn blocking_here_or_pool<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    if on_callers_thread() {
+        f()
+    } else {
+        blocking(f).await
+    }
 }
 
 impl Aurora {
@@ -258,27 +287,30 @@ impl Aurora {
         self.inner.config.effective_durability() == Durability::Strict
     }
 
-    /// Runs a write: inline when it cannot block for long, on the blocking
-    /// pool when it waits for an fsync.
+    /// Runs a write: inline when it cannot block for long; when it waits
+    /// for an fsync, on the blocking pool — or on the caller's thread when
+    /// that thread only waits for it ([`on_callers_thread`]).
     async fn write<T: Send + 'static>(&self, f: impl FnOnce(&Database) -> Result<T> + Send + 'static) -> Result<T> {
         self.check_open()?;
         if self.strict() {
             let db = self.inner.db.clone();
-            blocking(move || f(&db)).await
+            blocking_here_or_pool(move || f(&db)).await
         } else {
             f(&self.inner.db)
         }
     }
 
-    /// Like [`Aurora::write`], always on the blocking pool (a batch or a
-    /// whole collection's worth of work).
+    /// Like [`Aurora::write`], always off the runtime's threads (a batch or
+    /// a whole collection's worth of work): on the blocking pool, or on the
+    /// caller's thread when that thread only waits for it
+    /// ([`on_callers_thread`]).
     pub(crate) async fn write_heavy<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Database) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         self.check_open()?;
         let db = self.inner.db.clone();
-        blocking(move || f(&db)).await
+        blocking_here_or_pool(move || f(&db)).await
     }
 
     /// Stops taking writes, applies and checkpoints everything, and releases

@@ -38,10 +38,9 @@ impl Transaction {
     pub async fn commit(self) -> Result<CommitInfo> {
         let Transaction { inner: tx, strict } = self;
         if strict {
-            tokio::task::spawn_blocking(move || tx.commit())
-                .await
-                .map_err(|e| Error::Task(e.to_string()))?
-                .map_err(Error::from)
+            // The fsync is waited for off the runtime's threads (see
+            // `db::on_callers_thread`).
+            crate::db::blocking_here_or_pool(move || Ok(tx.commit()?)).await
         } else {
             tx.commit().map_err(Error::from)
         }

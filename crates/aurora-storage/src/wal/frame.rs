@@ -23,7 +23,20 @@ pub(crate) struct Record {
     pub(crate) ops: Vec<Op>,
 }
 
-/// Appends a framed payload to `out`.
+/// Frames the payload `out[start + HEADER_LEN..]`, written after
+/// `HEADER_LEN` placeholder bytes at `start`: fills in the header, so that
+/// `out[start..]` is what [`write_frame`] of that payload writes.
+pub(crate) fn seal_frame(out: &mut [u8], start: usize) {
+    let (head, payload) = out[start..].split_at_mut(HEADER_LEN);
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX).to_le_bytes();
+    head[..4].copy_from_slice(&len);
+    head[4..8].copy_from_slice(&crc32fast::hash(&len).to_le_bytes());
+    head[8..].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+}
+
+/// Appends a framed payload to `out` (the tests' way to write frames;
+/// the log itself frames in place with [`seal_frame`]).
+#[cfg(test)]
 pub(crate) fn write_frame(out: &mut Vec<u8>, payload: &[u8]) {
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX).to_le_bytes();
     out.extend_from_slice(&len);
@@ -83,6 +96,19 @@ pub(crate) fn read_frame(data: &[u8], at: usize) -> Frame<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_sealed_in_place_is_the_written_frame() {
+        for payload in [&b""[..], b"x", &[7u8; 300]] {
+            let mut written = vec![1, 2, 3];
+            write_frame(&mut written, payload);
+            let mut sealed = vec![1, 2, 3];
+            sealed.extend_from_slice(&[0xAA; HEADER_LEN]);
+            sealed.extend_from_slice(payload);
+            seal_frame(&mut sealed, 3);
+            assert_eq!(sealed, written);
+        }
+    }
 
     #[test]
     fn frames_round_trip_and_detect_damage() {

@@ -107,10 +107,16 @@ impl WalWriter {
         Ok(file)
     }
 
-    /// Encodes a record into the buffer.
+    /// Encodes a record into the buffer (in place: the payload is written
+    /// after room for its header, which is filled in after it).
     pub(crate) fn append(&mut self, revision: Revision, ops: &[Op]) -> Result<()> {
-        let payload = format::encode(&frame::RecordRef { revision, ops })?;
-        frame::write_frame(&mut self.buf, &payload);
+        let start = self.buf.len();
+        self.buf.resize(start + frame::HEADER_LEN, 0);
+        if let Err(e) = format::encode_into(&frame::RecordRef { revision, ops }, &mut self.buf) {
+            self.buf.truncate(start);
+            return Err(e);
+        }
+        frame::seal_frame(&mut self.buf, start);
         self.buf_first.get_or_insert(revision);
         self.buf_last = revision;
         self.buf_records += 1;
