@@ -326,3 +326,47 @@ fn a_panicking_strict_transaction_body_is_the_same_error_in_every_context() {
     }
     rt.block_on(db.close()).unwrap();
 }
+
+/// The commit thread of each sequence (the change sink runs on the commit
+/// leader — a lone writer leads its own commit).
+#[derive(Default)]
+struct CommitThreads(std::sync::Mutex<Vec<(u64, std::thread::ThreadId)>>);
+
+impl aurora::ChangeSink for CommitThreads {
+    fn publish(&self, committed: aurora::Committed) {
+        self.0.lock().unwrap().push((committed.sequence, std::thread::current().id()));
+    }
+}
+
+/// A `LocalSet` driven by a multi-thread runtime's `block_on` runs its
+/// `spawn_local` tasks on the `block_on` thread — like a current-thread
+/// runtime, which s8 keeps on the blocking pool because "its other tasks
+/// would stall". A `Strict` write made by the set's own future must then
+/// not commit (and wait for its fsync) on that thread either.
+#[test]
+#[ignore = "review finding 2: a Strict write from a LocalSet's future on a multi-thread block_on commits on the thread that runs the set's local tasks, stalling them for the fsync"]
+fn a_strict_write_in_a_local_set_does_not_commit_on_the_thread_of_its_local_tasks() {
+    // What it shows: `on_callers_thread` (try_id() is None and the runtime
+    // is multi-thread) holds inside `LocalSet::run_until`/`block_on`, so
+    // the write commits inline on the thread that also runs every
+    // `spawn_local` task — they cannot run until the fsync is done (the
+    // same holds for futures `join!`ed with the write in a plain
+    // `block_on`, e.g. a `#[tokio::main]` body). Correct: the blocking pool,
+    // as for a current-thread runtime (or document the exception).
+    let dir = tempfile::tempdir().unwrap();
+    let rt = multi();
+    let threads = std::sync::Arc::new(CommitThreads::default());
+    let config = AuroraConfig { durability: Durability::Strict, ..AuroraConfig::new(dir.path()) };
+    let db = rt.block_on(Aurora::with_sink(config, threads.clone())).unwrap();
+    rt.block_on(db.ensure_collection("t", Vec::<(&str, FieldDefinition)>::new())).unwrap();
+    let local = tokio::task::LocalSet::new();
+    let d = db.clone();
+    let (local_task_thread, sequence) = local.block_on(&rt, async move {
+        let local_task_thread = tokio::task::spawn_local(async { std::thread::current().id() }).await.unwrap();
+        d.insert_into("t", doc! { "n": 1 }).await.unwrap();
+        (local_task_thread, d.database().feed_head())
+    });
+    let committed_on = threads.0.lock().unwrap().iter().find(|(s, _)| *s == sequence).map(|(_, t)| *t).unwrap();
+    assert_ne!(committed_on, local_task_thread, "committed (and waited for the fsync) on the thread of the local tasks");
+    rt.block_on(db.close()).unwrap();
+}
