@@ -68,13 +68,13 @@ fn batches() -> Vec<Batch> {
         let mut b = Batch::new();
         let size = [0usize, 1, 127, 128, 16_383, 16_384, 65_535, 65_536, 70_000, 3][i as usize % 10];
         b.put(format!("k{i}").into_bytes(), vec![i as u8; size]);
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             b.delete(format!("k{}", i.saturating_sub(3)).into_bytes());
         }
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             b.put_at_revision(b"log".to_vec(), vec![0xfe; i as usize]);
         }
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             b.put_at_revision_part(b"f".to_vec(), 0, b"part0".to_vec());
             b.put_at_revision_part(b"f".to_vec(), 1, vec![]);
         }

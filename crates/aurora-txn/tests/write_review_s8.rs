@@ -40,8 +40,8 @@ fn open_with(dir: &Path, durability: Durability) -> (Database, Arc<common::Recor
         checkpoint_interval: Duration::from_secs(3600),
         ..StoreConfig::default()
     };
-    let docs = DocumentStore::open(dir, store, DocumentStoreConfig { hot_cache_size_mb: 4, ..Default::default() })
-        .unwrap();
+    let docs =
+        DocumentStore::open(dir, store, DocumentStoreConfig { hot_cache_size_mb: 4, ..Default::default() }).unwrap();
     let collections = Collections::open(docs, IndexConfig::default()).unwrap();
     let recorder = Arc::new(common::Recorder::default());
     (Database::with_options(collections, recorder.clone(), Isolation::default(), true), recorder)
@@ -56,13 +56,7 @@ fn id(name: &str) -> DocId {
 }
 
 fn docs_in(db: &Database, collection: &str) -> BTreeMap<String, Document> {
-    db.collections()
-        .documents()
-        .scan(collection)
-        .unwrap()
-        .map(Result::unwrap)
-        .map(|d| (d.id.to_string(), d))
-        .collect()
+    db.collections().documents().scan(collection).unwrap().map(Result::unwrap).map(|d| (d.id.to_string(), d)).collect()
 }
 
 /// The live revision of a collection's definition (the catalog key `c` ++ name).
@@ -110,7 +104,8 @@ fn index_and_schema_changes_racing_writes_leave_consistent_indexes_and_no_schema
                     std::thread::sleep(Duration::from_micros(200));
                     let churn = i > 2000;
                     // Every fifth round: a string `n` (refused once the schema says Int).
-                    let n = if i % 5 == 0 { Value::String(format!("s{i}")) } else { Value::Int((i % 17) as i64) };
+                    let n =
+                        if i.is_multiple_of(5) { Value::String(format!("s{i}")) } else { Value::Int((i % 17) as i64) };
                     let written = match t {
                         0 => db.insert("c", doc! { "n": n.clone(), "u": format!("{t}-{i}") }).map(|id| vec![id]),
                         1 => db.insert_many(
@@ -321,7 +316,9 @@ fn the_feed_trimmed_to_one_or_two_entries_between_mixed_commits_and_reopens_matc
                     .transaction(|tx| {
                         tx.update("c", &id(&name), [("n".to_string(), Value::Int(old + 1))].into_iter().collect())
                     })
-                    .map(|_| vec![Seen { kind: ChangeKind::Update, id: name.clone(), old: Some(old), new: Some(old + 1) }]),
+                    .map(|_| {
+                        vec![Seen { kind: ChangeKind::Update, id: name.clone(), old: Some(old), new: Some(old + 1) }]
+                    }),
                 None => db
                     .insert("c", doc! { "n": 100 }.id(id(&name)))
                     .map(|_| vec![Seen { kind: ChangeKind::Insert, id: name.clone(), old: None, new: Some(100) }]),
@@ -389,8 +386,7 @@ fn the_feed_trimmed_to_one_or_two_entries_between_mixed_commits_and_reopens_matc
             }
         }
         let archives = keys_under(&db, b"v").len();
-        let owning: usize =
-            model.values().flatten().filter(|c| c.kind != ChangeKind::Insert).count();
+        let owning: usize = model.values().flatten().filter(|c| c.kind != ChangeKind::Insert).count();
         assert_eq!(archives, owning, "step {step}: archives of the kept entries only");
     }
     assert!(trimmed_total > 0);
@@ -454,7 +450,10 @@ fn a_damaged_feed_entry_is_a_typed_error_for_reads_and_trims() {
     let (db, _) = open_with(dir.path(), Durability::Balanced);
     let trim = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| db.trim_feed(1, None))).expect("no panic");
     if let Err(e) = trim {
-        assert!(matches!(e, TxnError::Storage(StorageError::Corrupt { .. } | StorageError::UnknownFormat { .. })), "{e:?}");
+        assert!(
+            matches!(e, TxnError::Storage(StorageError::Corrupt { .. } | StorageError::UnknownFormat { .. })),
+            "{e:?}"
+        );
     }
     db.insert("c", doc! { "n": 10 }).unwrap();
     close(db);
@@ -596,17 +595,21 @@ fn trims_racing_mixed_writers_leave_nothing_of_trimmed_entries_behind() {
                     let name = id(&format!("w{t}-{}", i % 9));
                     let r = db.transaction(|tx| {
                         match tx.get("c", &name)? {
-                            None if i % 4 == 0 => {
+                            None if i.is_multiple_of(4) => {
                                 for k in 0..30 {
                                     tx.insert("c", doc! { "n": k }.id(id(&format!("w{t}-{i}-bulk{k}"))))?;
                                 }
                                 tx.insert("c", doc! { "n": 0 }.id(name.clone()))?;
                             }
                             None => drop(tx.insert("c", doc! { "n": 0 }.id(name.clone()))?),
-                            Some(_) if i % 3 == 0 => drop(tx.delete("c", &name)?),
+                            Some(_) if i.is_multiple_of(3) => drop(tx.delete("c", &name)?),
                             Some(d) => {
                                 let n = d.get("n").and_then(Value::as_i64).unwrap_or(0);
-                                drop(tx.update("c", &name, [("n".to_string(), Value::Int(n + 1))].into_iter().collect())?)
+                                drop(tx.update(
+                                    "c",
+                                    &name,
+                                    [("n".to_string(), Value::Int(n + 1))].into_iter().collect(),
+                                )?)
                             }
                         }
                         Ok(())
@@ -652,7 +655,7 @@ fn trims_racing_mixed_writers_leave_nothing_of_trimmed_entries_behind() {
     let db = Arc::into_inner(db).unwrap();
     close(db);
     let (db, _) = open_with(dir.path(), Durability::Balanced);
-    db.transaction(|tx| Ok(drop(tx.insert("c", doc! { "n": 1 })?))).unwrap();
+    db.transaction(|tx| tx.insert("c", doc! { "n": 1 }).map(drop)).unwrap();
     db.trim_feed(1, None).unwrap();
     check(&db, "after a reopen");
     close(db);

@@ -43,8 +43,12 @@ async fn every_write(db: &Aurora, tag: &str) -> Vec<DocId> {
     let mut ids = Vec::new();
     ids.push(db.insert_into("t", doc! { "tag": tag, "k": "insert_into" }).await.unwrap());
     let tg = tag.to_string();
-    ids.push(db.transaction(move |tx| Ok(tx.insert("t", doc! { "tag": tg.clone(), "k": "transaction" })?)).await.unwrap());
-    ids.extend(db.insert_many("t", vec![doc! { "tag": tag, "k": "many" }, doc! { "tag": tag, "k": "many" }]).await.unwrap());
+    ids.push(
+        db.transaction(move |tx| Ok(tx.insert("t", doc! { "tag": tg.clone(), "k": "transaction" })?)).await.unwrap(),
+    );
+    ids.extend(
+        db.insert_many("t", vec![doc! { "tag": tag, "k": "many" }, doc! { "tag": tag, "k": "many" }]).await.unwrap(),
+    );
     let mut tx = db.begin().unwrap();
     ids.push(tx.insert("t", doc! { "tag": tag, "k": "tx.commit" }).unwrap());
     tx.commit().await.unwrap();
@@ -66,12 +70,10 @@ fn within_a_minute<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send +
     match rx.recv_timeout(Duration::from_secs(60)) {
         Ok(()) => h.join().unwrap_or_else(|_| panic!("{what}: panicked")),
         Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: hung for a minute"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            match h.join() {
-                Err(e) => std::panic::resume_unwind(e),
-                Ok(out) => out,
-            }
-        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => match h.join() {
+            Err(e) => std::panic::resume_unwind(e),
+            Ok(out) => out,
+        },
     }
 }
 
@@ -99,9 +101,7 @@ fn strict_writes_from_every_runtime_context_neither_hang_nor_panic() {
         // spawn_blocking + Handle::block_on.
         let d = db.clone();
         let h = rt.handle().clone();
-        all.extend(
-            rt.block_on(rt.spawn_blocking(move || h.block_on(every_write(&d, "spawn_blocking")))).unwrap(),
-        );
+        all.extend(rt.block_on(rt.spawn_blocking(move || h.block_on(every_write(&d, "spawn_blocking")))).unwrap());
 
         // block_in_place + Handle::block_on, from a task.
         let d = db.clone();
@@ -138,9 +138,7 @@ fn strict_writes_from_every_runtime_context_neither_hang_nor_panic() {
             .unwrap(),
         );
         let d = db.clone();
-        all.extend(
-            std::thread::spawn(move || current().block_on(every_write(&d, "current_thread"))).join().unwrap(),
-        );
+        all.extend(std::thread::spawn(move || current().block_on(every_write(&d, "current_thread"))).join().unwrap());
 
         // Writes joined with a listener drained on the same block_on thread:
         // the commit must not wait for the consumer.
@@ -249,14 +247,22 @@ fn strict_block_on_child() {
     for i in 0u64.. {
         let name = format!("{}-{i}", std::process::id());
         match i % 3 {
-            0 => drop(rt.block_on(db.insert_into("t", doc! { "i": i as i64 }.id(DocId::text(&name).unwrap()))).unwrap()),
+            0 => {
+                drop(rt.block_on(db.insert_into("t", doc! { "i": i as i64 }.id(DocId::text(&name).unwrap()))).unwrap())
+            }
             1 => rt
                 .block_on(db.transaction({
                     let name = name.clone();
-                    move |tx| Ok(drop(tx.insert("t", doc! { "i": i as i64 }.id(DocId::text(&name).unwrap()))?))
+                    move |tx| {
+                        tx.insert("t", doc! { "i": i as i64 }.id(DocId::text(&name).unwrap()))
+                            .map(drop)
+                            .map_err(Into::into)
+                    }
                 }))
                 .unwrap(),
-            _ => drop(rt.block_on(db.insert_many("t", vec![doc! { "i": i as i64 }.id(DocId::text(&name).unwrap())])).unwrap()),
+            _ => drop(
+                rt.block_on(db.insert_many("t", vec![doc! { "i": i as i64 }.id(DocId::text(&name).unwrap())])).unwrap(),
+            ),
         }
         println!("acked {name}");
     }
@@ -367,6 +373,9 @@ fn a_strict_write_in_a_local_set_does_not_commit_on_the_thread_of_its_local_task
         (local_task_thread, d.database().feed_head())
     });
     let committed_on = threads.0.lock().unwrap().iter().find(|(s, _)| *s == sequence).map(|(_, t)| *t).unwrap();
-    assert_ne!(committed_on, local_task_thread, "committed (and waited for the fsync) on the thread of the local tasks");
+    assert_ne!(
+        committed_on, local_task_thread,
+        "committed (and waited for the fsync) on the thread of the local tasks"
+    );
     rt.block_on(db.close()).unwrap();
 }
