@@ -11,32 +11,7 @@
 use aurora_storage::{Durability, StorageError, Store, StoreConfig};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
-
-/// A tmpfs mounted for the test, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Result<Self, String> {
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(Self(dir.to_path_buf()))
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
@@ -57,13 +32,9 @@ fn a_full_disk_never_damages_the_database() {
     let root = tempfile::tempdir().unwrap();
     let mnt = root.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
-    let _fs = match Tmpfs::mount(&mnt, "64m") {
-        Ok(fs) => fs,
-        Err(why) if std::env::var_os("CI").is_none() => {
-            eprintln!("SKIPPED a_full_disk_never_damages_the_database: cannot mount a tmpfs ({why})");
-            return;
-        }
-        Err(why) => panic!("CI must run this test as root: cannot mount a tmpfs ({why})"),
+    let Some(_fs) = aurora_testkit::tmpfs::Tmpfs::mount_or_skip(&mnt, "64m", "a_full_disk_never_damages_the_database")
+    else {
+        return;
     };
     let ballast = mnt.join("ballast");
     std::fs::write(&ballast, vec![1u8; 40 << 20]).unwrap();

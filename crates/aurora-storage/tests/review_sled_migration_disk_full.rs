@@ -12,33 +12,8 @@ mod common;
 
 use aurora_storage::{Durability, Store, StoreConfig};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
-
-/// A tmpfs mounted for the test, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Result<Self, String> {
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(Self(dir.to_path_buf()))
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
@@ -97,13 +72,12 @@ fn an_upgrade_on_a_nearly_full_disk_fails_cleanly_and_finishes_once_space_is_fre
     let root = tempfile::tempdir().unwrap();
     let mnt = root.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
-    let _fs = match Tmpfs::mount(&mnt, "200m") {
-        Ok(fs) => fs,
-        Err(why) if std::env::var_os("CI").is_none() => {
-            eprintln!("SKIPPED: cannot mount a tmpfs ({why})");
-            return;
-        }
-        Err(why) => panic!("CI must run this test as root: cannot mount a tmpfs ({why})"),
+    let Some(_fs) = aurora_testkit::tmpfs::Tmpfs::mount_or_skip(
+        &mnt,
+        "200m",
+        "an_upgrade_on_a_nearly_full_disk_fails_cleanly_and_finishes_once_space_is_freed",
+    ) else {
+        return;
     };
     let mut model = BTreeMap::new();
     for i in 0..15_000u32 {

@@ -7,6 +7,8 @@
 //!   parent reopen the folder and check what survived.
 //! - [`image`]: crash images — a database folder copied while open, as a
 //!   killed process would leave it.
+//! - [`tmpfs`]: a small filesystem of its own for full-disk tests.
 
 pub mod crash;
 pub mod image;
+pub mod tmpfs;

@@ -21,9 +21,10 @@ use tokio::task::JoinHandle;
 /// Every write is a transaction through one commit pipeline; a single
 /// document write is a one-operation transaction. Durable commits in
 /// `Strict` mode wait for their fsync on tokio's blocking pool, never on a
-/// runtime worker — except when driven by a multi-thread runtime's
-/// `block_on`, whose calling thread runs no task: they wait on that thread
-/// and skip the pool's two thread hand-offs.
+/// runtime worker — except a single write or a transaction's commit driven
+/// by a multi-thread runtime's `block_on`, whose calling thread runs no
+/// task: it waits on that thread and skips the pool's two thread hand-offs
+/// (the other futures that `block_on` polls wait for it meanwhile).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -110,28 +111,46 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + 
 /// Whether this future is driven by a multi-thread runtime's `block_on` on
 /// the caller's own thread: outside every task (so not on a runtime worker,
 /// and not in the blocking pool) of a runtime whose tasks all run on other
-/// threads. That thread does nothing but wait for this future, so blocking
-/// work done on it stalls no task — and saves the two thread hand-offs of
-/// the blocking pool (the pool thread woken, then the caller), which on a
-/// `Strict` commit cost about as much as the commit's own work (measured in
+/// threads — a synchronous caller's thread, which runs no task. A `Strict`
+/// commit waits for its fsync there, saving the blocking pool's two thread
+/// hand-offs (the pool thread woken, then the caller), which cost about as
+/// much as the commit's own work (measured in
 /// `benches/examples/write_path.rs`, `strict1`). A current-thread runtime's
 /// `block_on` thread runs that runtime's tasks, so it never qualifies.
+///
+/// What waits with it: the other futures that same `block_on` polls (the
+/// siblings of a `join!`/`select!` in it, and the local tasks of a
+/// `LocalSet` it drives) wait for that one commit — about the fsync's
+/// time. tokio has no public way to tell a `LocalSet` apart; code that must
+/// never wait for a commit runs its writes in a task (`tokio::spawn`),
+/// which always takes the pool.
 pub(crate) fn on_callers_thread() -> bool {
     tokio::task::try_id().is_none()
         && tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
-/// Runs blocking work on the caller's own thread when it only waits for it
-/// ([`on_callers_thread`]), otherwise on tokio's blocking pool.
+/// Runs a `Strict` commit on the caller's own thread when it only waits
+/// for it ([`on_callers_thread`]), otherwise on tokio's blocking pool. A
+/// panic in `f` is [`Error::Task`] either way, as the pool reports it.
 pub(crate) async fn blocking_here_or_pool<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
     if on_callers_thread() {
-        f()
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+            .unwrap_or_else(|panic| Err(Error::Task(format!("the write panicked: {}", panic_message(&*panic)))))
     } else {
         blocking(f).await
     }
+}
+
+/// The message of a caught panic (a `&str` or `String` payload).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message")
 }
 
 impl Aurora {
@@ -300,17 +319,16 @@ impl Aurora {
         }
     }
 
-    /// Like [`Aurora::write`], always off the runtime's threads (a batch or
-    /// a whole collection's worth of work): on the blocking pool, or on the
-    /// caller's thread when that thread only waits for it
-    /// ([`on_callers_thread`]).
+    /// Like [`Aurora::write`], always on the blocking pool (a batch or a
+    /// whole collection's worth of work: on the caller's thread it would
+    /// hold up whatever else that thread's `block_on` polls for as long).
     pub(crate) async fn write_heavy<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Database) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         self.check_open()?;
         let db = self.inner.db.clone();
-        blocking_here_or_pool(move || f(&db)).await
+        blocking(move || f(&db)).await
     }
 
     /// Stops taking writes, applies and checkpoints everything, and releases

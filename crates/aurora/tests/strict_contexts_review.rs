@@ -296,13 +296,9 @@ fn strict_writes_acknowledged_on_a_block_on_thread_survive_sigkill() {
 /// `Err(Error::Task)` in every context. The database works afterwards in
 /// all of them.
 #[test]
-#[ignore = "review finding 1: a panicking Strict transaction body unwinds through a multi-thread block_on instead of returning Error::Task as from a task or a current-thread runtime (and as on main)"]
 fn a_panicking_strict_transaction_body_is_the_same_error_in_every_context() {
-    // What it shows: with s8's `blocking_here_or_pool`, the body runs
-    // inline on the block_on thread, so its panic is no longer caught by
-    // spawn_blocking's JoinError. Correct (as main, and as the other
-    // contexts): `Err(Error::Task(..))`, or else document that a body's
-    // panic propagates in Strict mode — the same in every context.
+    // Review finding 1: the body ran inline on the block_on thread and its
+    // panic unwound into the caller; `blocking_here_or_pool` now catches it.
     let dir = tempfile::tempdir().unwrap();
     let rt = multi();
     let db = rt.block_on(open(dir.path()));
@@ -344,21 +340,14 @@ impl aurora::ChangeSink for CommitThreads {
     }
 }
 
-/// A `LocalSet` driven by a multi-thread runtime's `block_on` runs its
-/// `spawn_local` tasks on the `block_on` thread — like a current-thread
-/// runtime, which s8 keeps on the blocking pool because "its other tasks
-/// would stall". A `Strict` write made by the set's own future must then
-/// not commit (and wait for its fsync) on that thread either.
+/// Review finding 2, settled as documented (`db::on_callers_thread`,
+/// docs/transactions.md): a `LocalSet` driven by a multi-thread runtime's
+/// `block_on` runs its `spawn_local` tasks on the `block_on` thread, and a
+/// `Strict` write made by the set's own future commits on that thread (tokio
+/// has no public way to tell a `LocalSet` apart), so the local tasks wait
+/// for that commit — no deadlock, and they run once it is done.
 #[test]
-#[ignore = "review finding 2: a Strict write from a LocalSet's future on a multi-thread block_on commits on the thread that runs the set's local tasks, stalling them for the fsync"]
-fn a_strict_write_in_a_local_set_does_not_commit_on_the_thread_of_its_local_tasks() {
-    // What it shows: `on_callers_thread` (try_id() is None and the runtime
-    // is multi-thread) holds inside `LocalSet::run_until`/`block_on`, so
-    // the write commits inline on the thread that also runs every
-    // `spawn_local` task — they cannot run until the fsync is done (the
-    // same holds for futures `join!`ed with the write in a plain
-    // `block_on`, e.g. a `#[tokio::main]` body). Correct: the blocking pool,
-    // as for a current-thread runtime (or document the exception).
+fn a_strict_write_in_a_local_set_commits_on_its_thread_and_the_local_tasks_run_after() {
     let dir = tempfile::tempdir().unwrap();
     let rt = multi();
     let threads = std::sync::Arc::new(CommitThreads::default());
@@ -367,15 +356,15 @@ fn a_strict_write_in_a_local_set_does_not_commit_on_the_thread_of_its_local_task
     rt.block_on(db.ensure_collection("t", Vec::<(&str, FieldDefinition)>::new())).unwrap();
     let local = tokio::task::LocalSet::new();
     let d = db.clone();
-    let (local_task_thread, sequence) = local.block_on(&rt, async move {
+    let (local_task_thread, sequence, after) = local.block_on(&rt, async move {
         let local_task_thread = tokio::task::spawn_local(async { std::thread::current().id() }).await.unwrap();
         d.insert_into("t", doc! { "n": 1 }).await.unwrap();
-        (local_task_thread, d.database().feed_head())
+        let sequence = d.database().feed_head();
+        let after = tokio::task::spawn_local(async { 7 }).await.unwrap();
+        (local_task_thread, sequence, after)
     });
     let committed_on = threads.0.lock().unwrap().iter().find(|(s, _)| *s == sequence).map(|(_, t)| *t).unwrap();
-    assert_ne!(
-        committed_on, local_task_thread,
-        "committed (and waited for the fsync) on the thread of the local tasks"
-    );
+    assert_eq!(committed_on, local_task_thread, "the commit ran on the block_on thread, as documented");
+    assert_eq!(after, 7, "a local task spawned after the commit runs");
     rt.block_on(db.close()).unwrap();
 }
