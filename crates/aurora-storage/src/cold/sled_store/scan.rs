@@ -17,36 +17,32 @@ pub(crate) fn inner_bounds(prefix: &[u8], start: Bound<&[u8]>, end: Bound<&[u8]>
     // the interval).
     let lo = match start {
         Bound::Unbounded => Bound::Unbounded,
-        Bound::Included(s) | Bound::Excluded(s) if s.starts_with(prefix) => {
-            let inner = s[prefix.len()..].to_vec();
-            if matches!(start, Bound::Included(_)) {
-                Bound::Included(inner)
-            } else {
-                Bound::Excluded(inner)
-            }
-        }
+        b if starts_with(b, prefix) => strip(b, prefix),
         Bound::Included(s) | Bound::Excluded(s) if s < prefix => Bound::Unbounded,
         Bound::Included(_) | Bound::Excluded(_) => return None,
     };
     let hi = match end {
         Bound::Unbounded => Bound::Unbounded,
-        Bound::Included(e) | Bound::Excluded(e) if e.starts_with(prefix) => {
-            let inner = e[prefix.len()..].to_vec();
-            if matches!(end, Bound::Included(_)) {
-                Bound::Included(inner)
-            } else {
-                Bound::Excluded(inner)
-            }
-        }
+        b if starts_with(b, prefix) => strip(b, prefix),
         Bound::Included(e) | Bound::Excluded(e) if e < prefix => return None,
         Bound::Included(_) | Bound::Excluded(_) => Bound::Unbounded,
     };
     (!is_empty(as_ref(&lo), as_ref(&hi))).then_some((lo, hi))
 }
 
+/// Whether a bounded `b`'s key starts with `prefix`.
+fn starts_with(b: Bound<&[u8]>, prefix: &[u8]) -> bool {
+    matches!(b, Bound::Included(k) | Bound::Excluded(k) if k.starts_with(prefix))
+}
+
+/// `b` with `prefix` taken off its key (which starts with it), owned.
+fn strip(b: Bound<&[u8]>, prefix: &[u8]) -> Bound<Vec<u8>> {
+    b.map(|k| k[prefix.len()..].to_vec())
+}
+
 /// Whether every key of `start..end` lies in the tree named `prefix`.
 pub(crate) fn within(prefix: &[u8], start: Bound<&[u8]>, end: Bound<&[u8]>) -> bool {
-    let start_in = matches!(start, Bound::Included(s) | Bound::Excluded(s) if s.starts_with(prefix));
+    let start_in = starts_with(start, prefix);
     let end_in = match end {
         Bound::Included(e) => e.starts_with(prefix),
         Bound::Excluded(e) => e.starts_with(prefix) || crate::store::prefix_successor(prefix).as_deref() == Some(e),
