@@ -310,17 +310,7 @@ fn a_key_in_the_wrong_sled_tree_is_found_by_the_store_scan() {
     assert_eq!(healthy.code, 0, "{healthy:#?}");
     assert!(healthy.stdout.contains("ok       store: "), "{}", healthy.stdout);
     {
-        let started = std::time::Instant::now();
-        let cold = loop {
-            match sled::Config::new().path(dir.join("cold")).flush_every_ms(None).open() {
-                Ok(db) => break db,
-                Err(e) if started.elapsed() < std::time::Duration::from_secs(5) => {
-                    let _ = e;
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                Err(e) => panic!("opening sled: {e}"),
-            }
-        };
+        let cold = aurora_testkit::raw_sled::open(&dir.join("cold"));
         // The default tree's data keys are `0x01 ++ key`; `users` has a tree.
         let misplaced = [&[1u8][..], &document_key("users", &text_id("bogus"))].concat();
         cold.insert(misplaced, &[2u8, 1, 0][..]).unwrap();

@@ -217,16 +217,19 @@ impl DocumentStore {
         }
     }
 
-    /// [`DocumentStore::admit`], returning the document's stored bytes as
+    /// [`DocumentStore::admit`], keeping the document's stored bytes as
     /// well: the size check encodes it anyway, so a caller that writes it
-    /// with [`DocumentWrites::insert_new_encoded`] serializes it once.
-    pub fn admit_encoded(&self, doc: Document) -> Result<(Document, Vec<u8>)> {
+    /// with [`DocumentWrites::insert_admitted`] serializes it once.
+    ///
+    /// # Errors
+    /// As [`DocumentStore::admit`].
+    pub fn admit_encoded(&self, doc: Document) -> Result<Admitted> {
         let checked = doc
             .validate()
             .map_err(StorageError::from)
             .and_then(|()| format::encode_within(&doc, self.store().config().max_value_bytes, "document"));
         match checked {
-            Ok(stored) => Ok((doc, stored)),
+            Ok(stored) => Ok(Admitted { doc: Arc::new(doc), stored }),
             Err(e) => {
                 aurora_core::dispose_document(doc);
                 Err(e)
@@ -408,6 +411,31 @@ fn live(rev: Revision, doc: Cached) -> (Revision, Cached) {
     (if doc.is_some() { rev } else { 0 }, doc)
 }
 
+/// A document that passed [`DocumentStore::admit_encoded`]'s entry check,
+/// shared (`Arc`) and with the stored bytes the check encoded; written by
+/// [`DocumentWrites::insert_admitted`]. Made only by the check, so the
+/// bytes cannot differ from the document — a caller cannot pair other
+/// bytes with it:
+///
+/// ```compile_fail
+/// use aurora_storage::Admitted;
+/// let doc = std::sync::Arc::new(aurora_core::Document::new());
+/// let forged = Admitted { doc, stored: b"not the document".to_vec() };
+/// ```
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    doc: Arc<Document>,
+    stored: Vec<u8>,
+}
+
+impl Admitted {
+    /// The admitted document (the allocation the commit shares with the
+    /// hot cache and the change record).
+    pub fn doc(&self) -> &Arc<Document> {
+        &self.doc
+    }
+}
+
 /// Document writes being assembled into one atomic batch; the batch is
 /// open for other writes and conditions that must commit with them.
 #[derive(Default)]
@@ -449,18 +477,24 @@ impl DocumentWrites {
     /// with the clock.
     pub fn insert_new(&mut self, collection: &str, doc: &Arc<Document>) -> Result<&mut Self> {
         let stored = format::encode(&**doc)?;
-        self.insert_new_encoded(collection, doc, stored)
+        self.insert_admitted(collection, Admitted { doc: Arc::clone(doc), stored })
     }
 
-    /// [`DocumentWrites::insert_new`] of a document already encoded:
-    /// `stored` must be its stored bytes, as
-    /// [`DocumentStore::admit_encoded`] returns them.
-    pub fn insert_new_encoded(&mut self, collection: &str, doc: &Arc<Document>, stored: Vec<u8>) -> Result<&mut Self> {
+    /// [`DocumentWrites::insert_new`] of a document that passed
+    /// [`DocumentStore::admit_encoded`]: the bytes its check encoded are
+    /// stored, without encoding it again. Only `admit_encoded` makes an
+    /// [`Admitted`], so the bytes are always the document's own.
+    ///
+    /// # Errors
+    /// As [`DocumentWrites::insert_new`].
+    pub fn insert_admitted(&mut self, collection: &str, admitted: Admitted) -> Result<&mut Self> {
         validate_collection_name(collection)?;
+        let Admitted { doc, stored } = admitted;
         let key = document_key(collection, &doc.id);
         self.batch.put(key.clone(), stored);
         self.batch.require_new(key.clone(), document_key_scope(collection));
-        self.cached.push((key, Some(Arc::clone(doc)), doc.approx_size()));
+        let size = doc.approx_size();
+        self.cached.push((key, Some(doc), size));
         Ok(self)
     }
 

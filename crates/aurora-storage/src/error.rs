@@ -135,11 +135,13 @@ pub enum StorageError {
         reason: &'static str,
     },
     /// The disk holding the database has too little free space to open it
-    /// safely (recovery writes to the cold store). Nothing was written;
-    /// free space and open again.
+    /// safely (recovery writes to the cold store; a database written before
+    /// sled trees is moved into them at its first open, which writes about
+    /// its cold store's size again). Nothing was written; free space and
+    /// open again.
     #[error("not enough free disk space at {path} to open the database: {available} bytes free, {required} needed")]
     DiskFull {
-        /// The database directory.
+        /// The database directory (its cold store's, for the move into trees).
         path: PathBuf,
         /// Bytes available to this process.
         available: u64,

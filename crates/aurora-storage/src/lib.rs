@@ -48,7 +48,7 @@ pub use commit::CommitHook;
 pub use config::{Durability, StoreConfig, WalRecovery};
 pub use documents::{
     collection_prefix, document_key, document_key_scope, split_document_key, validate_collection_name,
-    with_document_key_bytes, DocumentStore, DocumentStoreConfig, DocumentWrites,
+    with_document_key_bytes, Admitted, DocumentStore, DocumentStoreConfig, DocumentWrites,
 };
 pub use error::{printable_key, Result, StorageError};
 pub use hot::{CacheStats, EvictionPolicy, HotCache};

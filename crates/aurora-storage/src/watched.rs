@@ -9,7 +9,8 @@
 //! condition). Every write reaches the store through the leader, and
 //! nothing else changes a key's live revision (a tombstone purge removes
 //! only what is already absent), so the recorded revision is always the
-//! one a read would find. It is rebuilt from reads after every open.
+//! one a read would find. It is rebuilt from reads after every open, and a
+//! key deleted is dropped from it (read again at its next condition).
 //!
 //! Meant for a few keys named by most commits and rarely written — the
 //! collection definitions every write is conditioned on. The number of
@@ -51,13 +52,17 @@ impl Watched {
 
     /// Records that `key` was committed at `revision` (0: deleted). Called
     /// for every committed key, in commit order; cheap for keys that are
-    /// not watched.
+    /// not watched. A deleted key is no longer watched (a dropped
+    /// collection's definition does not hold a place): the next condition
+    /// on it reads it again and watches it anew.
     pub(crate) fn note(&mut self, key: &[u8], revision: Revision) {
         let (word, bit) = Self::bit(key);
         if self.first_bytes[word] & bit == 0 {
             return;
         }
-        if let Some(r) = self.revisions.get_mut(key) {
+        if revision == 0 {
+            self.revisions.remove(key);
+        } else if let Some(r) = self.revisions.get_mut(key) {
             *r = revision;
         }
     }
@@ -92,7 +97,7 @@ mod tests {
         assert_eq!(w.get(b"c/orders"), None, "unwatched keys stay unwatched");
         assert_eq!(w.get(b"c/users"), Some(9));
         w.note(b"c/users", 0);
-        assert_eq!(w.get(b"c/users"), Some(0), "deleted: absent");
+        assert_eq!(w.get(b"c/users"), None, "deleted: no longer watched, read as usual");
         assert!(w.watch(b"", 3), "the empty key too");
         w.note(b"", 12);
         assert_eq!(w.get(b""), Some(12));
@@ -106,5 +111,8 @@ mod tests {
         }
         assert!(!w.watch(b"one more", 1), "full: read as usual");
         assert_eq!(w.get(b"one more"), None);
+        w.note(b"k7", 0);
+        assert!(w.watch(b"one more", 1), "a deleted key's place is free again");
+        assert_eq!(w.get(b"one more"), Some(1));
     }
 }

@@ -9,9 +9,9 @@
 
 mod common;
 
-use aurora_storage::cold::{ColdStore, ScanIter, SledStore, Versioned};
-use aurora_storage::{Durability, Revision, StorageError, Store, StoreConfig, WalRecovery};
-use std::ops::Bound;
+use aurora_storage::cold::{ColdStore, SledStore};
+use aurora_storage::{Durability, StorageError, Store, StoreConfig, WalRecovery};
+use common::intercept::Intercept;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -157,61 +157,30 @@ fn gaps_in_the_log_refuse_to_open() {
     }
 }
 
-/// A cold store that fails or panics on demand, around the real sled one.
-struct Faulty {
-    inner: SledStore,
-    applies: AtomicUsize,
-    /// Fail (`Err`) the N-th `apply` and later ones.
-    fail_apply_at: usize,
-    /// Panic in `get` of this key.
-    panic_on_get: Option<Vec<u8>>,
-}
-
-impl ColdStore for Faulty {
-    fn get(&self, key: &[u8]) -> aurora_storage::Result<Option<Versioned>> {
-        if self.panic_on_get.as_deref() == Some(key) {
-            panic!("injected backend panic reading {key:?}");
-        }
-        self.inner.get(key)
-    }
-    fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> ScanIter {
-        self.inner.scan(start, end)
-    }
-    fn apply(&self, writes: &mut dyn Iterator<Item = (&[u8], &Versioned)>) -> aurora_storage::Result<()> {
-        if self.applies.fetch_add(1, Ordering::SeqCst) + 1 >= self.fail_apply_at {
-            return Err(StorageError::Io { context: "injected".into(), source: std::io::Error::other("EIO") });
-        }
-        self.inner.apply(writes)
-    }
-    fn set_checkpoint(&self, revision: Revision) -> aurora_storage::Result<()> {
-        self.inner.set_checkpoint(revision)
-    }
-    fn checkpoint(&self) -> aurora_storage::Result<Revision> {
-        self.inner.checkpoint()
-    }
-    fn flush(&self) -> aurora_storage::Result<()> {
-        self.inner.flush()
-    }
-    fn purge_tombstones(&self, horizon: Revision) -> aurora_storage::Result<usize> {
-        self.inner.purge_tombstones(horizon)
-    }
-    fn disk_bytes(&self) -> aurora_storage::Result<u64> {
-        self.inner.disk_bytes()
-    }
-}
-
+/// Sled that fails (`Err`) its `fail_apply_at`-th `apply` and later ones,
+/// and panics in a `get` of `panic_on_get`.
 fn faulty(
     fail_apply_at: usize,
     panic_on_get: Option<&[u8]>,
 ) -> impl FnMut(&Path, u64) -> aurora_storage::Result<Arc<dyn ColdStore>> {
     let panic_on_get = panic_on_get.map(<[u8]>::to_vec);
     move |path, cache| {
-        Ok(Arc::new(Faulty {
-            inner: SledStore::open(path, cache)?,
-            applies: AtomicUsize::new(0),
-            fail_apply_at,
-            panic_on_get: panic_on_get.clone(),
-        }) as Arc<dyn ColdStore>)
+        let applies = AtomicUsize::new(0);
+        let bomb = panic_on_get.clone();
+        let store = Intercept::new(SledStore::open(path, cache)?)
+            .on_get(move |key| {
+                if bomb.as_deref() == Some(key) {
+                    panic!("injected backend panic reading {key:?}");
+                }
+                None
+            })
+            .on_apply(move || {
+                if applies.fetch_add(1, Ordering::SeqCst) + 1 >= fail_apply_at {
+                    return Err(StorageError::Io { context: "injected".into(), source: std::io::Error::other("EIO") });
+                }
+                Ok(())
+            });
+        Ok(Arc::new(store) as Arc<dyn ColdStore>)
     }
 }
 

@@ -4,51 +4,11 @@
 //! no tombstone a pinned snapshot needs may go.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use aurora_storage::cold::{ColdStore, ScanIter, SledStore, Versioned};
-use aurora_storage::{Batch, CommitOutcome, Revision, Store, StoreConfig};
+use aurora_storage::cold::{ColdStore, SledStore};
+use aurora_storage::{Batch, CommitOutcome, Store, StoreConfig};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// Sled, shared with the test so it can look at the cold store.
-struct Shared(Arc<SledStore>);
-
-impl ColdStore for Shared {
-    fn get(&self, key: &[u8]) -> aurora_storage::Result<Option<Versioned>> {
-        self.0.get(key)
-    }
-    fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> ScanIter {
-        self.0.scan(start, end)
-    }
-    fn scan_rev(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> ScanIter {
-        self.0.scan_rev(start, end)
-    }
-    fn apply(&self, writes: &mut dyn Iterator<Item = (&[u8], &Versioned)>) -> aurora_storage::Result<()> {
-        self.0.apply(writes)
-    }
-    fn set_checkpoint(&self, revision: Revision) -> aurora_storage::Result<()> {
-        self.0.set_checkpoint(revision)
-    }
-    fn checkpoint(&self) -> aurora_storage::Result<Revision> {
-        self.0.checkpoint()
-    }
-    fn flush(&self) -> aurora_storage::Result<()> {
-        self.0.flush()
-    }
-    fn purge_tombstones(&self, horizon: Revision) -> aurora_storage::Result<usize> {
-        self.0.purge_tombstones(horizon)
-    }
-    fn purge_tombstones_of(
-        &self,
-        keys: &mut dyn Iterator<Item = &[u8]>,
-        horizon: Revision,
-    ) -> aurora_storage::Result<usize> {
-        self.0.purge_tombstones_of(keys, horizon)
-    }
-    fn disk_bytes(&self) -> aurora_storage::Result<u64> {
-        self.0.disk_bytes()
-    }
-}
 
 fn open(dir: &std::path::Path) -> (Store, Arc<SledStore>) {
     let slot: Arc<Mutex<Option<Arc<SledStore>>>> = Arc::default();
@@ -61,7 +21,8 @@ fn open(dir: &std::path::Path) -> (Store, Arc<SledStore>) {
     let store = Store::open_with_backend(dir, config, &mut move |path, cache| {
         let sled = Arc::new(SledStore::open(path, cache)?);
         *keep.lock().unwrap() = Some(Arc::clone(&sled));
-        Ok(Arc::new(Shared(sled)))
+        // Sled, shared with the test so it can look at the cold store.
+        Ok(sled as Arc<dyn ColdStore>)
     })
     .unwrap();
     let sled = slot.lock().unwrap().clone().unwrap();

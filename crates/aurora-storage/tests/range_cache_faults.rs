@@ -6,55 +6,23 @@
 
 mod common;
 
-use aurora_storage::cold::{ColdStore, ScanIter, SledStore, Versioned};
-use aurora_storage::{Durability, Revision, StorageError, Store, StoreConfig};
-use std::ops::Bound;
+use aurora_storage::cold::{ColdStore, SledStore};
+use aurora_storage::{Durability, StorageError, Store, StoreConfig};
+use common::intercept::Intercept;
 use std::path::Path;
 use std::sync::Arc;
-
-/// Sled, but `get` of one key panics.
-struct PanicOnGet {
-    inner: SledStore,
-    bomb: Vec<u8>,
-}
-
-impl ColdStore for PanicOnGet {
-    fn get(&self, key: &[u8]) -> aurora_storage::Result<Option<Versioned>> {
-        if key == self.bomb.as_slice() {
-            panic!("injected backend panic reading {key:?}");
-        }
-        self.inner.get(key)
-    }
-    fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> ScanIter {
-        self.inner.scan(start, end)
-    }
-    fn scan_rev(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> ScanIter {
-        self.inner.scan_rev(start, end)
-    }
-    fn apply(&self, writes: &mut dyn Iterator<Item = (&[u8], &Versioned)>) -> aurora_storage::Result<()> {
-        self.inner.apply(writes)
-    }
-    fn set_checkpoint(&self, revision: Revision) -> aurora_storage::Result<()> {
-        self.inner.set_checkpoint(revision)
-    }
-    fn checkpoint(&self) -> aurora_storage::Result<Revision> {
-        self.inner.checkpoint()
-    }
-    fn flush(&self) -> aurora_storage::Result<()> {
-        self.inner.flush()
-    }
-    fn purge_tombstones(&self, horizon: Revision) -> aurora_storage::Result<usize> {
-        self.inner.purge_tombstones(horizon)
-    }
-    fn disk_bytes(&self) -> aurora_storage::Result<u64> {
-        self.inner.disk_bytes()
-    }
-}
 
 fn open(dir: &Path, budget: usize) -> Store {
     let config = StoreConfig { range_cache_bytes: budget, ..common::config(Durability::Strict) };
     Store::open_with_backend(dir, config, &mut |path, cache| {
-        Ok(Arc::new(PanicOnGet { inner: SledStore::open(path, cache)?, bomb: b"bomb".to_vec() }) as Arc<dyn ColdStore>)
+        // Sled, but `get` of one key panics.
+        let store = Intercept::new(SledStore::open(path, cache)?).on_get(|key| {
+            if key == b"bomb" {
+                panic!("injected backend panic reading {key:?}");
+            }
+            None
+        });
+        Ok(Arc::new(store) as Arc<dyn ColdStore>)
     })
     .unwrap()
 }

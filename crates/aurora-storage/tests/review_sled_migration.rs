@@ -24,17 +24,7 @@ type Model = BTreeMap<Vec<u8>, Versioned>;
 
 /// sled itself at `path`, retrying while a dropped store's lock is released.
 fn raw(path: &Path) -> sled::Db {
-    let started = Instant::now();
-    loop {
-        match sled::Config::new().path(path).flush_every_ms(None).open() {
-            Ok(db) => return db,
-            Err(e) if started.elapsed() < Duration::from_secs(5) => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
+    aurora_testkit::raw_sled::open(path)
 }
 
 /// A value in the first layout: `[1][revision: u64 BE][kind][bytes]`.

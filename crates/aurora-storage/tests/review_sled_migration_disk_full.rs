@@ -10,7 +10,7 @@
 
 mod common;
 
-use aurora_storage::{Durability, Store, StoreConfig};
+use aurora_storage::{Durability, StorageError, Store, StoreConfig};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -104,6 +104,9 @@ fn an_upgrade_on_a_nearly_full_disk_fails_cleanly_and_finishes_once_space_is_fre
             required >> 20,
             first.as_ref().err()
         );
+        if let Err(e) = &first {
+            assert!(matches!(e, StorageError::DiskFull { .. }), "a typed DiskFull, not {e:?}");
+        }
         if let Ok(store) = first {
             assert_eq!(common::dump(&store).len(), model.len());
             drop(store);

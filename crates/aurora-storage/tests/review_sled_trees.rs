@@ -13,7 +13,7 @@ use aurora_storage::{Batch, ColdStore, Durability, StorageError, Store, StoreCon
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `MAX_TREES` of the backend (not exported): the tests count on it.
 const MAX_TREES: usize = 256;
@@ -36,17 +36,7 @@ fn apply(s: &SledStore, writes: &[(Vec<u8>, Versioned)]) {
 
 /// sled itself at `path`, retrying while a dropped store's lock is released.
 fn raw(path: &Path) -> sled::Db {
-    let started = Instant::now();
-    loop {
-        match sled::Config::new().path(path).flush_every_ms(None).open() {
-            Ok(db) => return db,
-            Err(e) if started.elapsed() < Duration::from_secs(5) => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
+    aurora_testkit::raw_sled::open(path)
 }
 
 fn reopen(path: &Path) -> SledStore {

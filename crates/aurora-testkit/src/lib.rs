@@ -1,5 +1,5 @@
 //! Test support shared by Aurora's crates; a dev-dependency only, never
-//! published, with no dependency of its own.
+//! published; its one dependency is sled (for [`raw_sled`]).
 //!
 //! - [`crash`]: the SIGKILL crash-test harness — a test binary re-runs one
 //!   of its own tests as a child process that writes to a folder, kills it
@@ -8,7 +8,9 @@
 //! - [`image`]: crash images — a database folder copied while open, as a
 //!   killed process would leave it.
 //! - [`tmpfs`]: a small filesystem of its own for full-disk tests.
+//! - [`raw_sled`]: sled itself under a cold store, to read or damage it.
 
 pub mod crash;
 pub mod image;
+pub mod raw_sled;
 pub mod tmpfs;

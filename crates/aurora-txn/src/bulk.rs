@@ -17,7 +17,7 @@ use crate::sink::{Change, ChangeKind};
 use crate::submit::{self, Submitted};
 use aurora_core::{DocId, Document};
 use aurora_index::{IndexError, IndexPlan};
-use aurora_storage::{split_document_key, DocumentWrites};
+use aurora_storage::{split_document_key, Admitted, DocumentWrites};
 use std::sync::Arc;
 
 impl Database {
@@ -58,23 +58,20 @@ impl Database {
     pub fn insert_many(&self, collection: &str, docs: Vec<Document>) -> Result<Vec<DocId>> {
         let store = self.collections().documents();
         let mut admitted = Vec::with_capacity(docs.len());
-        let mut stored = Vec::with_capacity(docs.len());
         let mut rest = docs.into_iter();
         for doc in rest.by_ref() {
             // The entry check encodes the document: those bytes are stored.
             match store.admit_encoded(doc) {
-                Ok((doc, bytes)) => {
-                    admitted.push(Arc::new(doc));
-                    stored.push(bytes);
-                }
+                Ok(doc) => admitted.push(doc),
                 Err(e) => {
                     aurora_core::dispose_all(rest);
                     return Err(e.into());
                 }
             }
         }
-        self.insert_many_shared(collection, &admitted, stored)?;
-        Ok(admitted.iter().map(|d| d.id.clone()).collect())
+        let docs: Vec<Arc<Document>> = admitted.iter().map(|a| Arc::clone(a.doc())).collect();
+        self.insert_many_shared(collection, &docs, admitted)?;
+        Ok(docs.iter().map(|d| d.id.clone()).collect())
     }
 
     /// Inserts one new document, as [`Database::insert_many`] of one, and
@@ -83,17 +80,18 @@ impl Database {
     /// # Errors
     /// As [`Database::insert_many`].
     pub fn insert(&self, collection: &str, doc: Document) -> Result<DocId> {
-        let (doc, stored) = self.collections().documents().admit_encoded(doc)?;
-        let doc = Arc::new(doc);
-        self.insert_many_shared(collection, std::slice::from_ref(&doc), vec![stored])?;
+        let admitted = self.collections().documents().admit_encoded(doc)?;
+        let doc = Arc::clone(admitted.doc());
+        self.insert_many_shared(collection, std::slice::from_ref(&doc), vec![admitted])?;
         Ok(doc.id.clone())
     }
 
     /// [`Database::insert_many`] of documents that passed the entry check,
     /// shared with the commit (the hot cache and the change record get the
-    /// same allocations), with their stored bytes (`stored`, in order: the
-    /// first attempt writes them, a retry encodes again).
-    fn insert_many_shared(&self, collection: &str, docs: &[Arc<Document>], stored: Vec<Vec<u8>>) -> Result<()> {
+    /// same allocations), with their stored bytes (`stored`: the same
+    /// documents as admitted, in order; the first attempt writes their
+    /// bytes, a retry encodes again).
+    fn insert_many_shared(&self, collection: &str, docs: &[Arc<Document>], stored: Vec<Admitted>) -> Result<()> {
         if docs.is_empty() {
             // Nothing to write, as a transaction that inserts nothing.
             return Ok(());
@@ -117,8 +115,8 @@ impl Database {
     }
 
     /// One attempt of [`Database::insert_many_shared`]; `stored`: the
-    /// documents' stored bytes, if still at hand.
-    fn insert_once(&self, collection: &str, docs: &[Arc<Document>], stored: Option<Vec<Vec<u8>>>) -> Result<()> {
+    /// admitted documents with their stored bytes, if still at hand.
+    fn insert_once(&self, collection: &str, docs: &[Arc<Document>], stored: Option<Vec<Admitted>>) -> Result<()> {
         let _span = tracing::debug_span!("insert_many", collection, documents = docs.len()).entered();
         let collections = self.collections();
         let mut batch = DocumentWrites::new();
@@ -127,7 +125,7 @@ impl Database {
         let mut stored = stored.map(Vec::into_iter);
         for doc in docs {
             match stored.as_mut().and_then(Iterator::next) {
-                Some(bytes) => batch.insert_new_encoded(collection, doc, bytes)?,
+                Some(admitted) => batch.insert_admitted(collection, admitted)?,
                 None => batch.insert_new(collection, doc)?,
             };
             plans.push(collections.plan_write(collection, &doc.id, None, Some(doc), batch.batch_mut())?);

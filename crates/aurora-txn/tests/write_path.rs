@@ -5,52 +5,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "../../aurora-storage/tests/common/intercept.rs"]
+mod intercept;
 
 use aurora_core::{doc, FieldDefinition, FieldType};
 use aurora_index::{Collections, IndexConfig, IndexError, Schema};
-use aurora_storage::cold::{ColdStore, ScanIter, SledStore, Versioned};
-use aurora_storage::{DocumentStore, DocumentStoreConfig, Durability, Revision, Store, StoreConfig};
+use aurora_storage::cold::{ColdStore, SledStore};
+use aurora_storage::{DocumentStore, DocumentStoreConfig, Durability, Store, StoreConfig};
 use aurora_txn::{Database, TxnError};
-use std::ops::Bound;
+use intercept::Intercept;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Sled, counting point reads of document keys (`"d" ++ …`).
-struct CountingGets {
-    inner: SledStore,
-    document_gets: Arc<AtomicUsize>,
-}
-
-impl ColdStore for CountingGets {
-    fn get(&self, key: &[u8]) -> aurora_storage::Result<Option<Versioned>> {
-        if key.first() == Some(&b'd') {
-            self.document_gets.fetch_add(1, Ordering::Relaxed);
-        }
-        self.inner.get(key)
-    }
-    fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> ScanIter {
-        self.inner.scan(start, end)
-    }
-    fn apply(&self, writes: &mut dyn Iterator<Item = (&[u8], &Versioned)>) -> aurora_storage::Result<()> {
-        self.inner.apply(writes)
-    }
-    fn set_checkpoint(&self, revision: Revision) -> aurora_storage::Result<()> {
-        self.inner.set_checkpoint(revision)
-    }
-    fn checkpoint(&self) -> aurora_storage::Result<Revision> {
-        self.inner.checkpoint()
-    }
-    fn flush(&self) -> aurora_storage::Result<()> {
-        self.inner.flush()
-    }
-    fn purge_tombstones(&self, horizon: Revision) -> aurora_storage::Result<usize> {
-        self.inner.purge_tombstones(horizon)
-    }
-    fn disk_bytes(&self) -> aurora_storage::Result<u64> {
-        self.inner.disk_bytes()
-    }
-}
 
 fn open_counting(dir: &std::path::Path) -> (Database, Arc<AtomicUsize>) {
     let gets = Arc::new(AtomicUsize::new(0));
@@ -62,7 +28,15 @@ fn open_counting(dir: &std::path::Path) -> (Database, Arc<AtomicUsize>) {
         ..StoreConfig::default()
     };
     let store = Store::open_with_backend(dir, config, &mut move |path, cache| {
-        Ok(Arc::new(CountingGets { inner: SledStore::open(path, cache)?, document_gets: Arc::clone(&counter) }))
+        // Sled, counting point reads of document keys (`"d" ++ …`).
+        let counter = Arc::clone(&counter);
+        let store = Intercept::new(SledStore::open(path, cache)?).on_get(move |key| {
+            if key.first() == Some(&b'd') {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            None
+        });
+        Ok(Arc::new(store) as Arc<dyn ColdStore>)
     })
     .unwrap();
     let docs = DocumentStore::new(store, DocumentStoreConfig::default());

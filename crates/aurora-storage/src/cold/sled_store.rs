@@ -130,7 +130,7 @@ impl SledStore {
         };
         let store = Self { db, trees: Arc::default() };
         store.load_trees()?;
-        store.upgrade_layout()?;
+        store.upgrade_layout(path)?;
         Ok(store)
     }
 
@@ -242,7 +242,7 @@ impl SledStore {
         if self.trees.read().len() >= MAX_TREES || self.default_holds(prefix)? {
             return Ok(None);
         }
-        self.create_tree(prefix).map(Some)
+        self.create_tree(prefix)
     }
 
     /// Whether the default tree holds a key under `prefix`.
@@ -253,18 +253,24 @@ impl SledStore {
         first.transpose().map(|f| f.is_some()).map_err(|e| StorageError::backend("reading sled's default tree", e))
     }
 
-    /// Opens (creates) the tree named `prefix`.
-    fn create_tree(&self, prefix: &[u8]) -> Result<sled::Tree> {
+    /// Opens (creates) the tree named `prefix`, or `None` when the cap was
+    /// reached meanwhile: the count is checked again under the write lock,
+    /// so concurrent `apply` calls for different new prefixes never pass
+    /// [`MAX_TREES`].
+    fn create_tree(&self, prefix: &[u8]) -> Result<Option<sled::Tree>> {
         let mut trees = self.trees.write();
         if let Some(tree) = trees.get(prefix) {
-            return Ok(tree.clone());
+            return Ok(Some(tree.clone()));
+        }
+        if trees.len() >= MAX_TREES {
+            return Ok(None);
         }
         let tree = self
             .db
             .open_tree(prefix)
             .map_err(|e| StorageError::backend(format!("creating the sled tree {}", printable_key(prefix)), e))?;
         trees.insert(prefix.to_vec(), tree.clone());
-        Ok(tree)
+        Ok(Some(tree))
     }
 
     /// The default tree's part of a scan: its data keys in a range, each
@@ -620,6 +626,35 @@ mod tests {
         assert_eq!(s.purge_tombstones_of(&mut [&b"dusers\0\x02u1"[..]].into_iter(), 19).unwrap(), 0);
         assert_eq!(s.purge_tombstones(20).unwrap(), 1);
         assert_eq!(s.get(b"dusers\0\x02u1").unwrap(), None);
+    }
+
+    #[test]
+    fn concurrent_applies_of_new_prefixes_never_pass_max_trees() {
+        let key = |i: usize| format!("dc{i:04}\0\x02id").into_bytes();
+        // Rounds of four appliers, each with a new prefix, racing for the
+        // last place under the cap.
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+            let first: Vec<_> = (0..MAX_TREES - 1).map(|i| (key(i), live(1, b"v"))).collect();
+            s.apply(&mut first.iter().map(|(k, v)| (k.as_slice(), v))).unwrap();
+            let start = std::sync::Barrier::new(4);
+            std::thread::scope(|scope| {
+                for t in 0..4 {
+                    let (s, start) = (&s, &start);
+                    scope.spawn(move || {
+                        let (k, v) = (key(MAX_TREES + t), live(2, b"w"));
+                        start.wait();
+                        s.apply(&mut std::iter::once((k.as_slice(), &v))).unwrap();
+                    });
+                }
+            });
+            assert_eq!(s.trees.read().len(), MAX_TREES);
+            assert_eq!(keys(s.scan(Bound::Unbounded, Bound::Unbounded)).len(), MAX_TREES - 1 + 4);
+            drop(s);
+            let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+            assert_eq!(s.trees.read().len(), MAX_TREES, "reopened within the cap");
+        }
     }
 
     #[test]

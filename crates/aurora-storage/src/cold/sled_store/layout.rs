@@ -8,7 +8,7 @@
 //! copies in the default tree may remain; [`TREES`] — done. Each step is
 //! flushed before the marker that records it, and each is idempotent:
 //! - absent: copy the default tree's keys into the trees of their
-//!   prefixes (creating trees up to [`MAX_TREES`]; a copy
+//!   prefixes (creating trees up to [`MAX_TREES`](super::MAX_TREES); a copy
 //!   overwrites what an interrupted earlier copy wrote, with the same
 //!   bytes), flush, record [`COPIED`], flush;
 //! - [`COPIED`]: remove from the default tree the keys whose prefix has a
@@ -20,9 +20,30 @@
 //! from there. Nothing else writes before the move is done: it runs inside
 //! [`SledStore::open`].
 
-use super::{data_key, routes, SledStore, DATA, MAX_TREES, META_CHECKPOINT};
+use super::{data_key, routes, SledStore, DATA, META_CHECKPOINT};
 use crate::cold::ColdStore;
 use crate::error::{printable_key, Result, StorageError};
+use std::path::Path;
+
+/// Free space the move into trees needs beyond the size of sled's files:
+/// room for the log segments sled keeps open while it writes (bytes).
+const MOVE_HEADROOM: u64 = 16 << 20;
+
+/// Bytes of the files under `dir`, recursively (0 for what cannot be read).
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
 
 /// The layout's meta key.
 const META_LAYOUT: &[u8] = b"\x00layout";
@@ -35,8 +56,8 @@ pub(super) const TREES: u8 = 2;
 impl SledStore {
     /// Brings the database to the tree layout (see the module docs), then
     /// drops the trees left empty (a dropped collection's), so they do not
-    /// count against [`MAX_TREES`].
-    pub(super) fn upgrade_layout(&self) -> Result<()> {
+    /// count against [`MAX_TREES`](super::MAX_TREES).
+    pub(super) fn upgrade_layout(&self, path: &Path) -> Result<()> {
         let marker = self.db.get(META_LAYOUT).map_err(|e| StorageError::backend("reading the layout version", e))?;
         let state = match marker.as_deref() {
             None => None,
@@ -56,6 +77,7 @@ impl SledStore {
             }
         };
         if state.is_none() {
+            self.check_room_to_move(path)?;
             let copied = self.copy_into_trees()?;
             if copied == 0 {
                 // Nothing to move (a new database): no key of a prefix is
@@ -75,6 +97,28 @@ impl SledStore {
             self.flush_layout()?;
         }
         self.drop_empty_trees()
+    }
+
+    /// Refuses the move with [`StorageError::DiskFull`], before it writes
+    /// anything, when the disk has less free space than the move needs: it
+    /// writes every key once more before the old copies go, so about the
+    /// size of sled's files, plus [`MOVE_HEADROOM`] for sled's log segments.
+    /// A new or already moved database (no data key in the default tree
+    /// under a prefix with a tree) needs nothing.
+    fn check_room_to_move(&self, path: &Path) -> Result<()> {
+        let mut data = self.db.range::<&[u8], _>(&[DATA][..]..&[DATA + 1][..]).keys();
+        let has_data = data.next().transpose().map_err(|e| StorageError::backend("reading the first layout", e))?;
+        if has_data.is_none() {
+            return Ok(());
+        }
+        let files = dir_bytes(path);
+        let required = files.saturating_add(MOVE_HEADROOM);
+        let available = fs2::available_space(path)
+            .map_err(|e| StorageError::io(format!("measuring free space at {}", path.display()), e))?;
+        if available < required {
+            return Err(StorageError::DiskFull { path: path.to_path_buf(), available, required });
+        }
+        Ok(())
     }
 
     /// Rewrites a first-layout checkpoint (8 bytes) in this layout's form,
@@ -107,14 +151,12 @@ impl SledStore {
             let (k, v) = item.map_err(|e| StorageError::backend("reading the first layout", e))?;
             let key = &k[1..];
             let Some(prefix) = routes::tree_prefix(key) else { continue };
-            let (existing, room) = {
-                let trees = self.trees.read();
-                (trees.get(prefix).cloned(), trees.len() < MAX_TREES)
-            };
-            let tree = match existing {
-                Some(tree) => tree,
-                None if room => self.create_tree(prefix)?,
-                None => continue,
+            let existing = self.trees.read().get(prefix).cloned();
+            let Some(tree) = (match existing {
+                Some(tree) => Some(tree),
+                None => self.create_tree(prefix)?,
+            }) else {
+                continue;
             };
             tree.insert(&key[prefix.len()..], v).map_err(|e| StorageError::backend("moving a key into its tree", e))?;
             copied += 1;
