@@ -245,6 +245,27 @@ impl SledStore {
         self.create_tree(prefix).map(Some)
     }
 
+    /// Inserts a sorted run of writes whose keys share the tree prefix
+    /// `prefix` (`None`: keys of the default tree) in
+    /// [`fill_order`](crate::cold::fill_order::fill_order): sled 0.34 then
+    /// leaves leaves of 16 items where key order leaves 9 (the module has
+    /// the reasoning; `sled_layout --order fill` measures it).
+    fn apply_run(&self, prefix: Option<&[u8]>, run: &[(&[u8], &Versioned)]) -> Result<()> {
+        let tree = match prefix {
+            Some(p) => self.tree_for_write(p)?.map(|t| (p.len(), t)),
+            None => None,
+        };
+        for (key, v) in crate::cold::fill_order::fill_order(run.len()).filter_map(|i| run.get(i)) {
+            let write_error = |e| StorageError::backend(format!("writing key {}", printable_key(key)), e);
+            match &tree {
+                Some((len, tree)) => tree.insert(&key[*len..], encode_versioned(v)),
+                None => self.db.insert(data_key(key), encode_versioned(v)),
+            }
+            .map_err(write_error)?;
+        }
+        Ok(())
+    }
+
     /// Whether the default tree holds a key under `prefix`.
     fn default_holds(&self, prefix: &[u8]) -> Result<bool> {
         let start = data_key(prefix);
@@ -390,26 +411,24 @@ impl ColdStore for SledStore {
     }
 
     fn apply(&self, writes: &mut dyn Iterator<Item = (&[u8], &Versioned)>) -> Result<()> {
-        // The home of the previous write's prefix: writes come in key
-        // order, so runs of one prefix are the rule.
-        let mut last: Option<(Vec<u8>, Option<sled::Tree>)> = None;
+        // Writes come in key order, so a prefix's writes (one tree's) are
+        // one run; each run is inserted in `fill_order` so that sled's
+        // leaves end full. (Two large runs applied from two threads were
+        // slower: 33–40 K documents/s against 41–60 K for a bulk load
+        // with one index, with more CPU — `write_path bulk100 200000`.)
+        let mut run: Vec<(&[u8], &Versioned)> = Vec::new();
+        let mut run_prefix: Option<&[u8]> = None;
         for (key, v) in writes {
-            let write_error = |e| StorageError::backend(format!("writing key {}", printable_key(key)), e);
-            let tree = match tree_prefix(key) {
-                None => None,
-                Some(prefix) => match &last {
-                    Some((p, tree)) if p.as_slice() == prefix => tree.as_ref().map(|t| (prefix.len(), t)),
-                    _ => {
-                        let tree = self.tree_for_write(prefix)?;
-                        last.insert((prefix.to_vec(), tree)).1.as_ref().map(|t| (prefix.len(), t))
-                    }
-                },
-            };
-            match tree {
-                Some((len, tree)) => tree.insert(&key[len..], encode_versioned(v)),
-                None => self.db.insert(data_key(key), encode_versioned(v)),
+            let prefix = tree_prefix(key);
+            if prefix != run_prefix && !run.is_empty() {
+                self.apply_run(run_prefix, &run)?;
+                run.clear();
             }
-            .map_err(write_error)?;
+            run_prefix = prefix;
+            run.push((key, v));
+        }
+        if !run.is_empty() {
+            self.apply_run(run_prefix, &run)?;
         }
         Ok(())
     }
