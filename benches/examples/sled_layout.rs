@@ -170,7 +170,7 @@ fn run(variant: &str, docs: u64, feed: bool, index: bool, order: Order) {
             // An index entry on `age`: (value, id), appended at the end of
             // its value's run.
             let mut entry = if variant == "trees" { vec![] } else { b"\x01xusers\0age\0".to_vec() };
-            entry.extend_from_slice(&((i % 90) as u64).to_be_bytes());
+            entry.extend_from_slice(&(i % 90).to_be_bytes());
             entry.extend_from_slice(&key);
             let value = compact_value(revision, &[]);
             logical += (entry.len() + value.len()) as u64;
