@@ -249,13 +249,17 @@ impl SledStore {
     /// `prefix` (`None`: keys of the default tree) in
     /// [`fill_order`](crate::cold::fill_order::fill_order): sled 0.34 then
     /// leaves leaves of 16 items where key order leaves 9 (the module has
-    /// the reasoning; `sled_layout --order fill` measures it).
-    fn apply_run(&self, prefix: Option<&[u8]>, run: &[(&[u8], &Versioned)]) -> Result<()> {
+    /// the reasoning; `sled_layout --order fill` measures it) when its keys
+    /// are `ascending` (strictly: distinct), else in the order given, so a
+    /// later version of a key still replaces an earlier one.
+    fn apply_run(&self, prefix: Option<&[u8]>, run: &[(&[u8], &Versioned)], ascending: bool) -> Result<()> {
         let tree = match prefix {
             Some(p) => self.tree_for_write(p)?.map(|t| (p.len(), t)),
             None => None,
         };
-        for (key, v) in crate::cold::fill_order::fill_order(run.len()).filter_map(|i| run.get(i)) {
+        let order: Box<dyn Iterator<Item = usize>> =
+            if ascending { Box::new(crate::cold::fill_order::fill_order(run.len())) } else { Box::new(0..run.len()) };
+        for (key, v) in order.filter_map(|i| run.get(i)) {
             let write_error = |e| StorageError::backend(format!("writing key {}", printable_key(key)), e);
             match &tree {
                 Some((len, tree)) => tree.insert(&key[*len..], encode_versioned(v)),
@@ -411,24 +415,31 @@ impl ColdStore for SledStore {
     }
 
     fn apply(&self, writes: &mut dyn Iterator<Item = (&[u8], &Versioned)>) -> Result<()> {
-        // Writes come in key order, so a prefix's writes (one tree's) are
-        // one run; each run is inserted in `fill_order` so that sled's
-        // leaves end full. (Two large runs applied from two threads were
-        // slower: 33–40 K documents/s against 41–60 K for a bulk load
-        // with one index, with more CPU — `write_path bulk100 200000`.)
+        // The applier's writes (a frozen memtable) come in key order with
+        // distinct keys, so a prefix's writes (one tree's) are one run, and
+        // each run is inserted in `fill_order` so that sled's leaves end
+        // full. Other callers (WAL replay, restore) may repeat a key, later
+        // versions replacing earlier ones: a run that is not strictly
+        // ascending keeps the order it came in. (Two large runs applied
+        // from two threads were slower: 33–40 K documents/s against
+        // 41–60 K for a bulk load with one index, with more CPU —
+        // `write_path bulk100 200000`.)
         let mut run: Vec<(&[u8], &Versioned)> = Vec::new();
         let mut run_prefix: Option<&[u8]> = None;
+        let mut ascending = true;
         for (key, v) in writes {
             let prefix = tree_prefix(key);
             if prefix != run_prefix && !run.is_empty() {
-                self.apply_run(run_prefix, &run)?;
+                self.apply_run(run_prefix, &run, ascending)?;
                 run.clear();
+                ascending = true;
             }
+            ascending &= run.last().is_none_or(|(last, _)| *last < key);
             run_prefix = prefix;
             run.push((key, v));
         }
         if !run.is_empty() {
-            self.apply_run(run_prefix, &run)?;
+            self.apply_run(run_prefix, &run, ascending)?;
         }
         Ok(())
     }
