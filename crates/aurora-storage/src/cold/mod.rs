@@ -8,6 +8,7 @@
 //! that revision-named reads and compare-and-swap mean the same thing on a
 //! replicated backend later (see ARCHITECTURE.md for how one fits).
 
+pub mod fill_order;
 pub(crate) mod guarded;
 pub(crate) mod resident;
 pub(crate) mod sled_store;
