@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 /// slots, so that what the cache holds stays within its capacity.
 ///
 /// The table is the big part. A slot is the key's pointer and the
-/// [`Entry`] (72 bytes for a pointer-sized value) plus one control byte,
+/// entry (72 bytes for a pointer-sized value) plus one control byte,
 /// and a cache that evicts leaves tombstones that make hashbrown grow the
 /// table instead of rehashing it in place while it holds more than 7/32 of
 /// its buckets: a full cache's table settles at up to 32/7 buckets per
