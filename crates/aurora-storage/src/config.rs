@@ -66,7 +66,10 @@ pub struct StoreConfig {
     pub write_buffer_flush_interval: Duration,
     /// What the cold store's page cache may cost in resident memory, in MiB
     /// (default 64; sled is given 3/4 of it as its `cache_capacity`, which
-    /// it overshoots by about that much).
+    /// it overshoots by about that much). Not bounded by it: sled's
+    /// bookkeeping of every page of the data (about 70 bytes per small
+    /// document past a few hundred thousand) and its 512 KiB write buffers
+    /// in flight (up to about 16 MiB during a bulk load).
     pub cold_cache_capacity_mb: usize,
     /// Memory for key ranges kept resident, in bytes (default 32 MiB; 0
     /// turns it off): the layer above registers prefixes
@@ -77,7 +80,10 @@ pub struct StoreConfig {
     /// iterator. Each entry is charged its key, its value and 128 bytes; a
     /// prefix that does not fit is left in the cold store.
     pub range_cache_bytes: usize,
-    /// How often the cold store is flushed and the WAL trimmed (default 1 s).
+    /// How often the cold store is flushed and the WAL trimmed (default
+    /// 1 s). A checkpoint that follows newly applied writes also hands the
+    /// C allocator's free memory back to the OS (glibc's `malloc_trim`;
+    /// nothing elsewhere), which the cold store's writes leave resident.
     pub checkpoint_interval: Duration,
     /// Size at which a WAL segment is closed and a new one started (default 64 MiB).
     pub wal_segment_bytes: u64,

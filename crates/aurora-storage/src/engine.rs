@@ -86,6 +86,10 @@ pub(crate) struct Engine {
     applied: AtomicU64,
     /// Oldest revision [`Store::get_at`](crate::Store::get_at) can answer for.
     oldest_readable: AtomicU64,
+    /// `applied` when a checkpoint last handed the allocator's free memory
+    /// back to the OS (`allocator`): the next checkpoint does it again only
+    /// if writes were applied since.
+    released_at: AtomicU64,
     deletes_since_purge: AtomicUsize,
     /// The tombstones applied to the cold store that no purge has visited
     /// yet, so a purge visits those keys instead of scanning the store.
@@ -238,6 +242,7 @@ impl Engine {
             hooked: AtomicU64::new(revision),
             applied: AtomicU64::new(revision),
             oldest_readable: AtomicU64::new(revision),
+            released_at: AtomicU64::new(revision),
             deletes_since_purge: AtomicUsize::new(0),
             // Tombstones up to the open revision were written by earlier
             // processes: the first purge scans for them.
@@ -680,6 +685,14 @@ impl Engine {
             };
             self.oldest_readable.fetch_max(horizon, Ordering::AcqRel);
             tracing::debug!(removed, horizon, "purged tombstones");
+        }
+        // Applying frees what sled replaced and its written I/O buffers in
+        // the middle of the allocator's arenas, where they stay resident
+        // until handed back (`allocator`).
+        if self.released_at.swap(applied, Ordering::AcqRel) < applied {
+            let started = std::time::Instant::now();
+            let released = crate::allocator::release_free_memory();
+            tracing::debug!(released, micros = started.elapsed().as_micros() as u64, "released free memory");
         }
         Ok(())
     }

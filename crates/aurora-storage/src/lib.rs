@@ -17,6 +17,7 @@
 //! Architecture invariant: this is the only crate that names `sled`; no sled
 //! type appears in its public API.
 
+pub mod allocator;
 mod backup;
 mod batch;
 mod bytes;

@@ -20,12 +20,19 @@ use std::time::Duration;
 pub struct AuroraConfig {
     /// The database folder (created if missing).
     pub path: PathBuf,
-    /// Hot (decoded document) cache size in MiB. Default 32. Sizes are
-    /// counted as the allocator hands them out, so this is close to what the
-    /// cache costs in resident memory (see `docs/configuration.md`, "Memory").
+    /// Hot (decoded document) cache size in MiB. Default 32. Bounds what
+    /// the cache holds in resident memory: documents are counted as the
+    /// allocator hands them out, and each entry is charged 408 bytes more
+    /// for the cache's hash table at its largest, its key and its eviction
+    /// ring (a small document of four fields: about 1.4 KiB, so 32 MiB hold
+    /// about 24 000). See `docs/configuration.md`, "Memory".
     pub hot_cache_size_mb: usize,
-    /// Cold store page cache in MiB. Default 64: about what it costs in
-    /// resident memory (sled gets 3/4 of it, since it undercounts).
+    /// Cold store (sled) page cache in MiB. Default 64: about what sled's
+    /// cache costs in resident memory (sled is given 3/4 of it and holds
+    /// 1.3–1.5× what it is given). Not bounded by it: sled's bookkeeping of
+    /// every page of the data (about 70 bytes per small document past a
+    /// few hundred thousand) and its write buffers in flight (up to about
+    /// 16 MiB during a bulk load). See `docs/configuration.md`, "Memory".
     pub cold_cache_capacity_mb: usize,
     /// Key ranges kept in memory, in MiB: the indexes queries read and the
     /// collections they scan. Default 32; 0 turns it off. Each is loaded

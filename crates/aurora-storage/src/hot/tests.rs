@@ -129,3 +129,19 @@ fn concurrent_use_keeps_accounting_exact() {
     assert!(s.bytes <= s.capacity, "{s:?}");
     assert_eq!(s.bytes, s.entries * (8 + ENTRY_OVERHEAD), "{s:?}");
 }
+
+#[test]
+fn the_entry_charge_covers_the_table_at_its_largest() {
+    // A slot of the map for a pointer-sized value (the document cache's
+    // `Option<Arc<Document>>`) and its control byte, at 32/7 buckets per
+    // entry (hashbrown under eviction churn); the key block's counts,
+    // allocator header and rounding; two ring slots.
+    let slot = std::mem::size_of::<(Arc<[u8]>, Entry<Option<Arc<u64>>>)>() + 1;
+    let table = slot * 32 / 7;
+    let key_block = 2 * std::mem::size_of::<usize>() + 8 + 15;
+    let ring = 2 * std::mem::size_of::<Arc<[u8]>>();
+    assert!(
+        ENTRY_OVERHEAD >= table + key_block + ring,
+        "{ENTRY_OVERHEAD} charged per entry, {table} + {key_block} + {ring} held at most"
+    );
+}
