@@ -24,7 +24,7 @@ type Cached = Option<Arc<Document>>;
 /// Settings of the document layer's hot cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocumentStoreConfig {
-    /// Hot cache capacity in MiB (default 32), counted as the allocator
+    /// Hot cache capacity in MiB (default 40), counted as the allocator
     /// hands memory out ([`Document::approx_size`] plus
     /// [`ENTRY_OVERHEAD`](crate::hot::ENTRY_OVERHEAD) and the key per entry).
     pub hot_cache_size_mb: usize,
@@ -36,7 +36,7 @@ pub struct DocumentStoreConfig {
 
 impl Default for DocumentStoreConfig {
     fn default() -> Self {
-        Self { hot_cache_size_mb: 32, eviction_policy: EvictionPolicy::Hybrid, cache_ttl: None }
+        Self { hot_cache_size_mb: 40, eviction_policy: EvictionPolicy::Hybrid, cache_ttl: None }
     }
 }
 
