@@ -94,7 +94,7 @@ fn shaped(prefix: usize, n: usize, shape: u8, revision: &mut u64) -> Writes {
             // Suffixes of different lengths: i as one byte, and the empty
             // suffix for i == 0 (a key equal to the prefix).
             let suffix: Vec<u8> = if i == 0 { vec![] } else { vec![(i / 7) as u8, (i % 7) as u8] };
-            write(prefix, &suffix, *revision, *revision % 5 == 0)
+            write(prefix, &suffix, *revision, (*revision).is_multiple_of(5))
         })
         .collect()
 }

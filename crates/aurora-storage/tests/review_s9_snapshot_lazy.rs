@@ -67,7 +67,7 @@ fn slow_snapshot_walks_across_applies_equal_the_snapshot() {
             for (i, item) in snap.iter(Bound::Included(lo), Bound::Excluded(hi)).unwrap().enumerate() {
                 let (k, _, v) = item.unwrap();
                 slow.push((k, v));
-                if i % 500 == 0 {
+                if i.is_multiple_of(500) {
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }
@@ -81,7 +81,7 @@ fn slow_snapshot_walks_across_applies_equal_the_snapshot() {
             for (i, item) in snap.iter_rev(Bound::Included(lo), Bound::Excluded(hi)).unwrap().enumerate() {
                 let (k, _, v) = item.unwrap();
                 back.push((k, v));
-                if i % 500 == 0 {
+                if i.is_multiple_of(500) {
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }
