@@ -90,21 +90,24 @@ fn concurrent_churn_ends_within_capacity_and_clears_to_zero() {
 /// `remove`/`remove_up_to` of that key in between subtracts the charge
 /// first, and `used` (a `usize`) wraps to near `usize::MAX` for that
 /// moment. Whoever looks then sees the cache "over capacity":
-/// `stats().bytes` reports ~1.8e19 bytes, and any concurrent insert runs
-/// `evict_one` until the cache is empty — evictions in a cache holding a
-/// few hundred bytes of a 1 GiB capacity.
+/// `stats().bytes` reports ~1.8e19 bytes (seen: 2^64 - 418, in about two
+/// runs of three), and a concurrent insert that checks `used > capacity`
+/// in that moment runs `evict_one` until the cache is empty — evictions
+/// in a cache holding a few hundred bytes of a 1 GiB capacity (not seen
+/// yet; the window is a few instructions). (The cache holds nothing else,
+/// so that a remove can take `used` below zero.)
 ///
 /// Correct behaviour: `bytes` never exceeds the capacity and nothing is
 /// evicted without pressure (add the charge before the entry becomes
 /// visible — inside the entry's lock — or account with a signed counter
 /// and subtract on the remover's side only what was added).
 #[test]
-#[ignore = "review finding 3: HotCache::insert of a new key racing remove wraps `used` below zero; stats().bytes ~usize::MAX and spurious evictions empty the cache"]
+#[ignore = "review finding 1: HotCache::insert of a new key racing remove of it wraps `used` below zero: stats().bytes ~usize::MAX, and an insert meanwhile would evict the whole cache"]
 fn racing_insert_and_remove_of_one_key_never_wraps_the_byte_count() {
     let capacity = 1usize << 30;
     let cache: Arc<HotCache<u64>> = Arc::new(HotCache::new(capacity, EvictionPolicy::Hybrid));
     let stop = Arc::new(AtomicBool::new(false));
-    let n = rounds() as u64 * 25;
+    let n = rounds() as u64 * 100;
     // Four inserter/remover pairs, each on its own key: with more threads
     // than cores an inserter is now and then preempted inside the window.
     let mut inserters = Vec::new();
@@ -127,21 +130,15 @@ fn racing_insert_and_remove_of_one_key_never_wraps_the_byte_count() {
             worst
         }));
     }
-    // A bystander: 100 small entries, updated in place until the inserters
-    // are done, that must never be evicted.
-    let mut revision = 0;
-    while !inserters.iter().all(|t| t.is_finished()) {
-        revision += 1;
-        for i in 0..100u64 {
-            cache.insert(&i.to_be_bytes()[..], i, 8, revision, None);
-        }
-    }
     for t in inserters {
         t.join().unwrap();
     }
     stop.store(true, Ordering::Relaxed);
     let worst = removers.into_iter().map(|t| t.join().unwrap()).max().unwrap_or(0);
     let st = cache.stats();
-    assert!(worst <= capacity, "stats().bytes read {worst} in a cache of {capacity} bytes (wrapped below zero)");
+    assert!(
+        worst <= capacity,
+        "stats().bytes read {worst} in a cache of {capacity} bytes (wrapped below zero); {st:?}"
+    );
     assert_eq!(st.evictions, 0, "evictions in a cache far below capacity: {st:?}");
 }

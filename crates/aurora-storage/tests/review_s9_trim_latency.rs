@@ -10,6 +10,7 @@
 //! - `single_puts_during_a_bulk_load` (measurement, gated by
 //!   `AURORA_S9_TRIM_LATENCY=1`): single puts at a steady rate while
 //!   another thread bulk-loads, 20 ms checkpoints; prints p50/p99/p99.9/max.
+//!   `AURORA_S9_TRIM_LOADER_PAUSE_US` paces the bulk load (default 0).
 //!   Run it with `LD_PRELOAD=libnotrim.so` (a `malloc_trim` that does
 //!   nothing) for the comparison without the trim.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -89,6 +90,9 @@ fn single_puts_during_a_bulk_load() {
     let cfg = StoreConfig { checkpoint_interval: Duration::from_millis(20), ..StoreConfig::default() };
     let store = Arc::new(Store::open(dir.path(), cfg).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
+    // A pause after each bulk batch of 100 documents (µs): 0 loads flat
+    // out (commits then wait for the applier: memtable backpressure).
+    let pause: u64 = std::env::var("AURORA_S9_TRIM_LOADER_PAUSE_US").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     let loader = {
         let (store, stop) = (Arc::clone(&store), Arc::clone(&stop));
         std::thread::spawn(move || {
@@ -101,6 +105,9 @@ fn single_puts_during_a_bulk_load() {
                     b.put(format!("xbulk\0age\0{:04}{n:012}", n % 97).into_bytes(), Vec::new());
                 }
                 assert!(matches!(store.commit(b).unwrap(), aurora_storage::CommitOutcome::Committed(_)));
+                if pause > 0 {
+                    std::thread::sleep(Duration::from_micros(pause));
+                }
             }
             n
         })
