@@ -95,7 +95,7 @@ fn kills_during_a_bulk_load_keep_exactly_the_acknowledged_batches() {
     let dir = root.path().to_path_buf();
     let mut before = 0;
     for round in 0..CRASH.rounds(3) {
-        let lines = CRASH.spawn(&dir).kill_after(Duration::from_millis(400) + jitter(1200));
+        let lines = CRASH.spawn(&dir).kill_after(Duration::from_millis(60) + jitter(500));
         let acked = lines.iter().filter_map(|l| l.strip_prefix("ack ")).filter_map(|n| n.parse::<u64>().ok()).max();
         let acked = acked.unwrap_or(before);
         for reopen in 0..2 {
@@ -113,6 +113,9 @@ fn kills_during_a_bulk_load_keep_exactly_the_acknowledged_batches() {
                 all.len(),
                 model.len()
             );
+            if reopen == 0 {
+                eprintln!("round {round}: {k} batches ({} keys), {acked} acknowledged", all.len());
+            }
             store.close().unwrap();
             before = k;
         }
