@@ -53,7 +53,7 @@ pub use documents::{
 };
 pub use error::{printable_key, Result, StorageError};
 pub use hot::{CacheStats, EvictionPolicy, HotCache};
-pub use lock::DirLock;
+pub use lock::{DirLock, FORK_GRACE};
 pub use metrics::StoreMetricsSnapshot;
 pub use snapshot::{Snapshot, SnapshotIter, VersionedEntry};
 pub use store::{prefix_successor, Store};

@@ -102,7 +102,6 @@ fn concurrent_churn_ends_within_capacity_and_clears_to_zero() {
 /// visible — inside the entry's lock — or account with a signed counter
 /// and subtract on the remover's side only what was added).
 #[test]
-#[ignore = "review finding 1: HotCache::insert of a new key racing remove of it wraps `used` below zero: stats().bytes ~usize::MAX, and an insert meanwhile would evict the whole cache"]
 fn racing_insert_and_remove_of_one_key_never_wraps_the_byte_count() {
     let capacity = 1usize << 30;
     let cache: Arc<HotCache<u64>> = Arc::new(HotCache::new(capacity, EvictionPolicy::Hybrid));

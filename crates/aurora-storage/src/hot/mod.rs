@@ -169,8 +169,11 @@ impl<V: Clone> HotCache<V> {
             }
             MapEntry::Vacant(v) => {
                 let key = Arc::clone(v.key());
-                v.insert(entry);
+                // Charged while the shard lock is held (`v`): once the
+                // entry is visible, a remover may subtract its charge at
+                // once, and `used` must already hold it or it wraps.
                 self.used.fetch_add(charge, Ordering::Relaxed);
+                v.insert(entry);
                 Some(key)
             }
         };
