@@ -10,21 +10,12 @@
 
 mod common;
 
+use common::first_layout::{dir_bytes, write_first_layout};
+
 use aurora_storage::{Durability, StorageError, Store, StoreConfig};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
-
-fn dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| if e.path().is_dir() { dir_bytes(&e.path()) } else { e.metadata().map_or(0, |m| m.len()) })
-                .sum()
-        })
-        .unwrap_or(0)
-}
 
 /// What `check_free_space` asks for at open: `min_free` + twice the WAL +
 /// twice sled's largest snapshot.
@@ -38,27 +29,6 @@ fn required_at_open(db: &Path, min_free: u64) -> u64 {
         .max()
         .unwrap_or(0);
     min_free + 2 * wal + 2 * snap
-}
-
-/// Writes a first-layout database (every key in sled's default tree, values
-/// `[1][revision u64 BE][1][bytes]`) with an empty WAL after its checkpoint.
-fn write_first_layout(db: &Path, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
-    let cold = db.join("cold");
-    let sled = sled::Config::new().path(&cold).flush_every_ms(None).open().unwrap();
-    for (k, v) in model {
-        let mut value = vec![1u8];
-        value.extend_from_slice(&1u64.to_be_bytes());
-        value.push(1);
-        value.extend_from_slice(v);
-        sled.insert([&[1u8][..], k].concat(), value).unwrap();
-    }
-    sled.insert(b"\x00checkpoint", &1u64.to_be_bytes()).unwrap();
-    sled.flush().unwrap();
-    drop(sled);
-    std::fs::create_dir_all(db.join("wal")).unwrap();
-    std::fs::write(db.join("wal").join(format!("{:020}.log", 2)), b"").unwrap();
-    // sled releases its lock from a background thread.
-    std::thread::sleep(Duration::from_millis(200));
 }
 
 /// Opening a first-layout database on a disk whose free space passes the
