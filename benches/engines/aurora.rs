@@ -64,12 +64,12 @@ impl Engine for AuroraEngine {
         Self::with_config(Self::config(dir, mode), indexes)
     }
 
-    fn insert(&mut self, doc: &Document) {
-        self.rt.block_on(self.db.insert_into("users", doc.clone())).expect("insert");
+    fn insert(&mut self, doc: Document) {
+        self.rt.block_on(self.db.insert_into("users", doc)).expect("insert");
     }
 
-    fn insert_many(&mut self, docs: &[Document]) {
-        self.rt.block_on(self.db.insert_many("users", docs.to_vec())).expect("insert_many");
+    fn insert_many(&mut self, docs: Vec<Document>) {
+        self.rt.block_on(self.db.insert_many("users", docs)).expect("insert_many");
     }
 
     fn get(&mut self, id: &DocId) -> bool {
@@ -123,8 +123,8 @@ impl Chat for AuroraEngine {
         e
     }
 
-    fn insert_messages(&mut self, msgs: &[Document]) {
-        self.rt.block_on(self.db.insert_many("messages", msgs.to_vec())).expect("insert_many");
+    fn insert_messages(&mut self, msgs: Vec<Document>) {
+        self.rt.block_on(self.db.insert_many("messages", msgs)).expect("insert_many");
     }
 
     fn last_20(&mut self, room: &str) -> Vec<i64> {

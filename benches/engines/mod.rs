@@ -39,15 +39,18 @@ pub enum Indexes {
 
 /// One engine under test. Every call materializes whole documents where a
 /// user would get them (decoded `Document`s, or Aurora's shared ones).
+/// Writes take their documents by value, as an application hands over
+/// what it built (Aurora keeps them; the others encode and drop them), so
+/// no adapter pays for a copy the application would not make.
 pub trait Engine: Sized {
     /// The name in reports (with the mode where it matters).
     fn name(mode: Mode) -> String;
     /// Opens (or creates) the engine's files in `dir`.
     fn open(dir: &Path, mode: Mode, indexes: Indexes) -> Self;
     /// Inserts one document in its own transaction, maintaining indexes.
-    fn insert(&mut self, doc: &Document);
+    fn insert(&mut self, doc: Document);
     /// Inserts documents in one transaction.
-    fn insert_many(&mut self, docs: &[Document]);
+    fn insert_many(&mut self, docs: Vec<Document>);
     /// Reads one document by id; whether it exists.
     fn get(&mut self, id: &DocId) -> bool;
     /// Documents with `age == age`, through the age index.
@@ -87,7 +90,7 @@ pub trait Chat: Sized {
     /// Opens the engine with the messages store and its `(room, at)` index.
     fn open_chat(dir: &Path) -> Self;
     /// Inserts messages in one transaction.
-    fn insert_messages(&mut self, msgs: &[Document]);
+    fn insert_messages(&mut self, msgs: Vec<Document>);
     /// The 20 newest messages of `room`, whole documents, newest first;
     /// returns their `at` values.
     fn last_20(&mut self, room: &str) -> Vec<i64>;

@@ -71,15 +71,16 @@ impl Engine for RedbEngine {
         engine
     }
 
-    fn insert(&mut self, doc: &Document) {
+    fn insert(&mut self, doc: Document) {
+        let doc = &doc;
         let tx = self.begin();
         self.write(&tx, doc);
         tx.commit().expect("commit");
     }
 
-    fn insert_many(&mut self, docs: &[Document]) {
+    fn insert_many(&mut self, docs: Vec<Document>) {
         let tx = self.begin();
-        for doc in docs {
+        for doc in &docs {
             self.write(&tx, doc);
         }
         tx.commit().expect("commit");
@@ -147,11 +148,11 @@ impl Chat for RedbEngine {
         engine
     }
 
-    fn insert_messages(&mut self, msgs: &[Document]) {
+    fn insert_messages(&mut self, msgs: Vec<Document>) {
         let tx = self.begin();
         {
             let (mut docs, mut index) = (tx.open_table(MESSAGES).expect("t"), tx.open_table(ROOM_AT).expect("t"));
-            for d in msgs {
+            for d in &msgs {
                 let room = d.get("room").and_then(Value::as_str).unwrap_or_default();
                 let at = d.get("at").and_then(Value::as_i64).unwrap_or(0);
                 index.insert(room_at_key(room, at, &d.id).as_slice(), ()).expect("index");

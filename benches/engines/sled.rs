@@ -61,15 +61,16 @@ impl Engine for SledEngine {
         Self { db, docs, ages, emails, mode, indexes }
     }
 
-    fn insert(&mut self, doc: &Document) {
+    fn insert(&mut self, doc: Document) {
+        let doc = &doc;
         self.write(doc);
         self.sync();
     }
 
-    fn insert_many(&mut self, docs: &[Document]) {
+    fn insert_many(&mut self, docs: Vec<Document>) {
         // sled batches are per tree; an application would write them in turn.
         let (mut d, mut a) = (sled::Batch::default(), sled::Batch::default());
-        for doc in docs {
+        for doc in &docs {
             d.insert(doc.id.to_string().as_bytes(), format::encode(doc).expect("encode"));
             let age = doc.get("age").and_then(Value::as_i64).unwrap_or(0);
             a.insert(age_key(age, &doc.id), &[]);
@@ -140,9 +141,9 @@ impl Chat for SledChat {
         Self { _db: db, docs, index }
     }
 
-    fn insert_messages(&mut self, msgs: &[Document]) {
+    fn insert_messages(&mut self, msgs: Vec<Document>) {
         let (mut docs, mut index) = (sled::Batch::default(), sled::Batch::default());
-        for d in msgs {
+        for d in &msgs {
             let room = d.get("room").and_then(Value::as_str).unwrap_or_default();
             let at = d.get("at").and_then(Value::as_i64).unwrap_or(0);
             index.insert(room_at_key(room, at, &d.id), &[]);

@@ -65,13 +65,14 @@ impl Engine for SqliteEngine {
         Self { conn }
     }
 
-    fn insert(&mut self, doc: &Document) {
+    fn insert(&mut self, doc: Document) {
+        let doc = &doc;
         insert_doc(&self.conn, doc);
     }
 
-    fn insert_many(&mut self, docs: &[Document]) {
+    fn insert_many(&mut self, docs: Vec<Document>) {
         let tx = self.conn.unchecked_transaction().expect("begin");
-        for d in docs {
+        for d in &docs {
             insert_doc(&tx, d);
         }
         tx.commit().expect("commit");
@@ -135,9 +136,9 @@ impl Chat for SqliteEngine {
         Self { conn }
     }
 
-    fn insert_messages(&mut self, msgs: &[Document]) {
+    fn insert_messages(&mut self, msgs: Vec<Document>) {
         let tx = self.conn.unchecked_transaction().expect("begin");
-        for d in msgs {
+        for d in &msgs {
             let s = |f: &str| d.get(f).and_then(Value::as_str).unwrap_or_default().to_string();
             let at = d.get("at").and_then(Value::as_i64).unwrap_or(0);
             tx.prepare_cached("INSERT INTO messages (id, room, at, author, text) VALUES (?1, ?2, ?3, ?4, ?5)")

@@ -78,7 +78,7 @@ fn fill<E: Engine>(engine: &str, dir: &Path, docs: u64) -> (u64, u64, f64) {
     let mut i = 0;
     while i < docs {
         let batch: Vec<_> = (i..(i + 1000).min(docs)).map(user).collect();
-        e.insert_many(&batch);
+        e.insert_many(batch);
         i += 1000;
         if i / every != (i - 1000) / every || i >= docs {
             let rss = status_kib("VmRSS:") * 1024;
@@ -98,7 +98,7 @@ fn reopen_secs<E: Engine>(dir: &Path, docs: u64) -> f64 {
     let mut i = 0;
     while i < docs {
         let batch: Vec<_> = (i..(i + 1000).min(docs)).map(user).collect();
-        e.insert_many(&batch);
+        e.insert_many(batch);
         i += 1000;
     }
     e.close();

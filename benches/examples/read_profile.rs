@@ -76,7 +76,7 @@ fn main() {
             let mut e = AuroraEngine::open(dir.path(), Mode::Normal, Indexes::Age);
             let all: Vec<_> = (0..n).map(user).collect();
             for chunk in all.chunks(1000) {
-                e.insert_many(chunk);
+                e.insert_many(chunk.to_vec());
             }
             if mode == "indexed" {
                 (0..90).for_each(|a| assert!(run(&e, &indexed(a)) > 0));
@@ -95,7 +95,7 @@ fn main() {
             let m = env("AURORA_BENCH_CHAT_MESSAGES", 100_000);
             let all: Vec<_> = (0..m).map(chat_message).collect();
             for chunk in all.chunks(1000) {
-                e.insert_messages(chunk);
+                e.insert_messages(chunk.to_vec());
             }
             (0..CHAT_ROOMS).for_each(|r| assert_eq!(run(&e, &chat(r)), 20));
             let rooms: Vec<u64> = (0..iters).map(|_| rng.u64(0..CHAT_ROOMS)).collect();
@@ -106,7 +106,7 @@ fn main() {
             let mut e = AuroraEngine::open(dir.path(), Mode::Normal, Indexes::None);
             let all: Vec<_> = (0..n).map(user).collect();
             for chunk in all.chunks(1000) {
-                e.insert_many(chunk);
+                e.insert_many(chunk.to_vec());
             }
             e.close();
             let mut e = AuroraEngine::open(dir.path(), Mode::Normal, Indexes::None);
@@ -121,7 +121,7 @@ fn main() {
             let mut e = SledEngine::open(dir.path(), Mode::Normal, Indexes::None);
             let all: Vec<_> = (0..n).map(user).collect();
             for chunk in all.chunks(1000) {
-                e.insert_many(chunk);
+                e.insert_many(chunk.to_vec());
             }
             e.close();
             let mut e = SledEngine::open(dir.path(), Mode::Normal, Indexes::None);
