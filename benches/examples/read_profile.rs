@@ -55,6 +55,15 @@ fn chat(room: u64) -> Query {
     Query::new("messages").filter(|f| f.eq("room", chat_room(room))).order_by("at", Order::Desc).limit(20)
 }
 
+/// Applies every write of the load to the cold store before the measured
+/// loop, as a criterion run's steady state has it: the applier's cycle is
+/// `sync_interval` (100 ms), longer than a loop of 1 000 queries, which
+/// would otherwise merge the last batches from the memtable into every
+/// read (4 200 of 62 700 instructions per `chat` query).
+fn settle(e: &AuroraEngine) {
+    e.db.database().collections().documents().store().checkpoint().expect("checkpoint");
+}
+
 /// The loop callgrind counts (`--toggle-collect='read_profile::measured*'`).
 #[inline(never)]
 fn measured(iters: u64, mut step: impl FnMut(u64) -> usize) -> usize {
@@ -78,6 +87,7 @@ fn main() {
             for chunk in all.chunks(1000) {
                 e.insert_many(chunk.to_vec());
             }
+            settle(&e);
             if mode == "indexed" {
                 (0..90).for_each(|a| assert!(run(&e, &indexed(a)) > 0));
                 let ages: Vec<u64> = (0..iters).map(|_| rng.u64(0..90)).collect();
@@ -98,6 +108,7 @@ fn main() {
                 e.insert_messages(chunk.to_vec());
             }
             (0..CHAT_ROOMS).for_each(|r| assert_eq!(run(&e, &chat(r)), 20));
+            settle(&e);
             let rooms: Vec<u64> = (0..iters).map(|_| rng.u64(0..CHAT_ROOMS)).collect();
             let t = Instant::now();
             (t, measured(iters, |i| run(&e, &chat(rooms[i as usize]))))
