@@ -1,4 +1,4 @@
-//! The comparison suite's four read workloads, one at a time, in a loop on
+//! The comparison suite's read workloads, one at a time, in a loop on
 //! the calling thread — for counting instructions per query with callgrind,
 //! which wall-clock benchmarks on a shared machine cannot give reliably:
 //!
@@ -11,7 +11,8 @@
 //! Modes: `indexed` (`age == a`, ~111 of 10 000 users, the `age` index),
 //! `scan` (`name` ends with "7", 1 000 of 10 000, no index), `chat` (the
 //! newest 20 messages of one room, 1 000 rooms / 100 000 messages, the
-//! `(room, at)` compound index), `cold` (a document by id after reopen,
+//! `(room, at)` compound index), `hot` (a document by id from the hot
+//! cache), `cold` (a document by id after reopen,
 //! past the hot cache), `cold-sled` (the same read on raw sled, the peer it
 //! is compared with). The data are the `compare` bench's (`AURORA_BENCH_DOCS`,
 //! `AURORA_BENCH_CHAT_MESSAGES`), loaded through the same adapter
@@ -127,6 +128,18 @@ fn main() {
             let t = Instant::now();
             (t, measured(iters, |i| usize::from(e.get(&ids[i as usize]))))
         }
+        "hot" => {
+            // `hot_read`: a document by id from the hot cache.
+            let mut e = AuroraEngine::open(dir.path(), Mode::Normal, Indexes::None);
+            let all: Vec<_> = (0..n).map(user).collect();
+            for chunk in all.chunks(1000) {
+                e.insert_many(chunk.to_vec());
+            }
+            (0..n).for_each(|i| assert!(e.get(&id(i))));
+            let ids: Vec<DocId> = (0..iters).map(|_| id(rng.u64(0..n))).collect();
+            let t = Instant::now();
+            (t, measured(iters, |i| usize::from(e.get(&ids[i as usize]))))
+        }
         "cold-sled" => {
             // The peer the cold read is compared with: raw sled, same data.
             let mut e = SledEngine::open(dir.path(), Mode::Normal, Indexes::None);
@@ -141,7 +154,7 @@ fn main() {
             let t = Instant::now();
             (t, measured(iters, |i| usize::from(e.get(&ids[i as usize]))))
         }
-        other => panic!("unknown mode {other}: indexed, scan, chat, cold or cold-sled"),
+        other => panic!("unknown mode {other}: indexed, scan, chat, hot, cold or cold-sled"),
     };
     let per = started.elapsed().as_secs_f64() * 1e6 / iters as f64;
     println!("{mode}: {iters} iterations, {total} results, {per:.2} µs per iteration (wall, a hint only)");
