@@ -8,6 +8,10 @@
 //!
 //! kinds (default n = 20 000):
 //! - `bulk100`: `insert_many` of 100 users (text ids, an `age` index) — `bulk_insert_100_normal`;
+//! - `random100`: as `bulk100`, each user with a `score` drawn at random
+//!   (seeded) and indexed beside `age` — index entries that land all over
+//!   their index instead of at the end of a few runs (the worst case for
+//!   an index stored in chunks of entries);
 //! - `single`: `insert_into` of one user (text ids, an `age` index) — `insert_1_index_normal`;
 //! - `many1000`: `insert_many` of 1 000 short messages with generated ids, no index — `search_vs_fts5`'s inserts;
 //! - `feed`: as `many1000`, then the whole change feed read back once
@@ -27,6 +31,10 @@
 //! - `strict1-floor`: one 153-byte `pwrite` and one `fdatasync` per commit
 //!   on a zero-filled file, nothing else — what the disk costs.
 //!
+//! Every kind prints the bytes the process wrote to the disk
+//! (`/proc/self/io` `write_bytes`, WAL and cold store, up to the close) per
+//! document.
+//!
 //! Instructions per document: run twice under
 //! `valgrind --tool=callgrind` with n and 2n and divide the difference by n
 //! (the open and close cancel out).
@@ -37,6 +45,21 @@ use std::time::Instant;
 
 fn message(i: u64) -> Document {
     doc! { "room": format!("r{}", i % 10), "body": format!("message number {i} about nothing in particular") }
+}
+
+/// A user with a `score` drawn at random (seeded by `i`) in `0..2^40`.
+fn scored_user(i: u64) -> Document {
+    let score = fastrand::Rng::with_seed(i).i64(0..1 << 40);
+    let mut doc = user(i);
+    doc.set("score", score);
+    doc
+}
+
+/// Bytes this process has caused to be written to storage so far
+/// (`/proc/self/io`, `write_bytes`; 0 where it cannot be read).
+fn written_bytes() -> u64 {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    io.lines().find_map(|l| l.strip_prefix("write_bytes: ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
 fn main() {
@@ -51,14 +74,21 @@ fn main() {
         let db = Aurora::with_config(AuroraConfig::new(dir.path())).await.unwrap();
         let fields = match kind.as_str() {
             "many1000" | "feed" => vec![],
+            "random100" => vec![
+                ("age", FieldDefinition::new(FieldType::Int).indexed()),
+                ("score", FieldDefinition::new(FieldType::Int).indexed()),
+            ],
             _ => vec![("age", FieldDefinition::new(FieldType::Int).indexed())],
         };
         db.new_collection("users", fields).await.unwrap();
         let start = Instant::now();
         match kind.as_str() {
-            "bulk100" | "many1000" | "feed" => {
-                let (per, make): (u64, fn(u64) -> Document) =
-                    if kind == "bulk100" { (100, user) } else { (1000, message) };
+            "bulk100" | "random100" | "many1000" | "feed" => {
+                let (per, make): (u64, fn(u64) -> Document) = match kind.as_str() {
+                    "bulk100" => (100, user),
+                    "random100" => (100, scored_user),
+                    _ => (1000, message),
+                };
                 let mut i = 0;
                 while i < n {
                     let batch: Vec<Document> = (i..(i + per).min(n)).map(make).collect();
@@ -83,6 +113,7 @@ fn main() {
         }
         db.close().await.unwrap();
         println!("{kind}: {n} documents in {:.3} s = {:.0} docs/s", t.as_secs_f64(), n as f64 / t.as_secs_f64());
+        println!("{kind}: {:.0} bytes written to disk per document", written_bytes() as f64 / n as f64);
     });
 }
 
