@@ -29,9 +29,12 @@ fn key(n: u32) -> Vec<u8> {
     [&b"xusers\0age\0"[..], format!("{n:07}").as_bytes()].concat()
 }
 
+/// Writes of a step: key numbers and values (`None`: a delete).
+type Writes = Vec<(u32, Option<Vec<u8>>)>;
+
 /// One step of round `seed`: the writes (`None`: a delete) and whether a
 /// purge follows them.
-fn step(seed: u64, n: u64) -> (Vec<(u32, Option<Vec<u8>>)>, bool) {
+fn step(seed: u64, n: u64) -> (Writes, bool) {
     let mut rng = fastrand::Rng::with_seed(seed.wrapping_mul(1_000_003) + n);
     let value = |k: u32| Some(format!("{n}:{k}").into_bytes());
     let writes = match rng.u8(..10) {

@@ -96,7 +96,7 @@ fn splits_and_chunk_removals_racing_lazy_readers_never_hide_or_repeat_a_key() {
                         }
                         last = Some(k.clone());
                         let number: u32 = std::str::from_utf8(&k[PREFIX.len()..]).unwrap().parse().unwrap();
-                        if number % 2 == 0 {
+                        if number.is_multiple_of(2) {
                             seen.push(number);
                         }
                         if n % 64 == 0 {

@@ -157,9 +157,12 @@ fn a_layout2_database_is_packed_at_open_and_the_layout2_reader_refuses_it() {
     assert_reads(&s, &logical(&db));
 }
 
+/// A sled tree's items.
+type Items = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The packed copy of `db` as the move writes it (read from a database
 /// that finished the move): tree name → items.
-fn packed_copy(db: &Layout2) -> Vec<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)> {
+fn packed_copy(db: &Layout2) -> Vec<(Vec<u8>, Items)> {
     let dir = tempfile::tempdir().unwrap();
     write_layout2(dir.path(), db);
     drop(open(dir.path()));

@@ -84,6 +84,9 @@ impl Part {
     }
 }
 
+/// A packed tree and suffixes of keys named to a targeted purge.
+type NamedKeys = (Arc<packed::PackedTree>, Vec<Vec<u8>>);
+
 /// The open trees by key prefix.
 type Trees = Arc<RwLock<BTreeMap<Vec<u8>, Part>>>;
 
@@ -566,7 +569,8 @@ impl ColdStore for SledStore {
 
     fn purge_tombstones_of(&self, keys: &mut dyn Iterator<Item = &[u8]>, horizon: Revision) -> Result<usize> {
         let mut removed = 0;
-        let mut packed: BTreeMap<Vec<u8>, (Arc<packed::PackedTree>, Vec<Vec<u8>>)> = BTreeMap::new();
+        // The named keys of each packed tree, purged a chunk at a time.
+        let mut packed: BTreeMap<Vec<u8>, NamedKeys> = BTreeMap::new();
         for key in keys {
             let in_tree = tree_prefix(key).and_then(|p| Some((p, self.trees.read().get(p)?.clone())));
             let (tree, k) = match in_tree {

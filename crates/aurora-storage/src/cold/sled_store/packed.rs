@@ -21,7 +21,13 @@
 //! chunk it read before them. Each write is a sequence of sled inserts
 //! and removes, ordered so that a reader, or a crash, between any two of
 //! them sees every key at its old or its new version:
-//! - a merge over the size limit is split into pieces written *right to
+//! - new entries past a chunk's last one (an ascending load, at the end
+//!   of the tree or at the end of one indexed value's entries) are encoded
+//!   after the chunk's bytes, which are not decoded (`try_append`); a
+//!   merge anywhere else decodes the chunk's entries and encodes them
+//!   again. A merge over the size limit is cut after the new entries when
+//!   they landed in one place (the next ones then append), else evenly;
+//! - the pieces of a split are written *right to
 //!   left*: the new right chunks first, then the left one under its old
 //!   key, truncated. In between, the left chunk's tail is stale (the new
 //!   right chunk owns it). The other order would lose the moved entries
@@ -198,24 +204,93 @@ impl PackedTree {
             let rest = run.get(i..).unwrap_or_default();
             let j = i + rest.partition_point(|(k, _)| next.as_ref().is_none_or(|n| *k < n.as_ref()));
             let group = run.get(i..j).unwrap_or_default();
+            if let Some((ck, raw)) = &owner {
+                if self.try_append(ck, raw, next.as_deref(), group)? {
+                    i = j;
+                    continue;
+                }
+            }
             let old = match &owner {
                 Some((ck, raw)) => self.owned(ck, raw, next.as_deref())?,
                 None => Vec::new(),
             };
-            let appended = old.last().is_none_or(|(last, _)| group.first().is_some_and(|(k, _)| *k > last.as_slice()));
+            // Where a split cuts: after the group when it lands in one
+            // place among the old entries (no old entry between its first
+            // and last key), so that the next appends there find a chunk
+            // that ends with them (`try_append`); else evenly.
+            let cut = match (group.first(), group.last()) {
+                (Some(&(lo, _)), Some(&(hi, _))) if !old.iter().any(|(k, _)| k.as_slice() > lo && k.as_slice() < hi) => {
+                    Some(old.iter().filter(|(k, _)| k.as_slice() <= hi).count() + group.len()
+                        - old.iter().filter(|(k, _)| k.as_slice() >= lo && k.as_slice() <= hi).count())
+                }
+                _ => None,
+            };
             let merged = merge(old, group);
-            self.write_pieces(owner.as_ref().map(|(ck, _)| ck.as_ref()), merged, appended)?;
+            self.write_pieces(owner.as_ref().map(|(ck, _)| ck.as_ref()), merged, cut)?;
             i = j;
         }
         Ok(())
     }
 
+    /// The append path of [`PackedTree::apply`]: when every key of
+    /// `group` is above every entry of the chunk `(ck, raw)` (whose next
+    /// chunk is at `next`) and the chunk holds only entries it owns, the
+    /// group's entries are encoded after the chunk's bytes (no decoding of
+    /// its values, no re-encoding), the chunk topped up to the limit and
+    /// the rest written as new full chunks (right to left, as a split).
+    /// Returns whether it applied the group.
+    fn try_append(&self, ck: &[u8], raw: &IVec, next: Option<&[u8]>, group: &[(&[u8], &Versioned)]) -> Result<bool> {
+        let Some(&(first_new, _)) = group.first() else { return Ok(true) };
+        // Entries this large are cut by bytes (`split`): the slow path.
+        if group.iter().any(|(k, v)| k.len() + Val::New(v).len() > CHUNK_BYTES / CHUNK_ENTRIES) {
+            return Ok(false);
+        }
+        let key = self.full(ck);
+        let mut d = Decoder::new(&key, raw)?;
+        let mut count = 0;
+        let mut lowest_ok = true;
+        while let Some(entry) = d.next_entry() {
+            let (k, _) = entry?;
+            if count == 0 {
+                lowest_ok = k >= ck;
+            }
+            count += 1;
+        }
+        let last = d.last_key();
+        let owned_only = lowest_ok && next.is_none_or(|n| last < n);
+        if count == 0 || !owned_only || first_new <= last {
+            return Ok(false);
+        }
+        // Top the chunk up, then full chunks of the rest.
+        let room = CHUNK_ENTRIES.saturating_sub(count);
+        let room = if raw.len() >= CHUNK_BYTES { 0 } else { room.min(group.len()) };
+        let (top, rest) = group.split_at(room);
+        let mut pieces: Vec<(&[u8], Vec<u8>)> = Vec::new();
+        for piece in rest.chunks(CHUNK_ENTRIES) {
+            let Some(&(start, _)) = piece.first() else { continue };
+            let mut out = Vec::with_capacity(piece.len() * 24);
+            out.push(chunk::CHUNK_V1);
+            chunk::append(&mut out, &[], piece.iter().map(|&(k, v)| (k, Val::New(v))));
+            pieces.push((start, out));
+        }
+        for (start, bytes) in pieces.into_iter().rev() {
+            self.tree.insert(start, bytes).map_err(backend("writing an index chunk"))?;
+        }
+        if !top.is_empty() {
+            let mut out = Vec::with_capacity(raw.len() + top.len() * 24);
+            out.extend_from_slice(raw);
+            chunk::append(&mut out, last, top.iter().map(|&(k, v)| (k, Val::New(v))));
+            self.tree.insert(ck, out).map_err(backend("writing an index chunk"))?;
+        }
+        Ok(true)
+    }
+
     /// Replaces the chunk at `old_key` (`None`: the tree is empty) with
     /// `merged`, split into chunks within the limits (module docs: right
     /// to left).
-    fn write_pieces(&self, old_key: Option<&[u8]>, merged: chunk::Entries<'_>, appended: bool) -> Result<()> {
+    fn write_pieces(&self, old_key: Option<&[u8]>, merged: chunk::Entries<'_>, cut: Option<usize>) -> Result<()> {
         let Some(lowest) = merged.first().map(|(k, _)| k.clone()) else { return Ok(()) };
-        let pieces = split(&merged, appended);
+        let pieces = split(&merged, cut);
         let first_key: Vec<u8> = match old_key {
             Some(ok) if ok <= lowest.as_slice() => ok.to_vec(),
             _ => lowest,
@@ -387,35 +462,50 @@ fn merge<'a>(old: chunk::Entries<'a>, run: &[(&[u8], &'a Versioned)]) -> chunk::
     out
 }
 
-/// `merged` cut into chunks within [`CHUNK_ENTRIES`] and [`CHUNK_BYTES`]:
-/// full ones, the remainder last, when the merge appended past every old
-/// entry (an ascending load: the full chunks are not touched again), else
-/// pieces of equal size (inserts in the middle: room in each for more).
-fn split<'m, 'a>(merged: &'m [(Vec<u8>, Val<'a>)], appended: bool) -> Vec<&'m [(Vec<u8>, Val<'a>)]> {
+/// `merged` cut into chunks within [`CHUNK_ENTRIES`] and [`CHUNK_BYTES`].
+/// When the new entries landed in one place (`cut`: the index just past
+/// them), the old entries after them become a chunk of their own and those
+/// up to the cut fill full chunks, the remainder last: an ascending load,
+/// at the end of the tree or inside it (an index on a field whose values
+/// repeat: each value's entries grow at their own place), leaves full
+/// chunks behind and its next entries find a chunk that ends where they
+/// go. Else pieces of equal size (inserts all over: room in each for more).
+fn split<'m, 'a>(merged: &'m [(Vec<u8>, Val<'a>)], cut: Option<usize>) -> Vec<&'m [(Vec<u8>, Val<'a>)]> {
     let bytes: usize = merged.iter().map(|(k, v)| k.len() + v.len()).sum();
     let pieces = merged.len().div_ceil(CHUNK_ENTRIES).max(bytes.div_ceil(CHUNK_BYTES)).max(1);
     if pieces == 1 {
         return vec![merged];
     }
-    if appended {
-        let mut out = Vec::new();
-        let mut rest = merged;
-        while !rest.is_empty() {
-            let mut take = 0;
-            let mut size = 0;
-            for (k, v) in rest.iter().take(CHUNK_ENTRIES) {
-                size += k.len() + v.len();
-                if take > 0 && size > CHUNK_BYTES {
-                    break;
-                }
-                take += 1;
-            }
-            let (piece, tail) = rest.split_at(take);
-            out.push(piece);
-            rest = tail;
+    if let Some(c) = cut.filter(|&c| c > 0 && c <= merged.len()) {
+        let (left, right) = merged.split_at(c);
+        let mut out = fill(left);
+        if !right.is_empty() {
+            out.extend(split(right, None));
         }
         return out;
     }
     let per = merged.len().div_ceil(pieces).max(1);
     merged.chunks(per).collect()
+}
+
+/// `entries` in full chunks (by [`CHUNK_ENTRIES`], and by
+/// [`CHUNK_BYTES`] for large entries), the remainder last.
+fn fill<'m, 'a>(entries: &'m [(Vec<u8>, Val<'a>)]) -> Vec<&'m [(Vec<u8>, Val<'a>)]> {
+    let mut out = Vec::new();
+    let mut rest = entries;
+    while !rest.is_empty() {
+        let mut take = 0;
+        let mut size = 0;
+        for (k, v) in rest.iter().take(CHUNK_ENTRIES) {
+            size += k.len() + v.len();
+            if take > 0 && size > CHUNK_BYTES {
+                break;
+            }
+            take += 1;
+        }
+        let (piece, tail) = rest.split_at(take);
+        out.push(piece);
+        rest = tail;
+    }
+    out
 }

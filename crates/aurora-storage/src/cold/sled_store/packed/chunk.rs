@@ -54,27 +54,34 @@ pub(crate) fn encode(entries: &[(Vec<u8>, Val<'_>)]) -> Vec<u8> {
     let bytes: usize = entries.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
     let mut out = Vec::with_capacity(1 + bytes);
     out.push(CHUNK_V1);
-    let mut prev: &[u8] = &[];
+    append(&mut out, &[], entries.iter().map(|(k, v)| (k.as_slice(), *v)));
+    out
+}
+
+/// Appends `entries` (ascending, distinct keys, all above `prev`) to the
+/// chunk `out` whose last key is `prev` (empty for a new chunk).
+pub(crate) fn append<'k>(out: &mut Vec<u8>, prev: &[u8], entries: impl Iterator<Item = (&'k [u8], Val<'k>)>) {
+    let mut prev_buf: Vec<u8> = prev.to_vec();
     for (key, value) in entries {
-        let shared = prev.iter().zip(key.iter()).take_while(|(a, b)| a == b).count();
-        push_varint(&mut out, shared as u64);
-        push_varint(&mut out, (key.len() - shared) as u64);
+        let shared = prev_buf.iter().zip(key.iter()).take_while(|(a, b)| a == b).count();
+        push_varint(out, shared as u64);
+        push_varint(out, (key.len() - shared) as u64);
         out.extend_from_slice(&key[shared..]);
         match value {
             Val::Raw(r) => {
-                push_varint(&mut out, r.len() as u64);
+                push_varint(out, r.len() as u64);
                 out.extend_from_slice(r);
             }
             Val::New(v) => {
                 let mut encoded = Vec::with_capacity(value.len());
                 encode_versioned_into(&mut encoded, v);
-                push_varint(&mut out, encoded.len() as u64);
+                push_varint(out, encoded.len() as u64);
                 out.extend_from_slice(&encoded);
             }
         }
-        prev = key;
+        prev_buf.clear();
+        prev_buf.extend_from_slice(key);
     }
-    out
 }
 
 /// A walk over the entries of an encoded chunk, in key order; the first
@@ -118,6 +125,11 @@ impl<'a, 'k> Decoder<'a, 'k> {
         Ok(bytes)
     }
 
+    /// The key of the last entry read (empty before the first).
+    pub(crate) fn last_key(&self) -> &[u8] {
+        &self.key
+    }
+
     /// The next entry: its key (valid until the next call) and its encoded
     /// value.
     pub(crate) fn next_entry(&mut self) -> Option<Result<(&[u8], &'a [u8])>> {
@@ -138,14 +150,13 @@ impl<'a, 'k> Decoder<'a, 'k> {
             return Err(corrupt(self.chunk_key, "a key shares more bytes than the previous one has"));
         }
         let rest = self.take(rest_len)?;
-        let before = std::mem::take(&mut self.key);
-        let mut key = Vec::with_capacity(shared + rest.len());
-        key.extend_from_slice(before.get(..shared).unwrap_or_default());
-        key.extend_from_slice(rest);
-        if self.started && key.as_slice() <= before.as_slice() {
+        // The first `shared` bytes are the previous key's: the new key is
+        // above it when its rest is above the previous key's rest.
+        if self.started && rest <= self.key.get(shared..).unwrap_or_default() {
             return Err(corrupt(self.chunk_key, "keys out of order"));
         }
-        self.key = key;
+        self.key.truncate(shared);
+        self.key.extend_from_slice(rest);
         self.started = true;
         let value_len = self.varint()?;
         self.take(value_len)
