@@ -54,11 +54,32 @@ enum Op {
     /// Writes `count` keys from `base` by `stride` at the next revision; a
     /// tombstone where `delete` divides the index; `shuffle` applies them
     /// unsorted with one key repeated (a WAL replay's run).
-    Apply { space: u8, base: u16, count: u16, stride: u16, delete: u16, shuffle: bool },
-    Purge { back: u64 },
-    PurgeOf { space: u8, base: u16, count: u16, back: u64 },
-    Get { space: u8, i: u16 },
-    Scan { lo: Option<(u8, u16, bool)>, hi: Option<(u8, u16, bool)>, reverse: bool },
+    Apply {
+        space: u8,
+        base: u16,
+        count: u16,
+        stride: u16,
+        delete: u16,
+        shuffle: bool,
+    },
+    Purge {
+        back: u64,
+    },
+    PurgeOf {
+        space: u8,
+        base: u16,
+        count: u16,
+        back: u64,
+    },
+    Get {
+        space: u8,
+        i: u16,
+    },
+    Scan {
+        lo: Option<(u8, u16, bool)>,
+        hi: Option<(u8, u16, bool)>,
+        reverse: bool,
+    },
     Reopen,
 }
 
@@ -146,9 +167,8 @@ fn check(ops: &[Op]) {
             Op::PurgeOf { space, base, count, back } => {
                 let horizon = revision.saturating_sub(*back);
                 let keys: Vec<Vec<u8>> = (*base..base.saturating_add(*count)).rev().map(|i| key(*space, i)).collect();
-                let purgeable = |k: &Vec<u8>, m: &Model| {
-                    m.get(k).is_some_and(|v| v.value.is_none() && v.revision <= horizon)
-                };
+                let purgeable =
+                    |k: &Vec<u8>, m: &Model| m.get(k).is_some_and(|v| v.value.is_none() && v.revision <= horizon);
                 let mut unique = keys.clone();
                 unique.sort();
                 unique.dedup();

@@ -92,7 +92,10 @@ fn splits_and_chunk_removals_racing_lazy_readers_never_hide_or_repeat_a_key() {
                     for (n, item) in iter.enumerate() {
                         let (k, _) = item.unwrap();
                         if let Some(l) = &last {
-                            assert!(if reverse { k < *l } else { k > *l }, "out of order or repeated: {k:?} after {l:?}");
+                            assert!(
+                                if reverse { k < *l } else { k > *l },
+                                "out of order or repeated: {k:?} after {l:?}"
+                            );
                         }
                         last = Some(k.clone());
                         let number: u32 = std::str::from_utf8(&k[PREFIX.len()..]).unwrap().parse().unwrap();

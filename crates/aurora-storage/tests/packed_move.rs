@@ -33,8 +33,7 @@ fn database(entries: u32) -> Layout2 {
             let rev = u64::from(i) + 1;
             let live = |v: &str| Versioned { revision: rev, value: Some(v.as_bytes().to_vec()) };
             let id = format!("\x02{c}{i:07}");
-            let (d, x, u) =
-                (format!("d{coll}\0"), format!("x{coll}\0"), format!("u{coll}\0"));
+            let (d, x, u) = (format!("d{coll}\0"), format!("x{coll}\0"), format!("u{coll}\0"));
             if i % 4 == 0 {
                 out.push((d.into_bytes(), id.clone().into_bytes(), live("{doc}")));
                 out.push((u.into_bytes(), format!("email\0{i}").into_bytes(), live("claim")));
@@ -133,7 +132,8 @@ fn a_layout2_database_is_packed_at_open_and_the_layout2_reader_refuses_it() {
     write_layout2(dir.path(), &db);
     {
         let raw = aurora_testkit::raw_sled::open(dir.path());
-        let (marker, checkpoint) = (raw.get(b"\x00layout").unwrap().unwrap(), raw.get(b"\x00checkpoint").unwrap().unwrap());
+        let (marker, checkpoint) =
+            (raw.get(b"\x00layout").unwrap().unwrap(), raw.get(b"\x00checkpoint").unwrap().unwrap());
         let names: Vec<Vec<u8>> = raw.tree_names().into_iter().map(|n| n.to_vec()).collect();
         assert!(layout2_reader_accepts(&marker, &checkpoint, &names), "the model of the old reader reads layout 2");
     }
@@ -151,7 +151,7 @@ fn a_layout2_database_is_packed_at_open_and_the_layout2_reader_refuses_it() {
     assert_eq!(checkpoint.as_ref(), &[&[4u8][..], &7u64.to_be_bytes()].concat()[..]);
     assert!(!layout2_reader_accepts(&marker, &checkpoint, &names), "a build from before packed trees refuses it");
     let items = raw.open_tree(b"pxusers\0").unwrap().len();
-    assert!(items * 32 < 3000, "{items} chunks for 3 000 entries");
+    assert!(items < 3000 / 16, "{items} chunks for 3 000 entries: at least 16 entries a chunk");
     drop(raw);
     let s = open(dir.path());
     assert_reads(&s, &logical(&db));
@@ -169,7 +169,12 @@ fn packed_copy(db: &Layout2) -> Vec<(Vec<u8>, Items)> {
     let raw = aurora_testkit::raw_sled::open(dir.path());
     [&b"pxorders\0"[..], b"pxusers\0"]
         .iter()
-        .map(|n| (n.to_vec(), raw.open_tree(n).unwrap().iter().map(Result::unwrap).map(|(k, v)| (k.to_vec(), v.to_vec())).collect()))
+        .map(|n| {
+            (
+                n.to_vec(),
+                raw.open_tree(n).unwrap().iter().map(Result::unwrap).map(|(k, v)| (k.to_vec(), v.to_vec())).collect(),
+            )
+        })
         .collect()
 }
 

@@ -336,8 +336,11 @@ impl SledStore {
             .db
             .open_tree(&name)
             .map_err(|e| StorageError::backend(format!("creating the sled tree {}", printable_key(&name)), e))?;
-        let part =
-            if packed { Part::Packed(Arc::new(packed::PackedTree::new(prefix.to_vec(), tree))) } else { Part::Plain(tree) };
+        let part = if packed {
+            Part::Packed(Arc::new(packed::PackedTree::new(prefix.to_vec(), tree)))
+        } else {
+            Part::Plain(tree)
+        };
         trees.insert(prefix.to_vec(), part.clone());
         Ok(Some(part))
     }

@@ -109,7 +109,12 @@ impl SledStore {
             self.mark_checkpoint()?;
             self.flush_layout()?;
         }
-        self.pack_index_trees(path, state == Some(PACKS_COPIED) || state == Some(PACKED), state == Some(PACKED), packed)?;
+        self.pack_index_trees(
+            path,
+            state == Some(PACKS_COPIED) || state == Some(PACKED),
+            state == Some(PACKED),
+            packed,
+        )?;
         self.drop_empty_trees()
     }
 

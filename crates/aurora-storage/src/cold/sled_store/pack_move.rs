@@ -73,7 +73,8 @@ impl SledStore {
                 let target =
                     self.db.open_tree(&name).map_err(|e| StorageError::backend("creating a packed index tree", e))?;
                 let loader = PackedTree::new(prefix.clone(), target.clone());
-                let entries = tree.iter().map(|item| item.map_err(|e| StorageError::backend("reading an index tree", e)));
+                let entries =
+                    tree.iter().map(|item| item.map_err(|e| StorageError::backend("reading an index tree", e)));
                 let n = loader.load(&mut { entries })?;
                 tracing::info!(tree = %printable_key(prefix), entries = n, "packed an index tree");
                 packed.insert(prefix.clone(), target);

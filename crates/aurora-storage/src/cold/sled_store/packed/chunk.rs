@@ -196,8 +196,11 @@ mod tests {
             (b"age\0\x11id0003".to_vec(), Val::New(&versions[2])),
         ];
         let raw = encode(&entries);
-        assert!(raw.len() < 45, // 54 without sharing
-             "shared prefixes are not stored again: {} bytes", raw.len());
+        assert!(
+            raw.len() < 45, // 54 without sharing
+            "shared prefixes are not stored again: {} bytes",
+            raw.len()
+        );
         let decoded = decode(b"k", &raw).unwrap();
         assert_eq!(decoded.len(), 3);
         for ((k, v), (ek, ev)) in decoded.iter().zip(entries.iter().zip(versions.iter()).map(|((k, _), v)| (k, v))) {
