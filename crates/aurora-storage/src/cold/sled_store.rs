@@ -9,8 +9,12 @@
 //! the meta key `0x00 "checkpoint"` (`[2][revision: u64 BE]`: 9 bytes, so
 //! that a build from before the trees, which reads exactly 8, refuses the
 //! database as corrupt instead of finding its collections empty; 8 bytes
-//! in the first layout) and the layout's version the meta key
-//! `0x00 "layout"` of the default tree. A database written before (every
+//! in the first layout; `[4][revision]` since index trees are packed, which
+//! a build from before them refuses) and the layout's version the meta key
+//! `0x00 "layout"` of the default tree. Index-entry trees (`"x" …`) are
+//! *packed* (`packed`): each sled item a chunk of consecutive entries, in
+//! a sled tree named `"p" ++ prefix` (a database with per-entry index
+//! trees is moved at open: `pack_move`). A database written before (every
 //! key in the default tree under `0x01`) is moved into the trees when it
 //! is opened (`layout`). A scan spanning several trees walks them in name
 //! order merged with the default tree (`scan`), so the store still

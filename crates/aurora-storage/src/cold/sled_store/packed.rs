@@ -41,14 +41,18 @@
 //!   would otherwise come back into ownership), then the chunk is removed.
 //!
 //! Crash safety rests on sled 0.34 recovering a *prefix* of the writes
-//! made through it: its log is one sequence of reservations, each
-//! assigned its LSN in order (`pagecache/iobuf.rs`, `reserve_inner`); at
-//! recovery `pagecache/logger.rs`'s `LogIter` and `snapshot.rs`
-//! (`advance_snapshot`) replay entries in LSN order and stop at the first
-//! torn or missing message, and a segment is only trusted up to the
-//! stable LSN (`iobuf.rs`, `max_header_stable_lsn`), so a later write (the
-//! truncation of the left chunk) cannot survive without an earlier one
-//! (the new right chunk).
+//! made through it (checked in sled 0.34.7's source): every write is a
+//! reservation in one log, given its LSN in order (`pagecache/logger.rs`,
+//! `Log::reserve_inner`); recovery (`pagecache/iterator.rs`) replays the
+//! log in LSN order and `LogIter::next` stops at the first corrupted
+//! message ("found a tear") or at a batch whose last LSN is past what is
+//! stable ("cutting recovery short due to torn batch"), the segments of
+//! the unstable tail must link up contiguously above the largest
+//! `max_stable_lsn` of their headers (`check_contiguity_in_unstable_tail`),
+//! and `snapshot.rs` zeroes the torn segments after it. So a later write
+//! (the truncation of a left chunk) never survives without an earlier one
+//! (the new right chunk). `packed_index_crash.rs` kills a writer with
+//! SIGKILL and fails with the opposite order.
 //!
 //! # Reads (no lock)
 //! A read takes a chunk, then the next chunk's key, then checks that the
@@ -77,10 +81,9 @@ use std::sync::Arc;
 /// Most entries in a chunk. Measured (docs/footprint.md, "Packed index
 /// trees"): 32, 64 and 128 cost the applier of `write_path bulk100` the
 /// same (22 500 / 22 800 / 23 500 instructions per document) and leave the
-/// same disk after a million documents (within sled's noise); a smaller
-/// chunk costs less to rewrite for an insert in its middle and to search
-/// for a point read, and `read_profile indexed` read 208 000 instructions
-/// per query with 32 against 240 000 with 64.
+/// same disk after a million documents, and `read_profile` the same per
+/// query, all within noise; a smaller chunk costs less to rewrite for an
+/// insert in its middle and to search for a point read.
 pub(crate) const CHUNK_ENTRIES: usize = 32;
 /// Most encoded bytes a chunk is filled to before it is split (a soft
 /// limit: a split never makes a chunk of less than one entry). Entries of
