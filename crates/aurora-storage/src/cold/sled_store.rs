@@ -33,6 +33,8 @@
 //! together, as with one tree.
 
 mod layout;
+mod pack_move;
+mod packed;
 mod routes;
 mod scan;
 mod values;
@@ -62,8 +64,31 @@ const SLED_LOCK_WAIT: Duration = Duration::from_secs(5);
 /// trees exist stay in the default tree.
 pub const MAX_TREES: usize = 256;
 
-/// The open trees by name.
-type Trees = Arc<RwLock<BTreeMap<Vec<u8>, sled::Tree>>>;
+/// A tree of the store: per-entry (a sled item per key) or packed
+/// (index entries in chunks, `packed`).
+#[derive(Clone)]
+enum Part {
+    /// A sled item per key, keyed by the key without the prefix.
+    Plain(sled::Tree),
+    /// Chunks of entries (`packed`).
+    Packed(Arc<packed::PackedTree>),
+}
+
+impl Part {
+    /// Whether the tree holds nothing.
+    fn is_empty(&self) -> bool {
+        match self {
+            Part::Plain(t) => t.is_empty(),
+            Part::Packed(p) => p.tree.is_empty(),
+        }
+    }
+}
+
+/// A packed tree and suffixes of keys named to a targeted purge.
+type NamedKeys = (Arc<packed::PackedTree>, Vec<Vec<u8>>);
+
+/// The open trees by key prefix.
+type Trees = Arc<RwLock<BTreeMap<Vec<u8>, Part>>>;
 
 /// The sled-backed cold store (the default backend of
 /// [`Store::open`](crate::Store::open)).
@@ -129,30 +154,37 @@ impl SledStore {
             }
         };
         let store = Self { db, trees: Arc::default() };
-        store.load_trees()?;
-        store.upgrade_layout(path)?;
+        let packed = store.load_trees()?;
+        store.upgrade_layout(path, packed)?;
         Ok(store)
     }
 
-    /// Opens every tree of the database; a name this layout does not make
-    /// is damage.
-    fn load_trees(&self) -> Result<()> {
+    /// Opens every tree of the database: the per-entry ones go in the map,
+    /// the packed ones are returned by prefix (`upgrade_layout` decides
+    /// which of an index's two trees holds it while it is being packed); a
+    /// name this layout does not make is damage.
+    fn load_trees(&self) -> Result<BTreeMap<Vec<u8>, sled::Tree>> {
         let default_name: &[u8] = &self.db.name();
         let mut trees = self.trees.write();
+        let mut packed = BTreeMap::new();
         for name in self.db.tree_names() {
             if name.as_ref() == default_name {
                 continue;
             }
-            if !routes::is_tree_name(&name) {
+            let packed_prefix = routes::packed_prefix(&name);
+            if !routes::is_tree_name(&name) && packed_prefix.is_none() {
                 return Err(StorageError::Corrupt {
                     key: printable_key(&name),
                     reason: "sled holds a tree whose name is not a key prefix of Aurora's layout".into(),
                 });
             }
             let tree = self.db.open_tree(&name).map_err(|e| StorageError::backend("opening a sled tree", e))?;
-            trees.insert(name.to_vec(), tree);
+            match packed_prefix {
+                Some(prefix) => drop(packed.insert(prefix.to_vec(), tree)),
+                None => drop(trees.insert(name.to_vec(), Part::Plain(tree))),
+            }
         }
-        Ok(())
+        Ok(packed)
     }
 }
 
@@ -235,14 +267,14 @@ impl SledStore {
     /// The tree a write to `prefix` goes to: its own (created if there is
     /// room and the default tree holds none of its keys), or the default
     /// tree (`None`).
-    fn tree_for_write(&self, prefix: &[u8]) -> Result<Option<sled::Tree>> {
+    fn tree_for_write(&self, prefix: &[u8]) -> Result<Option<Part>> {
         if let Some(tree) = self.trees.read().get(prefix) {
             return Ok(Some(tree.clone()));
         }
         if self.trees.read().len() >= MAX_TREES || self.default_holds(prefix)? {
             return Ok(None);
         }
-        self.create_tree(prefix)
+        self.create_tree(prefix, routes::is_packed_prefix(prefix))
     }
 
     /// Inserts a sorted run of writes whose keys share the tree prefix
@@ -254,7 +286,15 @@ impl SledStore {
     /// later version of a key still replaces an earlier one.
     fn apply_run(&self, prefix: Option<&[u8]>, run: &[(&[u8], &Versioned)], ascending: bool) -> Result<()> {
         let tree = match prefix {
-            Some(p) => self.tree_for_write(p)?.map(|t| (p.len(), t)),
+            Some(p) => match self.tree_for_write(p)? {
+                Some(Part::Plain(t)) => Some((p.len(), t)),
+                Some(Part::Packed(packed)) => {
+                    let suffixes: Vec<(&[u8], &Versioned)> =
+                        run.iter().map(|(k, v)| (k.get(p.len()..).unwrap_or_default(), *v)).collect();
+                    return packed.apply(&suffixes, ascending);
+                }
+                None => None,
+            },
             None => None,
         };
         let order: Box<dyn Iterator<Item = usize>> =
@@ -278,11 +318,12 @@ impl SledStore {
         first.transpose().map(|f| f.is_some()).map_err(|e| StorageError::backend("reading sled's default tree", e))
     }
 
-    /// Opens (creates) the tree named `prefix`, or `None` when the cap was
-    /// reached meanwhile: the count is checked again under the write lock,
-    /// so concurrent `apply` calls for different new prefixes never pass
-    /// [`MAX_TREES`].
-    fn create_tree(&self, prefix: &[u8]) -> Result<Option<sled::Tree>> {
+    /// Opens (creates) the tree of `prefix` — packed (named
+    /// `routes::packed_name`) or per-entry (named `prefix`) — or `None`
+    /// when the cap was reached meanwhile: the count is checked again
+    /// under the write lock, so concurrent `apply` calls for different new
+    /// prefixes never pass [`MAX_TREES`].
+    fn create_tree(&self, prefix: &[u8], packed: bool) -> Result<Option<Part>> {
         let mut trees = self.trees.write();
         if let Some(tree) = trees.get(prefix) {
             return Ok(Some(tree.clone()));
@@ -290,12 +331,18 @@ impl SledStore {
         if trees.len() >= MAX_TREES {
             return Ok(None);
         }
+        let name = if packed { routes::packed_name(prefix) } else { prefix.to_vec() };
         let tree = self
             .db
-            .open_tree(prefix)
-            .map_err(|e| StorageError::backend(format!("creating the sled tree {}", printable_key(prefix)), e))?;
-        trees.insert(prefix.to_vec(), tree.clone());
-        Ok(Some(tree))
+            .open_tree(&name)
+            .map_err(|e| StorageError::backend(format!("creating the sled tree {}", printable_key(&name)), e))?;
+        let part = if packed {
+            Part::Packed(Arc::new(packed::PackedTree::new(prefix.to_vec(), tree)))
+        } else {
+            Part::Plain(tree)
+        };
+        trees.insert(prefix.to_vec(), part.clone());
+        Ok(Some(part))
     }
 
     /// The default tree's part of a scan: its data keys in a range, each
@@ -333,12 +380,16 @@ impl SledStore {
     /// One tree's part of a scan (`None`: no key of the tree is in it).
     fn scan_tree(
         prefix: Vec<u8>,
-        tree: sled::Tree,
+        tree: Part,
         start: Bound<&[u8]>,
         end: Bound<&[u8]>,
         reverse: bool,
     ) -> Option<ScanIter> {
         let (lo, hi) = scan::inner_bounds(&prefix, start, end)?;
+        let tree = match tree {
+            Part::Plain(tree) => tree,
+            Part::Packed(packed) => return Some(packed.scan(lo, hi, reverse)),
+        };
         let range = tree.range::<Vec<u8>, _>((lo, hi));
         let decode = move |item: sled::Result<(sled::IVec, sled::IVec)>| {
             let (k, v) = item.map_err(|e| StorageError::backend("scanning", e))?;
@@ -403,10 +454,14 @@ impl ColdStore for SledStore {
         let read_error = |e| StorageError::backend(format!("reading key {}", printable_key(key)), e);
         let in_tree = tree_prefix(key).and_then(|p| {
             // Read under the map's lock: no handle cloned on the hot path.
-            self.trees.read().get(p).map(|tree| tree.get(&key[p.len()..]))
+            self.trees.read().get(p).map(|tree| match tree {
+                Part::Plain(tree) => Ok(tree.get(&key[p.len()..])),
+                Part::Packed(packed) => Err(Arc::clone(packed)),
+            })
         });
         let raw = match in_tree {
-            Some(read) => read.map_err(read_error)?,
+            Some(Ok(read)) => read.map_err(read_error)?,
+            Some(Err(packed)) => return packed.get(key.get(packed.prefix().len()..).unwrap_or_default()),
             None => with_joined(&[DATA], key, |k| self.db.get(k)).map_err(read_error)?,
         };
         raw.map(|r| decode_versioned(key, &r)).transpose()
@@ -452,7 +507,7 @@ impl ColdStore for SledStore {
 
     fn set_checkpoint(&self, revision: Revision) -> Result<()> {
         let mut value = [0u8; 9];
-        value[0] = layout::TREES;
+        value[0] = layout::PACKED;
         value[1..].copy_from_slice(&revision.to_be_bytes());
         self.db
             .insert(META_CHECKPOINT, &value)
@@ -465,7 +520,7 @@ impl ColdStore for SledStore {
             None => Ok(0),
             Some(raw) => {
                 let bytes = match raw.as_ref() {
-                    [layout::TREES, rest @ ..] if rest.len() == 8 => rest,
+                    [layout::TREES | layout::PACKED, rest @ ..] if rest.len() == 8 => rest,
                     first_layout if first_layout.len() == 8 => first_layout,
                     _ => {
                         return Err(StorageError::Corrupt {
@@ -497,8 +552,15 @@ impl ColdStore for SledStore {
             }
             removed += usize::from(Self::purge_if_tombstone(&self.db, &k, &k[1..], &v, horizon)?);
         }
-        let trees: Vec<(Vec<u8>, sled::Tree)> = self.trees.read().iter().map(|(p, t)| (p.clone(), t.clone())).collect();
+        let trees: Vec<(Vec<u8>, Part)> = self.trees.read().iter().map(|(p, t)| (p.clone(), t.clone())).collect();
         for (prefix, tree) in trees {
+            let tree = match tree {
+                Part::Plain(tree) => tree,
+                Part::Packed(packed) => {
+                    removed += packed.purge_all(horizon)?;
+                    continue;
+                }
+            };
             for item in tree.iter() {
                 let (k, v) = item.map_err(|e| StorageError::backend("scanning for tombstones", e))?;
                 let key = [&prefix[..], &k].concat();
@@ -510,16 +572,26 @@ impl ColdStore for SledStore {
 
     fn purge_tombstones_of(&self, keys: &mut dyn Iterator<Item = &[u8]>, horizon: Revision) -> Result<usize> {
         let mut removed = 0;
+        // The named keys of each packed tree, purged a chunk at a time.
+        let mut packed: BTreeMap<Vec<u8>, NamedKeys> = BTreeMap::new();
         for key in keys {
-            let in_tree = tree_prefix(key).and_then(|p| Some((p.len(), self.trees.read().get(p)?.clone())));
+            let in_tree = tree_prefix(key).and_then(|p| Some((p, self.trees.read().get(p)?.clone())));
             let (tree, k) = match in_tree {
-                Some((len, tree)) => (tree, key[len..].to_vec()),
+                Some((p, Part::Plain(tree))) => (tree, key[p.len()..].to_vec()),
+                Some((p, Part::Packed(tree))) => {
+                    let named = packed.entry(p.to_vec()).or_insert_with(|| (tree, Vec::new()));
+                    named.1.push(key[p.len()..].to_vec());
+                    continue;
+                }
                 None => ((*self.db).clone(), data_key(key)),
             };
             let Some(v) = tree.get(&k).map_err(|e| StorageError::backend("reading a tombstone", e))? else {
                 continue;
             };
             removed += usize::from(Self::purge_if_tombstone(&tree, &k, key, &v, horizon)?);
+        }
+        for (tree, mut named) in packed.into_values() {
+            removed += tree.purge_keys(&mut named, horizon)?;
         }
         Ok(removed)
     }
@@ -643,8 +715,10 @@ mod tests {
         assert_eq!(s.get(b"dusers\0\x02u3").unwrap(), None);
         assert_eq!(s.get(b"dnone\0\x02u3").unwrap(), None, "a prefix without a tree");
         // Where the bytes went: the documents of `users` in their tree, keyed by the id alone.
-        let users = s.trees.read().get(&b"dusers\0"[..]).cloned().unwrap();
+        let Some(Part::Plain(users)) = s.trees.read().get(&b"dusers\0"[..]).cloned() else { panic!("a plain tree") };
         assert!(users.get(b"\x02u1").unwrap().is_some());
+        assert!(matches!(s.trees.read().get(&b"xusers\0"[..]), Some(Part::Packed(_))), "index entries are packed");
+        assert!(s.db.tree_names().iter().any(|n| n.as_ref() == b"pxusers\0"));
         assert!(s.db.get(b"\x01dusers\0\x02u1").unwrap().is_none());
         assert!(s.db.get(b"\x01dusers").unwrap().is_some(), "no NUL: the default tree");
         let names: Vec<Vec<u8>> = s.trees.read().keys().cloned().collect();
@@ -748,9 +822,10 @@ mod tests {
         assert_eq!(all, pairs);
         assert_eq!(s.trees.read().len(), 5);
         assert!(s.db.get(b"\x01dusers\0\x02u1").unwrap().is_none(), "moved out of the default tree");
-        assert_eq!(s.db.get(b"\x00layout").unwrap().as_deref(), Some(&[2u8][..]));
+        assert_eq!(s.db.get(b"\x00layout").unwrap().as_deref(), Some(&[layout::PACKED][..]));
         let raw_checkpoint = s.db.get(META_CHECKPOINT).unwrap().unwrap();
         assert_eq!(raw_checkpoint.len(), 9, "not the 8 bytes a build before the trees reads");
+        assert_eq!(raw_checkpoint[0], layout::PACKED, "not the layout-2 form a build before packed trees reads");
         drop(s);
         let s = SledStore::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(s.scan(Bound::Unbounded, Bound::Unbounded).map(|r| r.unwrap()).collect::<Vec<_>>(), pairs);

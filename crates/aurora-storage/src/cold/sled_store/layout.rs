@@ -19,18 +19,23 @@
 //! flush makes every earlier write durable), and the next open goes on
 //! from there. Nothing else writes before the move is done: it runs inside
 //! [`SledStore::open`].
+//!
+//! Then the index trees are packed (`pack_move`: [`TREES`] →
+//! [`PACKS_COPIED`] → [`PACKED`]); a new database is marked [`PACKED`]
+//! at once.
 
-use super::{data_key, routes, SledStore, DATA, META_CHECKPOINT};
+use super::{data_key, routes, Part, SledStore, DATA, META_CHECKPOINT};
 use crate::cold::ColdStore;
 use crate::error::{printable_key, Result, StorageError};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Free space the move into trees needs beyond the size of sled's files:
 /// room for the log segments sled keeps open while it writes (bytes).
-const MOVE_HEADROOM: u64 = 16 << 20;
+pub(super) const MOVE_HEADROOM: u64 = 16 << 20;
 
 /// Bytes of the files under `dir`, recursively (0 for what cannot be read).
-fn dir_bytes(dir: &Path) -> u64 {
+pub(super) fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -49,24 +54,30 @@ fn dir_bytes(dir: &Path) -> u64 {
 const META_LAYOUT: &[u8] = b"\x00layout";
 /// The trees hold a copy of their keys; the default tree's copies may remain.
 const COPIED: u8 = 1;
-/// Every key is where the layout puts it (also the first byte of the
-/// checkpoint value in this layout).
+/// Every key is in the tree of its prefix, index entries one sled item
+/// each (also the first byte of the checkpoint value in that layout).
 pub(super) const TREES: u8 = 2;
+/// Every per-entry index tree has a complete packed copy; the per-entry
+/// ones may remain (`pack_move`).
+pub(super) const PACKS_COPIED: u8 = 3;
+/// Done: index trees are packed (also the first byte of the checkpoint
+/// value in this layout, which a build from before packed trees refuses).
+pub(super) const PACKED: u8 = 4;
 
 impl SledStore {
     /// Brings the database to the tree layout (see the module docs), then
     /// drops the trees left empty (a dropped collection's), so they do not
     /// count against [`MAX_TREES`](super::MAX_TREES).
-    pub(super) fn upgrade_layout(&self, path: &Path) -> Result<()> {
+    pub(super) fn upgrade_layout(&self, path: &Path, packed: BTreeMap<Vec<u8>, sled::Tree>) -> Result<()> {
         let marker = self.db.get(META_LAYOUT).map_err(|e| StorageError::backend("reading the layout version", e))?;
         let state = match marker.as_deref() {
             None => None,
-            Some([v @ (COPIED | TREES)]) => Some(*v),
+            Some([v @ (COPIED | TREES | PACKS_COPIED | PACKED)]) => Some(*v),
             Some([v]) => {
                 return Err(StorageError::UnknownFormat {
                     key: printable_key(META_LAYOUT),
                     version: *v,
-                    supported: TREES,
+                    supported: PACKED,
                 })
             }
             Some(_) => {
@@ -76,26 +87,34 @@ impl SledStore {
                 })
             }
         };
+        let mut state = state;
         if state.is_none() {
             self.check_room_to_move(path)?;
-            let copied = self.copy_into_trees()?;
+            let copied = self.copy_into_trees(&packed)?;
             if copied == 0 {
                 // Nothing to move (a new database): no key of a prefix is
                 // in the default tree, so the layout holds as it is.
-                self.set_marker(TREES)?;
-                return self.mark_checkpoint();
+                state = Some(TREES);
+            } else {
+                tracing::info!(keys = copied, "moved the cold store's keys into sled trees (layout 2)");
+                self.flush_layout()?;
+                self.set_marker(COPIED)?;
+                self.flush_layout()?;
+                state = Some(COPIED);
             }
-            tracing::info!(keys = copied, "moved the cold store's keys into sled trees (layout 2)");
-            self.flush_layout()?;
-            self.set_marker(COPIED)?;
-            self.flush_layout()?;
         }
-        if state != Some(TREES) {
+        if state == Some(COPIED) {
             self.remove_moved()?;
             self.set_marker(TREES)?;
             self.mark_checkpoint()?;
             self.flush_layout()?;
         }
+        self.pack_index_trees(
+            path,
+            state == Some(PACKS_COPIED) || state == Some(PACKED),
+            state == Some(PACKED),
+            packed,
+        )?;
         self.drop_empty_trees()
     }
 
@@ -111,6 +130,12 @@ impl SledStore {
         if has_data.is_none() {
             return Ok(());
         }
+        Self::check_room(path)
+    }
+
+    /// [`StorageError::DiskFull`] unless the disk at `path` has room for
+    /// sled's files once more plus [`MOVE_HEADROOM`].
+    pub(super) fn check_room(path: &Path) -> Result<()> {
         let files = dir_bytes(path);
         let required = files.saturating_add(MOVE_HEADROOM);
         let available = fs2::available_space(path)
@@ -121,43 +146,50 @@ impl SledStore {
         Ok(())
     }
 
-    /// Rewrites a first-layout checkpoint (8 bytes) in this layout's form,
-    /// which a build from before the trees refuses to read.
-    fn mark_checkpoint(&self) -> Result<()> {
+    /// Rewrites a checkpoint of an earlier layout (8 bytes, or layout 2's
+    /// 9) in this layout's form, which a build from before refuses to read.
+    pub(super) fn mark_checkpoint(&self) -> Result<()> {
         let present =
             self.db.get(META_CHECKPOINT).map_err(|e| StorageError::backend("reading the checkpoint revision", e))?;
-        if present.is_some() {
+        if present.is_some_and(|p| p.first() != Some(&PACKED) || p.len() != 9) {
             self.set_checkpoint(self.checkpoint()?)?;
         }
         Ok(())
     }
 
-    fn set_marker(&self, state: u8) -> Result<()> {
+    pub(super) fn set_marker(&self, state: u8) -> Result<()> {
         self.db
             .insert(META_LAYOUT, &[state])
             .map(drop)
             .map_err(|e| StorageError::backend("recording the layout version", e))
     }
 
-    fn flush_layout(&self) -> Result<()> {
+    pub(super) fn flush_layout(&self) -> Result<()> {
         self.db.flush().map(drop).map_err(|e| StorageError::backend("flushing sled", e))
     }
 
     /// Copies every key of the default tree whose prefix has (or can get)
     /// a tree into it; returns how many.
-    fn copy_into_trees(&self) -> Result<u64> {
+    fn copy_into_trees(&self, packed: &BTreeMap<Vec<u8>, sled::Tree>) -> Result<u64> {
         let mut copied = 0;
         for item in self.db.range::<&[u8], _>(&[DATA][..]..&[DATA + 1][..]) {
             let (k, v) = item.map_err(|e| StorageError::backend("reading the first layout", e))?;
             let key = &k[1..];
             let Some(prefix) = routes::tree_prefix(key) else { continue };
+            if packed.contains_key(prefix) {
+                // The prefix is already packed (a marker lost on a packed
+                // database): its keys in the default tree are damage, which
+                // reads report.
+                continue;
+            }
             let existing = self.trees.read().get(prefix).cloned();
             let Some(tree) = (match existing {
                 Some(tree) => Some(tree),
-                None => self.create_tree(prefix)?,
+                None => self.create_tree(prefix, false)?,
             }) else {
                 continue;
             };
+            let Part::Plain(tree) = tree else { continue };
             tree.insert(&key[prefix.len()..], v).map_err(|e| StorageError::backend("moving a key into its tree", e))?;
             copied += 1;
         }
@@ -180,9 +212,14 @@ impl SledStore {
 
     fn drop_empty_trees(&self) -> Result<()> {
         let mut trees = self.trees.write();
-        let empty: Vec<Vec<u8>> = trees.iter().filter(|(_, t)| t.is_empty()).map(|(p, _)| p.clone()).collect();
-        for prefix in empty {
-            self.db.drop_tree(&prefix).map_err(|e| StorageError::backend("dropping an empty sled tree", e))?;
+        let empty: Vec<(Vec<u8>, bool)> = trees
+            .iter()
+            .filter(|(_, t)| t.is_empty())
+            .map(|(p, t)| (p.clone(), matches!(t, Part::Packed(_))))
+            .collect();
+        for (prefix, packed) in empty {
+            let name = if packed { routes::packed_name(&prefix) } else { prefix.clone() };
+            self.db.drop_tree(&name).map_err(|e| StorageError::backend("dropping an empty sled tree", e))?;
             trees.remove(&prefix);
         }
         Ok(())

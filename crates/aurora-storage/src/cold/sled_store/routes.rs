@@ -30,6 +30,8 @@ pub(crate) const MAX_NAME: usize = 128;
 const PER_COLLECTION: [u8; 3] = [b'd', b'u', b'x'];
 /// The change feed's tag: one tree.
 const FEED: u8 = b'f';
+/// The index entries' tag: their trees are packed.
+const INDEX: u8 = b'x';
 
 /// The name of the tree that holds `key` — the prefix of `key` stripped
 /// when it is stored — or `None` for sled's default tree.
@@ -47,6 +49,31 @@ pub(crate) fn tree_prefix(key: &[u8]) -> Option<&[u8]> {
 /// Whether `name` is a tree name this layout makes.
 pub(crate) fn is_tree_name(name: &[u8]) -> bool {
     tree_prefix(name) == Some(name)
+}
+
+/// First byte of the sled name of a packed tree (`packed`): `"p" ++ prefix`.
+/// sled has no rename, and a per-entry index tree and its packed copy
+/// coexist while a database is moved to packed trees, so the packed one
+/// needs a name of its own. The store's map of trees is keyed by the
+/// prefix either way, so scans still walk the trees in prefix order.
+const PACKED: u8 = b'p';
+
+/// Whether the keys of the tree `prefix` are stored packed (index entries).
+pub(crate) fn is_packed_prefix(prefix: &[u8]) -> bool {
+    prefix.first() == Some(&INDEX)
+}
+
+/// The sled name of the packed tree of `prefix`.
+pub(crate) fn packed_name(prefix: &[u8]) -> Vec<u8> {
+    [&[PACKED][..], prefix].concat()
+}
+
+/// The prefix whose packed tree is named `name`, if it is such a name.
+pub(crate) fn packed_prefix(name: &[u8]) -> Option<&[u8]> {
+    match name.split_first() {
+        Some((&PACKED, prefix)) if is_tree_name(prefix) && is_packed_prefix(prefix) => Some(prefix),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -75,8 +102,18 @@ mod tests {
         for name in [&b"dusers\0"[..], b"x_jobs\0", b"uc\0", b"f"] {
             assert!(is_tree_name(name), "{name:?}");
         }
-        for name in [&b"__sled__default"[..], b"dusers\0\x02", b"dusers", b"fx", b"", b"c"] {
+        for name in [&b"__sled__default"[..], b"dusers\0\x02", b"dusers", b"fx", b"", b"c", b"pxusers\0"] {
             assert!(!is_tree_name(name), "{name:?}");
         }
+    }
+
+    #[test]
+    fn packed_trees_are_named_apart_from_the_prefixes() {
+        assert_eq!(packed_name(b"xusers\0"), b"pxusers\0".to_vec());
+        assert_eq!(packed_prefix(b"pxusers\0"), Some(&b"xusers\0"[..]));
+        for name in [&b"pdusers\0"[..], b"xusers\0", b"px", b"pxusers", b"p", b""] {
+            assert_eq!(packed_prefix(name), None, "{name:?}");
+        }
+        assert!(is_packed_prefix(b"xusers\0") && !is_packed_prefix(b"dusers\0") && !is_packed_prefix(b"f"));
     }
 }

@@ -18,7 +18,7 @@ const COMPACT_LIVE: u8 = 2;
 const COMPACT_TOMBSTONE: u8 = 3;
 
 /// Appends `n` as LEB128 (7 bits a byte, low first; at most 10 bytes).
-fn push_varint(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn push_varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
         n >>= 7;
@@ -27,7 +27,7 @@ fn push_varint(out: &mut Vec<u8>, mut n: u64) {
 }
 
 /// Reads a LEB128 `u64` from the front of `raw`: the value and its length.
-fn read_varint(raw: &[u8]) -> Option<(u64, usize)> {
+pub(crate) fn read_varint(raw: &[u8]) -> Option<(u64, usize)> {
     let mut n: u64 = 0;
     for (i, &b) in raw.iter().enumerate().take(10) {
         let bits = u64::from(b & 0x7F);
@@ -45,10 +45,15 @@ fn read_varint(raw: &[u8]) -> Option<(u64, usize)> {
 pub(crate) fn encode_versioned(v: &Versioned) -> Vec<u8> {
     let body = v.value.as_deref().unwrap_or(&[]);
     let mut out = Vec::with_capacity(1 + 10 + body.len());
-    out.push(if v.value.is_some() { COMPACT_LIVE } else { COMPACT_TOMBSTONE });
-    push_varint(&mut out, v.revision);
-    out.extend_from_slice(body);
+    encode_versioned_into(&mut out, v);
     out
+}
+
+/// Appends `v` encoded as [`encode_versioned`] does.
+pub(crate) fn encode_versioned_into(out: &mut Vec<u8>, v: &Versioned) {
+    out.push(if v.value.is_some() { COMPACT_LIVE } else { COMPACT_TOMBSTONE });
+    push_varint(out, v.revision);
+    out.extend_from_slice(v.value.as_deref().unwrap_or(&[]));
 }
 
 pub(crate) fn decode_versioned(key: &[u8], raw: &[u8]) -> Result<Versioned> {
