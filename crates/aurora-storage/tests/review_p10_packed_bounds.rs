@@ -12,7 +12,8 @@
 //! wins) and interleaved with other trees' keys in one `apply`, then
 //! purges that empty chunks, then reopens.
 //!
-//! Sized by `AURORA_REVIEW_PACKED_ROUNDS` (phases, default 6).
+//! Sized by `AURORA_REVIEW_PACKED_ROUNDS` (phases, default 6); the random
+//! draws by `AURORA_REVIEW_PACKED_SEED`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aurora_storage::cold::SledStore;
@@ -67,15 +68,55 @@ fn value(rng: &mut fastrand::Rng, revision: u64) -> Option<Vec<u8>> {
     Some(v)
 }
 
+fn read_varint(raw: &[u8], at: &mut usize) -> usize {
+    let (mut n, mut shift) = (0usize, 0);
+    loop {
+        let b = raw[*at];
+        *at += 1;
+        n |= usize::from(b & 0x7F) << shift;
+        if b < 0x80 {
+            return n;
+        }
+        shift += 7;
+    }
+}
+
+/// The keys of a chunk (`[1]([shared][rest len][rest][value len][value])*`).
+fn chunk_entries(raw: &[u8]) -> Vec<Vec<u8>> {
+    assert_eq!(raw.first(), Some(&1), "chunk version");
+    let (mut at, mut out, mut key) = (1usize, Vec::new(), Vec::<u8>::new());
+    while at < raw.len() {
+        let shared = read_varint(raw, &mut at);
+        let rest = read_varint(raw, &mut at);
+        key.truncate(shared);
+        key.extend_from_slice(&raw[at..at + rest]);
+        at += rest;
+        at += read_varint(raw, &mut at);
+        out.push(key.clone());
+    }
+    out
+}
+
+/// The chunk keys of the packed tree `XA` (with the prefix), after
+/// checking what no write sequence without a crash may leave: an empty
+/// chunk, more than 32 entries in one, or an entry outside the interval
+/// its chunk owns (stale entries are only left by a kill between two
+/// writes of a split).
 fn chunk_keys(path: &Path) -> Vec<Vec<u8>> {
     let db = aurora_testkit::raw_sled::open(path);
     let name = [b"p", XA].concat();
     assert!(db.tree_names().iter().any(|n| n.as_ref() == name.as_slice()), "the index tree is packed");
     let tree = db.open_tree(&name).unwrap();
-    let keys = tree.iter().keys().map(|k| [XA, &k.unwrap()].concat()).collect();
-    drop(tree);
-    drop(db);
-    keys
+    let chunks: Vec<(Vec<u8>, Vec<Vec<u8>>)> =
+        tree.iter().map(|r| r.unwrap()).map(|(k, v)| (k.to_vec(), chunk_entries(&v))).collect();
+    for (i, (k, entries)) in chunks.iter().enumerate() {
+        assert!(!entries.is_empty() && entries.len() <= 32, "chunk {k:?}: {} entries", entries.len());
+        let next = chunks.get(i + 1).map(|(n, _)| n);
+        for e in entries {
+            assert!(e >= k && next.is_none_or(|n| e < n), "chunk {k:?} holds {e:?} outside [{k:?}, {next:?})");
+        }
+    }
+    chunks.into_iter().map(|(k, _)| [XA, &k].concat()).collect()
 }
 
 fn in_range(k: &[u8], lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>) -> bool {
@@ -159,7 +200,8 @@ fn every_bound_around_the_chunks_reads_what_the_model_holds() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open(dir.path());
     let mut model = Model::new();
-    let mut rng = fastrand::Rng::with_seed(0x5EED_0010);
+    let seed = std::env::var("AURORA_REVIEW_PACKED_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x5EED_0010);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let mut revision = 0u64;
     for phase in 0..rounds() {
         for _ in 0..12 {
@@ -246,4 +288,35 @@ fn every_bound_around_the_chunks_reads_what_the_model_holds() {
         .collect();
     apply(&s, &mut model, &writes);
     check_reads(&s, &model, &[], &mut rng, "refilled");
+}
+
+/// Loads of exactly 1, 31, 32, 33, 64 and 65 entries, entries of exactly
+/// 256 bytes (the append path's limit: key + 11 + value) and of 257, a
+/// chunk's worth of bytes exactly (32 × 256 = 8 KiB) and one byte past it;
+/// then one more key at the end, below the first and in the middle of
+/// each; the chunks stay within their invariants and read as the model.
+#[test]
+fn loads_at_and_past_the_chunk_limits() {
+    for count in [1usize, 31, 32, 33, 64, 65] {
+        for entry_bytes in [24usize, 256, 257] {
+            let dir = tempfile::tempdir().unwrap();
+            let s = open(dir.path());
+            let mut model = Model::new();
+            let mut rng = fastrand::Rng::with_seed(count as u64 * 1000 + entry_bytes as u64);
+            // Keys `XA ++ 'k' ++ 4 digits` (5 bytes of suffix); the value
+            // fills the entry to `entry_bytes` with its 11-byte header.
+            let k = |i: usize| [XA, format!("k{i:04}").as_bytes()].concat();
+            let v = |r: u64| Versioned { revision: r, value: Some(vec![b'v'; entry_bytes - 5 - 11]) };
+            let load: Vec<(Vec<u8>, Versioned)> = (0..count).map(|i| (k(100 + 2 * i), v(1))).collect();
+            apply(&s, &mut model, &load);
+            for (n, at) in [100 + 2 * count + 10, 50, 100 + count | 1].into_iter().enumerate() {
+                apply(&s, &mut model, &[(k(at), v(2 + n as u64))]);
+            }
+            s.flush().unwrap();
+            drop(s);
+            let chunks = chunk_keys(dir.path());
+            let s = open(dir.path());
+            check_reads(&s, &model, &chunks, &mut rng, &format!("{count} entries of {entry_bytes} bytes"));
+        }
+    }
 }
