@@ -31,7 +31,10 @@ fn users(dir: &Path) {
         .await
         .unwrap();
         let docs = (0..400)
-            .map(|i| doc! { "email": format!("u{i}@x.io"), "age": (i * 7) % 90 }.id(DocId::text(&format!("u{i:04}")).unwrap()))
+            .map(|i| {
+                doc! { "email": format!("u{i}@x.io"), "age": (i * 7) % 90 }
+                    .id(DocId::text(&format!("u{i:04}")).unwrap())
+            })
             .collect();
         db.insert_many("users", docs).await.unwrap();
         db.close().await.unwrap();
@@ -105,7 +108,8 @@ fn encode(entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
 fn damage(dir: &Path, f: impl FnOnce(Put<'_>, &[(Vec<u8>, Vec<u8>)])) {
     let cold = aurora_testkit::raw_sled::open(&dir.join("cold"));
     let tree = cold.open_tree(PACKED).unwrap();
-    let chunks: Vec<(Vec<u8>, Vec<u8>)> = tree.iter().map(|r| r.unwrap()).map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+    let chunks: Vec<(Vec<u8>, Vec<u8>)> =
+        tree.iter().map(|r| r.unwrap()).map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
     assert!(chunks.len() >= 6, "the index is packed in several chunks: {}", chunks.len());
     let mut put = |k: &[u8], v: Option<Vec<u8>>| match v {
         Some(v) => drop(tree.insert(k, v).unwrap()),

@@ -255,7 +255,8 @@ fn every_bound_around_the_chunks_reads_what_the_model_holds() {
             if phase % 2 == 0 {
                 assert_eq!(s.purge_tombstones(revision).unwrap(), purgeable, "phase {phase}: purge");
             } else {
-                let named: Vec<Vec<u8>> = model.iter().filter(|(_, v)| v.value.is_none()).map(|(k, _)| k.clone()).collect();
+                let named: Vec<Vec<u8>> =
+                    model.iter().filter(|(_, v)| v.value.is_none()).map(|(k, _)| k.clone()).collect();
                 let removed = s.purge_tombstones_of(&mut named.iter().rev().map(Vec::as_slice), revision).unwrap();
                 assert_eq!(removed, purgeable, "phase {phase}: targeted purge");
             }
@@ -309,7 +310,7 @@ fn loads_at_and_past_the_chunk_limits() {
             let v = |r: u64| Versioned { revision: r, value: Some(vec![b'v'; entry_bytes - 5 - 11]) };
             let load: Vec<(Vec<u8>, Versioned)> = (0..count).map(|i| (k(100 + 2 * i), v(1))).collect();
             apply(&s, &mut model, &load);
-            for (n, at) in [100 + 2 * count + 10, 50, 100 + count | 1].into_iter().enumerate() {
+            for (n, at) in [100 + 2 * count + 10, 50, (100 + count) | 1].into_iter().enumerate() {
                 apply(&s, &mut model, &[(k(at), v(2 + n as u64))]);
             }
             s.flush().unwrap();

@@ -38,9 +38,12 @@ enum Purge {
     All,
 }
 
+/// Writes of a step: key numbers and values (`None`: a delete).
+type Writes = Vec<(u32, Option<Vec<u8>>)>;
+
 /// One step: its writes in the order applied (a key may repeat: the later
 /// wins), and the purge after them.
-fn step(seed: u64, n: u64) -> (Vec<(u32, Option<Vec<u8>>)>, Purge) {
+fn step(seed: u64, n: u64) -> (Writes, Purge) {
     let mut rng = fastrand::Rng::with_seed(seed.wrapping_mul(7_000_003) + n);
     let value = |k: u32, tag: &str| Some(format!("{n}:{k}{tag}").into_bytes());
     let low = TOP - (n as u32) * 1000;
@@ -49,8 +52,7 @@ fn step(seed: u64, n: u64) -> (Vec<(u32, Option<Vec<u8>>)>, Purge) {
         0..=3 => ((0..rng.u32(5..300)).map(|i| (low + i, value(low + i, ""))).collect(), Purge::None),
         // Anywhere above, shuffled, one key repeated later in the run.
         4..=5 => {
-            let mut w: Vec<(u32, Option<Vec<u8>>)> =
-                (0..rng.u32(20..200)).map(|_| rng.u32(low..TOP)).map(|k| (k, value(k, ""))).collect();
+            let mut w: Writes = (0..rng.u32(20..200)).map(|_| rng.u32(low..TOP)).map(|k| (k, value(k, ""))).collect();
             rng.shuffle(&mut w);
             if let Some(&(k, _)) = w.first() {
                 w.push((k, value(k, "again")));

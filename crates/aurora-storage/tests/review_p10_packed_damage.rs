@@ -58,13 +58,17 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Chunks: sled key (with the tree's prefix) and value.
+type Chunks = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A database with 320 index entries (10 chunks) and a few documents; the
 /// model; the chunks (sled key with the prefix, value).
-fn pristine(path: &Path) -> (BTreeMap<Vec<u8>, Versioned>, Vec<(Vec<u8>, Vec<u8>)>) {
+fn pristine(path: &Path) -> (BTreeMap<Vec<u8>, Versioned>, Chunks) {
     let s = open(path);
     let mut model = BTreeMap::new();
     for i in 0..320u32 {
-        let v = Versioned { revision: 1 + u64::from(i) / 100, value: (i % 9 != 4).then(|| format!("v{i}").into_bytes()) };
+        let v =
+            Versioned { revision: 1 + u64::from(i) / 100, value: (i % 9 != 4).then(|| format!("v{i}").into_bytes()) };
         model.insert(key(i * 2), v);
     }
     for i in 0..20u32 {
@@ -76,8 +80,7 @@ fn pristine(path: &Path) -> (BTreeMap<Vec<u8>, Versioned>, Vec<(Vec<u8>, Vec<u8>
     drop(s);
     let db = aurora_testkit::raw_sled::open(path);
     let tree = db.open_tree(PACKED_NAME).unwrap();
-    let chunks: Vec<(Vec<u8>, Vec<u8>)> =
-        tree.iter().map(|r| r.unwrap()).map(|(k, v)| ([XA, &k].concat(), v.to_vec())).collect();
+    let chunks: Chunks = tree.iter().map(|r| r.unwrap()).map(|(k, v)| ([XA, &k].concat(), v.to_vec())).collect();
     assert!(chunks.len() >= 5, "several chunks: {}", chunks.len());
     (model, chunks)
 }
@@ -140,7 +143,8 @@ fn exercise(path: &Path, model: &BTreeMap<Vec<u8>, Versioned>, lo: &[u8], hi: &[
         Ok(got) if got == after => {}
         other => return Err(format!("scan from the next chunk: {:?}", other.map(|g| g.len()))),
     }
-    let before: Vec<(Vec<u8>, Versioned)> = model.range(..lo.to_vec()).map(|(k, v)| (k.clone(), v.clone())).rev().collect();
+    let before: Vec<(Vec<u8>, Versioned)> =
+        model.range(..lo.to_vec()).map(|(k, v)| (k.clone(), v.clone())).rev().collect();
     let got: Result<Vec<_>, _> = s.scan_rev(Bound::Unbounded, Bound::Excluded(lo)).collect();
     match got {
         Ok(got) if got == before => {}
@@ -185,7 +189,10 @@ fn guarded(path: &Path, model: &BTreeMap<Vec<u8>, Versioned>, lo: &[u8], hi: &[u
         let _ = tx.send(r.unwrap_or_else(|p| {
             Err(format!(
                 "panic: {}",
-                p.downcast_ref::<String>().cloned().or(p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+                p.downcast_ref::<String>()
+                    .cloned()
+                    .or(p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default()
             ))
         }));
     });
@@ -217,7 +224,9 @@ fn a_damaged_chunk_is_a_typed_error_confined_to_its_interval() {
     let (ck, raw) = chunks[target].clone();
     let next = chunks[target + 1].0.clone();
     let suffix_ck = &ck[XA.len()..];
-    let entry = |k: &[u8], v: &[u8]| [varint(0), varint(k.len() as u64), k.to_vec(), varint(v.len() as u64), v.to_vec()].concat();
+    let entry = |k: &[u8], v: &[u8]| {
+        [varint(0), varint(k.len() as u64), k.to_vec(), varint(v.len() as u64), v.to_vec()].concat()
+    };
     let live = [&[2u8, 5][..], b"x"].concat();
     let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
     let all = rounds() == 0;
@@ -233,14 +242,18 @@ fn a_damaged_chunk_is_a_typed_error_confined_to_its_interval() {
         cases.push((format!("truncated to {len}"), raw[..len].to_vec()));
     }
     let tail = raw[2..].to_vec();
-    for huge in [vec![0xFF; 10], [vec![0xFF; 9], vec![0x01]].concat(), varint(u64::MAX), varint(1 << 40), varint(u32::MAX as u64)] {
+    for huge in [
+        vec![0xFF; 10],
+        [vec![0xFF; 9], vec![0x01]].concat(),
+        varint(u64::MAX),
+        varint(1 << 40),
+        varint(u32::MAX as u64),
+    ] {
         cases.push((format!("key length {huge:?}"), [&[1u8, 0][..], &huge, &tail].concat()));
         cases.push((format!("shared {huge:?}"), [&[1u8][..], &huge, &raw[1..]].concat()));
         let value_len_at = 3 + usize::from(raw[2]);
-        cases.push((
-            format!("value length {huge:?}"),
-            [&raw[..value_len_at], &huge, &raw[value_len_at + 1..]].concat(),
-        ));
+        cases
+            .push((format!("value length {huge:?}"), [&raw[..value_len_at], &huge, &raw[value_len_at + 1..]].concat()));
     }
     cases.push(("garbage appended".into(), [&raw[..], &[0x05, 0x80]].concat()));
     cases.push(("an entry appended below the last".into(), [&raw[..], &entry(b"", &live)].concat()));
@@ -269,5 +282,11 @@ fn a_damaged_chunk_is_a_typed_error_confined_to_its_interval() {
         }
         std::fs::remove_dir_all(&dir).ok();
     }
-    assert!(failures.is_empty(), "{} of {} damaged chunks broke a promise:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} damaged chunks broke a promise:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

@@ -72,7 +72,8 @@ fn assert_reads(s: &SledStore, model: &Model, what: &str) {
     let expected: Vec<(Vec<u8>, Versioned)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     assert_eq!(all.len(), expected.len(), "{what}: scan");
     assert!(all == expected, "{what}: scan differs");
-    let mut rev: Vec<(Vec<u8>, Versioned)> = s.scan_rev(Bound::Unbounded, Bound::Unbounded).map(Result::unwrap).collect();
+    let mut rev: Vec<(Vec<u8>, Versioned)> =
+        s.scan_rev(Bound::Unbounded, Bound::Unbounded).map(Result::unwrap).collect();
     rev.reverse();
     assert!(rev == expected, "{what}: reverse scan differs");
     for (k, v) in model {
@@ -88,8 +89,14 @@ fn tree_names(cold: &Path) -> Vec<Vec<u8>> {
 fn index_db(n: u32) -> Model {
     let mut m = Model::new();
     for i in 0..n {
-        m.insert(format!("xusers\0age\0{:03}\x02u{i:05}", i % 40).into_bytes(), Versioned { revision: 3, value: Some(Vec::new()) });
-        m.insert(format!("dusers\0\x02u{i:05}").into_bytes(), Versioned { revision: 3, value: Some(b"{doc}".to_vec()) });
+        m.insert(
+            format!("xusers\0age\0{:03}\x02u{i:05}", i % 40).into_bytes(),
+            Versioned { revision: 3, value: Some(Vec::new()) },
+        );
+        m.insert(
+            format!("dusers\0\x02u{i:05}").into_bytes(),
+            Versioned { revision: 3, value: Some(b"{doc}".to_vec()) },
+        );
     }
     m
 }
@@ -171,7 +178,10 @@ fn long_index_entries_are_moved_and_written_among() {
     assert_reads(&s, &model, "after the purge");
     drop(s);
     let names = tree_names(dir.path());
-    assert!(!names.iter().any(|n| n.as_slice() == b"xempty\0" || n.as_slice() == b"pxempty\0"), "the empty index tree was dropped");
+    assert!(
+        !names.iter().any(|n| n.as_slice() == b"xempty\0" || n.as_slice() == b"pxempty\0"),
+        "the empty index tree was dropped"
+    );
     assert!(!names.iter().any(|n| n.as_slice() == b"xnotes\0"), "the per-entry tree was dropped");
     let s = open(dir.path()).unwrap();
     assert_reads(&s, &model, "after a reopen");

@@ -55,8 +55,16 @@ struct Published {
 
 fn check_version(n: u32, v: &Versioned, floor: u64, started: u64, what: &str) {
     assert!(v.value.is_some(), "{what}: rewritten key {n} is never deleted: {v:?}");
-    assert_eq!(v.value.as_deref(), Some(format!("r{}", v.revision).as_bytes()), "{what}: key {n} value of its revision");
-    assert!(v.revision >= floor, "{what}: key {n} at revision {} older than {floor}, applied before the read", v.revision);
+    assert_eq!(
+        v.value.as_deref(),
+        Some(format!("r{}", v.revision).as_bytes()),
+        "{what}: key {n} value of its revision"
+    );
+    assert!(
+        v.revision >= floor,
+        "{what}: key {n} at revision {} older than {floor}, applied before the read",
+        v.revision
+    );
     assert!(v.revision <= started, "{what}: key {n} at revision {} never written (latest {started})", v.revision);
 }
 
@@ -98,7 +106,8 @@ fn rewritten_keys_read_at_a_version_no_older_than_applied_while_first_chunks_com
                 }
                 horizon.store(revision, Ordering::SeqCst);
             };
-            while round < rounds() || scans_done.load(Ordering::SeqCst) < 12 || reads_done.load(Ordering::SeqCst) < 300 {
+            while round < rounds() || scans_done.load(Ordering::SeqCst) < 12 || reads_done.load(Ordering::SeqCst) < 300
+            {
                 round += 1;
                 // Below every chunk: a new first chunk (purged again later).
                 revision += 1;
@@ -110,7 +119,9 @@ fn rewritten_keys_read_at_a_version_no_older_than_applied_while_first_chunks_com
                 let from = 1000 + 10 * rng.u32(0..380);
                 let mut batch: Vec<(u32, bool)> = (0..rng.u32(5..60)).map(|i| (from + 10 * i, true)).collect();
                 batch.retain(|(n, _)| rewritten(*n));
-                batch.extend((0..rng.u32(0..120)).map(|i| (from + 1 + (i * 7) % 400, true)).filter(|(n, _)| !rewritten(*n)));
+                batch.extend(
+                    (0..rng.u32(0..120)).map(|i| (from + 1 + (i * 7) % 400, true)).filter(|(n, _)| !rewritten(*n)),
+                );
                 apply(batch, revision);
                 // Past the end.
                 revision += 1;
@@ -118,9 +129,16 @@ fn rewritten_keys_read_at_a_version_no_older_than_applied_while_first_chunks_com
                 // Delete the churned keys (every key not rewritten), the
                 // purger takes their tombstones; some come straight back.
                 revision += 1;
-                let churned: Vec<u32> = model.lock().iter().filter(|(n, v)| !rewritten(**n) && v.value.is_some()).map(|(n, _)| *n).collect();
-                let doomed: Vec<(u32, bool)> = churned.iter().filter(|_| rng.u32(0..3) > 0).map(|&n| (n, false)).collect();
-                let back: Vec<(u32, bool)> = doomed.iter().filter(|_| rng.u32(0..6) == 0).map(|&(n, _)| (n, true)).collect();
+                let churned: Vec<u32> = model
+                    .lock()
+                    .iter()
+                    .filter(|(n, v)| !rewritten(**n) && v.value.is_some())
+                    .map(|(n, _)| *n)
+                    .collect();
+                let doomed: Vec<(u32, bool)> =
+                    churned.iter().filter(|_| rng.u32(0..3) > 0).map(|&n| (n, false)).collect();
+                let back: Vec<(u32, bool)> =
+                    doomed.iter().filter(|_| rng.u32(0..6) == 0).map(|&(n, _)| (n, true)).collect();
                 apply(doomed, revision);
                 revision += 1;
                 apply(back, revision);
@@ -153,7 +171,10 @@ fn rewritten_keys_read_at_a_version_no_older_than_applied_while_first_chunks_com
                     for (i, item) in iter.enumerate() {
                         let (k, v) = item.unwrap();
                         if let Some(l) = &last {
-                            assert!(if reverse { k < *l } else { k > *l }, "out of order or repeated: {k:?} after {l:?}");
+                            assert!(
+                                if reverse { k < *l } else { k > *l },
+                                "out of order or repeated: {k:?} after {l:?}"
+                            );
                         }
                         let n = number(&k);
                         if rewritten(n) {
@@ -169,7 +190,12 @@ fn rewritten_keys_read_at_a_version_no_older_than_applied_while_first_chunks_com
                     if reverse {
                         seen.reverse();
                     }
-                    assert!(&seen == stable, "scan {reader} (reverse {reverse}) met {} of {} rewritten keys", seen.len(), stable.len());
+                    assert!(
+                        &seen == stable,
+                        "scan {reader} (reverse {reverse}) met {} of {} rewritten keys",
+                        seen.len(),
+                        stable.len()
+                    );
                     scans_done.fetch_add(1, Ordering::SeqCst);
                 }
             });
@@ -191,7 +217,8 @@ fn rewritten_keys_read_at_a_version_no_older_than_applied_while_first_chunks_com
     });
     // Nothing lost: the store holds the model, up to the purged tombstones.
     let model = model.into_inner();
-    let got: Vec<(u32, Versioned)> = s.scan(Bound::Unbounded, Bound::Unbounded).map(|r| r.unwrap()).map(|(k, v)| (number(&k), v)).collect();
+    let got: Vec<(u32, Versioned)> =
+        s.scan(Bound::Unbounded, Bound::Unbounded).map(|r| r.unwrap()).map(|(k, v)| (number(&k), v)).collect();
     for (n, v) in &got {
         assert_eq!(model.get(n), Some(v), "key {n} in the store");
     }
@@ -199,5 +226,9 @@ fn rewritten_keys_read_at_a_version_no_older_than_applied_while_first_chunks_com
     for (n, v) in &model {
         assert!(v.value.is_none() || stored.contains(n), "live key {n} ({v:?}) lost");
     }
-    eprintln!("{} scans, {} point reads raced the writer", scans_done.load(Ordering::SeqCst), reads_done.load(Ordering::SeqCst));
+    eprintln!(
+        "{} scans, {} point reads raced the writer",
+        scans_done.load(Ordering::SeqCst),
+        reads_done.load(Ordering::SeqCst)
+    );
 }

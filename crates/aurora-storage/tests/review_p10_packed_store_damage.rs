@@ -39,7 +39,8 @@ fn damaged_database(dir: &Path) -> (Vec<u8>, Vec<u8>) {
     drop(store);
     let cold = aurora_testkit::raw_sled::open(&dir.join("cold"));
     let tree = cold.open_tree(b"pxusers\0").unwrap();
-    let chunks: Vec<(Vec<u8>, Vec<u8>)> = tree.iter().map(|r| r.unwrap()).map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+    let chunks: Vec<(Vec<u8>, Vec<u8>)> =
+        tree.iter().map(|r| r.unwrap()).map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
     assert!(chunks.len() >= 6, "{} chunks", chunks.len());
     let (ck, raw) = &chunks[chunks.len() / 2];
     tree.insert(ck, &raw[..raw.len() - 2]).unwrap();

@@ -133,7 +133,9 @@ async fn a_move_killed_anywhere_keeps_every_document_and_index_entry() {
         for chunk in (0..docs()).collect::<Vec<_>>().chunks(1000) {
             let batch: Vec<Document> = chunk
                 .iter()
-                .map(|&n| doc! { "age": age(n), "score": score(n), "n": n as i64 }.id(DocId::text(&format!("n{n}")).unwrap()))
+                .map(|&n| {
+                    doc! { "age": age(n), "score": score(n), "n": n as i64 }.id(DocId::text(&format!("n{n}")).unwrap())
+                })
                 .collect();
             db.insert_many("people", batch).await.unwrap();
         }
@@ -220,7 +222,11 @@ async fn a_move_killed_anywhere_keeps_every_document_and_index_entry() {
         db.close().await.unwrap();
         drop(db);
         assert_eq!(layout_marker(&dir), vec![4u8], "round {round}: the layout is packed");
-        eprintln!("round {round}: killed {} the open, {} documents", if opened { "after" } else { "during" }, found.len());
+        eprintln!(
+            "round {round}: killed {} the open, {} documents",
+            if opened { "after" } else { "during" },
+            found.len()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
     eprintln!("{moved_during_kill} kills landed before the open returned (an open took {open_ms} ms)");

@@ -178,7 +178,11 @@ async fn indexes_equal_the_documents_after_sigkill_during_bulk_loads() {
             assert_eq!(got, want, "round {round}: score = {score} by the index");
         }
         let range = db.query("people").filter(|f| f.gte("age", 17) & f.lt("age", 23)).count().await.unwrap();
-        assert_eq!(range, found.values().filter(|v| (17..23).contains(&v.0)).count() as u64, "round {round}: age range");
+        assert_eq!(
+            range,
+            found.values().filter(|v| (17..23).contains(&v.0)).count() as u64,
+            "round {round}: age range"
+        );
         db.close().await.unwrap();
     }
 }
