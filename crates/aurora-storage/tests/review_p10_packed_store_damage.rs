@@ -67,7 +67,6 @@ fn damaged_database(dir: &Path) -> (Vec<u8>, Vec<u8>) {
 /// interval) and the database keeps opening; at the least, it must stay
 /// openable so that the index can be dropped and rebuilt.
 #[test]
-#[ignore = "review finding 2: a write into the interval of a damaged index chunk poisons the store and makes every later open fail at WAL replay"]
 fn a_write_next_to_a_damaged_chunk_does_not_take_the_database_down() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

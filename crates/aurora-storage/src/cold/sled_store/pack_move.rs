@@ -75,7 +75,18 @@ impl SledStore {
                 let loader = PackedTree::new(prefix.clone(), target.clone());
                 let entries =
                     tree.iter().map(|item| item.map_err(|e| StorageError::backend("reading an index tree", e)));
-                let n = loader.load(&mut { entries })?;
+                let n = match loader.load(&mut { entries }) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        // The partial copy goes (the next open would drop it
+                        // too), so that a build from before packed trees,
+                        // which refuses a tree name it does not know, still
+                        // opens the database.
+                        drop(loader);
+                        let _ = self.db.drop_tree(&name);
+                        return Err(e);
+                    }
+                };
                 tracing::info!(tree = %printable_key(prefix), entries = n, "packed an index tree");
                 packed.insert(prefix.clone(), target);
             }

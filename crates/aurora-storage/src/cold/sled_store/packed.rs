@@ -71,7 +71,7 @@ mod cursor;
 
 use crate::cold::sled_store::values::decode_versioned;
 use crate::cold::{ScanIter, Versioned};
-use crate::error::{Result, StorageError};
+use crate::error::{printable_key, Result, StorageError};
 use chunk::{Decoder, Val};
 use parking_lot::Mutex;
 use sled::IVec;
@@ -215,13 +215,30 @@ impl PackedTree {
             let j = i + rest.partition_point(|(k, _)| next.as_ref().is_none_or(|n| *k < n.as_ref()));
             let group = run.get(i..j).unwrap_or_default();
             if let Some((ck, raw)) = &owner {
-                if self.try_append(ck, raw, next.as_deref(), group)? {
-                    i = j;
-                    continue;
+                match self.try_append(ck, raw, next.as_deref(), group) {
+                    Ok(true) => {
+                        i = j;
+                        continue;
+                    }
+                    Ok(false) => {}
+                    Err(e) if is_damage(&e) => {
+                        self.write_beside_damaged(ck, group, &e)?;
+                        i = j;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             let old = match &owner {
-                Some((ck, raw)) => self.owned(ck, raw, next.as_deref())?,
+                Some((ck, raw)) => match self.owned(ck, raw, next.as_deref()) {
+                    Ok(old) => old,
+                    Err(e) if is_damage(&e) => {
+                        self.write_beside_damaged(ck, group, &e)?;
+                        i = j;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
                 None => Vec::new(),
             };
             // Where a split cuts: after the group when it lands in one
@@ -242,6 +259,32 @@ impl PackedTree {
             let merged = merge(old, group);
             self.write_pieces(owner.as_ref().map(|(ck, _)| ck.as_ref()), merged, cut)?;
             i = j;
+        }
+        Ok(())
+    }
+
+    /// Writes `group` beside the chunk at `ck`, which owns it but does not
+    /// decode (`damage`): into chunks of its own, each under its first key,
+    /// cut at `ck` so that a piece below the damaged chunk owns nothing of
+    /// it. The damaged chunk keeps the keys below the group's first one at
+    /// or above `ck`, whose reads go on reporting the damage; its entries
+    /// from there on are hidden by the new chunk (and all of it replaced
+    /// when the group's first key is `ck` itself). A write — an
+    /// acknowledged commit the WAL replays at every open — must not fail
+    /// on old damage, or the store is poisoned and never opens again; what
+    /// the damage hides is logged, and `aurora check` reports the index
+    /// entries it lost.
+    fn write_beside_damaged(&self, ck: &[u8], group: &[(&[u8], &Versioned)], damage: &StorageError) -> Result<()> {
+        tracing::error!(
+            chunk = %printable_key(&self.full(ck)),
+            error = %damage,
+            "an index chunk does not decode: the writes into its range go into chunks beside it; its entries above them are hidden (run `aurora check`, then rebuild the index)"
+        );
+        let at = group.partition_point(|(k, _)| *k < ck);
+        let (below, rest) = group.split_at(at);
+        for part in [below, rest] {
+            let entries: chunk::Entries<'_> = part.iter().map(|(k, v)| (k.to_vec(), Val::New(v))).collect();
+            self.write_pieces(None, entries, None)?;
         }
         Ok(())
     }
@@ -431,10 +474,15 @@ impl PackedTree {
     }
 
     /// Writes `entries` (ascending suffixes, the whole content of a
-    /// per-entry tree being packed) into this empty tree, in full chunks.
+    /// per-entry tree being packed) into this empty tree, in full chunks
+    /// (within [`CHUNK_ENTRIES`] and [`CHUNK_BYTES`]). Values are copied as
+    /// stored, not decoded: a damaged one stays the damage of its one key,
+    /// reported by the reads of that key as before the move, instead of
+    /// refusing the move — and with it every open.
     pub(crate) fn load(&self, entries: &mut dyn Iterator<Item = Result<(IVec, IVec)>>) -> Result<u64> {
         let _writes = self.writer.lock();
         let mut batch: Vec<(IVec, IVec)> = Vec::with_capacity(CHUNK_ENTRIES);
+        let mut batch_bytes = 0;
         let mut loaded = 0;
         let flush = |batch: &mut Vec<(IVec, IVec)>| -> Result<()> {
             let Some(first) = batch.first().map(|(k, _)| k.clone()) else { return Ok(()) };
@@ -445,11 +493,17 @@ impl PackedTree {
         };
         for item in entries {
             let (k, v) = item?;
-            decode_versioned(&self.full(&k), &v)?;
+            let bytes = k.len() + v.len();
+            if !batch.is_empty() && batch_bytes + bytes > CHUNK_BYTES {
+                flush(&mut batch)?;
+                batch_bytes = 0;
+            }
             batch.push((k, v));
+            batch_bytes += bytes;
             loaded += 1;
             if batch.len() == CHUNK_ENTRIES {
                 flush(&mut batch)?;
+                batch_bytes = 0;
             }
         }
         flush(&mut batch)?;
@@ -460,6 +514,12 @@ impl PackedTree {
     pub(crate) fn prefix(&self) -> &[u8] {
         &self.prefix
     }
+}
+
+/// Whether `e` is a chunk that does not decode (as opposed to sled
+/// failing).
+fn is_damage(e: &StorageError) -> bool {
+    matches!(e, StorageError::Corrupt { .. } | StorageError::UnknownFormat { .. })
 }
 
 /// `old` (a chunk's owned entries) with `run` merged in, the run's
