@@ -9,12 +9,14 @@
 //! Sized by `AURORA_FILL_ORDER_CASES` (proptest cases, default 24).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use aurora_storage::cold::SledStore;
 use aurora_storage::{ColdStore, Versioned};
+use common::cold::open_cold as open;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::path::Path;
 
 type Model = BTreeMap<Vec<u8>, Versioned>;
 
@@ -24,20 +26,6 @@ const PREFIXES: [&[u8]; 6] = [b"dusers\0", b"dposts\0", b"xusers\0age\0", b"f", 
 
 fn cases() -> u32 {
     std::env::var("AURORA_FILL_ORDER_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24)
-}
-
-fn open(path: &Path) -> SledStore {
-    let started = std::time::Instant::now();
-    loop {
-        match SledStore::open(path, 1 << 20) {
-            Ok(s) => return s,
-            Err(e) if started.elapsed() < std::time::Duration::from_secs(5) => {
-                let _ = e;
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
 }
 
 /// One batch: for each prefix, `count` keys starting at `base` (so later

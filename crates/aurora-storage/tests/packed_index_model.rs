@@ -10,31 +10,18 @@
 //! Sized by `AURORA_PACKED_CASES` (proptest cases, default 32).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use aurora_storage::cold::SledStore;
+mod common;
+
 use aurora_storage::{ColdStore, Versioned};
+use common::cold::open_cold as open;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::path::Path;
 
 type Model = BTreeMap<Vec<u8>, Versioned>;
 
 fn cases() -> u32 {
     std::env::var("AURORA_PACKED_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(32)
-}
-
-fn open(path: &Path) -> SledStore {
-    let started = std::time::Instant::now();
-    loop {
-        match SledStore::open(path, 1 << 20) {
-            Ok(s) => return s,
-            Err(e) if started.elapsed() < std::time::Duration::from_secs(5) => {
-                let _ = e;
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
 }
 
 /// The key of entry `i` of space `space`: 0 and 1 are the index trees of

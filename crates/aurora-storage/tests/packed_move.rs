@@ -13,9 +13,13 @@
 //! default 40 000).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use aurora_storage::cold::SledStore;
 use aurora_storage::{ColdStore, StorageError, Versioned};
 use aurora_testkit::crash::{jitter, CrashTest};
+use common::cold::compact_value as compact;
+use common::cold::open_cold as open;
 use std::ops::Bound;
 use std::path::Path;
 use std::time::Duration;
@@ -46,19 +50,6 @@ fn database(entries: u32) -> Layout2 {
     out
 }
 
-/// The compact value encoding: `[2 live | 3 tombstone][revision LEB128][bytes]`.
-fn compact(v: &Versioned) -> Vec<u8> {
-    let mut out = vec![if v.value.is_some() { 2 } else { 3 }];
-    let mut n = v.revision;
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-    out.extend_from_slice(v.value.as_deref().unwrap_or(&[]));
-    out
-}
-
 /// The whole key space the database holds, in order.
 fn logical(db: &Layout2) -> Vec<(Vec<u8>, Versioned)> {
     let mut all: Vec<(Vec<u8>, Versioned)> =
@@ -84,19 +75,6 @@ fn names(cold: &Path) -> Vec<Vec<u8>> {
         aurora_testkit::raw_sled::open(cold).tree_names().into_iter().map(|n| n.to_vec()).collect();
     names.sort();
     names
-}
-
-fn open(cold: &Path) -> SledStore {
-    let started = std::time::Instant::now();
-    loop {
-        match SledStore::open(cold, 1 << 20) {
-            Ok(s) => return s,
-            Err(StorageError::Backend { .. }) if started.elapsed() < Duration::from_secs(5) => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
 }
 
 /// The store reads exactly `expected`, forwards, backwards and by point.

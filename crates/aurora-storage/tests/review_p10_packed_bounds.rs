@@ -16,8 +16,11 @@
 //! draws by `AURORA_REVIEW_PACKED_SEED`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use aurora_storage::cold::SledStore;
 use aurora_storage::{ColdStore, Versioned};
+use common::cold::open_cold as open;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::path::Path;
@@ -26,20 +29,6 @@ type Model = BTreeMap<Vec<u8>, Versioned>;
 
 fn rounds() -> u32 {
     std::env::var("AURORA_REVIEW_PACKED_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(6)
-}
-
-fn open(path: &Path) -> SledStore {
-    let started = std::time::Instant::now();
-    loop {
-        match SledStore::open(path, 1 << 20) {
-            Ok(s) => return s,
-            Err(e) if started.elapsed() < std::time::Duration::from_secs(5) => {
-                let _ = e;
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
 }
 
 /// The packed tree under test and its neighbours.

@@ -12,8 +12,10 @@
 //! lengths truncated, default 60 of each; 0 means every one).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use aurora_storage::cold::SledStore;
+mod common;
+
 use aurora_storage::{ColdStore, StorageError, Versioned};
+use common::cold::open_cold as open;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
@@ -24,21 +26,6 @@ const PACKED_NAME: &[u8] = b"pxa\0";
 
 fn rounds() -> usize {
     std::env::var("AURORA_REVIEW_DAMAGE_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60)
-}
-
-fn open(path: &Path) -> SledStore {
-    let started = std::time::Instant::now();
-    loop {
-        match SledStore::open(path, 1 << 20) {
-            Ok(s) => return s,
-            Err(StorageError::Backend { .. } | StorageError::Locked { .. })
-                if started.elapsed() < Duration::from_secs(5) =>
-            {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => panic!("open: {e}"),
-        }
-    }
 }
 
 fn key(i: u32) -> Vec<u8> {

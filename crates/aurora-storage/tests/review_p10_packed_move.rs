@@ -7,39 +7,17 @@
 //! writes, purges and reopens on the moved database.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use aurora_storage::cold::SledStore;
 use aurora_storage::{ColdStore, StorageError, Versioned};
+use common::cold::compact_value as compact;
+use common::cold::try_open_cold as open;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
-use std::time::Duration;
 
 type Model = BTreeMap<Vec<u8>, Versioned>;
-
-fn open(cold: &Path) -> Result<SledStore, StorageError> {
-    let started = std::time::Instant::now();
-    loop {
-        match SledStore::open(cold, 1 << 20) {
-            Err(StorageError::Backend { .. }) if started.elapsed() < Duration::from_secs(5) => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            other => return other,
-        }
-    }
-}
-
-/// The compact value encoding of layout 2.
-fn compact(v: &Versioned) -> Vec<u8> {
-    let mut out = vec![if v.value.is_some() { 2 } else { 3 }];
-    let mut n = v.revision;
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-    out.extend_from_slice(v.value.as_deref().unwrap_or(&[]));
-    out
-}
 
 /// The tree prefix of a key as layout 2 routes it (`tag name 0x00`).
 fn prefix(k: &[u8]) -> &[u8] {

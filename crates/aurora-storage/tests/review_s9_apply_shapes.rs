@@ -13,12 +13,14 @@
 //! Sized by `AURORA_PROPTEST_CASES` (default 32).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use aurora_storage::cold::SledStore;
 use aurora_storage::{ColdStore, Versioned};
+use common::cold::open_cold as open;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::path::Path;
 
 type Model = BTreeMap<Vec<u8>, Versioned>;
 type Writes = Vec<(Vec<u8>, Versioned)>;
@@ -30,19 +32,6 @@ const PREFIXES: [&[u8]; 8] = [b"dusers\0", b"dusers\0\0", b"xusers\0age\0", b"f"
 
 fn cases() -> u32 {
     std::env::var("AURORA_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(32)
-}
-
-fn open(path: &Path) -> SledStore {
-    let started = std::time::Instant::now();
-    loop {
-        match SledStore::open(path, 1 << 20) {
-            Ok(s) => return s,
-            Err(_) if started.elapsed() < std::time::Duration::from_secs(5) => {
-                std::thread::sleep(std::time::Duration::from_millis(5))
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
 }
 
 fn check(s: &SledStore, model: &Model, what: &str) {

@@ -37,5 +37,6 @@ pub fn dump(store: &Store) -> Vec<(Vec<u8>, Vec<u8>)> {
 pub fn cases(default: u32) -> u32 {
     std::env::var("AURORA_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
+pub mod cold;
 pub mod first_layout;
 pub mod intercept;
