@@ -10,7 +10,7 @@ mod cli_support;
 use aurora::index::keycodec;
 use aurora::storage::{document_key, Batch, Store, StoreConfig};
 use aurora::{doc, Aurora, DocId, FieldDefinition, FieldType, Value};
-use cli_support::{aurora, files, rt, s};
+use cli_support::{aurora, check_unchanged as check, files, rt, s};
 use std::path::{Path, PathBuf};
 
 const CRASH_WRITER: &str = "AURORA_CLI_TEST_CRASH_WRITER";
@@ -43,14 +43,6 @@ fn users(dir: &Path) {
         db.close().await.unwrap();
     });
     cli_support::settle(dir);
-}
-
-/// Runs `aurora check DIR`, asserting it changed no file of the database.
-fn check(dir: &Path) -> cli_support::Run {
-    let before = files(dir);
-    let run = aurora(&["check", s(dir)]);
-    assert!(files(dir) == before, "checking changed the database: {run:#?}");
-    run
 }
 
 /// Not a test of its own: run as a child process (see [`crash_after_writes`])

@@ -11,7 +11,8 @@
 mod cli_support;
 
 use aurora::{doc, Aurora, DocId, FieldDefinition, FieldType};
-use cli_support::{aurora, files, rt, s};
+use aurora_testkit::image::copy_dir;
+use cli_support::{aurora, check_unchanged as check, files, rt, s};
 use std::path::Path;
 
 const PACKED: &[u8] = b"pxusers\0";
@@ -40,13 +41,6 @@ fn users(dir: &Path) {
         db.close().await.unwrap();
     });
     cli_support::settle(dir);
-}
-
-fn check(dir: &Path) -> cli_support::Run {
-    let before = files(dir);
-    let run = aurora(&["check", s(dir)]);
-    assert!(files(dir) == before, "checking changed the database: {run:#?}");
-    run
 }
 
 fn varint(out: &mut Vec<u8>, mut n: u64) {
@@ -120,18 +114,6 @@ fn damage(dir: &Path, f: impl FnOnce(Put<'_>, &[(Vec<u8>, Vec<u8>)])) {
 }
 
 type Put<'a> = &'a mut dyn FnMut(&[u8], Option<Vec<u8>>);
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
 
 #[test]
 fn check_finds_damage_to_packed_index_chunks_and_passes_a_sound_one() {

@@ -93,3 +93,11 @@ pub fn settle(dir: &Path) {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// Runs `aurora check DIR`, asserting it changed no file of the database.
+pub fn check_unchanged(dir: &Path) -> Run {
+    let before = files(dir);
+    let run = aurora(&["check", s(dir)]);
+    assert!(files(dir) == before, "checking changed the database: {run:#?}");
+    run
+}
