@@ -10,7 +10,7 @@ mod cli_support;
 use aurora::index::keycodec;
 use aurora::storage::{document_key, Batch, Store, StoreConfig};
 use aurora::{doc, Aurora, DocId, FieldDefinition, FieldType, Value};
-use cli_support::{aurora, check_unchanged as check, files, rt, s};
+use cli_support::{aurora, check_unchanged as check, rt, s};
 use std::path::{Path, PathBuf};
 
 const CRASH_WRITER: &str = "AURORA_CLI_TEST_CRASH_WRITER";

@@ -12,7 +12,7 @@ mod cli_support;
 
 use aurora::{doc, Aurora, DocId, FieldDefinition, FieldType};
 use aurora_testkit::image::copy_dir;
-use cli_support::{aurora, check_unchanged as check, files, rt, s};
+use cli_support::{check_unchanged as check, rt};
 use std::path::Path;
 
 const PACKED: &[u8] = b"pxusers\0";
