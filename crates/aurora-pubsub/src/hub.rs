@@ -9,14 +9,15 @@
 //! waits: a listener that falls behind loses its oldest whole commits and
 //! is told how many events it missed.
 
-use crate::event::{ChangeEvent, CommitEvents, EventFilter};
+use crate::event::{ChangeEvent, EventFilter};
 use crate::listener::Listener;
+use crate::pending::{self, Events, Pending};
+use crate::queue::SharedQueue;
 use aurora_core::{CoreError, Value};
-use parking_lot::{Mutex, RwLock};
-use std::collections::{HashMap, VecDeque};
+use parking_lot::RwLock;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::Waker;
 
 /// Events buffered per listener before a slow listener starts to lag (default).
 pub const DEFAULT_CAPACITY: usize = 4096;
@@ -142,7 +143,7 @@ impl Group {
 
     /// Offers `events` (one commit's, of this group) to every listener
     /// that may pass one of them.
-    fn offer(&self, sequence: u64, transaction_id: u64, events: &[Arc<ChangeEvent>], capacity: usize) {
+    fn offer(&self, sequence: u64, transaction_id: u64, events: &Events, capacity: usize) {
         for s in &self.scan {
             s.offer(sequence, transaction_id, events, capacity);
         }
@@ -151,7 +152,7 @@ impl Group {
         }
         let mut candidates: Vec<&Arc<Subscriber>> = Vec::new();
         for (field, buckets) in &self.by_value {
-            for e in events {
+            for e in events.iter().flatten() {
                 for d in [e.old_document.as_deref(), e.document.as_deref()].into_iter().flatten() {
                     // `_id` is the document's id, as filters read it.
                     let id = std::cell::OnceCell::new();
@@ -177,7 +178,7 @@ pub(crate) struct Subscriber {
     pub(crate) filter: EventFilter,
     /// Where the group indexes it ([`EventFilter::required_equality`]).
     index: Option<(String, Value)>,
-    pub(crate) queue: Mutex<Queue>,
+    pub(crate) queue: SharedQueue,
     /// Held by a live query ([`Listener::mark_live_query`]), for the stats.
     pub(crate) live_query: AtomicBool,
     /// Its own buffer size in events, instead of the hub's
@@ -187,61 +188,23 @@ pub(crate) struct Subscriber {
     dropped: Arc<AtomicU64>,
 }
 
-/// A commit's events for one listener, partly consumed by per-event reads.
-pub(crate) struct Pending {
-    pub(crate) sequence: u64,
-    pub(crate) transaction_id: u64,
-    pub(crate) events: VecDeque<Arc<ChangeEvent>>,
-}
-
-impl Pending {
-    /// The remaining events as a [`CommitEvents`].
-    pub(crate) fn into_commit(self) -> CommitEvents {
-        CommitEvents {
-            sequence: self.sequence,
-            transaction_id: self.transaction_id,
-            events: self.events.into_iter().map(Arc::unwrap_or_clone).collect(),
-        }
-    }
-}
-
-/// A listener's buffered commits.
-#[derive(Default)]
-pub(crate) struct Queue {
-    pub(crate) commits: VecDeque<Pending>,
-    /// Events in `commits`.
-    pub(crate) len: usize,
-    /// Events dropped since the listener last heard of a lag.
-    pub(crate) lost: u64,
-    /// No more commits will come.
-    pub(crate) closed: bool,
-    /// Woken when a commit arrives or the hub closes.
-    pub(crate) waker: Option<Waker>,
-}
-
 impl Subscriber {
     /// Appends the passing events of one commit (as one unit), dropping the
     /// oldest whole commits beyond `capacity` events (the newest commit is
     /// always kept whole, however large).
-    fn offer(&self, sequence: u64, transaction_id: u64, events: &[Arc<ChangeEvent>], capacity: usize) {
+    fn offer(&self, sequence: u64, transaction_id: u64, events: &Events, capacity: usize) {
         let capacity = self.capacity.unwrap_or(capacity);
-        let passing: VecDeque<Arc<ChangeEvent>> =
-            events.iter().filter(|e| self.filter.matches(e)).map(Arc::clone).collect();
-        if passing.is_empty() {
-            return;
-        }
+        let Some(passing) = pending::passing(events, |e| self.filter.matches(e)) else { return };
         let waker = {
             let mut q = self.queue.lock();
             if q.closed {
                 return;
             }
-            q.len += passing.len();
-            q.commits.push_back(Pending { sequence, transaction_id, events: passing });
-            while q.len > capacity && q.commits.len() > 1 {
-                if let Some(old) = q.commits.pop_front() {
-                    q.len -= old.events.len();
-                    q.lost += old.events.len() as u64;
-                    self.dropped.fetch_add(old.events.len() as u64, Ordering::Relaxed);
+            q.push(Pending::new(sequence, transaction_id, passing));
+            while q.len > capacity && q.commits() > 1 {
+                if let Some(old) = q.pop() {
+                    q.lost += old.len() as u64;
+                    self.dropped.fetch_add(old.len() as u64, Ordering::Relaxed);
                 }
             }
             q.waker.take()
@@ -346,7 +309,7 @@ impl PubSub {
             id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
             filter,
             index,
-            queue: Mutex::new(Queue::default()),
+            queue: SharedQueue::default(),
             live_query: AtomicBool::new(false),
             capacity,
             dropped: Arc::clone(&self.inner.dropped),
@@ -391,7 +354,8 @@ impl PubSub {
             return;
         }
         // A collection's listeners are offered that collection's events of
-        // the commit (in their original order) as one unit.
+        // the commit (in their original order) as one unit; a commit of
+        // one collection is one run, shared with the global listeners.
         let mut by_collection: Vec<(&str, Vec<Arc<ChangeEvent>>)> = Vec::new();
         for e in &events {
             match by_collection.iter_mut().find(|(c, _)| *c == e.collection) {
@@ -399,13 +363,19 @@ impl PubSub {
                 None => by_collection.push((e.collection.as_str(), vec![Arc::clone(e)])),
             }
         }
-        for (collection, run) in &by_collection {
-            if let Some(group) = groups.get(*collection) {
-                group.offer(sequence, transaction_id, run, capacity);
+        let mut all: Option<Events> = None;
+        for (collection, run) in by_collection {
+            if let Some(group) = groups.get(collection) {
+                let run = pending::events(run);
+                group.offer(sequence, transaction_id, &run, capacity);
+                if run.len() == events.len() {
+                    all = Some(run);
+                }
             }
         }
         if let Some(group) = groups.get(GLOBAL) {
-            group.offer(sequence, transaction_id, &events, capacity);
+            let all = all.unwrap_or_else(|| pending::events(events.iter().cloned()));
+            group.offer(sequence, transaction_id, &all, capacity);
         }
     }
 

@@ -19,6 +19,8 @@
 mod event;
 mod hub;
 mod listener;
+mod pending;
+mod queue;
 
 pub use event::{ChangeCause, ChangeEvent, ChangeType, CommitEvents, EventFilter};
 pub use hub::{HubStats, PubSub, DEFAULT_CAPACITY};

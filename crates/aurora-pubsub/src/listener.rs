@@ -1,7 +1,8 @@
 //! [`Listener`]: receives the events that pass its filter, commit by commit.
 
 use crate::event::{ChangeEvent, CommitEvents, EventFilter};
-use crate::hub::{Hub, Pending, Subscriber};
+use crate::hub::{Hub, Subscriber};
+use crate::pending::{self, Pending};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -55,12 +56,11 @@ impl Listener {
         self.backlog = backlog
             .into_iter()
             .filter(|c| c.sequence > through)
-            .map(|c| Pending {
-                sequence: c.sequence,
-                transaction_id: c.transaction_id,
-                events: c.events.into_iter().filter(|e| self.subscriber.filter.matches(e)).map(Arc::new).collect(),
+            .map(|c| {
+                let events = c.events.into_iter().filter(|e| self.subscriber.filter.matches(e)).map(Arc::new);
+                Pending::new(c.sequence, c.transaction_id, pending::events(events))
             })
-            .filter(|p| !p.events.is_empty())
+            .filter(|p| p.len() > 0)
             .collect();
         self
     }
@@ -116,9 +116,9 @@ impl Listener {
             let lost = std::mem::take(&mut q.lost);
             return Poll::Ready(Err(RecvError::Lagged(lost)));
         }
-        while let Some(p) = q.commits.pop_front() {
-            q.len -= p.events.len();
+        while let Some(p) = q.pop() {
             if p.sequence > self.replayed_through {
+                drop(q);
                 return Poll::Ready(Ok(p.into_commit()));
             }
         }
@@ -133,7 +133,7 @@ impl Listener {
 
     fn poll_next_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<ChangeEvent, RecvError>> {
         while let Some(front) = self.backlog.front_mut() {
-            match front.events.pop_front() {
+            match front.pop() {
                 Some(e) => return Poll::Ready(Ok(Arc::unwrap_or_clone(e))),
                 None => {
                     self.backlog.pop_front();
@@ -145,19 +145,25 @@ impl Listener {
             let lost = std::mem::take(&mut q.lost);
             return Poll::Ready(Err(RecvError::Lagged(lost)));
         }
-        while let Some(front) = q.commits.front_mut() {
-            let replayed = front.sequence <= self.replayed_through;
-            let next = front.events.pop_front();
-            if front.events.is_empty() || replayed {
-                let rest = front.events.len();
-                q.commits.pop_front();
-                q.len -= rest;
+        while let Some(first) = q.first_mut() {
+            if first.sequence <= self.replayed_through {
+                // Already delivered from the replayed history.
+                q.pop();
+                continue;
+            }
+            let next = first.pop();
+            let done = first.len() == 0;
+            if next.is_some() {
+                q.len -= 1;
+            }
+            if done {
+                q.pop();
             }
             if let Some(e) = next {
-                q.len -= 1;
-                if !replayed {
-                    return Poll::Ready(Ok(Arc::unwrap_or_clone(e)));
-                }
+                drop(q);
+                // A shared event is copied outside the lock, so the
+                // publisher never waits for it.
+                return Poll::Ready(Ok(Arc::unwrap_or_clone(e)));
             }
         }
         if q.closed {
