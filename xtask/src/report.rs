@@ -196,7 +196,9 @@ pub fn write(root: &Path, output: &str) -> std::io::Result<PathBuf> {
         md,
         "Every engine does the same work on the same documents in the same run (`benches/engines/`): \
          small user documents (name, email, age, active). Figures are criterion means, as operations \
-         (documents for bulk inserts) per second; **ratio** = Aurora ÷ peer, above 1 means Aurora is faster.\n"
+         (documents for bulk inserts) per second; **ratio** = Aurora ÷ peer, above 1 means Aurora is faster. \
+         sled, for Aurora and as a peer, is 0.34.7 with the workspace's fix to its reverse iteration \
+         (`vendor/sled/AURORA-PATCH.md`).\n"
     );
     let mut behind: Vec<(f64, String, String)> = Vec::new();
     for (title, about, workloads) in SECTIONS {
