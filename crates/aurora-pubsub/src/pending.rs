@@ -126,7 +126,7 @@ mod tests {
     fn readers_of_a_shared_run_each_get_every_event() {
         let run = events((1..=3).map(event));
         let mut a = Pending::new(7, 1, Arc::clone(&run));
-        let mut b = Pending::new(7, 1, run);
+        let b = Pending::new(7, 1, run);
         assert_eq!(a.pop().map(|e| e.sequence), Some(1));
         assert_eq!((a.len(), b.len()), (2, 3));
         assert_eq!(b.into_commit().events.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1, 2, 3]);
