@@ -200,12 +200,9 @@ impl Subscriber {
             if q.closed {
                 return;
             }
-            q.push(Pending::new(sequence, transaction_id, passing));
-            while q.len > capacity && q.commits() > 1 {
-                if let Some(old) = q.pop() {
-                    q.lost += old.len() as u64;
-                    self.dropped.fetch_add(old.len() as u64, Ordering::Relaxed);
-                }
+            let dropped = q.push_bounded(Pending::new(sequence, transaction_id, passing), capacity);
+            if dropped > 0 {
+                self.dropped.fetch_add(dropped, Ordering::Relaxed);
             }
             q.waker.take()
         };

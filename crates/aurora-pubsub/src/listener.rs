@@ -1,7 +1,7 @@
 //! [`Listener`]: receives the events that pass its filter, commit by commit.
 
 use crate::event::{ChangeEvent, CommitEvents, EventFilter};
-use crate::hub::{Hub, Subscriber};
+use crate::hub::{Hub, Subscriber, GLOBAL};
 use crate::pending::{self, Pending};
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -53,15 +53,22 @@ impl Listener {
     /// commits already replayed are skipped).
     pub fn resume_with(mut self, backlog: Vec<CommitEvents>, through: u64) -> Self {
         self.replayed_through = backlog.iter().map(|c| c.sequence).max().unwrap_or(0).max(through);
+        // The events this listener would have been offered live: its
+        // collection's (all, for a global listener) that pass its filter.
+        let offered =
+            |e: &ChangeEvent| (self.key == GLOBAL || e.collection == self.key) && self.subscriber.filter.matches(e);
         self.backlog = backlog
             .into_iter()
             .filter(|c| c.sequence > through)
             .map(|c| {
-                let events = c.events.into_iter().filter(|e| self.subscriber.filter.matches(e)).map(Arc::new);
+                let events = c.events.into_iter().filter(|e| offered(e)).map(Arc::new);
                 Pending::new(c.sequence, c.transaction_id, pending::events(events))
             })
             .filter(|p| p.len() > 0)
             .collect();
+        // Live commits the history delivered are not buffered twice, and
+        // not counted as lost if they were dropped meanwhile.
+        self.subscriber.queue.lock().forget_replayed(self.replayed_through, &self.backlog);
         self
     }
 
@@ -108,12 +115,15 @@ impl Listener {
     /// Polls for the rest of the next commit (for hand-written futures and
     /// streams that wrap a listener).
     pub fn poll_next_commit(&mut self, cx: &mut Context<'_>) -> Poll<Result<CommitEvents, RecvError>> {
-        if let Some(p) = self.backlog.pop_front() {
-            return Poll::Ready(Ok(p.into_commit()));
+        // A replayed commit emptied by per-event reads is gone already
+        // (`poll_next_event` removes it); none is delivered empty.
+        while let Some(p) = self.backlog.pop_front() {
+            if p.len() > 0 {
+                return Poll::Ready(Ok(p.into_commit()));
+            }
         }
         let mut q = self.subscriber.queue.lock();
-        if q.lost > 0 {
-            let lost = std::mem::take(&mut q.lost);
+        if let Some(lost) = q.take_lag() {
             return Poll::Ready(Err(RecvError::Lagged(lost)));
         }
         while let Some(p) = q.pop() {
@@ -133,16 +143,18 @@ impl Listener {
 
     fn poll_next_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<ChangeEvent, RecvError>> {
         while let Some(front) = self.backlog.front_mut() {
-            match front.pop() {
-                Some(e) => return Poll::Ready(Ok(Arc::unwrap_or_clone(e))),
-                None => {
-                    self.backlog.pop_front();
-                }
+            let next = front.pop();
+            if front.len() == 0 {
+                // Gone with its last event, so that a per-commit read
+                // next gets the next commit, not this one empty.
+                self.backlog.pop_front();
+            }
+            if let Some(e) = next {
+                return Poll::Ready(Ok(Arc::unwrap_or_clone(e)));
             }
         }
         let mut q = self.subscriber.queue.lock();
-        if q.lost > 0 {
-            let lost = std::mem::take(&mut q.lost);
+        if let Some(lost) = q.take_lag() {
             return Poll::Ready(Err(RecvError::Lagged(lost)));
         }
         while let Some(first) = q.first_mut() {

@@ -49,7 +49,13 @@ pub(crate) struct Queue {
     /// The commits after `first`.
     rest: VecDeque<Pending>,
     /// Events dropped since the listener last heard of a lag.
-    pub(crate) lost: u64,
+    lost: u64,
+    /// The sequences of the first and last commit dropped since then:
+    /// commits go oldest first and a lag is reported before the next
+    /// delivery, so the dropped ones are every commit offered between the
+    /// two (used by [`Queue::forget_replayed`]).
+    lost_first: u64,
+    lost_last: u64,
 }
 
 impl Queue {
@@ -78,6 +84,46 @@ impl Queue {
     /// Commits buffered.
     pub(crate) fn commits(&self) -> usize {
         usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    /// Buffers a commit, then drops the oldest whole commits while more
+    /// than `capacity` events are buffered (the newest commit is always
+    /// kept whole, however large). Returns the events dropped.
+    pub(crate) fn push_bounded(&mut self, commit: Pending, capacity: usize) -> u64 {
+        self.push(commit);
+        let mut dropped = 0;
+        while self.len > capacity && self.commits() > 1 {
+            let Some(old) = self.pop() else { break };
+            if self.lost == 0 {
+                self.lost_first = old.sequence;
+            }
+            self.lost_last = old.sequence;
+            self.lost += old.len() as u64;
+            dropped += old.len() as u64;
+        }
+        dropped
+    }
+
+    /// The events dropped since the last report, if any (then reported).
+    pub(crate) fn take_lag(&mut self) -> Option<u64> {
+        (self.lost > 0).then(|| std::mem::take(&mut self.lost))
+    }
+
+    /// For a listener resumed from history through sequence `through`
+    /// (`backlog`: the replayed commits, passed through the same filter):
+    /// drops the buffered commits the history already delivered, and
+    /// stops counting as lost the dropped ones it covers — a lag is
+    /// reported only for events the listener will not receive.
+    pub(crate) fn forget_replayed<'a>(&mut self, through: u64, backlog: impl IntoIterator<Item = &'a Pending>) {
+        while self.first.as_ref().is_some_and(|c| c.sequence <= through) {
+            self.pop();
+        }
+        if self.lost > 0 {
+            let (from, to) = (self.lost_first, self.lost_last.min(through));
+            let covered: u64 =
+                backlog.into_iter().filter(|c| (from..=to).contains(&c.sequence)).map(|c| c.len() as u64).sum();
+            self.lost = self.lost.saturating_sub(covered);
+        }
     }
 }
 
@@ -120,6 +166,22 @@ mod tests {
         let order: Vec<u64> = std::iter::from_fn(|| q.pop()).map(|c| c.sequence).collect();
         assert_eq!(order, [2, 3, 4]);
         assert_eq!((q.commits(), q.len), (0, 0));
+    }
+
+    #[test]
+    fn dropped_commits_a_replayed_history_covers_are_not_lost() {
+        let mut q = Queue::default();
+        // Capacity 2: commits 1..=5 of one event each; 1..=3 are dropped.
+        let dropped: u64 = (1..=5).map(|s| q.push_bounded(commit(s, 1), 2)).sum();
+        assert_eq!((dropped, q.commits(), q.len), (3, 2, 2));
+        // History through 4 replays 2..=4 (1 was before the resume point):
+        // dropped 2 and 3 are covered, 1 is still lost; buffered 4 goes.
+        let backlog: Vec<Pending> = (2..=4).map(|s| commit(s, 1)).collect();
+        q.forget_replayed(4, &backlog);
+        assert_eq!((q.commits(), q.len), (1, 1));
+        assert_eq!(q.take_lag(), Some(1));
+        assert_eq!(q.take_lag(), None);
+        assert_eq!(q.pop().map(|c| c.sequence), Some(5));
     }
 
     #[test]

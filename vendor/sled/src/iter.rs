@@ -187,6 +187,25 @@ impl DoubleEndedIterator for Iter {
 
             if !node.contains_upper_bound(&self.hi) {
                 // node too low (maybe merged, maybe exhausted?)
+                //
+                // AURORA PATCH (see AURORA-PATCH.md): step right along the
+                // sibling link first. Seeking `hi` again finds the same
+                // node when the seek key cannot reach past it: after the
+                // "too high" branch below, whose `possible_predecessor`
+                // sorts below keys with longer 0xFF runs, the seek for
+                // `hi` finds the node that branch started from, and the
+                // two alternated until the loop limit panicked; with no
+                // upper bound, `high_key` is 1 MiB of 0xFF and keys above
+                // it made every seek find the same node.
+                if let Some(next) = node.next {
+                    if let Some(view) =
+                        iter_try!(self.tree.view_for_pid(next.get(), &guard))
+                    {
+                        pid = view.pid;
+                        node = view.deref().clone();
+                        continue;
+                    }
+                }
                 let view =
                     iter_try!(self.tree.view_for_key(self.high_key(), &guard));
 
@@ -199,28 +218,6 @@ impl DoubleEndedIterator for Iter {
                 let view = iter_try!(self.tree.view_for_key(seek_key, &guard));
                 pid = view.pid;
                 node = view.deref().clone();
-                // AURORA PATCH (see AURORA-PATCH.md): `possible_predecessor`
-                // is not exact. Keys that continue the decremented byte with
-                // more than four 0xFF bytes sort above the seek key, so the
-                // node found can lie left of the node just below `hi`; the
-                // "too low" branch above then seeks `hi` again, finds the
-                // node this branch started from, and the two alternate
-                // until the loop limit panics. Walk right along the sibling
-                // links instead, to the node that reaches `hi`.
-                while !node.contains_upper_bound(&self.hi) {
-                    let next = match node.next {
-                        Some(next) => next.get(),
-                        None => break,
-                    };
-                    match iter_try!(self.tree.view_for_pid(next, &guard)) {
-                        Some(view) => {
-                            pid = view.pid;
-                            node = view.deref().clone();
-                        }
-                        // freed meanwhile: the loop above seeks again
-                        None => break,
-                    }
-                }
                 continue;
             }
 
