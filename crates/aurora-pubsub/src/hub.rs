@@ -68,8 +68,9 @@ pub struct HubStats {
     pub buffered_events: usize,
     /// Commits published since the hub was made.
     pub commits_published: u64,
-    /// Events dropped from slow listeners' buffers (each reported to its
-    /// listener as `RecvError::Lagged`), in total.
+    /// Events dropped from slow listeners' buffers, in total: each is
+    /// reported to its listener as `RecvError::Lagged`, except those a
+    /// resumed listener's replayed history holds (`Listener::resume_with`).
     pub events_dropped: u64,
     /// The listener lag: events buffered in the slowest listener now (its
     /// buffer holds at most the hub's capacity plus one commit; beyond it,

@@ -47,10 +47,13 @@ impl Listener {
 
     /// Turns this (already subscribed) listener into a resumed one: it
     /// first delivers `backlog` (history read *after* subscribing, whole
-    /// commits, passed through this listener's filter), then live commits
+    /// commits, passed through this listener's filter and, for a
+    /// collection's listener, kept to that collection), then live commits
     /// newer than the backlog and than `through` — so the seam has no gap
     /// (the subscription predates the history read) and no duplicate (live
-    /// commits already replayed are skipped).
+    /// commits already replayed are skipped). Live commits dropped from the
+    /// buffer while the history was read are reported as a lag only if
+    /// the history does not hold them.
     pub fn resume_with(mut self, backlog: Vec<CommitEvents>, through: u64) -> Self {
         self.replayed_through = backlog.iter().map(|c| c.sequence).max().unwrap_or(0).max(through);
         // The events this listener would have been offered live: its
