@@ -76,12 +76,13 @@ impl Pending {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::event::{ChangeCause, ChangeType};
     use aurora_core::DocId;
 
-    fn event(n: u64) -> Arc<ChangeEvent> {
+    /// An insert event of sequence `n` (also for the queue's tests).
+    pub(crate) fn event(n: u64) -> Arc<ChangeEvent> {
         Arc::new(ChangeEvent {
             collection: "c".into(),
             change_type: ChangeType::Insert,

@@ -130,25 +130,10 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ChangeCause, ChangeEvent, ChangeType};
-    use crate::pending;
-    use aurora_core::DocId;
-    use std::sync::Arc;
+    use crate::pending::{self, tests::event};
 
     fn commit(sequence: u64, events: usize) -> Pending {
-        let event = || {
-            Arc::new(ChangeEvent {
-                collection: "c".into(),
-                change_type: ChangeType::Insert,
-                id: DocId::new(),
-                document: None,
-                old_document: None,
-                sequence,
-                transaction_id: sequence,
-                cause: ChangeCause::Write,
-            })
-        };
-        Pending::new(sequence, sequence, pending::events((0..events).map(|_| event())))
+        Pending::new(sequence, sequence, pending::events((0..events).map(|_| event(sequence))))
     }
 
     #[test]

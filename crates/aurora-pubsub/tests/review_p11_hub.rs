@@ -27,20 +27,6 @@ fn scale() -> u64 {
     std::env::var("AURORA_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64).max(1)
 }
 
-/// Small deterministic generator (no rand dependency).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 const PUBLISHERS: u64 = 3;
 
 /// One event: `i` is its index in the commit, `room` drives filters.
@@ -79,17 +65,17 @@ fn index_of(e: &ChangeEvent) -> i64 {
 /// A commit of publisher `t`: its `k`th, with a sequence unique to it and
 /// increasing per publisher (`k * PUBLISHERS + t + 1`), events in the
 /// publisher's two collections; now and then thousands of events.
-fn commit(rng: &mut Rng, t: u64, k: u64) -> Vec<ChangeEvent> {
+fn commit(rng: &mut fastrand::Rng, t: u64, k: u64) -> Vec<ChangeEvent> {
     let sequence = k * PUBLISHERS + t + 1;
-    let n = match rng.below(40) {
-        0 => 1500 + rng.below(1000) as usize,
-        1..=5 => 20 + rng.below(50) as usize,
-        _ => 1 + rng.below(6) as usize,
+    let n = match rng.u64(..40) {
+        0 => 1500 + rng.u64(..1000) as usize,
+        1..=5 => 20 + rng.u64(..50) as usize,
+        _ => 1 + rng.u64(..6) as usize,
     };
     (0..n)
         .map(|i| {
-            let c = if rng.below(3) == 0 { format!("d{t}") } else { format!("c{t}") };
-            event(&c, sequence, i, rng.below(3) as i64, rng.below(3) as u8)
+            let c = if rng.u64(..3) == 0 { format!("d{t}") } else { format!("c{t}") };
+            event(&c, sequence, i, rng.u64(..3) as i64, rng.u64(..3) as u8)
         })
         .collect()
 }
@@ -206,19 +192,19 @@ async fn next_stream(l: &mut Listener) -> Option<Result<ChangeEvent, RecvError>>
 /// listener after this many reads instead.
 async fn drain(mut l: Listener, spec: Spec, seed: u64, stop_after: Option<u64>) -> Got {
     let mut ck = Checker { spec: spec.clone(), last: HashMap::new(), got: Got::default() };
-    let mut rng = Rng(seed | 1);
+    let mut rng = fastrand::Rng::with_seed(seed | 1);
     let mut reads = 0u64;
     loop {
         if stop_after.is_some_and(|n| reads >= n) {
             return ck.got;
         }
         reads += 1;
-        if rng.below(50) == 0 {
+        if rng.u64(..50) == 0 {
             tokio::task::yield_now().await;
         }
         let per_commit = match spec.read {
             Read::Commit => true,
-            Read::Mixed => rng.below(2) == 0,
+            Read::Mixed => rng.u64(..2) == 0,
             Read::Event | Read::Stream => false,
         };
         if per_commit {
@@ -272,7 +258,7 @@ fn publishers(
         .map(|t| {
             let (hub, stop, done) = (hub.clone(), Arc::clone(stop), Arc::clone(done));
             std::thread::spawn(move || {
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((t + 1) * 7919));
+                let mut rng = fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15 ^ ((t + 1) * 7919));
                 let mut log = Vec::new();
                 for k in 0..commits {
                     if stop.load(Ordering::Relaxed) {
@@ -282,7 +268,7 @@ fn publishers(
                     log.push(c.clone());
                     hub.publish(c);
                     done[t as usize].fetch_add(1, Ordering::Release);
-                    if rng.below(8) == 0 {
+                    if rng.u64(..8) == 0 {
                         std::thread::yield_now();
                     }
                 }
@@ -353,25 +339,25 @@ fn listeners_coming_and_going_mid_publish_disturb_no_other_listener() {
     let churn = {
         let (hub, specs, handle) = (hub.clone(), specs.clone(), rt.handle().clone());
         std::thread::spawn(move || {
-            let mut rng = Rng(77);
+            let mut rng = fastrand::Rng::with_seed(77);
             let mut held = Vec::new();
             let mut readers = Vec::new();
             for round in 0..scale() * 8 {
-                let s = &specs[rng.below(specs.len() as u64) as usize];
-                match rng.below(3) {
+                let s = &specs[rng.u64(..specs.len() as u64) as usize];
+                match rng.u64(..3) {
                     0 => held.push(open(&hub, s)),
                     1 => {
                         // Reads a few, then is dropped (or given up on
                         // when no event comes: the future and its
                         // listener are dropped mid-wait).
-                        let reader = drain(open(&hub, s), s.clone(), round, Some(rng.below(40)));
+                        let reader = drain(open(&hub, s), s.clone(), round, Some(rng.u64(..40)));
                         readers.push(handle.spawn(async move {
                             let _ = tokio::time::timeout(Duration::from_millis(300), reader).await;
                         }));
                     }
                     _ => {
                         if !held.is_empty() {
-                            let i = rng.below(held.len() as u64) as usize;
+                            let i = rng.u64(..held.len() as u64) as usize;
                             drop(held.swap_remove(i));
                         }
                     }
@@ -455,11 +441,11 @@ fn filtered_and_unfiltered_listeners_share_runs_without_observable_aliasing() {
     let mut all2 = hub.listen_all_unfiltered();
     let mut room1 = hub.listen("c0", EventFilter::field_equals("room", 1)).unwrap();
     let mut not0 = hub.listen_all(EventFilter::Matches(Filter::Ne("room".into(), 0.into()))).unwrap();
-    let mut rng = Rng(5);
+    let mut rng = fastrand::Rng::with_seed(5);
     let mut published = Vec::new();
     for k in 0..scale() {
         let events: Vec<ChangeEvent> =
-            (0..(1 + rng.below(3000) as usize)).map(|i| event("c0", k + 1, i, rng.below(3) as i64, 0)).collect();
+            (0..(1 + rng.u64(..3000) as usize)).map(|i| event("c0", k + 1, i, rng.u64(..3) as i64, 0)).collect();
         published.push(events.clone());
         hub.publish(events);
     }
@@ -521,14 +507,14 @@ fn filtered_and_unfiltered_listeners_share_runs_without_observable_aliasing() {
 fn a_one_event_buffer_keeps_the_newest_commit_whole_and_counts_the_rest() {
     let hub = PubSub::new(4);
     let mut l = hub.listen_buffered("c0", 1);
-    let mut rng = Rng(11);
+    let mut rng = fastrand::Rng::with_seed(11);
     let (mut published, mut received, mut lagged) = (0u64, 0u64, 0u64);
     for k in 0..scale() {
-        let n = 1 + rng.below(4000) as usize;
+        let n = 1 + rng.u64(..4000) as usize;
         hub.publish((0..n).map(|i| event("c0", k + 1, i, 0, 0)).collect());
         published += n as u64;
         // Read a few events of it (so the commit dropped next is half read).
-        for _ in 0..rng.below(3) {
+        for _ in 0..rng.u64(..3) {
             match l.try_recv() {
                 Some(Ok(e)) => {
                     assert_eq!(e.sequence, k + 1, "only the newest commit is buffered");
@@ -567,11 +553,11 @@ fn multi_collection_commits_split_per_collection_and_whole_for_global() {
     let mut a = hub.listen_unfiltered("a");
     let mut b = hub.listen("b", EventFilter::ChangeType(ChangeType::Insert)).unwrap();
     let mut g = hub.listen_all_unfiltered();
-    let mut rng = Rng(3);
+    let mut rng = fastrand::Rng::with_seed(3);
     let mut published = Vec::new();
     for k in 0..scale() {
-        let events: Vec<ChangeEvent> = (0..(2 + rng.below(200) as usize))
-            .map(|i| event(["a", "b", "z"][rng.below(3) as usize], k + 1, i, 0, rng.below(2) as u8))
+        let events: Vec<ChangeEvent> = (0..(2 + rng.u64(..200) as usize))
+            .map(|i| event(["a", "b", "z"][rng.u64(..3) as usize], k + 1, i, 0, rng.u64(..2) as u8))
             .collect();
         published.push(events.clone());
         hub.publish(events);
@@ -667,22 +653,22 @@ fn a_resumed_listener_is_not_told_it_missed_events_the_backlog_replayed() {
 /// in order (a per-commit read of a half-read backlog commit gives the rest).
 #[test]
 fn resume_with_a_backlog_overlapping_live_commits_has_no_gap_and_no_duplicate() {
-    let mut rng = Rng(21);
+    let mut rng = fastrand::Rng::with_seed(21);
     for round in 0..scale() {
         let hub = PubSub::new(1 << 20);
         let filter = if round % 2 == 0 { EventFilter::All } else { EventFilter::field_equals("room", 1) };
         let l = hub.listen_all(filter.clone()).unwrap();
         let mut log: Vec<Vec<ChangeEvent>> = Vec::new();
-        let publish = |hub: &PubSub, log: &mut Vec<Vec<ChangeEvent>>, rng: &mut Rng| {
+        let publish = |hub: &PubSub, log: &mut Vec<Vec<ChangeEvent>>, rng: &mut fastrand::Rng| {
             let s = log.len() as u64 + 1;
             let c: Vec<ChangeEvent> =
-                (0..(1 + rng.below(5) as usize)).map(|i| event("c0", s, i, rng.below(2) as i64, 0)).collect();
+                (0..(1 + rng.u64(..5) as usize)).map(|i| event("c0", s, i, rng.u64(..2) as i64, 0)).collect();
             log.push(c.clone());
             hub.publish(c);
         };
         // History: commits 1..=h; the listener subscribed after commit `sub`.
-        let h = 2 + rng.below(10);
-        let through = rng.below(h);
+        let h = 2 + rng.u64(..10);
+        let through = rng.u64(..h);
         for _ in 0..h {
             publish(&hub, &mut log, &mut rng);
         }
@@ -694,10 +680,10 @@ fn resume_with_a_backlog_overlapping_live_commits_has_no_gap_and_no_duplicate() 
         let mut l = l.resume_with(backlog, through);
         let mut got: Vec<(u64, DocId)> = Vec::new();
         for _ in 0..(h * 8) {
-            if rng.below(3) == 0 {
+            if rng.u64(..3) == 0 {
                 publish(&hub, &mut log, &mut rng);
             }
-            if rng.below(2) == 0 {
+            if rng.u64(..2) == 0 {
                 if let Some(r) = l.try_recv() {
                     let e = r.unwrap();
                     assert!(filter.matches(&e));
@@ -740,7 +726,7 @@ fn dropping_listeners_during_big_publishes_does_not_deadlock() {
         .map(|t| {
             let (hub, stop, made) = (hub.clone(), Arc::clone(&stop), Arc::clone(&made));
             std::thread::spawn(move || {
-                let mut rng = Rng(t + 9);
+                let mut rng = fastrand::Rng::with_seed(t + 9);
                 while !stop.load(Ordering::Relaxed) {
                     let mut ls: Vec<Listener> = (0..8)
                         .map(|i| match i % 3 {
@@ -750,7 +736,7 @@ fn dropping_listeners_during_big_publishes_does_not_deadlock() {
                         })
                         .collect();
                     for l in &mut ls {
-                        for _ in 0..rng.below(3) {
+                        for _ in 0..rng.u64(..3) {
                             let _ = l.try_recv();
                         }
                     }

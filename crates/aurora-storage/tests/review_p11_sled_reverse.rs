@@ -25,19 +25,6 @@ fn scale() -> u64 {
     std::env::var("AURORA_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64).max(1)
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 fn keys_of(it: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>) -> Vec<Vec<u8>> {
@@ -92,11 +79,11 @@ fn check_all(tree: &sled::Tree, model: &Model, probes_extra: &[Vec<u8>], what: &
 }
 
 /// Mixed `next`/`next_back` on one iterator: the two ends meet exactly.
-fn check_mixed(tree: &sled::Tree, model: &Model, rng: &mut Rng, what: &str) {
+fn check_mixed(tree: &sled::Tree, model: &Model, rng: &mut fastrand::Rng, what: &str) {
     let mut it = tree.iter();
     let mut want = model.keys().cloned().collect::<std::collections::VecDeque<_>>();
     loop {
-        if rng.below(2) == 0 {
+        if rng.u64(..2) == 0 {
             let got = it.next().map(|r| r.unwrap().0.to_vec());
             assert_eq!(got, want.pop_front(), "{what}: mixed next");
             if got.is_none() {
@@ -134,7 +121,7 @@ fn ff_shape(tree: &sled::Tree, model: &mut Model, run: usize, positives: u32, ne
 #[test]
 fn reverse_reads_below_ff_runs_longer_than_64_bytes_match_a_model() {
     let mut boundaries = 0;
-    let mut rng = Rng(99);
+    let mut rng = fastrand::Rng::with_seed(99);
     for run in [65usize, 100, 300] {
         for (positives, negatives, value) in
             (4u32..=12).flat_map(|p| [(p, 61u32, 1000usize), (p, 120, 8), (p, 65, 300)])
@@ -174,34 +161,34 @@ fn reverse_reads_below_ff_runs_longer_than_64_bytes_match_a_model() {
 /// against a model after each batch.
 #[test]
 fn random_keys_with_long_ff_runs_under_inserts_and_removes_match_a_model() {
-    let mut rng = Rng(0xDEAD_BEEF);
+    let mut rng = fastrand::Rng::with_seed(0xDEAD_BEEF);
     for round in 0..(scale() / 8).max(2) {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let tree = db.open_tree("t").unwrap();
         let mut model = Model::new();
-        let key = |rng: &mut Rng| {
+        let key = |rng: &mut fastrand::Rng| {
             let mut k = vec![b'k'];
-            for _ in 0..(1 + rng.below(4)) {
-                let byte = [0x00u8, 0x7F, 0x80, 0xFE, 0xFF, 0xFF, 0xFF][rng.below(7) as usize];
-                let len = match rng.below(4) {
+            for _ in 0..(1 + rng.u64(..4)) {
+                let byte = [0x00u8, 0x7F, 0x80, 0xFE, 0xFF, 0xFF, 0xFF][rng.u64(..7) as usize];
+                let len = match rng.u64(..4) {
                     0 => 1,
-                    1 => 1 + rng.below(8) as usize,
-                    2 => 60 + rng.below(10) as usize,
-                    _ => 64 + rng.below(200) as usize,
+                    1 => 1 + rng.u64(..8) as usize,
+                    2 => 60 + rng.u64(..10) as usize,
+                    _ => 64 + rng.u64(..200) as usize,
                 };
                 k.extend(std::iter::repeat_n(byte, len));
             }
             k
         };
         for batch in 0..6 {
-            for _ in 0..(50 + rng.below(150)) {
+            for _ in 0..(50 + rng.u64(..150)) {
                 let k = key(&mut rng);
-                if rng.below(3) == 0 && !model.is_empty() {
-                    let victim = model.keys().nth(rng.below(model.len() as u64) as usize).cloned().unwrap();
+                if rng.u64(..3) == 0 && !model.is_empty() {
+                    let victim = model.keys().nth(rng.u64(..model.len() as u64) as usize).cloned().unwrap();
                     tree.remove(&victim).unwrap();
                     model.remove(&victim);
                 } else {
-                    let v = vec![7u8; if rng.below(4) == 0 { 2000 } else { 4 }];
+                    let v = vec![7u8; if rng.u64(..4) == 0 { 2000 } else { 4 }];
                     tree.insert(&k, v.clone()).unwrap();
                     model.insert(k, v);
                 }
@@ -209,7 +196,7 @@ fn random_keys_with_long_ff_runs_under_inserts_and_removes_match_a_model() {
             if batch == 4 {
                 // Mostly empty again: merges.
                 let keys: Vec<Vec<u8>> = model.keys().cloned().collect();
-                for k in keys.iter().filter(|_| rng.below(10) != 0) {
+                for k in keys.iter().filter(|_| rng.u64(..10) != 0) {
                     tree.remove(k).unwrap();
                     model.remove(k);
                 }
@@ -250,12 +237,12 @@ fn reverse_scans_racing_splits_and_merges_stay_ordered_and_complete() {
         .map(|t| {
             let (tree, stop) = (tree.clone(), Arc::clone(&stop));
             std::thread::spawn(move || {
-                let mut rng = Rng(t * 31 + 7);
+                let mut rng = fastrand::Rng::with_seed(t * 31 + 7);
                 let mut rounds = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     // Fill a stretch with churn keys, then remove them all.
-                    let base = rng.below(300) as u32;
-                    let n = 20 + rng.below(200) as u32;
+                    let base = rng.u64(..300) as u32;
+                    let n = 20 + rng.u64(..200) as u32;
                     for i in base..base + n {
                         tree.insert(slot(i, true), vec![1u8; if i % 5 == 0 { 3000 } else { 10 }]).unwrap();
                     }
@@ -274,14 +261,14 @@ fn reverse_scans_racing_splits_and_merges_stay_ordered_and_complete() {
         .map(|t| {
             let (tree, stable, stop, tx) = (tree.clone(), Arc::clone(&stable), Arc::clone(&stop), tx.clone());
             std::thread::spawn(move || {
-                let mut rng = Rng(t + 1234);
+                let mut rng = fastrand::Rng::with_seed(t + 1234);
                 let mut scans = 0u64;
                 let keys: Vec<Vec<u8>> = stable.keys().cloned().collect();
                 while !stop.load(Ordering::Relaxed) {
-                    let hi = keys[rng.below(keys.len() as u64) as usize].clone();
-                    let lo = keys[rng.below(keys.len() as u64) as usize].clone();
+                    let hi = keys[rng.u64(..keys.len() as u64) as usize].clone();
+                    let lo = keys[rng.u64(..keys.len() as u64) as usize].clone();
                     let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
-                    let (got, want): (Vec<Vec<u8>>, Vec<Vec<u8>>) = match rng.below(4) {
+                    let (got, want): (Vec<Vec<u8>>, Vec<Vec<u8>>) = match rng.u64(..4) {
                         0 => (keys_of(tree.iter().rev()), stable.keys().rev().cloned().collect()),
                         1 => (
                             keys_of(tree.range::<&[u8], _>(lo.as_slice()..hi.as_slice()).rev()),
@@ -362,7 +349,7 @@ fn a_reopened_flushed_database_reads_backwards_the_same() {
     let db = sled::open(dir.path()).unwrap();
     let tree = db.open_tree("t").unwrap();
     check_all(&tree, &model, &[b"ix\x80".to_vec(), ff_key(64, b"")], "reopened");
-    check_mixed(&tree, &model, &mut Rng(4), "reopened");
+    check_mixed(&tree, &model, &mut fastrand::fastrand::Rng::with_seed(4), "reopened");
 }
 
 /// FINDING (upstream sled, not touched by the patch): `next_back` with no
@@ -438,15 +425,15 @@ fn packed_index_trees_around_zero_match_a_model() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = common::cold::open_cold(dir.path());
     let mut model: BTreeMap<Vec<u8>, Versioned> = BTreeMap::new();
-    let mut rng = Rng(17);
+    let mut rng = fastrand::Rng::with_seed(17);
     let special = [i64::MIN, i64::MIN + 1, -65536, -256, -2, -1, 0, 1, 255, 0xFFFF_FFFF, i64::MAX - 1, i64::MAX];
     let n = 200 + scale() * 20;
-    let value_of = |i: u64, rng: &mut Rng| -> i64 {
-        match rng.below(4) {
-            0 => special[rng.below(special.len() as u64) as usize],
-            1 => -(rng.below(50) as i64) - 1,
-            2 => rng.below(50) as i64,
-            _ => (rng.next() as i64) >> (i % 60),
+    let value_of = |i: u64, rng: &mut fastrand::Rng| -> i64 {
+        match rng.u64(..4) {
+            0 => special[rng.u64(..special.len() as u64) as usize],
+            1 => -(rng.u64(..50) as i64) - 1,
+            2 => rng.u64(..50) as i64,
+            _ => (rng.u64(..) as i64) >> (i % 60),
         }
     };
     let mut docs: Vec<Option<i64>> = vec![None; n as usize];
@@ -454,7 +441,7 @@ fn packed_index_trees_around_zero_match_a_model() {
         let revision = step + 1;
         let mut writes: Vec<(Vec<u8>, Versioned)> = Vec::new();
         for id in 0..n as u32 {
-            let roll = rng.below(4);
+            let roll = rng.u64(..4);
             if step > 0 && roll != 0 {
                 continue;
             }

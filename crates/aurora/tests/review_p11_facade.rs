@@ -17,28 +17,15 @@ fn scale() -> u64 {
     std::env::var("AURORA_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64).max(1)
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 const SPECIAL: [i64; 12] =
     [i64::MIN, i64::MIN + 1, -65536, -256, -2, -1, 0, 1, 255, 0xFFFF_FFFF, i64::MAX - 1, i64::MAX];
 
-fn value(rng: &mut Rng) -> i64 {
-    match rng.below(5) {
-        0 => SPECIAL[rng.below(SPECIAL.len() as u64) as usize],
-        1 | 2 => -(rng.below(40) as i64) - 1,
-        3 => rng.below(40) as i64,
-        _ => (rng.next() as i64) >> rng.below(63),
+fn value(rng: &mut fastrand::Rng) -> i64 {
+    match rng.u64(..5) {
+        0 => SPECIAL[rng.u64(..SPECIAL.len() as u64) as usize],
+        1 | 2 => -(rng.u64(..40) as i64) - 1,
+        3 => rng.u64(..40) as i64,
+        _ => (rng.u64(..) as i64) >> rng.u64(..63),
     }
 }
 
@@ -96,7 +83,7 @@ async fn check(db: &Aurora, model: &BTreeMap<DocId, i64>, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_int_index_around_zero_answers_like_a_plain_scan_across_updates_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let mut rng = Rng(2026);
+    let mut rng = fastrand::Rng::with_seed(2026);
     let mut model: BTreeMap<DocId, i64> = BTreeMap::new();
     {
         let db = Aurora::open(dir.path()).await.unwrap();
@@ -113,7 +100,7 @@ async fn an_int_index_around_zero_answers_like_a_plain_scan_across_updates_and_r
         check(&db, &model, "after inserts").await;
         // Move values across zero, both ways.
         let ids: Vec<DocId> = model.keys().cloned().collect();
-        for id in ids.iter().filter(|_| rng.below(2) == 0) {
+        for id in ids.iter().filter(|_| rng.u64(..2) == 0) {
             let n = !model[id]; // -x - 1: -1 ↔ 0, -5 ↔ 4, MIN ↔ MAX
             db.update_document("c", id, doc! { "n": n }).await.unwrap();
             model.insert(id.clone(), n);
@@ -126,7 +113,7 @@ async fn an_int_index_around_zero_answers_like_a_plain_scan_across_updates_and_r
     // Delete most of them (the index trees shrink), update the rest.
     let ids: Vec<DocId> = model.keys().cloned().collect();
     for id in &ids {
-        if rng.below(4) != 0 {
+        if rng.u64(..4) != 0 {
             assert!(db.delete_document("c", id).await.unwrap());
             model.remove(id);
         } else {
@@ -160,10 +147,10 @@ async fn a_live_query_across_zero_stays_correct_under_concurrent_writers() {
         .map(|t| {
             let (db, ids) = (db.clone(), ids.clone());
             tokio::spawn(async move {
-                let mut rng = Rng(t + 40);
+                let mut rng = fastrand::Rng::with_seed(t + 40);
                 for _ in 0..(scale() * 5) {
-                    let id = &ids[rng.below(ids.len() as u64) as usize];
-                    let n = rng.below(9) as i64 - 5;
+                    let id = &ids[rng.u64(..ids.len() as u64) as usize];
+                    let n = rng.u64(..9) as i64 - 5;
                     db.update_document("c", id, doc! { "n": n }).await.unwrap();
                 }
             })
