@@ -349,7 +349,7 @@ fn a_reopened_flushed_database_reads_backwards_the_same() {
     let db = sled::open(dir.path()).unwrap();
     let tree = db.open_tree("t").unwrap();
     check_all(&tree, &model, &[b"ix\x80".to_vec(), ff_key(64, b"")], "reopened");
-    check_mixed(&tree, &model, &mut fastrand::fastrand::Rng::with_seed(4), "reopened");
+    check_mixed(&tree, &model, &mut fastrand::Rng::with_seed(4), "reopened");
 }
 
 /// FINDING (upstream sled, not touched by the patch): `next_back` with no
