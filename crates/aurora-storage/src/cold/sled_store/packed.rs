@@ -318,9 +318,18 @@ impl PackedTree {
         if count == 0 || !owned_only || first_new <= last {
             return Ok(false);
         }
-        // Top the chunk up, then full chunks of the rest.
-        let room = CHUNK_ENTRIES.saturating_sub(count);
-        let room = if raw.len() >= CHUNK_BYTES { 0 } else { room.min(group.len()) };
+        // Top the chunk up — within its entry and its byte limit, counted
+        // as `fill` counts them, so that a chunk of a few large entries
+        // does not take 31 more — then full chunks of the rest.
+        let mut bytes = raw.len();
+        let room = group
+            .iter()
+            .take(CHUNK_ENTRIES.saturating_sub(count))
+            .take_while(|(k, v)| {
+                bytes += k.len() + Val::New(v).len();
+                bytes <= CHUNK_BYTES
+            })
+            .count();
         let (top, rest) = group.split_at(room);
         let mut pieces: Vec<(&[u8], Vec<u8>)> = Vec::new();
         for piece in rest.chunks(CHUNK_ENTRIES) {
