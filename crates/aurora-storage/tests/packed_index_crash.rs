@@ -13,11 +13,13 @@
 //! Sized by `AURORA_CRASH_ROUNDS` (default 6).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use aurora_storage::cold::SledStore;
 use aurora_storage::{ColdStore, Versioned};
 use aurora_testkit::crash::{jitter, CrashTest};
-use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Bound;
+use common::flushed::check_flushed_prefix;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 const CRASH: CrashTest = CrashTest::new("packed_crash_child_entry", "AURORA_PACKED_CRASH_DIR");
@@ -102,34 +104,8 @@ fn a_killed_packed_tree_keeps_everything_flushed() {
         // A kill between a flush and its line leaves a later checkpoint.
         let flushed = s.checkpoint().unwrap();
         assert!(flushed >= printed, "round {round}: checkpoint {flushed} below the flushed {printed}");
-        // The model at the flush, and every version written after it (up
-        // to the step in flight, at most FLUSH_EVERY steps on).
-        let mut model: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        for n in 1..=flushed {
-            for (k, v) in sorted(&step(seed, n).0, n) {
-                model.insert(k, v.value);
-            }
-        }
-        let mut later: BTreeMap<Vec<u8>, BTreeSet<Option<Vec<u8>>>> = BTreeMap::new();
-        for n in flushed + 1..=flushed + FLUSH_EVERY {
-            for (k, v) in sorted(&step(seed, n).0, n) {
-                later.entry(k).or_default().insert(v.value);
-            }
-        }
-        let stored: BTreeMap<Vec<u8>, Option<Vec<u8>>> =
-            s.scan(Bound::Unbounded, Bound::Unbounded).map(|r| r.unwrap()).map(|(k, v)| (k, v.value)).collect();
-        let mut reverse: Vec<(Vec<u8>, Option<Vec<u8>>)> =
-            s.scan_rev(Bound::Unbounded, Bound::Unbounded).map(|r| r.unwrap()).map(|(k, v)| (k, v.value)).collect();
-        reverse.reverse();
-        assert_eq!(reverse, stored.clone().into_iter().collect::<Vec<_>>(), "round {round}: reverse scan");
-        let keys: BTreeSet<&Vec<u8>> = model.keys().chain(stored.keys()).collect();
-        for k in keys {
-            let now = stored.get(k).cloned().flatten();
-            let then = model.get(k).cloned().flatten();
-            let allowed = now == then || later.get(k).is_some_and(|vs| vs.contains(&now));
-            assert!(allowed, "round {round}: key {k:?} holds {now:?}, flushed {then:?}, later {:?}", later.get(k));
-            assert_eq!(s.get(k).unwrap().and_then(|v| v.value), now, "round {round}: point read of {k:?}");
-        }
-        eprintln!("round {round}: flushed at step {flushed}, {} keys", stored.len());
+        let keys =
+            check_flushed_prefix(&s, flushed, FLUSH_EVERY, |n| sorted(&step(seed, n).0, n), &format!("round {round}"));
+        eprintln!("round {round}: flushed at step {flushed}, {keys} keys");
     }
 }

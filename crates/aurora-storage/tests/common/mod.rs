@@ -39,4 +39,5 @@ pub fn cases(default: u32) -> u32 {
 }
 pub mod cold;
 pub mod first_layout;
+pub mod flushed;
 pub mod intercept;
