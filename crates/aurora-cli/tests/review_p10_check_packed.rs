@@ -12,6 +12,7 @@ mod cli_support;
 
 use aurora::{doc, Aurora, DocId, FieldDefinition, FieldType};
 use aurora_testkit::image::copy_dir;
+use aurora_testkit::packed_chunk::{decode, encode, write_varint};
 use cli_support::{check_unchanged as check, rt};
 use std::path::Path;
 
@@ -41,60 +42,6 @@ fn users(dir: &Path) {
         db.close().await.unwrap();
     });
     cli_support::settle(dir);
-}
-
-fn varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-fn read_varint(raw: &[u8], at: &mut usize) -> u64 {
-    let mut n = 0u64;
-    let mut shift = 0;
-    loop {
-        let b = raw[*at];
-        *at += 1;
-        n |= u64::from(b & 0x7F) << shift;
-        if b < 0x80 {
-            return n;
-        }
-        shift += 7;
-    }
-}
-
-/// The entries of a chunk (`[1]([shared][rest len][rest][value len][value])*`).
-fn decode(raw: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    assert_eq!(raw[0], 1, "chunk version");
-    let (mut at, mut out, mut key) = (1usize, Vec::new(), Vec::<u8>::new());
-    while at < raw.len() {
-        let shared = read_varint(raw, &mut at) as usize;
-        let rest = read_varint(raw, &mut at) as usize;
-        key.truncate(shared);
-        key.extend_from_slice(&raw[at..at + rest]);
-        at += rest;
-        let vlen = read_varint(raw, &mut at) as usize;
-        out.push((key.clone(), raw[at..at + vlen].to_vec()));
-        at += vlen;
-    }
-    out
-}
-
-fn encode(entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
-    let mut out = vec![1u8];
-    let mut prev: &[u8] = &[];
-    for (k, v) in entries {
-        let shared = prev.iter().zip(k).take_while(|(a, b)| a == b).count();
-        varint(&mut out, shared as u64);
-        varint(&mut out, (k.len() - shared) as u64);
-        out.extend_from_slice(&k[shared..]);
-        varint(&mut out, v.len() as u64);
-        out.extend_from_slice(v);
-        prev = k;
-    }
-    out
 }
 
 /// Rewrites the chunks of the closed database at `dir` with `f`.
@@ -152,10 +99,10 @@ fn check_finds_damage_to_packed_index_chunks_and_passes_a_sound_one() {
                 let (k, raw) = &c[3];
                 let entries = decode(raw);
                 let mut bad = vec![1u8];
-                varint(&mut bad, 0);
-                varint(&mut bad, entries[0].0.len() as u64);
+                write_varint(&mut bad, 0);
+                write_varint(&mut bad, entries[0].0.len() as u64);
                 bad.extend_from_slice(&entries[0].0);
-                varint(&mut bad, u64::MAX >> 1);
+                write_varint(&mut bad, u64::MAX >> 1);
                 bad.extend_from_slice(&entries[0].1);
                 t(k, Some(bad));
             }),

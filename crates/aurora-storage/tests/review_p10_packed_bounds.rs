@@ -57,33 +57,9 @@ fn value(rng: &mut fastrand::Rng, revision: u64) -> Option<Vec<u8>> {
     Some(v)
 }
 
-fn read_varint(raw: &[u8], at: &mut usize) -> usize {
-    let (mut n, mut shift) = (0usize, 0);
-    loop {
-        let b = raw[*at];
-        *at += 1;
-        n |= usize::from(b & 0x7F) << shift;
-        if b < 0x80 {
-            return n;
-        }
-        shift += 7;
-    }
-}
-
 /// The keys of a chunk (`[1]([shared][rest len][rest][value len][value])*`).
 fn chunk_entries(raw: &[u8]) -> Vec<Vec<u8>> {
-    assert_eq!(raw.first(), Some(&1), "chunk version");
-    let (mut at, mut out, mut key) = (1usize, Vec::new(), Vec::<u8>::new());
-    while at < raw.len() {
-        let shared = read_varint(raw, &mut at);
-        let rest = read_varint(raw, &mut at);
-        key.truncate(shared);
-        key.extend_from_slice(&raw[at..at + rest]);
-        at += rest;
-        at += read_varint(raw, &mut at);
-        out.push(key.clone());
-    }
-    out
+    aurora_testkit::packed_chunk::decode(raw).into_iter().map(|(k, _)| k).collect()
 }
 
 /// The chunk keys of the packed tree `XA` (with the prefix), after

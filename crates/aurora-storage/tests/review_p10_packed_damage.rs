@@ -15,6 +15,7 @@
 mod common;
 
 use aurora_storage::{ColdStore, StorageError, Versioned};
+use aurora_testkit::packed_chunk::varint;
 use common::cold::open_cold as open;
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -190,16 +191,6 @@ fn guarded(path: &Path, model: &BTreeMap<Vec<u8>, Versioned>, lo: &[u8], hi: &[u
         }
         Err(_) => Err("hang: no answer in 30 s".into()),
     }
-}
-
-fn varint(mut n: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-    out
 }
 
 #[test]

@@ -9,8 +9,11 @@
 //!   killed process would leave it.
 //! - [`tmpfs`]: a small filesystem of its own for full-disk tests.
 //! - [`raw_sled`]: sled itself under a cold store, to read or damage it.
+//! - [`packed_chunk`]: the on-disk form of a packed index chunk, to read
+//!   chunks from sled or forge damaged ones.
 
 pub mod crash;
 pub mod image;
+pub mod packed_chunk;
 pub mod raw_sled;
 pub mod tmpfs;

@@ -37,19 +37,6 @@ fn score(n: u64) -> i64 {
     (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as i64
 }
 
-fn read_varint(raw: &[u8], at: &mut usize) -> usize {
-    let (mut n, mut shift) = (0usize, 0);
-    loop {
-        let b = raw[*at];
-        *at += 1;
-        n |= usize::from(b & 0x7F) << shift;
-        if b < 0x80 {
-            return n;
-        }
-        shift += 7;
-    }
-}
-
 /// Turns the closed database at `dir` back into layout 2.
 fn to_layout2(dir: &Path) {
     let cold = aurora_testkit::raw_sled::open(&dir.join("cold"));
@@ -60,17 +47,8 @@ fn to_layout2(dir: &Path) {
         let plain = cold.open_tree(&name[1..]).unwrap();
         for item in cold.open_tree(&name).unwrap().iter() {
             let (_, raw) = item.unwrap();
-            assert_eq!(raw[0], 1, "chunk version");
-            let (mut at, mut key) = (1usize, Vec::new());
-            while at < raw.len() {
-                let shared = read_varint(&raw, &mut at);
-                let rest = read_varint(&raw, &mut at);
-                key.truncate(shared);
-                key.extend_from_slice(&raw[at..at + rest]);
-                at += rest;
-                let len = read_varint(&raw, &mut at);
-                plain.insert(&key[..], &raw[at..at + len]).unwrap();
-                at += len;
+            for (key, value) in aurora_testkit::packed_chunk::decode(&raw) {
+                plain.insert(key, value).unwrap();
             }
         }
         cold.drop_tree(&name).unwrap();

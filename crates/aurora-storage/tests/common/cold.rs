@@ -31,12 +31,7 @@ pub fn open_cold(path: &Path) -> SledStore {
 /// `[2 live | 3 tombstone][revision LEB128][bytes]`.
 pub fn compact_value(v: &Versioned) -> Vec<u8> {
     let mut out = vec![if v.value.is_some() { 2 } else { 3 }];
-    let mut n = v.revision;
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
+    aurora_testkit::packed_chunk::write_varint(&mut out, v.revision);
     out.extend_from_slice(v.value.as_deref().unwrap_or(&[]));
     out
 }
